@@ -1,0 +1,66 @@
+//! The command line: argument parsing, one file per subcommand, and the mapping of
+//! errors to exit codes (0 ran, 1 a `--fail-on` threshold was met, 2 an error).
+
+mod demo;
+mod ingest;
+mod stats;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::store::DEFAULT_DB;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "clearwatch",
+    version,
+    about = "Compliance risk monitoring and fund-flow analysis: finds two-clear fund pooling and laundering shapes in payment flows"
+)]
+pub struct Cli {
+    /// Database URL: a file path, sqlite:PATH, or postgres://…
+    #[arg(long, global = true, env = "CLEARWATCH_DB", default_value = DEFAULT_DB)]
+    pub db: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Load transaction, account and merchant files into the store.
+    Ingest(ingest::IngestArgs),
+    /// Summarise what the store holds.
+    Stats(stats::StatsArgs),
+    /// Load the demo data set into the store and summarise it.
+    Demo(demo::DemoArgs),
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Ingest(args) => ingest::run(&cli.db, args).await,
+            Command::Stats(args) => stats::run(&cli.db, args).await,
+            Command::Demo(args) => demo::run(&cli.db, args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

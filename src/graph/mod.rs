@@ -1,0 +1,419 @@
+//! The columnar temporal graph. Accounts are interned to dense `u32` ids; transactions
+//! are held column-wise, sorted by (source, time), with a second index sorted by
+//! (destination, time), so every account's outgoing and incoming edges are time-ordered
+//! slices and window queries are binary searches. petgraph serves whole-graph algorithms
+//! (strongly connected components) and extracted evidence subgraphs.
+
+mod arena;
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+
+pub use arena::StrArena;
+
+use crate::model::{Account, AccountKind, Currency, Merchant, Millis, Role, Transaction, TxType};
+
+/// Dense account id.
+pub type AccountId = u32;
+/// Index of an edge (transaction) in the graph's columns.
+pub type EdgeId = u32;
+
+/// Marks "no merchant" in [`TemporalGraph::merchant`].
+pub const NO_MERCHANT: u32 = u32::MAX;
+
+/// What the graph knows of an account beyond its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountAttrs {
+    pub role: Role,
+    pub kind: Option<AccountKind>,
+    pub licensed: bool,
+    /// Registered in the account file (otherwise known only from transactions).
+    pub registered: bool,
+    pub holder: Option<String>,
+    pub holder_name: Option<String>,
+    pub region: Option<String>,
+}
+
+impl Default for AccountAttrs {
+    fn default() -> Self {
+        AccountAttrs {
+            role: Role::Unknown,
+            kind: None,
+            licensed: false,
+            registered: false,
+            holder: None,
+            holder_name: None,
+            region: None,
+        }
+    }
+}
+
+/// Collects transactions, accounts and merchants in any order, then sorts them into a
+/// [`TemporalGraph`].
+#[derive(Default)]
+pub struct GraphBuilder {
+    ids: HashMap<Box<str>, AccountId>,
+    names: StrArena,
+    attrs: Vec<AccountAttrs>,
+    src: Vec<u32>,
+    dst: Vec<u32>,
+    ts: Vec<Millis>,
+    amount: Vec<i64>,
+    tx_type: Vec<TxType>,
+    currency: Vec<u8>,
+    merchant: Vec<u32>,
+    tx_ids: StrArena,
+    currencies: Vec<Currency>,
+    merchant_ids: HashMap<Box<str>, u32>,
+    merchants: Vec<Merchant>,
+}
+
+impl GraphBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn account(&mut self, id: &str) -> AccountId {
+        if let Some(&a) = self.ids.get(id) {
+            return a;
+        }
+        let a = self.attrs.len() as AccountId;
+        self.ids.insert(id.into(), a);
+        self.names.push(id);
+        self.attrs.push(AccountAttrs::default());
+        a
+    }
+
+    fn merchant_index(&mut self, id: &str) -> u32 {
+        if let Some(&m) = self.merchant_ids.get(id) {
+            return m;
+        }
+        let m = self.merchants.len() as u32;
+        self.merchant_ids.insert(id.into(), m);
+        self.merchants.push(Merchant {
+            merchant_id: id.to_string(),
+            legal_name: None,
+            holder_id: None,
+            settlement_account: None,
+            acquirer: None,
+            mcc: None,
+            settlement_cycle_days: None,
+        });
+        m
+    }
+
+    fn currency_index(&mut self, c: Currency) -> u8 {
+        match self.currencies.iter().position(|&x| x == c) {
+            Some(i) => i as u8,
+            None => {
+                self.currencies.push(c);
+                (self.currencies.len() - 1) as u8
+            }
+        }
+    }
+
+    /// Adds one transaction edge.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_edge(
+        &mut self,
+        tx_id: &str,
+        ts: Millis,
+        from: &str,
+        to: &str,
+        amount: i64,
+        currency: Currency,
+        tx_type: TxType,
+        merchant_id: Option<&str>,
+    ) {
+        let s = self.account(from);
+        let d = self.account(to);
+        let c = self.currency_index(currency);
+        let m = merchant_id.map_or(NO_MERCHANT, |m| self.merchant_index(m));
+        self.src.push(s);
+        self.dst.push(d);
+        self.ts.push(ts);
+        self.amount.push(amount);
+        self.tx_type.push(tx_type);
+        self.currency.push(c);
+        self.merchant.push(m);
+        self.tx_ids.push(tx_id);
+    }
+
+    pub fn add_transaction(&mut self, t: &Transaction) {
+        self.add_edge(
+            &t.tx_id,
+            t.ts,
+            &t.from,
+            &t.to,
+            t.amount,
+            t.currency,
+            t.tx_type,
+            t.merchant_id.as_deref(),
+        );
+    }
+
+    pub fn add_account(&mut self, a: &Account) {
+        let id = self.account(&a.account_id);
+        self.attrs[id as usize] = AccountAttrs {
+            role: a.role,
+            kind: a.kind,
+            licensed: a.licensed,
+            registered: true,
+            holder: a.holder_id.clone(),
+            holder_name: a.holder_name.clone(),
+            region: a.region.clone(),
+        };
+    }
+
+    pub fn add_merchant(&mut self, m: &Merchant) {
+        let i = self.merchant_index(&m.merchant_id);
+        self.merchants[i as usize] = m.clone();
+    }
+
+    /// Sorts edges by (source, time, tx id) and builds both indexes.
+    pub fn build(self) -> TemporalGraph {
+        let n = self.attrs.len();
+        let e = self.src.len();
+        let mut order: Vec<u32> = (0..e as u32).collect();
+        order.sort_unstable_by(|&a, &b| {
+            let (a, b) = (a as usize, b as usize);
+            self.src[a]
+                .cmp(&self.src[b])
+                .then(self.ts[a].cmp(&self.ts[b]))
+                .then_with(|| self.tx_ids.get(a).cmp(self.tx_ids.get(b)))
+        });
+        let permute = |col: &[u32]| order.iter().map(|&i| col[i as usize]).collect::<Vec<_>>();
+        let src = permute(&self.src);
+        let dst = permute(&self.dst);
+        let merchant = permute(&self.merchant);
+        let ts: Vec<Millis> = order.iter().map(|&i| self.ts[i as usize]).collect();
+        let amount: Vec<i64> = order.iter().map(|&i| self.amount[i as usize]).collect();
+        let tx_type: Vec<TxType> = order.iter().map(|&i| self.tx_type[i as usize]).collect();
+        let currency: Vec<u8> = order.iter().map(|&i| self.currency[i as usize]).collect();
+        let mut tx_ids = StrArena::with_capacity(e, self.tx_ids.byte_len());
+        for &i in &order {
+            tx_ids.push(self.tx_ids.get(i as usize));
+        }
+        drop(order);
+
+        let out_start = offsets(n, &src);
+        let mut in_edges: Vec<EdgeId> = (0..e as u32).collect();
+        // Stable sort keeps (source, time, id) order among equal (destination, time).
+        in_edges.sort_by_key(|&i| (dst[i as usize], ts[i as usize]));
+        let mut in_start = vec![0u32; n + 1];
+        for &i in &in_edges {
+            in_start[dst[i as usize] as usize + 1] += 1;
+        }
+        for a in 0..n {
+            in_start[a + 1] += in_start[a];
+        }
+        let mut merchant_accounts = vec![None; self.merchants.len()];
+        let mut ids = self.ids;
+        for (i, m) in self.merchants.iter().enumerate() {
+            merchant_accounts[i] = m
+                .settlement_account
+                .as_deref()
+                .and_then(|s| ids.get(s).copied());
+        }
+        ids.clear();
+        ids.shrink_to_fit();
+        TemporalGraph {
+            names: self.names,
+            attrs: self.attrs,
+            src,
+            dst,
+            ts,
+            amount,
+            tx_type,
+            currency,
+            merchant,
+            tx_ids,
+            out_start,
+            in_edges,
+            in_start,
+            currencies: self.currencies,
+            merchants: self.merchants,
+            merchant_accounts,
+        }
+    }
+}
+
+fn offsets(n: usize, sorted_keys: &[u32]) -> Vec<u32> {
+    let mut start = vec![0u32; n + 1];
+    for &k in sorted_keys {
+        start[k as usize + 1] += 1;
+    }
+    for a in 0..n {
+        start[a + 1] += start[a];
+    }
+    start
+}
+
+/// The built graph. Columns are indexed by [`EdgeId`].
+pub struct TemporalGraph {
+    names: StrArena,
+    attrs: Vec<AccountAttrs>,
+    pub src: Vec<AccountId>,
+    pub dst: Vec<AccountId>,
+    pub ts: Vec<Millis>,
+    pub amount: Vec<i64>,
+    pub tx_type: Vec<TxType>,
+    currency: Vec<u8>,
+    merchant: Vec<u32>,
+    tx_ids: StrArena,
+    out_start: Vec<u32>,
+    in_edges: Vec<EdgeId>,
+    in_start: Vec<u32>,
+    currencies: Vec<Currency>,
+    merchants: Vec<Merchant>,
+    merchant_accounts: Vec<Option<AccountId>>,
+}
+
+impl TemporalGraph {
+    pub fn account_count(&self) -> usize {
+        self.attrs.len()
+    }
+
+    pub fn edge_count(&self) -> usize {
+        self.src.len()
+    }
+
+    pub fn account_name(&self, a: AccountId) -> &str {
+        self.names.get(a as usize)
+    }
+
+    pub fn attrs(&self, a: AccountId) -> &AccountAttrs {
+        &self.attrs[a as usize]
+    }
+
+    /// The dense id of an account by its external id (a linear scan: for tests and lookups
+    /// of single accounts, not hot paths).
+    pub fn find_account(&self, name: &str) -> Option<AccountId> {
+        (0..self.attrs.len())
+            .find(|&i| self.names.get(i) == name)
+            .map(|i| i as AccountId)
+    }
+
+    pub fn tx_id(&self, e: EdgeId) -> &str {
+        self.tx_ids.get(e as usize)
+    }
+
+    pub fn currency(&self, e: EdgeId) -> Currency {
+        self.currencies[self.currency[e as usize] as usize]
+    }
+
+    pub fn merchant(&self, e: EdgeId) -> Option<&Merchant> {
+        match self.merchant[e as usize] {
+            NO_MERCHANT => None,
+            m => Some(&self.merchants[m as usize]),
+        }
+    }
+
+    pub fn merchants(&self) -> &[Merchant] {
+        &self.merchants
+    }
+
+    /// The registered settlement account of merchant number `m`, if it is in the graph.
+    pub fn merchant_settlement_account(&self, m: usize) -> Option<AccountId> {
+        self.merchant_accounts[m]
+    }
+
+    /// All outgoing edges of `a`, time-ordered.
+    pub fn out_edges(&self, a: AccountId) -> Range<EdgeId> {
+        self.out_start[a as usize]..self.out_start[a as usize + 1]
+    }
+
+    /// Outgoing edges of `a` with `from <= ts < until`.
+    pub fn out_window(&self, a: AccountId, from: Millis, until: Millis) -> Range<EdgeId> {
+        let r = self.out_edges(a);
+        let ts = &self.ts[r.start as usize..r.end as usize];
+        let lo = ts.partition_point(|&t| t < from);
+        let hi = ts.partition_point(|&t| t < until).max(lo);
+        r.start + lo as u32..r.start + hi as u32
+    }
+
+    /// All incoming edges of `a`, time-ordered.
+    pub fn in_edges(&self, a: AccountId) -> &[EdgeId] {
+        &self.in_edges[self.in_start[a as usize] as usize..self.in_start[a as usize + 1] as usize]
+    }
+
+    /// Incoming edges of `a` with `from <= ts < until`.
+    pub fn in_window(&self, a: AccountId, from: Millis, until: Millis) -> &[EdgeId] {
+        let edges = self.in_edges(a);
+        let lo = edges.partition_point(|&e| self.ts[e as usize] < from);
+        let hi = edges
+            .partition_point(|&e| self.ts[e as usize] < until)
+            .max(lo);
+        &edges[lo..hi]
+    }
+
+    /// The earliest and latest transaction time.
+    pub fn time_range(&self) -> Option<(Millis, Millis)> {
+        let min = self.ts.iter().min()?;
+        let max = self.ts.iter().max()?;
+        Some((*min, *max))
+    }
+
+    /// The account graph (one edge per distinct source → destination pair) for petgraph.
+    pub fn account_digraph(&self) -> DiGraph<AccountId, ()> {
+        let mut g = DiGraph::with_capacity(self.account_count(), 0);
+        for a in 0..self.account_count() as u32 {
+            g.add_node(a);
+        }
+        for a in 0..self.account_count() as u32 {
+            let mut targets: Vec<u32> = self.out_edges(a).map(|e| self.dst[e as usize]).collect();
+            targets.sort_unstable();
+            targets.dedup();
+            for d in targets {
+                g.add_edge(NodeIndex::new(a as usize), NodeIndex::new(d as usize), ());
+            }
+        }
+        g
+    }
+
+    /// Strongly connected components with more than one account (or a self-loop), each
+    /// sorted, in a deterministic order.
+    pub fn cyclic_components(&self) -> Vec<Vec<AccountId>> {
+        let g = self.account_digraph();
+        let mut comps: Vec<Vec<AccountId>> = petgraph::algo::tarjan_scc(&g)
+            .into_iter()
+            .map(|c| {
+                let mut v: Vec<AccountId> = c.into_iter().map(|n| g[n]).collect();
+                v.sort_unstable();
+                v
+            })
+            .filter(|c| {
+                c.len() > 1
+                    || g.contains_edge(NodeIndex::new(c[0] as usize), NodeIndex::new(c[0] as usize))
+            })
+            .collect();
+        comps.sort();
+        comps
+    }
+
+    /// The subgraph of the given edges, with account names as node weights and edge ids
+    /// as edge weights (for evidence, the dashboard and exporters).
+    pub fn subgraph(&self, edges: &[EdgeId]) -> DiGraph<String, EdgeId> {
+        let mut g = DiGraph::new();
+        let mut nodes: HashMap<AccountId, NodeIndex> = HashMap::new();
+        let mut node = |g: &mut DiGraph<String, EdgeId>, a: AccountId| {
+            *nodes
+                .entry(a)
+                .or_insert_with(|| g.add_node(self.account_name(a).to_string()))
+        };
+        let mut sorted = edges.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        for e in sorted {
+            let s = node(&mut g, self.src[e as usize]);
+            let d = node(&mut g, self.dst[e as usize]);
+            g.add_edge(s, d, e);
+        }
+        g
+    }
+}
+
+#[cfg(test)]
+mod tests;

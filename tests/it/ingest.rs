@@ -1,0 +1,336 @@
+//! `clearwatch ingest` and `stats`: quarantine, idempotency, atomicity, profiles.
+
+use predicates::str::contains;
+
+use crate::support::{Db, external, fixture, summary_counts};
+
+#[test]
+fn every_kind_of_bad_row_is_quarantined_with_its_reason() {
+    let db = Db::new();
+    let out = db
+        .cmd()
+        .args(["ingest", "--transactions"])
+        .arg(fixture("bad_rows.csv"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let [read, loaded, quarantined, duplicates] = summary_counts(&out.stdout);
+    assert_eq!((read, loaded, quarantined, duplicates), (11, 2, 9, 0));
+    assert_eq!(read, loaded + quarantined + duplicates);
+
+    let stats = db.stats();
+    assert_eq!(stats["transactions"], 2);
+    assert_eq!(stats["quarantined"], 9);
+    let rows = stats["quarantine_rows"].as_array().unwrap();
+    let reason_at = |line: u64| -> (String, String) {
+        let r = rows
+            .iter()
+            .find(|r| r["line"] == line)
+            .unwrap_or_else(|| panic!("line {line} not quarantined: {rows:#?}"));
+        assert!(r["source"].as_str().unwrap().ends_with("bad_rows.csv"));
+        (
+            r["field"].as_str().unwrap_or("").to_string(),
+            r["reason"].as_str().unwrap().to_string(),
+        )
+    };
+    let expect = [
+        (3, "", "expected 11 fields, found 12"),
+        (4, "memo", "not valid UTF-8"),
+        (5, "amount", "not a decimal number"),
+        (6, "ts", "not an RFC 3339 timestamp"),
+        (7, "amount", "negative amount"),
+        (8, "amount", "overflows"),
+        (9, "tx_id", "tx_id is empty"),
+        (10, "from", "from (column \"from\") is empty"),
+        (11, "currency", "unknown ISO 4217 currency"),
+    ];
+    for (line, field, reason) in expect {
+        let (f, r) = reason_at(line);
+        assert_eq!(f, field, "line {line}: {r}");
+        assert!(r.contains(reason), "line {line}: {r:?} lacks {reason:?}");
+    }
+    // The raw row is kept for the analyst.
+    let raw = rows.iter().find(|r| r["line"] == 5).unwrap()["raw"]
+        .as_str()
+        .unwrap();
+    assert!(raw.starts_with("badamount,"), "{raw}");
+}
+
+#[test]
+fn loading_the_same_file_twice_adds_nothing() {
+    let db = Db::new();
+    for expected_loaded in [2, 0] {
+        let out = db
+            .cmd()
+            .args(["ingest", "--transactions"])
+            .arg(fixture("bad_rows.csv"))
+            .output()
+            .unwrap();
+        let [read, loaded, quarantined, duplicates] = summary_counts(&out.stdout);
+        assert_eq!(loaded, expected_loaded);
+        assert_eq!(read, loaded + quarantined + duplicates);
+    }
+    let stats = db.stats();
+    assert_eq!(stats["transactions"], 2);
+    assert_eq!(stats["batches"], 2);
+}
+
+#[test]
+fn a_reused_id_with_different_content_is_quarantined_not_overwritten() {
+    let db = Db::new();
+    let header = "tx_id,ts,from,to,amount,currency,type\n";
+    let a = db.write(
+        "a.csv",
+        &format!("{header}t1,2026-01-01T00:00:00Z,x,y,1.00,CNY,transfer\n"),
+    );
+    let b = db.write(
+        "b.csv",
+        &format!("{header}t1,2026-01-01T00:00:00Z,x,y,2.00,CNY,transfer\nt1,2026-01-01T00:00:00Z,x,y,1.00,CNY,transfer\n"),
+    );
+    db.cmd()
+        .args(["ingest", "--transactions"])
+        .arg(&a)
+        .assert()
+        .success();
+    let out = db
+        .cmd()
+        .args(["ingest", "--transactions"])
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(summary_counts(&out.stdout), [2, 0, 1, 1]);
+    let stats = db.stats();
+    let rows = stats["quarantine_rows"].as_array().unwrap();
+    assert!(
+        rows[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("different content")
+    );
+    assert_eq!(stats["totals"][0]["amount"], 100, "the first t1 is kept");
+}
+
+#[test]
+fn a_failed_load_leaves_the_database_as_it_was() {
+    let db = Db::new();
+    db.cmd()
+        .args(["ingest", "--transactions"])
+        .arg(fixture("bad_rows.csv"))
+        .assert()
+        .success();
+    let before = db.stats();
+    // Accounts load first and are good; the merchants file lacks its id column.
+    db.cmd()
+        .args(["ingest", "--accounts"])
+        .arg(fixture("accounts.csv"))
+        .arg("--merchants")
+        .arg(fixture("merchants_noid.csv"))
+        .assert()
+        .code(2)
+        .stderr(contains("merchants_noid.csv"))
+        .stderr(contains("merchant_id"));
+    assert_eq!(db.stats(), before);
+    // An unreadable file is an error naming it, and writes nothing either.
+    db.cmd()
+        .args(["ingest", "--accounts"])
+        .arg(fixture("accounts.csv"))
+        .args(["--transactions", "no/such/file.csv"])
+        .assert()
+        .code(2)
+        .stderr(contains("no/such/file.csv"));
+    assert_eq!(db.stats(), before);
+}
+
+#[test]
+fn a_broken_profile_is_an_error_with_line_and_column() {
+    let db = Db::new();
+    let profile = db.write(
+        "p.yaml",
+        "name: p\ntransactions:\n  fields:\n    ts: a\n    from: b\n    to: c\n    amount: d\n    currency: e\n    type: f\n  colour: red\n",
+    );
+    db.cmd()
+        .args(["ingest", "--transactions"])
+        .arg(fixture("bad_rows.csv"))
+        .arg("--profile")
+        .arg(&profile)
+        .assert()
+        .code(2)
+        .stderr(contains("p.yaml:10:"))
+        .stderr(contains("colour"));
+}
+
+#[test]
+fn json_lines_load_like_csv() {
+    let db = Db::new();
+    let f = db.write(
+        "t.jsonl",
+        concat!(
+            r#"{"tx_id":"j1","ts":"2026-01-01T00:00:00Z","from":"a","to":"b","amount":12.5,"currency":"CNY","type":"payment","memo":"<script>"}"#,
+            "\n",
+            r#"{"tx_id":"j2","ts":"2026-01-01T00:00:00Z","from":"a","to":"b","amount":"x","currency":"CNY","type":"payment"}"#,
+            "\n{not json\n"
+        ),
+    );
+    let out = db
+        .cmd()
+        .args(["ingest", "--transactions"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(summary_counts(&out.stdout), [3, 1, 2, 0]);
+    assert_eq!(db.stats()["totals"][0]["amount"], 1250);
+}
+
+#[test]
+fn registries_load_and_show_in_stats() {
+    let db = Db::new();
+    db.cmd()
+        .args(["ingest", "--transactions"])
+        .arg(fixture("bad_rows.csv"))
+        .arg("--accounts")
+        .arg(fixture("accounts.csv"))
+        .assert()
+        .success();
+    let s = db.stats();
+    assert_eq!(s["accounts_registered"], 2);
+    assert_eq!(s["accounts_unregistered"], 1, "B1 is only in transactions");
+    assert_eq!(
+        s["accounts_by_role"],
+        serde_json::json!([["acquirer", 1], ["agent", 1]])
+    );
+}
+
+#[test]
+fn amlworld_profile_loads_its_schema() {
+    let db = Db::new();
+    let f = db.write(
+        "HI-Small_Trans.csv",
+        "Timestamp,From Bank,Account,To Bank,Account,Amount Received,Receiving Currency,Amount Paid,Payment Currency,Payment Format,Is Laundering\n\
+         2022/09/01 00:20,10,8000EBD30,10,8000EBD30,3697.34,US Dollar,3697.34,US Dollar,Reinvestment,0\n\
+         2022/09/01 00:20,3208,8000F4580,1,8000F5340,0.01,US Dollar,0.01,US Dollar,Cheque,0\n\
+         2022/09/01 00:15,1,8000F5AD0,1,8000F5AD0,14.41,Bitcoin,0.000126,Bitcoin,Bitcoin,1\n",
+    );
+    let out = db
+        .cmd()
+        .args(["ingest", "--profile", "amlworld", "--transactions"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(summary_counts(&out.stdout), [3, 2, 1, 0]);
+    let s = db.stats();
+    let rows = s["quarantine_rows"].as_array().unwrap();
+    assert!(rows[0]["reason"].as_str().unwrap().contains("Bitcoin"));
+    let accounts = |key: &str| -> Vec<String> {
+        s[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["account"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // The second `Account` column is the receiving side.
+    assert_eq!(
+        accounts("top_out_degree"),
+        ["10:8000EBD30", "3208:8000F4580"]
+    );
+    assert_eq!(accounts("top_in_degree"), ["10:8000EBD30", "1:8000F5340"]);
+    assert_eq!(s["first_ts"], "2022-09-01T00:20:00Z");
+}
+
+#[test]
+fn amlgentex_profile_loads_its_schema() {
+    let db = Db::new();
+    let f = db.write(
+        "transfers_account_to_account.csv",
+        "step,amount,nameOrig,nameDest,bankOrig,bankDest,isSAR,patternID,modelType\n\
+         0,100.5,1,2,b1,b2,0,-1,0\n\
+         3,99.999,2,3,b2,b1,1,7,1\n\
+         3,99.999,2,3,b2,b1,1,7,1\n",
+    );
+    let out = db
+        .cmd()
+        .args(["ingest", "--profile", "amlgentex", "--transactions"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Identical rows are distinct transactions; amounts round to cents.
+    assert_eq!(summary_counts(&out.stdout), [3, 3, 0, 0]);
+    let s = db.stats();
+    assert_eq!(s["totals"][0]["amount"], 10050 + 2 * 10000);
+    assert_eq!(s["last_ts"], "2017-01-04T00:00:00Z");
+}
+
+fn load_external(profile: &str, rel: &str, expected: u64) {
+    let db = Db::new();
+    for expected_loaded in [expected, 0] {
+        let out = db
+            .cmd()
+            .args(["ingest", "--profile", profile, "--transactions"])
+            .arg(external(rel))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let [read, loaded, quarantined, duplicates] = summary_counts(&out.stdout);
+        assert_eq!((read, loaded, quarantined), (expected, expected_loaded, 0));
+        assert_eq!(duplicates, expected - expected_loaded);
+    }
+    let s = db.stats();
+    assert_eq!(s["transactions"], expected);
+    assert_eq!(s["quarantined"], 0);
+}
+
+#[test]
+fn external_amlsim_mix12k_loads_completely() {
+    load_external("amlsim", "amlsim-mix12k/transactions.csv", 65_207);
+}
+
+#[test]
+fn external_amlsim_typologies389_loads_completely() {
+    load_external("amlsim", "amlsim-typologies389/transactions.csv", 1_766);
+}
+
+#[test]
+fn external_paysim_loads_completely() {
+    load_external("paysim", "paysim-2k/rawLog.csv", 41_204);
+}
+
+#[test]
+fn external_amlsim_sample_loads_completely() {
+    load_external(
+        "amlsim-sample",
+        "amlsim-sample-20k-fanin200cycle200/transactions.csv",
+        120_558,
+    );
+}
+
+#[test]
+fn external_account_registries_load() {
+    let db = Db::new();
+    db.cmd()
+        .args(["ingest", "--profile", "amlsim", "--accounts"])
+        .arg(external("amlsim-mix12k/accounts.csv"))
+        .assert()
+        .success();
+    assert_eq!(
+        db.stats()["accounts_by_role"],
+        serde_json::json!([["individual", 12043]])
+    );
+}

@@ -1,0 +1,5 @@
+//! Integration tests: the `clearwatch` binary run on fixtures and on the external data
+//! sets in `../shared/datasets/external/`, against real SQLite files.
+
+mod ingest;
+mod support;

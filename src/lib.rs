@@ -4,7 +4,9 @@
 //! export. [`model`] holds the types every stage shares; [`cli`] is the command line.
 
 pub mod cli;
+pub mod generate;
 pub mod graph;
 pub mod ingest;
 pub mod model;
+pub mod rules;
 pub mod store;

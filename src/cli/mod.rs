@@ -2,6 +2,7 @@
 //! errors to exit codes (0 ran, 1 a `--fail-on` threshold was met, 2 an error).
 
 mod demo;
+mod generate;
 mod ingest;
 mod stats;
 
@@ -34,6 +35,8 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// Load the demo data set into the store and summarise it.
     Demo(demo::DemoArgs),
+    /// Write a simulated data set with labelled schemes (native format plus truth.csv).
+    Generate(generate::GenerateArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -54,6 +57,7 @@ pub fn main() -> ExitCode {
             Command::Ingest(args) => ingest::run(&cli.db, args).await,
             Command::Stats(args) => stats::run(&cli.db, args).await,
             Command::Demo(args) => demo::run(&cli.db, args).await,
+            Command::Generate(args) => generate::run(args),
         }
     });
     match result {

@@ -1,5 +1,6 @@
 //! Integration tests: the `clearwatch` binary run on fixtures and on the external data
 //! sets in `../shared/datasets/external/`, against real SQLite files.
 
+mod demo;
 mod ingest;
 mod support;

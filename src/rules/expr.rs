@@ -1,0 +1,922 @@
+//! Rule expressions: CEL parsed by the `cel` crate, then type-checked against the
+//! variables a detector binds and compiled into a small typed tree that evaluates without
+//! allocating. The `cel` interpreter is not used for evaluation: it works on dynamic
+//! values in maps (an allocation and a map lookup per variable per row), while detectors
+//! evaluate filters once per edge of graphs with millions of edges, and rule authors
+//! need type errors at lint time rather than at run time.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use cel::common::ast::{Expr, IdedExpr, LiteralValue, SourceInfo, operators};
+
+/// The static type of an expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    Bool,
+    Int,
+    Float,
+    Str,
+    List(Elem),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elem {
+    Int,
+    Float,
+    Str,
+}
+
+impl Ty {
+    fn is_numeric(self) -> bool {
+        matches!(self, Ty::Int | Ty::Float)
+    }
+}
+
+impl fmt::Display for Ty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ty::Bool => f.write_str("bool"),
+            Ty::Int => f.write_str("int"),
+            Ty::Float => f.write_str("double"),
+            Ty::Str => f.write_str("string"),
+            Ty::List(Elem::Int) => f.write_str("list(int)"),
+            Ty::List(Elem::Float) => f.write_str("list(double)"),
+            Ty::List(Elem::Str) => f.write_str("list(string)"),
+        }
+    }
+}
+
+/// A constant value (parameters, shared lists, literals).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Const {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Arc<str>),
+    List(Arc<[Const]>),
+}
+
+impl Const {
+    pub fn ty(&self) -> Ty {
+        match self {
+            Const::Bool(_) => Ty::Bool,
+            Const::Int(_) => Ty::Int,
+            Const::Float(_) => Ty::Float,
+            Const::Str(_) => Ty::Str,
+            Const::List(items) => Ty::List(match items.first() {
+                Some(Const::Int(_)) => Elem::Int,
+                Some(Const::Float(_)) => Elem::Float,
+                _ => Elem::Str,
+            }),
+        }
+    }
+
+    fn val(&self) -> Val<'_> {
+        match self {
+            Const::Bool(b) => Val::Bool(*b),
+            Const::Int(i) => Val::Int(*i),
+            Const::Float(x) => Val::Float(*x),
+            Const::Str(s) => Val::Str(s),
+            Const::List(l) => Val::List(l),
+        }
+    }
+}
+
+/// A value during evaluation; strings borrow from the environment or the program.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Val<'a> {
+    /// The result of an error (division by zero, a missing value): comparisons with it
+    /// are false.
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+    List(&'a [Const]),
+}
+
+impl Val<'_> {
+    fn num(self) -> Option<f64> {
+        match self {
+            Val::Int(i) => Some(i as f64),
+            Val::Float(x) => Some(x),
+            _ => None,
+        }
+    }
+
+    pub fn truthy(self) -> bool {
+        matches!(self, Val::Bool(true))
+    }
+
+    pub fn as_f64(self) -> f64 {
+        self.num().unwrap_or(f64::NAN)
+    }
+}
+
+/// Where a detector's variables come from at evaluation time.
+pub trait Env {
+    fn get(&self, var: VarId) -> Val<'_>;
+}
+
+/// Index of a variable in a [`Schema`].
+pub type VarId = u16;
+
+/// The variables an expression may use, by dotted name, with their types.
+#[derive(Debug, Clone, Default)]
+pub struct Schema {
+    vars: BTreeMap<String, (VarId, Ty)>,
+    consts: BTreeMap<String, Const>,
+    macros: BTreeMap<String, Arc<Macro>>,
+}
+
+/// A named expression from `rules/_shared/`, expanded where its name is used.
+#[derive(Debug)]
+pub struct Macro {
+    pub source: String,
+    pub ast: IdedExpr,
+    pub info: SourceInfo,
+}
+
+impl Schema {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn var(&mut self, name: &str, id: VarId, ty: Ty) -> &mut Self {
+        self.vars.insert(name.to_string(), (id, ty));
+        self
+    }
+
+    pub fn constant(&mut self, name: &str, value: Const) -> &mut Self {
+        self.consts.insert(name.to_string(), value);
+        self
+    }
+
+    pub fn add_macro(&mut self, name: &str, m: Arc<Macro>) -> &mut Self {
+        self.macros.insert(name.to_string(), m);
+        self
+    }
+
+    pub fn var_names(&self) -> impl Iterator<Item = &str> {
+        self.vars.keys().map(String::as_str)
+    }
+
+    /// Names that may start a valid path, for "did you mean" lists.
+    fn valid_names(&self) -> String {
+        let mut names: Vec<&str> = self
+            .vars
+            .keys()
+            .chain(self.consts.keys())
+            .chain(self.macros.keys())
+            .map(String::as_str)
+            .collect();
+        names.sort();
+        names.join(", ")
+    }
+}
+
+/// A compile error at a character offset range of the expression text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExprError {
+    /// Character offset in the expression where the problem starts.
+    pub offset: usize,
+    pub message: String,
+    pub help: Option<String>,
+    /// Set when the error is inside a shared macro rather than the rule's own text.
+    pub in_macro: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Func {
+    Abs,
+    Min,
+    Max,
+    Size,
+    Double,
+    Int,
+    StartsWith,
+    EndsWith,
+    Contains,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    Const(Const),
+    Var(VarId),
+    Not(Box<Node>),
+    Neg(Box<Node>),
+    And(Box<Node>, Box<Node>),
+    Or(Box<Node>, Box<Node>),
+    Cmp(CmpOp, Box<Node>, Box<Node>),
+    Arith(ArOp, Box<Node>, Box<Node>),
+    In(Box<Node>, Box<Node>),
+    Cond(Box<Node>, Box<Node>, Box<Node>),
+    Call(Func, Vec<Node>),
+}
+
+/// A compiled expression.
+#[derive(Debug, Clone)]
+pub struct Program {
+    root: Node,
+    ty: Ty,
+    source: String,
+}
+
+impl Program {
+    pub fn ty(&self) -> Ty {
+        self.ty
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn eval<'a>(&'a self, env: &'a dyn Env) -> Val<'a> {
+        eval(&self.root, env)
+    }
+
+    /// Evaluates a boolean expression; errors count as false.
+    pub fn test(&self, env: &dyn Env) -> bool {
+        self.eval(env).truthy()
+    }
+
+    /// The constant value, when the expression uses no variables.
+    pub fn constant(&self) -> Option<Const> {
+        match &self.root {
+            Node::Const(c) => Some(c.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Parses CEL text, reporting every syntax error.
+pub fn parse(source: &str) -> Result<(IdedExpr, SourceInfo), Vec<ExprError>> {
+    cel::parser::Parser::new()
+        .parse_with_source_info(source)
+        .map_err(|errs| {
+            errs.errors
+                .into_iter()
+                .map(|e| ExprError {
+                    offset: offset_of(source, e.pos.0, e.pos.1),
+                    message: format!("syntax error: {}", e.msg),
+                    help: None,
+                    in_macro: None,
+                })
+                .collect()
+        })
+}
+
+/// Character offset of a 1-based line and 0-based column.
+fn offset_of(source: &str, line: isize, col: isize) -> usize {
+    let mut offset = 0;
+    for (i, l) in source.split('\n').enumerate() {
+        if i as isize + 1 == line {
+            return offset + col.max(0) as usize;
+        }
+        offset += l.chars().count() + 1;
+    }
+    offset
+}
+
+/// Parses and compiles `source` against `schema`, expecting a result of type `want`.
+pub fn compile(source: &str, schema: &Schema, want: Ty) -> Result<Program, Vec<ExprError>> {
+    let (ast, info) = parse(source)?;
+    let mut c = Compiler {
+        schema,
+        info: &info,
+        errors: Vec::new(),
+        macro_name: None,
+        depth: 0,
+    };
+    let compiled = c.node(&ast);
+    if let Some((node, ty)) = compiled {
+        let ok = ty == want || (want == Ty::Float && ty == Ty::Int);
+        if !ok && c.errors.is_empty() {
+            c.errors.push(ExprError {
+                offset: 0,
+                message: format!("expression has type {ty}, expected {want}"),
+                help: None,
+                in_macro: None,
+            });
+        }
+        if c.errors.is_empty() {
+            return Ok(Program {
+                root: fold(node),
+                ty,
+                source: source.to_string(),
+            });
+        }
+    }
+    Err(c.errors)
+}
+
+struct Compiler<'s> {
+    schema: &'s Schema,
+    info: &'s SourceInfo,
+    errors: Vec<ExprError>,
+    macro_name: Option<String>,
+    depth: usize,
+}
+
+fn path_of(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Ident(n) => Some(n.clone()),
+        Expr::Select(s) if !s.test => Some(format!("{}.{}", path_of(&s.operand.expr)?, s.field)),
+        _ => None,
+    }
+}
+
+impl Compiler<'_> {
+    fn error(&mut self, e: &IdedExpr, message: String, help: Option<String>) {
+        // A selection `a.b.c` is reported where its root name starts.
+        let mut at = e;
+        while let Expr::Select(s) = &at.expr {
+            at = &s.operand;
+        }
+        let offset = self.info.offset_for(at.id).map_or(0, |(s, _)| s as usize);
+        self.errors.push(ExprError {
+            offset,
+            message,
+            help,
+            in_macro: self.macro_name.clone(),
+        });
+    }
+
+    fn node(&mut self, e: &IdedExpr) -> Option<(Node, Ty)> {
+        match &e.expr {
+            Expr::Literal(lit) => {
+                let c = match lit {
+                    LiteralValue::Boolean(b) => Const::Bool(*b.inner()),
+                    LiteralValue::Int(i) => Const::Int(*i.inner()),
+                    LiteralValue::UInt(u) => Const::Int(*u.inner() as i64),
+                    LiteralValue::Double(d) => Const::Float(*d.inner()),
+                    LiteralValue::String(s) => Const::Str(Arc::from(s.inner())),
+                    LiteralValue::Null | LiteralValue::Bytes(_) => {
+                        self.error(e, "null and bytes literals are not supported".into(), None);
+                        return None;
+                    }
+                };
+                let ty = c.ty();
+                Some((Node::Const(c), ty))
+            }
+            Expr::Ident(_) | Expr::Select(_) => self.path(e),
+            Expr::List(list) => {
+                let mut items = Vec::new();
+                for el in &list.elements {
+                    let (n, _) = self.node(el)?;
+                    match fold(n) {
+                        Node::Const(c) if !matches!(c, Const::List(_) | Const::Bool(_)) => {
+                            items.push(c)
+                        }
+                        _ => {
+                            self.error(
+                                el,
+                                "list elements must be string or number constants".into(),
+                                None,
+                            );
+                            return None;
+                        }
+                    }
+                }
+                let first = items.first().map(Const::ty);
+                if items.iter().any(|c| Some(c.ty()) != first) {
+                    self.error(e, "list elements must all have one type".into(), None);
+                    return None;
+                }
+                let c = Const::List(items.into());
+                let ty = c.ty();
+                Some((Node::Const(c), ty))
+            }
+            Expr::Call(call) => self.call(e, call),
+            Expr::Comprehension(_) | Expr::Map(_) | Expr::Struct(_) => {
+                self.error(
+                    e,
+                    "comprehensions, maps and messages are not supported in rule expressions"
+                        .into(),
+                    Some("aggregates over transactions are declared under `aggregates`".into()),
+                );
+                None
+            }
+            Expr::Unspecified => {
+                self.error(e, "empty expression".into(), None);
+                None
+            }
+        }
+    }
+
+    fn path(&mut self, e: &IdedExpr) -> Option<(Node, Ty)> {
+        let Some(path) = path_of(&e.expr) else {
+            self.error(e, "unsupported field selection".into(), None);
+            return None;
+        };
+        if let Some(&(id, ty)) = self.schema.vars.get(&path) {
+            return Some((Node::Var(id), ty));
+        }
+        if let Some(c) = self.schema.consts.get(&path) {
+            return Some((Node::Const(c.clone()), c.ty()));
+        }
+        if let Some(m) = self.schema.macros.get(&path).cloned() {
+            if self.depth > 8 {
+                self.error(
+                    e,
+                    format!("macro {path} expands too deeply (recursive?)"),
+                    None,
+                );
+                return None;
+            }
+            let mut inner = Compiler {
+                schema: self.schema,
+                info: &m.info,
+                errors: Vec::new(),
+                macro_name: Some(path.clone()),
+                depth: self.depth + 1,
+            };
+            let out = inner.node(&m.ast);
+            self.errors.extend(inner.errors);
+            return out;
+        }
+        let root = path.split('.').next().unwrap_or_default();
+        let same_root: Vec<&str> = self
+            .schema
+            .var_names()
+            .filter(|n| n.split('.').next() == Some(root))
+            .collect();
+        let help = if same_root.is_empty() {
+            format!("valid names: {}", self.schema.valid_names())
+        } else {
+            format!("valid fields: {}", same_root.join(", "))
+        };
+        self.error(e, format!("unknown variable `{path}`"), Some(help));
+        None
+    }
+
+    fn call(&mut self, e: &IdedExpr, call: &cel::common::ast::CallExpr) -> Option<(Node, Ty)> {
+        let name = call.func_name.as_str();
+        let mut args = Vec::new();
+        if let Some(t) = &call.target {
+            args.push(t.as_ref());
+        }
+        args.extend(call.args.iter());
+        let mut compiled = Vec::new();
+        let mut failed = false;
+        for a in &args {
+            match self.node(a) {
+                Some(x) => compiled.push(x),
+                None => failed = true,
+            }
+        }
+        if failed {
+            return None;
+        }
+        let tys: Vec<Ty> = compiled.iter().map(|(_, t)| *t).collect();
+        let mut nodes: Vec<Node> = compiled.into_iter().map(|(n, _)| n).collect();
+        let mismatch = |c: &mut Self, what: &str| {
+            let shown: Vec<String> = tys.iter().map(ToString::to_string).collect();
+            c.error(
+                e,
+                format!("type mismatch: {what} cannot take ({})", shown.join(", ")),
+                None,
+            );
+            None
+        };
+        let b = |n: Node| Box::new(n);
+        match name {
+            operators::LOGICAL_AND | operators::LOGICAL_OR => {
+                if tys != [Ty::Bool, Ty::Bool] {
+                    return mismatch(
+                        self,
+                        if name == operators::LOGICAL_AND {
+                            "&&"
+                        } else {
+                            "||"
+                        },
+                    );
+                }
+                let r = nodes.pop()?;
+                let l = nodes.pop()?;
+                Some((
+                    if name == operators::LOGICAL_AND {
+                        Node::And(b(l), b(r))
+                    } else {
+                        Node::Or(b(l), b(r))
+                    },
+                    Ty::Bool,
+                ))
+            }
+            operators::LOGICAL_NOT => {
+                if tys != [Ty::Bool] {
+                    return mismatch(self, "!");
+                }
+                Some((Node::Not(b(nodes.pop()?)), Ty::Bool))
+            }
+            operators::NEGATE => {
+                if tys.len() != 1 || !tys[0].is_numeric() {
+                    return mismatch(self, "unary -");
+                }
+                Some((Node::Neg(b(nodes.pop()?)), tys[0]))
+            }
+            operators::EQUALS
+            | operators::NOT_EQUALS
+            | operators::LESS
+            | operators::LESS_EQUALS
+            | operators::GREATER
+            | operators::GREATER_EQUALS => {
+                let op = match name {
+                    operators::EQUALS => CmpOp::Eq,
+                    operators::NOT_EQUALS => CmpOp::Ne,
+                    operators::LESS => CmpOp::Lt,
+                    operators::LESS_EQUALS => CmpOp::Le,
+                    operators::GREATER => CmpOp::Gt,
+                    _ => CmpOp::Ge,
+                };
+                let comparable = (tys[0].is_numeric() && tys[1].is_numeric())
+                    || (tys[0] == tys[1]
+                        && (tys[0] == Ty::Str
+                            || (tys[0] == Ty::Bool && matches!(op, CmpOp::Eq | CmpOp::Ne))));
+                if !comparable {
+                    return mismatch(self, "comparison");
+                }
+                let r = nodes.pop()?;
+                let l = nodes.pop()?;
+                Some((Node::Cmp(op, b(l), b(r)), Ty::Bool))
+            }
+            operators::ADD
+            | operators::SUBSTRACT
+            | operators::MULTIPLY
+            | operators::DIVIDE
+            | operators::MODULO => {
+                if !(tys[0].is_numeric() && tys[1].is_numeric()) {
+                    return mismatch(self, "arithmetic");
+                }
+                let op = match name {
+                    operators::ADD => ArOp::Add,
+                    operators::SUBSTRACT => ArOp::Sub,
+                    operators::MULTIPLY => ArOp::Mul,
+                    operators::DIVIDE => ArOp::Div,
+                    _ => ArOp::Mod,
+                };
+                let ty = if tys[0] == Ty::Int && tys[1] == Ty::Int {
+                    Ty::Int
+                } else {
+                    Ty::Float
+                };
+                let r = nodes.pop()?;
+                let l = nodes.pop()?;
+                Some((Node::Arith(op, b(l), b(r)), ty))
+            }
+            operators::IN => {
+                let ok = match (tys[0], tys[1]) {
+                    (Ty::Str, Ty::List(Elem::Str)) => true,
+                    (t, Ty::List(Elem::Int | Elem::Float)) => t.is_numeric(),
+                    _ => false,
+                };
+                if !ok {
+                    return mismatch(self, "in");
+                }
+                let r = nodes.pop()?;
+                let l = nodes.pop()?;
+                Some((Node::In(b(l), b(r)), Ty::Bool))
+            }
+            operators::CONDITIONAL => {
+                let same = tys[1] == tys[2] || (tys[1].is_numeric() && tys[2].is_numeric());
+                if tys[0] != Ty::Bool || !same {
+                    return mismatch(self, "? :");
+                }
+                let ty = if tys[1] == tys[2] { tys[1] } else { Ty::Float };
+                let f = nodes.pop()?;
+                let t = nodes.pop()?;
+                let c = nodes.pop()?;
+                Some((Node::Cond(b(c), b(t), b(f)), ty))
+            }
+            "abs" | "double" | "int" if tys.len() == 1 && tys[0].is_numeric() => {
+                let (f, ty) = match name {
+                    "abs" => (Func::Abs, tys[0]),
+                    "double" => (Func::Double, Ty::Float),
+                    _ => (Func::Int, Ty::Int),
+                };
+                Some((Node::Call(f, nodes), ty))
+            }
+            "min" | "max" if tys.len() == 2 && tys.iter().all(|t| t.is_numeric()) => {
+                let ty = if tys == [Ty::Int, Ty::Int] {
+                    Ty::Int
+                } else {
+                    Ty::Float
+                };
+                let f = if name == "min" { Func::Min } else { Func::Max };
+                Some((Node::Call(f, nodes), ty))
+            }
+            "size" if tys.len() == 1 && matches!(tys[0], Ty::Str | Ty::List(_)) => {
+                Some((Node::Call(Func::Size, nodes), Ty::Int))
+            }
+            "startsWith" | "endsWith" | "contains" if tys == [Ty::Str, Ty::Str] => {
+                let f = match name {
+                    "startsWith" => Func::StartsWith,
+                    "endsWith" => Func::EndsWith,
+                    _ => Func::Contains,
+                };
+                Some((Node::Call(f, nodes), Ty::Bool))
+            }
+            "abs" | "double" | "int" | "min" | "max" | "size" | "startsWith" | "endsWith"
+            | "contains" => mismatch(self, name),
+            other => {
+                self.error(
+                    e,
+                    format!("unknown function `{other}`"),
+                    Some("valid functions: abs, contains, double, endsWith, int, max, min, size, startsWith".into()),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Folds constant subtrees (parameters and literals) once, at compile time.
+fn fold(node: Node) -> Node {
+    struct NoVars;
+    impl Env for NoVars {
+        fn get(&self, _: VarId) -> Val<'_> {
+            Val::Null
+        }
+    }
+    fn has_vars(n: &Node) -> bool {
+        match n {
+            Node::Const(_) => false,
+            Node::Var(_) => true,
+            Node::Not(a) | Node::Neg(a) => has_vars(a),
+            Node::And(a, b)
+            | Node::Or(a, b)
+            | Node::Cmp(_, a, b)
+            | Node::Arith(_, a, b)
+            | Node::In(a, b) => has_vars(a) || has_vars(b),
+            Node::Cond(a, b, c) => has_vars(a) || has_vars(b) || has_vars(c),
+            Node::Call(_, args) => args.iter().any(has_vars),
+        }
+    }
+    if has_vars(&node) {
+        return node;
+    }
+    let c = match eval(&node, &NoVars) {
+        Val::Bool(b) => Const::Bool(b),
+        Val::Int(i) => Const::Int(i),
+        Val::Float(x) => Const::Float(x),
+        Val::Str(s) => Const::Str(Arc::from(s)),
+        Val::List(l) => Const::List(l.into()),
+        Val::Null => return node,
+    };
+    Node::Const(c)
+}
+
+fn cmp_vals(op: CmpOp, l: Val<'_>, r: Val<'_>) -> bool {
+    use std::cmp::Ordering;
+    let ord = match (l, r) {
+        (Val::Int(a), Val::Int(b)) => Some(a.cmp(&b)),
+        (Val::Str(a), Val::Str(b)) => Some(a.cmp(b)),
+        (Val::Bool(a), Val::Bool(b)) => Some(a.cmp(&b)),
+        (a, b) => match (a.num(), b.num()) {
+            (Some(x), Some(y)) => x.partial_cmp(&y),
+            _ => None,
+        },
+    };
+    match (op, ord) {
+        (_, None) => false,
+        (CmpOp::Eq, Some(o)) => o == Ordering::Equal,
+        (CmpOp::Ne, Some(o)) => o != Ordering::Equal,
+        (CmpOp::Lt, Some(o)) => o == Ordering::Less,
+        (CmpOp::Le, Some(o)) => o != Ordering::Greater,
+        (CmpOp::Gt, Some(o)) => o == Ordering::Greater,
+        (CmpOp::Ge, Some(o)) => o != Ordering::Less,
+    }
+}
+
+fn eval<'a>(node: &'a Node, env: &'a dyn Env) -> Val<'a> {
+    match node {
+        Node::Const(c) => c.val(),
+        Node::Var(v) => env.get(*v),
+        Node::Not(a) => match eval(a, env) {
+            Val::Bool(b) => Val::Bool(!b),
+            _ => Val::Null,
+        },
+        Node::Neg(a) => match eval(a, env) {
+            Val::Int(i) => Val::Int(i.wrapping_neg()),
+            Val::Float(x) => Val::Float(-x),
+            _ => Val::Null,
+        },
+        Node::And(a, b) => Val::Bool(eval(a, env).truthy() && eval(b, env).truthy()),
+        Node::Or(a, b) => Val::Bool(eval(a, env).truthy() || eval(b, env).truthy()),
+        Node::Cmp(op, a, b) => Val::Bool(cmp_vals(*op, eval(a, env), eval(b, env))),
+        Node::Arith(op, a, b) => {
+            let (l, r) = (eval(a, env), eval(b, env));
+            if let (Val::Int(x), Val::Int(y)) = (l, r) {
+                return match op {
+                    ArOp::Add => x.checked_add(y).map_or(Val::Null, Val::Int),
+                    ArOp::Sub => x.checked_sub(y).map_or(Val::Null, Val::Int),
+                    ArOp::Mul => x.checked_mul(y).map_or(Val::Null, Val::Int),
+                    ArOp::Div => x.checked_div(y).map_or(Val::Null, Val::Int),
+                    ArOp::Mod => x.checked_rem(y).map_or(Val::Null, Val::Int),
+                };
+            }
+            match (l.num(), r.num()) {
+                (Some(x), Some(y)) => {
+                    let v = match op {
+                        ArOp::Add => x + y,
+                        ArOp::Sub => x - y,
+                        ArOp::Mul => x * y,
+                        ArOp::Div => x / y,
+                        ArOp::Mod => x % y,
+                    };
+                    if v.is_finite() {
+                        Val::Float(v)
+                    } else {
+                        Val::Null
+                    }
+                }
+                _ => Val::Null,
+            }
+        }
+        Node::In(a, b) => {
+            let needle = eval(a, env);
+            match eval(b, env) {
+                Val::List(items) => {
+                    Val::Bool(items.iter().any(|c| cmp_vals(CmpOp::Eq, needle, c.val())))
+                }
+                _ => Val::Null,
+            }
+        }
+        Node::Cond(c, t, f) => match eval(c, env) {
+            Val::Bool(true) => eval(t, env),
+            Val::Bool(false) => eval(f, env),
+            _ => Val::Null,
+        },
+        Node::Call(func, args) => {
+            let v: Vec<Val<'a>> = args.iter().map(|a| eval(a, env)).collect();
+            match (func, v.as_slice()) {
+                (Func::Abs, [Val::Int(i)]) => Val::Int(i.wrapping_abs()),
+                (Func::Abs, [Val::Float(x)]) => Val::Float(x.abs()),
+                (Func::Double, [x]) => x.num().map_or(Val::Null, Val::Float),
+                (Func::Int, [Val::Int(i)]) => Val::Int(*i),
+                (Func::Int, [Val::Float(x)]) if x.is_finite() => Val::Int(x.trunc() as i64),
+                (Func::Min | Func::Max, [Val::Int(a), Val::Int(b)]) => {
+                    Val::Int(if *func == Func::Min {
+                        *a.min(b)
+                    } else {
+                        *a.max(b)
+                    })
+                }
+                (Func::Min | Func::Max, [a, b]) => match (a.num(), b.num()) {
+                    (Some(x), Some(y)) => Val::Float(if *func == Func::Min {
+                        x.min(y)
+                    } else {
+                        x.max(y)
+                    }),
+                    _ => Val::Null,
+                },
+                (Func::Size, [Val::Str(s)]) => Val::Int(s.chars().count() as i64),
+                (Func::Size, [Val::List(l)]) => Val::Int(l.len() as i64),
+                (Func::StartsWith, [Val::Str(s), Val::Str(p)]) => Val::Bool(s.starts_with(p)),
+                (Func::EndsWith, [Val::Str(s), Val::Str(p)]) => Val::Bool(s.ends_with(p)),
+                (Func::Contains, [Val::Str(s), Val::Str(p)]) => Val::Bool(s.contains(p)),
+                _ => Val::Null,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Vars(Vec<Val<'static>>);
+    impl Env for Vars {
+        fn get(&self, v: VarId) -> Val<'_> {
+            self.0[v as usize]
+        }
+    }
+
+    fn schema() -> Schema {
+        let mut s = Schema::new();
+        s.var("tx.amount", 0, Ty::Float)
+            .var("tx.type", 1, Ty::Str)
+            .var("hub.licensed", 2, Ty::Bool)
+            .var("payees", 3, Ty::Int)
+            .constant("params.min_payees", Const::Int(10))
+            .constant(
+                "settlement_types",
+                Const::List(vec![Const::Str("settlement".into())].into()),
+            );
+        s
+    }
+
+    fn env() -> Vars {
+        Vars(vec![
+            Val::Float(120.5),
+            Val::Str("settlement"),
+            Val::Bool(false),
+            Val::Int(12),
+        ])
+    }
+
+    fn run(src: &str) -> Val<'static> {
+        let p = compile(src, &schema(), Ty::Bool).unwrap_or_else(|e| panic!("{src}: {e:?}"));
+        let env = env();
+        match p.eval(&env) {
+            Val::Bool(b) => Val::Bool(b),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn evaluates_rule_conditions() {
+        assert_eq!(
+            run("payees >= params.min_payees && !hub.licensed"),
+            Val::Bool(true)
+        );
+        assert_eq!(
+            run("tx.type in settlement_types && tx.amount > 100"),
+            Val::Bool(true)
+        );
+        assert_eq!(run("tx.type in ['payment', 'fee']"), Val::Bool(false));
+        assert_eq!(run("payees * 2 == 24 && abs(-3) == 3"), Val::Bool(true));
+        assert_eq!(
+            run("tx.type.startsWith('settle') ? true : false"),
+            Val::Bool(true)
+        );
+        assert_eq!(run("size(tx.type) == 10"), Val::Bool(true));
+        assert_eq!(
+            run("double(payees) / 0.0 > 1.0"),
+            Val::Bool(false),
+            "errors are false"
+        );
+    }
+
+    #[test]
+    fn constants_fold_at_compile_time() {
+        let p = compile("params.min_payees * 2 > 5", &schema(), Ty::Bool).unwrap();
+        assert_eq!(p.constant(), Some(Const::Bool(true)));
+    }
+
+    #[test]
+    fn unknown_variables_are_errors_at_their_position_with_valid_fields() {
+        let errs = compile("payees > 1 && hub.licenced", &schema(), Ty::Bool).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].offset, 14);
+        assert!(errs[0].message.contains("hub.licenced"));
+        assert!(errs[0].help.as_deref().unwrap().contains("hub.licensed"));
+    }
+
+    #[test]
+    fn every_error_of_an_expression_is_reported() {
+        let errs = compile("foo > 1 && bar", &schema(), Ty::Bool).unwrap_err();
+        assert_eq!(errs.len(), 2);
+    }
+
+    #[test]
+    fn syntax_errors_carry_offsets() {
+        let errs = compile("payees >= ", &schema(), Ty::Bool).unwrap_err();
+        assert!(errs[0].message.starts_with("syntax error"), "{errs:?}");
+    }
+
+    #[test]
+    fn type_mismatches_are_errors() {
+        let errs = compile("tx.type > 3", &schema(), Ty::Bool).unwrap_err();
+        assert!(errs[0].message.contains("type mismatch"), "{errs:?}");
+        let errs = compile("payees + 1", &schema(), Ty::Bool).unwrap_err();
+        assert!(errs[0].message.contains("expected bool"), "{errs:?}");
+    }
+
+    #[test]
+    fn macros_expand_in_place() {
+        let mut s = schema();
+        let (ast, info) = parse("tx.type in settlement_types").unwrap();
+        s.add_macro(
+            "is_settlement",
+            Arc::new(Macro {
+                source: "tx.type in settlement_types".into(),
+                ast,
+                info,
+            }),
+        );
+        let p = compile("is_settlement && payees > 3", &s, Ty::Bool).unwrap();
+        assert!(p.test(&env()));
+    }
+}

@@ -4,6 +4,7 @@
 //! export. [`model`] holds the types every stage shares; [`cli`] is the command line.
 
 pub mod cli;
+pub mod detect;
 pub mod generate;
 pub mod graph;
 pub mod ingest;

@@ -1,9 +1,13 @@
 //! The command line: argument parsing, one file per subcommand, and the mapping of
 //! errors to exit codes (0 ran, 1 a `--fail-on` threshold was met, 2 an error).
 
+mod alerts;
 mod demo;
 mod generate;
 mod ingest;
+mod migrate;
+mod rules;
+mod scan;
 mod stats;
 
 use std::process::ExitCode;
@@ -35,8 +39,16 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// Load the demo data set into the store and summarise it.
     Demo(demo::DemoArgs),
+    /// Run the rule pack over input files or the store and report alerts.
+    Scan(scan::ScanArgs),
+    /// Rule authors' tools: lint, test, list, docs.
+    Rules(rules::RulesArgs),
     /// Write a simulated data set with labelled schemes (native format plus truth.csv).
     Generate(generate::GenerateArgs),
+    /// Apply the database migrations and print the schema version.
+    Migrate(migrate::MigrateArgs),
+    /// List and show stored alerts.
+    Alerts(alerts::AlertsArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -58,6 +70,10 @@ pub fn main() -> ExitCode {
             Command::Stats(args) => stats::run(&cli.db, args).await,
             Command::Demo(args) => demo::run(&cli.db, args).await,
             Command::Generate(args) => generate::run(args),
+            Command::Scan(args) => scan::run(&cli.db, args).await,
+            Command::Rules(args) => rules::run(args),
+            Command::Migrate(args) => migrate::run(&cli.db, args).await,
+            Command::Alerts(args) => alerts::run(&cli.db, args).await,
         }
     });
     match result {

@@ -249,6 +249,11 @@ mod tests {
     fn severities_order_and_parse() {
         assert!(Severity::Critical > Severity::High);
         assert_eq!("medium".parse::<Severity>(), Ok(Severity::Medium));
-        assert!("urgent".parse::<Severity>().unwrap_err().contains("critical"));
+        assert!(
+            "urgent"
+                .parse::<Severity>()
+                .unwrap_err()
+                .contains("critical")
+        );
     }
 }

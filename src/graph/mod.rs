@@ -5,6 +5,7 @@
 //! (strongly connected components) and extracted evidence subgraphs.
 
 mod arena;
+pub mod load;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -64,10 +65,67 @@ pub struct GraphBuilder {
     tx_type: Vec<TxType>,
     currency: Vec<u8>,
     merchant: Vec<u32>,
+    channel: Vec<u16>,
+    region: Vec<u16>,
     tx_ids: StrArena,
     currencies: Vec<Currency>,
     merchant_ids: HashMap<Box<str>, u32>,
     merchants: Vec<Merchant>,
+    merchant_registered: Vec<bool>,
+    labels: Dictionary,
+}
+
+/// Small vocabularies (channels, regions) interned to `u16`; index 0 is "absent".
+#[derive(Debug, Clone)]
+pub struct Dictionary {
+    ids: HashMap<Box<str>, u16>,
+    values: Vec<String>,
+}
+
+impl Default for Dictionary {
+    fn default() -> Self {
+        Dictionary {
+            ids: HashMap::new(),
+            values: vec![String::new()],
+        }
+    }
+}
+
+impl Dictionary {
+    /// Interns `v`; past 65,535 distinct values the rest share the absent slot.
+    fn intern(&mut self, v: Option<&str>) -> u16 {
+        let Some(v) = v.filter(|v| !v.is_empty()) else {
+            return 0;
+        };
+        if let Some(&i) = self.ids.get(v) {
+            return i;
+        }
+        let Ok(i) = u16::try_from(self.values.len()) else {
+            return 0;
+        };
+        self.ids.insert(v.into(), i);
+        self.values.push(v.to_string());
+        i
+    }
+
+    pub fn get(&self, i: u16) -> &str {
+        &self.values[i as usize]
+    }
+}
+
+/// One transaction as the graph takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeInput<'a> {
+    pub tx_id: &'a str,
+    pub ts: Millis,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub amount: i64,
+    pub currency: Currency,
+    pub tx_type: TxType,
+    pub merchant_id: Option<&'a str>,
+    pub channel: Option<&'a str>,
+    pub region: Option<&'a str>,
 }
 
 impl GraphBuilder {
@@ -101,6 +159,7 @@ impl GraphBuilder {
             mcc: None,
             settlement_cycle_days: None,
         });
+        self.merchant_registered.push(false);
         m
     }
 
@@ -115,43 +174,40 @@ impl GraphBuilder {
     }
 
     /// Adds one transaction edge.
-    #[allow(clippy::too_many_arguments)]
-    pub fn add_edge(
-        &mut self,
-        tx_id: &str,
-        ts: Millis,
-        from: &str,
-        to: &str,
-        amount: i64,
-        currency: Currency,
-        tx_type: TxType,
-        merchant_id: Option<&str>,
-    ) {
-        let s = self.account(from);
-        let d = self.account(to);
-        let c = self.currency_index(currency);
-        let m = merchant_id.map_or(NO_MERCHANT, |m| self.merchant_index(m));
+    pub fn add_edge(&mut self, e: EdgeInput<'_>) {
+        let s = self.account(e.from);
+        let d = self.account(e.to);
+        let c = self.currency_index(e.currency);
+        let m = e
+            .merchant_id
+            .map_or(NO_MERCHANT, |m| self.merchant_index(m));
         self.src.push(s);
         self.dst.push(d);
-        self.ts.push(ts);
-        self.amount.push(amount);
-        self.tx_type.push(tx_type);
+        self.ts.push(e.ts);
+        self.amount.push(e.amount);
+        self.tx_type.push(e.tx_type);
         self.currency.push(c);
         self.merchant.push(m);
-        self.tx_ids.push(tx_id);
+        let ch = self.labels.intern(e.channel);
+        self.channel.push(ch);
+        let r = self.labels.intern(e.region);
+        self.region.push(r);
+        self.tx_ids.push(e.tx_id);
     }
 
     pub fn add_transaction(&mut self, t: &Transaction) {
-        self.add_edge(
-            &t.tx_id,
-            t.ts,
-            &t.from,
-            &t.to,
-            t.amount,
-            t.currency,
-            t.tx_type,
-            t.merchant_id.as_deref(),
-        );
+        self.add_edge(EdgeInput {
+            tx_id: &t.tx_id,
+            ts: t.ts,
+            from: &t.from,
+            to: &t.to,
+            amount: t.amount,
+            currency: t.currency,
+            tx_type: t.tx_type,
+            merchant_id: t.merchant_id.as_deref(),
+            channel: t.channel.as_deref(),
+            region: t.region.as_deref(),
+        });
     }
 
     pub fn add_account(&mut self, a: &Account) {
@@ -170,12 +226,38 @@ impl GraphBuilder {
     pub fn add_merchant(&mut self, m: &Merchant) {
         let i = self.merchant_index(&m.merchant_id);
         self.merchants[i as usize] = m.clone();
+        self.merchant_registered[i as usize] = true;
+        if let Some(acct) = m.settlement_account.as_deref() {
+            self.account(acct);
+        }
     }
 
-    /// Sorts edges by (source, time, tx id) and builds both indexes.
-    pub fn build(self) -> TemporalGraph {
+    /// Numbers accounts in name order (so results never depend on input order), sorts
+    /// edges by (source, time, tx id) and builds both indexes.
+    pub fn build(mut self) -> TemporalGraph {
         let n = self.attrs.len();
         let e = self.src.len();
+        let mut by_name: Vec<u32> = (0..n as u32).collect();
+        by_name
+            .sort_unstable_by(|&a, &b| self.names.get(a as usize).cmp(self.names.get(b as usize)));
+        let mut new_id = vec![0u32; n];
+        for (new, &old) in by_name.iter().enumerate() {
+            new_id[old as usize] = new as u32;
+        }
+        for v in self.src.iter_mut().chain(self.dst.iter_mut()) {
+            *v = new_id[*v as usize];
+        }
+        let mut names = StrArena::with_capacity(n, self.names.byte_len());
+        let mut attrs = Vec::with_capacity(n);
+        for &old in &by_name {
+            names.push(self.names.get(old as usize));
+            attrs.push(std::mem::take(&mut self.attrs[old as usize]));
+        }
+        self.names = names;
+        self.attrs = attrs;
+        for v in self.ids.values_mut() {
+            *v = new_id[*v as usize];
+        }
         let mut order: Vec<u32> = (0..e as u32).collect();
         order.sort_unstable_by(|&a, &b| {
             let (a, b) = (a as usize, b as usize);
@@ -188,6 +270,8 @@ impl GraphBuilder {
         let src = permute(&self.src);
         let dst = permute(&self.dst);
         let merchant = permute(&self.merchant);
+        let channel: Vec<u16> = order.iter().map(|&i| self.channel[i as usize]).collect();
+        let region: Vec<u16> = order.iter().map(|&i| self.region[i as usize]).collect();
         let ts: Vec<Millis> = order.iter().map(|&i| self.ts[i as usize]).collect();
         let amount: Vec<i64> = order.iter().map(|&i| self.amount[i as usize]).collect();
         let tx_type: Vec<TxType> = order.iter().map(|&i| self.tx_type[i as usize]).collect();
@@ -229,12 +313,16 @@ impl GraphBuilder {
             tx_type,
             currency,
             merchant,
+            channel,
+            region,
+            labels: self.labels,
             tx_ids,
             out_start,
             in_edges,
             in_start,
             currencies: self.currencies,
             merchants: self.merchants,
+            merchant_registered: self.merchant_registered,
             merchant_accounts,
         }
     }
@@ -262,12 +350,16 @@ pub struct TemporalGraph {
     pub tx_type: Vec<TxType>,
     currency: Vec<u8>,
     merchant: Vec<u32>,
+    channel: Vec<u16>,
+    region: Vec<u16>,
+    labels: Dictionary,
     tx_ids: StrArena,
     out_start: Vec<u32>,
     in_edges: Vec<EdgeId>,
     in_start: Vec<u32>,
     currencies: Vec<Currency>,
     merchants: Vec<Merchant>,
+    merchant_registered: Vec<bool>,
     merchant_accounts: Vec<Option<AccountId>>,
 }
 
@@ -309,6 +401,36 @@ impl TemporalGraph {
             NO_MERCHANT => None,
             m => Some(&self.merchants[m as usize]),
         }
+    }
+
+    pub fn channel(&self, e: EdgeId) -> &str {
+        self.labels.get(self.channel[e as usize])
+    }
+
+    pub fn region(&self, e: EdgeId) -> &str {
+        self.labels.get(self.region[e as usize])
+    }
+
+    /// The merchant number of an edge, if it has one.
+    pub fn merchant_index(&self, e: EdgeId) -> Option<usize> {
+        match self.merchant[e as usize] {
+            NO_MERCHANT => None,
+            m => Some(m as usize),
+        }
+    }
+
+    /// Whether the merchant came from a registry file (not only from transactions).
+    pub fn merchant_registered(&self, m: usize) -> bool {
+        self.merchant_registered[m]
+    }
+
+    pub fn currencies(&self) -> &[Currency] {
+        &self.currencies
+    }
+
+    /// The currency index of an edge (into [`Self::currencies`]).
+    pub fn currency_index(&self, e: EdgeId) -> u8 {
+        self.currency[e as usize]
     }
 
     pub fn merchants(&self) -> &[Merchant] {

@@ -8,7 +8,18 @@ fn cny() -> Currency {
 fn graph(edges: &[(&str, Millis, &str, &str, i64)]) -> TemporalGraph {
     let mut b = GraphBuilder::new();
     for &(id, ts, from, to, amount) in edges {
-        b.add_edge(id, ts, from, to, amount, cny(), TxType::Transfer, None);
+        b.add_edge(EdgeInput {
+            tx_id: id,
+            ts,
+            from,
+            to,
+            amount,
+            currency: cny(),
+            tx_type: TxType::Transfer,
+            merchant_id: None,
+            channel: None,
+            region: None,
+        });
     }
     b.build()
 }

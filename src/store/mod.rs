@@ -1,7 +1,9 @@
-//! The store: where loaded input (and, later, alerts and cases) persist. A [`Store`]
-//! trait with one implementation per backend; [`open`] picks one from a database URL.
-//! SQLite is the embedded default.
+//! The store: where loaded input, alerts and rule versions persist. A [`Store`] trait with
+//! one implementation per backend (SQLite, the embedded default; PostgreSQL for teams);
+//! [`open`] picks one from a database URL and refuses a schema newer than this binary.
 
+mod common;
+pub mod postgres;
 pub mod sqlite;
 
 use std::path::Path;
@@ -9,9 +11,11 @@ use std::path::Path;
 use serde::Serialize;
 use tokio::sync::mpsc::Receiver;
 
+use crate::detect::{Alert, Severity, StoredAlert};
 use crate::ingest::load::LoadMsg;
 use crate::model::{Account, Merchant, Millis, Transaction};
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// The default database when neither `--db` nor `CLEARWATCH_DB` is given.
@@ -31,8 +35,12 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("unsupported database URL {0:?}: use sqlite:PATH, a file path, or postgres://…")]
     UnsupportedUrl(String),
-    #[error("PostgreSQL is not supported yet (database URL {0:?})")]
-    PostgresNotYetSupported(String),
+    #[error(
+        "database schema version {found} is newer than this clearwatch (knows up to {known}): upgrade clearwatch"
+    )]
+    NewerSchema { found: i64, known: i64 },
+    #[error("cannot encode alert metrics as JSON: {0}")]
+    Json(#[from] serde_json::Error),
     #[error("the load was aborted before commit; nothing was written")]
     Aborted,
     #[error("stored data is invalid: {0}")]
@@ -99,6 +107,50 @@ pub struct Stats {
     pub top_in_degree: Vec<Degree>,
 }
 
+/// The exact text of one version of a rule; alerts name it by `(rule_id, version)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleVersion {
+    pub rule_id: String,
+    /// The rule version hash that alerts carry in `rule_version`.
+    pub version: String,
+    pub title: String,
+    pub text: String,
+}
+
+/// What saving a set of alerts amounted to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SaveReport {
+    pub inserted: u64,
+    /// Alerts whose id was already stored (their case fields are left alone).
+    pub existing: u64,
+}
+
+/// Which alerts to list; results are ordered by score descending, then id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertFilter {
+    pub status: Option<String>,
+    /// This severity or above.
+    pub min_severity: Option<Severity>,
+    pub rule_id: Option<String>,
+    /// A substring of the subject id.
+    pub subject: Option<String>,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+impl Default for AlertFilter {
+    fn default() -> Self {
+        AlertFilter {
+            status: None,
+            min_severity: None,
+            rule_id: None,
+            subject: None,
+            limit: 100,
+            offset: 0,
+        }
+    }
+}
+
 /// The persistence interface, one implementation per backend.
 #[allow(async_fn_in_trait)]
 pub trait Store {
@@ -114,18 +166,54 @@ pub trait Store {
     ) -> Result<Vec<Transaction>, StoreError>;
     async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
     async fn merchants(&self) -> Result<Vec<Merchant>, StoreError>;
+    /// Stores alerts (keyed by id: a stored id is left as it is) and rule versions, in one
+    /// transaction.
+    async fn save_alerts(
+        &self,
+        alerts: &[Alert],
+        rules: &[RuleVersion],
+    ) -> Result<SaveReport, StoreError>;
+    /// The alerts matching `filter`, evidence included.
+    async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<StoredAlert>, StoreError>;
+    async fn alert(&self, id: &str) -> Result<Option<StoredAlert>, StoreError>;
+    async fn rule_version(
+        &self,
+        rule_id: &str,
+        version: &str,
+    ) -> Result<Option<RuleVersion>, StoreError>;
+    /// The newest migration applied to the database.
+    async fn schema_version(&self) -> Result<i64, StoreError>;
 }
 
 /// A store of any backend, chosen at run time.
 pub enum AnyStore {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl AnyStore {
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            AnyStore::Sqlite(_) => "sqlite",
+            AnyStore::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The newest schema version this binary knows for the store's backend.
+    pub fn known_schema_version(&self) -> i64 {
+        match self {
+            AnyStore::Sqlite(_) => sqlite::known_schema_version(),
+            AnyStore::Postgres(_) => postgres::known_schema_version(),
+        }
+    }
 }
 
 /// Opens (creating and migrating if needed) the database at `url`: `sqlite:PATH`,
-/// `sqlite::memory:`, a plain file path, or `postgres://…`.
+/// `sqlite::memory:`, a plain file path, or `postgres://…` / `postgresql://…`.
 pub async fn open(url: &str) -> Result<AnyStore, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(StoreError::PostgresNotYetSupported(url.to_string()));
+        return Ok(AnyStore::Postgres(PgStore::open(url).await?));
     }
     if url.starts_with("sqlite:") {
         return Ok(AnyStore::Sqlite(SqliteStore::open(url).await?));
@@ -143,6 +231,7 @@ macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             AnyStore::Sqlite($s) => $e,
+            AnyStore::Postgres($s) => $e,
         }
     };
 }
@@ -169,5 +258,28 @@ impl Store for AnyStore {
     }
     async fn merchants(&self) -> Result<Vec<Merchant>, StoreError> {
         dispatch!(self, s => s.merchants().await)
+    }
+    async fn save_alerts(
+        &self,
+        alerts: &[Alert],
+        rules: &[RuleVersion],
+    ) -> Result<SaveReport, StoreError> {
+        dispatch!(self, s => s.save_alerts(alerts, rules).await)
+    }
+    async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<StoredAlert>, StoreError> {
+        dispatch!(self, s => s.alerts(filter).await)
+    }
+    async fn alert(&self, id: &str) -> Result<Option<StoredAlert>, StoreError> {
+        dispatch!(self, s => s.alert(id).await)
+    }
+    async fn rule_version(
+        &self,
+        rule_id: &str,
+        version: &str,
+    ) -> Result<Option<RuleVersion>, StoreError> {
+        dispatch!(self, s => s.rule_version(rule_id, version).await)
+    }
+    async fn schema_version(&self) -> Result<i64, StoreError> {
+        dispatch!(self, s => s.schema_version().await)
     }
 }

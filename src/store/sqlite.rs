@@ -1,8 +1,11 @@
 //! The SQLite store: the embedded default (one file, nothing to install). Bulk loads use
-//! batched multi-row prepared inserts inside one transaction.
+//! batched multi-row prepared inserts inside one transaction; alerts and their evidence
+//! are saved the same way.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 
+use sqlx::migrate::Migrator;
 use sqlx::query_builder::Separated;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -10,7 +13,12 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::mpsc::Receiver;
 
-use super::{BatchReport, CurrencyTotal, Degree, QuarantineRow, Stats, Store, StoreError};
+use super::common::{self, ALERT_COLUMNS, AlertRow};
+use super::{
+    AlertFilter, BatchReport, CurrencyTotal, Degree, QuarantineRow, RuleVersion, SaveReport, Stats,
+    Store, StoreError,
+};
+use crate::detect::{Alert, StoredAlert};
 use crate::ingest::Rejection;
 use crate::ingest::load::{LoadMsg, LoadRow};
 use crate::model::{
@@ -20,6 +28,32 @@ use crate::model::{
 
 /// Rows per INSERT statement (14 binds each stays under SQLite's 32,766 variables).
 const ROWS_PER_STATEMENT: usize = 1000;
+/// Alerts per INSERT statement (16 binds each).
+const ALERTS_PER_STATEMENT: usize = 500;
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// The newest migration this binary carries.
+pub fn known_schema_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// The newest applied migration, if the database has a migrations table.
+async fn applied_version(pool: &SqlitePool) -> Result<Option<i64>, StoreError> {
+    let has_table: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    if has_table.is_none() {
+        return Ok(None);
+    }
+    Ok(
+        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await?,
+    )
+}
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -43,7 +77,8 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(open_err)?;
-        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        common::check_schema(applied_version(&pool).await?, known_schema_version())?;
+        MIGRATOR.run(&pool).await?;
         Ok(SqliteStore { pool })
     }
 
@@ -438,7 +473,7 @@ impl Store for SqliteStore {
 
     async fn quarantine(&self, limit: u64) -> Result<Vec<QuarantineRow>, StoreError> {
         Ok(sqlx::query(
-            "SELECT batch_id, source, line, field, reason, raw FROM quarantine ORDER BY id LIMIT ?",
+            "SELECT batch_id, source, line, field, reason, raw FROM quarantine ORDER BY batch_id, line, id LIMIT ?",
         )
         .bind(limit as i64)
         .fetch_all(&self.pool)
@@ -533,4 +568,206 @@ impl Store for SqliteStore {
             })
             .collect())
     }
+
+    async fn save_alerts(
+        &self,
+        alerts: &[Alert],
+        rules: &[RuleVersion],
+    ) -> Result<SaveReport, StoreError> {
+        let now = common::rfc3339(common::now());
+        let mut tx = self.pool.begin().await?;
+        for r in rules {
+            sqlx::query(
+                "INSERT INTO rule_versions (rule_id, version, title, text, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (rule_id, version) DO NOTHING",
+            )
+            .bind(&r.rule_id)
+            .bind(&r.version)
+            .bind(&r.title)
+            .bind(&r.text)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut report = SaveReport::default();
+        for part in alerts.chunks(ALERTS_PER_STATEMENT) {
+            let metrics = part
+                .iter()
+                .map(|a| serde_json::to_string(&a.metrics))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO alerts (id, rule_id, rule_version, title, subject_kind, subject_id, window_from, window_until, severity, score, summary, currency, metrics, created_at, updated_at) ",
+            );
+            qb.push_values(part.iter().zip(metrics), |mut b, (a, m)| {
+                b.push_bind(a.id.clone())
+                    .push_bind(a.rule_id.clone())
+                    .push_bind(a.rule_version.clone())
+                    .push_bind(a.title.clone())
+                    .push_bind(a.subject.kind.clone())
+                    .push_bind(a.subject.id.clone())
+                    .push_bind(a.window.from)
+                    .push_bind(a.window.until)
+                    .push_bind(a.severity.as_str())
+                    .push_bind(i64::from(a.score))
+                    .push_bind(a.summary.clone())
+                    .push_bind(a.currency.clone())
+                    .push_bind(m)
+                    .push_bind(now.clone())
+                    .push_bind(now.clone());
+            });
+            qb.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+            let mut inserted: HashSet<String> = qb
+                .build_query_scalar::<String>()
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+            // An id given twice is inserted once, from its first occurrence.
+            let new: Vec<&Alert> = part.iter().filter(|a| inserted.remove(&a.id)).collect();
+            report.inserted += new.len() as u64;
+            report.existing += (part.len() - new.len()) as u64;
+            let evidence: Vec<(&str, &'static str, i64, &str)> = new
+                .iter()
+                .flat_map(|a| {
+                    common::evidence_rows(a).map(|(kind, ord, r)| (a.id.as_str(), kind, ord, r))
+                })
+                .collect();
+            for rows in evidence.chunks(ROWS_PER_STATEMENT) {
+                let mut qb = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO alert_evidence (alert_id, kind, ord, ref_id) ",
+                );
+                qb.push_values(rows, |mut b, (id, kind, ord, r)| {
+                    b.push_bind(*id)
+                        .push_bind(*kind)
+                        .push_bind(*ord)
+                        .push_bind(*r);
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<StoredAlert>, StoreError> {
+        let mut qb =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE 1 = 1"));
+        if let Some(status) = &filter.status {
+            qb.push(" AND status = ").push_bind(status.clone());
+        }
+        if let Some(min) = filter.min_severity {
+            qb.push(" AND severity IN (");
+            let mut sep = qb.separated(", ");
+            for s in common::severities_at_least(min) {
+                sep.push_bind(s);
+            }
+            qb.push(")");
+        }
+        if let Some(rule) = &filter.rule_id {
+            qb.push(" AND rule_id = ").push_bind(rule.clone());
+        }
+        if let Some(subject) = &filter.subject {
+            qb.push(" AND instr(subject_id, ")
+                .push_bind(subject.clone())
+                .push(") > 0");
+        }
+        qb.push(" ORDER BY score DESC, id LIMIT ")
+            .push_bind(common::sql_count(filter.limit))
+            .push(" OFFSET ")
+            .push_bind(common::sql_count(filter.offset));
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(alert_row)
+            .collect::<Vec<_>>();
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let evidence = load_evidence(&self.pool, &ids).await?;
+        common::assemble(rows, evidence)
+    }
+
+    async fn alert(&self, id: &str) -> Result<Option<StoredAlert>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let row = alert_row(&row);
+        let evidence = load_evidence(&self.pool, &[id]).await?;
+        Ok(common::assemble(vec![row], evidence)?.pop())
+    }
+
+    async fn rule_version(
+        &self,
+        rule_id: &str,
+        version: &str,
+    ) -> Result<Option<RuleVersion>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT rule_id, version, title, text FROM rule_versions WHERE rule_id = ? AND version = ?",
+        )
+        .bind(rule_id)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| RuleVersion {
+            rule_id: r.get(0),
+            version: r.get(1),
+            title: r.get(2),
+            text: r.get(3),
+        }))
+    }
+
+    async fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(applied_version(&self.pool).await?.unwrap_or(0))
+    }
+}
+
+fn alert_row(r: &SqliteRow) -> AlertRow {
+    AlertRow {
+        id: r.get(0),
+        rule_id: r.get(1),
+        rule_version: r.get(2),
+        title: r.get(3),
+        subject_kind: r.get(4),
+        subject_id: r.get(5),
+        window_from: r.get(6),
+        window_until: r.get(7),
+        severity: r.get(8),
+        score: r.get(9),
+        summary: r.get(10),
+        currency: r.get(11),
+        metrics: r.get(12),
+        status: r.get(13),
+        assignee: r.get(14),
+        created_at: r.get(15),
+        updated_at: r.get(16),
+    }
+}
+
+/// The evidence of the given alerts, grouped by alert, in stored order.
+async fn load_evidence(
+    pool: &SqlitePool,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, crate::detect::Evidence>, StoreError> {
+    let mut rows = Vec::new();
+    for part in ids.chunks(ROWS_PER_STATEMENT) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT alert_id, kind, ref_id FROM alert_evidence WHERE alert_id IN (",
+        );
+        let mut sep = qb.separated(", ");
+        for id in part {
+            sep.push_bind(*id);
+        }
+        qb.push(") ORDER BY alert_id, kind, ord");
+        rows.extend(
+            qb.build()
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2))),
+        );
+    }
+    common::group_evidence(rows)
 }

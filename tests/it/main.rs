@@ -3,4 +3,5 @@
 
 mod demo;
 mod ingest;
+mod store;
 mod support;

@@ -1,0 +1,216 @@
+//! `clearwatch scan`: runs the rule pack over input files (in memory) or the store.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+
+use crate::detect::{self, Alert, Inputs, ScanReport, Severity};
+use crate::graph::TemporalGraph;
+use crate::graph::load::{from_files, from_records};
+use crate::ingest::Profile;
+use crate::model::parse_rfc3339;
+use crate::rules::Rule;
+use crate::rules::load::{self, default_rules_dir};
+use crate::store::{self, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Jsonl,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// Scan this transactions file in memory instead of the store.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Accounts file (with --input).
+    #[arg(long, requires = "input")]
+    pub accounts: Option<PathBuf>,
+    /// Merchants file (with --input).
+    #[arg(long, requires = "input")]
+    pub merchants: Option<PathBuf>,
+    /// Mapping profile of the input files.
+    #[arg(long, default_value = "native", requires = "input")]
+    pub profile: String,
+    /// Rule files or folders (default: the shipped pack in rules/).
+    #[arg(long = "rules")]
+    pub rules: Vec<PathBuf>,
+    /// Rule statuses to run.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "stable,test,experimental"
+    )]
+    pub status: Vec<String>,
+    /// Only transactions at or after this time (RFC 3339).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only transactions before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Exit with code 1 when an alert at or above this severity was found.
+    #[arg(long)]
+    pub fail_on: Option<Severity>,
+}
+
+fn time_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
+    v.as_deref()
+        .map(|s| {
+            parse_rfc3339(s)
+                .ok_or_else(|| anyhow::anyhow!("--{name} {s:?} is not an RFC 3339 time"))
+        })
+        .transpose()
+}
+
+pub async fn run(db: &str, args: ScanArgs) -> anyhow::Result<ExitCode> {
+    let from = time_arg("from", &args.from)?;
+    let until = time_arg("until", &args.until)?;
+    let paths = if args.rules.is_empty() {
+        vec![default_rules_dir()]
+    } else {
+        args.rules.clone()
+    };
+    let (set, diags) = load::load(&paths);
+    if !diags.is_empty() {
+        for d in &diags {
+            eprintln!("{d}\n");
+        }
+        anyhow::bail!(
+            "{} error(s) in rules: fix them or run `clearwatch rules lint`",
+            diags.len()
+        );
+    }
+    let rules: Vec<&Rule> = set
+        .rules
+        .iter()
+        .filter(|r| args.status.iter().any(|s| *s == r.status))
+        .collect();
+    let (graph, inputs, store) = match &args.input {
+        Some(input) => {
+            let profile = Profile::load(&args.profile)?;
+            let (g, load) = from_files(
+                input,
+                args.accounts.as_deref(),
+                args.merchants.as_deref(),
+                &profile,
+                from,
+                until,
+            )?;
+            if !load.rejections.is_empty() {
+                eprintln!(
+                    "note: {} input rows refused (first: {}:{}: {}); `clearwatch ingest` keeps them in quarantine",
+                    load.rejections.len(),
+                    load.rejections[0].source,
+                    load.rejections[0].line,
+                    load.rejections[0].reason
+                );
+            }
+            let inputs = Inputs {
+                accounts: args.accounts.is_some(),
+                merchants: args.merchants.is_some(),
+            };
+            (g, inputs, None)
+        }
+        None => {
+            let store = store::open(db).await?;
+            let txs = store.transactions(from, until).await?;
+            let accounts = store.accounts().await?;
+            let merchants = store.merchants().await?;
+            let inputs = Inputs {
+                accounts: !accounts.is_empty(),
+                merchants: !merchants.is_empty(),
+            };
+            (
+                from_records(&txs, &accounts, &merchants),
+                inputs,
+                Some(store),
+            )
+        }
+    };
+    let report = detect::run(&rules, &graph, inputs);
+    for s in &report.skipped {
+        eprintln!("note: rule {} skipped: {}", s.rule_id, s.reason);
+    }
+    if let Some(store) = &store {
+        let versions: Vec<store::RuleVersion> = rules
+            .iter()
+            .map(|r| store::RuleVersion {
+                rule_id: r.id.clone(),
+                version: r.version.clone(),
+                title: r.title.clone(),
+                text: r.text.clone(),
+            })
+            .collect();
+        let saved = store.save_alerts(&report.alerts, &versions).await?;
+        eprintln!(
+            "stored {} new alerts ({} already stored)",
+            saved.inserted, saved.existing
+        );
+    }
+    print_report(&report, &graph, rules.len(), args.format)?;
+    let failing = args
+        .fail_on
+        .is_some_and(|min| report.alerts.iter().any(|a| a.severity >= min));
+    Ok(if failing {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_report(
+    report: &ScanReport,
+    g: &TemporalGraph,
+    rules: usize,
+    format: Format,
+) -> anyhow::Result<()> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report.alerts)?),
+        Format::Jsonl => {
+            for a in &report.alerts {
+                println!("{}", serde_json::to_string(a)?);
+            }
+        }
+        Format::Table => {
+            for a in &report.alerts {
+                print_alert_line(a);
+            }
+            let count = |s: Severity| report.alerts.iter().filter(|a| a.severity == s).count();
+            let by_sev: Vec<String> = Severity::ALL
+                .iter()
+                .rev()
+                .filter(|s| count(**s) > 0)
+                .map(|s| format!("{} {}", count(*s), s))
+                .collect();
+            println!(
+                "{} alerts ({}) from {} rules over {} transactions and {} accounts",
+                report.alerts.len(),
+                if by_sev.is_empty() {
+                    "none".to_string()
+                } else {
+                    by_sev.join(", ")
+                },
+                rules,
+                g.edge_count(),
+                g.account_count()
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn print_alert_line(a: &Alert) {
+    println!(
+        "{:<7} {:<8} {:>3}  {:<14} {}",
+        a.rule_id,
+        a.severity.as_str(),
+        a.score,
+        a.subject.id,
+        a.summary
+    );
+}

@@ -1,0 +1,379 @@
+//! Aggregates: declared in YAML, computed by the engine over the transaction sets a
+//! detector binds (`in`, `out`, `edges`, …) in one window. Sums are integer minor units;
+//! only ratios and hours are floating point.
+
+use super::expr::Ty;
+use super::scope::Metric;
+use crate::graph::{EdgeId, TemporalGraph};
+
+pub const FUNCTIONS: &str =
+    "count, count_distinct, sum, min, max, median, percentile, dwell, retention, balance_peak";
+pub const FIELDS: &str =
+    "amount, counterparty, hour, day, region, merchant, merchant_holder, peer_region, peer_holder";
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AggFn {
+    Count,
+    CountDistinct,
+    Sum,
+    Min,
+    Max,
+    Percentile(f64),
+    Dwell(DwellStat),
+    Retention,
+    BalancePeak,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DwellStat {
+    Median,
+    Mean,
+    Max,
+}
+
+/// What a member of a set contributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Amount,
+    Counterparty,
+    Hour,
+    Day,
+    Region,
+    Merchant,
+    MerchantHolder,
+    PeerRegion,
+    PeerHolder,
+}
+
+impl Field {
+    pub fn parse(s: &str) -> Option<Field> {
+        Some(match s {
+            "amount" => Field::Amount,
+            "counterparty" => Field::Counterparty,
+            "hour" => Field::Hour,
+            "day" => Field::Day,
+            "region" => Field::Region,
+            "merchant" => Field::Merchant,
+            "merchant_holder" => Field::MerchantHolder,
+            "peer_region" => Field::PeerRegion,
+            "peer_holder" => Field::PeerHolder,
+            _ => return None,
+        })
+    }
+}
+
+/// How a value is shown in summaries and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Money,
+    Ratio,
+    Hours,
+    /// An integer that is not a count (an hour, a day number).
+    Number,
+    /// A floating-point statistic (z-score, p-value, deviation).
+    Real,
+}
+
+impl AggFn {
+    pub fn parse(s: &str, p: Option<f64>, stat: Option<&str>) -> Result<AggFn, String> {
+        Ok(match s {
+            "count" => AggFn::Count,
+            "count_distinct" => AggFn::CountDistinct,
+            "sum" => AggFn::Sum,
+            "min" => AggFn::Min,
+            "max" => AggFn::Max,
+            "median" => AggFn::Percentile(0.5),
+            "percentile" => match p {
+                Some(p) if (0.0..=1.0).contains(&p) => AggFn::Percentile(p),
+                _ => return Err("percentile needs `p` between 0 and 1".into()),
+            },
+            "dwell" => AggFn::Dwell(match stat.unwrap_or("median") {
+                "median" => DwellStat::Median,
+                "mean" => DwellStat::Mean,
+                "max" => DwellStat::Max,
+                other => {
+                    return Err(format!(
+                        "unknown dwell stat {other:?} (valid: median, mean, max)"
+                    ));
+                }
+            }),
+            "retention" => AggFn::Retention,
+            "balance_peak" => AggFn::BalancePeak,
+            other => return Err(format!("unknown aggregate `{other}` (valid: {FUNCTIONS})")),
+        })
+    }
+
+    /// Whether the function reads a set and a field (dwell, retention and balance_peak
+    /// read the `in` and `out` sets together).
+    pub fn needs_set(self) -> bool {
+        !matches!(
+            self,
+            AggFn::Dwell(_) | AggFn::Retention | AggFn::BalancePeak
+        )
+    }
+
+    pub fn needs_field(self) -> bool {
+        !matches!(
+            self,
+            AggFn::Count | AggFn::Dwell(_) | AggFn::Retention | AggFn::BalancePeak
+        )
+    }
+
+    pub fn unit(self, field: Option<Field>) -> Unit {
+        match self {
+            AggFn::Count | AggFn::CountDistinct => Unit::Count,
+            AggFn::Dwell(_) => Unit::Hours,
+            AggFn::Retention => Unit::Ratio,
+            AggFn::BalancePeak => Unit::Money,
+            _ if field == Some(Field::Amount) => Unit::Money,
+            _ => Unit::Number,
+        }
+    }
+}
+
+impl Unit {
+    pub fn ty(self) -> Ty {
+        match self {
+            Unit::Count | Unit::Number => Ty::Int,
+            Unit::Money | Unit::Ratio | Unit::Hours | Unit::Real => Ty::Float,
+        }
+    }
+}
+
+/// A compiled aggregate: which set, which field, optional member filter (by index into
+/// the detector's filter masks).
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    pub name: String,
+    pub func: AggFn,
+    pub set: usize,
+    pub field: Option<Field>,
+    pub filter: Option<usize>,
+    pub unit: Unit,
+}
+
+/// A set of edges bound in one window, and which endpoint is the subject.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeSet<'a> {
+    pub edges: &'a [EdgeId],
+    /// The subject is the destination (incoming set) rather than the source.
+    pub subject_is_dst: bool,
+}
+
+/// A bit per edge.
+#[derive(Debug, Clone, Default)]
+pub struct Mask(Vec<u64>);
+
+impl Mask {
+    pub fn new(len: usize) -> Self {
+        Mask(vec![0; len.div_ceil(64)])
+    }
+
+    pub fn set(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+
+    pub fn get(&self, i: usize) -> bool {
+        self.0[i / 64] >> (i % 64) & 1 == 1
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
+}
+
+fn field_value(g: &TemporalGraph, e: EdgeId, subject_is_dst: bool, f: Field) -> i64 {
+    let i = e as usize;
+    let peer = if subject_is_dst { g.src[i] } else { g.dst[i] };
+    let text_key = |s: &str| -> i64 {
+        // Distinct-counting key for short text: a stable 64-bit hash.
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in s.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        h as i64
+    };
+    match f {
+        Field::Amount => g.amount[i],
+        Field::Counterparty => i64::from(peer),
+        Field::Hour => g.ts[i].rem_euclid(86_400_000) / 3_600_000,
+        Field::Day => g.ts[i].div_euclid(86_400_000),
+        Field::Region => text_key(g.region(e)),
+        Field::Merchant => g.merchant_index(e).map_or(-1, |m| m as i64),
+        Field::MerchantHolder => text_key(
+            g.merchant(e)
+                .and_then(|m| m.holder_id.as_deref())
+                .unwrap_or(""),
+        ),
+        Field::PeerRegion => text_key(g.attrs(peer).region.as_deref().unwrap_or("")),
+        Field::PeerHolder => text_key(g.attrs(peer).holder.as_deref().unwrap_or("")),
+    }
+}
+
+/// Computes one aggregate. `in_set`/`out_set` are the indexes of the sets named `in` and
+/// `out`, for dwell, retention and balance_peak; `exponent` is the currency's.
+pub fn compute(
+    agg: &Aggregate,
+    g: &TemporalGraph,
+    sets: &[EdgeSet<'_>],
+    masks: &[Mask],
+    in_out: Option<(usize, usize)>,
+    exponent: u32,
+) -> Metric {
+    let keep = |e: EdgeId| agg.filter.is_none_or(|m| masks[m].get(e as usize));
+    if !agg.func.needs_set() {
+        let Some((i, o)) = in_out else {
+            return Metric::Float(f64::NAN);
+        };
+        let ins: Vec<EdgeId> = sets[i].edges.iter().copied().filter(|&e| keep(e)).collect();
+        let outs: Vec<EdgeId> = sets[o].edges.iter().copied().filter(|&e| keep(e)).collect();
+        return match agg.func {
+            AggFn::Retention => {
+                let sum = |v: &[EdgeId]| {
+                    v.iter()
+                        .map(|&e| g.amount[e as usize] as i128)
+                        .sum::<i128>()
+                };
+                let (si, so) = (sum(&ins), sum(&outs));
+                if si == 0 {
+                    Metric::Float(f64::NAN)
+                } else {
+                    Metric::Float(so as f64 / si as f64)
+                }
+            }
+            AggFn::BalancePeak => Metric::Money(balance_peak(g, &ins, &outs), exponent),
+            AggFn::Dwell(stat) => Metric::Float(dwell_hours(g, &ins, &outs, stat)),
+            _ => unreachable!("set-free aggregates are listed above"),
+        };
+    }
+    let set = sets[agg.set];
+    let members = set.edges.iter().copied().filter(|&e| keep(e));
+    let field = agg.field.unwrap_or(Field::Amount);
+    let money = |v: i64| {
+        if field == Field::Amount {
+            Metric::Money(v, exponent)
+        } else {
+            Metric::Int(v)
+        }
+    };
+    match agg.func {
+        AggFn::Count => Metric::Int(members.count() as i64),
+        AggFn::CountDistinct => {
+            let mut v: Vec<i64> = members
+                .map(|e| field_value(g, e, set.subject_is_dst, field))
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            Metric::Int(v.len() as i64)
+        }
+        AggFn::Sum => {
+            let total: i128 = members
+                .map(|e| field_value(g, e, set.subject_is_dst, field) as i128)
+                .sum();
+            money(i64::try_from(total).unwrap_or(i64::MAX))
+        }
+        AggFn::Min | AggFn::Max | AggFn::Percentile(_) => {
+            let mut v: Vec<i64> = members
+                .map(|e| field_value(g, e, set.subject_is_dst, field))
+                .collect();
+            if v.is_empty() {
+                return Metric::Float(f64::NAN);
+            }
+            v.sort_unstable();
+            let x = match agg.func {
+                AggFn::Min => v[0],
+                AggFn::Max => v[v.len() - 1],
+                AggFn::Percentile(p) => v[nearest_rank(p, v.len())],
+                _ => unreachable!(),
+            };
+            money(x)
+        }
+        _ => unreachable!("set aggregates are listed above"),
+    }
+}
+
+/// Index of the nearest-rank percentile `p` of `n` sorted values.
+pub fn nearest_rank(p: f64, n: usize) -> usize {
+    let rank = (p * n as f64).ceil() as usize;
+    rank.clamp(1, n) - 1
+}
+
+/// Time-ordered events: incoming first on equal timestamps.
+fn merged<'a>(
+    g: &'a TemporalGraph,
+    ins: &'a [EdgeId],
+    outs: &'a [EdgeId],
+) -> impl Iterator<Item = (bool, EdgeId)> + 'a {
+    let mut all: Vec<(i64, bool, EdgeId)> = ins
+        .iter()
+        .map(|&e| (g.ts[e as usize], false, e))
+        .chain(outs.iter().map(|&e| (g.ts[e as usize], true, e)))
+        .collect();
+    all.sort_unstable();
+    all.into_iter().map(|(_, is_out, e)| (is_out, e))
+}
+
+/// The highest pooled balance (cumulative in − out from the window start).
+pub fn balance_peak(g: &TemporalGraph, ins: &[EdgeId], outs: &[EdgeId]) -> i64 {
+    let mut balance: i128 = 0;
+    let mut peak: i128 = 0;
+    for (is_out, e) in merged(g, ins, outs) {
+        let a = g.amount[e as usize] as i128;
+        balance += if is_out { -a } else { a };
+        peak = peak.max(balance);
+    }
+    i64::try_from(peak).unwrap_or(i64::MAX)
+}
+
+/// Holding time of money, matching outflows to the oldest unmatched inflows (FIFO),
+/// weighted by amount; NaN when nothing matched.
+pub fn dwell_hours(g: &TemporalGraph, ins: &[EdgeId], outs: &[EdgeId], stat: DwellStat) -> f64 {
+    let mut queue: std::collections::VecDeque<(i64, i64)> = Default::default();
+    let mut pieces: Vec<(i64, i64)> = Vec::new();
+    for (is_out, e) in merged(g, ins, outs) {
+        let (ts, amount) = (g.ts[e as usize], g.amount[e as usize]);
+        if !is_out {
+            queue.push_back((ts, amount));
+            continue;
+        }
+        let mut need = amount;
+        while need > 0 {
+            let Some(front) = queue.front_mut() else {
+                break;
+            };
+            let take = need.min(front.1);
+            pieces.push((ts - front.0, take));
+            front.1 -= take;
+            need -= take;
+            if front.1 == 0 {
+                queue.pop_front();
+            }
+        }
+    }
+    let total: i128 = pieces.iter().map(|p| p.1 as i128).sum();
+    if total == 0 {
+        return f64::NAN;
+    }
+    let hours = |ms: i64| ms as f64 / 3_600_000.0;
+    match stat {
+        DwellStat::Max => pieces.iter().map(|p| hours(p.0)).fold(0.0, f64::max),
+        DwellStat::Mean => {
+            let weighted: i128 = pieces.iter().map(|p| p.0 as i128 * p.1 as i128).sum();
+            hours(0) + (weighted as f64 / total as f64) / 3_600_000.0
+        }
+        DwellStat::Median => {
+            pieces.sort_unstable();
+            let half = (total + 1) / 2;
+            let mut acc: i128 = 0;
+            for (d, a) in &pieces {
+                acc += *a as i128;
+                if acc >= half {
+                    return hours(*d);
+                }
+            }
+            hours(pieces[pieces.len() - 1].0)
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! `cycle`: time-ordered cycles that bring money back to where it started.
+
+use std::collections::BTreeMap;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use super::{Detector, Exec, Finding, KindSpec, aggregate_masks};
+use crate::detect::Subject;
+use crate::graph::{AccountId, EdgeId, TemporalGraph};
+use crate::rules::aggregate::{self, Aggregate, EdgeSet, Mask, Unit};
+use crate::rules::compile::Cx;
+use crate::rules::config::DetectConfig;
+use crate::rules::expr::{Program, Schema, Ty};
+use crate::rules::scope::{self, Metric, Scope};
+
+pub const SPEC: KindSpec = KindSpec {
+    name: "cycle",
+    doc: r#"### What it detects
+Round trips: a chain of transactions, each no earlier than the one before, that starts and
+ends at the same account within the window length.
+
+### Why it matters
+Round-tripping inflates volume and disguises the origin of funds: money leaves an account
+and comes back through intermediaries, usually a little less each hop.
+
+### Fields
+- `edge` (CEL, optional): which transactions may form cycles. Binds `tx`, `from`, `to`, `merchant`.
+- `min_length`, `max_length`: cycle length in transactions (default 2 and 6, at most 8).
+- `window`: `length` is the longest time from the first to the last transaction.
+- `aggregates` over the set `edges` (the cycle's transactions).
+- Built-in metrics: `length`, `duration_hours`, `first_amount`, `last_amount`, `retention`
+  (last amount / first amount).
+- `condition` (CEL): binds the metrics and `origin` (the cycle's first account in id order).
+
+Each distinct cycle (sequence of accounts) is reported once, at its earliest occurrence.
+Candidate accounts are restricted to strongly connected components (petgraph).
+
+### Example
+```yaml
+detect:
+  kind: cycle
+  edge: 'tx.type == "transfer"'
+  max_length: 5
+  window: { length: 30d }
+  condition: 'length >= 3 && retention >= 0.5'
+```
+"#,
+    fields: &["edge", "min_length", "max_length", "window"],
+    compile,
+};
+
+const SETS: &[&str] = &["edges"];
+const BUILTINS: &[(&str, Unit)] = &[
+    ("length", Unit::Count),
+    ("duration_hours", Unit::Hours),
+    ("first_amount", Unit::Money),
+    ("last_amount", Unit::Money),
+    ("retention", Unit::Ratio),
+];
+/// Search steps per origin account, so dense components stay bounded.
+const MAX_STEPS_PER_ORIGIN: usize = 200_000;
+
+struct Cycle {
+    edge: Option<Program>,
+    min_len: usize,
+    max_len: usize,
+    length: i64,
+    aggregates: Vec<Aggregate>,
+    filters: Vec<Program>,
+    condition: Program,
+}
+
+fn edge_schema(cx: &Cx<'_>) -> Schema {
+    let mut s = cx.base_schema();
+    scope::add_tx(&mut s);
+    scope::add_account(&mut s, "from", 0);
+    scope::add_account(&mut s, "to", 1);
+    scope::add_merchant(&mut s);
+    s
+}
+
+fn compile(cfg: &DetectConfig, cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
+    let schema = edge_schema(cx);
+    let edge = cx.opt_expr(cfg.edge.as_ref(), &schema, Ty::Bool);
+    let min_len = cfg.min_length.as_ref().map_or(2, |m| m.value);
+    let max_len = cfg.max_length.as_ref().map_or(6, |m| m.value);
+    let mut ok = true;
+    if min_len < 2 || max_len > 8 || min_len > max_len {
+        let at = cfg.min_length.as_ref().or(cfg.max_length.as_ref());
+        let msg = format!(
+            "cycle lengths must satisfy 2 <= min_length <= max_length <= 8 (got {min_len}..{max_len})"
+        );
+        match at {
+            Some(a) => cx.error(a, msg, None),
+            None => cx.error(&cfg.kind, msg, None),
+        }
+        ok = false;
+    }
+    let windows = cx.windows(cfg.window.as_ref(), &cfg.kind);
+    let (aggregates, filters) = cx.aggregates(cfg, SETS, &|cx, _| edge_schema(cx));
+    let metrics = metric_names(&aggregates);
+    let condition = cx.condition(cfg, &metrics, &|s| scope::add_account(s, "origin", 0));
+    if !ok {
+        return None;
+    }
+    Some(Box::new(Cycle {
+        edge: edge.ok()?,
+        min_len,
+        max_len,
+        length: windows?.length,
+        aggregates,
+        filters,
+        condition: condition?,
+    }))
+}
+
+fn metric_names(aggregates: &[Aggregate]) -> Vec<(String, Unit)> {
+    aggregates
+        .iter()
+        .map(|a| (a.name.clone(), a.unit))
+        .chain(BUILTINS.iter().map(|(n, u)| (n.to_string(), *u)))
+        .collect()
+}
+
+struct Search<'a> {
+    g: &'a TemporalGraph,
+    mask: &'a Mask,
+    comp: &'a [u32],
+    origin: AccountId,
+    deadline: i64,
+    steps: usize,
+    path: Vec<EdgeId>,
+    nodes: Vec<AccountId>,
+}
+
+impl Cycle {
+    fn search(&self, s: &mut Search<'_>, found: &mut BTreeMap<Vec<AccountId>, Vec<EdgeId>>) {
+        if s.steps >= MAX_STEPS_PER_ORIGIN {
+            return;
+        }
+        s.steps += 1;
+        let last = *s.path.last().expect("non-empty");
+        let (v, t) = (s.g.dst[last as usize], s.g.ts[last as usize]);
+        for e in s.g.out_window(v, t, s.deadline) {
+            if !s.mask.get(e as usize) {
+                continue;
+            }
+            let d = s.g.dst[e as usize];
+            if d == s.origin {
+                if s.path.len() + 1 >= self.min_len {
+                    let mut edges = s.path.clone();
+                    edges.push(e);
+                    found.entry(s.nodes.clone()).or_insert(edges);
+                }
+                continue;
+            }
+            if d < s.origin
+                || s.comp[d as usize] != s.comp[s.origin as usize]
+                || s.path.len() + 1 >= self.max_len
+                || s.nodes.contains(&d)
+            {
+                continue;
+            }
+            s.path.push(e);
+            s.nodes.push(d);
+            self.search(s, found);
+            s.path.pop();
+            s.nodes.pop();
+        }
+    }
+}
+
+impl Detector for Cycle {
+    fn metrics(&self) -> Vec<(String, Unit)> {
+        metric_names(&self.aggregates)
+    }
+
+    fn run(&self, exec: &Exec<'_>) -> Vec<Finding> {
+        let g = exec.g;
+        let mut mask = Mask::new(g.edge_count());
+        let mut sc = Scope::new(g);
+        for e in 0..g.edge_count() as EdgeId {
+            let (s, d) = (g.src[e as usize], g.dst[e as usize]);
+            if !exec.in_currency(e) || s == d {
+                continue;
+            }
+            sc.edge = e;
+            sc.accounts[0] = s;
+            sc.accounts[1] = d;
+            if self.edge.as_ref().is_none_or(|p| p.test(&sc)) {
+                mask.set(e as usize);
+            }
+        }
+        // Strongly connected components of the filtered account graph.
+        let mut dg: DiGraph<(), ()> = DiGraph::with_capacity(g.account_count(), 0);
+        for _ in 0..g.account_count() {
+            dg.add_node(());
+        }
+        for a in 0..g.account_count() as AccountId {
+            let mut targets: Vec<AccountId> = g
+                .out_edges(a)
+                .filter(|&e| mask.get(e as usize))
+                .map(|e| g.dst[e as usize])
+                .collect();
+            targets.sort_unstable();
+            targets.dedup();
+            for d in targets {
+                dg.add_edge(NodeIndex::new(a as usize), NodeIndex::new(d as usize), ());
+            }
+        }
+        let mut comp = vec![u32::MAX; g.account_count()];
+        for (i, c) in petgraph::algo::tarjan_scc(&dg).into_iter().enumerate() {
+            if c.len() > 1 {
+                for n in c {
+                    comp[n.index()] = i as u32;
+                }
+            }
+        }
+        let masks = aggregate_masks(&self.aggregates, &self.filters, exec, &|scope, e, _| {
+            scope.edge = e;
+            scope.accounts[0] = g.src[e as usize];
+            scope.accounts[1] = g.dst[e as usize];
+        });
+        let mut findings = Vec::new();
+        for origin in 0..g.account_count() as AccountId {
+            if comp[origin as usize] == u32::MAX {
+                continue;
+            }
+            let mut found: BTreeMap<Vec<AccountId>, Vec<EdgeId>> = BTreeMap::new();
+            for e0 in g.out_edges(origin) {
+                let d = g.dst[e0 as usize];
+                if !mask.get(e0 as usize) || d < origin || comp[d as usize] != comp[origin as usize]
+                {
+                    continue;
+                }
+                let t0 = g.ts[e0 as usize];
+                let mut s = Search {
+                    g,
+                    mask: &mask,
+                    comp: &comp,
+                    origin,
+                    deadline: t0.saturating_add(self.length),
+                    steps: 0,
+                    path: vec![e0],
+                    nodes: vec![origin, d],
+                };
+                self.search(&mut s, &mut found);
+            }
+            for (_, edges) in found {
+                let first = edges[0] as usize;
+                let last = edges[edges.len() - 1] as usize;
+                let view = [EdgeSet {
+                    edges: &edges,
+                    subject_is_dst: false,
+                }];
+                let mut metrics: Vec<Metric> = self
+                    .aggregates
+                    .iter()
+                    .map(|a| aggregate::compute(a, g, &view, &masks, None, exec.exponent))
+                    .collect();
+                metrics.push(Metric::Int(edges.len() as i64));
+                metrics.push(Metric::Float(
+                    (g.ts[last] - g.ts[first]) as f64 / 3_600_000.0,
+                ));
+                metrics.push(Metric::Money(g.amount[first], exec.exponent));
+                metrics.push(Metric::Money(g.amount[last], exec.exponent));
+                metrics.push(Metric::Float(if g.amount[first] == 0 {
+                    f64::NAN
+                } else {
+                    g.amount[last] as f64 / g.amount[first] as f64
+                }));
+                let mut sc = Scope::new(g);
+                sc.accounts[0] = origin;
+                sc.metrics = &metrics;
+                if !self.condition.test(&sc) {
+                    continue;
+                }
+                let accounts: Vec<AccountId> = edges.iter().map(|&e| g.src[e as usize]).collect();
+                let from = g.ts[first];
+                let until = g.ts[last] + 1;
+                findings.push(Finding {
+                    subject: Subject {
+                        kind: "account".into(),
+                        id: g.account_name(origin).to_string(),
+                    },
+                    from,
+                    until,
+                    // Cycles are reported one by one, never merged into episodes.
+                    window_index: findings.len() as i64 * 2,
+                    metrics,
+                    edges,
+                    accounts,
+                });
+            }
+        }
+        findings
+    }
+}

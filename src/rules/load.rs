@@ -1,0 +1,255 @@
+//! Loading rule packs: finds rule files under the given paths, loads the `_shared` lists
+//! and macros beside them, parses and compiles every rule, and collects every diagnostic
+//! of the whole set in one pass.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::compile::{Rule, Shared, compile_rule};
+use super::config::{RuleConfig, SharedConfig};
+use super::diag::{self, Diagnostic};
+use super::expr::{self, Const, Macro};
+
+/// The shipped rule pack, relative to the working directory or the sources.
+pub fn default_rules_dir() -> PathBuf {
+    let local = Path::new("rules");
+    if local.is_dir() {
+        return local.to_path_buf();
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")
+}
+
+/// A rule file as parsed, kept so that tests can recompile it with other parameters.
+pub struct RuleSource {
+    pub path: PathBuf,
+    pub text: String,
+    pub config: RuleConfig,
+}
+
+/// A loaded rule pack.
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    pub sources: Vec<RuleSource>,
+    pub shared: Shared,
+}
+
+fn is_yaml(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            diags.push(Diagnostic::new(
+                dir,
+                0,
+                0,
+                format!("cannot read folder: {e}"),
+            ));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        if p.file_name().and_then(|n| n.to_str()) == Some("_shared") {
+            continue;
+        }
+        if p.is_dir() {
+            walk(&p, out, diags);
+        } else if is_yaml(&p) {
+            out.push(p);
+        }
+    }
+}
+
+/// The `_shared` folder that applies to `path`: in it or in the nearest ancestor.
+fn shared_dir_for(path: &Path) -> Option<PathBuf> {
+    let start = if path.is_dir() {
+        Some(path)
+    } else {
+        path.parent()
+    };
+    let mut dir = start?.to_path_buf();
+    loop {
+        let candidate = dir.join("_shared");
+        if candidate.is_dir() {
+            return Some(candidate);
+        }
+        if !dir.pop() {
+            return None;
+        }
+    }
+}
+
+fn yaml_error(path: &Path, source: &str, e: &serde_saphyr::Error) -> Diagnostic {
+    let (line, column) = e
+        .location()
+        .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
+    let full = e.to_string();
+    let first = full.lines().next().unwrap_or("invalid YAML").trim();
+    // serde-saphyr prefixes "error: line N column M: "; the diagnostic says that itself.
+    let message = first
+        .strip_prefix("error: ")
+        .unwrap_or(first)
+        .split_once(": ")
+        .filter(|(head, _)| head.starts_with("line "))
+        .map_or(first, |(_, rest)| rest)
+        .to_string();
+    let help = message
+        .contains("unknown field")
+        .then(|| "see docs/rules.md for every field".to_string());
+    Diagnostic::new(path, line, column, message)
+        .with_snippet(source)
+        .with_help(help)
+}
+
+fn load_shared(dir: &Path, diags: &mut Vec<Diagnostic>) -> Shared {
+    let mut shared = Shared::default();
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| is_yaml(p))
+            .collect(),
+        Err(e) => {
+            diags.push(Diagnostic::new(
+                dir,
+                0,
+                0,
+                format!("cannot read folder: {e}"),
+            ));
+            Vec::new()
+        }
+    };
+    files.sort();
+    for path in files {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                diags.push(Diagnostic::new(&path, 0, 0, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        let cfg: SharedConfig = match serde_saphyr::from_str(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                diags.push(yaml_error(&path, &text, &e));
+                continue;
+            }
+        };
+        for (name, items) in &cfg.lists {
+            let consts: Result<Vec<Const>, String> = items
+                .iter()
+                .map(|v| match v {
+                    serde_json::Value::String(s) => Ok(Const::Str(Arc::from(s.as_str()))),
+                    serde_json::Value::Number(n) if n.is_i64() => {
+                        Ok(Const::Int(n.as_i64().unwrap_or(0)))
+                    }
+                    serde_json::Value::Number(n) => Ok(Const::Float(n.as_f64().unwrap_or(0.0))),
+                    other => Err(format!(
+                        "list `{name}`: items must be strings or numbers, found {other}"
+                    )),
+                })
+                .collect();
+            match consts {
+                Ok(c) => {
+                    shared.consts.insert(name.clone(), Const::List(c.into()));
+                }
+                Err(e) => diags.push(Diagnostic::new(&path, 0, 0, e)),
+            }
+        }
+        for (name, m) in &cfg.macros {
+            match expr::parse(&m.value) {
+                Ok((ast, info)) => {
+                    shared.macros.insert(
+                        name.clone(),
+                        Arc::new(Macro {
+                            source: m.value.clone(),
+                            ast,
+                            info,
+                        }),
+                    );
+                }
+                Err(errs) => {
+                    for e in errs {
+                        let (line, column) = diag::position_in_scalar(&text, m, e.offset);
+                        diags.push(
+                            Diagnostic::new(&path, line, column, e.message).with_snippet(&text),
+                        );
+                    }
+                }
+            }
+        }
+        shared.texts.push((path, text));
+    }
+    shared
+}
+
+/// Loads and compiles every rule under `paths` (files or folders). Returns the rules that
+/// compiled and every diagnostic, across all files.
+pub fn load(paths: &[PathBuf]) -> (RuleSet, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut files, &mut diags);
+        } else if p.is_file() {
+            files.push(p.clone());
+        } else {
+            diags.push(Diagnostic::new(p, 0, 0, "no such file or folder"));
+        }
+    }
+    let shared = paths
+        .first()
+        .and_then(|p| shared_dir_for(p))
+        .map(|d| load_shared(&d, &mut diags))
+        .unwrap_or_default();
+    let mut rules = Vec::new();
+    let mut sources = Vec::new();
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for path in files {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                diags.push(Diagnostic::new(&path, 0, 0, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        let config: RuleConfig = match serde_saphyr::from_str(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                diags.push(yaml_error(&path, &text, &e));
+                continue;
+            }
+        };
+        if let Some(first) = seen.get(&config.id.value) {
+            diags.push(
+                diag::at(
+                    &path,
+                    &text,
+                    &config.id,
+                    format!("duplicate rule id `{}`", config.id.value),
+                )
+                .with_help(Some(format!("first defined in {}", first.display()))),
+            );
+            continue;
+        }
+        seen.insert(config.id.value.clone(), path.clone());
+        match compile_rule(&config, &path, &text, &shared, &BTreeMap::new()) {
+            Ok(rule) => rules.push(rule),
+            Err(d) => diags.extend(d),
+        }
+        sources.push(RuleSource { path, text, config });
+    }
+    rules.sort_by(|a, b| a.id.cmp(&b.id));
+    (
+        RuleSet {
+            rules,
+            sources,
+            shared,
+        },
+        diags,
+    )
+}

@@ -1,0 +1,230 @@
+//! The variables detectors bind for rule expressions (`tx.*`, account bindings such as
+//! `hub.*`, `merchant.*`, aggregate results) and the evaluation scope that reads them from
+//! the temporal graph.
+
+use super::expr::{Env, Schema, Ty, Val, VarId};
+use crate::graph::{AccountId, EdgeId, TemporalGraph};
+
+const TX: u16 = 0;
+const MERCHANT: u16 = 10;
+const METRIC: u16 = 11;
+/// Account bindings use sources 1..=8.
+pub const MAX_ACCOUNT_SLOTS: usize = 8;
+
+pub const NONE: u32 = u32::MAX;
+
+fn var(source: u16, field: u16) -> VarId {
+    (source << 8) | field
+}
+
+/// `tx.*`: the transaction under evaluation.
+pub const TX_FIELDS: &[(&str, Ty, &str)] = &[
+    ("id", Ty::Str, "transaction id"),
+    ("amount", Ty::Float, "amount in major units of its currency"),
+    (
+        "type",
+        Ty::Str,
+        "payment, settlement, transfer, cash_in, cash_out, fee or refund",
+    ),
+    (
+        "ts",
+        Ty::Int,
+        "time, milliseconds since the Unix epoch (UTC)",
+    ),
+    ("hour", Ty::Int, "hour of day, 0-23, UTC"),
+    ("weekday", Ty::Int, "day of week, 0 = Monday, UTC"),
+    ("channel", Ty::Str, "channel, or \"\""),
+    ("region", Ty::Str, "region, or \"\""),
+    ("merchant", Ty::Str, "merchant of record, or \"\""),
+    ("currency", Ty::Str, "ISO 4217 code"),
+];
+
+/// Fields of every account binding (`hub.*`, `peer.*`, `node.*`, …).
+pub const ACCOUNT_FIELDS: &[(&str, Ty, &str)] = &[
+    ("id", Ty::Str, "account id"),
+    (
+        "role",
+        Ty::Str,
+        "acquirer, merchant, agent, individual, bank or unknown",
+    ),
+    ("kind", Ty::Str, "personal, corporate, or \"\" when unknown"),
+    ("licensed", Ty::Bool, "a licensed institution"),
+    ("registered", Ty::Bool, "present in the account registry"),
+    ("holder", Ty::Str, "holder id, or \"\""),
+    ("name", Ty::Str, "holder name, or \"\""),
+    ("region", Ty::Str, "region, or \"\""),
+];
+
+/// `merchant.*`: the merchant of record of the transaction, from the registry.
+pub const MERCHANT_FIELDS: &[(&str, Ty, &str)] = &[
+    ("id", Ty::Str, "merchant id, or \"\""),
+    ("registered", Ty::Bool, "present in the merchant registry"),
+    ("holder", Ty::Str, "the merchant's legal entity (holder id)"),
+    ("name", Ty::Str, "legal name"),
+    (
+        "settlement_account",
+        Ty::Str,
+        "registered settlement account",
+    ),
+    ("acquirer", Ty::Str, "acquirer account"),
+    ("mcc", Ty::Str, "merchant category code"),
+    (
+        "cycle_days",
+        Ty::Int,
+        "contracted settlement cycle T+N, or -1",
+    ),
+];
+
+pub fn add_tx(schema: &mut Schema) {
+    for (i, (name, ty, _)) in TX_FIELDS.iter().enumerate() {
+        schema.var(&format!("tx.{name}"), var(TX, i as u16), *ty);
+    }
+}
+
+pub fn add_account(schema: &mut Schema, binding: &str, slot: usize) {
+    assert!(slot < MAX_ACCOUNT_SLOTS, "account slot out of range");
+    for (i, (name, ty, _)) in ACCOUNT_FIELDS.iter().enumerate() {
+        schema.var(
+            &format!("{binding}.{name}"),
+            var(1 + slot as u16, i as u16),
+            *ty,
+        );
+    }
+}
+
+pub fn add_merchant(schema: &mut Schema) {
+    for (i, (name, ty, _)) in MERCHANT_FIELDS.iter().enumerate() {
+        schema.var(&format!("merchant.{name}"), var(MERCHANT, i as u16), *ty);
+    }
+}
+
+/// Metric (aggregate) names, in order; their values come from [`Scope::metrics`].
+pub fn add_metrics(schema: &mut Schema, names: &[(String, Ty)]) {
+    for (i, (name, ty)) in names.iter().enumerate() {
+        schema.var(name, var(METRIC, i as u16), *ty);
+    }
+}
+
+/// A computed aggregate value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Metric {
+    Int(i64),
+    Float(f64),
+    /// Minor units, with the currency exponent.
+    Money(i64, u32),
+}
+
+impl Metric {
+    pub fn val(self) -> Val<'static> {
+        match self {
+            Metric::Int(i) => Val::Int(i),
+            Metric::Float(x) if x.is_finite() => Val::Float(x),
+            Metric::Float(_) => Val::Null,
+            Metric::Money(m, exp) => Val::Float(m as f64 / 10f64.powi(exp as i32)),
+        }
+    }
+}
+
+/// What expressions see: the graph plus the bound edge, accounts, merchant and metrics.
+pub struct Scope<'g> {
+    pub g: &'g TemporalGraph,
+    pub edge: EdgeId,
+    pub accounts: [AccountId; MAX_ACCOUNT_SLOTS],
+    pub metrics: &'g [Metric],
+}
+
+impl<'g> Scope<'g> {
+    pub fn new(g: &'g TemporalGraph) -> Self {
+        Scope {
+            g,
+            edge: NONE,
+            accounts: [NONE; MAX_ACCOUNT_SLOTS],
+            metrics: &[],
+        }
+    }
+
+    fn account(&self, slot: usize, field: u16) -> Val<'_> {
+        let a = self.accounts[slot];
+        if a == NONE {
+            return Val::Null;
+        }
+        let attrs = self.g.attrs(a);
+        let s = |v: &'g Option<String>| Val::Str(v.as_deref().unwrap_or(""));
+        match field {
+            0 => Val::Str(self.g.account_name(a)),
+            1 => Val::Str(attrs.role.as_str()),
+            2 => Val::Str(attrs.kind.map_or("", |k| k.as_str())),
+            3 => Val::Bool(attrs.licensed),
+            4 => Val::Bool(attrs.registered),
+            5 => s(&attrs.holder),
+            6 => s(&attrs.holder_name),
+            7 => s(&attrs.region),
+            _ => Val::Null,
+        }
+    }
+
+    fn tx(&self, field: u16) -> Val<'_> {
+        let e = self.edge;
+        if e == NONE {
+            return Val::Null;
+        }
+        let g = self.g;
+        let i = e as usize;
+        match field {
+            0 => Val::Str(g.tx_id(e)),
+            1 => Val::Float(g.amount[i] as f64 / 10f64.powi(g.currency(e).exponent() as i32)),
+            2 => Val::Str(g.tx_type[i].as_str()),
+            3 => Val::Int(g.ts[i]),
+            4 => Val::Int(g.ts[i].rem_euclid(86_400_000) / 3_600_000),
+            // 1970-01-01 was a Thursday (3 when Monday is 0).
+            5 => Val::Int((g.ts[i].div_euclid(86_400_000) + 3).rem_euclid(7)),
+            6 => Val::Str(g.channel(e)),
+            7 => Val::Str(g.region(e)),
+            8 => Val::Str(g.merchant(e).map_or("", |m| m.merchant_id.as_str())),
+            9 => Val::Str(g.currency(e).code()),
+            _ => Val::Null,
+        }
+    }
+
+    fn merchant(&self, field: u16) -> Val<'_> {
+        if self.edge == NONE {
+            return Val::Null;
+        }
+        let Some(m) = self.g.merchant_index(self.edge) else {
+            return match field {
+                1 => Val::Bool(false),
+                7 => Val::Int(-1),
+                _ => Val::Str(""),
+            };
+        };
+        let rec = &self.g.merchants()[m];
+        let s = |v: &'g Option<String>| Val::Str(v.as_deref().unwrap_or(""));
+        match field {
+            0 => Val::Str(&rec.merchant_id),
+            1 => Val::Bool(self.g.merchant_registered(m)),
+            2 => s(&rec.holder_id),
+            3 => s(&rec.legal_name),
+            4 => s(&rec.settlement_account),
+            5 => s(&rec.acquirer),
+            6 => s(&rec.mcc),
+            7 => Val::Int(rec.settlement_cycle_days.map_or(-1, i64::from)),
+            _ => Val::Null,
+        }
+    }
+}
+
+impl Env for Scope<'_> {
+    fn get(&self, v: VarId) -> Val<'_> {
+        let (source, field) = (v >> 8, v & 0xff);
+        match source {
+            TX => self.tx(field),
+            1..=8 => self.account(source as usize - 1, field),
+            MERCHANT => self.merchant(field),
+            METRIC => self
+                .metrics
+                .get(field as usize)
+                .map_or(Val::Null, |m| m.val()),
+            _ => Val::Null,
+        }
+    }
+}

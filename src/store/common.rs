@@ -1,0 +1,144 @@
+//! Pieces both backends share: alert row decoding, evidence assembly, the schema-version
+//! guard, and the clock.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
+
+use super::StoreError;
+use crate::detect::{Alert, Evidence, Severity, StoredAlert, Subject, Window};
+
+/// The alert columns every alert query selects, in [`AlertRow`] order.
+pub const ALERT_COLUMNS: &str = "id, rule_id, rule_version, title, subject_kind, subject_id, \
+     window_from, window_until, severity, score, summary, currency, metrics, status, assignee, \
+     created_at, updated_at";
+
+/// Evidence kinds as stored.
+pub const EVIDENCE_TX: &str = "transaction";
+pub const EVIDENCE_ACCOUNT: &str = "account";
+
+/// Now, in UTC, to the second (what both backends store).
+pub fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    t.with_nanosecond(0).unwrap_or(t)
+}
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Refuses a database that has migrations this binary does not know.
+pub fn check_schema(applied: Option<i64>, known: i64) -> Result<(), StoreError> {
+    match applied {
+        Some(found) if found > known => Err(StoreError::NewerSchema { found, known }),
+        _ => Ok(()),
+    }
+}
+
+/// A `u64` count as an SQL `LIMIT`/`OFFSET` value.
+pub fn sql_count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The severity names at or above `min`.
+pub fn severities_at_least(min: Severity) -> Vec<&'static str> {
+    Severity::ALL
+        .into_iter()
+        .filter(|s| *s >= min)
+        .map(Severity::as_str)
+        .collect()
+}
+
+/// One row of the alerts table, decoded by a backend.
+pub struct AlertRow {
+    pub id: String,
+    pub rule_id: String,
+    pub rule_version: String,
+    pub title: String,
+    pub subject_kind: String,
+    pub subject_id: String,
+    pub window_from: i64,
+    pub window_until: i64,
+    pub severity: String,
+    pub score: i64,
+    pub summary: String,
+    pub currency: Option<String>,
+    pub metrics: String,
+    pub status: String,
+    pub assignee: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl AlertRow {
+    pub fn into_stored(self, evidence: Evidence) -> Result<StoredAlert, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("alert {}: {what}", self.id));
+        let severity = self.severity.parse::<Severity>().map_err(|e| corrupt(&e))?;
+        let score = u32::try_from(self.score).map_err(|_| corrupt("score out of range"))?;
+        let metrics =
+            serde_json::from_str(&self.metrics).map_err(|e| corrupt(&format!("metrics: {e}")))?;
+        Ok(StoredAlert {
+            alert: Alert {
+                id: self.id,
+                rule_id: self.rule_id,
+                rule_version: self.rule_version,
+                title: self.title,
+                subject: Subject {
+                    kind: self.subject_kind,
+                    id: self.subject_id,
+                },
+                window: Window {
+                    from: self.window_from,
+                    until: self.window_until,
+                },
+                severity,
+                score,
+                summary: self.summary,
+                currency: self.currency,
+                metrics,
+                evidence,
+            },
+            status: self.status,
+            assignee: self.assignee,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// Groups evidence rows `(alert_id, kind, ref_id)`, already in `ord` order, by alert.
+pub fn group_evidence(
+    rows: impl IntoIterator<Item = (String, String, String)>,
+) -> Result<HashMap<String, Evidence>, StoreError> {
+    let mut out: HashMap<String, Evidence> = HashMap::new();
+    for (alert_id, kind, ref_id) in rows {
+        let e = out.entry(alert_id).or_default();
+        match kind.as_str() {
+            EVIDENCE_TX => e.transactions.push(ref_id),
+            EVIDENCE_ACCOUNT => e.accounts.push(ref_id),
+            other => return Err(StoreError::Corrupt(format!("evidence kind {other:?}"))),
+        }
+    }
+    Ok(out)
+}
+
+/// Joins alert rows with their evidence, keeping the rows' order.
+pub fn assemble(
+    rows: Vec<AlertRow>,
+    mut evidence: HashMap<String, Evidence>,
+) -> Result<Vec<StoredAlert>, StoreError> {
+    rows.into_iter()
+        .map(|r| {
+            let e = evidence.remove(&r.id).unwrap_or_default();
+            r.into_stored(e)
+        })
+        .collect()
+}
+
+/// An alert's evidence as `(kind, ord, ref_id)` rows.
+pub fn evidence_rows(alert: &Alert) -> impl Iterator<Item = (&'static str, i64, &str)> {
+    let tx = alert.evidence.transactions.iter().enumerate();
+    let acc = alert.evidence.accounts.iter().enumerate();
+    tx.map(|(i, r)| (EVIDENCE_TX, i as i64, r.as_str()))
+        .chain(acc.map(|(i, r)| (EVIDENCE_ACCOUNT, i as i64, r.as_str())))
+}

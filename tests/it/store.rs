@@ -1,0 +1,865 @@
+//! The store suite, written once and run per backend: `store::sqlite::*` always, and
+//! `store::postgres::*` when `CLEARWATCH_TEST_PG` holds a PostgreSQL URL (each test in a
+//! fresh schema of a random name, selected through `search_path` and dropped at the end).
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use clearwatch::detect::{Alert, Evidence, Severity, Subject, Window};
+use clearwatch::ingest::load::{LoadMsg, LoadRow, stream_files};
+use clearwatch::ingest::{IngestError, Profile, TableKind};
+use clearwatch::model::{Currency, Transaction};
+use clearwatch::store::{
+    self, AlertFilter, AnyStore, BatchReport, RuleVersion, SaveReport, Store, StoreError,
+};
+use predicates::str::contains;
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use tempfile::TempDir;
+
+use crate::support::{fixture, summary_counts};
+
+/// One fresh database of one backend, with a folder for input files.
+pub struct TestDb {
+    pub url: String,
+    pub store: AnyStore,
+    pub dir: TempDir,
+    /// `(server URL, schema)` of a PostgreSQL test, dropped with the `TestDb`.
+    pg: Option<(String, String)>,
+}
+
+fn random_name() -> String {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    format!("cw_test_{:016x}", h.finish())
+}
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("cw.db").display());
+        let store = store::open(&url).await.unwrap();
+        TestDb {
+            url,
+            store,
+            dir,
+            pg: None,
+        }
+    }
+
+    /// `None` when `CLEARWATCH_TEST_PG` is unset; panics when it is set but unusable.
+    pub async fn postgres() -> Option<TestDb> {
+        let base = std::env::var("CLEARWATCH_TEST_PG")
+            .ok()
+            .filter(|s| !s.is_empty())?;
+        let schema = random_name();
+        let mut conn = PgConnection::connect(&base)
+            .await
+            .unwrap_or_else(|e| panic!("CLEARWATCH_TEST_PG={base}: {e}"));
+        // The name is made here of hex digits only.
+        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options[search_path]={schema}");
+        let db = TestDb {
+            store: store::open(&url).await.unwrap(),
+            url,
+            dir: tempfile::tempdir().unwrap(),
+            pg: Some((base, schema)),
+        };
+        Some(db)
+    }
+
+    pub async fn reopen(&self) -> Result<AnyStore, StoreError> {
+        store::open(&self.url).await
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// The binary, pointed at this database.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("clearwatch").unwrap();
+        c.env("CLEARWATCH_DB", &self.url)
+            .current_dir(self.dir.path());
+        c
+    }
+
+    /// Loads files through the native profile, as `ingest` does.
+    pub async fn load(
+        &self,
+        plan: Vec<(TableKind, PathBuf)>,
+    ) -> (
+        Result<Vec<BatchReport>, StoreError>,
+        Result<(), IngestError>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let producer = tokio::task::spawn_blocking(move || {
+            stream_files(&plan, &Profile::native(), tx, &|_| {})
+        });
+        let loaded = self.store.load(rx).await;
+        (loaded, producer.await.unwrap())
+    }
+
+    pub async fn load_ok(&self, plan: Vec<(TableKind, PathBuf)>) -> Vec<BatchReport> {
+        let (loaded, produced) = self.load(plan).await;
+        produced.unwrap();
+        loaded.unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((base, schema)) = self.pg.take() else {
+            return;
+        };
+        // Drop cannot await: a thread of its own, with its own runtime and connection.
+        let result = std::thread::spawn(move || -> Result<(), String> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let mut c = PgConnection::connect(&base).await?;
+                sqlx::query("SET lock_timeout = '10s'")
+                    .execute(&mut c)
+                    .await?;
+                sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                    .execute(&mut c)
+                    .await?;
+                c.close().await
+            })
+            .map_err(|e| format!("schema {schema}: {e}"))
+        })
+        .join();
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("warning: cleaning up the test schema failed: {e}"),
+            Err(_) => eprintln!("warning: cleaning up the test schema panicked"),
+        }
+    }
+}
+
+/// Says on the real stderr (not the captured one) that a PostgreSQL variant did not run.
+pub fn say_skipped(name: &str) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "store::postgres::{name}: SKIPPED, CLEARWATCH_TEST_PG is not set (no PostgreSQL URL)"
+    );
+}
+
+/// Runs each named `async fn(&TestDb)` as `store::sqlite::NAME` and `store::postgres::NAME`.
+macro_rules! store_suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = super::TestDb::sqlite().await;
+                    super::$name(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(db) = super::TestDb::postgres().await else {
+                        super::say_skipped(stringify!($name));
+                        return;
+                    };
+                    super::$name(&db).await;
+                }
+            )*
+        }
+    };
+}
+
+store_suite!(
+    load_counts_and_quarantine,
+    reload_adds_nothing,
+    reused_id_with_other_content_is_quarantined,
+    duplicates_and_conflicts_across_chunks,
+    aborted_load_leaves_nothing,
+    stats_and_reads,
+    demo_set_loads_as_on_sqlite,
+    save_alerts_is_idempotent,
+    alert_filters_and_order,
+    alert_with_100k_evidence_round_trips,
+    rule_versions_keep_their_text,
+    newer_schema_is_refused,
+    migrate_prints_the_schema_version,
+    cli_ingest_and_stats,
+    cli_alerts_list_and_show,
+);
+
+fn counts(r: &BatchReport) -> [u64; 4] {
+    [r.read, r.loaded, r.quarantined, r.duplicates]
+}
+
+async fn load_counts_and_quarantine(db: &TestDb) {
+    let reports = db
+        .load_ok(vec![
+            (TableKind::Accounts, fixture("accounts.csv")),
+            (TableKind::Transactions, fixture("bad_rows.csv")),
+        ])
+        .await;
+    assert_eq!(reports.len(), 2);
+    assert_eq!((reports[0].batch_id, reports[1].batch_id), (1, 2));
+    assert_eq!(counts(&reports[0]), [2, 2, 0, 0]);
+    assert_eq!(counts(&reports[1]), [11, 2, 9, 0]);
+    assert_eq!(reports[1].kind, "transactions");
+    assert_eq!(reports[1].sha256.len(), 64);
+    let q = db.store.quarantine(100).await.unwrap();
+    assert_eq!(q.len(), 9);
+    let lines: Vec<u64> = q.iter().map(|r| r.line).collect();
+    assert_eq!(lines, (3..=11).collect::<Vec<u64>>(), "listed by line");
+    assert!(q.iter().all(|r| r.batch_id == 2));
+    assert_eq!(q[2].field.as_deref(), Some("amount"));
+    assert!(
+        q[2].reason.contains("not a decimal number"),
+        "{}",
+        q[2].reason
+    );
+    assert!(q[2].raw.starts_with("badamount,"), "{}", q[2].raw);
+    assert!(q[1].raw.starts_with("utf8,"), "{}", q[1].raw);
+    assert_eq!(db.store.quarantine(2).await.unwrap().len(), 2);
+}
+
+async fn reload_adds_nothing(db: &TestDb) {
+    let plan = || vec![(TableKind::Transactions, fixture("bad_rows.csv"))];
+    let first = db.load_ok(plan()).await;
+    let second = db.load_ok(plan()).await;
+    assert_eq!(counts(&first[0]), [11, 2, 9, 0]);
+    assert_eq!(counts(&second[0]), [11, 0, 9, 2]);
+    assert_eq!(second[0].batch_id, 2);
+    let s = db.store.stats(5).await.unwrap();
+    assert_eq!((s.transactions, s.batches, s.quarantined), (2, 2, 18));
+}
+
+async fn reused_id_with_other_content_is_quarantined(db: &TestDb) {
+    let header = "tx_id,ts,from,to,amount,currency,type\n";
+    let a = db.write(
+        "a.csv",
+        &format!("{header}t1,2026-01-01T00:00:00Z,x,y,1.00,CNY,transfer\n"),
+    );
+    let b = db.write(
+        "b.csv",
+        &format!(
+            "{header}t1,2026-01-01T00:00:00Z,x,y,2.00,CNY,transfer\n\
+             t1,2026-01-01T00:00:00Z,x,y,1.00,CNY,transfer\n\
+             t2,2026-01-01T00:00:00Z,x,y,5.00,CNY,transfer\n\
+             t2,2026-01-01T00:00:00Z,x,y,6.00,CNY,transfer\n"
+        ),
+    );
+    db.load_ok(vec![(TableKind::Transactions, a)]).await;
+    let r = db.load_ok(vec![(TableKind::Transactions, b)]).await;
+    assert_eq!(counts(&r[0]), [4, 1, 2, 1]);
+    let q = db.store.quarantine(10).await.unwrap();
+    assert_eq!(q.len(), 2);
+    assert_eq!((q[0].line, q[0].field.as_deref()), (2, Some("tx_id")));
+    assert_eq!(
+        q[0].reason,
+        "tx_id \"t1\" is already loaded (batch 1, line 2) with different content"
+    );
+    assert_eq!(
+        q[1].reason,
+        "tx_id \"t2\" is already loaded (batch 2, line 4) with different content"
+    );
+    let s = db.store.stats(5).await.unwrap();
+    assert_eq!(
+        s.totals[0].amount,
+        100 + 500,
+        "the first t1 and t2 are kept"
+    );
+}
+
+/// Repeats far apart in one file (several load chunks) count as on SQLite.
+async fn duplicates_and_conflicts_across_chunks(db: &TestDb) {
+    let mut text = String::from("tx_id,ts,from,to,amount,currency,type,memo\n");
+    let row = |i: usize, cents: usize| {
+        format!(
+            "T{i:05},2026-01-01T00:00:00Z,A{},B{},{}.{:02},CNY,transfer,\"tab\tand \\\\ back\"\n",
+            i % 97,
+            i % 89,
+            cents / 100,
+            cents % 100
+        )
+    };
+    for i in 0..10_000 {
+        text.push_str(&row(i, 100 + i));
+    }
+    text.push_str(&row(0, 100)); // duplicate of line 2
+    text.push_str(&row(1, 1)); // conflict with line 3
+    text.push_str(&row(9_999, 100 + 9_999)); // duplicate of the last
+    let f = db.write("big.csv", &text);
+    let r = db.load_ok(vec![(TableKind::Transactions, f.clone())]).await;
+    assert_eq!(counts(&r[0]), [10_003, 10_000, 1, 2]);
+    let q = db.store.quarantine(10).await.unwrap();
+    assert_eq!(q[0].line, 10_003);
+    assert!(q[0].reason.contains("(batch 1, line 3)"), "{}", q[0].reason);
+    let r = db.load_ok(vec![(TableKind::Transactions, f)]).await;
+    assert_eq!(counts(&r[0]), [10_003, 0, 1, 10_002]);
+    let txs = db.store.transactions(None, None).await.unwrap();
+    assert_eq!(txs.len(), 10_000);
+    let t0 = txs.iter().find(|t| t.tx_id == "T00000").unwrap();
+    assert_eq!(t0.memo.as_deref(), Some("tab\tand \\\\ back"));
+}
+
+async fn aborted_load_leaves_nothing(db: &TestDb) {
+    db.load_ok(vec![(TableKind::Transactions, fixture("bad_rows.csv"))])
+        .await;
+    let before = db.store.stats(5).await.unwrap();
+    let q_before = db.store.quarantine(100).await.unwrap();
+    // A good accounts file, then a transactions file that cannot be read.
+    let (loaded, produced) = db
+        .load(vec![
+            (TableKind::Accounts, fixture("accounts.csv")),
+            (TableKind::Transactions, db.dir.path().join("missing.csv")),
+        ])
+        .await;
+    assert!(produced.is_err());
+    assert!(matches!(loaded, Err(StoreError::Aborted)), "{loaded:?}");
+    // A stream that ends mid-file, after rows and rejections were sent.
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let t = Transaction {
+        tx_id: "late".into(),
+        ts: 0,
+        from: "a".into(),
+        to: "b".into(),
+        amount: 1,
+        currency: Currency::from_code("CNY").unwrap(),
+        tx_type: "transfer".parse().unwrap(),
+        merchant_id: None,
+        channel: None,
+        region: None,
+        memo: None,
+    };
+    let hash = t.content_hash();
+    tx.send(LoadMsg::Begin {
+        kind: TableKind::Transactions,
+        source: "stream".into(),
+        profile: "native".into(),
+    })
+    .await
+    .unwrap();
+    tx.send(LoadMsg::Transactions(vec![LoadRow {
+        record: t,
+        line: 2,
+        hash,
+    }]))
+    .await
+    .unwrap();
+    drop(tx);
+    assert!(matches!(db.store.load(rx).await, Err(StoreError::Aborted)));
+    assert_eq!(db.store.stats(5).await.unwrap(), before);
+    assert_eq!(db.store.quarantine(100).await.unwrap(), q_before);
+    assert!(db.store.accounts().await.unwrap().is_empty());
+    // Batch ids stay dense after a rollback.
+    let r = db
+        .load_ok(vec![(TableKind::Accounts, fixture("accounts.csv"))])
+        .await;
+    assert_eq!(r[0].batch_id, 2);
+}
+
+async fn stats_and_reads(db: &TestDb) {
+    let m = db.write(
+        "m.csv",
+        "merchant_id,legal_name,holder_id,settlement_account,acquirer,mcc,settlement_cycle_days\n\
+         M1,Shop \"One\",HUB,H1,ACQ,5411,3\nM2,,,,,,\n",
+    );
+    db.load_ok(vec![
+        (TableKind::Accounts, fixture("accounts.csv")),
+        (TableKind::Merchants, m),
+        (TableKind::Transactions, fixture("bad_rows.csv")),
+    ])
+    .await;
+    let s = db.store.stats(5).await.unwrap();
+    assert_eq!(s.transactions, 2);
+    assert_eq!(s.quarantined, 9);
+    assert_eq!(s.batches, 3);
+    assert_eq!(s.merchants, 2);
+    assert_eq!((s.accounts_registered, s.accounts_unregistered), (2, 1));
+    assert_eq!(
+        s.accounts_by_role,
+        vec![("acquirer".to_string(), 1), ("agent".to_string(), 1)]
+    );
+    assert_eq!(s.first_ts.as_deref(), Some("2026-01-05T02:00:00Z"));
+    assert_eq!(s.last_ts.as_deref(), Some("2026-01-05T09:00:00Z"));
+    assert_eq!(s.totals.len(), 1);
+    assert_eq!(
+        (s.totals[0].currency.as_str(), s.totals[0].amount),
+        ("CNY", 19_900)
+    );
+    assert_eq!(s.totals[0].amount_text, "199.00");
+    let out: Vec<&str> = s
+        .top_out_degree
+        .iter()
+        .map(|d| d.account.as_str())
+        .collect();
+    assert_eq!(out, ["A1", "H1"]);
+    let accounts = db.store.accounts().await.unwrap();
+    assert_eq!(accounts.len(), 2);
+    assert!(accounts[0].licensed && !accounts[1].licensed);
+    let merchants = db.store.merchants().await.unwrap();
+    assert_eq!(merchants[0].legal_name.as_deref(), Some("Shop \"One\""));
+    assert_eq!(merchants[0].settlement_cycle_days, Some(3));
+    assert_eq!(merchants[1].mcc, None);
+    let all = db.store.transactions(None, None).await.unwrap();
+    assert_eq!(all.len(), 2);
+    let cut = clearwatch::model::parse_rfc3339("2026-01-05T09:00:00Z").unwrap();
+    assert_eq!(
+        db.store.transactions(None, Some(cut)).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        db.store.transactions(Some(cut), None).await.unwrap().len(),
+        1
+    );
+}
+
+/// The demo set gives the same reports, stats and records as a SQLite store.
+async fn demo_set_loads_as_on_sqlite(db: &TestDb) {
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo");
+    let plan = || {
+        vec![
+            (TableKind::Accounts, demo.join("accounts.csv")),
+            (TableKind::Merchants, demo.join("merchants.csv")),
+            (TableKind::Transactions, demo.join("transactions.csv")),
+        ]
+    };
+    let reference = TestDb::sqlite().await;
+    for _ in 0..2 {
+        let got = db.load_ok(plan()).await;
+        let want = reference.load_ok(plan()).await;
+        assert_eq!(got, want);
+    }
+    assert_eq!(
+        db.store.stats(10).await.unwrap(),
+        reference.store.stats(10).await.unwrap()
+    );
+    assert_eq!(
+        db.store.quarantine(10_000).await.unwrap(),
+        reference.store.quarantine(10_000).await.unwrap()
+    );
+    let sorted = |mut v: Vec<Transaction>| {
+        v.sort_by(|a, b| a.tx_id.cmp(&b.tx_id));
+        v
+    };
+    assert_eq!(
+        sorted(db.store.transactions(None, None).await.unwrap()),
+        sorted(reference.store.transactions(None, None).await.unwrap())
+    );
+    assert_eq!(
+        db.store.accounts().await.unwrap(),
+        reference.store.accounts().await.unwrap()
+    );
+    assert_eq!(
+        db.store.merchants().await.unwrap(),
+        reference.store.merchants().await.unwrap()
+    );
+}
+
+fn alert(rule: &str, version: &str, subject: &str, day: i64, sev: Severity, score: u32) -> Alert {
+    let subject = Subject {
+        kind: "account".into(),
+        id: subject.into(),
+    };
+    let from = 1_767_225_600_000 + day * 86_400_000;
+    let window = Window {
+        from,
+        until: from + 7 * 86_400_000,
+    };
+    Alert {
+        id: Alert::make_id(rule, version, &subject, window),
+        rule_id: rule.into(),
+        rule_version: version.into(),
+        title: format!("{rule} title"),
+        subject,
+        window,
+        severity: sev,
+        score,
+        summary: format!("{rule} fired, score {score}"),
+        currency: Some("CNY".into()),
+        metrics: BTreeMap::from([
+            ("payees".to_string(), serde_json::json!(12)),
+            ("amount".to_string(), serde_json::json!("1234.50")),
+            ("ratio".to_string(), serde_json::json!(0.75)),
+        ]),
+        evidence: Evidence {
+            transactions: vec!["T1".into(), "T2".into()],
+            accounts: vec!["A1".into(), subject_id(day)],
+        },
+    }
+}
+
+fn subject_id(day: i64) -> String {
+    format!("ACC-{day}")
+}
+
+fn sample_alerts() -> Vec<Alert> {
+    vec![
+        alert("TC-01", "v1", "HUB-7", 0, Severity::High, 80),
+        alert("TC-01", "v1", "HUB-8", 0, Severity::Medium, 55),
+        alert("TC-02", "v1", "SHOP-1", 1, Severity::Critical, 95),
+        alert("TC-02", "v1", "SHOP-2", 2, Severity::Low, 30),
+        alert("TC-03", "v1", "HUB-70", 3, Severity::Info, 10),
+        alert("TC-03", "v1", "X-1", 4, Severity::High, 80),
+    ]
+}
+
+async fn save_alerts_is_idempotent(db: &TestDb) {
+    let alerts = sample_alerts();
+    let first = db.store.save_alerts(&alerts, &[]).await.unwrap();
+    assert_eq!(
+        first,
+        SaveReport {
+            inserted: 6,
+            existing: 0
+        }
+    );
+    let again = db.store.save_alerts(&alerts, &[]).await.unwrap();
+    assert_eq!(
+        again,
+        SaveReport {
+            inserted: 0,
+            existing: 6
+        }
+    );
+    // A new rule version makes new ids; an id given twice in one call is stored once.
+    let v2 = alert("TC-01", "v2", "HUB-7", 0, Severity::High, 80);
+    assert_ne!(v2.id, alerts[0].id);
+    let r = db
+        .store
+        .save_alerts(&[v2.clone(), v2.clone(), alerts[1].clone()], &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        SaveReport {
+            inserted: 1,
+            existing: 2
+        }
+    );
+    let all = db
+        .store
+        .alerts(&AlertFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 7);
+    let stored = db.store.alert(&alerts[2].id).await.unwrap().unwrap();
+    assert_eq!(stored.alert, alerts[2]);
+    assert_eq!(stored.status, "new");
+    assert_eq!(stored.assignee, None);
+    assert!(clearwatch::model::parse_rfc3339(&stored.created_at).is_some());
+    assert!(stored.created_at.ends_with('Z'), "{}", stored.created_at);
+    assert_eq!(stored.created_at, stored.updated_at);
+    assert!(db.store.alert("no-such-id").await.unwrap().is_none());
+    assert_eq!(
+        db.store.save_alerts(&[], &[]).await.unwrap(),
+        SaveReport::default()
+    );
+}
+
+async fn alert_filters_and_order(db: &TestDb) {
+    let alerts = sample_alerts();
+    db.store.save_alerts(&alerts, &[]).await.unwrap();
+    let list = |f: AlertFilter| async move {
+        db.store
+            .alerts(&f)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.alert.score, a.alert.subject.id))
+            .collect::<Vec<_>>()
+    };
+    let all = list(AlertFilter::default()).await;
+    let scores: Vec<u32> = all.iter().map(|a| a.0).collect();
+    assert_eq!(scores, [95, 80, 80, 55, 30, 10]);
+    // Equal scores are ordered by id.
+    let tied: Vec<String> = db
+        .store
+        .alerts(&AlertFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.alert.score == 80)
+        .map(|a| a.alert.id)
+        .collect();
+    let mut sorted = tied.clone();
+    sorted.sort();
+    assert_eq!(tied, sorted);
+    let high = list(AlertFilter {
+        min_severity: Some(Severity::High),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(high.len(), 3);
+    let rule = list(AlertFilter {
+        rule_id: Some("TC-02".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        rule,
+        [(95, "SHOP-1".to_string()), (30, "SHOP-2".to_string())]
+    );
+    let hub = list(AlertFilter {
+        subject: Some("HUB-7".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(hub, [(80, "HUB-7".to_string()), (10, "HUB-70".to_string())]);
+    // A `%` or `_` in the text is literal, not a pattern.
+    let literal = list(AlertFilter {
+        subject: Some("HUB_7".into()),
+        ..Default::default()
+    })
+    .await;
+    assert!(literal.is_empty());
+    let combined = list(AlertFilter {
+        status: Some("new".into()),
+        min_severity: Some(Severity::Medium),
+        rule_id: Some("TC-01".into()),
+        subject: Some("HUB".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(combined.len(), 2);
+    let closed = list(AlertFilter {
+        status: Some("closed".into()),
+        ..Default::default()
+    })
+    .await;
+    assert!(closed.is_empty());
+    let page = list(AlertFilter {
+        limit: 2,
+        offset: 2,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(page, all[2..4].to_vec());
+    let listed = db.store.alerts(&AlertFilter::default()).await.unwrap();
+    let shop1 = listed
+        .iter()
+        .find(|a| a.alert.subject.id == "SHOP-1")
+        .unwrap();
+    assert_eq!(shop1.alert, alerts[2], "evidence and metrics included");
+}
+
+async fn alert_with_100k_evidence_round_trips(db: &TestDb) {
+    let mut big = alert("TC-09", "v1", "POOL-1", 0, Severity::Critical, 99);
+    big.evidence.transactions = (0..100_000).map(|i| format!("T{i:07}")).collect();
+    big.evidence.accounts = (0..500).map(|i| format!("A{i:04}")).collect();
+    let small = alert("TC-09", "v1", "POOL-2", 0, Severity::Low, 20);
+    let r = db
+        .store
+        .save_alerts(&[big.clone(), small.clone()], &[])
+        .await
+        .unwrap();
+    assert_eq!(r.inserted, 2);
+    let back = db.store.alert(&big.id).await.unwrap().unwrap();
+    assert_eq!(back.alert, big);
+    let listed = db.store.alerts(&AlertFilter::default()).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].alert, big);
+    assert_eq!(listed[1].alert, small);
+}
+
+async fn rule_versions_keep_their_text(db: &TestDb) {
+    let text = "id: TC-04\nwhen: >\n  payees >= 10 && share > 0.8\t# pooled\nnote: \"quoted\" \\ back — 二清\n";
+    let rules = vec![
+        RuleVersion {
+            rule_id: "TC-04".into(),
+            version: "abc123".into(),
+            title: "Pooling hub".into(),
+            text: text.into(),
+        },
+        RuleVersion {
+            rule_id: "TC-04".into(),
+            version: "def456".into(),
+            title: "Pooling hub".into(),
+            text: "id: TC-04\n".into(),
+        },
+    ];
+    let a = alert("TC-04", "abc123", "HUB", 0, Severity::High, 70);
+    db.store.save_alerts(&[a], &rules).await.unwrap();
+    db.store.save_alerts(&[], &rules).await.unwrap();
+    assert_eq!(
+        db.store.rule_version("TC-04", "abc123").await.unwrap(),
+        Some(rules[0].clone())
+    );
+    assert_eq!(
+        db.store.rule_version("TC-04", "def456").await.unwrap(),
+        Some(rules[1].clone())
+    );
+    assert_eq!(db.store.rule_version("TC-04", "zzz").await.unwrap(), None);
+    assert_eq!(
+        db.store.rule_version("TC-05", "abc123").await.unwrap(),
+        None
+    );
+}
+
+async fn newer_schema_is_refused(db: &TestDb) {
+    let known = db.store.known_schema_version();
+    assert_eq!(db.store.schema_version().await.unwrap(), known);
+    let future = known + 5;
+    match &db.store {
+        AnyStore::Sqlite(s) => sqlx::query("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (?, 'from the future', TRUE, ?, 0)")
+            .bind(future)
+            .bind(vec![0u8; 48])
+            .execute(s.pool())
+            .await
+            .map(|_| ()),
+        AnyStore::Postgres(s) => sqlx::query("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES ($1, 'from the future', TRUE, $2, 0)")
+            .bind(future)
+            .bind(vec![0u8; 48])
+            .execute(s.pool())
+            .await
+            .map(|_| ()),
+    }
+    .unwrap();
+    let message = format!(
+        "database schema version {future} is newer than this clearwatch (knows up to {known}): upgrade clearwatch"
+    );
+    match db.reopen().await {
+        Err(e @ StoreError::NewerSchema { .. }) => assert_eq!(e.to_string(), message),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a newer schema was opened"),
+    }
+    db.cmd()
+        .arg("migrate")
+        .assert()
+        .code(2)
+        .stderr(contains(message.as_str()));
+    db.cmd()
+        .args(["stats"])
+        .assert()
+        .code(2)
+        .stderr(contains("upgrade clearwatch"));
+}
+
+async fn migrate_prints_the_schema_version(db: &TestDb) {
+    let backend = db.store.backend();
+    let known = db.store.known_schema_version();
+    assert_eq!(known, 2);
+    for _ in 0..2 {
+        db.cmd()
+            .arg("migrate")
+            .assert()
+            .success()
+            .stdout(contains(format!(
+                "{backend} schema version {known} (this clearwatch knows up to {known})"
+            )));
+    }
+}
+
+async fn cli_ingest_and_stats(db: &TestDb) {
+    for expected in [[13, 4, 9, 0], [13, 0, 9, 4]] {
+        let out = db
+            .cmd()
+            .args(["ingest", "--transactions"])
+            .arg(fixture("bad_rows.csv"))
+            .arg("--accounts")
+            .arg(fixture("accounts.csv"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(summary_counts(&out.stdout), expected);
+    }
+    let out = db
+        .cmd()
+        .args(["stats", "--json", "--quarantine", "100"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["transactions"], 2);
+    assert_eq!(s["quarantined"], 18);
+    assert_eq!(s["batches"], 4);
+    assert_eq!(s["accounts_registered"], 2);
+    assert_eq!(s["quarantine_rows"].as_array().unwrap().len(), 18);
+}
+
+async fn cli_alerts_list_and_show(db: &TestDb) {
+    let alerts = sample_alerts();
+    db.store.save_alerts(&alerts, &[]).await.unwrap();
+    let out = db
+        .cmd()
+        .args(["alerts", "list", "--json", "--severity", "high"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[0]["score"], 95);
+    assert_eq!(list[0]["status"], "new");
+    assert_eq!(list[0]["evidence"]["transactions"][1], "T2");
+    let table = db
+        .cmd()
+        .args(["alerts", "list", "--rule", "TC-02", "--subject", "SHOP"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    for word in [
+        "id", "rule", "severity", "score", "subject", "window", "status", "summary",
+    ] {
+        assert!(table.lines().next().unwrap().contains(word), "{table}");
+    }
+    assert!(table.contains(&alerts[2].id), "{table}");
+    assert!(table.contains("account:SHOP-2"), "{table}");
+    assert!(
+        table.contains("2026-01-02T00:00:00Z..2026-01-09T00:00:00Z"),
+        "{table}"
+    );
+    assert!(!table.contains("HUB-7"), "{table}");
+    let out = db
+        .cmd()
+        .args(["alerts", "show", &alerts[0].id, "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let one: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(one["id"], alerts[0].id.as_str());
+    assert_eq!(one["metrics"]["payees"], 12);
+    db.cmd()
+        .args(["alerts", "show", &alerts[0].id])
+        .assert()
+        .success()
+        .stdout(contains("HUB-7"));
+    db.cmd()
+        .args(["alerts", "show", "TC-00-0000"])
+        .assert()
+        .code(2)
+        .stderr(contains("no alert with id \"TC-00-0000\""));
+    db.cmd()
+        .args(["alerts", "list", "--severity", "urgent"])
+        .assert()
+        .code(2)
+        .stderr(contains("critical"));
+}

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use crate::detect::Alert;
 use crate::ingest::{Profile, TableKind};
+use crate::rules::Rule;
+use crate::rules::load::{self, default_rules_dir};
 use crate::store::{self, Store};
 
 #[derive(Args, Debug)]
@@ -40,5 +43,32 @@ pub async fn run(db: &str, args: DemoArgs) -> anyhow::Result<ExitCode> {
     super::ingest::print_reports(&reports);
     println!();
     super::stats::print_table(&store.stats(5).await?);
+    println!();
+    let (set, diags) = load::load(&[default_rules_dir()]);
+    anyhow::ensure!(
+        diags.is_empty(),
+        "the shipped rules do not lint: run `clearwatch rules lint`"
+    );
+    let rules: Vec<&Rule> = set
+        .rules
+        .iter()
+        .filter(|r| r.status != "deprecated")
+        .collect();
+    println!("scanning with {} rules", rules.len());
+    let (report, _) = super::scan::scan_store(&store, &rules, None, None).await?;
+    let mut top: Vec<&Alert> = report.alerts.iter().collect();
+    top.sort_by(|a, b| b.score.cmp(&a.score).then(a.id.cmp(&b.id)));
+    for a in top.iter().take(15) {
+        super::scan::print_alert_line(a);
+    }
+    let mut per_rule: std::collections::BTreeMap<&str, usize> = Default::default();
+    for a in &report.alerts {
+        *per_rule.entry(a.rule_id.as_str()).or_default() += 1;
+    }
+    let counts: Vec<String> = per_rule.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+    println!("{} alerts ({})", report.alerts.len(), counts.join(", "));
+    println!(
+        "list them with `clearwatch alerts list`, inspect one with `clearwatch alerts show ID`"
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -90,7 +90,7 @@ pub async fn run(db: &str, args: ScanArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|r| args.status.iter().any(|s| *s == r.status))
         .collect();
-    let (graph, inputs, store) = match &args.input {
+    let (graph, inputs) = match &args.input {
         Some(input) => {
             let profile = Profile::load(&args.profile)?;
             let (g, load) = from_files(
@@ -114,53 +114,68 @@ pub async fn run(db: &str, args: ScanArgs) -> anyhow::Result<ExitCode> {
                 accounts: args.accounts.is_some(),
                 merchants: args.merchants.is_some(),
             };
-            (g, inputs, None)
+            (g, inputs)
         }
         None => {
             let store = store::open(db).await?;
-            let txs = store.transactions(from, until).await?;
-            let accounts = store.accounts().await?;
-            let merchants = store.merchants().await?;
-            let inputs = Inputs {
-                accounts: !accounts.is_empty(),
-                merchants: !merchants.is_empty(),
-            };
-            (
-                from_records(&txs, &accounts, &merchants),
-                inputs,
-                Some(store),
-            )
+            let (report, graph) = scan_store(&store, &rules, from, until).await?;
+            print_report(&report, &graph, rules.len(), args.format)?;
+            return Ok(exit_code(&report, args.fail_on));
         }
     };
     let report = detect::run(&rules, &graph, inputs);
     for s in &report.skipped {
         eprintln!("note: rule {} skipped: {}", s.rule_id, s.reason);
     }
-    if let Some(store) = &store {
-        let versions: Vec<store::RuleVersion> = rules
-            .iter()
-            .map(|r| store::RuleVersion {
-                rule_id: r.id.clone(),
-                version: r.version.clone(),
-                title: r.title.clone(),
-                text: r.text.clone(),
-            })
-            .collect();
-        let saved = store.save_alerts(&report.alerts, &versions).await?;
-        eprintln!(
-            "stored {} new alerts ({} already stored)",
-            saved.inserted, saved.existing
-        );
-    }
     print_report(&report, &graph, rules.len(), args.format)?;
-    let failing = args
-        .fail_on
-        .is_some_and(|min| report.alerts.iter().any(|a| a.severity >= min));
-    Ok(if failing {
+    Ok(exit_code(&report, args.fail_on))
+}
+
+fn exit_code(report: &ScanReport, fail_on: Option<Severity>) -> ExitCode {
+    let failing = fail_on.is_some_and(|min| report.alerts.iter().any(|a| a.severity >= min));
+    if failing {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
+    }
+}
+
+/// Scans what the store holds and stores the alerts (re-running adds nothing new; a
+/// changed rule version makes new alerts).
+pub async fn scan_store(
+    store: &store::AnyStore,
+    rules: &[&Rule],
+    from: Option<i64>,
+    until: Option<i64>,
+) -> anyhow::Result<(ScanReport, TemporalGraph)> {
+    let txs = store.transactions(from, until).await?;
+    let accounts = store.accounts().await?;
+    let merchants = store.merchants().await?;
+    let inputs = Inputs {
+        accounts: !accounts.is_empty(),
+        merchants: !merchants.is_empty(),
+    };
+    let graph = from_records(&txs, &accounts, &merchants);
+    drop(txs);
+    let report = detect::run(rules, &graph, inputs);
+    for s in &report.skipped {
+        eprintln!("note: rule {} skipped: {}", s.rule_id, s.reason);
+    }
+    let versions: Vec<store::RuleVersion> = rules
+        .iter()
+        .map(|r| store::RuleVersion {
+            rule_id: r.id.clone(),
+            version: r.version.clone(),
+            title: r.title.clone(),
+            text: r.text.clone(),
+        })
+        .collect();
+    let saved = store.save_alerts(&report.alerts, &versions).await?;
+    eprintln!(
+        "stored {} new alerts ({} already stored)",
+        saved.inserted, saved.existing
+    );
+    Ok((report, graph))
 }
 
 fn print_report(

@@ -377,3 +377,177 @@ pub fn dwell_hours(g: &TemporalGraph, ins: &[EdgeId], outs: &[EdgeId], stat: Dwe
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::graph::{EdgeInput, GraphBuilder};
+    use crate::model::{Currency, TxType};
+
+    const QUARTER_HOUR: i64 = 900_000;
+
+    /// Edges as (from, to, quarter hours, amount) over accounts 0..5.
+    fn graph(edges: &[(u8, u8, i64, i64)]) -> TemporalGraph {
+        let cny = Currency::from_code("CNY").unwrap();
+        let mut b = GraphBuilder::new();
+        for (i, &(s, d, ts, amount)) in edges.iter().enumerate() {
+            b.add_edge(EdgeInput {
+                tx_id: &format!("t{i:03}"),
+                ts: ts * QUARTER_HOUR,
+                from: &format!("a{s}"),
+                to: &format!("a{d}"),
+                amount,
+                currency: cny,
+                tx_type: TxType::Transfer,
+                merchant_id: None,
+                channel: None,
+                region: None,
+            });
+        }
+        b.build()
+    }
+
+    fn agg(func: AggFn, set: usize, field: Option<Field>) -> Aggregate {
+        Aggregate {
+            name: "x".into(),
+            func,
+            set,
+            field,
+            filter: None,
+            unit: func.unit(field),
+        }
+    }
+
+    /// Dwell by expanding every amount into single units queued first-in first-out: a
+    /// different algorithm from the engine's, for small amounts.
+    fn unit_fifo_dwell(ins: &[(i64, i64)], outs: &[(i64, i64)], stat: DwellStat) -> f64 {
+        let mut events: Vec<(i64, bool, i64)> = ins
+            .iter()
+            .map(|&(t, a)| (t, false, a))
+            .chain(outs.iter().map(|&(t, a)| (t, true, a)))
+            .collect();
+        events.sort();
+        let mut queue = std::collections::VecDeque::new();
+        let mut held: Vec<i64> = Vec::new();
+        for (t, is_out, a) in events {
+            for _ in 0..a {
+                if is_out {
+                    if let Some(t_in) = queue.pop_front() {
+                        held.push(t - t_in);
+                    }
+                } else {
+                    queue.push_back(t);
+                }
+            }
+        }
+        if held.is_empty() {
+            return f64::NAN;
+        }
+        held.sort();
+        let h = |ms: i64| ms as f64 / 3_600_000.0;
+        match stat {
+            DwellStat::Max => h(*held.last().unwrap()),
+            DwellStat::Mean => {
+                held.iter().map(|&d| d as f64).sum::<f64>() / held.len() as f64 / 3_600_000.0
+            }
+            DwellStat::Median => h(held[(held.len() + 1) / 2 - 1]),
+        }
+    }
+
+    fn same(a: Metric, b: Metric) -> bool {
+        match (a, b) {
+            (Metric::Float(x), Metric::Float(y)) => {
+                (x.is_nan() && y.is_nan()) || (x - y).abs() < 1e-9
+            }
+            _ => a == b,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn window_aggregates_equal_brute_force(
+            edges in prop::collection::vec((0u8..5, 0u8..5, 0i64..40, 1i64..30), 1..40),
+            hub in 0u8..5,
+            from in 0i64..30,
+            len in 1i64..30,
+        ) {
+            let g = graph(&edges);
+            let until = (from + len) * QUARTER_HOUR;
+            let from = from * QUARTER_HOUR;
+            let edges: Vec<(u8, u8, i64, i64)> =
+                edges.iter().map(|&(s, d, t, a)| (s, d, t * QUARTER_HOUR, a)).collect();
+            let name = format!("a{hub}");
+            let Some(h) = g.find_account(&name) else { return Ok(()) };
+            let ins: Vec<EdgeId> = g.in_window(h, from, until).to_vec();
+            let outs: Vec<EdgeId> = g.out_window(h, from, until).collect();
+            let sets = [
+                EdgeSet { edges: &ins, subject_is_dst: true },
+                EdgeSet { edges: &outs, subject_is_dst: false },
+            ];
+            // Brute force straight from the edge list.
+            let raw_in: Vec<(u8, i64, i64)> = edges.iter()
+                .filter(|e| e.1 == hub && e.2 >= from && e.2 < until)
+                .map(|e| (e.0, e.2, e.3)).collect();
+            let raw_out: Vec<(u8, i64, i64)> = edges.iter()
+                .filter(|e| e.0 == hub && e.2 >= from && e.2 < until)
+                .map(|e| (e.1, e.2, e.3)).collect();
+            for (set, raw) in [(0usize, &raw_in), (1usize, &raw_out)] {
+                let mut amounts: Vec<i64> = raw.iter().map(|r| r.2).collect();
+                amounts.sort();
+                let mut peers: Vec<u8> = raw.iter().map(|r| r.0).collect();
+                peers.sort();
+                peers.dedup();
+                let mut hours: Vec<i64> = raw.iter().map(|r| r.1.rem_euclid(86_400_000) / 3_600_000).collect();
+                hours.sort();
+                hours.dedup();
+                let money = |v: i64| Metric::Money(v, 2);
+                let nan = Metric::Float(f64::NAN);
+                let cases = [
+                    (agg(AggFn::Count, set, None), Metric::Int(raw.len() as i64)),
+                    (agg(AggFn::CountDistinct, set, Some(Field::Counterparty)), Metric::Int(peers.len() as i64)),
+                    (agg(AggFn::CountDistinct, set, Some(Field::Hour)), Metric::Int(hours.len() as i64)),
+                    (agg(AggFn::Sum, set, Some(Field::Amount)), money(amounts.iter().sum())),
+                    (agg(AggFn::Min, set, Some(Field::Amount)), amounts.first().map_or(nan, |&v| money(v))),
+                    (agg(AggFn::Max, set, Some(Field::Amount)), amounts.last().map_or(nan, |&v| money(v))),
+                    (agg(AggFn::Percentile(0.5), set, Some(Field::Amount)),
+                        if amounts.is_empty() { nan } else { money(amounts[(amounts.len() + 1) / 2 - 1]) }),
+                    (agg(AggFn::Percentile(0.9), set, Some(Field::Amount)),
+                        if amounts.is_empty() { nan } else {
+                            let k = ((0.9 * amounts.len() as f64).ceil() as usize).max(1);
+                            money(amounts[k - 1])
+                        }),
+                ];
+                for (a, want) in cases {
+                    let got = compute(&a, &g, &sets, &[], Some((0, 1)), 2);
+                    prop_assert!(same(got, want), "{:?} on set {}: got {:?}, want {:?}", a.func, set, got, want);
+                }
+            }
+            let total_in: i64 = raw_in.iter().map(|r| r.2).sum();
+            let total_out: i64 = raw_out.iter().map(|r| r.2).sum();
+            let retention = if total_in == 0 { f64::NAN } else { total_out as f64 / total_in as f64 };
+            let got = compute(&agg(AggFn::Retention, 0, None), &g, &sets, &[], Some((0, 1)), 2);
+            prop_assert!(same(got, Metric::Float(retention)), "retention {:?} vs {}", got, retention);
+            // Balance: replay events in time order, inflows first at equal times.
+            let mut events: Vec<(i64, bool, i64)> = raw_in.iter().map(|r| (r.1, false, r.2))
+                .chain(raw_out.iter().map(|r| (r.1, true, r.2))).collect();
+            events.sort();
+            let (mut bal, mut peak) = (0i64, 0i64);
+            for (_, out, a) in &events {
+                bal += if *out { -a } else { *a };
+                peak = peak.max(bal);
+            }
+            let got = compute(&agg(AggFn::BalancePeak, 0, None), &g, &sets, &[], Some((0, 1)), 2);
+            prop_assert_eq!(got, Metric::Money(peak, 2));
+            let ins_t: Vec<(i64, i64)> = raw_in.iter().map(|r| (r.1, r.2)).collect();
+            let outs_t: Vec<(i64, i64)> = raw_out.iter().map(|r| (r.1, r.2)).collect();
+            for stat in [DwellStat::Median, DwellStat::Mean, DwellStat::Max] {
+                let got = compute(&agg(AggFn::Dwell(stat), 0, None), &g, &sets, &[], Some((0, 1)), 2);
+                let want = unit_fifo_dwell(&ins_t, &outs_t, stat);
+                prop_assert!(same(got, Metric::Float(want)), "dwell {:?}: {:?} vs {}", stat, got, want);
+            }
+        }
+    }
+}

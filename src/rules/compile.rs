@@ -553,6 +553,8 @@ pub fn compile_rule(
     }
     let summary = match Template::parse(&cfg.summary.value, &metrics, &cx.params) {
         Ok(t) => Some(t),
+        // Without a detector the metric names are unknown: no cascade of errors.
+        Err(_) if detector.is_none() => None,
         Err((offset, msg, help)) => {
             let (line, column) = diag::position_in_scalar(source, &cfg.summary, offset);
             cx.diags.push(

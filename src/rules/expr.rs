@@ -279,7 +279,10 @@ pub fn parse(source: &str) -> Result<(IdedExpr, SourceInfo), Vec<ExprError>> {
                 .into_iter()
                 .map(|e| ExprError {
                     offset: offset_of(source, e.pos.0, e.pos.1),
-                    message: format!("syntax error: {}", e.msg),
+                    message: format!(
+                        "syntax error: {}",
+                        e.msg.strip_prefix("Syntax error: ").unwrap_or(&e.msg)
+                    ),
                     help: None,
                     in_macro: None,
                 })

@@ -3,5 +3,6 @@
 
 mod demo;
 mod ingest;
+mod rules;
 mod store;
 mod support;

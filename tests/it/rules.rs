@@ -1,0 +1,264 @@
+//! `clearwatch rules` and `clearwatch scan`: diagnostics, rule tests, scanning.
+
+use std::path::Path;
+
+use predicates::str::contains;
+
+use crate::support::{Db, external, fixture};
+
+#[test]
+fn every_rule_error_is_reported_at_file_line_column_in_one_run() {
+    let db = Db::new();
+    let out = db
+        .cmd()
+        .args(["rules", "lint"])
+        .arg(fixture("rules/broken"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let expect = [
+        ("X-01-bad-yaml.yaml:6:1", "did not find expected ','"),
+        (
+            "X-02-unknown-field.yaml:5:1",
+            "unknown field `colour`, expected one of id, title",
+        ),
+        (
+            "X-03-expressions.yaml:4:11",
+            "valid: info, low, medium, high, critical",
+        ),
+        (
+            "X-03-expressions.yaml:7:8",
+            "unknown variable `hub.licenced`",
+        ),
+        ("X-03-expressions.yaml:11:26", "syntax error"),
+        (
+            "X-04-kinds.yaml:6:9",
+            "valid kinds: relation, star, flow, cycle, series",
+        ),
+    ];
+    for (at, what) in expect {
+        assert!(err.contains(at), "no diagnostic at {at}:\n{err}");
+        assert!(err.contains(what), "no {what:?}:\n{err}");
+    }
+    assert!(err.contains("help: valid fields: hub.holder"), "{err}");
+    assert!(err.contains("6 error(s) in rules"), "{err}");
+}
+
+#[test]
+fn the_shipped_pack_lints_and_its_tests_pass() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let db = Db::new();
+    db.cmd()
+        .current_dir(root)
+        .args(["rules", "lint", "rules"])
+        .assert()
+        .success()
+        .stdout(contains("rules OK"));
+    let out = db
+        .cmd()
+        .current_dir(root)
+        .args(["rules", "test", "rules"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let last = text.lines().last().unwrap();
+    assert!(last.ends_with(" passed, 0 failed"), "{last}");
+}
+
+#[test]
+fn a_failing_rule_test_fails_the_run() {
+    let db = Db::new();
+    let dir = db.dir.path().join("pack");
+    std::fs::create_dir_all(&dir).unwrap();
+    let rule = r#"
+id: T-1
+title: fan-out
+status: test
+severity: low
+detect:
+  kind: star
+  window: { length: 1d }
+  aggregates:
+    payees: { fn: count_distinct, over: out, field: counterparty }
+  condition: 'payees >= 2'
+summary: "{subject} paid {payees} payees"
+tests:
+  - name: passes
+    transactions: |
+      tx_id,ts,from,to,amount,currency,type
+      t1,2026-01-01T01:00:00Z,A,B,1.00,CNY,transfer
+      t2,2026-01-01T02:00:00Z,A,C,1.00,CNY,transfer
+    expect: { subjects: [A] }
+  - name: fails on purpose
+    transactions: |
+      tx_id,ts,from,to,amount,currency,type
+      t1,2026-01-01T01:00:00Z,A,B,1.00,CNY,transfer
+      t2,2026-01-01T02:00:00Z,A,C,1.00,CNY,transfer
+    expect: { alerts: 0 }
+"#;
+    std::fs::write(dir.join("T-1-fan-out.yaml"), rule).unwrap();
+    let out = db.cmd().args(["rules", "test"]).arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("FAILED T-1 fails on purpose"), "{text}");
+    assert!(text.contains("expected 0 alerts, got 1"), "{text}");
+    assert!(
+        text.lines().last().unwrap().ends_with("1 passed, 1 failed"),
+        "{text}"
+    );
+}
+
+fn scan_demo(rules: &str) -> Vec<serde_json::Value> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let demo = root.join("datasets/demo");
+    let db = Db::new();
+    let out = db
+        .cmd()
+        .current_dir(root)
+        .args(["scan", "--format", "json", "--rules", rules, "--input"])
+        .arg(demo.join("transactions.csv"))
+        .arg("--accounts")
+        .arg(demo.join("accounts.csv"))
+        .arg("--merchants")
+        .arg(demo.join("merchants.csv"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn demo_pool_hub_raises_the_pool_alert_with_its_figures() {
+    let alerts = scan_demo("rules/two-clear/TC-04-fund-pool.yaml");
+    let hub: Vec<&serde_json::Value> = alerts
+        .iter()
+        .filter(|a| a["subject"]["id"] == "A00000236")
+        .collect();
+    assert!(
+        !hub.is_empty(),
+        "no TC-04 alert on the demo hub: {alerts:#?}"
+    );
+    let a = hub[0];
+    assert_eq!(a["rule_id"], "TC-04");
+    let summary = a["summary"].as_str().unwrap();
+    for figure in ["inflow", "outflow", "pass_through", "payees", "dwell_hours"] {
+        let v = &a["metrics"][figure];
+        assert!(!v.is_null(), "metric {figure} missing");
+        let shown = match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) if figure == "payees" => n.to_string(),
+            _ => continue,
+        };
+        assert!(
+            summary.contains(&shown),
+            "summary lacks {figure} = {shown}: {summary}"
+        );
+    }
+    assert!(summary.contains("pass-through") && summary.contains("median dwell"));
+    assert!(a["evidence"]["transactions"].as_array().unwrap().len() > 10);
+}
+
+#[test]
+fn demo_legitimate_aggregators_raise_nothing() {
+    let alerts = scan_demo("rules");
+    for agg in ["A00000369", "A00000202"] {
+        assert!(
+            !alerts.iter().any(|a| a["subject"]["id"] == agg),
+            "legitimate aggregator {agg} alerted"
+        );
+    }
+}
+
+#[test]
+fn scan_output_is_deterministic_and_ids_are_stable() {
+    let a = scan_demo("rules/two-clear/TC-04-fund-pool.yaml");
+    let b = scan_demo("rules/two-clear/TC-04-fund-pool.yaml");
+    assert_eq!(a, b);
+    insta::assert_json_snapshot!("demo_tc04_alerts", a);
+}
+
+#[test]
+fn fail_on_severity_sets_the_exit_code() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let demo = root.join("datasets/demo");
+    let db = Db::new();
+    let base = |sev: &str| {
+        let mut c = db.cmd();
+        c.current_dir(root)
+            .args([
+                "scan",
+                "--rules",
+                "rules/two-clear/TC-04-fund-pool.yaml",
+                "--input",
+            ])
+            .arg(demo.join("transactions.csv"))
+            .arg("--accounts")
+            .arg(demo.join("accounts.csv"))
+            .args(["--fail-on", sev]);
+        c
+    };
+    base("high").assert().code(1);
+    base("critical").assert().code(0);
+}
+
+#[test]
+fn amlsim_typologies_shapes_are_found() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = external("amlsim-typologies389");
+    let db = Db::new();
+    let out = db
+        .cmd()
+        .current_dir(root)
+        .args(["scan", "--format", "json", "--profile", "amlsim", "--input"])
+        .arg(dir.join("transactions.csv"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let members = std::fs::read_to_string(dir.join("alert_accounts.csv")).unwrap();
+    let mut patterns: std::collections::BTreeMap<(String, String), Vec<String>> =
+        Default::default();
+    for line in members.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        patterns
+            .entry((f[0].to_string(), f[1].to_string()))
+            .or_default()
+            .push(f[2].to_string());
+    }
+    for typology in [
+        "fan_in",
+        "fan_out",
+        "cycle",
+        "scatter_gather",
+        "gather_scatter",
+    ] {
+        let found = patterns
+            .iter()
+            .filter(|((_, t), _)| t == typology)
+            .any(|(_, accts)| {
+                alerts.iter().any(|a| {
+                    let ev: Vec<&str> = a["evidence"]["accounts"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_str().unwrap())
+                        .collect();
+                    let subject = a["subject"]["id"].as_str().unwrap();
+                    accts.iter().any(|m| m == subject)
+                        || accts.iter().filter(|m| ev.contains(&m.as_str())).count() * 2
+                            >= accts.len()
+                })
+            });
+        assert!(found, "{typology} pattern not found");
+    }
+}

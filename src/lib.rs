@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod detect;
+pub mod eval;
 pub mod generate;
 pub mod graph;
 pub mod ingest;

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod demo;
+mod eval;
 mod generate;
 mod ingest;
 mod migrate;
@@ -43,6 +44,8 @@ pub enum Command {
     Scan(scan::ScanArgs),
     /// Rule authors' tools: lint, test, list, docs.
     Rules(rules::RulesArgs),
+    /// Score the rule pack's alerts against labelled truth.
+    Eval(eval::EvalArgs),
     /// Write a simulated data set with labelled schemes (native format plus truth.csv).
     Generate(generate::GenerateArgs),
     /// Apply the database migrations and print the schema version.
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
             Command::Generate(args) => generate::run(args),
             Command::Scan(args) => scan::run(&cli.db, args).await,
             Command::Rules(args) => rules::run(args),
+            Command::Eval(args) => eval::run(&cli.db, args).await,
             Command::Migrate(args) => migrate::run(&cli.db, args).await,
             Command::Alerts(args) => alerts::run(&cli.db, args).await,
         }

@@ -21,8 +21,9 @@ pub enum Format {
     Jsonl,
 }
 
+/// Where alerts come from: input files in memory, or the store; and which rules run.
 #[derive(Args, Debug)]
-pub struct ScanArgs {
+pub struct SourceArgs {
     /// Scan this transactions file in memory instead of the store.
     #[arg(long)]
     pub input: Option<PathBuf>,
@@ -51,6 +52,12 @@ pub struct ScanArgs {
     /// Only transactions before this time (RFC 3339).
     #[arg(long)]
     pub until: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
     /// Exit with code 1 when an alert at or above this severity was found.
@@ -67,7 +74,16 @@ fn time_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
         .transpose()
 }
 
-pub async fn run(db: &str, args: ScanArgs) -> anyhow::Result<ExitCode> {
+/// What a scan produced.
+pub struct Scanned {
+    pub report: ScanReport,
+    pub graph: TemporalGraph,
+    pub rules: usize,
+}
+
+/// Loads the rules, builds the graph from the input files or the store, runs the rules;
+/// alerts of a store scan are stored.
+pub async fn scan_source(db: &str, args: &SourceArgs) -> anyhow::Result<Scanned> {
     let from = time_arg("from", &args.from)?;
     let until = time_arg("until", &args.until)?;
     let paths = if args.rules.is_empty() {
@@ -90,45 +106,52 @@ pub async fn run(db: &str, args: ScanArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|r| args.status.iter().any(|s| *s == r.status))
         .collect();
-    let (graph, inputs) = match &args.input {
-        Some(input) => {
-            let profile = Profile::load(&args.profile)?;
-            let (g, load) = from_files(
-                input,
-                args.accounts.as_deref(),
-                args.merchants.as_deref(),
-                &profile,
-                from,
-                until,
-            )?;
-            if !load.rejections.is_empty() {
-                eprintln!(
-                    "note: {} input rows refused (first: {}:{}: {}); `clearwatch ingest` keeps them in quarantine",
-                    load.rejections.len(),
-                    load.rejections[0].source,
-                    load.rejections[0].line,
-                    load.rejections[0].reason
-                );
-            }
-            let inputs = Inputs {
-                accounts: args.accounts.is_some(),
-                merchants: args.merchants.is_some(),
-            };
-            (g, inputs)
-        }
-        None => {
-            let store = store::open(db).await?;
-            let (report, graph) = scan_store(&store, &rules, from, until).await?;
-            print_report(&report, &graph, rules.len(), args.format)?;
-            return Ok(exit_code(&report, args.fail_on));
-        }
+    let Some(input) = &args.input else {
+        let store = store::open(db).await?;
+        let (report, graph) = scan_store(&store, &rules, from, until).await?;
+        return Ok(Scanned {
+            report,
+            graph,
+            rules: rules.len(),
+        });
+    };
+    let profile = Profile::load(&args.profile)?;
+    let (graph, load) = from_files(
+        input,
+        args.accounts.as_deref(),
+        args.merchants.as_deref(),
+        &profile,
+        from,
+        until,
+    )?;
+    if let Some(first) = load.rejections.first() {
+        eprintln!(
+            "note: {} input rows refused (first: {}:{}: {}); `clearwatch ingest` keeps them in quarantine",
+            load.rejections.len(),
+            first.source,
+            first.line,
+            first.reason
+        );
+    }
+    let inputs = Inputs {
+        accounts: args.accounts.is_some(),
+        merchants: args.merchants.is_some(),
     };
     let report = detect::run(&rules, &graph, inputs);
     for s in &report.skipped {
         eprintln!("note: rule {} skipped: {}", s.rule_id, s.reason);
     }
-    print_report(&report, &graph, rules.len(), args.format)?;
-    Ok(exit_code(&report, args.fail_on))
+    Ok(Scanned {
+        report,
+        graph,
+        rules: rules.len(),
+    })
+}
+
+pub async fn run(db: &str, args: ScanArgs) -> anyhow::Result<ExitCode> {
+    let s = scan_source(db, &args.source).await?;
+    print_report(&s.report, &s.graph, s.rules, args.format)?;
+    Ok(exit_code(&s.report, args.fail_on))
 }
 
 fn exit_code(report: &ScanReport, fail_on: Option<Severity>) -> ExitCode {

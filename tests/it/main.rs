@@ -2,6 +2,7 @@
 //! sets in `../shared/datasets/external/`, against real SQLite files.
 
 mod demo;
+mod eval;
 mod ingest;
 mod rules;
 mod store;

@@ -262,3 +262,20 @@ fn amlsim_typologies_shapes_are_found() {
         assert!(found, "{typology} pattern not found");
     }
 }
+
+#[test]
+fn rule_reference_doc_is_up_to_date() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Db::new()
+        .cmd()
+        .current_dir(root)
+        .args(["rules", "docs", "rules"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let committed = std::fs::read_to_string(root.join("docs/rule-reference.md")).unwrap();
+    assert!(
+        committed == String::from_utf8_lossy(&out.stdout),
+        "docs/rule-reference.md is stale: run `clearwatch rules docs rules > docs/rule-reference.md`"
+    );
+}

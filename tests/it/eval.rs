@@ -1,0 +1,240 @@
+//! `clearwatch eval` and the generator's ground truth.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::support::{Db, external};
+
+fn eval_json(db: &Db, args: &[&str]) -> serde_json::Value {
+    let out = db
+        .cmd()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("eval")
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn recall(report: &serde_json::Value, typology: &str) -> (u64, u64) {
+    let t = report["typologies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["typology"] == typology)
+        .unwrap_or_else(|| panic!("no {typology} in the report"));
+    (
+        t["detected"].as_u64().unwrap(),
+        t["schemes"].as_u64().unwrap(),
+    )
+}
+
+/// Accounts whose role is acquirer or bank, and the legitimate aggregators of the truth.
+fn never_alerted(dir: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let accounts = std::fs::read_to_string(dir.join("accounts.csv")).unwrap();
+    for line in accounts.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f[4] == "acquirer" || f[4] == "bank" {
+            out.insert(f[0].to_string());
+        }
+    }
+    let truth = std::fs::read_to_string(dir.join("truth.csv")).unwrap();
+    for line in truth.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f[1] == "legit_aggregator" && f[2] == "account" {
+            out.insert(f[3].to_string());
+        }
+    }
+    out
+}
+
+fn check_two_clear_scenario(dir: &Path) {
+    let db = Db::new();
+    let d = |f: &str| dir.join(f).display().to_string();
+    let common = [
+        "--input".to_string(),
+        d("transactions.csv"),
+        "--accounts".to_string(),
+        d("accounts.csv"),
+        "--merchants".to_string(),
+        d("merchants.csv"),
+    ];
+    let mut args = vec!["--truth", dir.to_str().unwrap()];
+    args.extend(common.iter().map(String::as_str));
+    let report = eval_json(&db, &args);
+    for typology in ["TC-04", "TC-05", "TC-09"] {
+        let (detected, total) = recall(&report, typology);
+        assert!(total > 0, "{typology}: no schemes in {}", dir.display());
+        assert_eq!(detected, total, "{typology} recall in {}", dir.display());
+    }
+    let out = db
+        .cmd()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["scan", "--format", "json"])
+        .args(&common)
+        .output()
+        .unwrap();
+    let alerts: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let forbidden = never_alerted(dir);
+    assert!(forbidden.len() >= 3);
+    for a in &alerts {
+        let s = a["subject"]["id"].as_str().unwrap();
+        assert!(
+            !forbidden.contains(s),
+            "{} alerted on {s} (aggregator or licensed institution)",
+            a["rule_id"]
+        );
+    }
+}
+
+#[test]
+fn demo_scenario_finds_every_pool_and_spares_aggregators_and_acquirers() {
+    check_two_clear_scenario(&Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo"));
+}
+
+#[test]
+fn other_seeds_find_every_pool_and_spare_aggregators_and_acquirers() {
+    for seed in ["7", "99"] {
+        let db = Db::new();
+        let dir = db.dir.path().join(format!("seed{seed}"));
+        db.cmd()
+            .args(["generate", "--seed", seed, "--out"])
+            .arg(&dir)
+            .assert()
+            .success();
+        check_two_clear_scenario(&dir);
+    }
+}
+
+#[test]
+fn same_seed_same_bytes_and_truth_agrees_with_the_data() {
+    let db = Db::new();
+    let (a, b) = (db.dir.path().join("a"), db.dir.path().join("b"));
+    for dir in [&a, &b] {
+        db.cmd()
+            .args(["generate", "--seed", "5", "--days", "10", "--out"])
+            .arg(dir)
+            .assert()
+            .success();
+    }
+    for f in [
+        "transactions.csv",
+        "accounts.csv",
+        "merchants.csv",
+        "truth.csv",
+    ] {
+        assert!(
+            std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let column = |file: &str, i: usize| -> BTreeSet<String> {
+        std::fs::read_to_string(a.join(file))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(i).unwrap().to_string())
+            .collect()
+    };
+    let txs = column("transactions.csv", 0);
+    let accounts = column("accounts.csv", 0);
+    let truth = std::fs::read_to_string(a.join("truth.csv")).unwrap();
+    for line in truth.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        match f[2] {
+            "transaction" => assert!(txs.contains(f[3]), "truth transaction {} missing", f[3]),
+            "account" => assert!(accounts.contains(f[3]), "truth account {} missing", f[3]),
+            other => panic!("kind {other}"),
+        }
+    }
+}
+
+#[test]
+fn amlsim_eval_reports_recall_per_typology_with_decoys_apart() {
+    let dir = external("amlsim-mix12k");
+    let db = Db::new();
+    let report = eval_json(
+        &db,
+        &[
+            "--truth",
+            dir.to_str().unwrap(),
+            "--truth-profile",
+            "amlsim",
+            "--profile",
+            "amlsim",
+            "--input",
+            dir.join("transactions.csv").to_str().unwrap(),
+        ],
+    );
+    let types: Vec<&serde_json::Value> = report["typologies"].as_array().unwrap().iter().collect();
+    let decoys: u64 = types.iter().map(|t| t["decoys"].as_u64().unwrap()).sum();
+    let schemes: u64 = types.iter().map(|t| t["schemes"].as_u64().unwrap()).sum();
+    assert_eq!((schemes, decoys), (175, 20));
+    assert!(report["transactions"]["positives"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn amlgentex_and_amlworld_truth_loaders_read_their_schemas() {
+    let db = Db::new();
+    let transfers = db.write(
+        "transfers_account_to_account.csv",
+        "step,amount,nameOrig,nameDest,bankOrig,bankDest,isSAR,patternID,modelType\n\
+         0,100.0,1,2,b1,b1,1,7,1\n1,100.0,2,3,b1,b1,1,7,1\n1,5.0,8,9,b1,b1,0,-1,0\n",
+    );
+    db.write(
+        "alert_models.csv",
+        "modelID,type,accountID,isMain,sourceType,phase\n7,stack,1,True,x,1\n7,stack,2,False,x,1\n7,stack,3,False,x,1\n",
+    );
+    let r = eval_json(
+        &db,
+        &[
+            "--truth",
+            db.dir.path().to_str().unwrap(),
+            "--truth-profile",
+            "amlgentex",
+            "--profile",
+            "amlgentex",
+            "--input",
+            transfers.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(recall(&r, "stack").1, 1);
+    assert_eq!(r["transactions"]["positives"], 2);
+
+    let tx = db.write(
+        "HI-Small_Trans.csv",
+        "Timestamp,From Bank,Account,To Bank,Account,Amount Received,Receiving Currency,Amount Paid,Payment Currency,Payment Format,Is Laundering\n\
+         2022/09/01 00:20,10,A1,20,B1,10.00,US Dollar,10.00,US Dollar,ACH,1\n\
+         2022/09/01 00:25,10,A1,30,C1,12.00,US Dollar,12.00,US Dollar,ACH,1\n\
+         2022/09/01 00:30,40,D1,50,E1,1.00,US Dollar,1.00,US Dollar,ACH,0\n",
+    );
+    let patterns = db.write(
+        "HI-Small_Patterns.txt",
+        "BEGIN LAUNDERING ATTEMPT - FAN-OUT:  Max 2-degree Fan-Out\n\
+         2022/09/01 00:20,10,A1,20,B1,10.00,US Dollar,10.00,US Dollar,ACH,1\n\
+         2022/09/01 00:25,10,A1,30,C1,12.00,US Dollar,12.00,US Dollar,ACH,1\n\
+         END LAUNDERING ATTEMPT - FAN-OUT\n",
+    );
+    let r = eval_json(
+        &db,
+        &[
+            "--truth",
+            patterns.to_str().unwrap(),
+            "--truth-profile",
+            "amlworld",
+            "--profile",
+            "amlworld",
+            "--input",
+            tx.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(recall(&r, "fan_out").1, 1);
+    assert_eq!(r["transactions"]["positives"], 2);
+}

@@ -1,12 +1,16 @@
 //! Pieces both backends share: alert row decoding, evidence assembly, the schema-version
-//! guard, and the clock.
+//! guard, the clock, and the NUL-byte rule for loaded text.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 
 use super::StoreError;
 use crate::detect::{Alert, Evidence, Severity, StoredAlert, Subject, Window};
+use crate::ingest::Rejection;
+use crate::ingest::load::LoadRow;
+use crate::model::{Account, Merchant, Transaction};
 
 /// The alert columns every alert query selects, in [`AlertRow`] order.
 pub const ALERT_COLUMNS: &str = "id, rule_id, rule_version, title, subject_kind, subject_id, \
@@ -141,4 +145,91 @@ pub fn evidence_rows(alert: &Alert) -> impl Iterator<Item = (&'static str, i64, 
     let acc = alert.evidence.accounts.iter().enumerate();
     tx.map(|(i, r)| (EVIDENCE_TX, i as i64, r.as_str()))
         .chain(acc.map(|(i, r)| (EVIDENCE_ACCOUNT, i as i64, r.as_str())))
+}
+
+/// Text fields of a loaded record, by their input column name.
+pub trait TextFields: Clone {
+    fn text_fields(&self) -> Vec<(&'static str, Option<&str>)>;
+
+    /// The first field holding a NUL byte, which PostgreSQL text cannot store. Both
+    /// backends quarantine such rows so that they agree.
+    fn nul_field(&self) -> Option<&'static str> {
+        self.text_fields()
+            .into_iter()
+            .find(|(_, v)| v.is_some_and(|v| v.contains('\0')))
+            .map(|(name, _)| name)
+    }
+}
+
+impl TextFields for Transaction {
+    fn text_fields(&self) -> Vec<(&'static str, Option<&str>)> {
+        vec![
+            ("tx_id", Some(&self.tx_id)),
+            ("from", Some(&self.from)),
+            ("to", Some(&self.to)),
+            ("merchant_id", self.merchant_id.as_deref()),
+            ("channel", self.channel.as_deref()),
+            ("region", self.region.as_deref()),
+            ("memo", self.memo.as_deref()),
+        ]
+    }
+}
+
+impl TextFields for Account {
+    fn text_fields(&self) -> Vec<(&'static str, Option<&str>)> {
+        vec![
+            ("account_id", Some(&self.account_id)),
+            ("holder_id", self.holder_id.as_deref()),
+            ("holder_name", self.holder_name.as_deref()),
+            ("institution", self.institution.as_deref()),
+            ("region", self.region.as_deref()),
+        ]
+    }
+}
+
+impl TextFields for Merchant {
+    fn text_fields(&self) -> Vec<(&'static str, Option<&str>)> {
+        vec![
+            ("merchant_id", Some(&self.merchant_id)),
+            ("legal_name", self.legal_name.as_deref()),
+            ("holder_id", self.holder_id.as_deref()),
+            ("settlement_account", self.settlement_account.as_deref()),
+            ("acquirer", self.acquirer.as_deref()),
+            ("mcc", self.mcc.as_deref()),
+        ]
+    }
+}
+
+/// Splits off the rows holding a NUL byte, as quarantine entries.
+pub fn take_nul_rows<T: TextFields>(
+    rows: &[LoadRow<T>],
+    source: &str,
+) -> Option<(Vec<LoadRow<T>>, Vec<Rejection>)> {
+    if !rows.iter().any(|r| r.record.nul_field().is_some()) {
+        return None;
+    }
+    let mut good = Vec::with_capacity(rows.len());
+    let mut bad = Vec::new();
+    for row in rows {
+        match row.record.nul_field() {
+            None => good.push(row.clone()),
+            Some(field) => bad.push(Rejection {
+                source: source.to_string(),
+                line: row.line,
+                field: Some(field.to_string()),
+                reason: format!("{field} contains a NUL byte"),
+                raw: String::new(),
+            }),
+        }
+    }
+    Some((good, bad))
+}
+
+/// Quarantine text as stored: a NUL byte shown as U+FFFD.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(s)
+    }
 }

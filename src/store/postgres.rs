@@ -133,7 +133,7 @@ async fn copy_in(
 }
 
 /// A record kind that loads into one table keyed by one id column.
-trait Loadable: Sized {
+trait Loadable: common::TextFields {
     const TABLE: &'static str;
     const KEY: &'static str;
     /// Data columns, in COPY order, before `row_hash, line`.
@@ -376,15 +376,15 @@ async fn insert_quarantine(
     for r in rows {
         put_int(&mut buf, batch_id);
         buf.push('\t');
-        put_text(&mut buf, &r.source);
+        put_text(&mut buf, &common::printable(&r.source));
         buf.push('\t');
         put_int(&mut buf, r.line as i64);
         buf.push('\t');
         put_opt(&mut buf, r.field.as_deref());
         buf.push('\t');
-        put_text(&mut buf, &r.reason);
+        put_text(&mut buf, &common::printable(&r.reason));
         buf.push('\t');
-        put_text(&mut buf, &r.raw);
+        put_text(&mut buf, &common::printable(&r.raw));
         buf.push('\n');
     }
     copy_in(
@@ -408,7 +408,18 @@ async fn stage_chunk<T: Loadable>(
     staging: &mut Option<Staging>,
     kind: TableKind,
     rows: &[LoadRow<T>],
+    report: &mut BatchReport,
 ) -> Result<(), StoreError> {
+    let kept;
+    let rows = match common::take_nul_rows(rows, &report.source) {
+        Some((good, bad)) => {
+            let batch_id = report.batch_id;
+            insert_quarantine(conn, batch_id, &bad, report).await?;
+            kept = good;
+            &kept[..]
+        }
+        None => rows,
+    };
     if staging.is_none() {
         create_stage::<T>(conn).await?;
         *staging = Some(Staging { kind, rows: 0 });
@@ -463,13 +474,34 @@ impl Store for PgStore {
                     staging = None;
                 }
                 LoadMsg::Transactions(rows) => {
-                    stage_chunk(&mut tx, &mut staging, TableKind::Transactions, &rows).await?
+                    stage_chunk(
+                        &mut tx,
+                        &mut staging,
+                        TableKind::Transactions,
+                        &rows,
+                        &mut current,
+                    )
+                    .await?
                 }
                 LoadMsg::Accounts(rows) => {
-                    stage_chunk(&mut tx, &mut staging, TableKind::Accounts, &rows).await?
+                    stage_chunk(
+                        &mut tx,
+                        &mut staging,
+                        TableKind::Accounts,
+                        &rows,
+                        &mut current,
+                    )
+                    .await?
                 }
                 LoadMsg::Merchants(rows) => {
-                    stage_chunk(&mut tx, &mut staging, TableKind::Merchants, &rows).await?
+                    stage_chunk(
+                        &mut tx,
+                        &mut staging,
+                        TableKind::Merchants,
+                        &rows,
+                        &mut current,
+                    )
+                    .await?
                 }
                 LoadMsg::Rejected(rows) => {
                     insert_quarantine(&mut tx, current.batch_id, &rows, &mut current).await?

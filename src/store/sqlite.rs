@@ -88,7 +88,7 @@ impl SqliteStore {
 }
 
 /// A record kind that loads into one table keyed by one id column.
-trait Loadable: Sized {
+trait Loadable: common::TextFields {
     const TABLE: &'static str;
     const KEY: &'static str;
     /// Data columns, in bind order, before `row_hash, batch_id, line`.
@@ -194,6 +194,15 @@ async fn insert_rows<T: Loadable>(
     rows: &[LoadRow<T>],
     report: &mut BatchReport,
 ) -> Result<(), StoreError> {
+    let kept;
+    let rows = match common::take_nul_rows(rows, source) {
+        Some((good, bad)) => {
+            insert_quarantine(conn, batch_id, &bad, report).await?;
+            kept = good;
+            &kept[..]
+        }
+        None => rows,
+    };
     for part in rows.chunks(ROWS_PER_STATEMENT) {
         let mut qb = QueryBuilder::<Sqlite>::new(format!(
             "INSERT INTO {} ({}, row_hash, batch_id, line) ",
@@ -281,11 +290,11 @@ async fn insert_quarantine(
         );
         qb.push_values(part, |mut b, r| {
             b.push_bind(batch_id)
-                .push_bind(r.source.clone())
+                .push_bind(common::printable(&r.source).into_owned())
                 .push_bind(r.line as i64)
                 .push_bind(r.field.clone())
-                .push_bind(r.reason.clone())
-                .push_bind(r.raw.clone());
+                .push_bind(common::printable(&r.reason).into_owned())
+                .push_bind(common::printable(&r.raw).into_owned());
         });
         qb.build().execute(&mut *conn).await?;
         report.quarantined += part.len() as u64;

@@ -195,6 +195,7 @@ store_suite!(
     duplicates_and_conflicts_across_chunks,
     aborted_load_leaves_nothing,
     stats_and_reads,
+    nul_bytes_are_quarantined,
     demo_set_loads_as_on_sqlite,
     save_alerts_is_idempotent,
     alert_filters_and_order,
@@ -429,6 +430,25 @@ async fn stats_and_reads(db: &TestDb) {
         db.store.transactions(Some(cut), None).await.unwrap().len(),
         1
     );
+}
+
+/// PostgreSQL text cannot hold a NUL byte; both backends quarantine such rows alike.
+async fn nul_bytes_are_quarantined(db: &TestDb) {
+    let f = db.write(
+        "nul.csv",
+        "tx_id,ts,from,to,amount,currency,type,merchant_id,channel,region,memo\n\
+         n1,2026-01-01T00:00:00Z,a,b,1.00,CNY,transfer,,,,ok\n\
+         n2,2026-01-01T00:00:00Z,a,b,1.00,CNY,transfer,,,,bad\0memo\n\
+         n3,2026-01-01T00:00:00Z,a,b,1.0x,CNY,transfer,,,,bad\0too\n",
+    );
+    let r = db.load_ok(vec![(TableKind::Transactions, f)]).await;
+    assert_eq!(counts(&r[0]), [3, 1, 2, 0]);
+    let q = db.store.quarantine(10).await.unwrap();
+    assert_eq!(q.len(), 2);
+    assert_eq!((q[0].line, q[0].field.as_deref()), (3, Some("memo")));
+    assert_eq!(q[0].reason, "memo contains a NUL byte");
+    assert_eq!(q[1].field.as_deref(), Some("amount"));
+    assert!(q[1].raw.ends_with("bad\u{FFFD}too"), "{:?}", q[1].raw);
 }
 
 /// The demo set gives the same reports, stats and records as a SQLite store.

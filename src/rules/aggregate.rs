@@ -5,6 +5,7 @@
 use super::expr::Ty;
 use super::scope::Metric;
 use crate::graph::{EdgeId, TemporalGraph};
+use crate::model::Millis;
 
 pub const FUNCTIONS: &str =
     "count, count_distinct, sum, min, max, median, percentile, dwell, retention, balance_peak";
@@ -212,23 +213,34 @@ fn field_value(g: &TemporalGraph, e: EdgeId, subject_is_dst: bool, f: Field) -> 
     }
 }
 
-/// Computes one aggregate. `in_set`/`out_set` are the indexes of the sets named `in` and
-/// `out`, for dwell, retention and balance_peak; `exponent` is the currency's.
+/// The money into and out of a subject, for dwell, retention and balance_peak. Edges
+/// before `from` are history: they set the pool's state (unmatched inflows, balance) at
+/// the window start but are not themselves measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Flows<'a> {
+    pub ins: &'a [EdgeId],
+    pub outs: &'a [EdgeId],
+    pub from: Millis,
+}
+
+/// Computes one aggregate over the kind's sets; `flows` serves dwell, retention and
+/// balance_peak; `exponent` is the currency's.
 pub fn compute(
     agg: &Aggregate,
     g: &TemporalGraph,
     sets: &[EdgeSet<'_>],
     masks: &[Mask],
-    in_out: Option<(usize, usize)>,
+    flows: Option<Flows<'_>>,
     exponent: u32,
 ) -> Metric {
     let keep = |e: EdgeId| agg.filter.is_none_or(|m| masks[m].get(e as usize));
     if !agg.func.needs_set() {
-        let Some((i, o)) = in_out else {
+        let Some(f) = flows else {
             return Metric::Float(f64::NAN);
         };
-        let ins: Vec<EdgeId> = sets[i].edges.iter().copied().filter(|&e| keep(e)).collect();
-        let outs: Vec<EdgeId> = sets[o].edges.iter().copied().filter(|&e| keep(e)).collect();
+        let ins: Vec<EdgeId> = f.ins.iter().copied().filter(|&e| keep(e)).collect();
+        let outs: Vec<EdgeId> = f.outs.iter().copied().filter(|&e| keep(e)).collect();
+        let from = f.from;
         return match agg.func {
             AggFn::Retention => {
                 let sum = |v: &[EdgeId]| {
@@ -236,15 +248,21 @@ pub fn compute(
                         .map(|&e| g.amount[e as usize] as i128)
                         .sum::<i128>()
                 };
-                let (si, so) = (sum(&ins), sum(&outs));
+                let in_window = |v: &[EdgeId]| -> Vec<EdgeId> {
+                    v.iter()
+                        .copied()
+                        .filter(|&e| g.ts[e as usize] >= from)
+                        .collect()
+                };
+                let (si, so) = (sum(&in_window(&ins)), sum(&in_window(&outs)));
                 if si == 0 {
                     Metric::Float(f64::NAN)
                 } else {
                     Metric::Float(so as f64 / si as f64)
                 }
             }
-            AggFn::BalancePeak => Metric::Money(balance_peak(g, &ins, &outs), exponent),
-            AggFn::Dwell(stat) => Metric::Float(dwell_hours(g, &ins, &outs, stat)),
+            AggFn::BalancePeak => Metric::Money(balance_peak(g, &ins, &outs, from), exponent),
+            AggFn::Dwell(stat) => Metric::Float(dwell_hours(g, &ins, &outs, from, stat)),
             _ => unreachable!("set-free aggregates are listed above"),
         };
     }
@@ -315,21 +333,33 @@ fn merged<'a>(
     all.into_iter().map(|(_, is_out, e)| (is_out, e))
 }
 
-/// The highest pooled balance (cumulative in − out from the window start).
-pub fn balance_peak(g: &TemporalGraph, ins: &[EdgeId], outs: &[EdgeId]) -> i64 {
+/// The highest pooled balance in the window: the balance replayed from the history
+/// (never below zero: money from elsewhere is not pooled money), then the window's flows.
+pub fn balance_peak(g: &TemporalGraph, ins: &[EdgeId], outs: &[EdgeId], from: Millis) -> i64 {
     let mut balance: i128 = 0;
-    let mut peak: i128 = 0;
+    let mut peak: Option<i128> = None;
     for (is_out, e) in merged(g, ins, outs) {
+        if g.ts[e as usize] >= from && peak.is_none() {
+            peak = Some(balance);
+        }
         let a = g.amount[e as usize] as i128;
-        balance += if is_out { -a } else { a };
-        peak = peak.max(balance);
+        balance = (balance + if is_out { -a } else { a }).max(0);
+        if let Some(p) = peak.as_mut() {
+            *p = (*p).max(balance);
+        }
     }
-    i64::try_from(peak).unwrap_or(i64::MAX)
+    i64::try_from(peak.unwrap_or(0)).unwrap_or(i64::MAX)
 }
 
-/// Holding time of money, matching outflows to the oldest unmatched inflows (FIFO),
-/// weighted by amount; NaN when nothing matched.
-pub fn dwell_hours(g: &TemporalGraph, ins: &[EdgeId], outs: &[EdgeId], stat: DwellStat) -> f64 {
+/// Holding time of money paid out from `from` on, matching outflows to the oldest
+/// unmatched inflows (FIFO, history included), weighted by amount; NaN when nothing matched.
+pub fn dwell_hours(
+    g: &TemporalGraph,
+    ins: &[EdgeId],
+    outs: &[EdgeId],
+    from: Millis,
+    stat: DwellStat,
+) -> f64 {
     let mut queue: std::collections::VecDeque<(i64, i64)> = Default::default();
     let mut pieces: Vec<(i64, i64)> = Vec::new();
     for (is_out, e) in merged(g, ins, outs) {
@@ -344,7 +374,9 @@ pub fn dwell_hours(g: &TemporalGraph, ins: &[EdgeId], outs: &[EdgeId], stat: Dwe
                 break;
             };
             let take = need.min(front.1);
-            pieces.push((ts - front.0, take));
+            if ts >= from {
+                pieces.push((ts - front.0, take));
+            }
             front.1 -= take;
             need -= take;
             if front.1 == 0 {
@@ -421,8 +453,9 @@ mod tests {
     }
 
     /// Dwell by expanding every amount into single units queued first-in first-out: a
-    /// different algorithm from the engine's, for small amounts.
-    fn unit_fifo_dwell(ins: &[(i64, i64)], outs: &[(i64, i64)], stat: DwellStat) -> f64 {
+    /// different algorithm from the engine's, for small amounts. Units paid out before
+    /// `from` are history.
+    fn unit_fifo_dwell(ins: &[(i64, i64)], outs: &[(i64, i64)], from: i64, stat: DwellStat) -> f64 {
         let mut events: Vec<(i64, bool, i64)> = ins
             .iter()
             .map(|&(t, a)| (t, false, a))
@@ -434,7 +467,9 @@ mod tests {
         for (t, is_out, a) in events {
             for _ in 0..a {
                 if is_out {
-                    if let Some(t_in) = queue.pop_front() {
+                    if let Some(t_in) = queue.pop_front()
+                        && t >= from
+                    {
                         held.push(t - t_in);
                     }
                 } else {
@@ -483,6 +518,11 @@ mod tests {
             let Some(h) = g.find_account(&name) else { return Ok(()) };
             let ins: Vec<EdgeId> = g.in_window(h, from, until).to_vec();
             let outs: Vec<EdgeId> = g.out_window(h, from, until).collect();
+            // History: one window length before the window.
+            let lookback = from - (until - from);
+            let hist_ins: Vec<EdgeId> = g.in_window(h, lookback, until).to_vec();
+            let hist_outs: Vec<EdgeId> = g.out_window(h, lookback, until).collect();
+            let flows = Flows { ins: &hist_ins, outs: &hist_outs, from };
             let sets = [
                 EdgeSet { edges: &ins, subject_is_dst: true },
                 EdgeSet { edges: &outs, subject_is_dst: false },
@@ -521,31 +561,42 @@ mod tests {
                         }),
                 ];
                 for (a, want) in cases {
-                    let got = compute(&a, &g, &sets, &[], Some((0, 1)), 2);
+                    let got = compute(&a, &g, &sets, &[], Some(flows), 2);
                     prop_assert!(same(got, want), "{:?} on set {}: got {:?}, want {:?}", a.func, set, got, want);
                 }
             }
             let total_in: i64 = raw_in.iter().map(|r| r.2).sum();
             let total_out: i64 = raw_out.iter().map(|r| r.2).sum();
             let retention = if total_in == 0 { f64::NAN } else { total_out as f64 / total_in as f64 };
-            let got = compute(&agg(AggFn::Retention, 0, None), &g, &sets, &[], Some((0, 1)), 2);
+            let got = compute(&agg(AggFn::Retention, 0, None), &g, &sets, &[], Some(flows), 2);
             prop_assert!(same(got, Metric::Float(retention)), "retention {:?} vs {}", got, retention);
-            // Balance: replay events in time order, inflows first at equal times.
-            let mut events: Vec<(i64, bool, i64)> = raw_in.iter().map(|r| (r.1, false, r.2))
-                .chain(raw_out.iter().map(|r| (r.1, true, r.2))).collect();
+            // History and window events, inflows first at equal times.
+            let hist = |inbound: bool| -> Vec<(i64, i64)> {
+                edges.iter()
+                    .filter(|e| (if inbound { e.1 } else { e.0 }) == hub && e.2 >= lookback && e.2 < until)
+                    .map(|e| (e.2, e.3))
+                    .collect()
+            };
+            let (ins_t, outs_t) = (hist(true), hist(false));
+            let mut events: Vec<(i64, bool, i64)> = ins_t.iter().map(|r| (r.0, false, r.1))
+                .chain(outs_t.iter().map(|r| (r.0, true, r.1))).collect();
             events.sort();
-            let (mut bal, mut peak) = (0i64, 0i64);
-            for (_, out, a) in &events {
-                bal += if *out { -a } else { *a };
-                peak = peak.max(bal);
+            // Balance: replayed over the history (never below zero), peak within the window.
+            let (mut bal, mut peak) = (0i64, None::<i64>);
+            for (t, out, a) in &events {
+                if *t >= from && peak.is_none() {
+                    peak = Some(bal);
+                }
+                bal = (bal + if *out { -a } else { *a }).max(0);
+                if let Some(p) = peak.as_mut() {
+                    *p = (*p).max(bal);
+                }
             }
-            let got = compute(&agg(AggFn::BalancePeak, 0, None), &g, &sets, &[], Some((0, 1)), 2);
-            prop_assert_eq!(got, Metric::Money(peak, 2));
-            let ins_t: Vec<(i64, i64)> = raw_in.iter().map(|r| (r.1, r.2)).collect();
-            let outs_t: Vec<(i64, i64)> = raw_out.iter().map(|r| (r.1, r.2)).collect();
+            let got = compute(&agg(AggFn::BalancePeak, 0, None), &g, &sets, &[], Some(flows), 2);
+            prop_assert_eq!(got, Metric::Money(peak.unwrap_or(0), 2));
             for stat in [DwellStat::Median, DwellStat::Mean, DwellStat::Max] {
-                let got = compute(&agg(AggFn::Dwell(stat), 0, None), &g, &sets, &[], Some((0, 1)), 2);
-                let want = unit_fifo_dwell(&ins_t, &outs_t, stat);
+                let got = compute(&agg(AggFn::Dwell(stat), 0, None), &g, &sets, &[], Some(flows), 2);
+                let want = unit_fifo_dwell(&ins_t, &outs_t, from, stat);
                 prop_assert!(same(got, Metric::Float(want)), "dwell {:?}: {:?} vs {}", stat, got, want);
             }
         }

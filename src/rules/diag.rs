@@ -95,23 +95,34 @@ pub fn position_in_scalar<T>(source: &str, scalar: &Spanned<T>, offset: usize) -
         return (line, column);
     };
     let rest: String = first.chars().skip(column.saturating_sub(1)).collect();
+    // Walks the lines of a multi-line scalar: content resumes at each line's indentation,
+    // and folding turns a line break into one space, so offsets still count lines.
+    let walk = |first_line: usize, first_col: usize| -> (usize, usize) {
+        let mut remaining = offset;
+        for (i, l) in lines.iter().enumerate().skip(first_line - 1) {
+            let start = if i + 1 == first_line {
+                first_col - 1
+            } else {
+                l.chars().take_while(|c| *c == ' ').count()
+            };
+            let len = l.chars().count().saturating_sub(start);
+            if remaining <= len {
+                return (i + 1, start + 1 + remaining);
+            }
+            remaining -= len + 1;
+        }
+        (line, column)
+    };
     match rest.chars().next() {
         Some('\'' | '"') => (line, column + 1 + offset),
+        // A block indicator: the content starts on the next line.
         Some('|' | '>') => {
-            // A block scalar: content starts on the next lines, at their indentation;
-            // folding turns a line break into one space, so offsets still count lines.
-            let mut remaining = offset;
-            for (i, l) in lines.iter().enumerate().skip(line) {
-                let indent = l.chars().take_while(|c| *c == ' ').count();
-                let len = l.chars().count().saturating_sub(indent);
-                if remaining <= len {
-                    return (i + 1, indent + 1 + remaining);
-                }
-                remaining -= len + 1;
-            }
-            (line, column)
+            let next = lines
+                .get(line)
+                .map_or(1, |l| l.chars().take_while(|c| *c == ' ').count() + 1);
+            walk(line + 1, next)
         }
-        _ => (line, column + offset),
+        _ => walk(line, column),
     }
 }
 

@@ -118,6 +118,11 @@ impl Val<'_> {
 /// Where a detector's variables come from at evaluation time.
 pub trait Env {
     fn get(&self, var: VarId) -> Val<'_>;
+    /// The position in its vocabulary of a variable declared with [`Schema::var_enum`];
+    /// -1 when absent.
+    fn code(&self, _var: VarId) -> i64 {
+        -1
+    }
 }
 
 /// Index of a variable in a [`Schema`].
@@ -127,6 +132,7 @@ pub type VarId = u16;
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
     vars: BTreeMap<String, (VarId, Ty)>,
+    vocab: BTreeMap<VarId, &'static [&'static str]>,
     consts: BTreeMap<String, Const>,
     macros: BTreeMap<String, Arc<Macro>>,
 }
@@ -146,6 +152,19 @@ impl Schema {
 
     pub fn var(&mut self, name: &str, id: VarId, ty: Ty) -> &mut Self {
         self.vars.insert(name.to_string(), (id, ty));
+        self
+    }
+
+    /// A string variable with a closed vocabulary: comparisons with constants compile to
+    /// integer tests, and a constant outside the vocabulary is a compile error.
+    pub fn var_enum(
+        &mut self,
+        name: &str,
+        id: VarId,
+        values: &'static [&'static str],
+    ) -> &mut Self {
+        self.vars.insert(name.to_string(), (id, Ty::Str));
+        self.vocab.insert(id, values);
         self
     }
 
@@ -233,6 +252,10 @@ enum Node {
     In(Box<Node>, Box<Node>),
     Cond(Box<Node>, Box<Node>, Box<Node>),
     Call(Func, Vec<Node>),
+    /// `var == "value"` for a vocabulary variable: compares codes.
+    EnumEq(VarId, i64),
+    /// `var in [...]` for a vocabulary variable: a bit per code.
+    EnumIn(VarId, u64),
 }
 
 /// A compiled expression.
@@ -364,6 +387,32 @@ impl Compiler<'_> {
             help,
             in_macro: self.macro_name.clone(),
         });
+    }
+
+    /// `Some(result)` when one side is a vocabulary variable and the other a constant.
+    fn enum_eq(&mut self, e: &IdedExpr, l: &Node, r: &Node) -> Option<Option<Node>> {
+        let (v, s) = match (l, r) {
+            (Node::Var(v), Node::Const(Const::Str(s)))
+            | (Node::Const(Const::Str(s)), Node::Var(v)) => (v, s),
+            _ => return None,
+        };
+        let values = self.schema.vocab.get(v)?;
+        Some(match values.iter().position(|x| *x == s.as_ref()) {
+            Some(i) => Some(Node::EnumEq(*v, i as i64)),
+            None => {
+                self.unknown_value(e, s, values);
+                None
+            }
+        })
+    }
+
+    fn unknown_value(&mut self, e: &IdedExpr, value: &str, values: &[&str]) {
+        let shown: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+        self.error(
+            e,
+            format!("{value:?} is not a possible value here"),
+            Some(format!("valid values: {}", shown.join(", "))),
+        );
     }
 
     fn node(&mut self, e: &IdedExpr) -> Option<(Node, Ty)> {
@@ -562,6 +611,12 @@ impl Compiler<'_> {
                 }
                 let r = nodes.pop()?;
                 let l = nodes.pop()?;
+                if matches!(op, CmpOp::Eq | CmpOp::Ne)
+                    && let Some(n) = self.enum_eq(e, &l, &r)
+                {
+                    let n = n?;
+                    return Some((if op == CmpOp::Ne { Node::Not(b(n)) } else { n }, Ty::Bool));
+                }
                 Some((Node::Cmp(op, b(l), b(r)), Ty::Bool))
             }
             operators::ADD
@@ -599,6 +654,22 @@ impl Compiler<'_> {
                 }
                 let r = nodes.pop()?;
                 let l = nodes.pop()?;
+                if let (Node::Var(v), Node::Const(Const::List(items))) = (&l, &r)
+                    && let Some(values) = self.schema.vocab.get(v)
+                {
+                    let mut mask = 0u64;
+                    for item in items.iter() {
+                        let Const::Str(s) = item else { continue };
+                        match values.iter().position(|x| *x == s.as_ref()) {
+                            Some(i) => mask |= 1 << i,
+                            None => {
+                                self.unknown_value(e, s, values);
+                                return None;
+                            }
+                        }
+                    }
+                    return Some((Node::EnumIn(*v, mask), Ty::Bool));
+                }
                 Some((Node::In(b(l), b(r)), Ty::Bool))
             }
             operators::CONDITIONAL => {
@@ -665,7 +736,7 @@ fn fold(node: Node) -> Node {
     fn has_vars(n: &Node) -> bool {
         match n {
             Node::Const(_) => false,
-            Node::Var(_) => true,
+            Node::Var(_) | Node::EnumEq(..) | Node::EnumIn(..) => true,
             Node::Not(a) | Node::Neg(a) => has_vars(a),
             Node::And(a, b)
             | Node::Or(a, b)
@@ -716,6 +787,11 @@ fn eval<'a>(node: &'a Node, env: &'a dyn Env) -> Val<'a> {
     match node {
         Node::Const(c) => c.val(),
         Node::Var(v) => env.get(*v),
+        Node::EnumEq(v, code) => Val::Bool(env.code(*v) == *code),
+        Node::EnumIn(v, mask) => {
+            let c = env.code(*v);
+            Val::Bool((0..64).contains(&c) && mask >> c & 1 == 1)
+        }
         Node::Not(a) => match eval(a, env) {
             Val::Bool(b) => Val::Bool(!b),
             _ => Val::Null,
@@ -905,6 +981,37 @@ mod tests {
         assert!(errs[0].message.contains("type mismatch"), "{errs:?}");
         let errs = compile("payees + 1", &schema(), Ty::Bool).unwrap_err();
         assert!(errs[0].message.contains("expected bool"), "{errs:?}");
+    }
+
+    #[test]
+    fn vocabulary_comparisons_compile_to_codes_and_check_values() {
+        struct Codes;
+        impl Env for Codes {
+            fn get(&self, _: VarId) -> Val<'_> {
+                Val::Str("settlement")
+            }
+            fn code(&self, _: VarId) -> i64 {
+                1
+            }
+        }
+        let mut s = Schema::new();
+        s.var_enum("tx.type", 0, &["payment", "settlement", "transfer"]);
+        let p = compile(
+            "tx.type == 'settlement' && tx.type in ['settlement', 'payment']",
+            &s,
+            Ty::Bool,
+        )
+        .unwrap();
+        assert!(p.test(&Codes));
+        let p = compile("tx.type != 'settlement'", &s, Ty::Bool).unwrap();
+        assert!(!p.test(&Codes));
+        let errs = compile("tx.type == 'setlement'", &s, Ty::Bool).unwrap_err();
+        assert!(
+            errs[0].help.as_deref().unwrap().contains("\"settlement\""),
+            "{errs:?}"
+        );
+        let errs = compile("tx.type in ['payment', 'wire']", &s, Ty::Bool).unwrap_err();
+        assert!(errs[0].message.contains("wire"), "{errs:?}");
     }
 
     #[test]

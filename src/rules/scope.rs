@@ -75,20 +75,50 @@ pub const MERCHANT_FIELDS: &[(&str, Ty, &str)] = &[
     ),
 ];
 
+/// Vocabularies, in the order of the model enums (their codes).
+const TX_TYPES: &[&str] = &[
+    "payment",
+    "settlement",
+    "transfer",
+    "cash_in",
+    "cash_out",
+    "fee",
+    "refund",
+];
+const ROLES: &[&str] = &[
+    "acquirer",
+    "merchant",
+    "agent",
+    "individual",
+    "bank",
+    "unknown",
+];
+const KINDS: &[&str] = &["personal", "corporate", ""];
+const TX_TYPE_FIELD: u16 = 2;
+const ROLE_FIELD: u16 = 1;
+const KIND_FIELD: u16 = 2;
+
 pub fn add_tx(schema: &mut Schema) {
     for (i, (name, ty, _)) in TX_FIELDS.iter().enumerate() {
-        schema.var(&format!("tx.{name}"), var(TX, i as u16), *ty);
+        let id = var(TX, i as u16);
+        if i as u16 == TX_TYPE_FIELD {
+            schema.var_enum(&format!("tx.{name}"), id, TX_TYPES);
+        } else {
+            schema.var(&format!("tx.{name}"), id, *ty);
+        }
     }
 }
 
 pub fn add_account(schema: &mut Schema, binding: &str, slot: usize) {
     assert!(slot < MAX_ACCOUNT_SLOTS, "account slot out of range");
     for (i, (name, ty, _)) in ACCOUNT_FIELDS.iter().enumerate() {
-        schema.var(
-            &format!("{binding}.{name}"),
-            var(1 + slot as u16, i as u16),
-            *ty,
-        );
+        let id = var(1 + slot as u16, i as u16);
+        let name = format!("{binding}.{name}");
+        match i as u16 {
+            ROLE_FIELD => schema.var_enum(&name, id, ROLES),
+            KIND_FIELD => schema.var_enum(&name, id, KINDS),
+            _ => schema.var(&name, id, *ty),
+        };
     }
 }
 
@@ -214,6 +244,26 @@ impl<'g> Scope<'g> {
 }
 
 impl Env for Scope<'_> {
+    fn code(&self, v: VarId) -> i64 {
+        let (source, field) = (v >> 8, v & 0xff);
+        match (source, field) {
+            (TX, TX_TYPE_FIELD) if self.edge != NONE => self.g.tx_type[self.edge as usize] as i64,
+            (1..=8, ROLE_FIELD | KIND_FIELD) => {
+                let a = self.accounts[source as usize - 1];
+                if a == NONE {
+                    return -1;
+                }
+                let attrs = self.g.attrs(a);
+                if field == ROLE_FIELD {
+                    attrs.role as i64
+                } else {
+                    attrs.kind.map_or(2, |k| k as i64)
+                }
+            }
+            _ => -1,
+        }
+    }
+
     fn get(&self, v: VarId) -> Val<'_> {
         let (source, field) = (v >> 8, v & 0xff);
         match source {
@@ -226,5 +276,29 @@ impl Env for Scope<'_> {
                 .map_or(Val::Null, |m| m.val()),
             _ => Val::Null,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AccountKind, Role, TxType};
+
+    #[test]
+    fn vocabularies_follow_the_model_enums() {
+        for (i, t) in TxType::ALL.iter().enumerate() {
+            assert_eq!(TX_TYPES[i], t.as_str());
+            assert_eq!(*t as usize, i);
+        }
+        for (i, r) in Role::ALL.iter().enumerate() {
+            assert_eq!(ROLES[i], r.as_str());
+            assert_eq!(*r as usize, i);
+        }
+        for (i, k) in AccountKind::ALL.iter().enumerate() {
+            assert_eq!(KINDS[i], k.as_str());
+        }
+        assert_eq!(TX_FIELDS[TX_TYPE_FIELD as usize].0, "type");
+        assert_eq!(ACCOUNT_FIELDS[ROLE_FIELD as usize].0, "role");
+        assert_eq!(ACCOUNT_FIELDS[KIND_FIELD as usize].0, "kind");
     }
 }

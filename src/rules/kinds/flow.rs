@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks};
 use crate::detect::Subject;
 use crate::graph::{AccountId, EdgeId, TemporalGraph};
-use crate::rules::aggregate::{self, Aggregate, EdgeSet, Mask, Unit};
+use crate::rules::aggregate::{self, Aggregate, EdgeSet, Flows, Mask, Unit};
 use crate::rules::compile::Cx;
 use crate::rules::config::DetectConfig;
 use crate::rules::expr::{Program, Schema, Ty};
@@ -369,7 +369,14 @@ impl Detector for Flow {
                 let mut metrics: Vec<Metric> = self
                     .aggregates
                     .iter()
-                    .map(|a| aggregate::compute(a, g, &views, &masks, Some((0, 1)), exec.exponent))
+                    .map(|a| {
+                        let flows = Flows {
+                            ins: &sets[0],
+                            outs: &sets[1],
+                            from: i64::MIN,
+                        };
+                        aggregate::compute(a, g, &views, &masks, Some(flows), exec.exponent)
+                    })
                     .collect();
                 let distinct = |mut v: Vec<AccountId>| {
                     v.sort_unstable();

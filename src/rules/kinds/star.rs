@@ -3,7 +3,7 @@
 use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks, time_slice};
 use crate::detect::Subject;
 use crate::graph::{AccountId, EdgeId};
-use crate::rules::aggregate::{self, Aggregate, EdgeSet, Mask, Unit};
+use crate::rules::aggregate::{self, Aggregate, EdgeSet, Flows, Mask, Unit};
 use crate::rules::compile::Cx;
 use crate::rules::config::DetectConfig;
 use crate::rules::expr::{Program, Schema, Ty};
@@ -26,7 +26,10 @@ licensed acquirer's direct settlement never has.
 - `in` (CEL, optional): which incoming transactions count. Binds `tx`, `hub`, `peer` (the payer), `merchant`.
 - `out` (CEL, optional): which outgoing transactions count. Binds `tx`, `hub`, `peer` (the payee), `merchant`.
 - `window`: `length` and `step` (durations or duration parameters).
-- `aggregates` over the sets `in` and `out`; `dwell`, `retention` and `balance_peak` use both.
+- `aggregates` over the sets `in` and `out`; `dwell`, `retention` and `balance_peak` use both,
+  and `dwell` and `balance_peak` start from the pool's state one window length before
+  the window (unmatched inflows, balance), so a steady pool's holding time is measured
+  as it is, not from an empty pool at each window start.
 - `condition` (CEL): binds the aggregates and `hub`.
 
 ### Example
@@ -181,10 +184,17 @@ impl Detector for Star {
                         subject_is_dst: false,
                     },
                 ];
+                // Dwell and balance carry the pool's state from one window length back.
+                let lookback = from.saturating_sub(self.windows.length);
+                let flows = Flows {
+                    ins: time_slice(g, &ins, lookback, until),
+                    outs: time_slice(g, &outs, lookback, until),
+                    from,
+                };
                 let metrics: Vec<_> = self
                     .aggregates
                     .iter()
-                    .map(|a| aggregate::compute(a, g, &sets, &masks, Some((0, 1)), exec.exponent))
+                    .map(|a| aggregate::compute(a, g, &sets, &masks, Some(flows), exec.exponent))
                     .collect();
                 let mut cond_scope = Scope::new(g);
                 cond_scope.accounts[0] = h;

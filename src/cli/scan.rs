@@ -104,7 +104,7 @@ pub async fn scan_source(db: &str, args: &SourceArgs) -> anyhow::Result<Scanned>
     let rules: Vec<&Rule> = set
         .rules
         .iter()
-        .filter(|r| args.status.iter().any(|s| *s == r.status))
+        .filter(|r| args.status.contains(&r.status))
         .collect();
     let Some(input) = &args.input else {
         let store = store::open(db).await?;

@@ -36,10 +36,13 @@ pub struct ScanReport {
     pub skipped: Vec<Skipped>,
 }
 
+/// One rule's alerts, or why it did not run.
+type RuleOutcome = Result<Vec<Alert>, Skipped>;
+
 /// Runs `rules` over `g`. Output is sorted by rule, subject and window.
 pub fn run(rules: &[&Rule], g: &TemporalGraph, inputs: Inputs) -> ScanReport {
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Result<Vec<Alert>, Skipped>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(usize, RuleOutcome)>> = Mutex::new(Vec::new());
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(rules.len().max(1));

@@ -56,7 +56,10 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> TruthError + '_ {
 }
 
 /// Reads a CSV as header-indexed rows of strings with their line numbers.
-fn read_rows(path: &Path) -> Result<(Vec<String>, Vec<(u64, Vec<String>)>), TruthError> {
+/// A CSV header and its rows, each with its line number.
+type Rows = (Vec<String>, Vec<(u64, Vec<String>)>);
+
+fn read_rows(path: &Path) -> Result<Rows, TruthError> {
     let mut r = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(path)

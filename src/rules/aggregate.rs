@@ -487,7 +487,7 @@ mod tests {
             DwellStat::Mean => {
                 held.iter().map(|&d| d as f64).sum::<f64>() / held.len() as f64 / 3_600_000.0
             }
-            DwellStat::Median => h(held[(held.len() + 1) / 2 - 1]),
+            DwellStat::Median => h(held[held.len().div_ceil(2) - 1]),
         }
     }
 
@@ -553,7 +553,7 @@ mod tests {
                     (agg(AggFn::Min, set, Some(Field::Amount)), amounts.first().map_or(nan, |&v| money(v))),
                     (agg(AggFn::Max, set, Some(Field::Amount)), amounts.last().map_or(nan, |&v| money(v))),
                     (agg(AggFn::Percentile(0.5), set, Some(Field::Amount)),
-                        if amounts.is_empty() { nan } else { money(amounts[(amounts.len() + 1) / 2 - 1]) }),
+                        if amounts.is_empty() { nan } else { money(amounts[amounts.len().div_ceil(2) - 1]) }),
                     (agg(AggFn::Percentile(0.9), set, Some(Field::Amount)),
                         if amounts.is_empty() { nan } else {
                             let k = ((0.9 * amounts.len() as f64).ceil() as usize).max(1);

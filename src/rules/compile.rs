@@ -276,6 +276,16 @@ impl<'a> Cx<'a> {
                 }
                 None => None,
             };
+            if let Some(shift) = &a.shift
+                && cfg.kind.value != "relation"
+            {
+                let msg = format!(
+                    "`shift` is only read by kind `relation`, not `{}`",
+                    cfg.kind.value
+                );
+                self.error(shift, msg, None);
+                continue;
+            }
             out.push(Aggregate {
                 name: name.clone(),
                 func,

@@ -163,6 +163,11 @@ pub struct AggregateConfig {
     /// dwell: `median`, `mean` or `max`.
     #[serde(default)]
     pub stat: Option<Text>,
+    /// `relation` only: a CEL expression in hours (binds `merchant`, `account`) that moves
+    /// this aggregate's window later, e.g. to compare a day's sales with the settlement
+    /// that arrives `merchant.cycle_days` later.
+    #[serde(default)]
+    pub shift: Option<Text>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -31,7 +31,9 @@ disagree, someone between the acquirer and the merchant is touching the money.
   that account).
 - `window` (optional): a sliding window; without one, the whole period is one group.
 - `aggregates` over the set `edges` (counterparty: the payee for `merchant` and `payer`
-  groups, the payer for `payee` groups).
+  groups, the payer for `payee` groups). An aggregate's `shift` (CEL, hours; binds
+  `merchant` and `account`) moves its window later: `shift: 'merchant.cycle_days * 24.0'`
+  compares a day's sales with the settlement due T+N days later.
 - `condition` (CEL): binds the metrics, `account` (payee or payer groups) and `merchant`.
 
 ### Example
@@ -60,6 +62,8 @@ enum Group {
 
 struct Relation {
     edge: Option<Program>,
+    /// Per aggregate: the window shift in hours, if any.
+    shifts: Vec<Option<Program>>,
     group: Group,
     windows: Option<Windows>,
     aggregates: Vec<Aggregate>,
@@ -86,11 +90,23 @@ fn compile(cfg: &DetectConfig, cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
         None,
         &cfg.kind,
     );
-    let windows = match &cfg.window {
-        Some(w) => Some(cx.windows(Some(w), &cfg.kind)),
-        None => None,
-    };
+    let windows = cfg.window.as_ref().map(|w| cx.windows(Some(w), &cfg.kind));
     let (aggregates, filters) = cx.aggregates(cfg, SETS, &|cx, _| edge_schema(cx));
+    let mut group_schema = cx.base_schema();
+    scope::add_account(&mut group_schema, "account", 0);
+    scope::add_merchant(&mut group_schema);
+    let mut shifts = Vec::new();
+    let mut shifts_ok = true;
+    for a in &aggregates {
+        let text = cfg
+            .aggregates
+            .get(&a.name)
+            .and_then(|c| c.value.shift.as_ref());
+        match cx.opt_expr(text, &group_schema, Ty::Float) {
+            Ok(p) => shifts.push(p),
+            Err(()) => shifts_ok = false,
+        }
+    }
     let metrics: Vec<(String, Unit)> = aggregates
         .iter()
         .map(|a| (a.name.clone(), a.unit))
@@ -99,8 +115,12 @@ fn compile(cfg: &DetectConfig, cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
         scope::add_account(s, "account", 0);
         scope::add_merchant(s);
     });
+    if !shifts_ok {
+        return None;
+    }
     Some(Box::new(Relation {
         edge: edge.ok()?,
+        shifts,
         group: match group?.as_str() {
             "merchant" => Group::Merchant,
             "payee" => Group::Payee,
@@ -168,6 +188,26 @@ impl Detector for Relation {
             } else {
                 windows.covering(first, last)
             };
+            // Shifts are fixed per group: evaluated with its merchant and account.
+            let mut gs = Scope::new(g);
+            gs.edge = edges[0];
+            if self.group != Group::Merchant {
+                gs.accounts[0] = key as AccountId;
+            }
+            let shift_ms: Vec<i64> = self
+                .shifts
+                .iter()
+                .map(|p| {
+                    p.as_ref().map_or(0, |p| {
+                        let hours = p.eval(&gs).as_f64();
+                        if hours.is_finite() {
+                            (hours * 3_600_000.0) as i64
+                        } else {
+                            0
+                        }
+                    })
+                })
+                .collect();
             for k in range {
                 let (from, until) = if whole {
                     (first, last + 1)
@@ -178,14 +218,22 @@ impl Detector for Relation {
                 if slice.is_empty() {
                     continue;
                 }
-                let view = [EdgeSet {
-                    edges: slice,
-                    subject_is_dst,
-                }];
                 let metrics: Vec<_> = self
                     .aggregates
                     .iter()
-                    .map(|a| aggregate::compute(a, g, &view, &masks, None, exec.exponent))
+                    .zip(&shift_ms)
+                    .map(|(a, &shift)| {
+                        let edges = if shift == 0 {
+                            slice
+                        } else {
+                            time_slice(g, &edges, from + shift, until + shift)
+                        };
+                        let view = [EdgeSet {
+                            edges,
+                            subject_is_dst,
+                        }];
+                        aggregate::compute(a, g, &view, &masks, None, exec.exponent)
+                    })
                     .collect();
                 let mut cs = Scope::new(g);
                 cs.metrics = &metrics;
@@ -206,7 +254,17 @@ impl Detector for Relation {
                         id: g.account_name(key as AccountId).to_string(),
                     },
                 };
-                let accounts = slice
+                // Evidence: the window's transactions and those of shifted windows.
+                let mut evidence = slice.to_vec();
+                let mut shifted: Vec<i64> = shift_ms.iter().copied().filter(|&s| s != 0).collect();
+                shifted.sort_unstable();
+                shifted.dedup();
+                for s in shifted {
+                    evidence.extend_from_slice(time_slice(g, &edges, from + s, until + s));
+                }
+                evidence.sort_unstable();
+                evidence.dedup();
+                let accounts = evidence
                     .iter()
                     .flat_map(|&e| [g.src[e as usize], g.dst[e as usize]])
                     .collect();
@@ -216,7 +274,7 @@ impl Detector for Relation {
                     until,
                     window_index: k,
                     metrics,
-                    edges: slice.to_vec(),
+                    edges: evidence,
                     accounts,
                 });
             }

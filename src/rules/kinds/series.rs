@@ -242,6 +242,9 @@ fn median_of(sorted: &[f64]) -> f64 {
     }
 }
 
+/// An account's edges, its count per bucket and its rate λ.
+type AccountCounts = (AccountId, Vec<EdgeId>, BTreeMap<i64, usize>, f64);
+
 impl Series {
     fn edge_mask(&self, exec: &Exec<'_>) -> Mask {
         let g = exec.g;
@@ -440,8 +443,7 @@ impl Detector for Series {
             }
             Test::PoissonBurst => {
                 let bucket = self.bucket;
-                let mut per_account: Vec<(AccountId, Vec<EdgeId>, BTreeMap<i64, usize>, f64)> =
-                    Vec::new();
+                let mut per_account: Vec<AccountCounts> = Vec::new();
                 let mut tests = 0usize;
                 for a in 0..g.account_count() as AccountId {
                     let edges = self.subject_edges(g, &mask, a);
@@ -508,7 +510,7 @@ mod tests {
         let (n, mad) = benford_mad(amounts);
         assert_eq!(n, 2000);
         assert!(mad < 0.012, "{mad}");
-        let (_, bad) = benford_mad((0..500).map(|i| 45_000_00 + i));
+        let (_, bad) = benford_mad((0..500).map(|i| 4_500_000 + i));
         assert!(bad > 0.015, "{bad}");
     }
 

@@ -11,4 +11,5 @@ pub mod graph;
 pub mod ingest;
 pub mod model;
 pub mod rules;
+pub mod server;
 pub mod store;

@@ -71,6 +71,7 @@ pub async fn run(db: &str, args: AlertsArgs) -> anyhow::Result<ExitCode> {
                 subject: a.subject,
                 limit: a.limit,
                 offset: a.offset,
+                ..AlertFilter::default()
             };
             let alerts = store.alerts(&filter).await?;
             if a.json {

@@ -16,6 +16,12 @@ pub struct DemoArgs {
     /// Folder with the demo's transactions.csv, accounts.csv and merchants.csv.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Stop after the scan instead of serving the dashboard.
+    #[arg(long)]
+    pub no_serve: bool,
+    /// Where the dashboard listens.
+    #[arg(long, default_value = super::serve::DEFAULT_BIND)]
+    pub bind: std::net::SocketAddr,
 }
 
 /// `datasets/demo` under the working directory, else the one beside the sources.
@@ -70,5 +76,9 @@ pub async fn run(db: &str, args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!(
         "list them with `clearwatch alerts list`, inspect one with `clearwatch alerts show ID`"
     );
+    if !args.no_serve {
+        println!();
+        super::serve::serve_store(store, args.bind, None).await?;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! errors to exit codes (0 ran, 1 a `--fail-on` threshold was met, 2 an error).
 
 mod alerts;
+mod audit;
 mod demo;
 mod eval;
 mod generate;
@@ -9,7 +10,9 @@ mod ingest;
 mod migrate;
 mod rules;
 mod scan;
+mod serve;
 mod stats;
+mod users;
 
 use std::process::ExitCode;
 
@@ -52,6 +55,12 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// List and show stored alerts.
     Alerts(alerts::AlertsArgs),
+    /// Serve the analyst dashboard and JSON API (loopback by default).
+    Serve(serve::ServeArgs),
+    /// Manage dashboard users.
+    Users(users::UsersArgs),
+    /// Check or print the audit log.
+    Audit(audit::AuditArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -78,6 +87,9 @@ pub fn main() -> ExitCode {
             Command::Eval(args) => eval::run(&cli.db, args).await,
             Command::Migrate(args) => migrate::run(&cli.db, args).await,
             Command::Alerts(args) => alerts::run(&cli.db, args).await,
+            Command::Serve(args) => serve::run(&cli.db, args).await,
+            Command::Users(args) => users::run(&cli.db, args).await,
+            Command::Audit(args) => audit::run(&cli.db, args).await,
         }
     });
     match result {

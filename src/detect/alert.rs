@@ -178,6 +178,9 @@ pub struct StoredAlert {
     pub assignee: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// Bumped by every case change; a change names the version it was made on.
+    #[serde(default)]
+    pub version: i64,
 }
 
 #[cfg(test)]

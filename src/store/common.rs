@@ -15,7 +15,7 @@ use crate::model::{Account, Merchant, Transaction};
 /// The alert columns every alert query selects, in [`AlertRow`] order.
 pub const ALERT_COLUMNS: &str = "id, rule_id, rule_version, title, subject_kind, subject_id, \
      window_from, window_until, severity, score, summary, currency, metrics, status, assignee, \
-     created_at, updated_at";
+     created_at, updated_at, version";
 
 /// Evidence kinds as stored.
 pub const EVIDENCE_TX: &str = "transaction";
@@ -72,6 +72,7 @@ pub struct AlertRow {
     pub assignee: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    pub version: i64,
 }
 
 impl AlertRow {
@@ -106,6 +107,7 @@ impl AlertRow {
             assignee: self.assignee,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            version: self.version,
         })
     }
 }

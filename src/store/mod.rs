@@ -2,6 +2,9 @@
 //! one implementation per backend (SQLite, the embedded default; PostgreSQL for teams);
 //! [`open`] picks one from a database URL and refuses a schema newer than this binary.
 
+pub mod cases;
+#[macro_use]
+mod cases_sql;
 mod common;
 pub mod postgres;
 pub mod sqlite;
@@ -45,6 +48,8 @@ pub enum StoreError {
     Aborted,
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Case(#[from] cases::CaseError),
 }
 
 /// What one file's load amounted to. `read = loaded + quarantined + duplicates`.
@@ -134,8 +139,58 @@ pub struct AlertFilter {
     pub rule_id: Option<String>,
     /// A substring of the subject id.
     pub subject: Option<String>,
+    /// The assignee; `Some("")` means unassigned.
+    pub assignee: Option<String>,
+    /// Alerts whose window starts at or after this time.
+    pub from: Option<Millis>,
+    /// Alerts whose window starts before this time.
+    pub until: Option<Millis>,
+    pub sort: AlertSort,
     pub limit: u64,
     pub offset: u64,
+}
+
+/// The order of an alert list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertSort {
+    /// Highest score first (the queue's default).
+    #[default]
+    Score,
+    /// Newest window first.
+    Newest,
+    /// Oldest window first.
+    Oldest,
+    /// Most recently changed first.
+    Updated,
+}
+
+impl AlertSort {
+    pub const ALL: [AlertSort; 4] = [
+        AlertSort::Score,
+        AlertSort::Newest,
+        AlertSort::Oldest,
+        AlertSort::Updated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertSort::Score => "score",
+            AlertSort::Newest => "newest",
+            AlertSort::Oldest => "oldest",
+            AlertSort::Updated => "updated",
+        }
+    }
+
+    /// The `ORDER BY` clause; every order ends on the unique id.
+    pub fn order_by(self) -> &'static str {
+        match self {
+            AlertSort::Score => " ORDER BY score DESC, id",
+            AlertSort::Newest => " ORDER BY window_from DESC, id",
+            AlertSort::Oldest => " ORDER BY window_from, id",
+            AlertSort::Updated => " ORDER BY updated_at DESC, id",
+        }
+    }
 }
 
 impl Default for AlertFilter {
@@ -145,6 +200,10 @@ impl Default for AlertFilter {
             min_severity: None,
             rule_id: None,
             subject: None,
+            assignee: None,
+            from: None,
+            until: None,
+            sort: AlertSort::Score,
             limit: 100,
             offset: 0,
         }
@@ -183,6 +242,102 @@ pub trait Store {
     ) -> Result<Option<RuleVersion>, StoreError>;
     /// The newest migration applied to the database.
     async fn schema_version(&self) -> Result<i64, StoreError>;
+
+    // ---- Cases: users, sessions, workflow, notes, approvals, rules, audit log. ----
+    // Implemented once in `cases_sql.rs` for both backends; every change appends to the
+    // hash-chained audit log in the same transaction.
+
+    /// Adds a user; refuses a name that exists.
+    async fn add_user(
+        &self,
+        name: &str,
+        role: cases::UserRole,
+        password_hash: &str,
+        actor: &str,
+    ) -> Result<cases::User, StoreError>;
+    async fn user(&self, name: &str) -> Result<Option<cases::User>, StoreError>;
+    async fn users(&self) -> Result<Vec<cases::User>, StoreError>;
+    async fn create_session(&self, s: &cases::NewSession) -> Result<(), StoreError>;
+    /// The unexpired session whose id (token hash) is `id`.
+    async fn session(
+        &self,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<Option<cases::SessionInfo>, StoreError>;
+    /// Deletes the session `id` and every expired one.
+    async fn delete_session(&self, id: &str, now_ms: i64) -> Result<(), StoreError>;
+    /// Changes status and/or assignee if the alert is still at `expected_version`
+    /// (else [`cases::CaseError::Conflict`]); escalation and dismissal go through
+    /// [`Store::request_approval`].
+    async fn update_case(&self, u: &cases::CaseUpdate) -> Result<StoredAlert, StoreError>;
+    async fn add_note(
+        &self,
+        alert_id: &str,
+        author: &str,
+        body: &str,
+    ) -> Result<cases::Note, StoreError>;
+    async fn notes(&self, alert_id: &str) -> Result<Vec<cases::Note>, StoreError>;
+    /// Asks a supervisor to approve an escalation or dismissal (a reason is required for
+    /// dismissal); bumps the alert's version.
+    async fn request_approval(
+        &self,
+        alert_id: &str,
+        expected_version: i64,
+        target: cases::Status,
+        reason: Option<&str>,
+        actor: &str,
+    ) -> Result<cases::Approval, StoreError>;
+    /// A supervisor other than the requester approves (the case moves) or rejects.
+    async fn decide_approval(
+        &self,
+        approval_id: i64,
+        approve: bool,
+        actor: &str,
+    ) -> Result<cases::Approval, StoreError>;
+    /// Requests, newest first, of one alert or all.
+    async fn approvals(
+        &self,
+        alert_id: Option<&str>,
+        pending_only: bool,
+    ) -> Result<Vec<cases::Approval>, StoreError>;
+    /// How many alerts match `filter` (its limit and offset aside).
+    async fn count_alerts(&self, filter: &AlertFilter) -> Result<u64, StoreError>;
+    /// Alerts per status, for every status, under `filter` without its status condition.
+    async fn status_counts(&self, filter: &AlertFilter) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Alert counts and dispositions per rule.
+    async fn rule_hits(&self) -> Result<Vec<cases::RuleHits>, StoreError>;
+    /// The stored versions of a rule, newest first.
+    async fn rule_versions(
+        &self,
+        rule_id: &str,
+    ) -> Result<Vec<cases::StoredRuleVersion>, StoreError>;
+    /// Stores a rule version published from the dashboard and records who published it.
+    async fn publish_rule(&self, rule: &RuleVersion, actor: &str) -> Result<(), StoreError>;
+    async fn account(&self, id: &str) -> Result<Option<Account>, StoreError>;
+    /// An account's transactions in and out, newest first.
+    async fn account_transactions(
+        &self,
+        id: &str,
+        limit: u64,
+    ) -> Result<Vec<Transaction>, StoreError>;
+    /// Appends one entry to the audit log on its own.
+    async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        entity: &str,
+        before: Option<String>,
+        after: Option<String>,
+    ) -> Result<cases::AuditEntry, StoreError>;
+    /// Entries newest first, optionally of one entity (`alert:ID`).
+    async fn audit_log(
+        &self,
+        entity: Option<&str>,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<cases::AuditEntry>, StoreError>;
+    /// Walks the whole chain and names the first broken entry.
+    async fn audit_verify(&self) -> Result<cases::AuditCheck, StoreError>;
 }
 
 /// A store of any backend, chosen at run time.
@@ -281,5 +436,123 @@ impl Store for AnyStore {
     }
     async fn schema_version(&self) -> Result<i64, StoreError> {
         dispatch!(self, s => s.schema_version().await)
+    }
+
+    // ---- Cases ----
+    async fn add_user(
+        &self,
+        name: &str,
+        role: cases::UserRole,
+        password_hash: &str,
+        actor: &str,
+    ) -> Result<cases::User, StoreError> {
+        dispatch!(self, s => s.add_user(name, role, password_hash, actor).await)
+    }
+    async fn user(&self, name: &str) -> Result<Option<cases::User>, StoreError> {
+        dispatch!(self, s => s.user(name).await)
+    }
+    async fn users(&self) -> Result<Vec<cases::User>, StoreError> {
+        dispatch!(self, s => s.users().await)
+    }
+    async fn create_session(&self, x: &cases::NewSession) -> Result<(), StoreError> {
+        dispatch!(self, s => s.create_session(x).await)
+    }
+    async fn session(
+        &self,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<Option<cases::SessionInfo>, StoreError> {
+        dispatch!(self, s => s.session(id, now_ms).await)
+    }
+    async fn delete_session(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
+        dispatch!(self, s => s.delete_session(id, now_ms).await)
+    }
+    async fn update_case(&self, u: &cases::CaseUpdate) -> Result<StoredAlert, StoreError> {
+        dispatch!(self, s => s.update_case(u).await)
+    }
+    async fn add_note(
+        &self,
+        alert_id: &str,
+        author: &str,
+        body: &str,
+    ) -> Result<cases::Note, StoreError> {
+        dispatch!(self, s => s.add_note(alert_id, author, body).await)
+    }
+    async fn notes(&self, alert_id: &str) -> Result<Vec<cases::Note>, StoreError> {
+        dispatch!(self, s => s.notes(alert_id).await)
+    }
+    async fn request_approval(
+        &self,
+        alert_id: &str,
+        expected_version: i64,
+        target: cases::Status,
+        reason: Option<&str>,
+        actor: &str,
+    ) -> Result<cases::Approval, StoreError> {
+        dispatch!(self, s => s.request_approval(alert_id, expected_version, target, reason, actor).await)
+    }
+    async fn decide_approval(
+        &self,
+        approval_id: i64,
+        approve: bool,
+        actor: &str,
+    ) -> Result<cases::Approval, StoreError> {
+        dispatch!(self, s => s.decide_approval(approval_id, approve, actor).await)
+    }
+    async fn approvals(
+        &self,
+        alert_id: Option<&str>,
+        pending_only: bool,
+    ) -> Result<Vec<cases::Approval>, StoreError> {
+        dispatch!(self, s => s.approvals(alert_id, pending_only).await)
+    }
+    async fn count_alerts(&self, filter: &AlertFilter) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.count_alerts(filter).await)
+    }
+    async fn status_counts(&self, filter: &AlertFilter) -> Result<Vec<(String, u64)>, StoreError> {
+        dispatch!(self, s => s.status_counts(filter).await)
+    }
+    async fn rule_hits(&self) -> Result<Vec<cases::RuleHits>, StoreError> {
+        dispatch!(self, s => s.rule_hits().await)
+    }
+    async fn rule_versions(
+        &self,
+        rule_id: &str,
+    ) -> Result<Vec<cases::StoredRuleVersion>, StoreError> {
+        dispatch!(self, s => s.rule_versions(rule_id).await)
+    }
+    async fn publish_rule(&self, rule: &RuleVersion, actor: &str) -> Result<(), StoreError> {
+        dispatch!(self, s => s.publish_rule(rule, actor).await)
+    }
+    async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
+        dispatch!(self, s => s.account(id).await)
+    }
+    async fn account_transactions(
+        &self,
+        id: &str,
+        limit: u64,
+    ) -> Result<Vec<Transaction>, StoreError> {
+        dispatch!(self, s => s.account_transactions(id, limit).await)
+    }
+    async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        entity: &str,
+        before: Option<String>,
+        after: Option<String>,
+    ) -> Result<cases::AuditEntry, StoreError> {
+        dispatch!(self, s => s.audit(actor, action, entity, before, after).await)
+    }
+    async fn audit_log(
+        &self,
+        entity: Option<&str>,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<cases::AuditEntry>, StoreError> {
+        dispatch!(self, s => s.audit_log(entity, limit, offset).await)
+    }
+    async fn audit_verify(&self) -> Result<cases::AuditCheck, StoreError> {
+        dispatch!(self, s => s.audit_verify().await)
     }
 }

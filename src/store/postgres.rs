@@ -836,25 +836,9 @@ impl Store for PgStore {
     async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<StoredAlert>, StoreError> {
         let mut qb =
             QueryBuilder::<Postgres>::new(format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE TRUE"));
-        if let Some(status) = &filter.status {
-            qb.push(" AND status = ").push_bind(status.clone());
-        }
-        if let Some(min) = filter.min_severity {
-            let allowed: Vec<String> = common::severities_at_least(min)
-                .into_iter()
-                .map(String::from)
-                .collect();
-            qb.push(" AND severity = ANY(").push_bind(allowed).push(")");
-        }
-        if let Some(rule) = &filter.rule_id {
-            qb.push(" AND rule_id = ").push_bind(rule.clone());
-        }
-        if let Some(subject) = &filter.subject {
-            qb.push(" AND strpos(subject_id, ")
-                .push_bind(subject.clone())
-                .push(") > 0");
-        }
-        qb.push(" ORDER BY score DESC, id LIMIT ")
+        super::cases_sql::postgres::push_filter(&mut qb, filter);
+        qb.push(filter.sort.order_by())
+            .push(" LIMIT ")
             .push_bind(common::sql_count(filter.limit))
             .push(" OFFSET ")
             .push_bind(common::sql_count(filter.offset));
@@ -906,6 +890,9 @@ impl Store for PgStore {
     async fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(applied_version(&self.pool).await?.unwrap_or(0))
     }
+
+    // ---- Cases: the statements are in cases_sql.rs. ----
+    case_methods!(postgres);
 }
 
 fn alert_row(r: &PgRow) -> AlertRow {
@@ -927,6 +914,7 @@ fn alert_row(r: &PgRow) -> AlertRow {
         assignee: r.get(14),
         created_at: common::rfc3339(r.get::<DateTime<Utc>, _>(15)),
         updated_at: common::rfc3339(r.get::<DateTime<Utc>, _>(16)),
+        version: r.get(17),
     }
 }
 

@@ -660,26 +660,9 @@ impl Store for SqliteStore {
     async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<StoredAlert>, StoreError> {
         let mut qb =
             QueryBuilder::<Sqlite>::new(format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE 1 = 1"));
-        if let Some(status) = &filter.status {
-            qb.push(" AND status = ").push_bind(status.clone());
-        }
-        if let Some(min) = filter.min_severity {
-            qb.push(" AND severity IN (");
-            let mut sep = qb.separated(", ");
-            for s in common::severities_at_least(min) {
-                sep.push_bind(s);
-            }
-            qb.push(")");
-        }
-        if let Some(rule) = &filter.rule_id {
-            qb.push(" AND rule_id = ").push_bind(rule.clone());
-        }
-        if let Some(subject) = &filter.subject {
-            qb.push(" AND instr(subject_id, ")
-                .push_bind(subject.clone())
-                .push(") > 0");
-        }
-        qb.push(" ORDER BY score DESC, id LIMIT ")
+        super::cases_sql::sqlite::push_filter(&mut qb, filter);
+        qb.push(filter.sort.order_by())
+            .push(" LIMIT ")
             .push_bind(common::sql_count(filter.limit))
             .push(" OFFSET ")
             .push_bind(common::sql_count(filter.offset));
@@ -731,6 +714,9 @@ impl Store for SqliteStore {
     async fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(applied_version(&self.pool).await?.unwrap_or(0))
     }
+
+    // ---- Cases: the statements are in cases_sql.rs. ----
+    case_methods!(sqlite);
 }
 
 fn alert_row(r: &SqliteRow) -> AlertRow {
@@ -752,6 +738,7 @@ fn alert_row(r: &SqliteRow) -> AlertRow {
         assignee: r.get(14),
         created_at: r.get(15),
         updated_at: r.get(16),
+        version: r.get(17),
     }
 }
 

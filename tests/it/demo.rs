@@ -11,7 +11,7 @@ fn demo_loads_the_demo_set_into_a_fresh_database() {
     let db = Db::new();
     db.cmd()
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .arg("demo")
+        .args(["demo", "--no-serve"])
         .assert()
         .success()
         .stdout(contains("quarantined 0"));

@@ -1,9 +1,11 @@
 //! Integration tests: the `clearwatch` binary run on fixtures and on the external data
 //! sets in `../shared/datasets/external/`, against real SQLite files.
 
+mod cases;
 mod demo;
 mod eval;
 mod ingest;
 mod rules;
+mod server;
 mod store;
 mod support;

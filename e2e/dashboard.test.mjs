@@ -1,0 +1,161 @@
+// End-to-end test of the dashboard in headless Chromium (Debian's /usr/bin/chromium,
+// driven by playwright-core): loads the demo set into a fresh SQLite file, starts
+// `clearwatch serve` on 127.0.0.1, and walks an analyst's and a supervisor's day.
+// Screenshots go to target/e2e/. Run: `cd e2e && npm install && npm test`.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const bin = process.env.CLEARWATCH_BIN || path.join(root, 'target/debug/clearwatch');
+const shots = path.join(root, 'target/e2e');
+mkdirSync(shots, { recursive: true });
+const work = mkdtempSync(path.join(tmpdir(), 'cw-e2e-'));
+const db = `sqlite:${path.join(work, 'e2e.db')}`;
+const port = 18080 + Math.floor(Math.random() * 1000);
+const base = `http://127.0.0.1:${port}`;
+const XSS_NAME = '<img src=x onerror=alert(1)>';
+const XSS_MEMO = '<script>alert(1)</script>';
+const PASSWORD = 'e2e-password-1';
+
+let passed = 0;
+let failed = 0;
+async function step(name, fn) {
+  try {
+    await fn();
+    passed += 1;
+    console.log(`ok - ${name}`);
+  } catch (e) {
+    failed += 1;
+    console.log(`not ok - ${name}\n  ${String(e && e.stack || e).split('\n').join('\n  ')}`);
+    throw e;
+  }
+}
+function check(cond, msg) { if (!cond) { throw new Error(msg); } }
+
+function cw(args, input) {
+  const r = spawnSync(bin, ['--db', db, ...args], { cwd: root, input, encoding: 'utf8' });
+  if (r.status !== 0) { throw new Error(`clearwatch ${args.join(' ')}: ${r.stderr}`); }
+  return r.stdout;
+}
+
+cw(['demo', '--no-serve']);
+cw(['users', 'add', 'ana', '--role', 'analyst'], `${PASSWORD}\n`);
+cw(['users', 'add', 'sue', '--role', 'supervisor'], `${PASSWORD}\n`);
+
+const server = spawn(bin, ['--db', db, 'serve', '--bind', `127.0.0.1:${port}`], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+await new Promise((resolve, reject) => {
+  const t = setTimeout(() => reject(new Error('server did not start')), 30000);
+  server.stdout.on('data', (d) => { if (String(d).includes('dashboard:')) { clearTimeout(t); resolve(); } });
+  server.on('exit', (c) => reject(new Error(`server exited ${c}`)));
+});
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const dialogs = [];
+const foreign = [];
+const cspErrors = [];
+async function newPage() {
+  const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 }, timezoneId: 'Asia/Shanghai' });
+  const page = await ctx.newPage();
+  page.on('dialog', async (d) => { dialogs.push(d.message()); await d.dismiss(); });
+  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) { cspErrors.push(m.text()); } });
+  await page.route('**/*', (route) => {
+    const u = new URL(route.request().url());
+    if (u.hostname !== '127.0.0.1') { foreign.push(u.href); return route.abort(); }
+    return route.continue();
+  });
+  return page;
+}
+async function login(page, user) {
+  await page.goto(`${base}/login`);
+  await page.fill('#username', user);
+  await page.fill('#password', PASSWORD);
+  await Promise.all([page.waitForURL(`${base}/alerts`), page.click('#login')]);
+}
+
+let alertUrl;
+try {
+  const ana = await newPage();
+  await step('analyst signs in', async () => {
+    await login(ana, 'ana');
+    check((await ana.textContent('#current-user')).includes('ana'), 'user not shown');
+  });
+  await step('queue filters by rule and subject', async () => {
+    await ana.selectOption('#f-rule', 'TC-04');
+    await ana.fill('#f-subject', 'A00000236');
+    await Promise.all([ana.waitForLoadState('load'), ana.click('#apply-filters')]);
+    check(ana.url().includes('rule=TC-04') && ana.url().includes('subject=A00000236'), `filters not in URL: ${ana.url()}`);
+    const rows = await ana.locator('#queue tbody tr').count();
+    check(rows >= 1, 'no TC-04 alert on A00000236');
+    await ana.screenshot({ path: path.join(shots, 'queue.png'), fullPage: true });
+  });
+  await step('the pool alert shows its graph', async () => {
+    await Promise.all([ana.waitForLoadState('load'), ana.locator('#queue a.alert-link').first().click()]);
+    alertUrl = ana.url();
+    await ana.waitForSelector('#graph[data-drawn]', { timeout: 15000 });
+    const drawn = Number(await ana.getAttribute('#graph', 'data-drawn'));
+    check(drawn > 1, `graph has ${drawn} nodes`);
+    check(await ana.locator('#graph canvas').count() > 0, 'no canvas');
+    check(await ana.locator('#balance svg path').count() === 1, 'no balance chart');
+    check(await ana.locator('#transactions tbody tr').count() > 0, 'no transactions');
+    await ana.screenshot({ path: path.join(shots, 'alert-detail.png'), fullPage: true });
+    await ana.locator('#graph').screenshot({ path: path.join(shots, 'alert-graph.png') });
+  });
+  await step('analyst adds a note and requests escalation', async () => {
+    await ana.fill('#note-body', `checked the pool ${XSS_MEMO}`);
+    await Promise.all([ana.waitForLoadState('load'), ana.click('#add-note')]);
+    check((await ana.textContent('#note-list')).includes(`checked the pool ${XSS_MEMO}`), 'note not shown as text');
+    await ana.selectOption('#status', 'in_review');
+    await Promise.all([ana.waitForLoadState('load'), ana.click('#save-case')]);
+    check(await ana.getAttribute('#case-status', 'data-status') === 'in_review', 'not in review');
+    await Promise.all([ana.waitForLoadState('load'), ana.click('#escalate')]);
+    check(await ana.locator('#pending').count() === 1, 'no pending request');
+    check(await ana.locator('#approve').count() === 0, 'analyst sees approve');
+  });
+  const sue = await newPage();
+  await step('a supervisor approves the escalation', async () => {
+    await login(sue, 'sue');
+    await sue.goto(alertUrl);
+    await Promise.all([sue.waitForLoadState('load'), sue.click('#approve')]);
+    check(await sue.getAttribute('#case-status', 'data-status') === 'escalated', 'not escalated');
+    await sue.screenshot({ path: path.join(shots, 'alert-escalated.png'), fullPage: true });
+  });
+  await step('the audit page shows the chain intact and the approval', async () => {
+    await sue.goto(`${base}/audit`);
+    check((await sue.getAttribute('#chain', 'class')) === 'ok', 'chain not intact');
+    const text = await sue.textContent('#audit');
+    for (const a of ['case.approve', 'case.request', 'case.note', 'case.status']) { check(text.includes(a), `${a} missing`); }
+    await sue.screenshot({ path: path.join(shots, 'audit.png'), fullPage: true });
+  });
+  await step('hostile names and memos render as text', async () => {
+    await ana.goto(`${base}/accounts/A00000034`);
+    check((await ana.textContent('#holder')).includes(XSS_NAME), 'hostile name not shown literally');
+    check(await ana.locator('img[src="x"]').count() === 0, 'an injected img element exists');
+    await ana.goto(`${base}/accounts/A00000329`);
+    check((await ana.textContent('body')).includes(XSS_MEMO), 'hostile memo not shown literally');
+    await ana.screenshot({ path: path.join(shots, 'account-xss.png'), fullPage: true });
+    await ana.goto(`${base}/alerts?subject=A00000034`);
+    await ana.waitForTimeout(300);
+    check(dialogs.length === 0, `dialogs opened: ${dialogs.join(', ')}`);
+  });
+  await step('no request left the machine and no CSP violation', async () => {
+    check(foreign.length === 0, `requests to other hosts: ${foreign.join(', ')}`);
+    check(cspErrors.length === 0, `CSP: ${cspErrors.join(' | ')}`);
+  });
+} catch (e) {
+  // Reported by step().
+} finally {
+  await browser.close();
+  server.kill('SIGINT');
+}
+console.log(`screenshots: ${shots}`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 && passed > 0 ? 0 : 1);

@@ -1,0 +1,55 @@
+//! `clearwatch serve`: the analyst dashboard and JSON API on the store, loopback by
+//! default; creates a first admin with a one-time password when there is no user.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::rules::load::default_rules_dir;
+use crate::server::{self, AppState};
+use crate::store::{self, AnyStore};
+
+/// The default address: loopback only.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on; anything but loopback exposes the dashboard to the network.
+    #[arg(long, default_value = DEFAULT_BIND)]
+    pub bind: SocketAddr,
+    /// The rule pack the rules pages show.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+}
+
+pub async fn run(db: &str, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let store = store::open(db).await?;
+    serve_store(store, args.bind, args.rules).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Bootstraps the first admin if needed, then serves until Ctrl-C.
+pub async fn serve_store(
+    store: AnyStore,
+    bind: SocketAddr,
+    rules: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    if !bind.ip().is_loopback() {
+        eprintln!("warning: listening on {bind}, which is not a loopback address");
+    }
+    let admin = server::bootstrap_admin(&store).await?;
+    let state = AppState::new(store, rules.unwrap_or_else(default_rules_dir));
+    server::serve(state, bind, |addr| {
+        println!("dashboard: http://{addr}/  (Ctrl-C to stop)");
+        if let Some((user, password)) = &admin {
+            println!("first sign-in: user {user}, one-time password {password}");
+            println!("(shown once; add users with `clearwatch users add NAME --role ROLE`)");
+        }
+    })
+    .await
+    .context("serving the dashboard")?;
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! `clearwatch users add|list`: dashboard users. Passwords come from a prompt (no echo) or
+//! from standard input, never from the command line.
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use crate::server::auth::hash_password;
+use crate::store::cases::UserRole;
+use crate::store::{self, Store};
+
+#[derive(Args, Debug)]
+pub struct UsersArgs {
+    #[command(subcommand)]
+    pub command: UsersCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCommand {
+    /// Add a user; the password is asked for, or read as the first line of stdin.
+    Add(AddArgs),
+    /// List users and their roles.
+    List,
+}
+
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    pub name: String,
+    #[arg(long, value_parser = ["admin", "supervisor", "analyst", "rule_author", "auditor"])]
+    pub role: String,
+}
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD: usize = 10;
+
+fn read_password() -> anyhow::Result<String> {
+    let password = if std::io::stdin().is_terminal() {
+        let p = rpassword::prompt_password("password: ")?;
+        let again = rpassword::prompt_password("again: ")?;
+        if p != again {
+            bail!("the passwords differ");
+        }
+        p
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        line.trim_end_matches(['\n', '\r']).to_string()
+    };
+    if password.chars().count() < MIN_PASSWORD {
+        bail!("the password needs at least {MIN_PASSWORD} characters");
+    }
+    Ok(password)
+}
+
+pub async fn run(db: &str, args: UsersArgs) -> anyhow::Result<ExitCode> {
+    let store = store::open(db).await?;
+    match args.command {
+        UsersCommand::Add(a) => {
+            let role: UserRole = a.role.parse().map_err(anyhow::Error::msg)?;
+            let name = a.name.trim();
+            if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+                bail!("a user name is 1 to 64 printable characters");
+            }
+            let password = read_password()?;
+            let hash = hash_password(&password).map_err(anyhow::Error::msg)?;
+            store.add_user(name, role, &hash, "cli").await?;
+            println!("added {name} ({role})");
+        }
+        UsersCommand::List => {
+            for u in store.users().await? {
+                println!("{}\t{}\t{}", u.name, u.role, u.created_at);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,321 @@
+//! The rules pages: the pack with hit counts and precision from dispositions, each rule's
+//! YAML and stored versions, and the rule author's tools on an edited text: lint (errors at
+//! line:column), backtest against the stored data (which alerts would appear or disappear;
+//! nothing is written), and publish as a new stored version.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path as FsPath, PathBuf};
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+
+use super::auth::CurrentUser;
+use super::views::{BacktestView, LintLine, PageCtx, RulePage, RuleRow, RulesPage};
+use super::{AppError, Shared};
+use crate::detect::{self, Alert, Inputs};
+use crate::graph::load::from_records;
+use crate::model::format_ts;
+use crate::rules::Rule;
+use crate::rules::diag::Diagnostic;
+use crate::rules::load::{RuleSet, load};
+use crate::store::cases::UserRole;
+use crate::store::{AlertFilter, RuleVersion, Store};
+
+pub fn router() -> Router<Shared> {
+    Router::new()
+        .route("/rules", get(list))
+        .route("/rules/{id}", get(show))
+        .route("/rules/{id}/lint", post(lint))
+        .route("/rules/{id}/backtest", post(backtest))
+        .route("/rules/{id}/publish", post(publish))
+}
+
+fn pack(st: &Shared) -> RuleSet {
+    load(std::slice::from_ref(&st.rules_dir)).0
+}
+
+async fn list(State(st): State<Shared>, user: CurrentUser) -> Result<Response, AppError> {
+    let dir = st.rules_dir.clone();
+    let set = tokio::task::spawn_blocking(move || load(&[dir]).0)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let hits: HashMap<String, _> = st
+        .store
+        .rule_hits()
+        .await?
+        .into_iter()
+        .map(|h| (h.rule_id.clone(), h))
+        .collect();
+    let rows = set
+        .rules
+        .iter()
+        .map(|r| {
+            let h = hits.get(&r.id);
+            RuleRow {
+                id: r.id.clone(),
+                title: r.title.clone(),
+                status: r.status.clone(),
+                severity: r.severity.as_str().to_string(),
+                alerts: h.map_or(0, |h| h.alerts),
+                open: h.map_or(0, |h| h.open),
+                reported: h.map_or(0, |h| h.reported),
+                dismissed: h.map_or(0, |h| h.dismissed),
+                precision: h
+                    .and_then(|h| h.precision())
+                    .map_or_else(|| "—".to_string(), |p| format!("{:.0}%", p * 100.0)),
+            }
+        })
+        .collect();
+    let page = RulesPage {
+        ctx: PageCtx::new(&user),
+        rows,
+    };
+    Ok(Html(page.render()?).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ShowQuery {
+    #[serde(default)]
+    version: Option<String>,
+}
+
+struct Base {
+    title: String,
+    status: String,
+    severity: String,
+    version: String,
+    text: String,
+    path: PathBuf,
+}
+
+fn base(st: &Shared, id: &str) -> Result<Base, AppError> {
+    let set = pack(st);
+    let r = set
+        .rules
+        .iter()
+        .find(|r| r.id == id)
+        .ok_or(AppError::NotFound)?;
+    Ok(Base {
+        title: r.title.clone(),
+        status: r.status.clone(),
+        severity: r.severity.as_str().to_string(),
+        version: r.version.clone(),
+        text: r.text.clone(),
+        path: r.path.clone(),
+    })
+}
+
+async fn page(
+    st: &Shared,
+    user: &CurrentUser,
+    id: &str,
+    text: Option<String>,
+) -> Result<RulePage, AppError> {
+    let b = base(st, id)?;
+    let role = user.user.role;
+    Ok(RulePage {
+        ctx: PageCtx::new(user),
+        id: id.to_string(),
+        title: b.title,
+        status: b.status,
+        severity: b.severity,
+        version: b.version,
+        text: text.unwrap_or(b.text),
+        versions: st.store.rule_versions(id).await?,
+        can_check: matches!(
+            role,
+            UserRole::RuleAuthor | UserRole::Supervisor | UserRole::Admin
+        ),
+        can_publish: role == UserRole::RuleAuthor,
+        lint: None,
+        backtest: None,
+        flash: None,
+    })
+}
+
+async fn show(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Query(q): Query<ShowQuery>,
+) -> Result<Response, AppError> {
+    let mut text = None;
+    if let Some(v) = q.version.filter(|v| !v.is_empty()) {
+        let stored = st
+            .store
+            .rule_version(&id, &v)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        text = Some(stored.text);
+    }
+    let p = page(&st, &user, &id, text).await?;
+    Ok(Html(p.render()?).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct RuleForm {
+    text: String,
+}
+
+/// Compiles `text` as the rule file at `original` (beside a copy of the pack's `_shared`
+/// folder, in a temporary folder); returns the diagnostics of that file and the rule.
+fn check(rules_dir: &FsPath, original: &FsPath, text: &str) -> (Vec<Diagnostic>, Option<Rule>) {
+    let Ok(tmp) = tempfile::tempdir() else {
+        return (vec![], None);
+    };
+    let shared = rules_dir.join("_shared");
+    if shared.is_dir() {
+        let dest = tmp.path().join("_shared");
+        let _ = std::fs::create_dir_all(&dest);
+        if let Ok(entries) = std::fs::read_dir(&shared) {
+            for e in entries.flatten() {
+                let _ = std::fs::copy(e.path(), dest.join(e.file_name()));
+            }
+        }
+    }
+    let name = original
+        .file_name()
+        .map_or_else(|| "rule.yaml".into(), |n| n.to_os_string());
+    let pack = tmp.path().join("pack");
+    let _ = std::fs::create_dir_all(&pack);
+    let file = pack.join(name);
+    if std::fs::write(&file, text).is_err() {
+        return (vec![], None);
+    }
+    let (mut set, diags) = load(&[pack]);
+    let rule = set.rules.pop();
+    (diags, rule)
+}
+
+fn lint_lines(diags: &[Diagnostic]) -> Vec<LintLine> {
+    diags
+        .iter()
+        .map(|d| LintLine {
+            line: d.line,
+            column: d.column,
+            message: d.message.clone(),
+            help: d.help.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+async fn checked(
+    st: &Shared,
+    id: &str,
+    text: String,
+) -> Result<(Vec<Diagnostic>, Option<Rule>), AppError> {
+    let b = base(st, id)?;
+    let dir = st.rules_dir.clone();
+    tokio::task::spawn_blocking(move || check(&dir, &b.path, &text))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))
+}
+
+async fn lint(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<RuleForm>,
+) -> Result<Response, AppError> {
+    let (diags, _) = checked(&st, &id, f.text.clone()).await?;
+    let mut p = page(&st, &user, &id, Some(f.text)).await?;
+    p.lint = Some(lint_lines(&diags));
+    Ok(Html(p.render()?).into_response())
+}
+
+fn key(a: &Alert) -> String {
+    format!(
+        "{} {} {} – {}",
+        a.subject.kind,
+        a.subject.id,
+        format_ts(a.window.from),
+        format_ts(a.window.until)
+    )
+}
+
+async fn backtest(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<RuleForm>,
+) -> Result<Response, AppError> {
+    let (diags, rule) = checked(&st, &id, f.text.clone()).await?;
+    let mut p = page(&st, &user, &id, Some(f.text)).await?;
+    p.lint = Some(lint_lines(&diags));
+    if let (true, Some(rule)) = (diags.is_empty(), rule) {
+        if rule.id != id {
+            return Err(AppError::BadRequest(format!(
+                "the text defines rule {}, not {id}",
+                rule.id
+            )));
+        }
+        let txs = st.store.transactions(None, None).await?;
+        let accounts = st.store.accounts().await?;
+        let merchants = st.store.merchants().await?;
+        let stored = st
+            .store
+            .alerts(&AlertFilter {
+                rule_id: Some(id.clone()),
+                limit: u64::MAX / 2,
+                ..AlertFilter::default()
+            })
+            .await?;
+        let report = tokio::task::spawn_blocking(move || {
+            let inputs = Inputs {
+                accounts: !accounts.is_empty(),
+                merchants: !merchants.is_empty(),
+            };
+            let g = from_records(&txs, &accounts, &merchants);
+            detect::run(&[&rule], &g, inputs)
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+        let new: BTreeSet<String> = report.alerts.iter().map(key).collect();
+        let old: BTreeSet<String> = stored.iter().map(|a| key(&a.alert)).collect();
+        p.backtest = Some(BacktestView {
+            appear: new.difference(&old).cloned().collect(),
+            disappear: old.difference(&new).cloned().collect(),
+            unchanged: new.intersection(&old).count(),
+        });
+    }
+    Ok(Html(p.render()?).into_response())
+}
+
+async fn publish(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<RuleForm>,
+) -> Result<Response, AppError> {
+    let (diags, rule) = checked(&st, &id, f.text.clone()).await?;
+    let mut p = page(&st, &user, &id, Some(f.text.clone())).await?;
+    p.lint = Some(lint_lines(&diags));
+    match rule {
+        Some(rule) if diags.is_empty() && rule.id == id => {
+            st.store
+                .publish_rule(
+                    &RuleVersion {
+                        rule_id: rule.id.clone(),
+                        version: rule.version.clone(),
+                        title: rule.title.clone(),
+                        text: f.text,
+                    },
+                    &user.user.name,
+                )
+                .await?;
+            p.versions = st.store.rule_versions(&id).await?;
+            p.flash = Some(format!(
+                "{} {}",
+                user.catalog.get("rules.published"),
+                &rule.version[..12.min(rule.version.len())]
+            ));
+        }
+        _ => {
+            p.flash = Some("not published: fix the lint errors first".into());
+        }
+    }
+    Ok(Html(p.render()?).into_response())
+}

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod detect;
 pub mod eval;
+pub mod export;
 pub mod generate;
 pub mod graph;
 pub mod ingest;

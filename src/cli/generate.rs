@@ -34,6 +34,15 @@ pub struct GenerateArgs {
     /// Multiplies every population (scale 390 with 30 days gives about 10 million transactions).
     #[arg(long)]
     pub scale: Option<f64>,
+    /// Output format of the data files (truth.csv stays CSV).
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Csv,
+    Jsonl,
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
@@ -49,6 +58,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     cfg.consumers = args.consumers.unwrap_or(cfg.consumers);
     cfg.scale = args.scale.unwrap_or(cfg.scale);
     let s = generate_two_clear(&cfg, &args.out)?;
+    if args.format == OutputFormat::Jsonl {
+        for name in ["transactions.csv", "accounts.csv", "merchants.csv"] {
+            crate::generate::jsonl::csv_to_jsonl(&args.out.join(name))?;
+        }
+    }
     println!(
         "wrote {} transactions, {} accounts, {} merchants, {} labelled schemes to {}",
         s.transactions,

@@ -5,6 +5,7 @@ mod alerts;
 mod audit;
 mod demo;
 mod eval;
+mod export;
 mod generate;
 mod ingest;
 mod migrate;
@@ -61,6 +62,12 @@ pub enum Command {
     Users(users::UsersArgs),
     /// Check or print the audit log.
     Audit(audit::AuditArgs),
+    /// Export alerts as a signed evidence bundle, a goAML report or CAMLMAC packages.
+    Export(export::ExportArgs),
+    /// Manage the Ed25519 keys that sign evidence bundles.
+    Keys(export::KeysArgs),
+    /// Check an evidence bundle: every hash and the signature.
+    Evidence(export::EvidenceArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -90,6 +97,9 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&cli.db, args).await,
             Command::Users(args) => users::run(&cli.db, args).await,
             Command::Audit(args) => audit::run(&cli.db, args).await,
+            Command::Export(args) => export::run_export(&cli.db, args).await,
+            Command::Keys(args) => export::run_keys(args),
+            Command::Evidence(args) => export::run_evidence(args),
         }
     });
     match result {

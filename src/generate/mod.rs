@@ -19,6 +19,7 @@
 //!   `merchant`; TC-06 `payee` (or `hub` for a personal-account operator); TC-10 `member`;
 //!   TC-11 `merchant`; TC-12 `mule` + collector `payee`; `cycle` `member`; decoys `aggregator`.
 
+pub mod jsonl;
 mod names;
 mod population;
 mod rng;

@@ -324,6 +324,7 @@ impl<'a> Cx<'a> {
             ("max_gap", cfg.max_gap.as_ref().map(loc)),
             ("min_length", cfg.min_length.as_ref().map(loc)),
             ("max_length", cfg.max_length.as_ref().map(loc)),
+            ("ordered", cfg.ordered.as_ref().map(loc)),
             ("window", cfg.window.as_ref().map(|w| loc(&w.length))),
             ("group_by", cfg.group_by.as_ref().map(loc)),
             ("test", cfg.test.as_ref().map(loc)),

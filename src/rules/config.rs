@@ -98,6 +98,9 @@ pub struct DetectConfig {
     pub min_length: Option<Spanned<usize>>,
     #[serde(default)]
     pub max_length: Option<Spanned<usize>>,
+    /// `cycle`: hops in time order (default) or in any order within the window.
+    #[serde(default)]
+    pub ordered: Option<Spanned<bool>>,
     #[serde(default)]
     pub window: Option<WindowConfig>,
     /// `relation`: `merchant`, `payee` or `payer`; `series` peer groups: `mcc`.

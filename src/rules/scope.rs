@@ -53,6 +53,26 @@ pub const ACCOUNT_FIELDS: &[(&str, Ty, &str)] = &[
     ("holder", Ty::Str, "holder id, or \"\""),
     ("name", Ty::Str, "holder name, or \"\""),
     ("region", Ty::Str, "region, or \"\""),
+    (
+        "out_count",
+        Ty::Int,
+        "transactions the account sent over the whole loaded period",
+    ),
+    (
+        "in_count",
+        Ty::Int,
+        "transactions the account received over the whole loaded period",
+    ),
+    (
+        "first_ts",
+        Ty::Int,
+        "time of its first transaction (ms since epoch)",
+    ),
+    (
+        "last_ts",
+        Ty::Int,
+        "time of its last transaction (ms since epoch)",
+    ),
 ];
 
 /// `merchant.*`: the merchant of record of the transaction, from the registry.
@@ -189,6 +209,34 @@ impl<'g> Scope<'g> {
             5 => s(&attrs.holder),
             6 => s(&attrs.holder_name),
             7 => s(&attrs.region),
+            8 => Val::Int(self.g.out_edges(a).len() as i64),
+            9 => Val::Int(self.g.in_edges(a).len() as i64),
+            10 | 11 => {
+                let outs = self.g.out_edges(a);
+                let ins = self.g.in_edges(a);
+                let ends = [
+                    (!outs.is_empty()).then(|| {
+                        (
+                            self.g.ts[outs.start as usize],
+                            self.g.ts[outs.end as usize - 1],
+                        )
+                    }),
+                    ins.first()
+                        .zip(ins.last())
+                        .map(|(f, l)| (self.g.ts[*f as usize], self.g.ts[*l as usize])),
+                ];
+                let (lo, hi) = ends
+                    .iter()
+                    .flatten()
+                    .fold((i64::MAX, i64::MIN), |(lo, hi), (f, l)| {
+                        (lo.min(*f), hi.max(*l))
+                    });
+                if lo > hi {
+                    Val::Null
+                } else {
+                    Val::Int(if field == 10 { lo } else { hi })
+                }
+            }
             _ => Val::Null,
         }
     }

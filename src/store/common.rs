@@ -235,3 +235,76 @@ pub fn printable(s: &str) -> Cow<'_, str> {
         Cow::Borrowed(s)
     }
 }
+
+/// A transaction from its stored columns (in `TX_COLUMNS` order).
+#[allow(clippy::too_many_arguments)]
+pub fn transaction_from_columns(
+    tx_id: String,
+    ts: i64,
+    from: String,
+    to: String,
+    amount: i64,
+    currency: String,
+    tx_type: String,
+    merchant_id: Option<String>,
+    channel: Option<String>,
+    region: Option<String>,
+    memo: Option<String>,
+) -> Result<Transaction, StoreError> {
+    Ok(Transaction {
+        tx_id,
+        ts,
+        from,
+        to,
+        amount,
+        currency: crate::model::Currency::from_code(&currency)
+            .ok_or_else(|| StoreError::Corrupt(format!("currency {currency:?}")))?,
+        tx_type: tx_type
+            .parse::<crate::model::TxType>()
+            .map_err(StoreError::Corrupt)?,
+        merchant_id,
+        channel,
+        region,
+        memo,
+    })
+}
+
+/// The transaction columns, in [`transaction_from_columns`] order.
+pub const TX_COLUMNS: &str = "t.tx_id, t.ts, t.from_account, t.to_account, t.amount, t.currency, t.type, t.merchant_id, t.channel, t.region, t.memo";
+
+/// An account from its stored columns; a missing registry row gives an unregistered account.
+#[allow(clippy::too_many_arguments)]
+pub fn account_from_columns(
+    account_id: String,
+    registered: bool,
+    holder_id: Option<String>,
+    holder_name: Option<String>,
+    kind: Option<String>,
+    role: Option<String>,
+    licensed: Option<bool>,
+    institution: Option<String>,
+    region: Option<String>,
+) -> Result<Account, StoreError> {
+    if !registered {
+        return Ok(Account::unregistered(&account_id));
+    }
+    Ok(Account {
+        account_id,
+        holder_id,
+        holder_name,
+        kind: kind
+            .map(|k| {
+                k.parse::<crate::model::AccountKind>()
+                    .map_err(StoreError::Corrupt)
+            })
+            .transpose()?,
+        role: role
+            .as_deref()
+            .unwrap_or("unknown")
+            .parse::<crate::model::Role>()
+            .map_err(StoreError::Corrupt)?,
+        licensed: licensed.unwrap_or(false),
+        institution,
+        region,
+    })
+}

@@ -243,6 +243,18 @@ pub trait Store {
     /// The newest migration applied to the database.
     async fn schema_version(&self) -> Result<i64, StoreError>;
 
+    // Evidence, for exports and the dashboard.
+
+    /// The alert's evidence transactions that are stored, by id, with their batch.
+    async fn evidence_transactions(
+        &self,
+        alert_id: &str,
+    ) -> Result<Vec<(Transaction, i64)>, StoreError>;
+    /// The alert's evidence accounts; those not in the registry come back unregistered.
+    async fn evidence_accounts(&self, alert_id: &str) -> Result<Vec<Account>, StoreError>;
+    /// Every load batch, by id.
+    async fn batches(&self) -> Result<Vec<BatchInfo>, StoreError>;
+
     // ---- Cases: users, sessions, workflow, notes, approvals, rules, audit log. ----
     // Implemented once in `cases_sql.rs` for both backends; every change appends to the
     // hash-chained audit log in the same transaction.
@@ -340,6 +352,17 @@ pub trait Store {
     async fn audit_verify(&self) -> Result<cases::AuditCheck, StoreError>;
 }
 
+/// One load batch: a file as it was loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchInfo {
+    pub batch_id: i64,
+    pub kind: String,
+    pub source: String,
+    pub profile: String,
+    pub sha256: Option<String>,
+    pub loaded_at: String,
+}
+
 /// A store of any backend, chosen at run time.
 pub enum AnyStore {
     Sqlite(SqliteStore),
@@ -433,6 +456,18 @@ impl Store for AnyStore {
         version: &str,
     ) -> Result<Option<RuleVersion>, StoreError> {
         dispatch!(self, s => s.rule_version(rule_id, version).await)
+    }
+    async fn evidence_transactions(
+        &self,
+        alert_id: &str,
+    ) -> Result<Vec<(Transaction, i64)>, StoreError> {
+        dispatch!(self, s => s.evidence_transactions(alert_id).await)
+    }
+    async fn evidence_accounts(&self, alert_id: &str) -> Result<Vec<Account>, StoreError> {
+        dispatch!(self, s => s.evidence_accounts(alert_id).await)
+    }
+    async fn batches(&self) -> Result<Vec<BatchInfo>, StoreError> {
+        dispatch!(self, s => s.batches().await)
     }
     async fn schema_version(&self) -> Result<i64, StoreError> {
         dispatch!(self, s => s.schema_version().await)

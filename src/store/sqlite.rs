@@ -10,7 +10,7 @@ use sqlx::query_builder::Separated;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::mpsc::Receiver;
 
 use super::common::{self, ALERT_COLUMNS, AlertRow};
@@ -713,6 +713,84 @@ impl Store for SqliteStore {
 
     async fn schema_version(&self) -> Result<i64, StoreError> {
         Ok(applied_version(&self.pool).await?.unwrap_or(0))
+    }
+
+    async fn evidence_transactions(
+        &self,
+        alert_id: &str,
+    ) -> Result<Vec<(Transaction, i64)>, StoreError> {
+        let sql = format!(
+            "SELECT {}, t.batch_id FROM alert_evidence e JOIN transactions t ON t.tx_id = e.ref_id \
+             WHERE e.alert_id = ? AND e.kind = 'transaction' ORDER BY e.ord",
+            common::TX_COLUMNS
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(alert_id)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok((
+                    common::transaction_from_columns(
+                        r.get(0),
+                        r.get(1),
+                        r.get(2),
+                        r.get(3),
+                        r.get(4),
+                        r.get(5),
+                        r.get(6),
+                        r.get(7),
+                        r.get(8),
+                        r.get(9),
+                        r.get(10),
+                    )?,
+                    r.get::<i64, _>(11),
+                ))
+            })
+            .collect()
+    }
+
+    async fn evidence_accounts(&self, alert_id: &str) -> Result<Vec<Account>, StoreError> {
+        sqlx::query(
+            "SELECT e.ref_id, a.account_id IS NOT NULL, a.holder_id, a.holder_name, a.kind, a.role, \
+             a.licensed, a.institution, a.region FROM alert_evidence e \
+             LEFT JOIN accounts a ON a.account_id = e.ref_id \
+             WHERE e.alert_id = ? AND e.kind = 'account' ORDER BY e.ord",
+        )
+        .bind(alert_id)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| common::account_from_columns(
+                    r.get(0),
+                    r.get(1),
+                    r.get(2),
+                    r.get(3),
+                    r.get(4),
+                    r.get(5),
+                    r.get(6),
+                    r.get(7),
+                    r.get(8),
+                ))
+        .collect()
+    }
+
+    async fn batches(&self) -> Result<Vec<super::BatchInfo>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT batch_id, kind, source, profile, sha256, loaded_at FROM batches ORDER BY batch_id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|r| super::BatchInfo {
+            batch_id: r.get(0),
+            kind: r.get(1),
+            source: r.get(2),
+            profile: r.get(3),
+            sha256: r.get(4),
+            loaded_at: r.get::<String, _>(5),
+        })
+        .collect())
     }
 
     // ---- Cases: the statements are in cases_sql.rs. ----

@@ -238,3 +238,47 @@ fn amlgentex_and_amlworld_truth_loaders_read_their_schemas() {
     assert_eq!(recall(&r, "fan_out").1, 1);
     assert_eq!(r["transactions"]["positives"], 2);
 }
+
+#[test]
+fn generate_writes_json_lines_that_ingest_like_the_csv() {
+    let db = Db::new();
+    let dir = db.dir.path().join("jsonl");
+    db.cmd()
+        .args([
+            "generate", "--seed", "3", "--days", "5", "--format", "jsonl", "--out",
+        ])
+        .arg(&dir)
+        .assert()
+        .success();
+    assert!(dir.join("transactions.jsonl").exists() && dir.join("truth.csv").exists());
+    let out = db
+        .cmd()
+        .args(["ingest", "--transactions"])
+        .arg(dir.join("transactions.jsonl"))
+        .arg("--accounts")
+        .arg(dir.join("accounts.jsonl"))
+        .arg("--merchants")
+        .arg(dir.join("merchants.jsonl"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let [read, loaded, quarantined, _] = crate::support::summary_counts(&out.stdout);
+    assert_eq!((read, quarantined), (loaded, 0));
+    let lines = std::fs::read_to_string(dir.join("transactions.jsonl"))
+        .unwrap()
+        .lines()
+        .count()
+        + std::fs::read_to_string(dir.join("accounts.jsonl"))
+            .unwrap()
+            .lines()
+            .count()
+        + std::fs::read_to_string(dir.join("merchants.jsonl"))
+            .unwrap()
+            .lines()
+            .count();
+    assert_eq!(read as usize, lines);
+}

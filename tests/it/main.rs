@@ -4,6 +4,7 @@
 mod cases;
 mod demo;
 mod eval;
+mod export;
 mod ingest;
 mod rules;
 mod server;

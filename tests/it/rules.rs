@@ -279,3 +279,68 @@ fn rule_reference_doc_is_up_to_date() {
         "docs/rule-reference.md is stale: run `clearwatch rules docs rules > docs/rule-reference.md`"
     );
 }
+
+fn run_rule(db: &Db, rule: &str, transactions: &str) -> Vec<serde_json::Value> {
+    let dir = db.dir.path().join("r");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("C-1-cycle.yaml"), rule).unwrap();
+    let tx = db.write("tx.csv", transactions);
+    let out = db
+        .cmd()
+        .args(["scan", "--format", "json", "--rules"])
+        .arg(&dir)
+        .arg("--input")
+        .arg(&tx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+const CYCLE_RULE: &str = "id: C-1\ntitle: cycle\nstatus: test\nseverity: low\ndetect:\n  kind: cycle\n  ORDERED\n  window: { length: 30d }\n  condition: 'length >= 3'\nsummary: \"{subject} cycle of {length}\"\n";
+
+#[test]
+fn cycles_are_found_whichever_account_sends_first() {
+    let db = Db::new();
+    // The lowest account (A) sends last: B → C → A → B.
+    let tx = "tx_id,ts,from,to,amount,currency,type\n\
+              t1,2026-01-01T00:00:00Z,B,C,100.00,CNY,transfer\n\
+              t2,2026-01-02T00:00:00Z,C,A,99.00,CNY,transfer\n\
+              t3,2026-01-03T00:00:00Z,A,B,98.00,CNY,transfer\n";
+    let alerts = run_rule(&db, &CYCLE_RULE.replace("ORDERED", "ordered: true"), tx);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0]["subject"]["id"], "A");
+    assert_eq!(alerts[0]["metrics"]["first_amount"], "100.00");
+    assert_eq!(alerts[0]["metrics"]["last_amount"], "98.00");
+}
+
+#[test]
+fn unordered_cycles_need_only_fall_within_the_window() {
+    let db = Db::new();
+    // Hops out of time order: not a time-ordered cycle, but one within the window.
+    let tx = "tx_id,ts,from,to,amount,currency,type\n\
+              t1,2026-01-05T00:00:00Z,A,B,100.00,CNY,transfer\n\
+              t2,2026-01-02T00:00:00Z,B,C,99.00,CNY,transfer\n\
+              t3,2026-01-09T00:00:00Z,C,A,98.00,CNY,transfer\n";
+    let ordered = run_rule(&db, &CYCLE_RULE.replace("ORDERED", "ordered: true"), tx);
+    assert!(ordered.is_empty(), "{ordered:#?}");
+    let unordered = run_rule(&db, &CYCLE_RULE.replace("ORDERED", "ordered: false"), tx);
+    assert_eq!(unordered.len(), 1, "{unordered:#?}");
+}
+
+#[test]
+fn ordered_cycles_with_equal_timestamps_are_found() {
+    let db = Db::new();
+    // Whole-day timestamps: the first two hops share one, and the second hop's sender (A)
+    // sorts before the first's (C): C → A, A → B on day 1, B → C on day 2.
+    let tx = "tx_id,ts,from,to,amount,currency,type\n\
+              t1,2026-01-01T00:00:00Z,C,A,100.00,CNY,transfer\n\
+              t2,2026-01-01T00:00:00Z,A,B,99.00,CNY,transfer\n\
+              t3,2026-01-02T00:00:00Z,B,C,98.00,CNY,transfer\n";
+    let alerts = run_rule(&db, &CYCLE_RULE.replace("ORDERED", "ordered: true"), tx);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+}

@@ -25,14 +25,19 @@ and comes back through intermediaries, usually a little less each hop.
 
 ### Fields
 - `edge` (CEL, optional): which transactions may form cycles. Binds `tx`, `from`, `to`, `merchant`.
-- `min_length`, `max_length`: cycle length in transactions (default 2 and 6, at most 8).
+- `min_length`, `max_length`: cycle length in transactions (default 2 and 6, at most 12).
+- `ordered` (default true): each hop no earlier than the one before; with `false`, the
+  hops may happen in any order as long as all fall within the window length.
 - `window`: `length` is the longest time from the first to the last transaction.
 - `aggregates` over the set `edges` (the cycle's transactions).
 - Built-in metrics: `length`, `duration_hours`, `first_amount`, `last_amount`, `retention`
   (last amount / first amount).
-- `condition` (CEL): binds the metrics and `origin` (the cycle's first account in id order).
+- `condition` (CEL): binds the metrics and `origin` (the cycle's lowest account id, the
+  alert's subject).
 
-Each distinct cycle (sequence of accounts) is reported once, at its earliest occurrence.
+Each distinct cycle (sequence of accounts) is reported once, whichever account sends
+first; `first_amount` is the cycle's earliest transaction and `last_amount` the one that
+closes it.
 Candidate accounts are restricted to strongly connected components (petgraph).
 
 ### Example
@@ -45,11 +50,12 @@ detect:
   condition: 'length >= 3 && retention >= 0.5'
 ```
 "#,
-    fields: &["edge", "min_length", "max_length", "window"],
+    fields: &["edge", "min_length", "max_length", "ordered", "window"],
     compile,
 };
 
 const SETS: &[&str] = &["edges"];
+const MAX_LENGTH: usize = 12;
 const BUILTINS: &[(&str, Unit)] = &[
     ("length", Unit::Count),
     ("duration_hours", Unit::Hours),
@@ -57,11 +63,12 @@ const BUILTINS: &[(&str, Unit)] = &[
     ("last_amount", Unit::Money),
     ("retention", Unit::Ratio),
 ];
-/// Search steps per origin account, so dense components stay bounded.
-const MAX_STEPS_PER_ORIGIN: usize = 200_000;
+/// Search steps per starting edge, so dense components stay bounded.
+const MAX_STEPS_PER_START: usize = 20_000;
 
 struct Cycle {
     edge: Option<Program>,
+    ordered: bool,
     min_len: usize,
     max_len: usize,
     length: i64,
@@ -85,10 +92,10 @@ fn compile(cfg: &DetectConfig, cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
     let min_len = cfg.min_length.as_ref().map_or(2, |m| m.value);
     let max_len = cfg.max_length.as_ref().map_or(6, |m| m.value);
     let mut ok = true;
-    if min_len < 2 || max_len > 8 || min_len > max_len {
+    if min_len < 2 || max_len > MAX_LENGTH || min_len > max_len {
         let at = cfg.min_length.as_ref().or(cfg.max_length.as_ref());
         let msg = format!(
-            "cycle lengths must satisfy 2 <= min_length <= max_length <= 8 (got {min_len}..{max_len})"
+            "cycle lengths must satisfy 2 <= min_length <= max_length <= {MAX_LENGTH} (got {min_len}..{max_len})"
         );
         match at {
             Some(a) => cx.error(a, msg, None),
@@ -105,6 +112,7 @@ fn compile(cfg: &DetectConfig, cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
     }
     Some(Box::new(Cycle {
         edge: edge.ok()?,
+        ordered: cfg.ordered.as_ref().is_none_or(|o| o.value),
         min_len,
         max_len,
         length: windows?.length,
@@ -127,22 +135,43 @@ struct Search<'a> {
     mask: &'a Mask,
     comp: &'a [u32],
     origin: AccountId,
+    /// The cycle's first edge: every other edge comes after it in (time, id) order.
+    start: (i64, EdgeId),
     deadline: i64,
     steps: usize,
     path: Vec<EdgeId>,
     nodes: Vec<AccountId>,
 }
 
+/// A cycle's accounts rotated to start at the lowest id: one key per cycle.
+fn canonical(nodes: &[AccountId]) -> Vec<AccountId> {
+    let i = nodes
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, a)| **a)
+        .map_or(0, |(i, _)| i);
+    nodes[i..].iter().chain(&nodes[..i]).copied().collect()
+}
+
 impl Cycle {
     fn search(&self, s: &mut Search<'_>, found: &mut BTreeMap<Vec<AccountId>, Vec<EdgeId>>) {
-        if s.steps >= MAX_STEPS_PER_ORIGIN {
+        if s.steps >= MAX_STEPS_PER_START {
             return;
         }
         s.steps += 1;
         let last = *s.path.last().expect("non-empty");
-        let (v, t) = (s.g.dst[last as usize], s.g.ts[last as usize]);
-        for e in s.g.out_window(v, t, s.deadline) {
-            if !s.mask.get(e as usize) {
+        let v = s.g.dst[last as usize];
+        // Ordered cycles move forward in time; unordered ones only stay in the window.
+        let from = if self.ordered {
+            s.g.ts[last as usize]
+        } else {
+            s.start.0
+        };
+        for e in s.g.out_window(v, from, s.deadline) {
+            // Unordered cycles are searched from their first edge in (time, id) order only;
+            // ordered ones from any edge (equal timestamps allow several starts), and the
+            // canonical key keeps one copy.
+            if !s.mask.get(e as usize) || (!self.ordered && (s.g.ts[e as usize], e) <= s.start) {
                 continue;
             }
             let d = s.g.dst[e as usize];
@@ -150,12 +179,11 @@ impl Cycle {
                 if s.path.len() + 1 >= self.min_len {
                     let mut edges = s.path.clone();
                     edges.push(e);
-                    found.entry(s.nodes.clone()).or_insert(edges);
+                    found.entry(canonical(&s.nodes)).or_insert(edges);
                 }
                 continue;
             }
-            if d < s.origin
-                || s.comp[d as usize] != s.comp[s.origin as usize]
+            if s.comp[d as usize] != s.comp[s.origin as usize]
                 || s.path.len() + 1 >= self.max_len
                 || s.nodes.contains(&d)
             {
@@ -221,34 +249,41 @@ impl Detector for Cycle {
             scope.accounts[0] = g.src[e as usize];
             scope.accounts[1] = g.dst[e as usize];
         });
-        let mut findings = Vec::new();
-        for origin in 0..g.account_count() as AccountId {
-            if comp[origin as usize] == u32::MAX {
+        // Every cycle is searched from its first edge in (time, id) order, so each is found
+        // once whatever account it starts at; the map keeps one copy per account sequence.
+        let mut found: BTreeMap<Vec<AccountId>, Vec<EdgeId>> = BTreeMap::new();
+        for e0 in 0..g.edge_count() as EdgeId {
+            let (origin, d) = (g.src[e0 as usize], g.dst[e0 as usize]);
+            if !mask.get(e0 as usize)
+                || comp[origin as usize] == u32::MAX
+                || comp[d as usize] != comp[origin as usize]
+            {
                 continue;
             }
-            let mut found: BTreeMap<Vec<AccountId>, Vec<EdgeId>> = BTreeMap::new();
-            for e0 in g.out_edges(origin) {
-                let d = g.dst[e0 as usize];
-                if !mask.get(e0 as usize) || d < origin || comp[d as usize] != comp[origin as usize]
-                {
-                    continue;
-                }
-                let t0 = g.ts[e0 as usize];
-                let mut s = Search {
-                    g,
-                    mask: &mask,
-                    comp: &comp,
-                    origin,
-                    deadline: t0.saturating_add(self.length),
-                    steps: 0,
-                    path: vec![e0],
-                    nodes: vec![origin, d],
-                };
-                self.search(&mut s, &mut found);
-            }
-            for (_, edges) in found {
+            let t0 = g.ts[e0 as usize];
+            let mut s = Search {
+                g,
+                mask: &mask,
+                comp: &comp,
+                origin,
+                start: (t0, e0),
+                deadline: t0.saturating_add(self.length),
+                steps: 0,
+                path: vec![e0],
+                nodes: vec![origin, d],
+            };
+            self.search(&mut s, &mut found);
+        }
+        let mut findings = Vec::new();
+        {
+            for (nodes, edges) in found {
+                let origin = nodes[0];
                 let first = edges[0] as usize;
                 let last = edges[edges.len() - 1] as usize;
+                let (t_min, t_max) = edges
+                    .iter()
+                    .map(|&e| g.ts[e as usize])
+                    .fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
                 let view = [EdgeSet {
                     edges: &edges,
                     subject_is_dst: false,
@@ -259,9 +294,7 @@ impl Detector for Cycle {
                     .map(|a| aggregate::compute(a, g, &view, &masks, None, exec.exponent))
                     .collect();
                 metrics.push(Metric::Int(edges.len() as i64));
-                metrics.push(Metric::Float(
-                    (g.ts[last] - g.ts[first]) as f64 / 3_600_000.0,
-                ));
+                metrics.push(Metric::Float((t_max - t_min) as f64 / 3_600_000.0));
                 metrics.push(Metric::Money(g.amount[first], exec.exponent));
                 metrics.push(Metric::Money(g.amount[last], exec.exponent));
                 metrics.push(Metric::Float(if g.amount[first] == 0 {
@@ -276,8 +309,7 @@ impl Detector for Cycle {
                     continue;
                 }
                 let accounts: Vec<AccountId> = edges.iter().map(|&e| g.src[e as usize]).collect();
-                let from = g.ts[first];
-                let until = g.ts[last] + 1;
+                let (from, until) = (t_min, t_max + 1);
                 findings.push(Finding {
                     subject: Subject {
                         kind: "account".into(),

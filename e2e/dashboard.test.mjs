@@ -3,7 +3,7 @@
 // `clearwatch serve` on 127.0.0.1, and walks an analyst's and a supervisor's day.
 // Screenshots go to target/e2e/. Run: `cd e2e && npm install && npm test`.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -145,6 +145,33 @@ try {
     await ana.goto(`${base}/alerts?subject=A00000034`);
     await ana.waitForTimeout(300);
     check(dialogs.length === 0, `dialogs opened: ${dialogs.join(', ')}`);
+  });
+  await step('the exported evidence report opens with no network request and no console error', async () => {
+    await ana.goto(alertUrl);
+    const href = await ana.getAttribute('#export', 'href');
+    check(href && href.endsWith('/export'), 'no export link on the alert page');
+    const resp = await ana.request.get(`${base}${href}`);
+    check(resp.status() === 200, `export answered ${resp.status()}`);
+    const zip = path.join(work, 'bundle.zip');
+    writeFileSync(zip, await resp.body());
+    const verify = spawnSync(bin, ['evidence', 'verify', zip], { cwd: root, encoding: 'utf8' });
+    check(verify.status === 0, `evidence verify: ${verify.stdout}`);
+    const unpack = spawnSync('python3', ['-c', 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("report.html", sys.argv[2])', zip, work]);
+    check(unpack.status === 0, `cannot unpack report.html: ${unpack.stderr}`);
+    const report = await browser.newPage();
+    const outbound = [];
+    const consoleErrors = [];
+    report.on('request', (r) => { if (!r.url().startsWith('file:')) { outbound.push(r.url()); } });
+    report.on('console', (m) => { if (m.type() === 'error') { consoleErrors.push(m.text()); } });
+    report.on('pageerror', (e) => consoleErrors.push(String(e)));
+    await report.goto(`file://${path.join(work, 'report.html')}`);
+    await report.waitForLoadState('load');
+    check(await report.locator('svg circle, svg rect').count() > 1, 'no fund-flow graph in the report');
+    check((await report.textContent('body')).includes('A00000236'), 'the report does not name the subject');
+    await report.screenshot({ path: path.join(shots, 'report.png'), fullPage: false });
+    check(outbound.length === 0, `the report made requests: ${outbound.join(', ')}`);
+    check(consoleErrors.length === 0, `console errors: ${consoleErrors.join(' | ')}`);
+    await report.close();
   });
   await step('no request left the machine and no CSP violation', async () => {
     check(foreign.length === 0, `requests to other hosts: ${foreign.join(', ')}`);

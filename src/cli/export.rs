@@ -95,6 +95,7 @@ pub async fn run_export(db: &str, args: ExportArgs) -> anyhow::Result<ExitCode> 
             };
             let manifest =
                 bundle::write(&args.out, &case, &key, &args.user, now, goaml.as_deref())?;
+            export::record_export(&store, &args.user, &case, &manifest).await?;
             println!(
                 "wrote {} ({} files, {} transactions, {} accounts{}); signed with key {}",
                 args.out.display(),

@@ -129,6 +129,16 @@ pub async fn gather(
         for a in store.evidence_accounts(id).await? {
             accounts.entry(a.account_id.clone()).or_insert(a);
         }
+        let mut trail = store
+            .audit_log(Some(&format!("alert:{id}")), u64::MAX / 2, 0)
+            .await?;
+        trail.reverse();
+        for entry in trail {
+            case.audit.push(
+                serde_json::to_value(entry)
+                    .map_err(|e| ExportError::Invalid(format!("audit entry of {id}: {e}")))?,
+            );
+        }
         case.alerts.push(alert);
     }
     for (t, _) in &case.transactions {
@@ -149,4 +159,51 @@ pub async fn gather(
         .filter(|b| used.contains(&b.batch_id))
         .collect();
     Ok(case)
+}
+
+/// Gathers one alert's case and writes its signed bundle, returning the bytes (for the
+/// dashboard's download); the export is recorded in the audit log.
+pub async fn export_bundle_bytes(
+    store: &impl Store,
+    alert_id: &str,
+    user: &str,
+    key_path: &std::path::Path,
+) -> Result<Vec<u8>, ExportError> {
+    let case = gather(store, &[alert_id.to_string()], None).await?;
+    let key = keys::load_or_create(key_path)?;
+    let dir = tempfile::tempdir().map_err(|source| ExportError::Io {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let path = dir.path().join("bundle.zip");
+    let manifest = bundle::write(&path, &case, &key, user, chrono::Utc::now(), None)?;
+    record_export(store, user, &case, &manifest).await?;
+    std::fs::read(&path).map_err(|source| ExportError::Io { path, source })
+}
+
+/// Appends an `export` entry per alert to the audit log: chain of custody.
+pub async fn record_export(
+    store: &impl Store,
+    user: &str,
+    case: &CaseExport,
+    manifest: &bundle::Manifest,
+) -> Result<(), ExportError> {
+    let detail = serde_json::json!({
+        "exported_at": manifest.exported_at,
+        "key_sha256": manifest.public_key_sha256,
+        "files": manifest.files,
+    })
+    .to_string();
+    for a in &case.alerts {
+        store
+            .audit(
+                user,
+                "export",
+                &format!("alert:{}", a.alert.id),
+                None,
+                Some(detail.clone()),
+            )
+            .await?;
+    }
+    Ok(())
 }

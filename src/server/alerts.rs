@@ -32,6 +32,7 @@ pub fn router() -> Router<Shared> {
         .route("/alerts/{id}/case", post(change_case))
         .route("/alerts/{id}/notes", post(add_note))
         .route("/alerts/{id}/request", post(request))
+        .route("/alerts/{id}/export", get(export_bundle))
         .route("/approvals/{id}/decide", post(decide))
 }
 
@@ -334,6 +335,38 @@ async fn detail(
 ) -> Result<Response, AppError> {
     let page = build_detail(&st, &user, &id).await?;
     Ok(Html(page.render()?).into_response())
+}
+
+/// The alert's signed evidence bundle, as a download; the export is audited.
+async fn export_bundle(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    if st.store.alert(&id).await?.is_none() {
+        return Err(AppError::NotFound);
+    }
+    let bytes = crate::export::export_bundle_bytes(&st.store, &id, &user.user.name, &st.export_key)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let name = format!(
+        "clearwatch-{}.zip",
+        id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+    );
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/zip".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 fn back_to(id: &str) -> Response {

@@ -60,6 +60,8 @@ pub struct AppState {
     pub limiter: auth::LoginLimiter,
     /// Whether the session cookie carries `Secure` (off for plain-HTTP loopback use).
     pub secure_cookies: bool,
+    /// The installation's evidence signing key (created on first export).
+    pub export_key: PathBuf,
 }
 
 pub type Shared = Arc<AppState>;
@@ -71,6 +73,10 @@ impl AppState {
             rules_dir,
             limiter: auth::LoginLimiter::default(),
             secure_cookies: false,
+            export_key: std::env::var_os("CLEARWATCH_EXPORT_KEY").map_or_else(
+                || PathBuf::from(crate::export::keys::DEFAULT_KEY),
+                PathBuf::from,
+            ),
         })
     }
 }

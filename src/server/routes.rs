@@ -26,6 +26,7 @@ const DECIDE: &[UserRole] = &[Supervisor];
 const AUDIT: &[UserRole] = &[Admin, Supervisor, Auditor];
 const RULE_TOOLS: &[UserRole] = &[RuleAuthor, Supervisor, Admin];
 const PUBLISH: &[UserRole] = &[RuleAuthor];
+const EXPORT: &[UserRole] = &[Analyst, Supervisor, Auditor];
 
 const fn r(method: &'static str, path: &'static str, access: Access) -> RouteSpec {
     RouteSpec {
@@ -47,6 +48,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("POST", "/alerts/{id}/case", Access::Roles(CASE_WORK)),
     r("POST", "/alerts/{id}/notes", Access::Roles(CASE_WORK)),
     r("POST", "/alerts/{id}/request", Access::Roles(CASE_WORK)),
+    r("GET", "/alerts/{id}/export", Access::Roles(EXPORT)),
     r("POST", "/approvals/{id}/decide", Access::Roles(DECIDE)),
     r("GET", "/accounts/{id}", Access::Roles(ALL)),
     r("GET", "/rules", Access::Roles(ALL)),

@@ -37,6 +37,13 @@ impl PageCtx {
         )
     }
 
+    pub fn can_export(&self) -> bool {
+        matches!(
+            self.role,
+            UserRole::Analyst | UserRole::Supervisor | UserRole::Auditor
+        )
+    }
+
     pub fn can_work_cases(&self) -> bool {
         matches!(self.role, UserRole::Analyst | UserRole::Supervisor)
     }

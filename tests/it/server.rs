@@ -13,14 +13,15 @@ use clearwatch::rules::load::default_rules_dir;
 use clearwatch::server::auth::{self, CSRF_HEADER, SESSION_COOKIE};
 use clearwatch::server::routes::{Access, ROUTES};
 use clearwatch::server::{self, AppState, Shared};
-use clearwatch::store::Store;
 use clearwatch::store::cases::{Status, UserRole};
+use clearwatch::store::{RuleVersion, Store};
 use tower::ServiceExt;
 
 use crate::store::TestDb;
 
 struct Fixture {
     _db: TestDb,
+    _keys: tempfile::TempDir,
     st: Shared,
     app: Router,
     alert_id: String,
@@ -58,8 +59,14 @@ fn alert() -> Alert {
 async fn fixture() -> Fixture {
     let db = TestDb::sqlite().await;
     let a = alert();
+    let rule = RuleVersion {
+        rule_id: "TC-04".into(),
+        version: "v1".into(),
+        title: "pool".into(),
+        text: "id: TC-04\n".into(),
+    };
     db.store
-        .save_alerts(std::slice::from_ref(&a), &[])
+        .save_alerts(std::slice::from_ref(&a), std::slice::from_ref(&rule))
         .await
         .unwrap();
     let hash = auth::hash_password("password-123").unwrap();
@@ -87,10 +94,16 @@ async fn fixture() -> Fixture {
         .await
         .unwrap();
     let store = db.reopen().await.unwrap();
-    let st = AppState::new(store, default_rules_dir());
+    let mut st = AppState::new(store, default_rules_dir());
+    // Exports sign with a key of their own, never one in the working directory.
+    let keys = tempfile::tempdir().unwrap();
+    std::sync::Arc::get_mut(&mut st)
+        .expect("not shared yet")
+        .export_key = keys.path().join("export.key");
     let app = server::app(st.clone());
     Fixture {
         _db: db,
+        _keys: keys,
         st,
         app,
         alert_id: a.id,
@@ -555,4 +568,38 @@ async fn demo_serves_with_a_one_time_login() {
     let admin = store.user("admin").await.unwrap().unwrap();
     assert_eq!(admin.role, UserRole::Admin);
     assert!(auth::verify_password(&password, &admin.password_hash));
+}
+
+#[tokio::test]
+async fn alert_page_export_downloads_a_verifiable_bundle_and_is_audited() {
+    let f = fixture().await;
+    let (cookie, csrf) = login_as(&f.st, "auditor").await;
+    let uri = format!("/alerts/{}/export", f.alert_id);
+    let resp = f
+        .app
+        .clone()
+        .oneshot(request("GET", &uri, Some(&cookie), Some(&csrf), ""))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/zip");
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.zip");
+    std::fs::write(&path, &bytes).unwrap();
+    let v = clearwatch::export::bundle::verify(&path, None).unwrap();
+    assert!(v.ok(), "{:?}", v.problems);
+    let trail =
+        f.st.store
+            .audit_log(Some(&format!("alert:{}", f.alert_id)), 50, 0)
+            .await
+            .unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|e| e.action == "export" && e.actor == "auditor"),
+        "{trail:?}"
+    );
 }

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Turns bench/run's measurements (TSV) into the printed table and the results JSON:
+medians over the repetitions of wall time, CPU time (user + system) and peak RSS."""
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+
+def sh(cmd: str) -> str:
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return ""
+
+
+def main() -> None:
+    tsv, out, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    sizes: dict[str, dict] = {}
+    for line in open(tsv):
+        size, name, rep, wall, user, system, rss, rc = line.rstrip("\n").split("\t")
+        s = sizes.setdefault(size, {"measurements": {}})
+        if name in ("rows", "agree", "stable_alerts"):
+            s[name] = int(float(wall))
+            continue
+        m = s["measurements"].setdefault(name, {"wall_s": [], "cpu_s": [], "rss_kib": [], "timed_out": False})
+        if rc == "124":
+            m["timed_out"] = True
+        m["wall_s"].append(float(wall))
+        m["cpu_s"].append(float(user) + float(system))
+        m["rss_kib"].append(int(rss))
+    rows_out = []
+    for size, s in sizes.items():
+        n = s.get("rows", 0)
+        for name, m in s["measurements"].items():
+            med = {k: statistics.median(v) for k, v in m.items() if isinstance(v, list)}
+            m["median"] = {
+                "wall_s": round(med["wall_s"], 3),
+                "cpu_s": round(med["cpu_s"], 3),
+                "peak_rss_mib": round(med["rss_kib"] / 1024, 1),
+                "tx_per_s": round(n / med["wall_s"]) if med["wall_s"] > 0 else None,
+                "rss_bytes_per_tx": round(med["rss_kib"] * 1024 / n, 1) if n else None,
+            }
+            if m["timed_out"]:
+                m["median"]["tx_per_s"] = None
+            rows_out.append((size, name + (" TIMED OUT" if m["timed_out"] else ""), m["median"]))
+        cw = s["measurements"].get("clearwatch: 4 rules", {}).get("median")
+        dk = s["measurements"].get("DuckDB: 4 rules", {}).get("median")
+        if cw and dk:
+            s["duckdb_ratio"] = round(dk["wall_s"] / cw["wall_s"], 2)
+            s["duckdb_ratio_cpu"] = round(dk["cpu_s"] / cw["cpu_s"], 2) if cw["cpu_s"] else None
+    machine = {
+        "nproc": sh("nproc"),
+        "cpu": sh("lscpu | sed -n 's/^Model name: *//p'"),
+        "memory": sh("free -g | awk '/Mem:/{print $2 \" GiB\"}'"),
+        "kernel": platform.release(),
+        "shared": "yes: other engineers used the machine during the run",
+    }
+    result = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": sh("git rev-parse --short HEAD"),
+        "repetitions": reps,
+        "statistic": "median",
+        "machine": machine,
+        "sizes": sizes,
+    }
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    print()
+    print(f"{'size':>5}  {'measurement':<28} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>12} {'tx/s':>12} {'RSS B/tx':>9}")
+    for size, name, m in rows_out:
+        tps = f"{m['tx_per_s']:,}" if m["tx_per_s"] else "-"
+        print(f"{size:>5}  {name:<28} {m['wall_s']:>8.2f} {m['cpu_s']:>8.2f} {m['peak_rss_mib']:>12.1f} {tps:>12} {m['rss_bytes_per_tx'] or '-':>9}")
+    for size, s in sizes.items():
+        agree = {1: "agree", 0: "DIFFER"}.get(s.get("agree"), "not compared")
+        print(f"{size:>5}  {s.get('rows', 0):,} transactions; stable pack alerts {s.get('stable_alerts', '-')}; "
+              f"DuckDB / clearwatch wall time (same 4 rules): {s.get('duckdb_ratio', '-')}x "
+              f"(CPU {s.get('duckdb_ratio_cpu', '-')}x); alerts {agree}")
+
+
+if __name__ == "__main__":
+    main()

@@ -14,7 +14,7 @@ pub struct EvalArgs {
     /// AMLGentex alert_models.csv; AMLworld *_Patterns.txt).
     #[arg(long)]
     pub truth: PathBuf,
-    /// native, amlsim, paysim, amlgentex or amlworld.
+    /// native, amlsim, amlsim-sample, paysim, amlgentex or amlworld.
     #[arg(long, default_value = "native")]
     pub truth_profile: String,
     #[command(flatten)]

@@ -24,7 +24,9 @@ pub enum TruthError {
     },
     #[error(transparent)]
     Ingest(#[from] ingest::IngestError),
-    #[error("unknown truth profile {0:?} (valid: native, amlsim, paysim, amlgentex, amlworld)")]
+    #[error(
+        "unknown truth profile {0:?} (valid: native, amlsim, amlsim-sample, paysim, amlgentex, amlworld)"
+    )]
     UnknownProfile(String),
 }
 
@@ -132,6 +134,7 @@ pub fn load(profile: &str, path: &Path, transactions: Option<&Path>) -> Result<T
             "account_takeover",
         ),
         "amlgentex" => amlgentex(path, transactions),
+        "amlsim-sample" => fraud_accounts(&in_dir("nodes.csv")),
         "amlworld" => amlworld(path),
         other => Err(TruthError::UnknownProfile(other.to_string())),
     }
@@ -184,6 +187,30 @@ pub fn native(path: &Path) -> Result<Truth, TruthError> {
     Ok(Truth {
         schemes: schemes.into_values().collect(),
         positive_transactions: Some(positives),
+    })
+}
+
+/// The AMLSim repository sample: `nodes.csv` flags accounts (`isFraud`) without pattern
+/// ids, so each flagged account is scored as a one-account scheme (account-level recall).
+fn fraud_accounts(path: &Path) -> Result<Truth, TruthError> {
+    let (header, rows) = read_rows(path)?;
+    let (id, flag) = (
+        col(path, &header, "nodeid")?,
+        col(path, &header, "isFraud")?,
+    );
+    let schemes = rows
+        .into_iter()
+        .filter(|(_, r)| truthy(&r[flag]))
+        .map(|(_, r)| Scheme {
+            id: r[id].clone(),
+            typology: "fraud_account".into(),
+            members: BTreeSet::from([r[id].clone()]),
+            ..Default::default()
+        })
+        .collect();
+    Ok(Truth {
+        schemes,
+        positive_transactions: None,
     })
 }
 

@@ -133,7 +133,9 @@ pub async fn gather(
             .audit_log(Some(&format!("alert:{id}")), u64::MAX / 2, 0)
             .await?;
         trail.reverse();
-        for entry in trail {
+        // Earlier exports are in the audit log, not in the bundle: the same case exports
+        // to the same bytes, however often it was exported.
+        for entry in trail.into_iter().filter(|e| e.action != "export") {
             case.audit.push(
                 serde_json::to_value(entry)
                     .map_err(|e| ExportError::Invalid(format!("audit entry of {id}: {e}")))?,

@@ -22,8 +22,7 @@ use crate::detect::{Alert, Evidence, StoredAlert};
 use crate::ingest::load::{LoadMsg, LoadRow};
 use crate::ingest::{Rejection, TableKind};
 use crate::model::{
-    Account, AccountKind, Currency, Merchant, Millis, Role, Transaction, TxType, format_amount,
-    format_ts,
+    Account, AccountKind, Currency, Merchant, Millis, Role, Transaction, format_amount, format_ts,
 };
 
 /// Alerts per `INSERT ... SELECT FROM UNNEST(...)` statement.
@@ -674,26 +673,7 @@ impl Store for PgStore {
         .bind(until.unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                let currency: String = r.get(5);
-                let tx_type: String = r.get(6);
-                Ok(Transaction {
-                    tx_id: r.get(0),
-                    ts: r.get(1),
-                    from: r.get(2),
-                    to: r.get(3),
-                    amount: r.get(4),
-                    currency: Currency::from_code(&currency)
-                        .ok_or_else(|| StoreError::Corrupt(format!("currency {currency:?}")))?,
-                    tx_type: tx_type.parse::<TxType>().map_err(StoreError::Corrupt)?,
-                    merchant_id: r.get(7),
-                    channel: r.get(8),
-                    region: r.get(9),
-                    memo: r.get(10),
-                })
-            })
-            .collect()
+        rows.iter().map(tx_from_row).collect()
     }
 
     async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
@@ -905,24 +885,7 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?
             .into_iter()
-            .map(|r| {
-                Ok((
-                    common::transaction_from_columns(
-                        r.get(0),
-                        r.get(1),
-                        r.get(2),
-                        r.get(3),
-                        r.get(4),
-                        r.get(5),
-                        r.get(6),
-                        r.get(7),
-                        r.get(8),
-                        r.get(9),
-                        r.get(10),
-                    )?,
-                    r.get::<i64, _>(11),
-                ))
-            })
+            .map(|r| Ok((tx_from_row(&r)?, r.get::<i64, _>(11))))
             .collect()
     }
 
@@ -1008,6 +971,24 @@ async fn load_evidence(
     .fetch_all(pool)
     .await?;
     common::group_evidence(rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2))))
+}
+
+/// A transaction from the columns `tx_id, ts, from_account, to_account, amount, currency,
+/// type, merchant_id, channel, region, memo`, in that order.
+fn tx_from_row(r: &PgRow) -> Result<Transaction, StoreError> {
+    common::transaction_from_columns(
+        r.get(0),
+        r.get(1),
+        r.get(2),
+        r.get(3),
+        r.get(4),
+        r.get(5),
+        r.get(6),
+        r.get(7),
+        r.get(8),
+        r.get(9),
+        r.get(10),
+    )
 }
 
 #[cfg(test)]

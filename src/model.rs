@@ -300,15 +300,6 @@ pub struct Merchant {
     pub settlement_cycle_days: Option<u32>,
 }
 
-/// Displays an amount with its currency (`123.45 CNY`).
-pub struct Money(pub i64, pub Currency);
-
-impl fmt::Display for Money {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", format_amount(self.0, self.1.exponent()), self.1)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

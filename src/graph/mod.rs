@@ -480,12 +480,21 @@ impl TemporalGraph {
 
     /// The account graph (one edge per distinct source → destination pair) for petgraph.
     pub fn account_digraph(&self) -> DiGraph<AccountId, ()> {
+        self.account_digraph_of(|_| true)
+    }
+
+    /// The account graph of the edges `keep` accepts.
+    pub fn account_digraph_of(&self, keep: impl Fn(EdgeId) -> bool) -> DiGraph<AccountId, ()> {
         let mut g = DiGraph::with_capacity(self.account_count(), 0);
         for a in 0..self.account_count() as u32 {
             g.add_node(a);
         }
         for a in 0..self.account_count() as u32 {
-            let mut targets: Vec<u32> = self.out_edges(a).map(|e| self.dst[e as usize]).collect();
+            let mut targets: Vec<u32> = self
+                .out_edges(a)
+                .filter(|&e| keep(e))
+                .map(|e| self.dst[e as usize])
+                .collect();
             targets.sort_unstable();
             targets.dedup();
             for d in targets {
@@ -493,6 +502,21 @@ impl TemporalGraph {
             }
         }
         g
+    }
+
+    /// For each account, the number of its strongly connected component in the graph of
+    /// the edges `keep` accepts, or `u32::MAX` when that component is a single account.
+    pub fn component_ids(&self, keep: impl Fn(EdgeId) -> bool) -> Vec<u32> {
+        let g = self.account_digraph_of(keep);
+        let mut comp = vec![u32::MAX; self.account_count()];
+        for (i, c) in petgraph::algo::tarjan_scc(&g).into_iter().enumerate() {
+            if c.len() > 1 {
+                for n in c {
+                    comp[g[n] as usize] = i as u32;
+                }
+            }
+        }
+        comp
     }
 
     /// Strongly connected components with more than one account (or a self-loop), each

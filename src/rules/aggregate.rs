@@ -178,10 +178,6 @@ impl Mask {
     pub fn get(&self, i: usize) -> bool {
         self.0[i / 64] >> (i % 64) & 1 == 1
     }
-
-    pub fn count(&self) -> usize {
-        self.0.iter().map(|w| w.count_ones() as usize).sum()
-    }
 }
 
 fn field_value(g: &TemporalGraph, e: EdgeId, subject_is_dst: bool, f: Field) -> i64 {

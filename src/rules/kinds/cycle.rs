@@ -2,8 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use petgraph::graph::{DiGraph, NodeIndex};
-
 use super::{Detector, Exec, Finding, KindSpec, aggregate_masks};
 use crate::detect::Subject;
 use crate::graph::{AccountId, EdgeId, TemporalGraph};
@@ -220,30 +218,7 @@ impl Detector for Cycle {
             }
         }
         // Strongly connected components of the filtered account graph.
-        let mut dg: DiGraph<(), ()> = DiGraph::with_capacity(g.account_count(), 0);
-        for _ in 0..g.account_count() {
-            dg.add_node(());
-        }
-        for a in 0..g.account_count() as AccountId {
-            let mut targets: Vec<AccountId> = g
-                .out_edges(a)
-                .filter(|&e| mask.get(e as usize))
-                .map(|e| g.dst[e as usize])
-                .collect();
-            targets.sort_unstable();
-            targets.dedup();
-            for d in targets {
-                dg.add_edge(NodeIndex::new(a as usize), NodeIndex::new(d as usize), ());
-            }
-        }
-        let mut comp = vec![u32::MAX; g.account_count()];
-        for (i, c) in petgraph::algo::tarjan_scc(&dg).into_iter().enumerate() {
-            if c.len() > 1 {
-                for n in c {
-                    comp[n.index()] = i as u32;
-                }
-            }
-        }
+        let comp = g.component_ids(|e| mask.get(e as usize));
         let masks = aggregate_masks(&self.aggregates, &self.filters, exec, &|scope, e, _| {
             scope.edge = e;
             scope.accounts[0] = g.src[e as usize];

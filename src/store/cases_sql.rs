@@ -5,7 +5,7 @@
 //! audit chain, so the chain stays linear under concurrent writers.
 
 macro_rules! case_sql {
-    ($db:ty, $begin:literal, $audit_lock:literal, $for_update:literal, $ts:literal, $created_text:literal, $strpos:literal) => {
+    ($db:ty, $begin:literal, $audit_lock:literal, $for_update:literal, $ts:literal, $created_text:literal, $strpos:literal, $int8:literal) => {
         use sqlx::{Pool, QueryBuilder, Row, Transaction as DbTx};
 
         use crate::model::{Account, AccountKind, Currency, Role, Transaction, TxType};
@@ -415,10 +415,58 @@ macro_rules! case_sql {
             }
         }
 
+        /// Whether `f` filters only on the columns `alert_counts` is keyed by.
+        fn counted_by_key(f: &AlertFilter) -> bool {
+            f.subject.is_none() && f.from.is_none() && f.until.is_none()
+        }
+
+        /// The `WHERE` conditions of `f` on `alert_counts` (see [`counted_by_key`]).
+        fn push_key_filter(qb: &mut QueryBuilder<Db>, f: &AlertFilter) {
+            if let Some(status) = &f.status {
+                qb.push(" AND status = ").push_bind(status.clone());
+            }
+            if let Some(min) = f.min_severity {
+                qb.push(" AND severity IN (");
+                let mut sep = qb.separated(", ");
+                for s in common::severities_at_least(min) {
+                    sep.push_bind(s);
+                }
+                qb.push(")");
+            }
+            if let Some(rule) = &f.rule_id {
+                qb.push(" AND rule_id = ").push_bind(rule.clone());
+            }
+            if let Some(a) = &f.assignee {
+                qb.push(" AND assignee = ").push_bind(a.clone());
+            }
+        }
+
+        /// Alerts matching `f`, grouped by status.
+        async fn counts_by_status(
+            pool: &Pool<Db>,
+            f: &AlertFilter,
+        ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+            let mut qb = if counted_by_key(f) {
+                let mut qb = QueryBuilder::<Db>::new(concat!(
+                    "SELECT status, CAST(SUM(n) AS ",
+                    $int8,
+                    ") FROM alert_counts WHERE 1 = 1"
+                ));
+                push_key_filter(&mut qb, f);
+                qb
+            } else {
+                let mut qb =
+                    QueryBuilder::<Db>::new("SELECT status, COUNT(*) FROM alerts WHERE 1 = 1");
+                push_filter(&mut qb, f);
+                qb
+            };
+            qb.push(" GROUP BY status");
+            let rows = qb.build().fetch_all(pool).await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        }
+
         pub async fn count_alerts(pool: &Pool<Db>, f: &AlertFilter) -> Result<u64, StoreError> {
-            let mut qb = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM alerts WHERE 1 = 1");
-            push_filter(&mut qb, f);
-            let n: i64 = qb.build_query_scalar().fetch_one(pool).await?;
+            let n: i64 = counts_by_status(pool, f).await?.values().sum();
             Ok(n as u64)
         }
 
@@ -431,12 +479,7 @@ macro_rules! case_sql {
                 status: None,
                 ..f.clone()
             };
-            let mut qb = QueryBuilder::<Db>::new("SELECT status, COUNT(*) FROM alerts WHERE 1 = 1");
-            push_filter(&mut qb, &f);
-            qb.push(" GROUP BY status");
-            let rows = qb.build().fetch_all(pool).await?;
-            let got: std::collections::HashMap<String, i64> =
-                rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            let got = counts_by_status(pool, &f).await?;
             Ok(Status::ALL
                 .iter()
                 .map(|s| (s.as_str().to_string(), got.get(s.as_str()).copied().unwrap_or(0) as u64))
@@ -673,11 +716,13 @@ macro_rules! case_sql {
 
         pub async fn rule_hits(pool: &Pool<Db>) -> Result<Vec<RuleHits>, StoreError> {
             Ok(sqlx::query(
-                "SELECT rule_id, COUNT(*), \
-                 COUNT(*) FILTER (WHERE status = 'reported'), \
-                 COUNT(*) FILTER (WHERE status = 'dismissed'), \
-                 COUNT(*) FILTER (WHERE status IN ('new', 'in_review', 'escalated')) \
-                 FROM alerts GROUP BY rule_id ORDER BY rule_id",
+                concat!(
+                    "SELECT rule_id, CAST(SUM(n) AS ", $int8, "), \
+                     CAST(COALESCE(SUM(n) FILTER (WHERE status = 'reported'), 0) AS ", $int8, "), \
+                     CAST(COALESCE(SUM(n) FILTER (WHERE status = 'dismissed'), 0) AS ", $int8, "), \
+                     CAST(COALESCE(SUM(n) FILTER (WHERE status IN ('new', 'in_review', 'escalated')), 0) AS ", $int8, ") \
+                     FROM alert_counts GROUP BY rule_id HAVING SUM(n) > 0 ORDER BY rule_id"
+                ),
             )
             .fetch_all(pool)
             .await?
@@ -826,7 +871,8 @@ pub mod sqlite {
         "",
         "",
         "v.created_at",
-        "instr"
+        "instr",
+        "INTEGER"
     );
 }
 
@@ -839,7 +885,8 @@ pub mod postgres {
         " FOR UPDATE",
         "::timestamptz",
         "to_char(v.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-        "strpos"
+        "strpos",
+        "BIGINT"
     );
 }
 

@@ -47,6 +47,7 @@ case_suite!(
     rules_hits_and_publication,
     two_concurrent_edits_one_wins,
     many_concurrent_updates_keep_the_chain_linear,
+    kept_counts_match_a_full_count,
 );
 
 fn alert(n: i64, score: u32) -> Alert {
@@ -525,4 +526,93 @@ async fn many_concurrent_updates_keep_the_chain_linear(db: &TestDb) {
         all.iter().map(|a| a.version - 1).sum()
     };
     assert_eq!(versions, 80);
+    assert_counts_match_listing(&db.store).await;
+}
+
+/// The queue's counts (kept per status, severity, rule and assignee) against the rows
+/// the listing returns, for filters the kept counts answer and ones they don't.
+async fn assert_counts_match_listing(s: &AnyStore) {
+    let all = s
+        .alerts(&AlertFilter {
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut filters = vec![AlertFilter::default()];
+    for a in &all {
+        let assignee = a.assignee.clone().unwrap_or_default();
+        filters.push(AlertFilter {
+            assignee: Some(assignee.clone()),
+            ..Default::default()
+        });
+        filters.push(AlertFilter {
+            rule_id: Some(a.alert.rule_id.clone()),
+            status: Some(a.status.clone()),
+            ..Default::default()
+        });
+        filters.push(AlertFilter {
+            rule_id: Some(a.alert.rule_id.clone()),
+            min_severity: Some(Severity::Medium),
+            assignee: Some(assignee),
+            ..Default::default()
+        });
+        filters.push(AlertFilter {
+            subject: Some(a.alert.subject.id.clone()),
+            ..Default::default()
+        });
+    }
+    for f in filters {
+        let listed = s
+            .alerts(&AlertFilter {
+                limit: 10_000,
+                ..f.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            s.count_alerts(&f).await.unwrap(),
+            listed.len() as u64,
+            "{f:?}"
+        );
+        for (status, n) in s.status_counts(&f).await.unwrap() {
+            let expected = s
+                .alerts(&AlertFilter {
+                    status: Some(status.clone()),
+                    limit: 10_000,
+                    ..f.clone()
+                })
+                .await
+                .unwrap()
+                .len() as u64;
+            assert_eq!(n, expected, "{status} under {f:?}");
+        }
+    }
+}
+
+async fn kept_counts_match_a_full_count(db: &TestDb) {
+    let ids = seed(db, 12).await;
+    let s = &db.store;
+    assert_counts_match_listing(s).await;
+    let moves = [
+        (Some(Status::InReview), Some("ann")),
+        (Some(Status::InReview), None),
+        (None, Some("bob")),
+        (None, Some("ann")),
+    ];
+    for (i, id) in ids.iter().enumerate() {
+        let (status, assignee) = moves[i % moves.len()];
+        let mut u = update(id, 1, "ann");
+        u.status = status;
+        u.assignee = Some(assignee.map(str::to_string));
+        s.update_case(&u).await.unwrap();
+    }
+    assert_counts_match_listing(s).await;
+    // Back to unassigned: the counts move with the assignee.
+    let mut u = update(&ids[0], 2, "ann");
+    u.assignee = Some(None);
+    s.update_case(&u).await.unwrap();
+    assert_counts_match_listing(s).await;
+    let hits = s.rule_hits().await.unwrap();
+    assert_eq!(hits.iter().map(|h| h.alerts).sum::<u64>(), 12);
 }

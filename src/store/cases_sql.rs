@@ -5,7 +5,7 @@
 //! audit chain, so the chain stays linear under concurrent writers.
 
 macro_rules! case_sql {
-    ($db:ty, $begin:literal, $audit_lock:literal, $for_update:literal, $ts:literal, $created_text:literal, $strpos:literal, $int8:literal) => {
+    ($db:ty, $begin:literal, $audit_lock:literal, $for_update:literal, $ts:literal, $created_text:literal, $ilike:literal, $int8:literal) => {
         use sqlx::{Pool, QueryBuilder, Row, Transaction as DbTx};
 
         use crate::model::{Account, AccountKind, Currency, Role, Transaction, TxType};
@@ -394,9 +394,13 @@ macro_rules! case_sql {
                 qb.push(" AND rule_id = ").push_bind(rule.clone());
             }
             if let Some(subject) = &f.subject {
-                qb.push(concat!(" AND ", $strpos, "(subject_id, "))
-                    .push_bind(subject.clone())
-                    .push(") > 0");
+                qb.push(concat!(
+                    " AND subject_id IN (SELECT subject_id FROM alert_subjects WHERE subject_id ",
+                    $ilike,
+                    " "
+                ))
+                .push_bind(common::contains_pattern(subject))
+                .push(" ESCAPE '\\')");
             }
             match f.assignee.as_deref() {
                 None => {}
@@ -466,7 +470,13 @@ macro_rules! case_sql {
         }
 
         pub async fn count_alerts(pool: &Pool<Db>, f: &AlertFilter) -> Result<u64, StoreError> {
-            let n: i64 = counts_by_status(pool, f).await?.values().sum();
+            if counted_by_key(f) {
+                let n: i64 = counts_by_status(pool, f).await?.values().sum();
+                return Ok(n as u64);
+            }
+            let mut qb = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM alerts WHERE 1 = 1");
+            push_filter(&mut qb, f);
+            let n: i64 = qb.build_query_scalar().fetch_one(pool).await?;
             Ok(n as u64)
         }
 
@@ -871,7 +881,7 @@ pub mod sqlite {
         "",
         "",
         "v.created_at",
-        "instr",
+        "LIKE",
         "INTEGER"
     );
 }
@@ -885,7 +895,7 @@ pub mod postgres {
         " FOR UPDATE",
         "::timestamptz",
         "to_char(v.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-        "strpos",
+        "ILIKE",
         "BIGINT"
     );
 }

@@ -308,3 +308,17 @@ pub fn account_from_columns(
         region,
     })
 }
+
+/// A `LIKE … ESCAPE '\'` pattern matching values that contain `needle` literally.
+pub fn contains_pattern(needle: &str) -> String {
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}

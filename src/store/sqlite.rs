@@ -78,6 +78,13 @@ impl SqliteStore {
             .map_err(open_err)?;
         common::check_schema(applied_version(&pool).await?, known_schema_version())?;
         MIGRATOR.run(&pool).await?;
+        // Keeps the query planner's statistics current (SQLite's advice for long-lived
+        // connections); bounded by analysis_limit, so it stays cheap on large stores.
+        let mut conn = pool.acquire().await?;
+        sqlx::raw_sql("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002")
+            .execute(&mut *conn)
+            .await?;
+        drop(conn);
         Ok(SqliteStore { pool })
     }
 

@@ -615,4 +615,13 @@ async fn kept_counts_match_a_full_count(db: &TestDb) {
     assert_counts_match_listing(s).await;
     let hits = s.rule_hits().await.unwrap();
     assert_eq!(hits.iter().map(|h| h.alerts).sum::<u64>(), 12);
+    // Subject search: a case-insensitive substring; LIKE's wildcards are literal.
+    let subject = |text: &str| AlertFilter {
+        subject: Some(text.into()),
+        ..Default::default()
+    };
+    assert_eq!(s.count_alerts(&subject("acc-1")).await.unwrap(), 3);
+    assert_eq!(s.count_alerts(&subject("C-1")).await.unwrap(), 3);
+    assert_eq!(s.count_alerts(&subject("%")).await.unwrap(), 0);
+    assert_eq!(s.count_alerts(&subject("ACC_1")).await.unwrap(), 0);
 }

@@ -1,4 +1,4 @@
--- Alert counts per (status, severity, rule, assignee), kept by statement-level triggers,
+-- The queue at a million alerts. Part 1: alert counts per (status, severity, rule, assignee), kept by statement-level triggers,
 -- so the queue's totals and the rules page read a few hundred rows instead of counting
 -- every alert. An unassigned alert counts under assignee ''. Each statement applies its
 -- changes in one upsert ordered by key, so concurrent case updates lock counter rows in
@@ -55,3 +55,32 @@ CREATE TRIGGER alert_counts_delete AFTER DELETE ON alerts
 CREATE TRIGGER alert_counts_update AFTER UPDATE ON alerts
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION alert_counts_apply();
+
+-- Part 2: indexes for the queue's other filters and sorts. The status index carries the
+-- columns the queue filters on, so status + severity/rule/assignee pages are read from it.
+DROP INDEX alerts_status_score;
+CREATE INDEX alerts_status_queue ON alerts (status, score DESC, id, severity, rule_id, assignee);
+CREATE INDEX alerts_status_window ON alerts (status, window_from, id);
+CREATE INDEX alerts_rule_window ON alerts (rule_id, window_from, id);
+-- A date range: counts per status and pages by score read this index, not the rows.
+DROP INDEX alerts_window;
+CREATE INDEX alerts_window_score ON alerts (window_from, score, id, status);
+CREATE INDEX alerts_subject_score ON alerts (subject_id, score DESC, id);
+
+-- Part 3: the distinct subjects, so a substring search on subjects reads this table and
+-- then the subject index instead of every alert.
+CREATE TABLE alert_subjects (subject_id TEXT NOT NULL PRIMARY KEY);
+INSERT INTO alert_subjects (subject_id) SELECT DISTINCT subject_id FROM alerts;
+
+CREATE FUNCTION alert_subjects_add() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO alert_subjects (subject_id)
+    SELECT DISTINCT subject_id FROM new_rows ORDER BY 1
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER alert_subjects_insert AFTER INSERT ON alerts
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION alert_subjects_add();

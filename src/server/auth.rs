@@ -347,7 +347,7 @@ async fn login(
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .unwrap_or(false);
-    let Some(user) = user.filter(|_| ok) else {
+    let Some(user) = user.filter(|u| ok && !u.disabled) else {
         st.limiter.failed(&form.username);
         return render_login(
             &st,

@@ -675,6 +675,10 @@ async fn queue_answers_htmx_with_a_fragment() {
         .insert("hx-history-restore-request", "true".parse().unwrap());
     let (_, _, restored) = send(&f.app, req).await;
     assert!(restored.starts_with("<!doctype html>"));
+    // Without a session, htmx is told to load the sign-in page (not handed it to swap in).
+    let (status, headers, _) = send(&f.app, htmx(request("GET", uri, None, None, ""), None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers["hx-redirect"], "/login");
     // The meta configuration keeps htmx within the CSP: no eval, no inline styles.
     assert!(
         full.contains("\"allowEval\": false") && full.contains("\"includeIndicatorStyles\": false")

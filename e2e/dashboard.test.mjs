@@ -23,7 +23,9 @@ const PASSWORD = 'e2e-password-1';
 
 let passed = 0;
 let failed = 0;
+let currentStep = '(setup)';
 async function step(name, fn) {
+  currentStep = name;
   try {
     await fn();
     passed += 1;
@@ -67,7 +69,7 @@ async function newPage() {
   const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 }, timezoneId: 'Asia/Shanghai' });
   const page = await ctx.newPage();
   page.on('dialog', async (d) => { dialogs.push(d.message()); await d.dismiss(); });
-  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) { cspErrors.push(m.text()); } });
+  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) { cspErrors.push(`${currentStep} @ ${page.url()}: ${m.text()}`); } });
   await page.route('**/*', (route) => {
     const u = new URL(route.request().url());
     if (u.hostname !== '127.0.0.1') { foreign.push(u.href); return route.abort(); }

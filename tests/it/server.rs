@@ -679,10 +679,12 @@ async fn queue_answers_htmx_with_a_fragment() {
     let (status, headers, _) = send(&f.app, htmx(request("GET", uri, None, None, ""), None)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(headers["hx-redirect"], "/login");
-    // The meta configuration keeps htmx within the CSP: no eval, no inline styles.
+    // The meta configuration keeps htmx within the CSP: no eval, no inline styles (nor
+    // style attributes copied while settling a swap).
     assert!(
         full.contains("\"allowEval\": false") && full.contains("\"includeIndicatorStyles\": false")
     );
+    assert!(full.contains(r#""attributesToSettle": ["class", "width", "height"]"#));
 }
 
 /// htmx posts carry the CSRF token in a header; without it they are refused like any post.

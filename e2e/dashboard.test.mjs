@@ -23,7 +23,9 @@ const PASSWORD = 'e2e-password-1';
 
 let passed = 0;
 let failed = 0;
+let currentStep = '(setup)';
 async function step(name, fn) {
+  currentStep = name;
   try {
     await fn();
     passed += 1;
@@ -45,6 +47,7 @@ function cw(args, input) {
 cw(['demo', '--no-serve']);
 cw(['users', 'add', 'ana', '--role', 'analyst'], `${PASSWORD}\n`);
 cw(['users', 'add', 'sue', '--role', 'supervisor'], `${PASSWORD}\n`);
+cw(['users', 'add', 'root', '--role', 'admin'], `${PASSWORD}\n`);
 
 const server = spawn(bin, ['--db', db, 'serve', '--bind', `127.0.0.1:${port}`], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
 await new Promise((resolve, reject) => {
@@ -66,7 +69,7 @@ async function newPage() {
   const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 }, timezoneId: 'Asia/Shanghai' });
   const page = await ctx.newPage();
   page.on('dialog', async (d) => { dialogs.push(d.message()); await d.dismiss(); });
-  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) { cspErrors.push(m.text()); } });
+  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) { cspErrors.push(`${currentStep} @ ${page.url()}: ${m.text()}`); } });
   await page.route('**/*', (route) => {
     const u = new URL(route.request().url());
     if (u.hostname !== '127.0.0.1') { foreign.push(u.href); return route.abort(); }
@@ -88,14 +91,39 @@ try {
     await login(ana, 'ana');
     check((await ana.textContent('#current-user')).includes('ana'), 'user not shown');
   });
-  await step('queue filters by rule and subject', async () => {
+  await step('queue filters by rule and subject with htmx: the URL changes, no page load', async () => {
+    await ana.waitForFunction(() => typeof window.htmx === 'object' && window.htmx !== null);
+    await ana.evaluate(() => { window.__cwSamePage = true; });
+    const before = await ana.textContent('#total');
     await ana.selectOption('#f-rule', 'TC-04');
     await ana.fill('#f-subject', 'A00000236');
-    await Promise.all([ana.waitForLoadState('load'), ana.click('#apply-filters')]);
-    check(ana.url().includes('rule=TC-04') && ana.url().includes('subject=A00000236'), `filters not in URL: ${ana.url()}`);
-    const rows = await ana.locator('#queue tbody tr').count();
-    check(rows >= 1, 'no TC-04 alert on A00000236');
+    await ana.click('#apply-filters');
+    await ana.waitForURL((u) => u.search.includes('rule=TC-04') && u.search.includes('subject=A00000236'));
+    await ana.waitForFunction(() => {
+      const rows = Array.from(document.querySelectorAll('#queue tbody tr'));
+      return rows.length > 0 && rows.every((r) => r.textContent.includes('A00000236') && r.textContent.includes('TC-04'));
+    });
+    check(await ana.evaluate(() => window.__cwSamePage === true), 'the filter reloaded the page instead of swapping the table');
+    check((await ana.textContent('#total')) !== before, `the count did not change: ${before}`);
     await ana.screenshot({ path: path.join(shots, 'queue.png'), fullPage: true });
+  });
+  await step('sort and status links swap the table and keep the URL shareable', async () => {
+    await ana.click('#sort-newest');
+    await ana.waitForURL((u) => u.search.includes('sort=newest') && u.search.includes('rule=TC-04'));
+    await ana.waitForSelector('#sort-newest.active');
+    check((await ana.inputValue('#f-sort')) === 'newest', 'the filter form does not follow the sort link');
+    await ana.click('#status-counts a[data-status="new"]');
+    await ana.waitForURL((u) => u.search.includes('status=new'));
+    await ana.waitForFunction(() => document.getElementById('f-status').value === 'new');
+    check(await ana.evaluate(() => window.__cwSamePage === true), 'a link reloaded the page');
+    const rows = await ana.locator('#queue tbody tr').count();
+    check(rows >= 1, 'no new TC-04 alert on A00000236');
+    // The pushed URL, opened afresh, is the same queue.
+    const shared = ana.url();
+    await ana.goto(shared);
+    check(await ana.evaluate(() => window.__cwSamePage === undefined), 'not a fresh page');
+    check((await ana.locator('#queue tbody tr').count()) === rows, 'the shared URL shows another queue');
+    check((await ana.inputValue('#f-rule')) === 'TC-04', 'the form does not show the URL\'s filter');
   });
   await step('the pool alert shows its graph', async () => {
     await Promise.all([ana.waitForLoadState('load'), ana.locator('#queue a.alert-link').first().click()]);
@@ -110,9 +138,13 @@ try {
     await ana.locator('#graph').screenshot({ path: path.join(shots, 'alert-graph.png') });
   });
   await step('analyst adds a note and requests escalation', async () => {
+    await ana.evaluate(() => { window.__cwSamePage = true; });
     await ana.fill('#note-body', `checked the pool ${XSS_MEMO}`);
-    await Promise.all([ana.waitForLoadState('load'), ana.click('#add-note')]);
-    check((await ana.textContent('#note-list')).includes(`checked the pool ${XSS_MEMO}`), 'note not shown as text');
+    await ana.click('#add-note');
+    await ana.waitForFunction((t) => document.getElementById('note-list').textContent.includes(t), `checked the pool ${XSS_MEMO}`);
+    check(await ana.evaluate(() => window.__cwSamePage === true), 'adding a note reloaded the page');
+    check((await ana.inputValue('#note-body')) === '', 'the note form was not cleared');
+    check(await ana.locator('#graph canvas').count() > 0, 'the graph was lost');
     await ana.selectOption('#status', 'in_review');
     await Promise.all([ana.waitForLoadState('load'), ana.click('#save-case')]);
     check(await ana.getAttribute('#case-status', 'data-status') === 'in_review', 'not in review');
@@ -134,6 +166,36 @@ try {
     const text = await sue.textContent('#audit');
     for (const a of ['case.approve', 'case.request', 'case.note', 'case.status']) { check(text.includes(a), `${a} missing`); }
     await sue.screenshot({ path: path.join(shots, 'audit.png'), fullPage: true });
+  });
+  await step('a user sets a time zone and times follow it', async () => {
+    await ana.goto(`${base}/profile`);
+    await ana.selectOption('#time-zone', 'America/New_York');
+    await Promise.all([ana.waitForURL(`${base}/profile?saved=1`), ana.click('#save-profile')]);
+    await ana.goto(alertUrl);
+    const times = await ana.locator('#note-list time').allTextContents();
+    check(times.length > 0 && times.every((t) => /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d E[SD]T$/.test(t)), `times not in New York time: ${times.join(', ')}`);
+  });
+  await step('an admin adds a user and changes a role, audited', async () => {
+    const adm = await newPage();
+    await login(adm, 'root');
+    await adm.goto(`${base}/admin/users`);
+    await adm.fill('#new-name', 'rita');
+    await adm.selectOption('#new-role', 'rule_author');
+    await adm.fill('#new-password', PASSWORD);
+    await Promise.all([adm.waitForURL(/done=add/), adm.click('#add-user-submit')]);
+    check((await adm.textContent('tr[data-user="rita"] .role')) === 'rule_author', 'rita not added');
+    await adm.selectOption('tr[data-user="rita"] select[name="role"]', 'auditor');
+    await Promise.all([adm.waitForURL(/done=change/), adm.click('tr[data-user="rita"] .set-role')]);
+    check((await adm.textContent('tr[data-user="rita"] .role')) === 'auditor', 'role not changed');
+    await adm.screenshot({ path: path.join(shots, 'users.png'), fullPage: true });
+    await adm.goto(`${base}/audit`);
+    const text = await adm.textContent('#audit');
+    for (const a of ['user.add', 'user.role', 'user.time_zone']) { check(text.includes(a), `${a} missing`); }
+    check((await adm.getAttribute('#chain', 'class')) === 'ok', 'chain not intact');
+    const other = await newPage();
+    await login(other, 'rita');
+    await other.goto(`${base}/admin/users`);
+    check((await other.textContent('body')).includes('Your role does not allow this.'), 'a non-admin sees the users page');
   });
   await step('hostile names and memos render as text', async () => {
     await ana.goto(`${base}/accounts/A00000034`);

@@ -1,21 +1,9 @@
-// clearwatch dashboard: shows times in the browser's time zone and draws the fund-flow
-// graph from the data attribute the server rendered. No inline script anywhere.
+// clearwatch dashboard: draws the fund-flow graph from the data attribute the server
+// rendered, and small htmx helpers (reset a form after its swap, show a refused request).
+// Times are rendered by the server in the user's time zone. No inline script anywhere;
+// every page works without this file (htmx enhances plain forms and links).
 (function () {
   'use strict';
-
-  function localTimes(root) {
-    var fmt;
-    try {
-      fmt = new Intl.DateTimeFormat(document.documentElement.lang || undefined, {
-        year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
-        timeZoneName: 'short'
-      });
-    } catch (e) { return; }
-    root.querySelectorAll('time[datetime]').forEach(function (el) {
-      var d = new Date(el.getAttribute('datetime'));
-      if (!isNaN(d)) { el.title = el.getAttribute('datetime'); el.textContent = fmt.format(d); }
-    });
-  }
 
   var ROLE_COLOURS = {
     merchant: '#edae49', acquirer: '#00798c', bank: '#2e4057', agent: '#8e44ad',
@@ -58,10 +46,34 @@
     window.clearwatchGraph = cy;
   }
 
+  function showError(text) {
+    var el = document.getElementById('htmx-error');
+    if (!el) { return; }
+    el.textContent = text;
+    el.hidden = !text;
+  }
+
   function init() {
-    localTimes(document);
     drawGraph();
-    document.body.addEventListener('htmx:afterSwap', function (e) { localTimes(e.target); });
+    var body = document.body;
+    body.addEventListener('htmx:afterRequest', function (e) {
+      var elt = e.detail && e.detail.elt;
+      if (e.detail && e.detail.successful) {
+        showError('');
+        if (elt && elt.tagName === 'FORM' && elt.hasAttribute('data-reset-after-swap')) { elt.reset(); }
+      }
+    });
+    body.addEventListener('htmx:responseError', function (e) {
+      var xhr = e.detail && e.detail.xhr;
+      var msg = 'The request was refused (' + (xhr ? xhr.status : '?') + ')';
+      if (xhr && xhr.responseText) {
+        var doc = new DOMParser().parseFromString(xhr.responseText, 'text/html');
+        var m = doc.getElementById('error-message');
+        if (m && m.textContent) { msg = m.textContent; }
+      }
+      showError(msg);
+    });
+    body.addEventListener('htmx:sendError', function () { showError('The server did not answer.'); });
   }
   if (document.readyState === 'loading') { document.addEventListener('DOMContentLoaded', init); } else { init(); }
 })();

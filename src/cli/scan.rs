@@ -52,6 +52,10 @@ pub struct SourceArgs {
     /// Only transactions before this time (RFC 3339).
     #[arg(long)]
     pub until: Option<String>,
+    /// Run the rule files only: ignore the rule versions published from the dashboard
+    /// (store scans otherwise run, for each rule id, its newest published version).
+    #[arg(long)]
+    pub files_only: bool,
 }
 
 #[derive(Args, Debug)]
@@ -91,7 +95,7 @@ pub async fn scan_source(db: &str, args: &SourceArgs) -> anyhow::Result<Scanned>
     } else {
         args.rules.clone()
     };
-    let (set, diags) = load::load(&paths);
+    let (mut set, diags) = load::load(&paths);
     if !diags.is_empty() {
         for d in &diags {
             eprintln!("{d}\n");
@@ -101,13 +105,16 @@ pub async fn scan_source(db: &str, args: &SourceArgs) -> anyhow::Result<Scanned>
             diags.len()
         );
     }
-    let rules: Vec<&Rule> = set
-        .rules
-        .iter()
-        .filter(|r| args.status.contains(&r.status))
-        .collect();
     let Some(input) = &args.input else {
         let store = store::open(db).await?;
+        if !args.files_only {
+            use_published(&store, &mut set).await?;
+        }
+        let rules: Vec<&Rule> = set
+            .rules
+            .iter()
+            .filter(|r| args.status.contains(&r.status))
+            .collect();
         let (report, graph) = scan_store(&store, &rules, from, until).await?;
         return Ok(Scanned {
             report,
@@ -115,6 +122,11 @@ pub async fn scan_source(db: &str, args: &SourceArgs) -> anyhow::Result<Scanned>
             rules: rules.len(),
         });
     };
+    let rules: Vec<&Rule> = set
+        .rules
+        .iter()
+        .filter(|r| args.status.contains(&r.status))
+        .collect();
     let profile = Profile::load(&args.profile)?;
     let (graph, load) = from_files(
         input,
@@ -146,6 +158,52 @@ pub async fn scan_source(db: &str, args: &SourceArgs) -> anyhow::Result<Scanned>
         graph,
         rules: rules.len(),
     })
+}
+
+/// Replaces the rules of `set` that have a version published from the dashboard by that
+/// version (the newest publication of each rule id), and says on stderr which rules came
+/// from the store. A published text that no longer compiles is an error.
+pub async fn use_published(store: &store::AnyStore, set: &mut load::RuleSet) -> anyhow::Result<()> {
+    let published = store.published_rules().await?;
+    if published.is_empty() {
+        return Ok(());
+    }
+    let texts: Vec<(String, String)> = published
+        .iter()
+        .map(|p| (p.rule_id.clone(), p.text.clone()))
+        .collect();
+    let (replaced, diags) = load::apply_published(set, &texts);
+    if !diags.is_empty() {
+        for d in &diags {
+            eprintln!("{d}\n");
+        }
+        anyhow::bail!(
+            "{} error(s) in rule versions published from the dashboard: publish a fixed version, or scan with --files-only",
+            diags.len()
+        );
+    }
+    for r in &replaced {
+        let p = published.iter().find(|p| p.rule_id == r.rule_id);
+        let by = p
+            .and_then(|p| p.published_by.as_deref())
+            .unwrap_or("unknown");
+        let at = p.map_or("", |p| p.created_at.as_str());
+        let note = if r.version == r.file_version {
+            "same text as the file"
+        } else {
+            "overrides the file"
+        };
+        eprintln!(
+            "rule {} from the store: version {} published by {by} at {at} ({note})",
+            r.rule_id,
+            short(&r.version),
+        );
+    }
+    Ok(())
+}
+
+fn short(v: &str) -> &str {
+    v.get(..12).unwrap_or(v)
 }
 
 pub async fn run(db: &str, args: ScanArgs) -> anyhow::Result<ExitCode> {

@@ -21,7 +21,7 @@ pub struct UsersArgs {
 pub enum UsersCommand {
     /// Add a user; the password is asked for, or read as the first line of stdin.
     Add(AddArgs),
-    /// List users and their roles.
+    /// List users: name, role, created, time zone, and `disabled` for disabled users.
     List,
 }
 
@@ -73,7 +73,14 @@ pub async fn run(db: &str, args: UsersArgs) -> anyhow::Result<ExitCode> {
         }
         UsersCommand::List => {
             for u in store.users().await? {
-                println!("{}\t{}\t{}", u.name, u.role, u.created_at);
+                println!(
+                    "{}\t{}\t{}\t{}{}",
+                    u.name,
+                    u.role,
+                    u.created_at,
+                    u.time_zone,
+                    if u.disabled { "\tdisabled" } else { "" }
+                );
             }
         }
     }

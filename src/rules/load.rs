@@ -253,3 +253,67 @@ pub fn load(paths: &[PathBuf]) -> (RuleSet, Vec<Diagnostic>) {
         diags,
     )
 }
+
+/// Compiles `text` as if it were the rule file at `path` of the pack `set` (with the pack's
+/// `_shared` lists and macros, so the version is the one a file with this text would get).
+pub fn compile_text(set: &RuleSet, path: &Path, text: &str) -> Result<Rule, Vec<Diagnostic>> {
+    let config: RuleConfig =
+        serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(path, text, &e)])?;
+    compile_rule(&config, path, text, &set.shared, &BTreeMap::new())
+}
+
+/// A rule of the pack replaced by a text published from the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaced {
+    pub rule_id: String,
+    /// The version of the rule file.
+    pub file_version: String,
+    /// The version that runs instead (equal to `file_version` when the texts agree).
+    pub version: String,
+}
+
+/// Replaces every rule of `set` that has a published text (`(rule id, text)`) by the rule
+/// compiled from that text, in place of its file. A text whose id has no file in the pack
+/// is ignored (the file was removed: the rule is retired); a text that no longer compiles
+/// (say, a `_shared` macro changed) leaves the file's rule and is reported as diagnostics.
+pub fn apply_published(
+    set: &mut RuleSet,
+    published: &[(String, String)],
+) -> (Vec<Replaced>, Vec<Diagnostic>) {
+    let mut replaced = Vec::new();
+    let mut diags = Vec::new();
+    for (id, text) in published {
+        let Some(i) = set.rules.iter().position(|r| &r.id == id) else {
+            continue;
+        };
+        let path = set.rules[i].path.clone();
+        let label = PathBuf::from(format!("published:{id}"));
+        match compile_text(set, &path, text) {
+            Ok(rule) if &rule.id == id => {
+                replaced.push(Replaced {
+                    rule_id: id.clone(),
+                    file_version: set.rules[i].version.clone(),
+                    version: rule.version.clone(),
+                });
+                set.rules[i] = rule;
+                if let Some(src) = set.sources.iter_mut().find(|s| s.path == path)
+                    && let Ok(config) = serde_saphyr::from_str::<RuleConfig>(text)
+                {
+                    src.text = text.clone();
+                    src.config = config;
+                }
+            }
+            Ok(rule) => diags.push(Diagnostic::new(
+                &label,
+                0,
+                0,
+                format!("the published text defines rule {}, not {id}", rule.id),
+            )),
+            Err(d) => diags.extend(d.into_iter().map(|mut d| {
+                d.message = format!("published version of {id}: {}", d.message);
+                d
+            })),
+        }
+    }
+    (replaced, diags)
+}

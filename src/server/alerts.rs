@@ -6,11 +6,14 @@ use std::collections::{BTreeMap, HashMap};
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use super::auth::CurrentUser;
-use super::views::{self, AlertPage, GraphEdge, GraphNode, PageCtx, QueuePage, QueueQuery, TxRow};
+use super::views::{
+    self, AlertPage, GraphEdge, GraphNode, NotesFragment, PageCtx, QueuePage, QueueQuery, TxRow,
+};
 use super::{AppError, Shared};
 use crate::detect::Severity;
 use crate::model::{Account, Role, format_amount, format_ts, parse_rfc3339};
@@ -34,6 +37,32 @@ pub fn router() -> Router<Shared> {
         .route("/alerts/{id}/request", post(request))
         .route("/alerts/{id}/export", get(export_bundle))
         .route("/approvals/{id}/decide", post(decide))
+}
+
+/// Whether the request comes from htmx and wants a fragment (a history restore, made
+/// when the page is not in htmx's cache, wants the whole page).
+pub fn is_htmx(headers: &HeaderMap) -> bool {
+    headers.get("hx-request").is_some_and(|v| v == "true")
+        && headers.get("hx-history-restore-request").is_none()
+}
+
+/// Marks a response as depending on `HX-Request` (fragment or whole page).
+pub fn vary(mut r: Response) -> Response {
+    r.headers_mut()
+        .append(header::VARY, HeaderValue::from_static("HX-Request"));
+    r
+}
+
+/// The queue filter of the page an htmx request was sent from (its `HX-Current-URL`);
+/// the default filter when there is none or it does not parse.
+fn current_query(headers: &HeaderMap) -> QueueQuery {
+    headers
+        .get("hx-current-url")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|u| u.split_once('?'))
+        .map(|(_, query)| query.split('#').next().unwrap_or(""))
+        .and_then(|query| serde_urlencoded::from_str::<QueueQuery>(query).ok())
+        .unwrap_or_default()
 }
 
 /// `YYYY-MM-DD` (start of that UTC day) or RFC 3339.
@@ -91,7 +120,12 @@ pub fn filter_of(q: &QueueQuery) -> Result<AlertFilter, AppError> {
 }
 
 fn query_link(q: &QueueQuery, status: Option<&str>, page: u64) -> String {
+    sorted_link(q, status, None, page)
+}
+
+fn sorted_link(q: &QueueQuery, status: Option<&str>, sort: Option<&str>, page: u64) -> String {
     let status = status.unwrap_or(&q.status);
+    let sort = sort.unwrap_or(&q.sort);
     let pairs = [
         ("status", status),
         ("severity", q.severity.as_str()),
@@ -100,7 +134,7 @@ fn query_link(q: &QueueQuery, status: Option<&str>, page: u64) -> String {
         ("from", q.from.as_str()),
         ("until", q.until.as_str()),
         ("subject", q.subject.as_str()),
-        ("sort", q.sort.as_str()),
+        ("sort", sort),
     ];
     let mut s: Vec<String> = pairs
         .iter()
@@ -135,9 +169,28 @@ struct QueueExtra {
 async fn queue(
     State(st): State<Shared>,
     user: CurrentUser,
+    headers: HeaderMap,
     Query(q): Query<QueueQuery>,
     Query(extra): Query<QueueExtra>,
 ) -> Result<Response, AppError> {
+    let flash = extra
+        .done
+        .map(|d| bulk_message(d, extra.failed.unwrap_or(0)));
+    let view = queue_view(&st, &user, q, flash).await?;
+    render_queue(view, is_htmx(&headers))
+}
+
+fn bulk_message(done: u64, failed: u64) -> String {
+    format!("{done} changed, {failed} not changed (changed by someone else, or not allowed)")
+}
+
+/// The queue page for `q`.
+async fn queue_view(
+    st: &Shared,
+    user: &CurrentUser,
+    q: QueueQuery,
+    flash: Option<String>,
+) -> Result<QueuePage, AppError> {
     let filter = filter_of(&q)?;
     let rows = st.store.alerts(&filter).await?;
     let total = st.store.count_alerts(&filter).await?;
@@ -155,14 +208,13 @@ async fn queue(
         .iter()
         .map(|(s, n)| (s.clone(), *n, query_link(&q, Some(s), 1)))
         .collect();
-    let flash = extra.done.map(|d| {
-        format!(
-            "{d} changed, {} not changed (changed by someone else, or not allowed)",
-            extra.failed.unwrap_or(0)
-        )
-    });
-    let page_view = QueuePage {
-        ctx: PageCtx::new(&user),
+    let sort_links = AlertSort::ALL
+        .iter()
+        .map(|s| (s.as_str(), sorted_link(&q, None, Some(s.as_str()), 1)))
+        .collect();
+    Ok(QueuePage {
+        ctx: PageCtx::new(user),
+        oob: false,
         prev_link: (page > 1).then(|| query_link(&q, None, page - 1)),
         next_link: (page < pages).then(|| query_link(&q, None, page + 1)),
         q,
@@ -172,14 +224,26 @@ async fn queue(
         page,
         pages,
         status_links,
+        sort_links,
         rules,
-        users: case_workers(&st).await?,
+        users: case_workers(st).await?,
         severities: Severity::ALL.iter().map(|s| s.as_str()).collect(),
         statuses: Status::ALL.iter().map(|s| s.as_str()).collect(),
         sorts: AlertSort::ALL.iter().map(|s| s.as_str()).collect(),
         flash,
-    };
-    Ok(Html(page_view.render()?).into_response())
+    })
+}
+
+/// The whole page, or for htmx the results fragment with the filter form out of band.
+fn render_queue(mut view: QueuePage, fragment: bool) -> Result<Response, AppError> {
+    if !fragment {
+        return Ok(vary(Html(view.render()?).into_response()));
+    }
+    view.oob = true;
+    let mut html = view.as_results().render()?;
+    html.push('\n');
+    html.push_str(&view.as_filters().render()?);
+    Ok(vary(Html(html).into_response()))
 }
 
 fn metric_text(v: &serde_json::Value) -> String {
@@ -428,10 +492,18 @@ struct NoteForm {
 async fn add_note(
     State(st): State<Shared>,
     user: CurrentUser,
+    headers: HeaderMap,
     Path(id): Path<String>,
     axum::Form(f): axum::Form<NoteForm>,
 ) -> Result<Response, AppError> {
     st.store.add_note(&id, &user.user.name, &f.body).await?;
+    if is_htmx(&headers) {
+        let view = NotesFragment {
+            ctx: PageCtx::new(&user),
+            notes: st.store.notes(&id).await?,
+        };
+        return Ok(vary(Html(view.render()?).into_response()));
+    }
     Ok(see_other(back_to(&id)))
 }
 
@@ -479,10 +551,13 @@ async fn decide(
     Ok(see_other(back_to(&a.alert_id)))
 }
 
-/// Bulk form: `sel=ID:VERSION` repeated, `assignee`, `status`.
+/// Bulk form: `sel=ID:VERSION` repeated, `assignee`, `status`. Without JavaScript it
+/// redirects to the queue; for htmx it answers the queue's results fragment under the
+/// filter of the page it was sent from (`HX-Current-URL`), with the outcome.
 async fn bulk(
     State(st): State<Shared>,
     user: CurrentUser,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
@@ -520,6 +595,11 @@ async fn bulk(
             Err(crate::store::StoreError::Case(_)) => failed += 1,
             Err(e) => return Err(e.into()),
         }
+    }
+    if is_htmx(&headers) {
+        let q = current_query(&headers);
+        let view = queue_view(&st, &user, q, Some(bulk_message(done, failed))).await?;
+        return render_queue(view, true);
     }
     Ok(see_other(
         Redirect::to(&format!("/alerts?done={done}&failed={failed}")).into_response(),

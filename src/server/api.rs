@@ -1,5 +1,6 @@
-//! The JSON API under `/api/v1` (alerts, cases, accounts, rules, audit) and its OpenAPI
-//! document at `/api/openapi.json`, generated with utoipa from the handlers below.
+//! The JSON API under `/api/v1` (alerts, cases, accounts, rules, audit; users in
+//! [`super::users`]) and its OpenAPI document at `/api/openapi.json`, generated with utoipa
+//! from the handlers.
 
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
@@ -27,7 +28,10 @@ use crate::store::cases::{Approval, AuditEntry, CaseUpdate, Note, RuleHits, Stat
         update_case,
         get_account,
         list_rules,
-        audit_log
+        audit_log,
+        super::users::api_list,
+        super::users::api_add,
+        super::users::api_change
     ),
     components(schemas(
         AlertList,
@@ -38,7 +42,10 @@ use crate::store::cases::{Approval, AuditEntry, CaseUpdate, Note, RuleHits, Stat
         Note,
         Approval,
         AuditEntry,
-        RuleHits
+        RuleHits,
+        super::users::UserView,
+        super::users::NewUser,
+        super::users::UserPatch
     ))
 )]
 pub struct ApiDoc;
@@ -238,16 +245,16 @@ pub struct RuleView {
     pub status: String,
     pub severity: String,
     pub version: String,
+    /// Whether scans of the store run a version published from the dashboard instead of
+    /// the rule file.
+    pub published: bool,
     pub hits: Option<RuleHits>,
     pub precision: Option<f64>,
 }
 
 #[utoipa::path(get, path = "/api/v1/rules", responses((status = 200, body = Vec<RuleView>)))]
 async fn list_rules(State(st): State<Shared>) -> Result<Json<Vec<RuleView>>, ApiError> {
-    let dir = st.rules_dir.clone();
-    let set = tokio::task::spawn_blocking(move || crate::rules::load::load(&[dir]).0)
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let (set, published) = super::rules::effective_pack(&st).await?;
     let hits = st.store.rule_hits().await?;
     Ok(Json(
         set.rules
@@ -260,6 +267,7 @@ async fn list_rules(State(st): State<Shared>) -> Result<Json<Vec<RuleView>>, Api
                     status: r.status.clone(),
                     severity: r.severity.as_str().to_string(),
                     version: r.version.clone(),
+                    published: published.contains(&r.id),
                     precision: h.as_ref().and_then(RuleHits::precision),
                     hits: h,
                 }

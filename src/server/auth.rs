@@ -181,6 +181,14 @@ pub async fn guard(State(st): State<Shared>, req: Request, next: Next) -> Respon
         None => None,
     };
     let Some(session) = session else {
+        // htmx follows a redirect inside its request and would swap the sign-in page into
+        // the fragment's place: tell it to load the sign-in page instead.
+        if !api && req.headers().contains_key("hx-request") {
+            let mut r = StatusCode::UNAUTHORIZED.into_response();
+            r.headers_mut()
+                .insert("hx-redirect", HeaderValue::from_static("/login"));
+            return r;
+        }
         return deny(AppError::Unauthenticated { api }, api);
     };
     if !access.allows(session.user.role) {
@@ -347,7 +355,7 @@ async fn login(
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .unwrap_or(false);
-    let Some(user) = user.filter(|_| ok) else {
+    let Some(user) = user.filter(|u| ok && !u.disabled) else {
         st.limiter.failed(&form.username);
         return render_login(
             &st,

@@ -1,6 +1,7 @@
 //! The message catalogue: every user-facing string of the dashboard by key, one JSON file
-//! per language in `dashboards/messages/` (English complete; others fall back to English
-//! key by key). The language comes from the browser's `Accept-Language`.
+//! per language in `dashboards/messages/`, every one with the same keys (a test checks);
+//! a key missing at run time falls back to English. The language comes from the browser's
+//! `Accept-Language`.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -86,6 +87,22 @@ mod tests {
         }
         assert_eq!(english().get("no.such.key"), "no.such.key");
         assert_eq!(chinese().get("nav.alerts"), zh["nav.alerts"]);
+    }
+
+    #[test]
+    fn every_catalogue_has_the_same_keys() {
+        let en = parse(EN);
+        let zh = parse(ZH_CN);
+        let missing: Vec<&String> = en.keys().filter(|k| !zh.contains_key(*k)).collect();
+        let extra: Vec<&String> = zh.keys().filter(|k| !en.contains_key(*k)).collect();
+        assert!(missing.is_empty(), "zh-CN.json lacks {missing:?}");
+        assert!(
+            extra.is_empty(),
+            "zh-CN.json has keys en.json lacks: {extra:?}"
+        );
+        for (k, v) in &zh {
+            assert!(!v.trim().is_empty(), "zh-CN {k} is empty");
+        }
     }
 
     #[test]

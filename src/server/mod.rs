@@ -12,6 +12,7 @@ pub mod auth;
 pub mod i18n;
 pub mod routes;
 pub mod rules;
+pub mod users;
 pub mod views;
 
 use std::net::SocketAddr;
@@ -89,6 +90,7 @@ pub fn app(state: Shared) -> Router {
         .merge(accounts::router())
         .merge(rules::router())
         .merge(audit::router())
+        .merge(users::router())
         .merge(api::router())
         .merge(assets::router())
         .fallback(|| async { AppError::NotFound })

@@ -27,6 +27,7 @@ const AUDIT: &[UserRole] = &[Admin, Supervisor, Auditor];
 const RULE_TOOLS: &[UserRole] = &[RuleAuthor, Supervisor, Admin];
 const PUBLISH: &[UserRole] = &[RuleAuthor];
 const EXPORT: &[UserRole] = &[Analyst, Supervisor, Auditor];
+const ADMIN: &[UserRole] = &[Admin];
 
 const fn r(method: &'static str, path: &'static str, access: Access) -> RouteSpec {
     RouteSpec {
@@ -57,6 +58,11 @@ pub const ROUTES: &[RouteSpec] = &[
     r("POST", "/rules/{id}/backtest", Access::Roles(RULE_TOOLS)),
     r("POST", "/rules/{id}/publish", Access::Roles(PUBLISH)),
     r("GET", "/audit", Access::Roles(AUDIT)),
+    r("GET", "/admin/users", Access::Roles(ADMIN)),
+    r("POST", "/admin/users", Access::Roles(ADMIN)),
+    r("POST", "/admin/users/{name}", Access::Roles(ADMIN)),
+    r("GET", "/profile", Access::Roles(ALL)),
+    r("POST", "/profile", Access::Roles(ALL)),
     r("GET", "/api/openapi.json", Access::Roles(ALL)),
     r("GET", "/api/v1/alerts", Access::Roles(ALL)),
     r("GET", "/api/v1/alerts/{id}", Access::Roles(ALL)),
@@ -65,6 +71,9 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/api/v1/accounts/{id}", Access::Roles(ALL)),
     r("GET", "/api/v1/rules", Access::Roles(ALL)),
     r("GET", "/api/v1/audit", Access::Roles(AUDIT)),
+    r("GET", "/api/v1/users", Access::Roles(ADMIN)),
+    r("POST", "/api/v1/users", Access::Roles(ADMIN)),
+    r("POST", "/api/v1/users/{name}", Access::Roles(ADMIN)),
 ];
 
 /// The access rule of `(method, path pattern)`; `None` means not in the table (denied).

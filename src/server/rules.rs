@@ -4,7 +4,7 @@
 //! nothing is written), and publish as a new stored version.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path as FsPath, PathBuf};
+use std::path::PathBuf;
 
 use askama::Template;
 use axum::Router;
@@ -20,7 +20,7 @@ use crate::graph::load::from_records;
 use crate::model::format_ts;
 use crate::rules::Rule;
 use crate::rules::diag::Diagnostic;
-use crate::rules::load::{RuleSet, load};
+use crate::rules::load::{RuleSet, apply_published, compile_text, load};
 use crate::store::cases::UserRole;
 use crate::store::{AlertFilter, RuleVersion, Store};
 
@@ -33,15 +33,30 @@ pub fn router() -> Router<Shared> {
         .route("/rules/{id}/publish", post(publish))
 }
 
-fn pack(st: &Shared) -> RuleSet {
-    load(std::slice::from_ref(&st.rules_dir)).0
+/// The pack as store scans run it: the rule files, each rule with a version published
+/// from the dashboard replaced by its newest published version (see docs/rules.md). The
+/// ids of the replaced rules come with it.
+pub async fn effective_pack(st: &Shared) -> Result<(RuleSet, BTreeSet<String>), AppError> {
+    let dir = st.rules_dir.clone();
+    let mut set = tokio::task::spawn_blocking(move || load(&[dir]).0)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let texts: Vec<(String, String)> = st
+        .store
+        .published_rules()
+        .await?
+        .into_iter()
+        .map(|p| (p.rule_id, p.text))
+        .collect();
+    let (replaced, diags) = apply_published(&mut set, &texts);
+    for d in &diags {
+        eprintln!("warning: {d}");
+    }
+    Ok((set, replaced.into_iter().map(|r| r.rule_id).collect()))
 }
 
 async fn list(State(st): State<Shared>, user: CurrentUser) -> Result<Response, AppError> {
-    let dir = st.rules_dir.clone();
-    let set = tokio::task::spawn_blocking(move || load(&[dir]).0)
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let (set, published) = effective_pack(&st).await?;
     let hits: HashMap<String, _> = st
         .store
         .rule_hits()
@@ -66,6 +81,7 @@ async fn list(State(st): State<Shared>, user: CurrentUser) -> Result<Response, A
                 precision: h
                     .and_then(|h| h.precision())
                     .map_or_else(|| "—".to_string(), |p| format!("{:.0}%", p * 100.0)),
+                published: published.contains(&r.id),
             }
         })
         .collect();
@@ -89,23 +105,28 @@ struct Base {
     version: String,
     text: String,
     path: PathBuf,
+    /// Whether the text is a published version (else the rule file).
+    published: bool,
 }
 
-fn base(st: &Shared, id: &str) -> Result<Base, AppError> {
-    let set = pack(st);
+/// The rule `id` as store scans run it, and the pack it compiles in.
+async fn base(st: &Shared, id: &str) -> Result<(Base, RuleSet), AppError> {
+    let (set, published) = effective_pack(st).await?;
     let r = set
         .rules
         .iter()
         .find(|r| r.id == id)
         .ok_or(AppError::NotFound)?;
-    Ok(Base {
+    let b = Base {
         title: r.title.clone(),
         status: r.status.clone(),
         severity: r.severity.as_str().to_string(),
         version: r.version.clone(),
         text: r.text.clone(),
         path: r.path.clone(),
-    })
+        published: published.contains(id),
+    };
+    Ok((b, set))
 }
 
 async fn page(
@@ -114,7 +135,7 @@ async fn page(
     id: &str,
     text: Option<String>,
 ) -> Result<RulePage, AppError> {
-    let b = base(st, id)?;
+    let (b, _) = base(st, id).await?;
     let role = user.user.role;
     Ok(RulePage {
         ctx: PageCtx::new(user),
@@ -123,6 +144,7 @@ async fn page(
         status: b.status,
         severity: b.severity,
         version: b.version,
+        published: b.published,
         text: text.unwrap_or(b.text),
         versions: st.store.rule_versions(id).await?,
         can_check: matches!(
@@ -160,36 +182,6 @@ struct RuleForm {
     text: String,
 }
 
-/// Compiles `text` as the rule file at `original` (beside a copy of the pack's `_shared`
-/// folder, in a temporary folder); returns the diagnostics of that file and the rule.
-fn check(rules_dir: &FsPath, original: &FsPath, text: &str) -> (Vec<Diagnostic>, Option<Rule>) {
-    let Ok(tmp) = tempfile::tempdir() else {
-        return (vec![], None);
-    };
-    let shared = rules_dir.join("_shared");
-    if shared.is_dir() {
-        let dest = tmp.path().join("_shared");
-        let _ = std::fs::create_dir_all(&dest);
-        if let Ok(entries) = std::fs::read_dir(&shared) {
-            for e in entries.flatten() {
-                let _ = std::fs::copy(e.path(), dest.join(e.file_name()));
-            }
-        }
-    }
-    let name = original
-        .file_name()
-        .map_or_else(|| "rule.yaml".into(), |n| n.to_os_string());
-    let pack = tmp.path().join("pack");
-    let _ = std::fs::create_dir_all(&pack);
-    let file = pack.join(name);
-    if std::fs::write(&file, text).is_err() {
-        return (vec![], None);
-    }
-    let (mut set, diags) = load(&[pack]);
-    let rule = set.rules.pop();
-    (diags, rule)
-}
-
 fn lint_lines(diags: &[Diagnostic]) -> Vec<LintLine> {
     diags
         .iter()
@@ -202,16 +194,20 @@ fn lint_lines(diags: &[Diagnostic]) -> Vec<LintLine> {
         .collect()
 }
 
+/// Compiles an edited `text` as the file of rule `id` in the pack (same `_shared`, so the
+/// version is the one a scan computes for this text); returns its diagnostics and the rule.
 async fn checked(
     st: &Shared,
     id: &str,
     text: String,
 ) -> Result<(Vec<Diagnostic>, Option<Rule>), AppError> {
-    let b = base(st, id)?;
-    let dir = st.rules_dir.clone();
-    tokio::task::spawn_blocking(move || check(&dir, &b.path, &text))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))
+    let (b, set) = base(st, id).await?;
+    tokio::task::spawn_blocking(move || match compile_text(&set, &b.path, &text) {
+        Ok(rule) => (Vec::new(), Some(rule)),
+        Err(d) => (d, None),
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))
 }
 
 async fn lint(
@@ -307,6 +303,12 @@ async fn publish(
                 )
                 .await?;
             p.versions = st.store.rule_versions(&id).await?;
+            // From now on store scans run this text.
+            p.published = true;
+            p.version = rule.version.clone();
+            p.title = rule.title.clone();
+            p.status = rule.status.clone();
+            p.severity = rule.severity.as_str().to_string();
             p.flash = Some(format!(
                 "{} {}",
                 user.catalog.get("rules.published"),

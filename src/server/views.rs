@@ -17,6 +17,8 @@ pub struct PageCtx {
     pub csrf: String,
     /// `{"X-CSRF-Token": "…"}` for htmx requests.
     pub hx_headers: String,
+    /// The user's time zone: every time on the page is shown in it.
+    pub tz: chrono_tz::Tz,
 }
 
 impl PageCtx {
@@ -27,6 +29,24 @@ impl PageCtx {
             role: u.user.role,
             csrf: u.csrf.clone(),
             hx_headers: serde_json::json!({ "X-CSRF-Token": u.csrf }).to_string(),
+            tz: time_zone(&u.user.time_zone),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == UserRole::Admin
+    }
+
+    /// A millisecond UTC time in the user's time zone.
+    pub fn ts(&self, ms: &i64) -> String {
+        local_time(*ms, self.tz)
+    }
+
+    /// An RFC 3339 time in the user's time zone (text that does not parse is shown as is).
+    pub fn at(&self, rfc3339: &str) -> String {
+        match crate::model::parse_rfc3339(rfc3339) {
+            Some(ms) => local_time(ms, self.tz),
+            None => rfc3339.to_string(),
         }
     }
 
@@ -131,10 +151,14 @@ pub struct QueueQuery {
     pub page: Option<u64>,
 }
 
+/// The queue page; `as_filters()` and `as_results()` render its two fragments for htmx
+/// requests (the filter form swapped out of band, so it always matches the URL).
 #[derive(Template)]
-#[template(path = "queue.html")]
+#[template(path = "queue.html", blocks = ["filters", "results"])]
 pub struct QueuePage {
     pub ctx: PageCtx,
+    /// Whether the filter form is rendered for an out-of-band swap.
+    pub oob: bool,
     pub q: QueueQuery,
     pub rows: Vec<StoredAlert>,
     pub counts: Vec<(String, u64)>,
@@ -144,6 +168,8 @@ pub struct QueuePage {
     pub prev_link: Option<String>,
     pub next_link: Option<String>,
     pub status_links: Vec<(String, u64, String)>,
+    /// `(sort, link)` of every sort order, under the current filter.
+    pub sort_links: Vec<(&'static str, String)>,
     pub rules: Vec<String>,
     pub users: Vec<String>,
     pub severities: Vec<&'static str>,
@@ -192,6 +218,14 @@ pub struct AlertPage {
     pub flash: Option<String>,
 }
 
+/// The notes list of an alert, swapped in by htmx after a note is added.
+#[derive(Template)]
+#[template(path = "notes.html")]
+pub struct NotesFragment {
+    pub ctx: PageCtx,
+    pub notes: Vec<Note>,
+}
+
 pub struct Counterparty {
     pub account: String,
     pub transactions: u64,
@@ -227,6 +261,8 @@ pub struct RuleRow {
     pub reported: u64,
     pub dismissed: u64,
     pub precision: String,
+    /// Runs a version published from the dashboard instead of the rule file.
+    pub published: bool,
 }
 
 #[derive(Template)]
@@ -259,6 +295,8 @@ pub struct RulePage {
     pub status: String,
     pub severity: String,
     pub version: String,
+    /// Whether scans run a published version of this rule instead of its file.
+    pub published: bool,
     pub text: String,
     pub versions: Vec<StoredRuleVersion>,
     pub can_check: bool,
@@ -277,6 +315,34 @@ pub struct AuditPage {
     pub page: u64,
     pub prev_link: Option<String>,
     pub next_link: Option<String>,
+}
+
+/// The time zone named `name` (IANA), UTC when the name is unknown.
+pub fn time_zone(name: &str) -> chrono_tz::Tz {
+    name.parse::<chrono_tz::Tz>().unwrap_or(chrono_tz::Tz::UTC)
+}
+
+/// Whether `name` is an IANA time zone this build knows.
+pub fn is_time_zone(name: &str) -> bool {
+    name.parse::<chrono_tz::Tz>().is_ok()
+}
+
+/// Every IANA time zone name, sorted, for the profile form.
+pub fn time_zone_names() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name()).collect();
+    v.sort_unstable();
+    v
+}
+
+/// `YYYY-MM-DD HH:MM:SS ABBR` of a millisecond UTC time in `tz`.
+pub fn local_time(ms: i64, tz: chrono_tz::Tz) -> String {
+    match chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms) {
+        Some(t) => t
+            .with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string(),
+        None => format_ts(ms),
+    }
 }
 
 /// RFC 3339 UTC of a millisecond time (templates pass references).
@@ -354,6 +420,24 @@ pub fn balance_svg(points: &[(i64, f64)], currency: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_show_in_the_time_zone() {
+        // 2026-01-01T00:00:00Z
+        let ms = 1_767_225_600_000;
+        assert_eq!(local_time(ms, time_zone("UTC")), "2026-01-01 00:00:00 UTC");
+        assert_eq!(
+            local_time(ms, time_zone("Asia/Shanghai")),
+            "2026-01-01 08:00:00 CST"
+        );
+        assert_eq!(
+            local_time(ms, time_zone("America/New_York")),
+            "2025-12-31 19:00:00 EST"
+        );
+        assert_eq!(time_zone("Mars/Olympus"), chrono_tz::Tz::UTC);
+        assert!(is_time_zone("Europe/Berlin") && !is_time_zone("Berlin"));
+        assert!(time_zone_names().contains(&"Asia/Shanghai"));
+    }
 
     #[test]
     fn urlencode_escapes_everything_but_unreserved() {

@@ -177,6 +177,17 @@ pub struct User {
     /// An IANA time zone name; times are shown in it.
     pub time_zone: String,
     pub created_at: String,
+    /// A disabled user cannot sign in and their sessions no longer work.
+    pub disabled: bool,
+}
+
+/// A change to a user: each field that is `Some` is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChange {
+    pub role: Option<UserRole>,
+    /// An IANA time zone name (the caller checks it).
+    pub time_zone: Option<String>,
+    pub disabled: Option<bool>,
 }
 
 /// A session to create: `id` is the SHA-256 (hex) of the cookie's token.

@@ -12,7 +12,7 @@ macro_rules! case_sql {
         use crate::store::StoreError;
         use crate::store::cases::{
             Approval, AuditEntry, CaseError, CaseUpdate, GENESIS_HASH, NewSession, Note,
-            RuleHits, SessionInfo, Status, StoredRuleVersion, User, UserRole, audit_hash,
+            RuleHits, SessionInfo, Status, StoredRuleVersion, User, UserChange, UserRole, audit_hash,
         };
         use crate::store::common;
         use crate::store::AlertFilter;
@@ -165,6 +165,7 @@ macro_rules! case_sql {
                 password_hash: r.get(2),
                 time_zone: r.get(3),
                 created_at: r.get(4),
+                disabled: r.get::<i32, _>(5) != 0,
             })
         }
 
@@ -203,12 +204,13 @@ macro_rules! case_sql {
                 password_hash: password_hash.to_string(),
                 time_zone: "UTC".into(),
                 created_at: at,
+                disabled: false,
             })
         }
 
         pub async fn user(pool: &Pool<Db>, name: &str) -> Result<Option<User>, StoreError> {
             sqlx::query(
-                "SELECT name, role, password_hash, time_zone, created_at FROM users WHERE name = $1",
+                "SELECT name, role, password_hash, time_zone, created_at, disabled FROM users WHERE name = $1",
             )
             .bind(name)
             .fetch_optional(pool)
@@ -219,12 +221,102 @@ macro_rules! case_sql {
         }
 
         pub async fn users(pool: &Pool<Db>) -> Result<Vec<User>, StoreError> {
-            sqlx::query("SELECT name, role, password_hash, time_zone, created_at FROM users ORDER BY name")
+            sqlx::query("SELECT name, role, password_hash, time_zone, created_at, disabled FROM users ORDER BY name")
                 .fetch_all(pool)
                 .await?
                 .iter()
                 .map(user_row)
                 .collect()
+        }
+
+        /// Changes a user's role, time zone or disabled flag (whichever is given), audited
+        /// with the values before and after; disabling also ends the user's sessions.
+        pub async fn update_user(
+            pool: &Pool<Db>,
+            name: &str,
+            change: &UserChange,
+            actor: &str,
+        ) -> Result<User, StoreError> {
+            let mut tx = begin(pool).await?;
+            let row = sqlx::query(
+                "SELECT name, role, password_hash, time_zone, created_at, disabled FROM users WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| CaseError::NotFound(format!("user {name}")))?;
+            let old = user_row(&row)?;
+            let mut new = old.clone();
+            let mut before = serde_json::Map::new();
+            let mut after = serde_json::Map::new();
+            let mut actions = Vec::new();
+            if let Some(role) = change.role.filter(|r| *r != old.role) {
+                before.insert("role".into(), old.role.as_str().into());
+                after.insert("role".into(), role.as_str().into());
+                new.role = role;
+                actions.push("role");
+            }
+            if let Some(tz) = change.time_zone.as_ref().filter(|t| **t != old.time_zone) {
+                before.insert("time_zone".into(), old.time_zone.clone().into());
+                after.insert("time_zone".into(), tz.clone().into());
+                new.time_zone = tz.clone();
+                actions.push("time_zone");
+            }
+            if let Some(d) = change.disabled.filter(|d| *d != old.disabled) {
+                before.insert("disabled".into(), old.disabled.into());
+                after.insert("disabled".into(), d.into());
+                new.disabled = d;
+                actions.push(if d { "disable" } else { "enable" });
+            }
+            if actions.is_empty() {
+                return Ok(old);
+            }
+            sqlx::query("UPDATE users SET role = $1, time_zone = $2, disabled = $3 WHERE name = $4")
+                .bind(new.role.as_str())
+                .bind(&new.time_zone)
+                .bind(i32::from(new.disabled))
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            if new.disabled {
+                sqlx::query("DELETE FROM sessions WHERE user_name = $1")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            append_audit(
+                &mut tx,
+                actor,
+                &format!("user.{}", actions.join("+")),
+                &format!("user:{name}"),
+                Some(serde_json::Value::Object(before).to_string()),
+                Some(serde_json::Value::Object(after).to_string()),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(new)
+        }
+
+        /// The newest published version of every rule that has one (by publication order).
+        pub async fn published_rules(pool: &Pool<Db>) -> Result<Vec<StoredRuleVersion>, StoreError> {
+            Ok(sqlx::query(
+                "SELECT v.rule_id, v.version, v.title, v.text, p.published_at, p.published_by \
+                 FROM rule_publications p JOIN rule_versions v ON v.rule_id = p.rule_id AND v.version = p.version \
+                 WHERE p.id = (SELECT MAX(p2.id) FROM rule_publications p2 WHERE p2.rule_id = p.rule_id) \
+                 ORDER BY v.rule_id",
+            )
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| StoredRuleVersion {
+                rule_id: r.get(0),
+                version: r.get(1),
+                title: r.get(2),
+                text: r.get(3),
+                created_at: r.get(4),
+                published_by: r.get(5),
+            })
+            .collect())
         }
 
         pub async fn create_session(pool: &Pool<Db>, s: &NewSession) -> Result<(), StoreError> {
@@ -247,8 +339,9 @@ macro_rules! case_sql {
             now_ms: i64,
         ) -> Result<Option<SessionInfo>, StoreError> {
             let row = sqlx::query(
-                "SELECT u.name, u.role, u.password_hash, u.time_zone, u.created_at, s.csrf, s.expires_at \
-                 FROM sessions s JOIN users u ON u.name = s.user_name WHERE s.id = $1 AND s.expires_at > $2",
+                "SELECT u.name, u.role, u.password_hash, u.time_zone, u.created_at, u.disabled, s.csrf, s.expires_at \
+                 FROM sessions s JOIN users u ON u.name = s.user_name \
+                 WHERE s.id = $1 AND s.expires_at > $2 AND u.disabled = 0",
             )
             .bind(id)
             .bind(now_ms)
@@ -257,8 +350,8 @@ macro_rules! case_sql {
             let Some(r) = row else { return Ok(None) };
             Ok(Some(SessionInfo {
                 user: user_row(&r)?,
-                csrf: r.get(5),
-                expires_at: r.get(6),
+                csrf: r.get(6),
+                expires_at: r.get(7),
             }))
         }
 
@@ -918,6 +1011,19 @@ macro_rules! case_methods {
         }
         async fn users(&self) -> Result<Vec<$crate::store::cases::User>, StoreError> {
             super::cases_sql::$m::users(&self.pool).await
+        }
+        async fn update_user(
+            &self,
+            name: &str,
+            change: &$crate::store::cases::UserChange,
+            actor: &str,
+        ) -> Result<$crate::store::cases::User, StoreError> {
+            super::cases_sql::$m::update_user(&self.pool, name, change, actor).await
+        }
+        async fn published_rules(
+            &self,
+        ) -> Result<Vec<$crate::store::cases::StoredRuleVersion>, StoreError> {
+            super::cases_sql::$m::published_rules(&self.pool).await
         }
         async fn create_session(
             &self,

@@ -269,6 +269,16 @@ pub trait Store {
     ) -> Result<cases::User, StoreError>;
     async fn user(&self, name: &str) -> Result<Option<cases::User>, StoreError>;
     async fn users(&self) -> Result<Vec<cases::User>, StoreError>;
+    /// Changes a user's role, time zone and/or disabled flag, audited (before and after);
+    /// disabling ends the user's sessions.
+    async fn update_user(
+        &self,
+        name: &str,
+        change: &cases::UserChange,
+        actor: &str,
+    ) -> Result<cases::User, StoreError>;
+    /// The newest published version of each rule that was published from the dashboard.
+    async fn published_rules(&self) -> Result<Vec<cases::StoredRuleVersion>, StoreError>;
     async fn create_session(&self, s: &cases::NewSession) -> Result<(), StoreError>;
     /// The unexpired session whose id (token hash) is `id`.
     async fn session(
@@ -488,6 +498,17 @@ impl Store for AnyStore {
     }
     async fn users(&self) -> Result<Vec<cases::User>, StoreError> {
         dispatch!(self, s => s.users().await)
+    }
+    async fn update_user(
+        &self,
+        name: &str,
+        change: &cases::UserChange,
+        actor: &str,
+    ) -> Result<cases::User, StoreError> {
+        dispatch!(self, s => s.update_user(name, change, actor).await)
+    }
+    async fn published_rules(&self) -> Result<Vec<cases::StoredRuleVersion>, StoreError> {
+        dispatch!(self, s => s.published_rules().await)
     }
     async fn create_session(&self, x: &cases::NewSession) -> Result<(), StoreError> {
         dispatch!(self, s => s.create_session(x).await)

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use clearwatch::detect::{Alert, Evidence, Severity, Subject, Window};
-use clearwatch::store::cases::{AuditCheck, CaseError, CaseUpdate, NewSession, Status, UserRole};
+use clearwatch::store::cases::{
+    AuditCheck, CaseError, CaseUpdate, NewSession, Status, UserChange, UserRole,
+};
 use clearwatch::store::{AlertFilter, AlertSort, AnyStore, RuleVersion, Store, StoreError};
 
 use crate::store::TestDb;
@@ -45,6 +47,8 @@ case_suite!(
     tampering_is_named,
     queue_filters_counts_and_sorts,
     rules_hits_and_publication,
+    users_change_audited_and_disabled,
+    newest_publication_per_rule,
     two_concurrent_edits_one_wins,
     many_concurrent_updates_keep_the_chain_linear,
     kept_counts_match_a_full_count,
@@ -624,4 +628,114 @@ async fn kept_counts_match_a_full_count(db: &TestDb) {
     assert_eq!(s.count_alerts(&subject("C-1")).await.unwrap(), 3);
     assert_eq!(s.count_alerts(&subject("%")).await.unwrap(), 0);
     assert_eq!(s.count_alerts(&subject("ACC_1")).await.unwrap(), 0);
+}
+
+async fn users_change_audited_and_disabled(db: &TestDb) {
+    let s = &db.store;
+    s.add_user("ann", UserRole::Analyst, "h", "admin")
+        .await
+        .unwrap();
+    assert!(!s.user("ann").await.unwrap().unwrap().disabled);
+    s.create_session(&NewSession {
+        id: "tok".into(),
+        user_name: "ann".into(),
+        csrf: "c".into(),
+        expires_at: 2_000,
+    })
+    .await
+    .unwrap();
+    let u = s
+        .update_user(
+            "ann",
+            &UserChange {
+                role: Some(UserRole::Supervisor),
+                time_zone: Some("Asia/Shanghai".into()),
+                disabled: None,
+            },
+            "admin",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (u.role, u.time_zone.as_str()),
+        (UserRole::Supervisor, "Asia/Shanghai")
+    );
+    assert_eq!(s.user("ann").await.unwrap().unwrap(), u);
+    assert!(s.session("tok", 1_000).await.unwrap().is_some());
+    // No change, no entry.
+    let before = s.audit_log(None, 100, 0).await.unwrap().len();
+    s.update_user("ann", &UserChange::default(), "admin")
+        .await
+        .unwrap();
+    assert_eq!(s.audit_log(None, 100, 0).await.unwrap().len(), before);
+    // Disabling ends the sessions.
+    let u = s
+        .update_user(
+            "ann",
+            &UserChange {
+                disabled: Some(true),
+                ..UserChange::default()
+            },
+            "admin",
+        )
+        .await
+        .unwrap();
+    assert!(u.disabled);
+    assert!(s.session("tok", 1_000).await.unwrap().is_none());
+    assert!(s.users().await.unwrap()[0].disabled);
+    let log = s.audit_log(Some("user:ann"), 10, 0).await.unwrap();
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["user.disable", "user.role+time_zone", "user.add"]);
+    assert_eq!(
+        log[1].before.as_deref(),
+        Some(r#"{"role":"analyst","time_zone":"UTC"}"#)
+    );
+    assert_eq!(
+        log[1].after.as_deref(),
+        Some(r#"{"role":"supervisor","time_zone":"Asia/Shanghai"}"#)
+    );
+    let missing = s
+        .update_user("nobody", &UserChange::default(), "admin")
+        .await;
+    assert!(matches!(
+        case_err(missing.unwrap_err()),
+        CaseError::NotFound(_)
+    ));
+    assert!(matches!(
+        s.audit_verify().await.unwrap(),
+        AuditCheck::Intact { .. }
+    ));
+}
+
+async fn newest_publication_per_rule(db: &TestDb) {
+    let s = &db.store;
+    assert!(s.published_rules().await.unwrap().is_empty());
+    let v = |id: &str, version: &str| RuleVersion {
+        rule_id: id.into(),
+        version: version.into(),
+        title: format!("{id} {version}"),
+        text: format!("id: {id}\n# {version}\n"),
+    };
+    s.publish_rule(&v("TC-01", "a"), "rita").await.unwrap();
+    s.publish_rule(&v("TC-02", "x"), "rita").await.unwrap();
+    s.publish_rule(&v("TC-01", "b"), "rob").await.unwrap();
+    // Publishing an older version again makes it the newest.
+    s.publish_rule(&v("TC-02", "y"), "rita").await.unwrap();
+    s.publish_rule(&v("TC-02", "x"), "rob").await.unwrap();
+    let p = s.published_rules().await.unwrap();
+    let got: Vec<(&str, &str, Option<&str>)> = p
+        .iter()
+        .map(|r| {
+            (
+                r.rule_id.as_str(),
+                r.version.as_str(),
+                r.published_by.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("TC-01", "b", Some("rob")), ("TC-02", "x", Some("rob"))]
+    );
+    assert_eq!(p[0].text, "id: TC-01\n# b\n");
 }

@@ -348,3 +348,74 @@ fn ordered_cycles_with_equal_timestamps_are_found() {
     let alerts = run_rule(&db, &CYCLE_RULE.replace("ORDERED", "ordered: true"), tx);
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
 }
+
+/// A rule version published from the dashboard (stored in the database) is what the next
+/// store scan runs in place of the rule file of the same id; `--files-only` runs the file.
+#[tokio::test]
+async fn a_published_rule_version_changes_the_next_store_scan() {
+    use clearwatch::store::{RuleVersion, Store};
+    let db = Db::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let demo = root.join("datasets/demo");
+    db.cmd()
+        .args(["ingest", "--transactions"])
+        .arg(demo.join("transactions.csv"))
+        .arg("--accounts")
+        .arg(demo.join("accounts.csv"))
+        .arg("--merchants")
+        .arg(demo.join("merchants.csv"))
+        .assert()
+        .success();
+    let file = "rules/two-clear/TC-04-fund-pool.yaml";
+    let scan = |extra: &[&str]| {
+        let out = db
+            .cmd()
+            .current_dir(root)
+            .args(["scan", "--format", "json", "--rules", file])
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        let alerts: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        (alerts, err)
+    };
+    let (before, err) = scan(&[]);
+    assert!(!before.is_empty(), "the file finds pools");
+    assert!(!err.contains("from the store"), "{err}");
+    // An author publishes an edit that asks for 1000 payees: no pool in the demo set has them.
+    let original = std::fs::read_to_string(root.join(file)).unwrap();
+    let edited = original.replace(
+        "min_payees: { type: int, default: 10,",
+        "min_payees: { type: int, default: 1000,",
+    );
+    assert_ne!(edited, original);
+    let (set, diags) = clearwatch::rules::load::load(&[root.join("rules")]);
+    assert!(diags.is_empty());
+    let rule = clearwatch::rules::load::compile_text(&set, &root.join(file), &edited).unwrap();
+    let store = clearwatch::store::open(&db.url()).await.unwrap();
+    store
+        .publish_rule(
+            &RuleVersion {
+                rule_id: "TC-04".into(),
+                version: rule.version.clone(),
+                title: rule.title.clone(),
+                text: edited,
+            },
+            "author",
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let (after, err) = scan(&[]);
+    assert!(after.is_empty(), "the published version ran: {after:?}");
+    assert!(
+        err.contains("rule TC-04 from the store: version ")
+            && err.contains("published by author")
+            && err.contains("overrides the file"),
+        "{err}"
+    );
+    // The file alone still finds them.
+    let (files_only, err) = scan(&["--files-only"]);
+    assert_eq!(files_only.len(), before.len(), "{err}");
+}

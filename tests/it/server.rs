@@ -128,6 +128,7 @@ fn concrete(path: &str, f: &Fixture) -> String {
         .replace("/approvals/{id}", &format!("/approvals/{}", f.approval_id))
         .replace("/accounts/{id}", "/accounts/H1")
         .replace("/rules/{id}", "/rules/TC-04")
+        .replace("{name}", "auditor")
         .replace("{id}", &f.alert_id)
 }
 
@@ -602,4 +603,590 @@ async fn alert_page_export_downloads_a_verifiable_bundle_and_is_audited() {
             .any(|e| e.action == "export" && e.actor == "auditor"),
         "{trail:?}"
     );
+}
+
+fn htmx(mut req: Request<Body>, current_url: Option<&str>) -> Request<Body> {
+    let h = req.headers_mut();
+    h.insert("hx-request", "true".parse().unwrap());
+    if let Some(u) = current_url {
+        h.insert("hx-current-url", u.parse().unwrap());
+    }
+    req
+}
+
+/// The queue answers htmx with the results fragment (and the filter form out of band),
+/// and everyone else, a history restore included, with the whole page.
+#[tokio::test]
+async fn queue_answers_htmx_with_a_fragment() {
+    let f = fixture().await;
+    let (cookie, _) = login_as(&f.st, "analyst").await;
+    let uri = "/alerts?rule=TC-04&subject=H1&sort=newest";
+    let (status, headers, page) = send(
+        &f.app,
+        htmx(request("GET", uri, Some(&cookie), None, ""), None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::VARY]
+            .to_str()
+            .unwrap()
+            .contains("HX-Request"),
+        "{headers:?}"
+    );
+    assert!(
+        page.trim_start().starts_with("<div id=\"results\""),
+        "{page}"
+    );
+    assert!(
+        !page.contains("<html") && !page.contains("<header"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"total\">1 "), "{page}");
+    assert!(page.contains(&format!("data-alert=\"{}\"", f.alert_id)));
+    // The filter form comes along, out of band, with the query's values.
+    assert!(page.contains("id=\"filters\""), "{page}");
+    assert!(page.contains("hx-swap-oob=\"true\""), "{page}");
+    assert!(page.contains("value=\"H1\""), "{page}");
+    // Status, sort and paging links keep the filter and push the URL.
+    assert!(
+        page.contains(
+            "hx-get=\"/alerts?status=new&#38;rule=TC-04&#38;subject=H1&#38;sort=newest\""
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains("hx-get=\"/alerts?rule=TC-04&#38;subject=H1&#38;sort=score\" hx-push-url=\"true\" id=\"sort-score\""),
+        "{page}"
+    );
+    // Without htmx: the whole page, which enhances the form and links.
+    let (_, _, full) = send(&f.app, request("GET", uri, Some(&cookie), None, "")).await;
+    assert!(full.starts_with("<!doctype html>"), "{full}");
+    assert!(full.contains("<div id=\"results\""));
+    assert!(full.contains("hx-get=\"/alerts\" hx-target=\"#results\""));
+    assert!(full.contains("/static/vendor/htmx.min.js"));
+    assert!(
+        !full.contains("hx-swap-oob"),
+        "the page has no out-of-band form"
+    );
+    // A history restore (htmx's cache missed) needs the whole page too.
+    let mut req = htmx(request("GET", uri, Some(&cookie), None, ""), None);
+    req.headers_mut()
+        .insert("hx-history-restore-request", "true".parse().unwrap());
+    let (_, _, restored) = send(&f.app, req).await;
+    assert!(restored.starts_with("<!doctype html>"));
+    // Without a session, htmx is told to load the sign-in page (not handed it to swap in).
+    let (status, headers, _) = send(&f.app, htmx(request("GET", uri, None, None, ""), None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers["hx-redirect"], "/login");
+    // The meta configuration keeps htmx within the CSP: no eval, no inline styles (nor
+    // style attributes copied while settling a swap).
+    assert!(
+        full.contains("\"allowEval\": false") && full.contains("\"includeIndicatorStyles\": false")
+    );
+    assert!(full.contains(r#""attributesToSettle": ["class", "width", "height"]"#));
+}
+
+/// htmx posts carry the CSRF token in a header; without it they are refused like any post.
+/// A note answers the notes list, a bulk change the queue fragment of the page it was made on.
+#[tokio::test]
+async fn htmx_posts_need_csrf_and_answer_fragments() {
+    let f = fixture().await;
+    let (cookie, csrf) = login_as(&f.st, "analyst").await;
+    let notes = format!("/alerts/{}/notes", f.alert_id);
+    let (status, _, _) = send(
+        &f.app,
+        htmx(
+            request("POST", &notes, Some(&cookie), None, "body=hi"),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = send(
+        &f.app,
+        htmx(
+            request("POST", &notes, Some(&cookie), Some("nope"), "body=hi"),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, page) = send(
+        &f.app,
+        htmx(
+            request(
+                "POST",
+                &notes,
+                Some(&cookie),
+                Some(&csrf),
+                "body=%3Cb%3Ebold%3C%2Fb%3E",
+            ),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.trim_start()
+            .starts_with("<ul class=\"notes\" id=\"note-list\">"),
+        "{page}"
+    );
+    assert!(page.contains("&#60;b&#62;bold&#60;/b&#62;"), "{page}");
+    assert!(!page.contains("<html"));
+    // The page's page-wide htmx headers carry the session's token.
+    let (_, _, detail) = send(
+        &f.app,
+        request(
+            "GET",
+            &format!("/alerts/{}", f.alert_id),
+            Some(&cookie),
+            None,
+            "",
+        ),
+    )
+    .await;
+    assert!(
+        detail.contains(&format!("&#34;X-CSRF-Token&#34;:&#34;{csrf}&#34;")),
+        "no hx-headers"
+    );
+    assert!(detail.contains(&format!("hx-post=\"{notes}\" hx-target=\"#note-list\"")));
+    // Bulk: refused without the token; with it, the fragment under the page's filter.
+    let bulk_form = format!("sel={}%3A1&assignee=analyst&status=", f.alert_id);
+    let current = "http://127.0.0.1:8080/alerts?rule=TC-04&subject=H1";
+    let (status, _, _) = send(
+        &f.app,
+        htmx(
+            request("POST", "/alerts/bulk", Some(&cookie), None, &bulk_form),
+            Some(current),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        f.st.store
+            .alert(&f.alert_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .assignee,
+        None
+    );
+    let (status, _, page) = send(
+        &f.app,
+        htmx(
+            request(
+                "POST",
+                "/alerts/bulk",
+                Some(&cookie),
+                Some(&csrf),
+                &bulk_form,
+            ),
+            Some(current),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.trim_start().starts_with("<div id=\"results\""),
+        "{page}"
+    );
+    assert!(page.contains("1 changed, 0 not changed"), "{page}");
+    assert!(
+        page.contains("id=\"total\">1 "),
+        "the page's filter (H1 only) applies: {page}"
+    );
+    assert!(page.contains("value=\"H1\""), "{page}");
+    assert_eq!(
+        f.st.store
+            .alert(&f.alert_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .assignee
+            .as_deref(),
+        Some("analyst")
+    );
+    // The same post without htmx redirects, as before.
+    let bulk_form = format!("sel={}%3A2&status=in_review&csrf={csrf}", f.alert_id);
+    let (status, headers, _) = send(
+        &f.app,
+        request("POST", "/alerts/bulk", Some(&cookie), None, &bulk_form),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        headers[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .starts_with("/alerts?done=1")
+    );
+}
+
+/// Only an administrator manages users; every change is in the audit chain; a disabled
+/// user's session stops working and they cannot sign in; an admin cannot lock themselves out.
+#[tokio::test]
+async fn admin_manages_users() {
+    let f = fixture().await;
+    let (admin, admin_csrf) = login_as(&f.st, "admin").await;
+    let (status, _, page) = send(
+        &f.app,
+        request("GET", "/admin/users", Some(&admin), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("data-user=\"analyst\""), "{page}");
+    for role in [UserRole::Analyst, UserRole::Supervisor, UserRole::Auditor] {
+        let (c, t) = login_as(&f.st, role.as_str()).await;
+        let (status, _, _) = send(&f.app, request("GET", "/admin/users", Some(&c), None, "")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{role}");
+        let (status, _, _) = send(
+            &f.app,
+            request(
+                "POST",
+                "/admin/users",
+                Some(&c),
+                Some(&t),
+                "name=x&role=admin&password=0123456789",
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{role}");
+    }
+    // Add: a short password is refused; the CSRF token is required.
+    let (status, _, _) = send(
+        &f.app,
+        request(
+            "POST",
+            "/admin/users",
+            Some(&admin),
+            None,
+            "name=carol&role=analyst&password=long-enough-1",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = send(
+        &f.app,
+        request(
+            "POST",
+            "/admin/users",
+            Some(&admin),
+            Some(&admin_csrf),
+            "name=carol&role=analyst&password=short",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, headers, _) = send(
+        &f.app,
+        request(
+            "POST",
+            "/admin/users",
+            Some(&admin),
+            Some(&admin_csrf),
+            "name=carol&role=analyst&password=long-enough-1",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        headers[header::LOCATION],
+        "/admin/users?done=add&user=carol"
+    );
+    let carol = f.st.store.user("carol").await.unwrap().unwrap();
+    assert_eq!(carol.role, UserRole::Analyst);
+    assert!(auth::verify_password("long-enough-1", &carol.password_hash));
+    let (status, _, _) = send(
+        &f.app,
+        request(
+            "POST",
+            "/admin/users",
+            Some(&admin),
+            Some(&admin_csrf),
+            "name=carol&role=analyst&password=long-enough-1",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a name is added once");
+    // Change role, then disable: carol's session ends.
+    let (carol_cookie, _) = login_as(&f.st, "carol").await;
+    let (status, _, _) = send(
+        &f.app,
+        request(
+            "POST",
+            "/admin/users/carol",
+            Some(&admin),
+            Some(&admin_csrf),
+            "role=supervisor",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        f.st.store.user("carol").await.unwrap().unwrap().role,
+        UserRole::Supervisor
+    );
+    let (status, _, _) = send(
+        &f.app,
+        request("GET", "/alerts", Some(&carol_cookie), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = send(
+        &f.app,
+        request(
+            "POST",
+            "/admin/users/carol",
+            Some(&admin),
+            Some(&admin_csrf),
+            "disabled=true",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, headers, _) = send(
+        &f.app,
+        request("GET", "/alerts", Some(&carol_cookie), None, ""),
+    )
+    .await;
+    assert!(
+        status.is_redirection() && headers[header::LOCATION] == "/login",
+        "{status}"
+    );
+    let (_, _, page) = send(
+        &f.app,
+        request("GET", "/admin/users", Some(&admin), None, ""),
+    )
+    .await;
+    assert!(
+        page.contains("<tr data-user=\"carol\" class=\"disabled\">"),
+        "{page}"
+    );
+    // Unknown users and self-lockout.
+    let (status, _, _) = send(
+        &f.app,
+        request(
+            "POST",
+            "/admin/users/nobody",
+            Some(&admin),
+            Some(&admin_csrf),
+            "role=analyst",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = send(
+        &f.app,
+        request(
+            "POST",
+            "/admin/users/admin",
+            Some(&admin),
+            Some(&admin_csrf),
+            "disabled=true",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // The JSON API: list and change.
+    let (status, _, text) = send(
+        &f.app,
+        request("GET", "/api/v1/users", Some(&admin), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let users: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let c = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "carol")
+        .unwrap();
+    assert_eq!(c["disabled"], true);
+    assert!(c.get("password_hash").is_none() && !text.contains("argon2"));
+    let req = Request::builder()
+        .method("POST")
+        .uri("/api/v1/users/carol")
+        .header(header::COOKIE, &admin)
+        .header(CSRF_HEADER, &admin_csrf)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            r#"{"disabled": false, "time_zone": "Europe/Berlin"}"#,
+        ))
+        .unwrap();
+    let (status, _, text) = send(&f.app, req).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (v["disabled"].as_bool(), v["time_zone"].as_str()),
+        (Some(false), Some("Europe/Berlin"))
+    );
+    // Every change is audited, before and after, and the chain holds.
+    let trail =
+        f.st.store
+            .audit_log(Some("user:carol"), 50, 0)
+            .await
+            .unwrap();
+    let actions: Vec<&str> = trail.iter().rev().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "user.add",
+            "user.role",
+            "user.disable",
+            "user.time_zone+enable"
+        ]
+    );
+    assert!(trail.iter().all(|e| e.actor == "admin"));
+    let role = trail.iter().find(|e| e.action == "user.role").unwrap();
+    assert_eq!(role.before.as_deref(), Some(r#"{"role":"analyst"}"#));
+    assert_eq!(role.after.as_deref(), Some(r#"{"role":"supervisor"}"#));
+    assert!(matches!(
+        f.st.store.audit_verify().await.unwrap(),
+        clearwatch::store::cases::AuditCheck::Intact { .. }
+    ));
+}
+
+/// A user sets their own time zone (audited); every page then shows times in it.
+#[tokio::test]
+async fn times_show_in_the_users_time_zone() {
+    let f = fixture().await;
+    let (cookie, csrf) = login_as(&f.st, "analyst").await;
+    // The alert window starts 2026-01-01T00:00:00Z.
+    let (_, _, page) = send(&f.app, request("GET", "/alerts", Some(&cookie), None, "")).await;
+    assert!(page.contains(">2026-01-01 00:00:00 UTC</time>"), "{page}");
+    let (status, _, _) = send(
+        &f.app,
+        request(
+            "POST",
+            "/profile",
+            Some(&cookie),
+            Some(&csrf),
+            "time_zone=Mars%2FOlympus",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = send(
+        &f.app,
+        request(
+            "POST",
+            "/profile",
+            Some(&cookie),
+            None,
+            "time_zone=Asia%2FShanghai",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, headers, _) = send(
+        &f.app,
+        request(
+            "POST",
+            "/profile",
+            Some(&cookie),
+            Some(&csrf),
+            "time_zone=Asia%2FShanghai",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/profile?saved=1");
+    let (_, _, page) = send(
+        &f.app,
+        request("GET", "/profile?saved=1", Some(&cookie), None, ""),
+    )
+    .await;
+    assert!(
+        page.contains("<option value=\"Asia/Shanghai\" selected>"),
+        "{page}"
+    );
+    let (_, _, page) = send(&f.app, request("GET", "/alerts", Some(&cookie), None, "")).await;
+    assert!(
+        page.contains("datetime=\"2026-01-01T00:00:00Z\">2026-01-01 08:00:00 CST</time>"),
+        "{page}"
+    );
+    let (_, _, page) = send(
+        &f.app,
+        request(
+            "GET",
+            &format!("/alerts/{}", f.alert_id),
+            Some(&cookie),
+            None,
+            "",
+        ),
+    )
+    .await;
+    assert!(page.contains(">2026-01-01 08:00:00 CST</time>"), "{page}");
+    // Another user still sees UTC.
+    let (other, _) = login_as(&f.st, "supervisor").await;
+    let (_, _, page) = send(&f.app, request("GET", "/alerts", Some(&other), None, "")).await;
+    assert!(page.contains(">2026-01-01 00:00:00 UTC</time>"));
+    let trail =
+        f.st.store
+            .audit_log(Some("user:analyst"), 10, 0)
+            .await
+            .unwrap();
+    assert_eq!(trail[0].action, "user.time_zone");
+    assert_eq!(trail[0].actor, "analyst");
+    assert_eq!(
+        trail[0].after.as_deref(),
+        Some(r#"{"time_zone":"Asia/Shanghai"}"#)
+    );
+}
+
+/// The dashboard shows which rules run a published version; a publication is stored and
+/// audited, and the rule page then shows it as what scans run.
+#[tokio::test]
+async fn published_rules_are_marked_on_the_rules_pages() {
+    let f = fixture().await;
+    let (cookie, csrf) = login_as(&f.st, "rule_author").await;
+    let (_, _, page) = send(
+        &f.app,
+        request("GET", "/rules/TC-04", Some(&cookie), None, ""),
+    )
+    .await;
+    assert!(page.contains("data-published=\"false\""), "{page}");
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("rules/two-clear/TC-04-fund-pool.yaml"),
+    )
+    .unwrap()
+    .replace("severity: high", "severity: critical");
+    let form = serde_urlencoded::to_string([("text", text.as_str())]).unwrap();
+    let (status, _, page) = send(
+        &f.app,
+        request(
+            "POST",
+            "/rules/TC-04/publish",
+            Some(&cookie),
+            Some(&csrf),
+            &form,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("data-published=\"true\""), "{page}");
+    let (_, _, page) = send(&f.app, request("GET", "/rules", Some(&cookie), None, "")).await;
+    assert!(page.contains("class=\"badge published\""), "{page}");
+    let published = f.st.store.published_rules().await.unwrap();
+    assert_eq!(published.len(), 1);
+    assert!(published[0].text.contains("severity: critical"));
+    let (_, _, text) = send(
+        &f.app,
+        request("GET", "/api/v1/rules", Some(&cookie), None, ""),
+    )
+    .await;
+    let rules: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let tc04 = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule_id"] == "TC-04")
+        .unwrap();
+    assert_eq!(
+        (tc04["published"].as_bool(), tc04["severity"].as_str()),
+        (Some(true), Some("critical"))
+    );
+    assert_eq!(tc04["version"], published[0].version.as_str());
 }

@@ -261,9 +261,18 @@ impl Flow {
             self.extend(g, hop_masks, &mut stack, &mut nodes, &mut groups);
         }
         for p in groups.values_mut() {
+            // By first-hop time, then by the edges: compared in place, not as copied keys.
             let mut order: Vec<usize> = (0..p.len()).collect();
-            order.sort_by_key(|&i| (g.ts[p.get(i)[0] as usize], p.get(i).to_vec()));
-            let flat = order.iter().flat_map(|&i| p.get(i).to_vec()).collect();
+            order.sort_by(|&a, &b| {
+                let (pa, pb) = (p.get(a), p.get(b));
+                g.ts[pa[0] as usize]
+                    .cmp(&g.ts[pb[0] as usize])
+                    .then_with(|| pa.cmp(pb))
+            });
+            let mut flat = Vec::with_capacity(p.flat.len());
+            for &i in &order {
+                flat.extend_from_slice(p.get(i));
+            }
             p.flat = flat;
         }
         groups
@@ -307,9 +316,14 @@ impl Flow {
 }
 
 fn sorted_set(g: &TemporalGraph, mut v: Vec<EdgeId>) -> Vec<EdgeId> {
+    sort_set(g, &mut v);
+    v
+}
+
+/// Sorts by (time, id) and drops repeats, in place.
+fn sort_set(g: &TemporalGraph, v: &mut Vec<EdgeId>) {
     v.sort_unstable_by_key(|&e| (g.ts[e as usize], e));
     v.dedup();
-    v
 }
 
 impl Detector for Flow {
@@ -328,21 +342,30 @@ impl Detector for Flow {
         let hops = self.hops();
         let s_at = self.subject_at;
         let mut findings = Vec::new();
+        // Per-window buffers, reused from window to window.
+        let mut sets: [Vec<EdgeId>; 5] = Default::default();
+        let (mut sources, mut sinks): (Vec<AccountId>, Vec<AccountId>) = (Vec::new(), Vec::new());
         for (subject, paths) in self.paths(g, &hop_masks) {
             let n = paths.len();
             if n == 0 {
                 continue;
             }
             let first_ts = |i: usize| g.ts[paths.get(i)[0] as usize];
-            for k in self.windows.covering(first_ts(0), first_ts(n - 1)) {
+            // Paths are sorted by first-hop time: each window's paths are a contiguous
+            // run found by binary search.
+            let firsts: Vec<i64> = (0..n).map(first_ts).collect();
+            for k in self.windows.covering(firsts[0], firsts[n - 1]) {
                 let (from, until) = self.windows.bounds(k);
-                let lo = (0..n).find(|&i| first_ts(i) >= from).unwrap_or(n);
-                let hi = (lo..n).find(|&i| first_ts(i) >= until).unwrap_or(n);
+                let lo = firsts.partition_point(|&t| t < from);
+                let hi = lo + firsts[lo..].partition_point(|&t| t < until);
                 if lo == hi {
                     continue;
                 }
-                let mut sets: [Vec<EdgeId>; 5] = Default::default();
-                let (mut sources, mut sinks) = (Vec::new(), Vec::new());
+                for v in sets.iter_mut() {
+                    v.clear();
+                }
+                sources.clear();
+                sinks.clear();
                 for i in lo..hi {
                     let p = paths.get(i);
                     if s_at > 0 {
@@ -357,7 +380,9 @@ impl Detector for Flow {
                     sources.push(g.src[p[0] as usize]);
                     sinks.push(g.dst[p[hops - 1] as usize]);
                 }
-                let sets = sets.map(|v| sorted_set(g, v));
+                for v in sets.iter_mut() {
+                    sort_set(g, v);
+                }
                 let views: Vec<EdgeSet<'_>> = sets
                     .iter()
                     .enumerate()
@@ -378,14 +403,14 @@ impl Detector for Flow {
                         aggregate::compute(a, g, &views, &masks, Some(flows), exec.exponent)
                     })
                     .collect();
-                let distinct = |mut v: Vec<AccountId>| {
+                let distinct = |v: &mut Vec<AccountId>| {
                     v.sort_unstable();
                     v.dedup();
                     v.len() as i64
                 };
                 metrics.push(Metric::Int((hi - lo) as i64));
-                metrics.push(Metric::Int(distinct(sources)));
-                metrics.push(Metric::Int(distinct(sinks)));
+                metrics.push(Metric::Int(distinct(&mut sources)));
+                metrics.push(Metric::Int(distinct(&mut sinks)));
                 let mut sc = Scope::new(g);
                 sc.accounts[0] = subject;
                 sc.metrics = &metrics;

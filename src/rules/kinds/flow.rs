@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks};
+use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks_of};
 use crate::detect::Subject;
 use crate::graph::{AccountId, EdgeId, TemporalGraph};
 use crate::rules::aggregate::{self, Aggregate, EdgeSet, Flows, Mask, Unit};
@@ -334,21 +334,56 @@ impl Detector for Flow {
     fn run(&self, exec: &Exec<'_>) -> Vec<Finding> {
         let g = exec.g;
         let hop_masks = self.masks(exec);
-        let masks = aggregate_masks(&self.aggregates, &self.filters, exec, &|scope, e, _| {
-            scope.edge = e;
-            scope.accounts[0] = g.src[e as usize];
-            scope.accounts[1] = g.dst[e as usize];
-        });
+        // Sets only ever hold path edges, and every path edge passes a hop mask.
+        let masks = aggregate_masks_of(
+            &self.aggregates,
+            &self.filters,
+            exec,
+            &|scope, e, _| {
+                scope.edge = e;
+                scope.accounts[0] = g.src[e as usize];
+                scope.accounts[1] = g.dst[e as usize];
+            },
+            &|e| hop_masks.iter().any(|m| m.get(e as usize)),
+        );
         let hops = self.hops();
         let s_at = self.subject_at;
         let mut findings = Vec::new();
         // Per-window buffers, reused from window to window.
         let mut sets: [Vec<EdgeId>; 5] = Default::default();
         let (mut sources, mut sinks): (Vec<AccountId>, Vec<AccountId>) = (Vec::new(), Vec::new());
+        // The path positions each set takes its edges from.
+        let positions: [Vec<usize>; 5] = [
+            if s_at > 0 { vec![s_at - 1] } else { vec![] },
+            if s_at < hops { vec![s_at] } else { vec![] },
+            vec![0],
+            vec![hops - 1],
+            (0..hops).collect(),
+        ];
+        let mut bits: [Vec<u64>; 5] = Default::default();
         for (subject, paths) in self.paths(g, &hop_masks) {
             let n = paths.len();
             if n == 0 {
                 continue;
+            }
+            // Every distinct edge of the subject's paths, in (time, id) order, and the
+            // rank of each path edge in it: a window's sets are then marked in bitmaps
+            // over the ranks and read back in order, sorted and without repeats, with no
+            // sort per window.
+            let mut universe = paths.flat.clone();
+            sort_set(g, &mut universe);
+            let rank: Vec<u32> = paths
+                .flat
+                .iter()
+                .map(|&e| {
+                    let key = (g.ts[e as usize], e);
+                    universe.partition_point(|&u| (g.ts[u as usize], u) < key) as u32
+                })
+                .collect();
+            let words = universe.len().div_ceil(64);
+            for b in bits.iter_mut() {
+                b.clear();
+                b.resize(words, 0);
             }
             let first_ts = |i: usize| g.ts[paths.get(i)[0] as usize];
             // Paths are sorted by first-hop time: each window's paths are a contiguous
@@ -361,27 +396,31 @@ impl Detector for Flow {
                 if lo == hi {
                     continue;
                 }
-                for v in sets.iter_mut() {
-                    v.clear();
-                }
                 sources.clear();
                 sinks.clear();
+                let mut span = (usize::MAX, 0);
                 for i in lo..hi {
                     let p = paths.get(i);
-                    if s_at > 0 {
-                        sets[0].push(p[s_at - 1]);
+                    let r = &rank[i * hops..(i + 1) * hops];
+                    for (j, pos) in positions.iter().enumerate() {
+                        for &q in pos {
+                            let x = r[q] as usize;
+                            bits[j][x / 64] |= 1 << (x % 64);
+                            span = (span.0.min(x / 64), span.1.max(x / 64 + 1));
+                        }
                     }
-                    if s_at < hops {
-                        sets[1].push(p[s_at]);
-                    }
-                    sets[2].push(p[0]);
-                    sets[3].push(p[hops - 1]);
-                    sets[4].extend_from_slice(p);
                     sources.push(g.src[p[0] as usize]);
                     sinks.push(g.dst[p[hops - 1] as usize]);
                 }
-                for v in sets.iter_mut() {
-                    sort_set(g, v);
+                for (set, b) in sets.iter_mut().zip(bits.iter_mut()) {
+                    set.clear();
+                    for w in span.0..span.1 {
+                        let mut word = std::mem::take(&mut b[w]);
+                        while word != 0 {
+                            set.push(universe[w * 64 + word.trailing_zeros() as usize]);
+                            word &= word - 1;
+                        }
+                    }
                 }
                 let views: Vec<EdgeSet<'_>> = sets
                     .iter()

@@ -361,6 +361,7 @@ impl Detector for Flow {
             (0..hops).collect(),
         ];
         let mut bits: [Vec<u64>; 5] = Default::default();
+        let mut rank_of: Vec<u32> = vec![0; g.edge_count()];
         for (subject, paths) in self.paths(g, &hop_masks) {
             let n = paths.len();
             if n == 0 {
@@ -372,14 +373,12 @@ impl Detector for Flow {
             // sort per window.
             let mut universe = paths.flat.clone();
             sort_set(g, &mut universe);
-            let rank: Vec<u32> = paths
-                .flat
-                .iter()
-                .map(|&e| {
-                    let key = (g.ts[e as usize], e);
-                    universe.partition_point(|&u| (g.ts[u as usize], u) < key) as u32
-                })
-                .collect();
+            // Ranks by edge id in a table over all edges, written for this subject's
+            // edges before they are read (no clearing between subjects).
+            for (r, &e) in universe.iter().enumerate() {
+                rank_of[e as usize] = r as u32;
+            }
+            let rank: Vec<u32> = paths.flat.iter().map(|&e| rank_of[e as usize]).collect();
             let words = universe.len().div_ceil(64);
             for b in bits.iter_mut() {
                 b.clear();

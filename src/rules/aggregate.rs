@@ -355,8 +355,8 @@ fn merge_events(
     let (mut i, mut o) = (0, 0);
     while i < ins.len() || o < outs.len() {
         // Incoming first on equal timestamps: (ts, false, e) < (ts, true, e').
-        let take_in = o == outs.len()
-            || (i < ins.len() && g.ts[ins[i] as usize] <= g.ts[outs[o] as usize]);
+        let take_in =
+            o == outs.len() || (i < ins.len() && g.ts[ins[i] as usize] <= g.ts[outs[o] as usize]);
         let (is_out, e) = if take_in {
             i += 1;
             (false, ins[i - 1])
@@ -422,10 +422,21 @@ pub fn dwell_hours(
     from: Millis,
     stat: DwellStat,
 ) -> f64 {
-    with_events(g, ins, outs, |_| true, |ev| dwell_hours_of(g, ev, from, stat))
+    with_events(
+        g,
+        ins,
+        outs,
+        |_| true,
+        |ev| dwell_hours_of(g, ev, from, stat),
+    )
 }
 
-fn dwell_hours_of(g: &TemporalGraph, events: &[(bool, EdgeId)], from: Millis, stat: DwellStat) -> f64 {
+fn dwell_hours_of(
+    g: &TemporalGraph,
+    events: &[(bool, EdgeId)],
+    from: Millis,
+    stat: DwellStat,
+) -> f64 {
     QUEUE.with_borrow_mut(|queue| {
         PIECES.with_borrow_mut(|pieces| {
             queue.clear();

@@ -197,7 +197,10 @@ impl Detector for Star {
                 if iw.is_empty() && ow.is_empty() {
                     continue;
                 }
-                let (ib, ob) = (i_back.seek(&in_ts, lookback), o_back.seek(&out_ts, lookback));
+                let (ib, ob) = (
+                    i_back.seek(&in_ts, lookback),
+                    o_back.seek(&out_ts, lookback),
+                );
                 let sets = [
                     EdgeSet {
                         edges: iw,

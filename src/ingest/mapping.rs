@@ -42,6 +42,12 @@ impl Fields for csv::ByteRecord {
     }
 }
 
+impl Fields for csv::StringRecord {
+    fn text(&self, index: usize) -> Result<&str, ()> {
+        Ok(self.get(index).unwrap_or(""))
+    }
+}
+
 impl Fields for Vec<Option<String>> {
     fn text(&self, index: usize) -> Result<&str, ()> {
         Ok(self.get(index).and_then(|v| v.as_deref()).unwrap_or(""))

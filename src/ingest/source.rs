@@ -156,8 +156,8 @@ impl TableReader {
                         Err(e) => return Err(csv_error(&path, e)),
                     }
                     let line = record.position().map_or(0, |p| p.line());
-                    let raw = || join_lossy(&record, delimiter);
                     if record.len() != header.len() {
+                        let raw = || join_lossy(&record, delimiter);
                         let reason =
                             format!("expected {} fields, found {}", header.len(), record.len());
                         f(
@@ -170,19 +170,31 @@ impl TableReader {
                         );
                         continue;
                     }
-                    if let Some(i) = (0..record.len()).find(|&i| record.text(i).is_err()) {
-                        let reason = format!("column {:?} is not valid UTF-8", header[i]);
-                        f(
-                            line,
-                            RawRow::Rejected {
-                                field: Some(header[i].clone()),
-                                reason,
-                            },
-                            &raw,
-                        );
-                        continue;
+                    // One UTF-8 check of the whole row (csv checks the buffer once and the
+                    // field boundaries); the mapper then reads fields as text unchecked.
+                    match csv::StringRecord::from_byte_record(std::mem::take(&mut record)) {
+                        Ok(text) => {
+                            let raw = || join_lossy(text.as_byte_record(), delimiter);
+                            f(line, RawRow::Fields(&text), &raw);
+                            record = text.into_byte_record();
+                        }
+                        Err(e) => {
+                            record = e.into_byte_record();
+                            let raw = || join_lossy(&record, delimiter);
+                            let i = (0..record.len())
+                                .find(|&i| record.text(i).is_err())
+                                .expect("a record that is not UTF-8 has a field that is not");
+                            let reason = format!("column {:?} is not valid UTF-8", header[i]);
+                            f(
+                                line,
+                                RawRow::Rejected {
+                                    field: Some(header[i].clone()),
+                                    reason,
+                                },
+                                &raw,
+                            );
+                        }
                     }
-                    f(line, RawRow::Fields(&record), &raw);
                 }
                 Ok(hex::encode(reader.into_inner().hasher.finalize()))
             }

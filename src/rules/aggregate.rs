@@ -234,31 +234,31 @@ pub fn compute(
         let Some(f) = flows else {
             return Metric::Float(f64::NAN);
         };
-        let ins: Vec<EdgeId> = f.ins.iter().copied().filter(|&e| keep(e)).collect();
-        let outs: Vec<EdgeId> = f.outs.iter().copied().filter(|&e| keep(e)).collect();
         let from = f.from;
         return match agg.func {
             AggFn::Retention => {
+                // Integer sums: the order of addition does not matter.
                 let sum = |v: &[EdgeId]| {
                     v.iter()
-                        .map(|&e| g.amount[e as usize] as i128)
+                        .copied()
+                        .filter(|&e| keep(e) && g.ts[e as usize] >= from)
+                        .map(|e| g.amount[e as usize] as i128)
                         .sum::<i128>()
                 };
-                let in_window = |v: &[EdgeId]| -> Vec<EdgeId> {
-                    v.iter()
-                        .copied()
-                        .filter(|&e| g.ts[e as usize] >= from)
-                        .collect()
-                };
-                let (si, so) = (sum(&in_window(&ins)), sum(&in_window(&outs)));
+                let (si, so) = (sum(f.ins), sum(f.outs));
                 if si == 0 {
                     Metric::Float(f64::NAN)
                 } else {
                     Metric::Float(so as f64 / si as f64)
                 }
             }
-            AggFn::BalancePeak => Metric::Money(balance_peak(g, &ins, &outs, from), exponent),
-            AggFn::Dwell(stat) => Metric::Float(dwell_hours(g, &ins, &outs, from, stat)),
+            AggFn::BalancePeak => {
+                let peak = with_events(g, f.ins, f.outs, keep, |ev| balance_peak_of(g, ev, from));
+                Metric::Money(peak, exponent)
+            }
+            AggFn::Dwell(stat) => Metric::Float(with_events(g, f.ins, f.outs, keep, |ev| {
+                dwell_hours_of(g, ev, from, stat)
+            })),
             _ => unreachable!("set-free aggregates are listed above"),
         };
     }
@@ -274,37 +274,99 @@ pub fn compute(
     };
     match agg.func {
         AggFn::Count => Metric::Int(members.count() as i64),
-        AggFn::CountDistinct => {
-            let mut v: Vec<i64> = members
-                .map(|e| field_value(g, e, set.subject_is_dst, field))
-                .collect();
+        AggFn::CountDistinct => SCRATCH.with_borrow_mut(|v| {
+            v.clear();
+            v.extend(members.map(|e| field_value(g, e, set.subject_is_dst, field)));
             v.sort_unstable();
             v.dedup();
             Metric::Int(v.len() as i64)
-        }
+        }),
         AggFn::Sum => {
             let total: i128 = members
                 .map(|e| field_value(g, e, set.subject_is_dst, field) as i128)
                 .sum();
             money(i64::try_from(total).unwrap_or(i64::MAX))
         }
-        AggFn::Min | AggFn::Max | AggFn::Percentile(_) => {
-            let mut v: Vec<i64> = members
-                .map(|e| field_value(g, e, set.subject_is_dst, field))
-                .collect();
+        AggFn::Min | AggFn::Max => {
+            let values = members.map(|e| field_value(g, e, set.subject_is_dst, field));
+            let x = if agg.func == AggFn::Min {
+                values.min()
+            } else {
+                values.max()
+            };
+            x.map_or(Metric::Float(f64::NAN), money)
+        }
+        AggFn::Percentile(p) => SCRATCH.with_borrow_mut(|v| {
+            v.clear();
+            v.extend(members.map(|e| field_value(g, e, set.subject_is_dst, field)));
             if v.is_empty() {
                 return Metric::Float(f64::NAN);
             }
-            v.sort_unstable();
-            let x = match agg.func {
-                AggFn::Min => v[0],
-                AggFn::Max => v[v.len() - 1],
-                AggFn::Percentile(p) => v[nearest_rank(p, v.len())],
-                _ => unreachable!(),
-            };
-            money(x)
-        }
+            // The value at a rank is the same whether the rest is sorted or only
+            // partitioned around it.
+            let rank = nearest_rank(p, v.len());
+            money(*v.select_nth_unstable(rank).1)
+        }),
         _ => unreachable!("set aggregates are listed above"),
+    }
+}
+
+thread_local! {
+    /// Reused buffer of field values (one per thread: rules run on worker threads).
+    static SCRATCH: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Reused buffers of merged events, the dwell FIFO queue and the matched pieces.
+    static EVENTS: std::cell::RefCell<Vec<(bool, EdgeId)>> = const { std::cell::RefCell::new(Vec::new()) };
+    static QUEUE: std::cell::RefCell<std::collections::VecDeque<(i64, i64)>> =
+        const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
+    static PIECES: std::cell::RefCell<Vec<(i64, i64)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Calls `f` with the members of `ins` and `outs` that `keep` accepts as time-ordered
+/// events (incoming first on equal timestamps), in a reused buffer.
+fn with_events<R>(
+    g: &TemporalGraph,
+    ins: &[EdgeId],
+    outs: &[EdgeId],
+    keep: impl Fn(EdgeId) -> bool,
+    f: impl FnOnce(&[(bool, EdgeId)]) -> R,
+) -> R {
+    EVENTS.with_borrow_mut(|ev| {
+        ev.clear();
+        merge_events(g, ins, outs, &keep, ev);
+        f(ev)
+    })
+}
+
+/// Appends the events of `ins` and `outs` to `out` in (time, outgoing, id) order. The
+/// detectors pass sets sorted by (time, id), which a linear merge keeps; anything else is
+/// sorted.
+fn merge_events(
+    g: &TemporalGraph,
+    ins: &[EdgeId],
+    outs: &[EdgeId],
+    keep: &dyn Fn(EdgeId) -> bool,
+    out: &mut Vec<(bool, EdgeId)>,
+) {
+    let key = |e: &EdgeId| (g.ts[*e as usize], *e);
+    if !(ins.is_sorted_by_key(key) && outs.is_sorted_by_key(key)) {
+        out.extend(merged(g, ins, outs).filter(|&(_, e)| keep(e)));
+        return;
+    }
+    let (mut i, mut o) = (0, 0);
+    while i < ins.len() || o < outs.len() {
+        // Incoming first on equal timestamps: (ts, false, e) < (ts, true, e').
+        let take_in =
+            o == outs.len() || (i < ins.len() && g.ts[ins[i] as usize] <= g.ts[outs[o] as usize]);
+        let (is_out, e) = if take_in {
+            i += 1;
+            (false, ins[i - 1])
+        } else {
+            o += 1;
+            (true, outs[o - 1])
+        };
+        if keep(e) {
+            out.push((is_out, e));
+        }
     }
 }
 
@@ -332,9 +394,13 @@ fn merged<'a>(
 /// The highest pooled balance in the window: the balance replayed from the history
 /// (never below zero: money from elsewhere is not pooled money), then the window's flows.
 pub fn balance_peak(g: &TemporalGraph, ins: &[EdgeId], outs: &[EdgeId], from: Millis) -> i64 {
+    with_events(g, ins, outs, |_| true, |ev| balance_peak_of(g, ev, from))
+}
+
+fn balance_peak_of(g: &TemporalGraph, events: &[(bool, EdgeId)], from: Millis) -> i64 {
     let mut balance: i128 = 0;
     let mut peak: Option<i128> = None;
-    for (is_out, e) in merged(g, ins, outs) {
+    for &(is_out, e) in events {
         if g.ts[e as usize] >= from && peak.is_none() {
             peak = Some(balance);
         }
@@ -356,9 +422,39 @@ pub fn dwell_hours(
     from: Millis,
     stat: DwellStat,
 ) -> f64 {
-    let mut queue: std::collections::VecDeque<(i64, i64)> = Default::default();
-    let mut pieces: Vec<(i64, i64)> = Vec::new();
-    for (is_out, e) in merged(g, ins, outs) {
+    with_events(
+        g,
+        ins,
+        outs,
+        |_| true,
+        |ev| dwell_hours_of(g, ev, from, stat),
+    )
+}
+
+fn dwell_hours_of(
+    g: &TemporalGraph,
+    events: &[(bool, EdgeId)],
+    from: Millis,
+    stat: DwellStat,
+) -> f64 {
+    QUEUE.with_borrow_mut(|queue| {
+        PIECES.with_borrow_mut(|pieces| {
+            queue.clear();
+            pieces.clear();
+            dwell_pieces(g, events, from, queue, pieces);
+            dwell_stat(pieces, stat)
+        })
+    })
+}
+
+fn dwell_pieces(
+    g: &TemporalGraph,
+    events: &[(bool, EdgeId)],
+    from: Millis,
+    queue: &mut std::collections::VecDeque<(i64, i64)>,
+    pieces: &mut Vec<(i64, i64)>,
+) {
+    for &(is_out, e) in events {
         let (ts, amount) = (g.ts[e as usize], g.amount[e as usize]);
         if !is_out {
             queue.push_back((ts, amount));
@@ -380,6 +476,9 @@ pub fn dwell_hours(
             }
         }
     }
+}
+
+fn dwell_stat(pieces: &mut [(i64, i64)], stat: DwellStat) -> f64 {
     let total: i128 = pieces.iter().map(|p| p.1 as i128).sum();
     if total == 0 {
         return f64::NAN;
@@ -395,7 +494,7 @@ pub fn dwell_hours(
             pieces.sort_unstable();
             let half = (total + 1) / 2;
             let mut acc: i128 = 0;
-            for (d, a) in &pieces {
+            for (d, a) in pieces.iter() {
                 acc += *a as i128;
                 if acc >= half {
                     return hours(*d);

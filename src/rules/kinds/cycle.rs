@@ -128,9 +128,52 @@ fn metric_names(aggregates: &[Aggregate]) -> Vec<(String, Unit)> {
         .collect()
 }
 
+/// Each account's searchable outgoing edges (masked, not self-loops, inside the account's
+/// component), in the graph's (time, id) order, with their times alongside: the search
+/// walks only these, and finds a window by binary search over contiguous times instead of
+/// over all of the account's edges.
+struct Adjacency {
+    start: Vec<u32>,
+    edges: Vec<EdgeId>,
+    ts: Vec<i64>,
+}
+
+impl Adjacency {
+    fn new(g: &TemporalGraph, mask: &Mask, comp: &[u32]) -> Adjacency {
+        let mut start = Vec::with_capacity(g.account_count() + 1);
+        let (mut edges, mut ts) = (Vec::new(), Vec::new());
+        start.push(0);
+        for a in 0..g.account_count() as AccountId {
+            if comp[a as usize] != u32::MAX {
+                for e in g.out_edges(a) {
+                    let d = g.dst[e as usize];
+                    if mask.get(e as usize) && comp[d as usize] == comp[a as usize] {
+                        edges.push(e);
+                        ts.push(g.ts[e as usize]);
+                    }
+                }
+            }
+            start.push(edges.len() as u32);
+        }
+        Adjacency { start, edges, ts }
+    }
+
+    /// The searchable edges of `a` with `from <= ts < until`.
+    fn window(&self, a: AccountId, from: i64, until: i64) -> &[EdgeId] {
+        let (lo, hi) = (
+            self.start[a as usize] as usize,
+            self.start[a as usize + 1] as usize,
+        );
+        let ts = &self.ts[lo..hi];
+        let l = ts.partition_point(|&t| t < from);
+        let h = ts.partition_point(|&t| t < until).max(l);
+        &self.edges[lo + l..lo + h]
+    }
+}
+
 struct Search<'a> {
     g: &'a TemporalGraph,
-    mask: &'a Mask,
+    adj: &'a Adjacency,
     comp: &'a [u32],
     origin: AccountId,
     /// The cycle's first edge: every other edge comes after it in (time, id) order.
@@ -165,11 +208,14 @@ impl Cycle {
         } else {
             s.start.0
         };
-        for e in s.g.out_window(v, from, s.deadline) {
+        // Every account on the path is in the origin's component, so the adjacency's
+        // edges are exactly those the mask and component tests below used to let through,
+        // in the same order.
+        for &e in s.adj.window(v, from, s.deadline) {
             // Unordered cycles are searched from their first edge in (time, id) order only;
             // ordered ones from any edge (equal timestamps allow several starts), and the
             // canonical key keeps one copy.
-            if !s.mask.get(e as usize) || (!self.ordered && (s.g.ts[e as usize], e) <= s.start) {
+            if !self.ordered && (s.g.ts[e as usize], e) <= s.start {
                 continue;
             }
             let d = s.g.dst[e as usize];
@@ -219,6 +265,7 @@ impl Detector for Cycle {
         }
         // Strongly connected components of the filtered account graph.
         let comp = g.component_ids(|e| mask.get(e as usize));
+        let adj = Adjacency::new(g, &mask, &comp);
         let masks = aggregate_masks(&self.aggregates, &self.filters, exec, &|scope, e, _| {
             scope.edge = e;
             scope.accounts[0] = g.src[e as usize];
@@ -238,7 +285,7 @@ impl Detector for Cycle {
             let t0 = g.ts[e0 as usize];
             let mut s = Search {
                 g,
-                mask: &mask,
+                adj: &adj,
                 comp: &comp,
                 origin,
                 start: (t0, e0),

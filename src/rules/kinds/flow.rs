@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks};
+use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks_of};
 use crate::detect::Subject;
 use crate::graph::{AccountId, EdgeId, TemporalGraph};
 use crate::rules::aggregate::{self, Aggregate, EdgeSet, Flows, Mask, Unit};
@@ -261,9 +261,18 @@ impl Flow {
             self.extend(g, hop_masks, &mut stack, &mut nodes, &mut groups);
         }
         for p in groups.values_mut() {
+            // By first-hop time, then by the edges: compared in place, not as copied keys.
             let mut order: Vec<usize> = (0..p.len()).collect();
-            order.sort_by_key(|&i| (g.ts[p.get(i)[0] as usize], p.get(i).to_vec()));
-            let flat = order.iter().flat_map(|&i| p.get(i).to_vec()).collect();
+            order.sort_by(|&a, &b| {
+                let (pa, pb) = (p.get(a), p.get(b));
+                g.ts[pa[0] as usize]
+                    .cmp(&g.ts[pb[0] as usize])
+                    .then_with(|| pa.cmp(pb))
+            });
+            let mut flat = Vec::with_capacity(p.flat.len());
+            for &i in &order {
+                flat.extend_from_slice(p.get(i));
+            }
             p.flat = flat;
         }
         groups
@@ -307,9 +316,14 @@ impl Flow {
 }
 
 fn sorted_set(g: &TemporalGraph, mut v: Vec<EdgeId>) -> Vec<EdgeId> {
+    sort_set(g, &mut v);
+    v
+}
+
+/// Sorts by (time, id) and drops repeats, in place.
+fn sort_set(g: &TemporalGraph, v: &mut Vec<EdgeId>) {
     v.sort_unstable_by_key(|&e| (g.ts[e as usize], e));
     v.dedup();
-    v
 }
 
 impl Detector for Flow {
@@ -320,44 +334,93 @@ impl Detector for Flow {
     fn run(&self, exec: &Exec<'_>) -> Vec<Finding> {
         let g = exec.g;
         let hop_masks = self.masks(exec);
-        let masks = aggregate_masks(&self.aggregates, &self.filters, exec, &|scope, e, _| {
-            scope.edge = e;
-            scope.accounts[0] = g.src[e as usize];
-            scope.accounts[1] = g.dst[e as usize];
-        });
+        // Sets only ever hold path edges, and every path edge passes a hop mask.
+        let masks = aggregate_masks_of(
+            &self.aggregates,
+            &self.filters,
+            exec,
+            &|scope, e, _| {
+                scope.edge = e;
+                scope.accounts[0] = g.src[e as usize];
+                scope.accounts[1] = g.dst[e as usize];
+            },
+            &|e| hop_masks.iter().any(|m| m.get(e as usize)),
+        );
         let hops = self.hops();
         let s_at = self.subject_at;
         let mut findings = Vec::new();
+        // Per-window buffers, reused from window to window.
+        let mut sets: [Vec<EdgeId>; 5] = Default::default();
+        let (mut sources, mut sinks): (Vec<AccountId>, Vec<AccountId>) = (Vec::new(), Vec::new());
+        // The path positions each set takes its edges from.
+        let positions: [Vec<usize>; 5] = [
+            if s_at > 0 { vec![s_at - 1] } else { vec![] },
+            if s_at < hops { vec![s_at] } else { vec![] },
+            vec![0],
+            vec![hops - 1],
+            (0..hops).collect(),
+        ];
+        let mut bits: [Vec<u64>; 5] = Default::default();
+        let mut rank_of: Vec<u32> = vec![0; g.edge_count()];
         for (subject, paths) in self.paths(g, &hop_masks) {
             let n = paths.len();
             if n == 0 {
                 continue;
             }
+            // Every distinct edge of the subject's paths, in (time, id) order, and the
+            // rank of each path edge in it: a window's sets are then marked in bitmaps
+            // over the ranks and read back in order, sorted and without repeats, with no
+            // sort per window.
+            let mut universe = paths.flat.clone();
+            sort_set(g, &mut universe);
+            // Ranks by edge id in a table over all edges, written for this subject's
+            // edges before they are read (no clearing between subjects).
+            for (r, &e) in universe.iter().enumerate() {
+                rank_of[e as usize] = r as u32;
+            }
+            let rank: Vec<u32> = paths.flat.iter().map(|&e| rank_of[e as usize]).collect();
+            let words = universe.len().div_ceil(64);
+            for b in bits.iter_mut() {
+                b.clear();
+                b.resize(words, 0);
+            }
             let first_ts = |i: usize| g.ts[paths.get(i)[0] as usize];
-            for k in self.windows.covering(first_ts(0), first_ts(n - 1)) {
+            // Paths are sorted by first-hop time: each window's paths are a contiguous
+            // run found by binary search.
+            let firsts: Vec<i64> = (0..n).map(first_ts).collect();
+            for k in self.windows.covering(firsts[0], firsts[n - 1]) {
                 let (from, until) = self.windows.bounds(k);
-                let lo = (0..n).find(|&i| first_ts(i) >= from).unwrap_or(n);
-                let hi = (lo..n).find(|&i| first_ts(i) >= until).unwrap_or(n);
+                let lo = firsts.partition_point(|&t| t < from);
+                let hi = lo + firsts[lo..].partition_point(|&t| t < until);
                 if lo == hi {
                     continue;
                 }
-                let mut sets: [Vec<EdgeId>; 5] = Default::default();
-                let (mut sources, mut sinks) = (Vec::new(), Vec::new());
+                sources.clear();
+                sinks.clear();
+                let mut span = (usize::MAX, 0);
                 for i in lo..hi {
                     let p = paths.get(i);
-                    if s_at > 0 {
-                        sets[0].push(p[s_at - 1]);
+                    let r = &rank[i * hops..(i + 1) * hops];
+                    for (j, pos) in positions.iter().enumerate() {
+                        for &q in pos {
+                            let x = r[q] as usize;
+                            bits[j][x / 64] |= 1 << (x % 64);
+                            span = (span.0.min(x / 64), span.1.max(x / 64 + 1));
+                        }
                     }
-                    if s_at < hops {
-                        sets[1].push(p[s_at]);
-                    }
-                    sets[2].push(p[0]);
-                    sets[3].push(p[hops - 1]);
-                    sets[4].extend_from_slice(p);
                     sources.push(g.src[p[0] as usize]);
                     sinks.push(g.dst[p[hops - 1] as usize]);
                 }
-                let sets = sets.map(|v| sorted_set(g, v));
+                for (set, b) in sets.iter_mut().zip(bits.iter_mut()) {
+                    set.clear();
+                    for w in span.0..span.1 {
+                        let mut word = std::mem::take(&mut b[w]);
+                        while word != 0 {
+                            set.push(universe[w * 64 + word.trailing_zeros() as usize]);
+                            word &= word - 1;
+                        }
+                    }
+                }
                 let views: Vec<EdgeSet<'_>> = sets
                     .iter()
                     .enumerate()
@@ -378,14 +441,14 @@ impl Detector for Flow {
                         aggregate::compute(a, g, &views, &masks, Some(flows), exec.exponent)
                     })
                     .collect();
-                let distinct = |mut v: Vec<AccountId>| {
+                let distinct = |v: &mut Vec<AccountId>| {
                     v.sort_unstable();
                     v.dedup();
                     v.len() as i64
                 };
                 metrics.push(Metric::Int((hi - lo) as i64));
-                metrics.push(Metric::Int(distinct(sources)));
-                metrics.push(Metric::Int(distinct(sinks)));
+                metrics.push(Metric::Int(distinct(&mut sources)));
+                metrics.push(Metric::Int(distinct(&mut sinks)));
                 let mut sc = Scope::new(g);
                 sc.accounts[0] = subject;
                 sc.metrics = &metrics;

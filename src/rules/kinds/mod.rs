@@ -125,6 +125,18 @@ pub fn aggregate_masks(
     exec: &Exec<'_>,
     bind: &dyn Fn(&mut super::scope::Scope<'_>, EdgeId, usize),
 ) -> Vec<Mask> {
+    aggregate_masks_of(aggregates, filters, exec, bind, &|_| true)
+}
+
+/// [`aggregate_masks`] evaluated only on the edges `relevant` accepts (the others stay
+/// unset): for detectors that know which edges can ever be members of a set.
+pub fn aggregate_masks_of(
+    aggregates: &[Aggregate],
+    filters: &[super::expr::Program],
+    exec: &Exec<'_>,
+    bind: &dyn Fn(&mut super::scope::Scope<'_>, EdgeId, usize),
+    relevant: &dyn Fn(EdgeId) -> bool,
+) -> Vec<Mask> {
     let g = exec.g;
     filters
         .iter()
@@ -137,6 +149,9 @@ pub fn aggregate_masks(
             let mut m = Mask::new(g.edge_count());
             let mut scope = super::scope::Scope::new(g);
             for e in 0..g.edge_count() as EdgeId {
+                if !relevant(e) {
+                    continue;
+                }
                 bind(&mut scope, e, set);
                 if p.test(&scope) {
                     m.set(e as usize);

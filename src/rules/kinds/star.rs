@@ -1,6 +1,6 @@
 //! `star`: what flows into and out of one account within a sliding window.
 
-use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks, time_slice};
+use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks_of};
 use crate::detect::Subject;
 use crate::graph::{AccountId, EdgeId};
 use crate::rules::aggregate::{self, Aggregate, EdgeSet, Flows, Mask, Unit};
@@ -110,6 +110,17 @@ impl Detector for Star {
     fn run(&self, exec: &Exec<'_>) -> Vec<Finding> {
         let g = exec.g;
         let n_edges = g.edge_count();
+        // Which accounts are hubs, decided once: the filters and aggregate masks are only
+        // ever read on the edges of hubs, so they are evaluated there only.
+        let hub_ok: Vec<bool> = (0..g.account_count() as AccountId)
+            .map(|h| {
+                self.subject.as_ref().is_none_or(|p| {
+                    let mut hub_scope = Scope::new(g);
+                    hub_scope.accounts[0] = h;
+                    p.test(&hub_scope)
+                })
+            })
+            .collect();
         let mut in_mask = Mask::new(n_edges);
         let mut out_mask = Mask::new(n_edges);
         let mut scope = Scope::new(g);
@@ -119,61 +130,77 @@ impl Detector for Star {
             }
             let (s, d) = (g.src[e as usize], g.dst[e as usize]);
             scope.edge = e;
-            scope.accounts[0] = d;
-            scope.accounts[1] = s;
-            if self.in_filter.as_ref().is_none_or(|p| p.test(&scope)) {
-                in_mask.set(e as usize);
-            }
-            scope.accounts[0] = s;
-            scope.accounts[1] = d;
-            if self.out_filter.as_ref().is_none_or(|p| p.test(&scope)) {
-                out_mask.set(e as usize);
-            }
-        }
-        let masks = aggregate_masks(&self.aggregates, &self.filters, exec, &|scope, e, set| {
-            let (s, d) = (g.src[e as usize], g.dst[e as usize]);
-            scope.edge = e;
-            scope.accounts[0] = if set == 0 { d } else { s };
-            scope.accounts[1] = if set == 0 { s } else { d };
-        });
-        let mut findings = Vec::new();
-        for h in 0..g.account_count() as AccountId {
-            if let Some(p) = &self.subject {
-                let mut hub_scope = Scope::new(g);
-                hub_scope.accounts[0] = h;
-                if !p.test(&hub_scope) {
-                    continue;
+            if hub_ok[d as usize] {
+                scope.accounts[0] = d;
+                scope.accounts[1] = s;
+                if self.in_filter.as_ref().is_none_or(|p| p.test(&scope)) {
+                    in_mask.set(e as usize);
                 }
             }
-            let ins: Vec<EdgeId> = g
-                .in_edges(h)
-                .iter()
-                .copied()
-                .filter(|&e| in_mask.get(e as usize))
-                .collect();
-            let outs: Vec<EdgeId> = g
-                .out_edges(h)
-                .filter(|&e| out_mask.get(e as usize))
-                .collect();
-            let ts = |v: &[EdgeId], i: usize| v.get(i).map(|&e| g.ts[e as usize]);
-            let first = [ts(&ins, 0), ts(&outs, 0)].into_iter().flatten().min();
-            let last = [
-                ts(&ins, ins.len().wrapping_sub(1)),
-                ts(&outs, outs.len().wrapping_sub(1)),
-            ]
-            .into_iter()
-            .flatten()
-            .max();
-            let (Some(first), Some(last)) = (first, last) else {
+            if hub_ok[s as usize] {
+                scope.accounts[0] = s;
+                scope.accounts[1] = d;
+                if self.out_filter.as_ref().is_none_or(|p| p.test(&scope)) {
+                    out_mask.set(e as usize);
+                }
+            }
+        }
+        let masks = aggregate_masks_of(
+            &self.aggregates,
+            &self.filters,
+            exec,
+            &|scope, e, set| {
+                let (s, d) = (g.src[e as usize], g.dst[e as usize]);
+                scope.edge = e;
+                scope.accounts[0] = if set == 0 { d } else { s };
+                scope.accounts[1] = if set == 0 { s } else { d };
+            },
+            &|e| in_mask.get(e as usize) || out_mask.get(e as usize),
+        );
+        let mut findings = Vec::new();
+        let (mut ins, mut outs): (Vec<EdgeId>, Vec<EdgeId>) = (Vec::new(), Vec::new());
+        let (mut in_ts, mut out_ts): (Vec<i64>, Vec<i64>) = (Vec::new(), Vec::new());
+        for h in 0..g.account_count() as AccountId {
+            if !hub_ok[h as usize] {
+                continue;
+            }
+            ins.clear();
+            outs.clear();
+            ins.extend(
+                g.in_edges(h)
+                    .iter()
+                    .copied()
+                    .filter(|&e| in_mask.get(e as usize)),
+            );
+            outs.extend(g.out_edges(h).filter(|&e| out_mask.get(e as usize)));
+            in_ts.clear();
+            in_ts.extend(ins.iter().map(|&e| g.ts[e as usize]));
+            out_ts.clear();
+            out_ts.extend(outs.iter().map(|&e| g.ts[e as usize]));
+            let first = [in_ts.first(), out_ts.first()].into_iter().flatten().min();
+            let last = [in_ts.last(), out_ts.last()].into_iter().flatten().max();
+            let (Some(&first), Some(&last)) = (first, last) else {
                 continue;
             };
+            // Windows move forward in time: each bound is a cursor that only advances
+            // (the same positions a binary search per window would find).
+            let mut cursors = [Cursor::default(); 6];
             for k in self.windows.covering(first, last) {
                 let (from, until) = self.windows.bounds(k);
-                let iw = time_slice(g, &ins, from, until);
-                let ow = time_slice(g, &outs, from, until);
+                // Dwell and balance carry the pool's state from one window length back.
+                let lookback = from.saturating_sub(self.windows.length);
+                let [i_from, i_until, i_back, o_from, o_until, o_back] = &mut cursors;
+                let (il, ih) = (i_from.seek(&in_ts, from), i_until.seek(&in_ts, until));
+                let (ol, oh) = (o_from.seek(&out_ts, from), o_until.seek(&out_ts, until));
+                let iw = &ins[il..ih.max(il)];
+                let ow = &outs[ol..oh.max(ol)];
                 if iw.is_empty() && ow.is_empty() {
                     continue;
                 }
+                let (ib, ob) = (
+                    i_back.seek(&in_ts, lookback),
+                    o_back.seek(&out_ts, lookback),
+                );
                 let sets = [
                     EdgeSet {
                         edges: iw,
@@ -184,11 +211,9 @@ impl Detector for Star {
                         subject_is_dst: false,
                     },
                 ];
-                // Dwell and balance carry the pool's state from one window length back.
-                let lookback = from.saturating_sub(self.windows.length);
                 let flows = Flows {
-                    ins: time_slice(g, &ins, lookback, until),
-                    outs: time_slice(g, &outs, lookback, until),
+                    ins: &ins[ib..ih.max(ib)],
+                    outs: &outs[ob..oh.max(ob)],
                     from,
                 };
                 let metrics: Vec<_> = self
@@ -232,5 +257,20 @@ impl Detector for Star {
             }
         }
         findings
+    }
+}
+
+/// A position in a time-ordered list that moves forward only.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cursor(usize);
+
+impl Cursor {
+    /// The first index at or after the cursor whose time is at least `t`; `t` must not
+    /// decrease between calls.
+    fn seek(&mut self, ts: &[i64], t: i64) -> usize {
+        while self.0 < ts.len() && ts[self.0] < t {
+            self.0 += 1;
+        }
+        self.0
     }
 }

@@ -515,7 +515,7 @@ impl TemporalGraph {
     pub fn component_ids(&self, keep: impl Fn(EdgeId) -> bool) -> Vec<u32> {
         let g = self.account_digraph_of(keep);
         let mut comp = vec![u32::MAX; self.account_count()];
-        for (i, c) in petgraph::algo::tarjan_scc(&g).into_iter().enumerate() {
+        for (i, c) in petgraph::algo::kosaraju_scc(&g).into_iter().enumerate() {
             if c.len() > 1 {
                 for n in c {
                     comp[g[n] as usize] = i as u32;
@@ -529,7 +529,7 @@ impl TemporalGraph {
     /// sorted, in a deterministic order.
     pub fn cyclic_components(&self) -> Vec<Vec<AccountId>> {
         let g = self.account_digraph();
-        let mut comps: Vec<Vec<AccountId>> = petgraph::algo::tarjan_scc(&g)
+        let mut comps: Vec<Vec<AccountId>> = petgraph::algo::kosaraju_scc(&g)
             .into_iter()
             .map(|c| {
                 let mut v: Vec<AccountId> = c.into_iter().map(|n| g[n]).collect();

@@ -156,6 +156,36 @@ fn strongly_connected_components_find_cycles_only() {
     assert_eq!(comps.len(), 2);
 }
 
+/// A 10 M-transaction scan aborted when the recursive SCC search ran out of a worker
+/// thread's stack; a long chain closed into one ring must not.
+#[test]
+fn components_of_a_long_chain_do_not_overflow_the_stack() {
+    let n = 200_000;
+    let names: Vec<String> = (0..n).map(|i| format!("a{i:06}")).collect();
+    let ids: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+    let edges: Vec<(&str, Millis, &str, &str, i64)> = (0..n)
+        .map(|i| {
+            let to = &names[(i + 1) % n];
+            (
+                ids[i].as_str(),
+                i as Millis,
+                names[i].as_str(),
+                to.as_str(),
+                1,
+            )
+        })
+        .collect();
+    let g = graph(&edges);
+    let comp = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || (g.component_ids(|_| true), g.cyclic_components().len()))
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(comp.0.iter().all(|&c| c == comp.0[0] && c != u32::MAX));
+    assert_eq!(comp.1, 1);
+}
+
 #[test]
 fn subgraph_holds_the_evidence_edges() {
     let g = graph(&[

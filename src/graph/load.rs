@@ -78,15 +78,23 @@ pub fn from_records(
     accounts: &[Account],
     merchants: &[Merchant],
 ) -> TemporalGraph {
-    let mut b = GraphBuilder::new();
-    for a in accounts {
-        b.add_account(a);
-    }
-    for m in merchants {
-        b.add_merchant(m);
-    }
+    let mut b = GraphBuilder::with_records(accounts, merchants);
     for t in transactions {
         b.add_transaction(t);
     }
     b.build()
+}
+
+impl GraphBuilder {
+    /// A builder that knows `accounts` and `merchants`; transactions are added next.
+    pub fn with_records(accounts: &[Account], merchants: &[Merchant]) -> GraphBuilder {
+        let mut b = GraphBuilder::new();
+        for a in accounts {
+            b.add_account(a);
+        }
+        for m in merchants {
+            b.add_merchant(m);
+        }
+        b
+    }
 }

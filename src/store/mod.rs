@@ -222,7 +222,19 @@ pub trait Store {
         &self,
         from: Option<Millis>,
         until: Option<Millis>,
-    ) -> Result<Vec<Transaction>, StoreError>;
+    ) -> Result<Vec<Transaction>, StoreError> {
+        let mut all = Vec::new();
+        self.each_transaction(from, until, |t| all.push(t)).await?;
+        Ok(all)
+    }
+    /// Streams the transactions of [`Store::transactions`] into `sink` one row at a time
+    /// (a scan of the store never holds every row at once); returns how many.
+    async fn each_transaction(
+        &self,
+        from: Option<Millis>,
+        until: Option<Millis>,
+        sink: impl FnMut(Transaction) + Send,
+    ) -> Result<u64, StoreError>;
     async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
     async fn merchants(&self) -> Result<Vec<Merchant>, StoreError>;
     /// Stores alerts (keyed by id: a stored id is left as it is) and rule versions, in one
@@ -434,12 +446,13 @@ impl Store for AnyStore {
     async fn quarantine(&self, limit: u64) -> Result<Vec<QuarantineRow>, StoreError> {
         dispatch!(self, s => s.quarantine(limit).await)
     }
-    async fn transactions(
+    async fn each_transaction(
         &self,
         from: Option<Millis>,
         until: Option<Millis>,
-    ) -> Result<Vec<Transaction>, StoreError> {
-        dispatch!(self, s => s.transactions(from, until).await)
+        sink: impl FnMut(Transaction) + Send,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.each_transaction(from, until, sink).await)
     }
     async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
         dispatch!(self, s => s.accounts().await)

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, QueryBuilder, Row};
@@ -661,19 +662,24 @@ impl Store for PgStore {
         .collect())
     }
 
-    async fn transactions(
+    async fn each_transaction(
         &self,
         from: Option<Millis>,
         until: Option<Millis>,
-    ) -> Result<Vec<Transaction>, StoreError> {
-        let rows = sqlx::query(
+        mut sink: impl FnMut(Transaction) + Send,
+    ) -> Result<u64, StoreError> {
+        let mut rows = sqlx::query(
             "SELECT tx_id, ts, from_account, to_account, amount, currency, type, merchant_id, channel, region, memo FROM transactions WHERE ts >= $1 AND ts < $2",
         )
         .bind(from.unwrap_or(i64::MIN))
         .bind(until.unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(tx_from_row).collect()
+        .fetch(&self.pool);
+        let mut n = 0;
+        while let Some(row) = rows.try_next().await? {
+            sink(tx_from_row(&row)?);
+            n += 1;
+        }
+        Ok(n)
     }
 
     async fn accounts(&self) -> Result<Vec<Account>, StoreError> {

@@ -470,8 +470,9 @@ macro_rules! case_sql {
             Ok(())
         }
 
-        /// Appends the `WHERE` conditions of `f` (after a `WHERE TRUE`/`WHERE 1 = 1`).
-        pub fn push_filter(qb: &mut QueryBuilder<Db>, f: &AlertFilter) {
+        /// Appends the status, severity and rule conditions of `f`: columns of both
+        /// `alerts` and `alert_counts`.
+        fn push_key_columns(qb: &mut QueryBuilder<Db>, f: &AlertFilter) {
             if let Some(status) = &f.status {
                 qb.push(" AND status = ").push_bind(status.clone());
             }
@@ -486,6 +487,11 @@ macro_rules! case_sql {
             if let Some(rule) = &f.rule_id {
                 qb.push(" AND rule_id = ").push_bind(rule.clone());
             }
+        }
+
+        /// Appends the `WHERE` conditions of `f` (after a `WHERE TRUE`/`WHERE 1 = 1`).
+        pub fn push_filter(qb: &mut QueryBuilder<Db>, f: &AlertFilter) {
+            push_key_columns(qb, f);
             if let Some(subject) = &f.subject {
                 qb.push(concat!(
                     " AND subject_id IN (SELECT subject_id FROM alert_subjects WHERE subject_id ",
@@ -519,20 +525,7 @@ macro_rules! case_sql {
 
         /// The `WHERE` conditions of `f` on `alert_counts` (see [`counted_by_key`]).
         fn push_key_filter(qb: &mut QueryBuilder<Db>, f: &AlertFilter) {
-            if let Some(status) = &f.status {
-                qb.push(" AND status = ").push_bind(status.clone());
-            }
-            if let Some(min) = f.min_severity {
-                qb.push(" AND severity IN (");
-                let mut sep = qb.separated(", ");
-                for s in common::severities_at_least(min) {
-                    sep.push_bind(s);
-                }
-                qb.push(")");
-            }
-            if let Some(rule) = &f.rule_id {
-                qb.push(" AND rule_id = ").push_bind(rule.clone());
-            }
+            push_key_columns(qb, f);
             if let Some(a) = &f.assignee {
                 qb.push(" AND assignee = ").push_bind(a.clone());
             }

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 
 use crate::detect::{self, Alert, Inputs, ScanReport, Severity};
-use crate::graph::load::from_files;
-use crate::graph::{GraphBuilder, TemporalGraph};
+use crate::graph::TemporalGraph;
+use crate::graph::load::{from_files, from_store};
 use crate::ingest::Profile;
 use crate::model::parse_rfc3339;
 use crate::rules::Rule;
@@ -229,17 +229,7 @@ pub async fn scan_store(
     from: Option<i64>,
     until: Option<i64>,
 ) -> anyhow::Result<(ScanReport, TemporalGraph)> {
-    let accounts = store.accounts().await?;
-    let merchants = store.merchants().await?;
-    let inputs = Inputs {
-        accounts: !accounts.is_empty(),
-        merchants: !merchants.is_empty(),
-    };
-    let mut builder = GraphBuilder::with_records(&accounts, &merchants);
-    drop((accounts, merchants));
-    store
-        .each_transaction(from, until, |t| builder.add_transaction(&t))
-        .await?;
+    let (builder, inputs) = from_store(store, from, until).await?;
     let graph = builder.build();
     let report = detect::run(rules, &graph, inputs);
     for s in &report.skipped {

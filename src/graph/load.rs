@@ -1,10 +1,10 @@
-//! Building a graph straight from input files (no store), or from stored records.
+//! Building a graph straight from input files (no store), or streamed from a store.
 
 use std::path::Path;
 
 use super::{EdgeInput, GraphBuilder, TemporalGraph};
 use crate::ingest::{self, IngestError, Profile, Rejection};
-use crate::model::{Account, Merchant, Millis, Transaction};
+use crate::model::{Account, Merchant, Millis};
 
 /// What reading the inputs amounted to.
 #[derive(Debug, Default)]
@@ -72,17 +72,27 @@ pub fn from_files(
     Ok((b.build(), load))
 }
 
-/// Builds a graph from stored records.
-pub fn from_records(
-    transactions: &[Transaction],
-    accounts: &[Account],
-    merchants: &[Merchant],
-) -> TemporalGraph {
-    let mut b = GraphBuilder::with_records(accounts, merchants);
-    for t in transactions {
-        b.add_transaction(t);
-    }
-    b.build()
+/// A builder holding what `store` has (transactions with `ts` in `[from, until)` streamed
+/// in one row at a time) and whether accounts and merchants were registered. `build()`
+/// is left to the caller, which may run it off the async runtime.
+pub async fn from_store(
+    store: &crate::store::AnyStore,
+    from: Option<Millis>,
+    until: Option<Millis>,
+) -> Result<(GraphBuilder, crate::detect::Inputs), crate::store::StoreError> {
+    use crate::store::Store;
+    let accounts = store.accounts().await?;
+    let merchants = store.merchants().await?;
+    let inputs = crate::detect::Inputs {
+        accounts: !accounts.is_empty(),
+        merchants: !merchants.is_empty(),
+    };
+    let mut builder = GraphBuilder::with_records(&accounts, &merchants);
+    drop((accounts, merchants));
+    store
+        .each_transaction(from, until, |t| builder.add_transaction(&t))
+        .await?;
+    Ok((builder, inputs))
 }
 
 impl GraphBuilder {

@@ -15,8 +15,8 @@ use axum::routing::{get, post};
 use super::auth::CurrentUser;
 use super::views::{BacktestView, LintLine, PageCtx, RulePage, RuleRow, RulesPage};
 use super::{AppError, Shared};
-use crate::detect::{self, Alert, Inputs};
-use crate::graph::load::from_records;
+use crate::detect::{self, Alert};
+use crate::graph::load::from_store;
 use crate::model::format_ts;
 use crate::rules::Rule;
 use crate::rules::diag::Diagnostic;
@@ -248,9 +248,7 @@ async fn backtest(
                 rule.id
             )));
         }
-        let txs = st.store.transactions(None, None).await?;
-        let accounts = st.store.accounts().await?;
-        let merchants = st.store.merchants().await?;
+        let (builder, inputs) = from_store(&st.store, None, None).await?;
         let stored = st
             .store
             .alerts(&AlertFilter {
@@ -259,16 +257,10 @@ async fn backtest(
                 ..AlertFilter::default()
             })
             .await?;
-        let report = tokio::task::spawn_blocking(move || {
-            let inputs = Inputs {
-                accounts: !accounts.is_empty(),
-                merchants: !merchants.is_empty(),
-            };
-            let g = from_records(&txs, &accounts, &merchants);
-            detect::run(&[&rule], &g, inputs)
-        })
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        let report =
+            tokio::task::spawn_blocking(move || detect::run(&[&rule], &builder.build(), inputs))
+                .await
+                .map_err(|e| AppError::Internal(e.to_string()))?;
         let new: BTreeSet<String> = report.alerts.iter().map(key).collect();
         let old: BTreeSet<String> = stored.iter().map(|a| key(&a.alert)).collect();
         p.backtest = Some(BacktestView {

@@ -14,7 +14,7 @@ use clearwatch::server::auth::{self, CSRF_HEADER, SESSION_COOKIE};
 use clearwatch::server::routes::{Access, ROUTES};
 use clearwatch::server::{self, AppState, Shared};
 use clearwatch::store::cases::{Status, UserRole};
-use clearwatch::store::{RuleVersion, Store};
+use clearwatch::store::{AlertFilter, RuleVersion, Store};
 use tower::ServiceExt;
 
 use crate::store::TestDb;
@@ -1189,4 +1189,80 @@ async fn published_rules_are_marked_on_the_rules_pages() {
         (Some(true), Some("critical"))
     );
     assert_eq!(tc04["version"], published[0].version.as_str());
+}
+
+/// The rules page's backtest runs the edited text over the stored transactions and lists
+/// the alerts that would appear and disappear against the stored ones; nothing is stored.
+#[tokio::test]
+async fn backtest_compares_an_edited_rule_with_the_stored_alerts() {
+    let f = fixture().await;
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo");
+    f._db
+        .cmd()
+        .arg("ingest")
+        .arg("--transactions")
+        .arg(demo.join("transactions.csv"))
+        .arg("--accounts")
+        .arg(demo.join("accounts.csv"))
+        .arg("--merchants")
+        .arg(demo.join("merchants.csv"))
+        .assert()
+        .success();
+    let (cookie, csrf) = login_as(&f.st, "rule_author").await;
+    let file = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("rules/two-clear/TC-04-fund-pool.yaml"),
+    )
+    .unwrap();
+    let backtest = |text: String| {
+        let form = serde_urlencoded::to_string([("text", text.as_str())]).unwrap();
+        request(
+            "POST",
+            "/rules/TC-04/backtest",
+            Some(&cookie),
+            Some(&csrf),
+            &form,
+        )
+    };
+    let list = |page: &str, id: &str| -> Vec<String> {
+        let start = page.find(&format!("<ul id=\"{id}\">")).expect(id);
+        let end = start + page[start..].find("</ul>").unwrap();
+        page[start..end]
+            .split("<li>")
+            .skip(1)
+            .map(|li| li.trim_end_matches("</li>").to_string())
+            .collect()
+    };
+    let stored_before =
+        f.st.store
+            .count_alerts(&AlertFilter::default())
+            .await
+            .unwrap();
+
+    let (status, _, page) = send(&f.app, backtest(file.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let appear = list(&page, "appear");
+    assert!(!appear.is_empty(), "the demo's pool fires TC-04: {page}");
+    assert!(
+        appear.iter().all(|a| a.starts_with("account ")),
+        "{appear:?}"
+    );
+    // The fixture's stored TC-04 alerts are on subjects the demo data does not have.
+    let disappear = list(&page, "disappear");
+    assert!(disappear.iter().any(|a| a.contains("H1")), "{disappear:?}");
+
+    // A threshold no pool reaches: every alert would disappear, none appear.
+    let strict = file.replace("default: 3000.0,", "default: 1.0e15,");
+    assert_ne!(strict, file, "TC-04's min_inflow default");
+    let (status, _, page) = send(&f.app, backtest(strict)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(list(&page, "appear").is_empty(), "{page}");
+    assert_eq!(
+        f.st.store
+            .count_alerts(&AlertFilter::default())
+            .await
+            .unwrap(),
+        stored_before,
+        "a backtest stores nothing"
+    );
 }

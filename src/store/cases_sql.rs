@@ -297,6 +297,18 @@ macro_rules! case_sql {
             Ok(new)
         }
 
+        /// A rule version from `rule_id, version, title, text, created_at, published_by`.
+        fn rule_version_row(r: &<Db as sqlx::Database>::Row) -> StoredRuleVersion {
+            StoredRuleVersion {
+                rule_id: r.get(0),
+                version: r.get(1),
+                title: r.get(2),
+                text: r.get(3),
+                created_at: r.get(4),
+                published_by: r.get(5),
+            }
+        }
+
         /// The newest published version of every rule that has one (by publication order).
         pub async fn published_rules(pool: &Pool<Db>) -> Result<Vec<StoredRuleVersion>, StoreError> {
             Ok(sqlx::query(
@@ -308,14 +320,7 @@ macro_rules! case_sql {
             .fetch_all(pool)
             .await?
             .iter()
-            .map(|r| StoredRuleVersion {
-                rule_id: r.get(0),
-                version: r.get(1),
-                title: r.get(2),
-                text: r.get(3),
-                created_at: r.get(4),
-                published_by: r.get(5),
-            })
+            .map(rule_version_row)
             .collect())
         }
 
@@ -847,14 +852,7 @@ macro_rules! case_sql {
             .fetch_all(pool)
             .await?
             .iter()
-            .map(|r| StoredRuleVersion {
-                rule_id: r.get(0),
-                version: r.get(1),
-                title: r.get(2),
-                text: r.get(3),
-                created_at: r.get(4),
-                published_by: r.get(5),
-            })
+            .map(rule_version_row)
             .collect())
         }
 

@@ -61,7 +61,7 @@ pub async fn run(db: &str, args: DemoArgs) -> anyhow::Result<ExitCode> {
         .filter(|r| r.status != "deprecated")
         .collect();
     println!("scanning with {} rules", rules.len());
-    let (report, _) = super::scan::scan_store(&store, &rules, None, None).await?;
+    let (report, _, _) = super::scan::scan_store(&store, &rules, None, None).await?;
     let mut top: Vec<&Alert> = report.alerts.iter().collect();
     top.sort_by(|a, b| b.score.cmp(&a.score).then(a.id.cmp(&b.id)));
     for a in top.iter().take(15) {

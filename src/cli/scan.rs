@@ -67,6 +67,9 @@ pub struct ScanArgs {
     /// Exit with code 1 when an alert at or above this severity was found.
     #[arg(long)]
     pub fail_on: Option<Severity>,
+    /// Print on stderr how long loading the graph and each rule took.
+    #[arg(long)]
+    pub timings: bool,
 }
 
 fn time_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
@@ -83,6 +86,8 @@ pub struct Scanned {
     pub report: ScanReport,
     pub graph: TemporalGraph,
     pub rules: usize,
+    /// Time spent reading the input and building the graph.
+    pub load: std::time::Duration,
 }
 
 /// Loads the rules, builds the graph from the input files or the store, runs the rules;
@@ -115,11 +120,12 @@ pub async fn scan_source(db: &str, args: &SourceArgs) -> anyhow::Result<Scanned>
             .iter()
             .filter(|r| args.status.contains(&r.status))
             .collect();
-        let (report, graph) = scan_store(&store, &rules, from, until).await?;
+        let (report, graph, load) = scan_store(&store, &rules, from, until).await?;
         return Ok(Scanned {
             report,
             graph,
             rules: rules.len(),
+            load,
         });
     };
     let rules: Vec<&Rule> = set
@@ -128,6 +134,7 @@ pub async fn scan_source(db: &str, args: &SourceArgs) -> anyhow::Result<Scanned>
         .filter(|r| args.status.contains(&r.status))
         .collect();
     let profile = Profile::load(&args.profile)?;
+    let started = std::time::Instant::now();
     let (graph, load) = from_files(
         input,
         args.accounts.as_deref(),
@@ -145,6 +152,7 @@ pub async fn scan_source(db: &str, args: &SourceArgs) -> anyhow::Result<Scanned>
             first.reason
         );
     }
+    let load_time = started.elapsed();
     let inputs = Inputs {
         accounts: args.accounts.is_some(),
         merchants: args.merchants.is_some(),
@@ -157,6 +165,7 @@ pub async fn scan_source(db: &str, args: &SourceArgs) -> anyhow::Result<Scanned>
         report,
         graph,
         rules: rules.len(),
+        load: load_time,
     })
 }
 
@@ -208,6 +217,9 @@ fn short(v: &str) -> &str {
 
 pub async fn run(db: &str, args: ScanArgs) -> anyhow::Result<ExitCode> {
     let s = scan_source(db, &args.source).await?;
+    if args.timings {
+        print_timings(&s);
+    }
     print_report(&s.report, &s.graph, s.rules, args.format)?;
     Ok(exit_code(&s.report, args.fail_on))
 }
@@ -228,9 +240,11 @@ pub async fn scan_store(
     rules: &[&Rule],
     from: Option<i64>,
     until: Option<i64>,
-) -> anyhow::Result<(ScanReport, TemporalGraph)> {
+) -> anyhow::Result<(ScanReport, TemporalGraph, std::time::Duration)> {
+    let started = std::time::Instant::now();
     let (builder, inputs) = from_store(store, from, until).await?;
     let graph = builder.build();
+    let load = started.elapsed();
     let report = detect::run(rules, &graph, inputs);
     for s in &report.skipped {
         eprintln!("note: rule {} skipped: {}", s.rule_id, s.reason);
@@ -249,7 +263,25 @@ pub async fn scan_store(
         "stored {} new alerts ({} already stored)",
         saved.inserted, saved.existing
     );
-    Ok((report, graph))
+    Ok((report, graph, load))
+}
+
+/// The load and each rule's run time, slowest rule first, on stderr.
+fn print_timings(s: &Scanned) {
+    let mut rules = s.report.timings.clone();
+    rules.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let total: std::time::Duration = rules.iter().map(|r| r.1).sum();
+    eprintln!(
+        "{:>10.3} s  read input and build graph",
+        s.load.as_secs_f64()
+    );
+    for (id, took) in &rules {
+        eprintln!("{:>10.3} s  rule {id}", took.as_secs_f64());
+    }
+    eprintln!(
+        "{:>10.3} s  all rules (sum over worker threads)",
+        total.as_secs_f64()
+    );
 }
 
 fn print_report(

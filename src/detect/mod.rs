@@ -34,6 +34,8 @@ pub struct Skipped {
 pub struct ScanReport {
     pub alerts: Vec<Alert>,
     pub skipped: Vec<Skipped>,
+    /// How long each rule ran (rule id, duration), in the order of the rules given.
+    pub timings: Vec<(String, std::time::Duration)>,
 }
 
 /// One rule's alerts, or why it did not run.
@@ -42,7 +44,7 @@ type RuleOutcome = Result<Vec<Alert>, Skipped>;
 /// Runs `rules` over `g`. Output is sorted by rule, subject and window.
 pub fn run(rules: &[&Rule], g: &TemporalGraph, inputs: Inputs) -> ScanReport {
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, RuleOutcome)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(usize, RuleOutcome, std::time::Duration)>> = Mutex::new(Vec::new());
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(rules.len().max(1));
@@ -52,19 +54,22 @@ pub fn run(rules: &[&Rule], g: &TemporalGraph, inputs: Inputs) -> ScanReport {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(rule) = rules.get(i) else { break };
+                    let started = std::time::Instant::now();
                     let out = run_rule(rule, g, inputs);
+                    let took = started.elapsed();
                     results
                         .lock()
                         .expect("no worker panics holding the lock")
-                        .push((i, out));
+                        .push((i, out, took));
                 }
             });
         }
     });
     let mut results = results.into_inner().expect("workers finished");
-    results.sort_by_key(|(i, _)| *i);
+    results.sort_by_key(|(i, _, _)| *i);
     let mut report = ScanReport::default();
-    for (_, r) in results {
+    for (i, r, took) in results {
+        report.timings.push((rules[i].id.clone(), took));
         match r {
             Ok(alerts) => report.alerts.extend(alerts),
             Err(s) => report.skipped.push(s),

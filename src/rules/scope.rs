@@ -2,6 +2,8 @@
 //! `hub.*`, `merchant.*`, aggregate results) and the evaluation scope that reads them from
 //! the temporal graph.
 
+use std::cell::RefCell;
+
 use super::expr::{Env, Schema, Ty, Val, VarId};
 use crate::graph::{AccountId, EdgeId, TemporalGraph};
 
@@ -327,6 +329,65 @@ impl Env for Scope<'_> {
     }
 }
 
+/// The scope of a condition whose metrics are computed when it first reads them: `&&`,
+/// `||` and `?:` short-circuit, so a window that fails a cheap test never pays for an
+/// expensive aggregate. The values are the same as with every metric computed up front.
+pub struct LazyMetrics<'s, 'g> {
+    scope: &'s Scope<'g>,
+    values: RefCell<Vec<Option<Metric>>>,
+    compute: RefCell<&'s mut dyn FnMut(usize) -> Metric>,
+}
+
+impl<'s, 'g> LazyMetrics<'s, 'g> {
+    /// `scope` binds everything but the metrics; `compute(i)` gives metric `i` of `n`.
+    pub fn new(
+        scope: &'s Scope<'g>,
+        n: usize,
+        compute: &'s mut dyn FnMut(usize) -> Metric,
+    ) -> Self {
+        LazyMetrics {
+            scope,
+            values: RefCell::new(vec![None; n]),
+            compute: RefCell::new(compute),
+        }
+    }
+
+    fn metric(&self, i: usize) -> Option<Metric> {
+        let cached = *self.values.borrow().get(i)?;
+        Some(cached.unwrap_or_else(|| {
+            let m = (self.compute.borrow_mut())(i);
+            self.values.borrow_mut()[i] = Some(m);
+            m
+        }))
+    }
+
+    /// Every metric, computing those the condition did not read.
+    pub fn into_metrics(self) -> Vec<Metric> {
+        let compute = self.compute.into_inner();
+        self.values
+            .into_inner()
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| m.unwrap_or_else(|| compute(i)))
+            .collect()
+    }
+}
+
+impl Env for LazyMetrics<'_, '_> {
+    fn code(&self, v: VarId) -> i64 {
+        self.scope.code(v)
+    }
+
+    fn get(&self, v: VarId) -> Val<'_> {
+        if v >> 8 == METRIC {
+            return self
+                .metric((v & 0xff) as usize)
+                .map_or(Val::Null, Metric::val);
+        }
+        self.scope.get(v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,5 +409,26 @@ mod tests {
         assert_eq!(TX_FIELDS[TX_TYPE_FIELD as usize].0, "type");
         assert_eq!(ACCOUNT_FIELDS[ROLE_FIELD as usize].0, "role");
         assert_eq!(ACCOUNT_FIELDS[KIND_FIELD as usize].0, "kind");
+    }
+    #[test]
+    fn lazy_metrics_compute_only_what_the_condition_reads() {
+        use crate::rules::expr::{Schema, compile};
+        let g = crate::graph::GraphBuilder::new().build();
+        let mut schema = Schema::new();
+        add_metrics(&mut schema, &[("a".into(), Ty::Int), ("b".into(), Ty::Int)]);
+        let cond = compile("a > 1 && b > 1", &schema, Ty::Bool).unwrap();
+        let scope = Scope::new(&g);
+        for (a, want_calls, want) in [(0, vec![0], false), (5, vec![0, 1], true)] {
+            let mut calls = Vec::new();
+            let mut compute = |i: usize| {
+                calls.push(i);
+                Metric::Int(if i == 0 { a } else { 7 })
+            };
+            let lazy = LazyMetrics::new(&scope, 2, &mut compute);
+            assert_eq!(cond.test(&lazy), want);
+            assert_eq!(lazy.into_metrics(), vec![Metric::Int(a), Metric::Int(7)]);
+            assert_eq!(calls[..want_calls.len()], want_calls[..]);
+            assert_eq!(calls.len(), 2, "each metric is computed once: {calls:?}");
+        }
     }
 }

@@ -3,11 +3,11 @@
 use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks_of};
 use crate::detect::Subject;
 use crate::graph::{AccountId, EdgeId};
-use crate::rules::aggregate::{self, Aggregate, EdgeSet, Flows, Mask, Unit};
+use crate::rules::aggregate::{self, Aggregate, EdgeSet, Flows, Mask, Sliding, Unit};
 use crate::rules::compile::Cx;
 use crate::rules::config::DetectConfig;
 use crate::rules::expr::{Program, Schema, Ty};
-use crate::rules::scope::{self, Scope};
+use crate::rules::scope::{self, LazyMetrics, Scope};
 
 pub const SPEC: KindSpec = KindSpec {
     name: "star",
@@ -160,6 +160,7 @@ impl Detector for Star {
         let mut findings = Vec::new();
         let (mut ins, mut outs): (Vec<EdgeId>, Vec<EdgeId>) = (Vec::new(), Vec::new());
         let (mut in_ts, mut out_ts): (Vec<i64>, Vec<i64>) = (Vec::new(), Vec::new());
+        let mut sliding = Sliding::new(&self.aggregates);
         for h in 0..g.account_count() as AccountId {
             if !hub_ok[h as usize] {
                 continue;
@@ -177,6 +178,17 @@ impl Detector for Star {
             in_ts.extend(ins.iter().map(|&e| g.ts[e as usize]));
             out_ts.clear();
             out_ts.extend(outs.iter().map(|&e| g.ts[e as usize]));
+            let whole = [
+                EdgeSet {
+                    edges: &ins,
+                    subject_is_dst: true,
+                },
+                EdgeSet {
+                    edges: &outs,
+                    subject_is_dst: false,
+                },
+            ];
+            sliding.reset(&self.aggregates, g, &whole, &masks);
             let first = [in_ts.first(), out_ts.first()].into_iter().flatten().min();
             let last = [in_ts.last(), out_ts.last()].into_iter().flatten().max();
             let (Some(&first), Some(&last)) = (first, last) else {
@@ -216,17 +228,22 @@ impl Detector for Star {
                     outs: &outs[ob..oh.max(ob)],
                     from,
                 };
-                let metrics: Vec<_> = self
-                    .aggregates
-                    .iter()
-                    .map(|a| aggregate::compute(a, g, &sets, &masks, Some(flows), exec.exponent))
-                    .collect();
+                let ranges = [il..ih.max(il), ol..oh.max(ol)];
+                let mut metric = |i: usize| {
+                    let a = &self.aggregates[i];
+                    sliding
+                        .get(i, a, g, &whole, &ranges, &masks, exec.exponent)
+                        .unwrap_or_else(|| {
+                            aggregate::compute(a, g, &sets, &masks, Some(flows), exec.exponent)
+                        })
+                };
                 let mut cond_scope = Scope::new(g);
                 cond_scope.accounts[0] = h;
-                cond_scope.metrics = &metrics;
-                if !self.condition.test(&cond_scope) {
+                let lazy = LazyMetrics::new(&cond_scope, self.aggregates.len(), &mut metric);
+                if !self.condition.test(&lazy) {
                     continue;
                 }
+                let metrics = lazy.into_metrics();
                 let mut edges = Vec::new();
                 if self.evidence_sets[0] {
                     edges.extend_from_slice(iw);

@@ -264,14 +264,7 @@ impl GraphBuilder {
         for v in self.ids.values_mut() {
             *v = new_id[*v as usize];
         }
-        let mut order: Vec<u32> = (0..e as u32).collect();
-        order.sort_unstable_by(|&a, &b| {
-            let (a, b) = (a as usize, b as usize);
-            self.src[a]
-                .cmp(&self.src[b])
-                .then(self.ts[a].cmp(&self.ts[b]))
-                .then_with(|| self.tx_ids.get(a).cmp(self.tx_ids.get(b)))
-        });
+        let order = edge_order(&self.src, &self.ts, &self.tx_ids);
         let permute = |col: &[u32]| order.iter().map(|&i| col[i as usize]).collect::<Vec<_>>();
         let src = permute(&self.src);
         let dst = permute(&self.dst);
@@ -289,9 +282,11 @@ impl GraphBuilder {
         drop(order);
 
         let out_start = offsets(n, &src);
-        let mut in_edges: Vec<EdgeId> = (0..e as u32).collect();
-        // Stable sort keeps (source, time, id) order among equal (destination, time).
-        in_edges.sort_by_key(|&i| (dst[i as usize], ts[i as usize]));
+        // Edge ids break ties: (source, time, id) order among equal (destination, time).
+        let mut keys: Vec<u128> = (0..e).map(|i| sort_key(dst[i], ts[i], i as u32)).collect();
+        keys.sort_unstable();
+        let in_edges: Vec<EdgeId> = keys.iter().map(|&k| k as u32).collect();
+        drop(keys);
         let mut in_start = vec![0u32; n + 1];
         for &i in &in_edges {
             in_start[dst[i as usize] as usize + 1] += 1;
@@ -332,6 +327,41 @@ impl GraphBuilder {
             merchant_accounts,
         }
     }
+}
+
+/// `(account, time, index)` packed so that integer order is tuple order: sorting
+/// contiguous keys instead of indices with a comparator that reads three columns keeps
+/// the sort of ten million edges in the caches.
+fn sort_key(account: u32, ts: Millis, index: u32) -> u128 {
+    let ts = (ts as u64) ^ (1 << 63);
+    (u128::from(account) << 96) | (u128::from(ts) << 32) | u128::from(index)
+}
+
+/// Edge indices in (source, time, transaction id) order.
+fn edge_order(src: &[u32], ts: &[Millis], tx_ids: &StrArena) -> Vec<u32> {
+    let mut keys: Vec<u128> = (0..src.len())
+        .map(|i| sort_key(src[i], ts[i], i as u32))
+        .collect();
+    keys.sort_unstable();
+    let mut order: Vec<u32> = keys.iter().map(|&k| k as u32).collect();
+    // Edges of one source at one time are ordered by transaction id.
+    let mut lo = 0;
+    while lo < keys.len() {
+        let mut hi = lo + 1;
+        while hi < keys.len() && keys[hi] >> 32 == keys[lo] >> 32 {
+            hi += 1;
+        }
+        if hi - lo > 1 {
+            order[lo..hi].sort_by(|&a, &b| {
+                tx_ids
+                    .get(a as usize)
+                    .cmp(tx_ids.get(b as usize))
+                    .then(a.cmp(&b))
+            });
+        }
+        lo = hi;
+    }
+    order
 }
 
 fn offsets(n: usize, sorted_keys: &[u32]) -> Vec<u32> {

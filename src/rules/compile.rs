@@ -207,6 +207,7 @@ impl<'a> Cx<'a> {
     ) -> (Vec<Aggregate>, Vec<Program>) {
         let mut out = Vec::new();
         let mut filters = Vec::new();
+        let mut filter_keys: Vec<(&str, usize)> = Vec::new();
         for (name, agg) in &cfg.aggregates {
             let a = &agg.value;
             let func = match AggFn::parse(
@@ -264,16 +265,24 @@ impl<'a> Cx<'a> {
                 (None, _) => None,
             };
             let filter = match &a.filter {
-                Some(text) => {
-                    let schema = filter_schema(self, set);
-                    match self.expr(text, &schema, Ty::Bool) {
-                        Some(p) => {
-                            filters.push(p);
-                            Some(filters.len() - 1)
+                // The same `where` over the same set is one mask, evaluated once.
+                Some(text) => match filter_keys
+                    .iter()
+                    .position(|k| *k == (text.value.as_str(), set))
+                {
+                    Some(i) => Some(i),
+                    None => {
+                        let schema = filter_schema(self, set);
+                        match self.expr(text, &schema, Ty::Bool) {
+                            Some(p) => {
+                                filters.push(p);
+                                filter_keys.push((text.value.as_str(), set));
+                                Some(filters.len() - 1)
+                            }
+                            None => continue,
                         }
-                        None => continue,
                     }
-                }
+                },
                 None => None,
             };
             if let Some(shift) = &a.shift

@@ -9,7 +9,7 @@ use crate::rules::aggregate::{self, Aggregate, EdgeSet, Flows, Mask, Unit};
 use crate::rules::compile::Cx;
 use crate::rules::config::DetectConfig;
 use crate::rules::expr::{Program, Schema, Ty};
-use crate::rules::scope::{self, Metric, Scope};
+use crate::rules::scope::{self, LazyMetrics, Metric, Scope};
 
 pub const SPEC: KindSpec = KindSpec {
     name: "flow",
@@ -315,6 +315,14 @@ impl Flow {
     }
 }
 
+/// The five sets as aggregates see them (`in` and `last` are read from their destination).
+fn set_views(sets: &[Vec<EdgeId>; 5]) -> [EdgeSet<'_>; 5] {
+    std::array::from_fn(|i| EdgeSet {
+        edges: &sets[i],
+        subject_is_dst: i == 0 || i == 3,
+    })
+}
+
 fn sorted_set(g: &TemporalGraph, mut v: Vec<EdgeId>) -> Vec<EdgeId> {
     sort_set(g, &mut v);
     v
@@ -397,64 +405,78 @@ impl Detector for Flow {
                 }
                 sources.clear();
                 sinks.clear();
-                let mut span = (usize::MAX, 0);
                 for i in lo..hi {
                     let p = paths.get(i);
-                    let r = &rank[i * hops..(i + 1) * hops];
-                    for (j, pos) in positions.iter().enumerate() {
-                        for &q in pos {
-                            let x = r[q] as usize;
-                            bits[j][x / 64] |= 1 << (x % 64);
-                            span = (span.0.min(x / 64), span.1.max(x / 64 + 1));
-                        }
-                    }
                     sources.push(g.src[p[0] as usize]);
                     sinks.push(g.dst[p[hops - 1] as usize]);
                 }
-                for (set, b) in sets.iter_mut().zip(bits.iter_mut()) {
-                    set.clear();
-                    for w in span.0..span.1 {
-                        let mut word = std::mem::take(&mut b[w]);
-                        while word != 0 {
-                            set.push(universe[w * 64 + word.trailing_zeros() as usize]);
-                            word &= word - 1;
-                        }
-                    }
-                }
-                let views: Vec<EdgeSet<'_>> = sets
-                    .iter()
-                    .enumerate()
-                    .map(|(i, edges)| EdgeSet {
-                        edges,
-                        subject_is_dst: i == 0 || i == 3,
-                    })
-                    .collect();
-                let mut metrics: Vec<Metric> = self
-                    .aggregates
-                    .iter()
-                    .map(|a| {
-                        let flows = Flows {
-                            ins: &sets[0],
-                            outs: &sets[1],
-                            from: i64::MIN,
-                        };
-                        aggregate::compute(a, g, &views, &masks, Some(flows), exec.exponent)
-                    })
-                    .collect();
                 let distinct = |v: &mut Vec<AccountId>| {
                     v.sort_unstable();
                     v.dedup();
                     v.len() as i64
                 };
-                metrics.push(Metric::Int((hi - lo) as i64));
-                metrics.push(Metric::Int(distinct(&mut sources)));
-                metrics.push(Metric::Int(distinct(&mut sinks)));
+                let builtins = [
+                    Metric::Int((hi - lo) as i64),
+                    Metric::Int(distinct(&mut sources)),
+                    Metric::Int(distinct(&mut sinks)),
+                ];
+                // The sets are gathered when the condition first reads an aggregate.
+                let mut built = false;
+                let mut gather = |sets: &mut [Vec<EdgeId>; 5]| {
+                    if std::mem::replace(&mut built, true) {
+                        return;
+                    }
+                    let mut span = (usize::MAX, 0);
+                    for i in lo..hi {
+                        let r = &rank[i * hops..(i + 1) * hops];
+                        for (j, pos) in positions.iter().enumerate() {
+                            for &q in pos {
+                                let x = r[q] as usize;
+                                bits[j][x / 64] |= 1 << (x % 64);
+                                span = (span.0.min(x / 64), span.1.max(x / 64 + 1));
+                            }
+                        }
+                    }
+                    for (set, b) in sets.iter_mut().zip(bits.iter_mut()) {
+                        set.clear();
+                        for w in span.0..span.1 {
+                            let mut word = std::mem::take(&mut b[w]);
+                            while word != 0 {
+                                set.push(universe[w * 64 + word.trailing_zeros() as usize]);
+                                word &= word - 1;
+                            }
+                        }
+                    }
+                };
+                let n_aggs = self.aggregates.len();
+                let mut metric = |i: usize| {
+                    if i >= n_aggs {
+                        return builtins[i - n_aggs];
+                    }
+                    gather(&mut sets);
+                    let views = set_views(&sets);
+                    let flows = Flows {
+                        ins: &sets[0],
+                        outs: &sets[1],
+                        from: i64::MIN,
+                    };
+                    aggregate::compute(
+                        &self.aggregates[i],
+                        g,
+                        &views,
+                        &masks,
+                        Some(flows),
+                        exec.exponent,
+                    )
+                };
                 let mut sc = Scope::new(g);
                 sc.accounts[0] = subject;
-                sc.metrics = &metrics;
-                if !self.condition.test(&sc) {
+                let lazy = LazyMetrics::new(&sc, n_aggs + builtins.len(), &mut metric);
+                if !self.condition.test(&lazy) {
                     continue;
                 }
+                let metrics = lazy.into_metrics();
+                gather(&mut sets);
                 let mut edges: Vec<EdgeId> = Vec::new();
                 for (i, set) in sets.iter().enumerate() {
                     if self.evidence_sets[i] {

@@ -13,8 +13,9 @@ use std::ops::Range;
 /// The interning maps of account, merchant and label ids: looked up two to three times per
 /// transaction, where SipHash (std's default) was a tenth of the load. foldhash is fast on
 /// short keys and seeded per process, so an input cannot be crafted ahead of time to make
-/// ids collide.
-type IdMap<V> = HashMap<Box<str>, V, foldhash::fast::RandomState>;
+/// ids collide. Keys of up to 24 bytes are stored inline in the table (`CompactString`),
+/// so checking a hit reads the bucket's own cache line instead of following a pointer.
+type IdMap<V> = HashMap<compact_str::CompactString, V, foldhash::fast::RandomState>;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
@@ -266,27 +267,35 @@ impl GraphBuilder {
         }
         let order = edge_order(&self.src, &self.ts, &self.tx_ids);
         let permute = |col: &[u32]| order.iter().map(|&i| col[i as usize]).collect::<Vec<_>>();
-        let src = permute(&self.src);
-        let dst = permute(&self.dst);
-        let merchant = permute(&self.merchant);
-        let channel: Vec<u16> = order.iter().map(|&i| self.channel[i as usize]).collect();
-        let region: Vec<u16> = order.iter().map(|&i| self.region[i as usize]).collect();
-        let ts: Vec<Millis> = order.iter().map(|&i| self.ts[i as usize]).collect();
-        let amount: Vec<i64> = order.iter().map(|&i| self.amount[i as usize]).collect();
-        let tx_type: Vec<TxType> = order.iter().map(|&i| self.tx_type[i as usize]).collect();
-        let currency: Vec<u8> = order.iter().map(|&i| self.currency[i as usize]).collect();
-        let mut tx_ids = StrArena::with_capacity(e, self.tx_ids.byte_len());
-        for &i in &order {
-            tx_ids.push(self.tx_ids.get(i as usize));
-        }
-        drop(order);
-
+        // Two threads: the columns the indexes are built from, and the rest.
+        let ((src, dst, ts, in_edges), (merchant, channel, region, amount, tx_type, currency)) =
+            std::thread::scope(|scope| {
+                let rest = scope.spawn(|| {
+                    let merchant = permute(&self.merchant);
+                    let channel: Vec<u16> =
+                        order.iter().map(|&i| self.channel[i as usize]).collect();
+                    let region: Vec<u16> = order.iter().map(|&i| self.region[i as usize]).collect();
+                    let amount: Vec<i64> = order.iter().map(|&i| self.amount[i as usize]).collect();
+                    let tx_type: Vec<TxType> =
+                        order.iter().map(|&i| self.tx_type[i as usize]).collect();
+                    let currency: Vec<u8> =
+                        order.iter().map(|&i| self.currency[i as usize]).collect();
+                    (merchant, channel, region, amount, tx_type, currency)
+                });
+                let src = permute(&self.src);
+                let dst = permute(&self.dst);
+                let ts: Vec<Millis> = order.iter().map(|&i| self.ts[i as usize]).collect();
+                // Edge ids break ties: (source, time, id) order among equal (destination,
+                // time).
+                let mut keys: Vec<u128> =
+                    (0..e).map(|i| sort_key(dst[i], ts[i], i as u32)).collect();
+                keys.sort_unstable();
+                let in_edges: Vec<EdgeId> = keys.iter().map(|&k| k as u32).collect();
+                drop(keys);
+                let rest = rest.join().expect("column permutation does not panic");
+                ((src, dst, ts, in_edges), rest)
+            });
         let out_start = offsets(n, &src);
-        // Edge ids break ties: (source, time, id) order among equal (destination, time).
-        let mut keys: Vec<u128> = (0..e).map(|i| sort_key(dst[i], ts[i], i as u32)).collect();
-        keys.sort_unstable();
-        let in_edges: Vec<EdgeId> = keys.iter().map(|&k| k as u32).collect();
-        drop(keys);
         let mut in_start = vec![0u32; n + 1];
         for &i in &in_edges {
             in_start[dst[i as usize] as usize + 1] += 1;
@@ -317,7 +326,8 @@ impl GraphBuilder {
             channel,
             region,
             labels: self.labels,
-            tx_ids,
+            tx_ids: self.tx_ids,
+            tx_row: order,
             out_start,
             in_edges,
             in_start,
@@ -389,7 +399,9 @@ pub struct TemporalGraph {
     channel: Vec<u16>,
     region: Vec<u16>,
     labels: Dictionary,
+    /// Transaction ids in input order; `tx_row` maps an edge to its input position.
     tx_ids: StrArena,
+    tx_row: Vec<u32>,
     out_start: Vec<u32>,
     in_edges: Vec<EdgeId>,
     in_start: Vec<u32>,
@@ -425,7 +437,7 @@ impl TemporalGraph {
     }
 
     pub fn tx_id(&self, e: EdgeId) -> &str {
-        self.tx_ids.get(e as usize)
+        self.tx_ids.get(self.tx_row[e as usize] as usize)
     }
 
     pub fn currency(&self, e: EdgeId) -> Currency {

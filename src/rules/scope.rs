@@ -334,20 +334,24 @@ impl Env for Scope<'_> {
 /// expensive aggregate. The values are the same as with every metric computed up front.
 pub struct LazyMetrics<'s, 'g> {
     scope: &'s Scope<'g>,
-    values: RefCell<Vec<Option<Metric>>>,
+    values: RefCell<&'s mut Vec<Option<Metric>>>,
     compute: RefCell<&'s mut dyn FnMut(usize) -> Metric>,
 }
 
 impl<'s, 'g> LazyMetrics<'s, 'g> {
-    /// `scope` binds everything but the metrics; `compute(i)` gives metric `i` of `n`.
+    /// `scope` binds everything but the metrics; `compute(i)` gives metric `i` of `n`;
+    /// `cache` is a buffer reused from window to window.
     pub fn new(
         scope: &'s Scope<'g>,
+        cache: &'s mut Vec<Option<Metric>>,
         n: usize,
         compute: &'s mut dyn FnMut(usize) -> Metric,
     ) -> Self {
+        cache.clear();
+        cache.resize(n, None);
         LazyMetrics {
             scope,
-            values: RefCell::new(vec![None; n]),
+            values: RefCell::new(cache),
             compute: RefCell::new(compute),
         }
     }
@@ -366,7 +370,7 @@ impl<'s, 'g> LazyMetrics<'s, 'g> {
         let compute = self.compute.into_inner();
         self.values
             .into_inner()
-            .into_iter()
+            .iter()
             .enumerate()
             .map(|(i, m)| m.unwrap_or_else(|| compute(i)))
             .collect()
@@ -424,7 +428,8 @@ mod tests {
                 calls.push(i);
                 Metric::Int(if i == 0 { a } else { 7 })
             };
-            let lazy = LazyMetrics::new(&scope, 2, &mut compute);
+            let mut cache = Vec::new();
+            let lazy = LazyMetrics::new(&scope, &mut cache, 2, &mut compute);
             assert_eq!(cond.test(&lazy), want);
             assert_eq!(lazy.into_metrics(), vec![Metric::Int(a), Metric::Int(7)]);
             assert_eq!(calls[..want_calls.len()], want_calls[..]);

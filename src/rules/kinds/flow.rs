@@ -1,7 +1,5 @@
 //! `flow`: time-ordered paths of 2..=5 hops through intermediaries.
 
-use std::collections::BTreeMap;
-
 use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks_of};
 use crate::detect::Subject;
 use crate::graph::{AccountId, EdgeId, TemporalGraph};
@@ -240,10 +238,16 @@ impl Flow {
             .collect()
     }
 
-    /// Enumerates paths, grouped by the subject node, each group sorted by first-hop time.
-    fn paths(&self, g: &TemporalGraph, hop_masks: &[Mask]) -> BTreeMap<AccountId, Paths> {
+    /// Enumerates paths, grouped by the subject node (indexed by account id), each group
+    /// sorted by first-hop time.
+    fn paths(&self, g: &TemporalGraph, hop_masks: &[Mask]) -> Vec<Paths> {
         let hops = self.hops();
-        let mut groups: BTreeMap<AccountId, Paths> = BTreeMap::new();
+        let mut groups: Vec<Paths> = (0..g.account_count())
+            .map(|_| Paths {
+                hops,
+                flat: Vec::new(),
+            })
+            .collect();
         let mut stack: Vec<EdgeId> = Vec::with_capacity(hops);
         let mut nodes: Vec<AccountId> = Vec::with_capacity(hops + 1);
         for e0 in 0..g.edge_count() as EdgeId {
@@ -260,7 +264,7 @@ impl Flow {
             }
             self.extend(g, hop_masks, &mut stack, &mut nodes, &mut groups);
         }
-        for p in groups.values_mut() {
+        for p in groups.iter_mut().filter(|p| p.len() > 1) {
             // By first-hop time, then by the edges: compared in place, not as copied keys.
             let mut order: Vec<usize> = (0..p.len()).collect();
             order.sort_by(|&a, &b| {
@@ -284,15 +288,11 @@ impl Flow {
         hop_masks: &[Mask],
         stack: &mut Vec<EdgeId>,
         nodes: &mut Vec<AccountId>,
-        groups: &mut BTreeMap<AccountId, Paths>,
+        groups: &mut [Paths],
     ) {
         let hops = self.hops();
         if stack.len() == hops {
-            let subject = nodes[self.subject_at];
-            let p = groups.entry(subject).or_insert_with(|| Paths {
-                hops,
-                flat: Vec::new(),
-            });
+            let p = &mut groups[nodes[self.subject_at] as usize];
             if p.len() < MAX_PATHS_PER_SUBJECT {
                 p.flat.extend_from_slice(stack);
             }
@@ -370,7 +370,9 @@ impl Detector for Flow {
         ];
         let mut bits: [Vec<u64>; 5] = Default::default();
         let mut rank_of: Vec<u32> = vec![0; g.edge_count()];
-        for (subject, paths) in self.paths(g, &hop_masks) {
+        let mut cache = Vec::new();
+        for (subject, paths) in self.paths(g, &hop_masks).iter().enumerate() {
+            let subject = subject as AccountId;
             let n = paths.len();
             if n == 0 {
                 continue;
@@ -471,7 +473,7 @@ impl Detector for Flow {
                 };
                 let mut sc = Scope::new(g);
                 sc.accounts[0] = subject;
-                let lazy = LazyMetrics::new(&sc, n_aggs + builtins.len(), &mut metric);
+                let lazy = LazyMetrics::new(&sc, &mut cache, n_aggs + builtins.len(), &mut metric);
                 if !self.condition.test(&lazy) {
                     continue;
                 }

@@ -161,6 +161,7 @@ impl Detector for Star {
         let (mut ins, mut outs): (Vec<EdgeId>, Vec<EdgeId>) = (Vec::new(), Vec::new());
         let (mut in_ts, mut out_ts): (Vec<i64>, Vec<i64>) = (Vec::new(), Vec::new());
         let mut sliding = Sliding::new(&self.aggregates);
+        let mut cache = Vec::new();
         for h in 0..g.account_count() as AccountId {
             if !hub_ok[h as usize] {
                 continue;
@@ -239,7 +240,8 @@ impl Detector for Star {
                 };
                 let mut cond_scope = Scope::new(g);
                 cond_scope.accounts[0] = h;
-                let lazy = LazyMetrics::new(&cond_scope, self.aggregates.len(), &mut metric);
+                let lazy =
+                    LazyMetrics::new(&cond_scope, &mut cache, self.aggregates.len(), &mut metric);
                 if !self.condition.test(&lazy) {
                     continue;
                 }

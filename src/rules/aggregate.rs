@@ -319,6 +319,7 @@ pub fn compute(
 /// [`compute`]'s exactly (integer arithmetic throughout).
 #[derive(Debug, Default)]
 pub struct Sliding {
+    aggs: Vec<Aggregate>,
     slots: Vec<Slot>,
 }
 
@@ -366,18 +367,15 @@ impl Sliding {
                 _ => Slot::Direct,
             })
             .collect();
-        Sliding { slots }
+        Sliding {
+            aggs: aggs.to_vec(),
+            slots,
+        }
     }
 
     /// Starts a subject whose whole time-ordered sets are `sets`.
-    pub fn reset(
-        &mut self,
-        aggs: &[Aggregate],
-        g: &TemporalGraph,
-        sets: &[EdgeSet<'_>],
-        masks: &[Mask],
-    ) {
-        for (slot, agg) in self.slots.iter_mut().zip(aggs) {
+    pub fn reset(&mut self, g: &TemporalGraph, sets: &[EdgeSet<'_>], masks: &[Mask]) {
+        for (slot, agg) in self.slots.iter_mut().zip(&self.aggs) {
             let keep = |e: EdgeId| agg.filter.is_none_or(|m| masks[m].get(e as usize));
             let prefix_of =
                 |out: &mut Vec<i128>, set: EdgeSet<'_>, value: &dyn Fn(EdgeId) -> i128| {
@@ -423,13 +421,13 @@ impl Sliding {
     pub fn get(
         &mut self,
         i: usize,
-        agg: &Aggregate,
         g: &TemporalGraph,
         sets: &[EdgeSet<'_>],
         ranges: &[std::ops::Range<usize>],
         masks: &[Mask],
         exponent: u32,
     ) -> Option<Metric> {
+        let agg = &self.aggs[i];
         let field = agg.field.unwrap_or(Field::Amount);
         Some(match &mut self.slots[i] {
             Slot::Prefix { set, prefix } => {
@@ -892,10 +890,8 @@ mod tests {
             let ins: Vec<EdgeId> = g.in_edges(h).to_vec();
             let outs: Vec<EdgeId> = g.out_edges(h).collect();
             let mut mask = Mask::new(g.edge_count());
-            for e in 0..g.edge_count() {
-                if kept[e] {
-                    mask.set(e);
-                }
+            for (e, _) in kept.iter().enumerate().take(g.edge_count()).filter(|(_, k)| **k) {
+                mask.set(e);
             }
             let masks = [mask];
             let mut aggs = Vec::new();
@@ -918,7 +914,7 @@ mod tests {
                 EdgeSet { edges: &outs, subject_is_dst: false },
             ];
             let mut sliding = Sliding::new(&aggs);
-            sliding.reset(&aggs, &g, &whole, &masks);
+            sliding.reset(&g, &whole, &masks);
             let (len, step) = (len * QUARTER_HOUR, step * QUARTER_HOUR);
             let slice = |v: &[EdgeId], from: i64, until: i64| {
                 let lo = v.partition_point(|&e| g.ts[e as usize] < from);
@@ -939,7 +935,7 @@ mod tests {
                     if (k + i as i64) % 3 == 0 {
                         continue;
                     }
-                    let got = sliding.get(i, a, &g, &whole, &ranges, &masks, 2);
+                    let got = sliding.get(i, &g, &whole, &ranges, &masks, 2);
                     let want = compute(a, &g, &sets, &masks, Some(flows), 2);
                     prop_assert!(got.is_some_and(|m| same(m, want)),
                         "{:?} set {} filter {:?} window {}: {:?} vs {:?}", a.func, a.set, a.filter, k, got, want);

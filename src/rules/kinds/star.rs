@@ -189,7 +189,7 @@ impl Detector for Star {
                     subject_is_dst: false,
                 },
             ];
-            sliding.reset(&self.aggregates, g, &whole, &masks);
+            sliding.reset(g, &whole, &masks);
             let first = [in_ts.first(), out_ts.first()].into_iter().flatten().min();
             let last = [in_ts.last(), out_ts.last()].into_iter().flatten().max();
             let (Some(&first), Some(&last)) = (first, last) else {
@@ -233,7 +233,7 @@ impl Detector for Star {
                 let mut metric = |i: usize| {
                     let a = &self.aggregates[i];
                     sliding
-                        .get(i, a, g, &whole, &ranges, &masks, exec.exponent)
+                        .get(i, g, &whole, &ranges, &masks, exec.exponent)
                         .unwrap_or_else(|| {
                             aggregate::compute(a, g, &sets, &masks, Some(flows), exec.exponent)
                         })

@@ -419,3 +419,58 @@ async fn a_published_rule_version_changes_the_next_store_scan() {
     let (files_only, err) = scan(&["--files-only"]);
     assert_eq!(files_only.len(), before.len(), "{err}");
 }
+
+/// The file loader parses on one thread and builds on another: a refused row in the
+/// middle of the file is reported with its line, the rows around it give the same alerts
+/// as the file without it, and `--timings` lists the load and every rule.
+#[test]
+fn scan_input_refuses_a_bad_row_in_place_and_reports_timings() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let demo = root.join("datasets/demo");
+    let text = std::fs::read_to_string(demo.join("transactions.csv")).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let bad_line = lines.len() / 2;
+    lines.insert(
+        bad_line - 1,
+        "bad-1,2026-03-02T10:00:00Z,A,B,not-a-number,CNY,transfer,",
+    );
+    let db = Db::new();
+    let with_bad = db.write("transactions.csv", &(lines.join("\n") + "\n"));
+    let scan = |file: &Path| {
+        db.cmd()
+            .current_dir(root)
+            .args(["scan", "--format", "json", "--timings"])
+            .args(["--rules", "rules/two-clear/TC-04-fund-pool.yaml"])
+            .args(["--rules", "rules/laundering/ML-04-scatter-gather.yaml"])
+            .arg("--input")
+            .arg(file)
+            .arg("--accounts")
+            .arg(demo.join("accounts.csv"))
+            .arg("--merchants")
+            .arg(demo.join("merchants.csv"))
+            .output()
+            .unwrap()
+    };
+    let (clean, dirty) = (scan(&demo.join("transactions.csv")), scan(&with_bad));
+    assert!(dirty.status.success());
+    let err = String::from_utf8_lossy(&dirty.stderr);
+    let want = format!(
+        "note: 1 input rows refused (first: {}:{bad_line}:",
+        with_bad.display()
+    );
+    assert!(err.contains(&want), "{err}");
+    for line in [
+        "read input and build graph",
+        "rule TC-04",
+        "rule ML-04",
+        "all rules",
+    ] {
+        assert!(err.contains(line), "--timings should print {line:?}: {err}");
+    }
+    let alerts: serde_json::Value = serde_json::from_slice(&dirty.stdout).unwrap();
+    assert!(!alerts.as_array().unwrap().is_empty());
+    assert_eq!(
+        alerts,
+        serde_json::from_slice::<serde_json::Value>(&clean.stdout).unwrap()
+    );
+}

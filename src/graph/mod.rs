@@ -266,25 +266,41 @@ impl GraphBuilder {
             *v = new_id[*v as usize];
         }
         let order = edge_order(&self.src, &self.ts, &self.tx_ids);
-        let permute = |col: &[u32]| order.iter().map(|&i| col[i as usize]).collect::<Vec<_>>();
+        // Each input column is freed as soon as its permuted copy exists, so the build
+        // never holds two full copies of the table.
+        let (src, dst, ts) = (
+            std::mem::take(&mut self.src),
+            std::mem::take(&mut self.dst),
+            std::mem::take(&mut self.ts),
+        );
+        let rest = (
+            std::mem::take(&mut self.merchant),
+            std::mem::take(&mut self.channel),
+            std::mem::take(&mut self.region),
+            std::mem::take(&mut self.amount),
+            std::mem::take(&mut self.tx_type),
+            std::mem::take(&mut self.currency),
+        );
         // Two threads: the columns the indexes are built from, and the rest.
         let ((src, dst, ts, in_edges), (merchant, channel, region, amount, tx_type, currency)) =
             std::thread::scope(|scope| {
-                let rest = scope.spawn(|| {
-                    let merchant = permute(&self.merchant);
-                    let channel: Vec<u16> =
-                        order.iter().map(|&i| self.channel[i as usize]).collect();
-                    let region: Vec<u16> = order.iter().map(|&i| self.region[i as usize]).collect();
-                    let amount: Vec<i64> = order.iter().map(|&i| self.amount[i as usize]).collect();
-                    let tx_type: Vec<TxType> =
-                        order.iter().map(|&i| self.tx_type[i as usize]).collect();
-                    let currency: Vec<u8> =
-                        order.iter().map(|&i| self.currency[i as usize]).collect();
-                    (merchant, channel, region, amount, tx_type, currency)
+                let order = &order;
+                let rest = scope.spawn(move || {
+                    let (merchant, channel, region, amount, tx_type, currency) = rest;
+                    (
+                        permuted(order, merchant),
+                        permuted(order, channel),
+                        permuted(order, region),
+                        permuted(order, amount),
+                        permuted(order, tx_type),
+                        permuted(order, currency),
+                    )
                 });
-                let src = permute(&self.src);
-                let dst = permute(&self.dst);
-                let ts: Vec<Millis> = order.iter().map(|&i| self.ts[i as usize]).collect();
+                let (src, dst, ts) = (
+                    permuted(order, src),
+                    permuted(order, dst),
+                    permuted(order, ts),
+                );
                 // Edge ids break ties: (source, time, id) order among equal (destination,
                 // time).
                 let mut keys: Vec<u128> =
@@ -337,6 +353,11 @@ impl GraphBuilder {
             merchant_accounts,
         }
     }
+}
+
+/// `col` in `order`; the input column is dropped on return.
+fn permuted<T: Copy>(order: &[u32], col: Vec<T>) -> Vec<T> {
+    order.iter().map(|&i| col[i as usize]).collect()
 }
 
 /// `(account, time, index)` packed so that integer order is tuple order: sorting

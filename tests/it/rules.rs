@@ -114,19 +114,31 @@ tests:
     );
 }
 
-fn scan_demo(rules: &str) -> Vec<serde_json::Value> {
+/// `scan --format json` over `transactions` with the demo registries, from the
+/// repository root.
+fn demo_scan(db: &Db, transactions: &Path, rules: &[&str]) -> assert_cmd::Command {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let demo = root.join("datasets/demo");
-    let db = Db::new();
-    let out = db
-        .cmd()
-        .current_dir(root)
-        .args(["scan", "--format", "json", "--rules", rules, "--input"])
-        .arg(demo.join("transactions.csv"))
+    let mut cmd = db.cmd();
+    cmd.current_dir(root).args(["scan", "--format", "json"]);
+    for r in rules {
+        cmd.args(["--rules", r]);
+    }
+    cmd.arg("--input")
+        .arg(transactions)
         .arg("--accounts")
         .arg(demo.join("accounts.csv"))
         .arg("--merchants")
-        .arg(demo.join("merchants.csv"))
+        .arg(demo.join("merchants.csv"));
+    cmd
+}
+
+fn demo_transactions() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo/transactions.csv")
+}
+
+fn scan_demo(rules: &str) -> Vec<serde_json::Value> {
+    let out = demo_scan(&Db::new(), &demo_transactions(), &[rules])
         .output()
         .unwrap();
     assert!(
@@ -425,9 +437,8 @@ async fn a_published_rule_version_changes_the_next_store_scan() {
 /// as the file without it, and `--timings` lists the load and every rule.
 #[test]
 fn scan_input_refuses_a_bad_row_in_place_and_reports_timings() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let demo = root.join("datasets/demo");
-    let text = std::fs::read_to_string(demo.join("transactions.csv")).unwrap();
+    let clean_file = demo_transactions();
+    let text = std::fs::read_to_string(&clean_file).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
     let bad_line = lines.len() / 2;
     lines.insert(
@@ -436,22 +447,17 @@ fn scan_input_refuses_a_bad_row_in_place_and_reports_timings() {
     );
     let db = Db::new();
     let with_bad = db.write("transactions.csv", &(lines.join("\n") + "\n"));
+    let rules = [
+        "rules/two-clear/TC-04-fund-pool.yaml",
+        "rules/laundering/ML-04-scatter-gather.yaml",
+    ];
     let scan = |file: &Path| {
-        db.cmd()
-            .current_dir(root)
-            .args(["scan", "--format", "json", "--timings"])
-            .args(["--rules", "rules/two-clear/TC-04-fund-pool.yaml"])
-            .args(["--rules", "rules/laundering/ML-04-scatter-gather.yaml"])
-            .arg("--input")
-            .arg(file)
-            .arg("--accounts")
-            .arg(demo.join("accounts.csv"))
-            .arg("--merchants")
-            .arg(demo.join("merchants.csv"))
+        demo_scan(&db, file, &rules)
+            .arg("--timings")
             .output()
             .unwrap()
     };
-    let (clean, dirty) = (scan(&demo.join("transactions.csv")), scan(&with_bad));
+    let (clean, dirty) = (scan(&clean_file), scan(&with_bad));
     assert!(dirty.status.success());
     let err = String::from_utf8_lossy(&dirty.stderr);
     let want = format!(

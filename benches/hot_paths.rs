@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use clearwatch::detect::{self, Inputs};
-use clearwatch::graph::{TemporalGraph, load::from_files};
-use clearwatch::ingest::{self, Profile};
-use clearwatch::rules::Rule;
-use clearwatch::rules::load;
+use clearwatch_detect::{self as detect, Inputs};
+use clearwatch_graph::{TemporalGraph, load::from_files};
+use clearwatch_ingest::{self as ingest, Profile};
+use clearwatch_rules::Rule;
+use clearwatch_rules::load;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn generate(dir: &Path, scale: &str) -> PathBuf {

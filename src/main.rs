@@ -1,5 +1,7 @@
-//! The `clearwatch` binary: parses the command line and hands it to [`clearwatch::cli`].
+//! The `clearwatch` binary: parses the command line and hands it to [`cli`].
+
+mod cli;
 
 fn main() -> std::process::ExitCode {
-    clearwatch::cli::main()
+    cli::main()
 }

@@ -4,9 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::detect::{Severity, StoredAlert};
-use crate::model::format_ts;
-use crate::store::{self, AlertFilter, Store};
+use clearwatch_model::case::Status;
+use clearwatch_model::format_ts;
+use clearwatch_model::{Severity, StoredAlert};
+use clearwatch_store::{self as store, AlertFilter, Store};
 
 #[derive(Args, Debug)]
 pub struct AlertsArgs {
@@ -25,8 +26,8 @@ pub enum AlertsCommand {
 #[derive(Args, Debug)]
 pub struct ListArgs {
     /// Only alerts in this case status.
-    #[arg(long, value_parser = ["new", "in_review", "escalated", "reported", "dismissed", "closed"])]
-    pub status: Option<String>,
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<Status>,
     /// Only alerts of this severity or above (info, low, medium, high, critical).
     #[arg(long, value_parser = parse_severity)]
     pub severity: Option<Severity>,
@@ -57,6 +58,10 @@ pub struct ShowArgs {
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
+    s.parse()
+}
+
+fn parse_status(s: &str) -> Result<Status, String> {
     s.parse()
 }
 

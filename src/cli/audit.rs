@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::store::cases::AuditCheck;
-use crate::store::{self, Store};
+use clearwatch_store::cases::AuditCheck;
+use clearwatch_store::{self as store, Store};
 
 #[derive(Args, Debug)]
 pub struct AuditArgs {

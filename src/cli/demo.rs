@@ -4,12 +4,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
+use include_dir::{Dir, include_dir};
 
-use crate::detect::Alert;
-use crate::ingest::{Profile, TableKind};
-use crate::rules::Rule;
-use crate::rules::load::{self, default_rules_dir};
-use crate::store::{self, Store};
+use clearwatch_ingest::{Profile, TableKind};
+use clearwatch_model::Alert;
+use clearwatch_rules::load::PackSource;
+use clearwatch_scan::{self as scan, Pack, Published, Range};
+use clearwatch_store::{self as store, Store};
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -24,20 +25,30 @@ pub struct DemoArgs {
     pub bind: std::net::SocketAddr,
 }
 
-/// `datasets/demo` under the working directory, else the one beside the sources.
-fn demo_dir(arg: Option<PathBuf>) -> PathBuf {
+/// The demo set of the sources (`datasets/demo`), embedded so that a binary copied
+/// anywhere can run the demo.
+static DEMO: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/datasets/demo");
+
+/// Where the demo set is read from: `--data`, else `datasets/demo` under the working
+/// directory, else the embedded copy, written to a temporary folder (kept alive by the
+/// returned guard).
+fn demo_dir(arg: Option<PathBuf>) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
     if let Some(d) = arg {
-        return d;
+        return Ok((d, None));
     }
     let local = Path::new("datasets/demo");
     if local.is_dir() {
-        return local.to_path_buf();
+        return Ok((local.to_path_buf(), None));
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo")
+    let tmp = tempfile::Builder::new()
+        .prefix("clearwatch-demo")
+        .tempdir()?;
+    DEMO.extract(tmp.path())?;
+    Ok((tmp.path().to_path_buf(), Some(tmp)))
 }
 
 pub async fn run(db: &str, args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let dir = demo_dir(args.data);
+    let (dir, _extracted) = demo_dir(args.data)?;
     let plan = vec![
         (TableKind::Accounts, dir.join("accounts.csv")),
         (TableKind::Merchants, dir.join("merchants.csv")),
@@ -50,18 +61,21 @@ pub async fn run(db: &str, args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!();
     super::stats::print_table(&store.stats(5).await?);
     println!();
-    let (set, diags) = load::load(&[default_rules_dir()]);
-    anyhow::ensure!(
-        diags.is_empty(),
-        "the shipped rules do not lint: run `clearwatch rules lint`"
-    );
-    let rules: Vec<&Rule> = set
-        .rules
-        .iter()
-        .filter(|r| r.status != "deprecated")
-        .collect();
+    let pack = Pack::load(PackSource::resolve(&[]), &store, Published::Use).await?;
+    let pack = pack.runnable()?;
+    let rules = pack.active();
     println!("scanning with {} rules", rules.len());
-    let (report, _, _) = super::scan::scan_store(&store, &rules, None, None).await?;
+    let report = scan::scan_store(&store, &rules, Range::default())
+        .await?
+        .report;
+    for s in &report.skipped {
+        eprintln!("note: rule {} skipped: {}", s.rule_id, s.reason);
+    }
+    let saved = scan::save(&store, &rules, &report.alerts).await?;
+    eprintln!(
+        "stored {} new alerts ({} already stored)",
+        saved.inserted, saved.existing
+    );
     let mut top: Vec<&Alert> = report.alerts.iter().collect();
     top.sort_by(|a, b| b.score.cmp(&a.score).then(a.id.cmp(&b.id)));
     for a in top.iter().take(15) {
@@ -78,7 +92,7 @@ pub async fn run(db: &str, args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     if !args.no_serve {
         println!();
-        super::serve::serve_store(store, args.bind, None).await?;
+        super::serve::serve_store(store, args.bind, Vec::new()).await?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::scan::{SourceArgs, scan_source};
-use crate::eval::{self, Report};
+use clearwatch_eval::{self as eval, Report};
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::export::{self, bundle, keys};
-use crate::store;
+use clearwatch_export::{self as export, bundle, keys};
+use clearwatch_store as store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {

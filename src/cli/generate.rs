@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use crate::generate::{ScenarioConfig, demo_config, generate_two_clear};
+use clearwatch_generate::{ScenarioConfig, demo_config, generate_two_clear};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Scenario {
@@ -60,7 +60,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let s = generate_two_clear(&cfg, &args.out)?;
     if args.format == OutputFormat::Jsonl {
         for name in ["transactions.csv", "accounts.csv", "merchants.csv"] {
-            crate::generate::jsonl::csv_to_jsonl(&args.out.join(name))?;
+            clearwatch_generate::jsonl::csv_to_jsonl(&args.out.join(name))?;
         }
     }
     println!(

@@ -7,9 +7,9 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::ingest::load::stream_files;
-use crate::ingest::{Profile, TableKind};
-use crate::store::{self, BatchReport, Store};
+use clearwatch_ingest::load::stream_files;
+use clearwatch_ingest::{Profile, TableKind};
+use clearwatch_store::{self as store, BatchReport, Store};
 
 #[derive(Args, Debug)]
 pub struct IngestArgs {

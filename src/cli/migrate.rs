@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::store::{self, Store};
+use clearwatch_store::{self as store, Store};
 
 #[derive(Args, Debug)]
 pub struct MigrateArgs {}

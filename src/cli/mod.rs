@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::store::DEFAULT_DB;
+use clearwatch_store::DEFAULT_DB;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::rules::load::{self, RuleSet, default_rules_dir};
-use crate::rules::{docs, testing};
+use clearwatch_detect::testing;
+use clearwatch_rules::docs;
+use clearwatch_rules::load::{self, PackSource, RuleSet};
 
 #[derive(Args, Debug)]
 pub struct RulesArgs {
@@ -20,7 +21,8 @@ pub enum RulesCommand {
     Lint(Paths),
     /// Run every rule's test cases; the last line is `N passed, N failed`.
     Test(Paths),
-    /// List rules: id, title, status, severity, kind.
+    /// List rules: id, status, severity, kind, source (shipped in the binary, or a file)
+    /// and title.
     List(Paths),
     /// Print the rule reference in Markdown.
     Docs(Paths),
@@ -28,17 +30,13 @@ pub enum RulesCommand {
 
 #[derive(Args, Debug)]
 pub struct Paths {
-    /// Rule files or folders (default: the shipped pack in rules/).
+    /// Rule files or folders (default: rules/ in the working directory if there is one,
+    /// else the pack shipped in the binary).
     pub paths: Vec<PathBuf>,
 }
 
 fn load_or_report(paths: Vec<PathBuf>) -> Result<RuleSet, ExitCode> {
-    let paths = if paths.is_empty() {
-        vec![default_rules_dir()]
-    } else {
-        paths
-    };
-    let (set, diags) = load::load(&paths);
+    let (set, diags) = load::load_pack(&PackSource::resolve(&paths));
     if diags.is_empty() {
         return Ok(set);
     }
@@ -85,16 +83,17 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
         RulesCommand::List(p) => match load_or_report(p.paths) {
             Ok(set) => {
                 println!(
-                    "{:<8} {:<12} {:<9} {:<9} title",
-                    "id", "status", "severity", "kind"
+                    "{:<8} {:<12} {:<9} {:<9} {:<8} title",
+                    "id", "status", "severity", "kind", "source"
                 );
                 for r in &set.rules {
                     println!(
-                        "{:<8} {:<12} {:<9} {:<9} {}",
+                        "{:<8} {:<12} {:<9} {:<9} {:<8} {}",
                         r.id,
                         r.status,
                         r.severity.as_str(),
                         r.kind,
+                        r.origin.as_str(),
                         r.title
                     );
                 }

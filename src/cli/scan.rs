@@ -5,14 +5,14 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use crate::detect::{self, Alert, Inputs, ScanReport, Severity};
-use crate::graph::TemporalGraph;
-use crate::graph::load::{from_files, from_store};
-use crate::ingest::Profile;
-use crate::model::parse_rfc3339;
-use crate::rules::Rule;
-use crate::rules::load::{self, default_rules_dir};
-use crate::store::{self, Store};
+use clearwatch_detect::ScanReport;
+use clearwatch_graph::TemporalGraph;
+use clearwatch_ingest::Profile;
+use clearwatch_model::{Alert, Severity, parse_rfc3339};
+use clearwatch_rules::RuleStatus;
+use clearwatch_rules::load::PackSource;
+use clearwatch_scan::{self as scan, InputFiles, Pack, Published, Range, ScanError, Scanned};
+use clearwatch_store as store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -36,16 +36,18 @@ pub struct SourceArgs {
     /// Mapping profile of the input files.
     #[arg(long, default_value = "native", requires = "input")]
     pub profile: String,
-    /// Rule files or folders (default: the shipped pack in rules/).
+    /// Rule files or folders (default: rules/ in the working directory if there is one,
+    /// else the pack shipped in the binary).
     #[arg(long = "rules")]
     pub rules: Vec<PathBuf>,
-    /// Rule statuses to run.
+    /// Rule statuses to run (experimental, test, stable, deprecated).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "stable,test,experimental"
+        default_value = "stable,test,experimental",
+        value_parser = parse_rule_status
     )]
-    pub status: Vec<String>,
+    pub status: Vec<RuleStatus>,
     /// Only transactions at or after this time (RFC 3339).
     #[arg(long)]
     pub from: Option<String>,
@@ -72,6 +74,10 @@ pub struct ScanArgs {
     pub timings: bool,
 }
 
+fn parse_rule_status(s: &str) -> Result<RuleStatus, String> {
+    s.parse()
+}
+
 fn time_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
     v.as_deref()
         .map(|s| {
@@ -81,134 +87,97 @@ fn time_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
         .transpose()
 }
 
-/// What a scan produced.
-pub struct Scanned {
-    pub report: ScanReport,
-    pub graph: TemporalGraph,
-    pub rules: usize,
-    /// Time spent reading the input and building the graph.
-    pub load: std::time::Duration,
+/// Scans the input files in memory, or the store (whose alerts are stored), with the
+/// effective rule pack; notes on stderr what a user should know (refused input rows,
+/// skipped rules, rules from the store, what was stored).
+pub async fn scan_source(db: &str, args: &SourceArgs) -> anyhow::Result<Scanned> {
+    let range = Range {
+        from: time_arg("from", &args.from)?,
+        until: time_arg("until", &args.until)?,
+    };
+    let source = PackSource::resolve(&args.rules);
+    let scanned = match &args.input {
+        None => {
+            let store = store::open(db).await?;
+            let published = if args.files_only {
+                Published::Ignore
+            } else {
+                Published::Use
+            };
+            let pack = Pack::load(source, &store, published)
+                .await
+                .map_err(report_rules)?;
+            let pack = pack.runnable().map_err(report_rules)?;
+            note_published(pack);
+            let rules = pack.with_status(&args.status);
+            let scanned = scan::scan_store(&store, &rules, range).await?;
+            note_skipped(&scanned);
+            let saved = scan::save(&store, &rules, &scanned.report.alerts).await?;
+            eprintln!(
+                "stored {} new alerts ({} already stored)",
+                saved.inserted, saved.existing
+            );
+            scanned
+        }
+        Some(input) => {
+            let pack = Pack::files(source).map_err(report_rules)?;
+            let rules = pack.with_status(&args.status);
+            let files = InputFiles {
+                transactions: input.clone(),
+                accounts: args.accounts.clone(),
+                merchants: args.merchants.clone(),
+                profile: Profile::load(&args.profile)?,
+            };
+            let scanned = scan::scan_files(&files, &rules, range)?;
+            if let Some(load) = &scanned.file_load
+                && let Some(first) = load.rejections.first()
+            {
+                eprintln!(
+                    "note: {} input rows refused (first: {}:{}: {}); `clearwatch ingest` keeps them in quarantine",
+                    load.rejections.len(),
+                    first.source,
+                    first.line,
+                    first.reason
+                );
+            }
+            note_skipped(&scanned);
+            scanned
+        }
+    };
+    Ok(scanned)
 }
 
-/// Loads the rules, builds the graph from the input files or the store, runs the rules;
-/// alerts of a store scan are stored.
-pub async fn scan_source(db: &str, args: &SourceArgs) -> anyhow::Result<Scanned> {
-    let from = time_arg("from", &args.from)?;
-    let until = time_arg("until", &args.until)?;
-    let paths = if args.rules.is_empty() {
-        vec![default_rules_dir()]
-    } else {
-        args.rules.clone()
-    };
-    let (mut set, diags) = load::load(&paths);
-    if !diags.is_empty() {
-        for d in &diags {
-            eprintln!("{d}\n");
-        }
-        anyhow::bail!(
-            "{} error(s) in rules: fix them or run `clearwatch rules lint`",
-            diags.len()
-        );
+/// Prints the diagnostics behind a rules error, then passes the error on.
+fn report_rules(e: ScanError) -> anyhow::Error {
+    for d in e.diagnostics() {
+        eprintln!("{d}\n");
     }
-    let Some(input) = &args.input else {
-        let store = store::open(db).await?;
-        if !args.files_only {
-            use_published(&store, &mut set).await?;
-        }
-        let rules: Vec<&Rule> = set
-            .rules
-            .iter()
-            .filter(|r| args.status.contains(&r.status))
-            .collect();
-        let (report, graph, load) = scan_store(&store, &rules, from, until).await?;
-        return Ok(Scanned {
-            report,
-            graph,
-            rules: rules.len(),
-            load,
-        });
-    };
-    let rules: Vec<&Rule> = set
-        .rules
-        .iter()
-        .filter(|r| args.status.contains(&r.status))
-        .collect();
-    let profile = Profile::load(&args.profile)?;
-    let started = std::time::Instant::now();
-    let (graph, load) = from_files(
-        input,
-        args.accounts.as_deref(),
-        args.merchants.as_deref(),
-        &profile,
-        from,
-        until,
-    )?;
-    if let Some(first) = load.rejections.first() {
-        eprintln!(
-            "note: {} input rows refused (first: {}:{}: {}); `clearwatch ingest` keeps them in quarantine",
-            load.rejections.len(),
-            first.source,
-            first.line,
-            first.reason
-        );
-    }
-    let load_time = started.elapsed();
-    let inputs = Inputs {
-        accounts: args.accounts.is_some(),
-        merchants: args.merchants.is_some(),
-    };
-    let report = detect::run(&rules, &graph, inputs);
-    for s in &report.skipped {
+    e.into()
+}
+
+fn note_skipped(s: &Scanned) {
+    for s in &s.report.skipped {
         eprintln!("note: rule {} skipped: {}", s.rule_id, s.reason);
     }
-    Ok(Scanned {
-        report,
-        graph,
-        rules: rules.len(),
-        load: load_time,
-    })
 }
 
-/// Replaces the rules of `set` that have a version published from the dashboard by that
-/// version (the newest publication of each rule id), and says on stderr which rules came
-/// from the store. A published text that no longer compiles is an error.
-pub async fn use_published(store: &store::AnyStore, set: &mut load::RuleSet) -> anyhow::Result<()> {
-    let published = store.published_rules().await?;
-    if published.is_empty() {
-        return Ok(());
-    }
-    let texts: Vec<(String, String)> = published
-        .iter()
-        .map(|p| (p.rule_id.clone(), p.text.clone()))
-        .collect();
-    let (replaced, diags) = load::apply_published(set, &texts);
-    if !diags.is_empty() {
-        for d in &diags {
-            eprintln!("{d}\n");
-        }
-        anyhow::bail!(
-            "{} error(s) in rule versions published from the dashboard: publish a fixed version, or scan with --files-only",
-            diags.len()
-        );
-    }
-    for r in &replaced {
-        let p = published.iter().find(|p| p.rule_id == r.rule_id);
-        let by = p
-            .and_then(|p| p.published_by.as_deref())
-            .unwrap_or("unknown");
-        let at = p.map_or("", |p| p.created_at.as_str());
+/// Says on stderr which rules run a version published from the dashboard.
+fn note_published(pack: &Pack) {
+    for f in &pack.from_store {
+        let r = &f.replaced;
+        let by = f.published_by.as_deref().unwrap_or("unknown");
         let note = if r.version == r.file_version {
             "same text as the file"
         } else {
             "overrides the file"
         };
         eprintln!(
-            "rule {} from the store: version {} published by {by} at {at} ({note})",
+            "rule {} from the store: version {} published by {by} at {} ({note})",
             r.rule_id,
             short(&r.version),
+            f.published_at,
         );
     }
-    Ok(())
 }
 
 fn short(v: &str) -> &str {
@@ -231,39 +200,6 @@ fn exit_code(report: &ScanReport, fail_on: Option<Severity>) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
-}
-
-/// Scans what the store holds and stores the alerts (re-running adds nothing new; a
-/// changed rule version makes new alerts).
-pub async fn scan_store(
-    store: &store::AnyStore,
-    rules: &[&Rule],
-    from: Option<i64>,
-    until: Option<i64>,
-) -> anyhow::Result<(ScanReport, TemporalGraph, std::time::Duration)> {
-    let started = std::time::Instant::now();
-    let (builder, inputs) = from_store(store, from, until).await?;
-    let graph = builder.build();
-    let load = started.elapsed();
-    let report = detect::run(rules, &graph, inputs);
-    for s in &report.skipped {
-        eprintln!("note: rule {} skipped: {}", s.rule_id, s.reason);
-    }
-    let versions: Vec<store::RuleVersion> = rules
-        .iter()
-        .map(|r| store::RuleVersion {
-            rule_id: r.id.clone(),
-            version: r.version.clone(),
-            title: r.title.clone(),
-            text: r.text.clone(),
-        })
-        .collect();
-    let saved = store.save_alerts(&report.alerts, &versions).await?;
-    eprintln!(
-        "stored {} new alerts ({} already stored)",
-        saved.inserted, saved.existing
-    );
-    Ok((report, graph, load))
 }
 
 /// The load and each rule's run time, slowest rule first, on stderr.

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use crate::rules::load::default_rules_dir;
-use crate::server::{self, AppState};
-use crate::store::{self, AnyStore};
+use clearwatch_rules::load::PackSource;
+use clearwatch_server::{self as server, AppState};
+use clearwatch_store::{self as store, AnyStore};
 
 /// The default address: loopback only.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -20,9 +20,10 @@ pub struct ServeArgs {
     /// Address to listen on; anything but loopback exposes the dashboard to the network.
     #[arg(long, default_value = DEFAULT_BIND)]
     pub bind: SocketAddr,
-    /// The rule pack the rules pages show.
+    /// The rule pack the rules pages show (default: rules/ in the working directory if
+    /// there is one, else the pack shipped in the binary).
     #[arg(long)]
-    pub rules: Option<PathBuf>,
+    pub rules: Vec<PathBuf>,
 }
 
 pub async fn run(db: &str, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -35,13 +36,13 @@ pub async fn run(db: &str, args: ServeArgs) -> anyhow::Result<ExitCode> {
 pub async fn serve_store(
     store: AnyStore,
     bind: SocketAddr,
-    rules: Option<PathBuf>,
+    rules: Vec<PathBuf>,
 ) -> anyhow::Result<()> {
     if !bind.ip().is_loopback() {
         eprintln!("warning: listening on {bind}, which is not a loopback address");
     }
     let admin = server::bootstrap_admin(&store).await?;
-    let state = AppState::new(store, rules.unwrap_or_else(default_rules_dir));
+    let state = AppState::new(store, PackSource::resolve(&rules));
     server::serve(state, bind, |addr| {
         println!("dashboard: http://{addr}/  (Ctrl-C to stop)");
         if let Some((user, password)) = &admin {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::store::{self, Stats, Store};
+use clearwatch_store::{self as store, Stats, Store};
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {

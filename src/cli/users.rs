@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
-use crate::server::auth::hash_password;
-use crate::store::cases::UserRole;
-use crate::store::{self, Store};
+use clearwatch_server::auth::hash_password;
+use clearwatch_store::cases::UserRole;
+use clearwatch_store::{self as store, Store};
 
 #[derive(Args, Debug)]
 pub struct UsersArgs {

@@ -5,11 +5,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use clearwatch::detect::{Alert, Evidence, Severity, Subject, Window};
-use clearwatch::store::cases::{
-    AuditCheck, CaseError, CaseUpdate, NewSession, Status, UserChange, UserRole,
+use clearwatch_model::case::Status;
+use clearwatch_model::{Alert, Evidence, Severity, Subject, SubjectKind, Window};
+use clearwatch_store::cases::{
+    AuditCheck, CaseError, CaseUpdate, NewSession, UserChange, UserRole,
 };
-use clearwatch::store::{AlertFilter, AlertSort, AnyStore, RuleVersion, Store, StoreError};
+use clearwatch_store::{AlertFilter, AlertSort, AnyStore, RuleVersion, Store, StoreError};
 
 use crate::store::TestDb;
 
@@ -56,7 +57,7 @@ case_suite!(
 
 fn alert(n: i64, score: u32) -> Alert {
     let subject = Subject {
-        kind: "account".into(),
+        kind: SubjectKind::Account,
         id: format!("ACC-{n}"),
     };
     let from = 1_767_225_600_000 + n * 86_400_000;
@@ -160,7 +161,7 @@ async fn workflow_rules(db: &TestDb) {
     u.status = Some(Status::InReview);
     u.assignee = Some(Some("ann".into()));
     let a = s.update_case(&u).await.unwrap();
-    assert_eq!(a.status, "in_review");
+    assert_eq!(a.status, Status::InReview);
     assert_eq!(a.assignee.as_deref(), Some("ann"));
     assert_eq!(a.version, 2);
     // The same change on the old version is a conflict, not a lost update.
@@ -217,7 +218,10 @@ async fn approvals_need_another_supervisor(db: &TestDb) {
         .request_approval(&ids[0], 2, Status::Escalated, None, "sue")
         .await
         .unwrap();
-    assert_eq!(s.alert(&ids[0]).await.unwrap().unwrap().status, "in_review");
+    assert_eq!(
+        s.alert(&ids[0]).await.unwrap().unwrap().status,
+        Status::InReview
+    );
     let again = s
         .request_approval(&ids[0], 3, Status::Escalated, None, "ann")
         .await
@@ -236,7 +240,7 @@ async fn approvals_need_another_supervisor(db: &TestDb) {
     let done = s.decide_approval(req.id, true, "sam").await.unwrap();
     assert_eq!(done.approved, Some(true));
     let a = s.alert(&ids[0]).await.unwrap().unwrap();
-    assert_eq!(a.status, "escalated");
+    assert_eq!(a.status, Status::Escalated);
     assert!(matches!(
         case_err(s.decide_approval(req.id, true, "sam").await.unwrap_err()),
         CaseError::AlreadyDecided(_)
@@ -248,7 +252,7 @@ async fn approvals_need_another_supervisor(db: &TestDb) {
         .await
         .unwrap();
     s.decide_approval(d.id, false, "sue").await.unwrap();
-    assert_eq!(s.alert(&ids[1]).await.unwrap().unwrap().status, "new");
+    assert_eq!(s.alert(&ids[1]).await.unwrap().unwrap().status, Status::New);
     let actions: Vec<String> = s
         .audit_log(Some(&format!("alert:{}", ids[0])), 50, 0)
         .await
@@ -348,7 +352,13 @@ async fn queue_filters_counts_and_sorts(db: &TestDb) {
     }
     let all = AlertFilter::default();
     assert_eq!(s.count_alerts(&all).await.unwrap(), 6);
-    let counts: BTreeMap<String, u64> = s.status_counts(&all).await.unwrap().into_iter().collect();
+    let counts: BTreeMap<&str, u64> = s
+        .status_counts(&all)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(status, n)| (status.as_str(), n))
+        .collect();
     assert_eq!(counts["new"], 4);
     assert_eq!(counts["in_review"], 2);
     assert_eq!(counts["closed"], 0);
@@ -552,7 +562,7 @@ async fn assert_counts_match_listing(s: &AnyStore) {
         });
         filters.push(AlertFilter {
             rule_id: Some(a.alert.rule_id.clone()),
-            status: Some(a.status.clone()),
+            status: Some(a.status),
             ..Default::default()
         });
         filters.push(AlertFilter {
@@ -582,7 +592,7 @@ async fn assert_counts_match_listing(s: &AnyStore) {
         for (status, n) in s.status_counts(&f).await.unwrap() {
             let expected = s
                 .alerts(&AlertFilter {
-                    status: Some(status.clone()),
+                    status: Some(status),
                     limit: 10_000,
                     ..f.clone()
                 })

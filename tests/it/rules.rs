@@ -365,7 +365,7 @@ fn ordered_cycles_with_equal_timestamps_are_found() {
 /// store scan runs in place of the rule file of the same id; `--files-only` runs the file.
 #[tokio::test]
 async fn a_published_rule_version_changes_the_next_store_scan() {
-    use clearwatch::store::{RuleVersion, Store};
+    use clearwatch_store::{RuleVersion, Store};
     let db = Db::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let demo = root.join("datasets/demo");
@@ -402,10 +402,10 @@ async fn a_published_rule_version_changes_the_next_store_scan() {
         "min_payees: { type: int, default: 1000,",
     );
     assert_ne!(edited, original);
-    let (set, diags) = clearwatch::rules::load::load(&[root.join("rules")]);
+    let (set, diags) = clearwatch_rules::load::load(&[root.join("rules")]);
     assert!(diags.is_empty());
-    let rule = clearwatch::rules::load::compile_text(&set, &root.join(file), &edited).unwrap();
-    let store = clearwatch::store::open(&db.url()).await.unwrap();
+    let rule = clearwatch_rules::load::compile_text(&set, &root.join(file), &edited).unwrap();
+    let store = clearwatch_store::open(&db.url()).await.unwrap();
     store
         .publish_rule(
             &RuleVersion {

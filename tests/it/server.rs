@@ -8,13 +8,14 @@ use std::collections::BTreeMap;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use clearwatch::detect::{Alert, Evidence, Severity, Subject, Window};
-use clearwatch::rules::load::default_rules_dir;
-use clearwatch::server::auth::{self, CSRF_HEADER, SESSION_COOKIE};
-use clearwatch::server::routes::{Access, ROUTES};
-use clearwatch::server::{self, AppState, Shared};
-use clearwatch::store::cases::{Status, UserRole};
-use clearwatch::store::{AlertFilter, RuleVersion, Store};
+use clearwatch_model::case::Status;
+use clearwatch_model::case::UserRole;
+use clearwatch_model::{Alert, Evidence, Severity, Subject, SubjectKind, Window};
+use clearwatch_rules::load::PackSource;
+use clearwatch_server::auth::{self, CSRF_HEADER, SESSION_COOKIE};
+use clearwatch_server::routes::{Access, ROUTES};
+use clearwatch_server::{self as server, AppState, Shared};
+use clearwatch_store::{AlertFilter, RuleVersion, Store};
 use tower::ServiceExt;
 
 use crate::store::TestDb;
@@ -30,7 +31,7 @@ struct Fixture {
 
 fn alert() -> Alert {
     let subject = Subject {
-        kind: "account".into(),
+        kind: SubjectKind::Account,
         id: "H1".into(),
     };
     let window = Window {
@@ -94,7 +95,7 @@ async fn fixture() -> Fixture {
         .await
         .unwrap();
     let store = db.reopen().await.unwrap();
-    let mut st = AppState::new(store, default_rules_dir());
+    let mut st = AppState::new(store, PackSource::resolve(&[]));
     // Exports sign with a key of their own, never one in the working directory.
     let keys = tempfile::tempdir().unwrap();
     std::sync::Arc::get_mut(&mut st)
@@ -358,7 +359,7 @@ async fn workflow_over_http() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(
         f.st.store.alert(&f.alert_id).await.unwrap().unwrap().status,
-        "escalated"
+        Status::Escalated
     );
     // A dismissal without a reason is refused.
     let (an, an_csrf) = login_as(&f.st, "analyst").await;
@@ -391,7 +392,7 @@ async fn workflow_over_http() {
     assert!(v["error"].as_str().unwrap().contains("version"), "{text}");
     assert!(matches!(
         f.st.store.audit_verify().await.unwrap(),
-        clearwatch::store::cases::AuditCheck::Intact { .. }
+        clearwatch_store::cases::AuditCheck::Intact { .. }
     ));
 }
 
@@ -565,7 +566,7 @@ async fn demo_serves_with_a_one_time_login() {
     let addr = addr.expect("no address printed");
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     let password = password.expect("no one-time password printed");
-    let store = clearwatch::store::open(&db.url()).await.unwrap();
+    let store = clearwatch_store::open(&db.url()).await.unwrap();
     let admin = store.user("admin").await.unwrap().unwrap();
     assert_eq!(admin.role, UserRole::Admin);
     assert!(auth::verify_password(&password, &admin.password_hash));
@@ -590,7 +591,7 @@ async fn alert_page_export_downloads_a_verifiable_bundle_and_is_audited() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("b.zip");
     std::fs::write(&path, &bytes).unwrap();
-    let v = clearwatch::export::bundle::verify(&path, None).unwrap();
+    let v = clearwatch_export::bundle::verify(&path, None).unwrap();
     assert!(v.ok(), "{:?}", v.problems);
     let trail =
         f.st.store
@@ -1043,7 +1044,7 @@ async fn admin_manages_users() {
     assert_eq!(role.after.as_deref(), Some(r#"{"role":"supervisor"}"#));
     assert!(matches!(
         f.st.store.audit_verify().await.unwrap(),
-        clearwatch::store::cases::AuditCheck::Intact { .. }
+        clearwatch_store::cases::AuditCheck::Intact { .. }
     ));
 }
 

@@ -8,12 +8,13 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use assert_cmd::Command;
-use clearwatch::detect::{Alert, Evidence, Severity, Subject, Window};
-use clearwatch::ingest::load::{LoadMsg, LoadRow, stream_files};
-use clearwatch::ingest::{IngestError, Profile, TableKind};
-use clearwatch::model::{Currency, Transaction};
-use clearwatch::store::{
-    self, AlertFilter, AnyStore, BatchReport, RuleVersion, SaveReport, Store, StoreError,
+use clearwatch_ingest::load::{LoadMsg, LoadRow, stream_files};
+use clearwatch_ingest::{IngestError, Profile, TableKind};
+use clearwatch_model::case::Status;
+use clearwatch_model::{Alert, Evidence, Severity, Subject, SubjectKind, Window};
+use clearwatch_model::{Currency, Table, Transaction};
+use clearwatch_store::{
+    self as store, AlertFilter, AnyStore, BatchReport, RuleVersion, SaveReport, Store, StoreError,
 };
 use predicates::str::contains;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
@@ -421,7 +422,7 @@ async fn stats_and_reads(db: &TestDb) {
     assert_eq!(merchants[1].mcc, None);
     let all = db.store.transactions(None, None).await.unwrap();
     assert_eq!(all.len(), 2);
-    let cut = clearwatch::model::parse_rfc3339("2026-01-05T09:00:00Z").unwrap();
+    let cut = clearwatch_model::parse_rfc3339("2026-01-05T09:00:00Z").unwrap();
     assert_eq!(
         db.store.transactions(None, Some(cut)).await.unwrap().len(),
         1
@@ -495,7 +496,7 @@ async fn demo_set_loads_as_on_sqlite(db: &TestDb) {
 
 fn alert(rule: &str, version: &str, subject: &str, day: i64, sev: Severity, score: u32) -> Alert {
     let subject = Subject {
-        kind: "account".into(),
+        kind: SubjectKind::Account,
         id: subject.into(),
     };
     let from = 1_767_225_600_000 + day * 86_400_000;
@@ -585,9 +586,9 @@ async fn save_alerts_is_idempotent(db: &TestDb) {
     assert_eq!(all.len(), 7);
     let stored = db.store.alert(&alerts[2].id).await.unwrap().unwrap();
     assert_eq!(stored.alert, alerts[2]);
-    assert_eq!(stored.status, "new");
+    assert_eq!(stored.status, Status::New);
     assert_eq!(stored.assignee, None);
-    assert!(clearwatch::model::parse_rfc3339(&stored.created_at).is_some());
+    assert!(clearwatch_model::parse_rfc3339(&stored.created_at).is_some());
     assert!(stored.created_at.ends_with('Z'), "{}", stored.created_at);
     assert_eq!(stored.created_at, stored.updated_at);
     assert!(db.store.alert("no-such-id").await.unwrap().is_none());
@@ -654,7 +655,7 @@ async fn alert_filters_and_order(db: &TestDb) {
     .await;
     assert!(literal.is_empty());
     let combined = list(AlertFilter {
-        status: Some("new".into()),
+        status: Some(Status::New),
         min_severity: Some(Severity::Medium),
         rule_id: Some("TC-01".into()),
         subject: Some("HUB".into()),
@@ -663,7 +664,7 @@ async fn alert_filters_and_order(db: &TestDb) {
     .await;
     assert_eq!(combined.len(), 2);
     let closed = list(AlertFilter {
-        status: Some("closed".into()),
+        status: Some(Status::Closed),
         ..Default::default()
     })
     .await;

@@ -1,0 +1,231 @@
+//! Detection: runs a compiled rule pack over a temporal graph, one currency at a time,
+//! rules in parallel, and turns findings into scored, summarised, deterministic alerts;
+//! and runs the test cases rule files carry ([`testing`]).
+
+pub mod testing;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use clearwatch_model::{Alert, Evidence, Subject, Window};
+
+use clearwatch_graph::TemporalGraph;
+use clearwatch_rules::Rule;
+use clearwatch_rules::aggregate::Unit;
+use clearwatch_rules::kinds::{Exec, Finding};
+use clearwatch_rules::scope::{Metric, Scope};
+use clearwatch_rules::template::Values;
+
+/// Which optional inputs the graph was built with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Inputs {
+    pub accounts: bool,
+    pub merchants: bool,
+}
+
+/// A rule that did not run, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
+    pub rule_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct ScanReport {
+    pub alerts: Vec<Alert>,
+    pub skipped: Vec<Skipped>,
+    /// How long each rule ran (rule id, duration), in the order of the rules given.
+    pub timings: Vec<(String, std::time::Duration)>,
+}
+
+/// One rule's alerts, or why it did not run.
+type RuleOutcome = Result<Vec<Alert>, Skipped>;
+
+/// Runs `rules` over `g`. Output is sorted by rule, subject and window.
+pub fn run(rules: &[&Rule], g: &TemporalGraph, inputs: Inputs) -> ScanReport {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, RuleOutcome, std::time::Duration)>> = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(rules.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(rule) = rules.get(i) else { break };
+                    let started = std::time::Instant::now();
+                    let out = run_rule(rule, g, inputs);
+                    let took = started.elapsed();
+                    results
+                        .lock()
+                        .expect("no worker panics holding the lock")
+                        .push((i, out, took));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("workers finished");
+    results.sort_by_key(|(i, _, _)| *i);
+    let mut report = ScanReport::default();
+    for (i, r, took) in results {
+        report.timings.push((rules[i].id.clone(), took));
+        match r {
+            Ok(alerts) => report.alerts.extend(alerts),
+            Err(s) => report.skipped.push(s),
+        }
+    }
+    report
+        .alerts
+        .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    report
+}
+
+fn run_rule(rule: &Rule, g: &TemporalGraph, inputs: Inputs) -> Result<Vec<Alert>, Skipped> {
+    let missing = match (
+        rule.requires_accounts && !inputs.accounts,
+        rule.requires_merchants && !inputs.merchants,
+    ) {
+        (true, true) => Some("needs the account and merchant registries"),
+        (true, false) => Some("needs the account registry (--accounts)"),
+        (false, true) => Some("needs the merchant registry (--merchants)"),
+        (false, false) => None,
+    };
+    if let Some(reason) = missing {
+        return Err(Skipped {
+            rule_id: rule.id.clone(),
+            reason: reason.to_string(),
+        });
+    }
+    let mut alerts = Vec::new();
+    for (c, currency) in g.currencies().iter().enumerate() {
+        let exec = Exec {
+            g,
+            currency: c as u8,
+            exponent: currency.exponent(),
+        };
+        let findings = rule.detector.run(&exec);
+        for f in episodes(rule, g, findings) {
+            alerts.push(to_alert(rule, &f, currency.code(), g));
+        }
+    }
+    Ok(alerts)
+}
+
+fn score(rule: &Rule, g: &TemporalGraph, metrics: &[Metric]) -> u32 {
+    let mut sc = Scope::new(g);
+    sc.metrics = metrics;
+    let total = rule.score_base
+        + rule
+            .score_mods
+            .iter()
+            .filter(|(p, _)| p.test(&sc))
+            .map(|(_, pts)| *pts)
+            .sum::<i64>();
+    total.clamp(0, 100) as u32
+}
+
+/// Consecutive firing windows of one subject are one episode, reported once: its
+/// highest-scoring window, the earliest on ties.
+fn episodes(rule: &Rule, g: &TemporalGraph, findings: Vec<Finding>) -> Vec<Finding> {
+    let mut by_subject: BTreeMap<Subject, Vec<Finding>> = BTreeMap::new();
+    for f in findings {
+        by_subject.entry(f.subject.clone()).or_default().push(f);
+    }
+    let mut out = Vec::new();
+    for (_, mut fs) in by_subject {
+        fs.sort_by_key(|f| (f.window_index, f.from));
+        let mut best: Option<(u32, Finding)> = None;
+        let mut prev: Option<i64> = None;
+        for f in fs {
+            let s = score(rule, g, &f.metrics);
+            let continues = prev.is_some_and(|p| f.window_index == p + 1);
+            prev = Some(f.window_index);
+            match &best {
+                Some((bs, _)) if continues => {
+                    if s > *bs {
+                        best = Some((s, f));
+                    }
+                }
+                _ => {
+                    if let Some((_, b)) = best.take() {
+                        out.push(b);
+                    }
+                    best = Some((s, f));
+                }
+            }
+        }
+        if let Some((_, b)) = best {
+            out.push(b);
+        }
+    }
+    out
+}
+
+fn metric_json(m: Metric, unit: Unit) -> serde_json::Value {
+    let round = |x: f64| {
+        if x.is_finite() {
+            serde_json::json!((x * 10_000.0).round() / 10_000.0)
+        } else {
+            serde_json::Value::Null
+        }
+    };
+    match (m, unit) {
+        (Metric::Money(minor, exp), _) => {
+            serde_json::json!(clearwatch_model::format_amount(minor, exp))
+        }
+        (Metric::Int(i), _) => serde_json::json!(i),
+        (Metric::Float(x), _) => round(x),
+    }
+}
+
+fn to_alert(rule: &Rule, f: &Finding, currency: &str, g: &TemporalGraph) -> Alert {
+    let window = Window {
+        from: f.from,
+        until: f.until,
+    };
+    let rendered = rule.summary.render(&Values {
+        metrics: &f.metrics,
+        subject: &f.subject.id,
+        from: f.from,
+        until: f.until,
+        currency,
+        params: &rule.params,
+    });
+    // YAML block scalars leave line breaks and trailing newlines: one line, single spaces.
+    let summary = rendered.split_whitespace().collect::<Vec<_>>().join(" ");
+    let metrics = rule
+        .metrics
+        .iter()
+        .zip(&f.metrics)
+        .map(|((name, unit), m)| (name.clone(), metric_json(*m, *unit)))
+        .collect();
+    let mut transactions: Vec<String> = f.edges.iter().map(|&e| g.tx_id(e).to_string()).collect();
+    transactions.sort();
+    transactions.dedup();
+    let mut accounts: Vec<String> = f
+        .accounts
+        .iter()
+        .map(|&a| g.account_name(a).to_string())
+        .collect();
+    accounts.sort();
+    accounts.dedup();
+    Alert {
+        id: Alert::make_id(&rule.id, &rule.version, &f.subject, window),
+        rule_id: rule.id.clone(),
+        rule_version: rule.version.clone(),
+        title: rule.title.clone(),
+        subject: f.subject.clone(),
+        window,
+        severity: rule.severity,
+        score: score(rule, g, &f.metrics),
+        summary,
+        currency: Some(currency.to_string()),
+        metrics,
+        evidence: Evidence {
+            transactions,
+            accounts,
+        },
+    }
+}

@@ -1,0 +1,211 @@
+//! Evidence export for regulators: gathers a case (alerts, their rule versions, evidence
+//! transactions and accounts, input batches, audit trail) from the store, and writes it as
+//! a signed, self-verifying bundle ([`bundle`]), a goAML report ([`goaml`]) or CAMLMAC
+//! suspicious-transaction reports ([`camlmac`]).
+
+use std::collections::BTreeMap;
+
+use clearwatch_model::StoredAlert;
+use clearwatch_model::{Account, Transaction};
+use clearwatch_store::{BatchInfo, RuleVersion};
+
+/// Everything an export needs about one case, gathered from the store.
+#[derive(Debug, Clone, Default)]
+pub struct CaseExport {
+    /// The alerts of the case, in the order given.
+    pub alerts: Vec<StoredAlert>,
+    /// The exact rule versions that produced them.
+    pub rules: Vec<RuleVersion>,
+    /// Regulator codes per rule id, from the rules' `codes:` (e.g. `stcr`, `goaml`).
+    pub rule_codes: BTreeMap<String, BTreeMap<String, String>>,
+    /// Evidence transactions (union over the alerts), sorted by time then id, each with
+    /// the batch it was loaded in.
+    pub transactions: Vec<(Transaction, i64)>,
+    /// Evidence accounts and every account the transactions touch, sorted by id.
+    pub accounts: Vec<Account>,
+    /// The load batches the transactions came from.
+    pub batches: Vec<BatchInfo>,
+    /// The analyst's narrative, if any.
+    pub narrative: Option<String>,
+    /// The case's audit entries, each a JSON object with its chain hashes.
+    pub audit: Vec<serde_json::Value>,
+}
+
+impl CaseExport {
+    pub fn account(&self, id: &str) -> Option<&Account> {
+        self.accounts
+            .binary_search_by(|a| a.account_id.as_str().cmp(id))
+            .ok()
+            .map(|i| &self.accounts[i])
+    }
+}
+
+/// Errors of exporting and verifying.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] clearwatch_store::StoreError),
+    #[error("XML: {0}")]
+    Xml(String),
+    #[error("ZIP: {0}")]
+    Zip(String),
+    #[error("{path}:{line}:{column}: invalid reporting entity: {message}")]
+    Config {
+        path: std::path::PathBuf,
+        line: u32,
+        column: u32,
+        message: String,
+    },
+}
+
+pub mod bundle;
+pub mod camlmac;
+pub mod entity;
+pub mod files;
+pub mod goaml;
+pub mod keys;
+pub mod report;
+
+use clearwatch_store::Store;
+
+/// The `codes:` block of a rule text (regulator codes), if any.
+fn rule_codes(text: &str) -> BTreeMap<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Codes {
+        #[serde(default)]
+        codes: BTreeMap<String, String>,
+    }
+    serde_saphyr::from_str::<Codes>(text)
+        .map(|c| c.codes)
+        .unwrap_or_default()
+}
+
+/// Gathers the case of `alert_ids` from the store. Every evidence transaction is included:
+/// nothing is cut, whatever the size.
+pub async fn gather(
+    store: &impl Store,
+    alert_ids: &[String],
+    narrative: Option<String>,
+) -> Result<CaseExport, ExportError> {
+    let mut case = CaseExport {
+        narrative,
+        ..Default::default()
+    };
+    let mut tx_seen = std::collections::BTreeSet::new();
+    let mut accounts: BTreeMap<String, Account> = BTreeMap::new();
+    for id in alert_ids {
+        let alert = store
+            .alert(id)
+            .await?
+            .ok_or_else(|| ExportError::Invalid(format!("no alert with id {id:?} in the store")))?;
+        let (rule_id, version) = (&alert.alert.rule_id, &alert.alert.rule_version);
+        if !case
+            .rules
+            .iter()
+            .any(|r| &r.rule_id == rule_id && &r.version == version)
+        {
+            let rule = store.rule_version(rule_id, version).await?.ok_or_else(|| {
+                ExportError::Invalid(format!(
+                    "rule {rule_id} version {version} of alert {id} is not in the store"
+                ))
+            })?;
+            case.rule_codes
+                .insert(rule.rule_id.clone(), rule_codes(&rule.text));
+            case.rules.push(rule);
+        }
+        for (t, batch) in store.evidence_transactions(id).await? {
+            if tx_seen.insert(t.tx_id.clone()) {
+                case.transactions.push((t, batch));
+            }
+        }
+        for a in store.evidence_accounts(id).await? {
+            accounts.entry(a.account_id.clone()).or_insert(a);
+        }
+        let mut trail = store
+            .audit_log(Some(&format!("alert:{id}")), u64::MAX / 2, 0)
+            .await?;
+        trail.reverse();
+        // Earlier exports are in the audit log, not in the bundle: the same case exports
+        // to the same bytes, however often it was exported.
+        for entry in trail.into_iter().filter(|e| e.action != "export") {
+            case.audit.push(
+                serde_json::to_value(entry)
+                    .map_err(|e| ExportError::Invalid(format!("audit entry of {id}: {e}")))?,
+            );
+        }
+        case.alerts.push(alert);
+    }
+    for (t, _) in &case.transactions {
+        for end in [&t.from, &t.to] {
+            accounts
+                .entry(end.clone())
+                .or_insert_with(|| Account::unregistered(end));
+        }
+    }
+    case.accounts = accounts.into_values().collect();
+    case.transactions
+        .sort_by(|(a, _), (b, _)| (a.ts, &a.tx_id).cmp(&(b.ts, &b.tx_id)));
+    let used: std::collections::BTreeSet<i64> = case.transactions.iter().map(|(_, b)| *b).collect();
+    case.batches = store
+        .batches()
+        .await?
+        .into_iter()
+        .filter(|b| used.contains(&b.batch_id))
+        .collect();
+    Ok(case)
+}
+
+/// Gathers one alert's case and writes its signed bundle, returning the bytes (for the
+/// dashboard's download); the export is recorded in the audit log.
+pub async fn export_bundle_bytes(
+    store: &impl Store,
+    alert_id: &str,
+    user: &str,
+    key_path: &std::path::Path,
+) -> Result<Vec<u8>, ExportError> {
+    let case = gather(store, &[alert_id.to_string()], None).await?;
+    let key = keys::load_or_create(key_path)?;
+    let dir = tempfile::tempdir().map_err(|source| ExportError::Io {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let path = dir.path().join("bundle.zip");
+    let manifest = bundle::write(&path, &case, &key, user, chrono::Utc::now(), None)?;
+    record_export(store, user, &case, &manifest).await?;
+    std::fs::read(&path).map_err(|source| ExportError::Io { path, source })
+}
+
+/// Appends an `export` entry per alert to the audit log: chain of custody.
+pub async fn record_export(
+    store: &impl Store,
+    user: &str,
+    case: &CaseExport,
+    manifest: &bundle::Manifest,
+) -> Result<(), ExportError> {
+    let detail = serde_json::json!({
+        "exported_at": manifest.exported_at,
+        "key_sha256": manifest.public_key_sha256,
+        "files": manifest.files,
+    })
+    .to_string();
+    for a in &case.alerts {
+        store
+            .audit(
+                user,
+                "export",
+                &format!("alert:{}", a.alert.id),
+                None,
+                Some(detail.clone()),
+            )
+            .await?;
+    }
+    Ok(())
+}

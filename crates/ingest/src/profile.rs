@@ -1,0 +1,457 @@
+//! Mapping profiles: YAML files that say how a foreign file's columns, timestamps and
+//! vocabularies translate into clearwatch's model. These are configuration types only;
+//! [`super::mapping`] compiles them against a file's header.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use clearwatch_model::ExcessPrecision;
+
+/// The profiles shipped in `datasets/profiles/`, embedded in the binary.
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "native",
+        include_str!("../../../datasets/profiles/native.yaml"),
+    ),
+    (
+        "amlsim",
+        include_str!("../../../datasets/profiles/amlsim.yaml"),
+    ),
+    (
+        "amlsim-sample",
+        include_str!("../../../datasets/profiles/amlsim-sample.yaml"),
+    ),
+    (
+        "paysim",
+        include_str!("../../../datasets/profiles/paysim.yaml"),
+    ),
+    (
+        "amlgentex",
+        include_str!("../../../datasets/profiles/amlgentex.yaml"),
+    ),
+    (
+        "amlworld",
+        include_str!("../../../datasets/profiles/amlworld.yaml"),
+    ),
+];
+
+/// A profile file could not be found or parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error(
+        "unknown profile {name:?}: not a built-in profile ({}) nor a readable file: {source}",
+        builtin_names()
+    )]
+    NotFound {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: invalid profile: {message}")]
+    Parse {
+        path: PathBuf,
+        line: u32,
+        column: u32,
+        message: String,
+    },
+}
+
+fn builtin_names() -> String {
+    BUILTIN
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A whole mapping profile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// `csv` or `jsonl`; when absent, chosen by file extension.
+    #[serde(default)]
+    pub format: Option<FileFormat>,
+    #[serde(default)]
+    pub delimiter: Option<char>,
+    pub transactions: TransactionTable,
+    #[serde(default)]
+    pub accounts: Option<AccountTable>,
+    #[serde(default)]
+    pub merchants: Option<MerchantTable>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    Csv,
+    Jsonl,
+}
+
+impl FileFormat {
+    /// `.jsonl`, `.ndjson` and `.json` are JSON Lines; everything else is CSV.
+    pub fn for_path(path: &Path) -> FileFormat {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("jsonl" | "ndjson" | "json") => FileFormat::Jsonl,
+            _ => FileFormat::Csv,
+        }
+    }
+}
+
+/// How the transactions file maps onto [`clearwatch_model::Transaction`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionTable {
+    pub fields: TransactionFields,
+    #[serde(default)]
+    pub timestamp: TimestampSpec,
+    /// Source type values → clearwatch types; identity when empty.
+    #[serde(default)]
+    pub types: BTreeMap<String, String>,
+    /// What an unmapped type value becomes.
+    #[serde(default)]
+    pub unknown_type: UnknownType,
+    /// Source currency values → ISO 4217 codes.
+    #[serde(default)]
+    pub currencies: BTreeMap<String, String>,
+    #[serde(default)]
+    pub excess_precision: ExcessPrecision,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionFields {
+    /// When absent, ids are content hashes (stable across reloads).
+    #[serde(default)]
+    pub tx_id: Option<FieldSpec>,
+    pub ts: FieldSpec,
+    pub from: FieldSpec,
+    pub to: FieldSpec,
+    pub amount: FieldSpec,
+    pub currency: FieldSpec,
+    #[serde(rename = "type")]
+    pub tx_type: FieldSpec,
+    #[serde(default)]
+    pub merchant_id: Option<FieldSpec>,
+    #[serde(default)]
+    pub channel: Option<FieldSpec>,
+    #[serde(default)]
+    pub region: Option<FieldSpec>,
+    #[serde(default)]
+    pub memo: Option<FieldSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountTable {
+    pub fields: AccountFields,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountFields {
+    pub account_id: FieldSpec,
+    #[serde(default)]
+    pub holder_id: Option<FieldSpec>,
+    #[serde(default)]
+    pub holder_name: Option<FieldSpec>,
+    #[serde(default)]
+    pub kind: Option<FieldSpec>,
+    #[serde(default)]
+    pub role: Option<FieldSpec>,
+    #[serde(default)]
+    pub licensed: Option<FieldSpec>,
+    #[serde(default)]
+    pub institution: Option<FieldSpec>,
+    #[serde(default)]
+    pub region: Option<FieldSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantTable {
+    pub fields: MerchantFields,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantFields {
+    pub merchant_id: FieldSpec,
+    #[serde(default)]
+    pub legal_name: Option<FieldSpec>,
+    #[serde(default)]
+    pub holder_id: Option<FieldSpec>,
+    #[serde(default)]
+    pub settlement_account: Option<FieldSpec>,
+    #[serde(default)]
+    pub acquirer: Option<FieldSpec>,
+    #[serde(default)]
+    pub mcc: Option<FieldSpec>,
+    #[serde(default)]
+    pub settlement_cycle_days: Option<FieldSpec>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownType {
+    /// Load as `transfer` and count a warning.
+    #[default]
+    Transfer,
+    /// Quarantine the row.
+    Reject,
+}
+
+/// How timestamps are written in the source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimestampSpec {
+    /// `rfc3339`, `unix_seconds`, `unix_millis`, `step`, or a chrono strftime pattern
+    /// (`%Y/%m/%d %H:%M`) read in `timezone`.
+    #[serde(default = "default_ts_format")]
+    pub format: String,
+    /// UTC offset for patterns without one, e.g. `+08:00`. Default UTC.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// For `step`: the instant of step 0 (RFC 3339).
+    #[serde(default)]
+    pub start: Option<String>,
+    /// For `step`: seconds per step.
+    #[serde(default)]
+    pub step_seconds: Option<i64>,
+}
+
+fn default_ts_format() -> String {
+    "rfc3339".to_string()
+}
+
+impl Default for TimestampSpec {
+    fn default() -> Self {
+        TimestampSpec {
+            format: default_ts_format(),
+            timezone: None,
+            start: None,
+            step_seconds: None,
+        }
+    }
+}
+
+/// Where one model field comes from. Written either as a bare column name or as a map.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpecMap {
+    /// Source column; `name.1` addresses the second column of a repeated header name.
+    #[serde(default)]
+    pub column: Option<String>,
+    /// A constant.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Columns joined by a pattern: `"{From Bank}:{Account}"`.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Source value → model value.
+    #[serde(default)]
+    pub map: BTreeMap<String, String>,
+    /// Prepended to the value (ids from several sources stay apart).
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FieldSpec(pub FieldSpecMap);
+
+impl<'de> Deserialize<'de> for FieldSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SpecVisitor;
+        impl<'de> Visitor<'de> for SpecVisitor {
+            type Value = FieldSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a column name, or a map with column | value | template, map, prefix")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FieldSpec, E> {
+                Ok(FieldSpec(FieldSpecMap {
+                    column: Some(v.to_string()),
+                    ..Default::default()
+                }))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FieldSpec, A::Error> {
+                let spec = FieldSpecMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let sources = [&spec.column, &spec.value, &spec.template]
+                    .iter()
+                    .filter(|s| s.is_some())
+                    .count();
+                if sources != 1 {
+                    return Err(de::Error::custom(
+                        "a field needs exactly one of `column`, `value` or `template`",
+                    ));
+                }
+                Ok(FieldSpec(spec))
+            }
+        }
+        d.deserialize_any(SpecVisitor)
+    }
+}
+
+impl FieldSpec {
+    /// The source columns this field reads (for JSON Lines key lookup).
+    pub fn columns(&self) -> Vec<String> {
+        let spec = &self.0;
+        if let Some(c) = &spec.column {
+            return vec![c.clone()];
+        }
+        let mut out = Vec::new();
+        if let Some(t) = &spec.template {
+            let mut rest = t.as_str();
+            while let Some(open) = rest.find('{') {
+                let Some(close) = rest[open..].find('}') else {
+                    break;
+                };
+                out.push(rest[open + 1..open + close].to_string());
+                rest = &rest[open + close + 1..];
+            }
+        }
+        out
+    }
+}
+
+fn columns_of<'a>(specs: impl IntoIterator<Item = Option<&'a FieldSpec>>) -> Vec<String> {
+    let mut out: Vec<String> = specs
+        .into_iter()
+        .flatten()
+        .flat_map(FieldSpec::columns)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl TransactionTable {
+    pub fn columns(&self) -> Vec<String> {
+        let f = &self.fields;
+        columns_of([
+            f.tx_id.as_ref(),
+            Some(&f.ts),
+            Some(&f.from),
+            Some(&f.to),
+            Some(&f.amount),
+            Some(&f.currency),
+            Some(&f.tx_type),
+            f.merchant_id.as_ref(),
+            f.channel.as_ref(),
+            f.region.as_ref(),
+            f.memo.as_ref(),
+        ])
+    }
+}
+
+impl AccountTable {
+    pub fn columns(&self) -> Vec<String> {
+        let f = &self.fields;
+        columns_of([
+            Some(&f.account_id),
+            f.holder_id.as_ref(),
+            f.holder_name.as_ref(),
+            f.kind.as_ref(),
+            f.role.as_ref(),
+            f.licensed.as_ref(),
+            f.institution.as_ref(),
+            f.region.as_ref(),
+        ])
+    }
+}
+
+impl MerchantTable {
+    pub fn columns(&self) -> Vec<String> {
+        let f = &self.fields;
+        columns_of([
+            Some(&f.merchant_id),
+            f.legal_name.as_ref(),
+            f.holder_id.as_ref(),
+            f.settlement_account.as_ref(),
+            f.acquirer.as_ref(),
+            f.mcc.as_ref(),
+            f.settlement_cycle_days.as_ref(),
+        ])
+    }
+}
+
+impl Profile {
+    /// Parses profile text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Profile, ProfileError> {
+        serde_saphyr::from_str::<Profile>(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            ProfileError::Parse {
+                path: origin.to_path_buf(),
+                line: line as u32,
+                column: column as u32,
+                message: first_line(&e.to_string()),
+            }
+        })
+    }
+
+    /// A built-in profile by name, or a profile file by path.
+    pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
+        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            let origin = PathBuf::from(format!("datasets/profiles/{name_or_path}.yaml"));
+            return Profile::parse(text, &origin);
+        }
+        let path = Path::new(name_or_path);
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::NotFound {
+            name: name_or_path.to_string(),
+            source,
+        })?;
+        Profile::parse(&text, path)
+    }
+
+    pub fn native() -> Profile {
+        Profile::load("native").expect("the built-in native profile parses")
+    }
+}
+
+/// serde-saphyr renders a snippet below the message; keep the message line.
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_profile_parses() {
+        for (name, _) in BUILTIN {
+            let p = Profile::load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(&p.name, name);
+        }
+    }
+
+    #[test]
+    fn unknown_profile_fields_are_errors_with_position() {
+        let text = "name: x\ntransactions:\n  fields:\n    ts: a\n    from: b\n    to: c\n    amount: d\n    currency: e\n    type: f\n    colour: g\n";
+        let err = Profile::parse(text, Path::new("p.yaml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("p.yaml:10:"), "{msg}");
+        assert!(msg.contains("colour"), "{msg}");
+    }
+
+    #[test]
+    fn field_spec_needs_exactly_one_source() {
+        let text = "name: x\ntransactions:\n  fields:\n    ts: a\n    from: b\n    to: c\n    amount: d\n    currency: { value: CNY, column: cur }\n    type: f\n";
+        let err = Profile::parse(text, Path::new("p.yaml")).unwrap_err();
+        assert!(err.to_string().contains("exactly one"), "{err}");
+    }
+
+    #[test]
+    fn missing_profile_names_the_builtins() {
+        let err = Profile::load("no-such-profile").unwrap_err().to_string();
+        assert!(err.contains("native, amlsim"), "{err}");
+    }
+}

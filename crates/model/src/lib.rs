@@ -1,0 +1,16 @@
+//! clearwatch's domain types, shared by every layer above: money and time ([`money`],
+//! [`time`]), the loaded records ([`records`]), alerts ([`alert`]) and the case workflow
+//! with the audit chain ([`case`]), and one description of each loaded table ([`table`]). Nothing here does I/O.
+
+pub mod alert;
+pub mod case;
+pub mod money;
+pub mod records;
+pub mod table;
+pub mod time;
+
+pub use alert::{Alert, Evidence, Severity, StoredAlert, Subject, SubjectKind, Window};
+pub use money::{AmountError, Currency, ExcessPrecision, format_amount, parse_amount};
+pub use records::{Account, AccountKind, Merchant, Role, Transaction, TxType};
+pub use table::Table;
+pub use time::{Millis, format_ts, parse_rfc3339};

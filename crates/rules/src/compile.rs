@@ -1,0 +1,690 @@
+//! Compilation: a parsed [`RuleConfig`] becomes a runtime [`Rule`] (typed parameters,
+//! compiled expressions, a detector from the kind registry, the summary template), or
+//! every diagnostic found in it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_saphyr::Spanned;
+use sha2::{Digest, Sha256};
+
+use super::aggregate::{AggFn, Aggregate, FIELDS, Field, Unit};
+use super::config::{DetectConfig, RuleConfig, TestConfig, Text, WindowConfig};
+use super::diag::{self, Diagnostic};
+use super::expr::{self, Const, Macro, Program, Schema, Ty};
+use super::kinds::{self, Detector, Windows};
+use super::load::Origin;
+use super::params::{PARAM_TYPES, ParamValue, Params, parse_duration};
+use super::scope;
+use super::template::Template;
+use clearwatch_model::Millis;
+use clearwatch_model::Severity;
+
+/// How far a rule is along its life: what a scan runs by default (all but `deprecated`),
+/// and what a `stable` rule must carry (a positive and a negative test case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RuleStatus {
+    Experimental,
+    Test,
+    Stable,
+    Deprecated,
+}
+
+impl RuleStatus {
+    pub const ALL: [RuleStatus; 4] = [
+        RuleStatus::Experimental,
+        RuleStatus::Test,
+        RuleStatus::Stable,
+        RuleStatus::Deprecated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleStatus::Experimental => "experimental",
+            RuleStatus::Test => "test",
+            RuleStatus::Stable => "stable",
+            RuleStatus::Deprecated => "deprecated",
+        }
+    }
+
+    /// The accepted spellings, for error messages.
+    pub fn valid_values() -> String {
+        RuleStatus::ALL.map(RuleStatus::as_str).join(", ")
+    }
+}
+
+impl std::fmt::Display for RuleStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RuleStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        RuleStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s.trim())
+            .ok_or_else(|| {
+                format!(
+                    "unknown rule status {s:?} (valid: {})",
+                    RuleStatus::valid_values()
+                )
+            })
+    }
+}
+
+/// Lists and macros of `rules/_shared/`, and their texts (part of every rule's version).
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub consts: BTreeMap<String, Const>,
+    pub macros: BTreeMap<String, Arc<Macro>>,
+    pub texts: Vec<(PathBuf, String)>,
+}
+
+/// A compiled rule.
+pub struct Rule {
+    pub id: String,
+    pub title: String,
+    pub status: RuleStatus,
+    pub severity: Severity,
+    pub kind: &'static str,
+    pub path: PathBuf,
+    /// Where the text came from.
+    pub origin: Origin,
+    /// The exact rule file text.
+    pub text: String,
+    /// SHA-256 of the rule text, the shared lists and macros, and the parameter values.
+    pub version: String,
+    pub params: Params,
+    pub requires_accounts: bool,
+    pub requires_merchants: bool,
+    pub detector: Box<dyn Detector>,
+    pub metrics: Vec<(String, Unit)>,
+    pub score_base: i64,
+    pub score_mods: Vec<(Program, i64)>,
+    pub summary: Template,
+    pub config: RuleConfig,
+}
+
+impl Rule {
+    pub fn tests(&self) -> &[TestConfig] {
+        &self.config.tests
+    }
+}
+
+/// The compile context of one rule file: its text, resolved parameters, shared
+/// definitions and the diagnostics found so far.
+pub struct Cx<'a> {
+    pub path: &'a Path,
+    pub source: &'a str,
+    pub diags: Vec<Diagnostic>,
+    pub params: Params,
+    shared: &'a Shared,
+    evidence: Option<&'a Vec<Text>>,
+}
+
+impl<'a> Cx<'a> {
+    /// An optional expression: `Ok(None)` when absent, `Err(())` when it did not compile.
+    #[allow(clippy::result_unit_err)]
+    pub fn opt_expr(
+        &mut self,
+        text: Option<&Text>,
+        schema: &Schema,
+        want: Ty,
+    ) -> Result<Option<Program>, ()> {
+        match text {
+            None => Ok(None),
+            Some(t) => self.expr(t, schema, want).map(Some).ok_or(()),
+        }
+    }
+
+    /// Which of the kind's sets go into the evidence (`evidence.transactions`; default all).
+    pub fn evidence_sets(&mut self, sets: &[&str]) -> Vec<bool> {
+        let Some(names) = self.evidence else {
+            return vec![true; sets.len()];
+        };
+        let mut chosen = vec![false; sets.len()];
+        for n in names {
+            match sets.iter().position(|s| *s == n.value) {
+                Some(i) => chosen[i] = true,
+                None => {
+                    let msg = format!("unknown set `{}` in evidence", n.value);
+                    self.error(n, msg, Some(format!("valid sets: {}", sets.join(", "))));
+                }
+            }
+        }
+        chosen
+    }
+
+    pub fn error<T>(&mut self, at: &Spanned<T>, message: impl Into<String>, help: Option<String>) {
+        self.diags
+            .push(diag::at(self.path, self.source, at, message).with_help(help));
+    }
+
+    /// Parameters, shared lists and macros: what every expression may use.
+    pub fn base_schema(&self) -> Schema {
+        let mut s = Schema::new();
+        for (name, v) in &self.params {
+            s.constant(&format!("params.{name}"), v.to_const());
+        }
+        for (name, c) in &self.shared.consts {
+            s.constant(name, c.clone());
+        }
+        for (name, m) in &self.shared.macros {
+            s.add_macro(name, m.clone());
+        }
+        s
+    }
+
+    /// Compiles an expression, reporting its errors at their file positions.
+    pub fn expr(&mut self, text: &Text, schema: &Schema, want: Ty) -> Option<Program> {
+        match expr::compile(&text.value, schema, want) {
+            Ok(p) => Some(p),
+            Err(errors) => {
+                for e in errors {
+                    let (line, column) = match &e.in_macro {
+                        None => diag::position_in_scalar(self.source, text, e.offset),
+                        Some(_) => (
+                            text.referenced.line() as usize,
+                            text.referenced.column() as usize,
+                        ),
+                    };
+                    let message = match &e.in_macro {
+                        None => e.message,
+                        Some(m) => format!("in shared macro `{m}`: {}", e.message),
+                    };
+                    self.diags.push(
+                        Diagnostic::new(self.path, line, column, message)
+                            .with_snippet(self.source)
+                            .with_help(e.help),
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// A duration literal (`7d`) or the name of a duration parameter.
+    pub fn duration(&mut self, text: &Text) -> Option<Millis> {
+        if let Some(p) = self.params.get(&text.value) {
+            return match p {
+                ParamValue::Duration(ms) => Some(*ms),
+                other => {
+                    let msg = format!("parameter `{}` is {other}, not a duration", text.value);
+                    self.error(text, msg, None);
+                    None
+                }
+            };
+        }
+        match parse_duration(&text.value) {
+            Ok(ms) => Some(ms),
+            Err(e) => {
+                let names: Vec<&String> = self
+                    .params
+                    .iter()
+                    .filter(|(_, v)| matches!(v, ParamValue::Duration(_)))
+                    .map(|(k, _)| k)
+                    .collect();
+                let help = (!names.is_empty())
+                    .then(|| format!("duration parameters: {}", join(names.iter())));
+                self.error(text, e, help);
+                None
+            }
+        }
+    }
+
+    pub fn windows(&mut self, w: Option<&WindowConfig>, kind_at: &Text) -> Option<Windows> {
+        let Some(w) = w else {
+            self.error(
+                kind_at,
+                format!("kind `{}` needs a `window` with a `length`", kind_at.value),
+                None,
+            );
+            return None;
+        };
+        let length = self.duration(&w.length)?;
+        let step = match &w.step {
+            Some(s) => self.duration(s)?,
+            None => length,
+        };
+        Some(Windows { length, step })
+    }
+
+    /// Compiles the `aggregates` block against the sets a kind binds. `filter_schema`
+    /// gives the schema of a `where` filter for the set with that index.
+    pub fn aggregates(
+        &mut self,
+        cfg: &DetectConfig,
+        sets: &[&str],
+        filter_schema: &dyn Fn(&Cx<'_>, usize) -> Schema,
+    ) -> (Vec<Aggregate>, Vec<Program>) {
+        let mut out = Vec::new();
+        let mut filters = Vec::new();
+        let mut filter_keys: Vec<(&str, usize)> = Vec::new();
+        for (name, agg) in &cfg.aggregates {
+            let a = &agg.value;
+            let func = match AggFn::parse(
+                &a.func.value,
+                a.p,
+                a.stat.as_ref().map(|s| s.value.as_str()),
+            ) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.error(&a.func, e, None);
+                    continue;
+                }
+            };
+            let set = match (&a.over, func.needs_set()) {
+                (Some(over), true) => match sets.iter().position(|s| *s == over.value) {
+                    Some(i) => i,
+                    None => {
+                        let msg =
+                            format!("unknown set `{}` for kind `{}`", over.value, cfg.kind.value);
+                        self.error(over, msg, Some(format!("valid sets: {}", sets.join(", "))));
+                        continue;
+                    }
+                },
+                (None, true) => {
+                    let msg = format!("aggregate `{name}` ({}) needs `over`", a.func.value);
+                    self.error(agg, msg, Some(format!("valid sets: {}", sets.join(", "))));
+                    continue;
+                }
+                (_, false) => {
+                    if !(sets.contains(&"in") && sets.contains(&"out")) {
+                        let msg = format!(
+                            "`{}` needs the `in` and `out` sets, which kind `{}` does not bind",
+                            a.func.value, cfg.kind.value
+                        );
+                        self.error(&a.func, msg, None);
+                        continue;
+                    }
+                    0
+                }
+            };
+            let field = match (&a.field, func.needs_field()) {
+                (Some(f), _) => match Field::parse(&f.value) {
+                    Some(x) => Some(x),
+                    None => {
+                        let msg = format!("unknown field `{}`", f.value);
+                        self.error(f, msg, Some(format!("valid fields: {FIELDS}")));
+                        continue;
+                    }
+                },
+                (None, true) if matches!(func, AggFn::CountDistinct) => {
+                    let msg = format!("aggregate `{name}` (count_distinct) needs `field`");
+                    self.error(agg, msg, Some(format!("valid fields: {FIELDS}")));
+                    continue;
+                }
+                (None, _) => None,
+            };
+            let filter = match &a.filter {
+                // The same `where` over the same set is one mask, evaluated once.
+                Some(text) => match filter_keys
+                    .iter()
+                    .position(|k| *k == (text.value.as_str(), set))
+                {
+                    Some(i) => Some(i),
+                    None => {
+                        let schema = filter_schema(self, set);
+                        match self.expr(text, &schema, Ty::Bool) {
+                            Some(p) => {
+                                filters.push(p);
+                                filter_keys.push((text.value.as_str(), set));
+                                Some(filters.len() - 1)
+                            }
+                            None => continue,
+                        }
+                    }
+                },
+                None => None,
+            };
+            if let Some(shift) = &a.shift
+                && cfg.kind.value != "relation"
+            {
+                let msg = format!(
+                    "`shift` is only read by kind `relation`, not `{}`",
+                    cfg.kind.value
+                );
+                self.error(shift, msg, None);
+                continue;
+            }
+            out.push(Aggregate {
+                name: name.clone(),
+                func,
+                set,
+                field,
+                filter,
+                unit: func.unit(field),
+            });
+        }
+        (out, filters)
+    }
+
+    /// Compiles the condition over the metrics, plus whatever `extra` binds.
+    pub fn condition(
+        &mut self,
+        cfg: &DetectConfig,
+        metrics: &[(String, Unit)],
+        extra: &dyn Fn(&mut Schema),
+    ) -> Option<Program> {
+        let mut schema = self.base_schema();
+        let typed: Vec<(String, Ty)> = metrics.iter().map(|(n, u)| (n.clone(), u.ty())).collect();
+        scope::add_metrics(&mut schema, &typed);
+        extra(&mut schema);
+        self.expr(&cfg.condition, &schema, Ty::Bool)
+    }
+
+    /// Reports `detect` fields the kind does not read.
+    pub fn unused_fields(&mut self, cfg: &DetectConfig, used: &[&str]) {
+        let set: Vec<(&str, Option<(u32, u32)>)> = vec![
+            ("subject", cfg.subject.as_ref().map(loc)),
+            ("in", cfg.in_filter.as_ref().map(loc)),
+            ("out", cfg.out_filter.as_ref().map(loc)),
+            ("edge", cfg.edge.as_ref().map(loc)),
+            ("path", cfg.path.as_ref().map(loc)),
+            ("subject_at", cfg.subject_at.as_ref().map(loc)),
+            ("max_gap", cfg.max_gap.as_ref().map(loc)),
+            ("min_length", cfg.min_length.as_ref().map(loc)),
+            ("max_length", cfg.max_length.as_ref().map(loc)),
+            ("ordered", cfg.ordered.as_ref().map(loc)),
+            ("window", cfg.window.as_ref().map(|w| loc(&w.length))),
+            ("group_by", cfg.group_by.as_ref().map(loc)),
+            ("test", cfg.test.as_ref().map(loc)),
+            ("side", cfg.side.as_ref().map(loc)),
+            ("metric", cfg.metric.as_ref().map(loc)),
+            ("bucket", cfg.bucket.as_ref().map(loc)),
+        ];
+        for (name, at) in set {
+            if let Some((line, column)) = at
+                && !used.contains(&name)
+            {
+                self.diags.push(
+                    Diagnostic::new(
+                        self.path,
+                        line as usize,
+                        column as usize,
+                        format!("field `{name}` is not used by kind `{}`", cfg.kind.value),
+                    )
+                    .with_snippet(self.source)
+                    .with_help(Some(format!(
+                        "kind `{}` reads: {}",
+                        cfg.kind.value,
+                        used.join(", ")
+                    ))),
+                );
+            }
+        }
+    }
+
+    /// A string field that must be one of `valid`.
+    pub fn choice(
+        &mut self,
+        text: Option<&Text>,
+        what: &str,
+        valid: &[&str],
+        default: Option<&str>,
+        kind_at: &Text,
+    ) -> Option<String> {
+        match text {
+            Some(t) if valid.contains(&t.value.as_str()) => Some(t.value.clone()),
+            Some(t) => {
+                let msg = format!("unknown {what} `{}`", t.value);
+                self.error(t, msg, Some(format!("valid values: {}", valid.join(", "))));
+                None
+            }
+            None => match default {
+                Some(d) => Some(d.to_string()),
+                None => {
+                    let msg = format!("kind `{}` needs `{what}`", kind_at.value);
+                    self.error(
+                        kind_at,
+                        msg,
+                        Some(format!("valid values: {}", valid.join(", "))),
+                    );
+                    None
+                }
+            },
+        }
+    }
+}
+
+fn loc<T>(s: &Spanned<T>) -> (u32, u32) {
+    (s.referenced.line() as u32, s.referenced.column() as u32)
+}
+
+fn join<'x>(items: impl Iterator<Item = &'x &'x String>) -> String {
+    items.map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Resolves the parameters: defaults, then overrides, each typed and bounds-checked.
+fn resolve_params(
+    cx: &mut Cx<'_>,
+    cfg: &RuleConfig,
+    overrides: &BTreeMap<String, serde_json::Value>,
+) -> Params {
+    let mut params = Params::new();
+    for (name, p) in &cfg.parameters {
+        let spec = &p.value;
+        let ty = spec.ty.value.as_str();
+        let typed = |v: &serde_json::Value| ParamValue::from_json(ty, v);
+        let default = match typed(&spec.default) {
+            Ok(v) => v,
+            Err(e) => {
+                let help = Some(format!("parameter types: {PARAM_TYPES}"));
+                cx.error(&spec.ty, format!("parameter `{name}`: {e}"), help);
+                continue;
+            }
+        };
+        let value = match overrides.get(name) {
+            Some(v) => match typed(v) {
+                Ok(v) => v,
+                Err(e) => {
+                    cx.error(p, format!("override of parameter `{name}`: {e}"), None);
+                    continue;
+                }
+            },
+            None => default,
+        };
+        let bound = |b: &Option<serde_json::Value>| b.as_ref().and_then(|v| typed(v).ok());
+        if let Err(e) = value.check_bounds(bound(&spec.min).as_ref(), bound(&spec.max).as_ref()) {
+            cx.error(p, format!("parameter `{name}`: {e}"), None);
+            continue;
+        }
+        params.insert(name.clone(), value);
+    }
+    for name in overrides.keys() {
+        if !cfg.parameters.contains_key(name) {
+            let valid = cfg
+                .parameters
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            cx.error(
+                &cfg.id,
+                format!("override of unknown parameter `{name}`"),
+                Some(format!("parameters: {valid}")),
+            );
+        }
+    }
+    params
+}
+
+fn version_hash(text: &str, shared: &Shared, params: &Params) -> String {
+    let mut h = Sha256::new();
+    h.update(text.as_bytes());
+    for (path, t) in &shared.texts {
+        h.update(b"\x1f");
+        h.update(path.to_string_lossy().as_bytes());
+        h.update(b"\x1f");
+        h.update(t.as_bytes());
+    }
+    let p: BTreeMap<&String, serde_json::Value> =
+        params.iter().map(|(k, v)| (k, v.to_json())).collect();
+    h.update(b"\x1f");
+    h.update(serde_json::to_string(&p).unwrap_or_default().as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Compiles one parsed rule; `overrides` replace parameter defaults (tests, runs).
+pub fn compile_rule(
+    cfg: &RuleConfig,
+    path: &Path,
+    source: &str,
+    shared: &Shared,
+    overrides: &BTreeMap<String, serde_json::Value>,
+) -> Result<Rule, Vec<Diagnostic>> {
+    let mut cx = Cx {
+        path,
+        source,
+        diags: Vec::new(),
+        params: Params::new(),
+        shared,
+        evidence: cfg.evidence.transactions.as_ref(),
+    };
+    let id_ok = !cfg.id.value.is_empty()
+        && cfg
+            .id
+            .value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !id_ok {
+        cx.error(
+            &cfg.id,
+            "a rule id is letters, digits, `-` and `_` (e.g. TC-04)",
+            None,
+        );
+    }
+    let file_name = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
+    if id_ok && !file_name.starts_with(&format!("{}-", cfg.id.value)) {
+        cx.error(
+            &cfg.id,
+            format!("the file name {file_name:?} must start with the rule id and a dash"),
+            Some(format!("rename it to {}-<slug>.yaml", cfg.id.value)),
+        );
+    }
+    let status = match cfg.status.value.parse::<RuleStatus>() {
+        Ok(s) => Some(s),
+        Err(_) => {
+            let msg = format!("unknown status `{}`", cfg.status.value);
+            cx.error(
+                &cfg.status,
+                msg,
+                Some(format!("valid values: {}", RuleStatus::valid_values())),
+            );
+            None
+        }
+    };
+    let severity = match cfg.severity.value.parse::<Severity>() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            cx.error(&cfg.severity, e, None);
+            None
+        }
+    };
+    let mut requires_accounts = false;
+    let mut requires_merchants = false;
+    for r in &cfg.requires {
+        match r.value.as_str() {
+            "accounts" => requires_accounts = true,
+            "merchants" => requires_merchants = true,
+            other => {
+                let msg = format!("unknown input `{other}`");
+                cx.error(r, msg, Some("valid values: accounts, merchants".into()));
+            }
+        }
+    }
+    cx.params = resolve_params(&mut cx, cfg, overrides);
+
+    let kind = kinds::kind(&cfg.detect.kind.value);
+    let detector = match kind {
+        Some(k) => {
+            cx.unused_fields(&cfg.detect, k.fields);
+            (k.compile)(&cfg.detect, &mut cx)
+        }
+        None => {
+            let msg = format!("unknown detector kind `{}`", cfg.detect.kind.value);
+            cx.error(
+                &cfg.detect.kind,
+                msg,
+                Some(format!("valid kinds: {}", kinds::kind_names())),
+            );
+            None
+        }
+    };
+    let metrics = detector.as_ref().map(|d| d.metrics()).unwrap_or_default();
+    let mut score_mods = Vec::new();
+    if let Some(d) = &detector {
+        let mut schema = cx.base_schema();
+        let typed: Vec<(String, Ty)> = d
+            .metrics()
+            .iter()
+            .map(|(n, u)| (n.clone(), u.ty()))
+            .collect();
+        scope::add_metrics(&mut schema, &typed);
+        for m in &cfg.score.add {
+            if let Some(p) = cx.expr(&m.when, &schema, Ty::Bool) {
+                score_mods.push((p, m.points));
+            }
+        }
+    }
+    let summary = match Template::parse(&cfg.summary.value, &metrics, &cx.params) {
+        Ok(t) => Some(t),
+        // Without a detector the metric names are unknown: no cascade of errors.
+        Err(_) if detector.is_none() => None,
+        Err((offset, msg, help)) => {
+            let (line, column) = diag::position_in_scalar(source, &cfg.summary, offset);
+            cx.diags.push(
+                Diagnostic::new(path, line, column, msg)
+                    .with_snippet(source)
+                    .with_help(Some(help)),
+            );
+            None
+        }
+    };
+    if status == Some(RuleStatus::Stable) {
+        let positive = cfg
+            .tests
+            .iter()
+            .any(|t| t.expect.alerts.is_some_and(|n| n > 0) || !t.expect.subjects.is_empty());
+        let negative = cfg
+            .tests
+            .iter()
+            .any(|t| t.expect.alerts == Some(0) || !t.expect.not_subjects.is_empty());
+        if !positive || !negative {
+            cx.error(
+                &cfg.status,
+                "a stable rule needs at least one positive and one negative test case",
+                Some(
+                    "add `tests` with `expect: { subjects: [...] }` and `expect: { alerts: 0 }`"
+                        .into(),
+                ),
+            );
+        }
+    }
+    match (detector, status, severity, summary, cx.diags.is_empty()) {
+        (Some(detector), Some(status), Some(severity), Some(summary), true) => Ok(Rule {
+            id: cfg.id.value.clone(),
+            title: cfg.title.clone(),
+            status,
+            severity,
+            kind: kind.map_or("", |k| k.name),
+            path: path.to_path_buf(),
+            origin: Origin::File,
+            text: source.to_string(),
+            version: version_hash(source, shared, &cx.params),
+            params: cx.params,
+            requires_accounts,
+            requires_merchants,
+            detector,
+            metrics,
+            score_base: cfg.score.base.unwrap_or_else(|| severity.base_score()),
+            score_mods,
+            summary,
+            config: cfg.clone(),
+        }),
+        _ => Err(cx.diags),
+    }
+}

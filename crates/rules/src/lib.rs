@@ -1,0 +1,19 @@
+//! Rules: the YAML rule format ([`config`]), its compilation into runtime rules
+//! ([`compile`]) with CEL expressions ([`expr`]) and engine-computed aggregates
+//! ([`aggregate`]), the registry of detector kinds ([`kinds`]), loading of rule folders
+//! with their shared lists and macros ([`load`]), and rule test cases ([`testing`]).
+
+pub mod aggregate;
+pub mod compile;
+pub mod config;
+pub mod diag;
+pub mod docs;
+pub mod expr;
+pub mod kinds;
+pub mod load;
+pub mod params;
+pub mod scope;
+pub mod template;
+
+pub use compile::{Rule, RuleStatus, Shared};
+pub use diag::Diagnostic;

@@ -1,0 +1,450 @@
+//! Loading rule packs: the pack shipped in the binary, or rule files under the given
+//! paths with the `_shared` lists and macros beside them; parses and compiles every rule,
+//! and collects every diagnostic of the whole set in one pass.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use include_dir::{Dir, include_dir};
+
+use super::compile::{Rule, Shared, compile_rule};
+use super::config::{RuleConfig, SharedConfig};
+use super::diag::{self, Diagnostic};
+use super::expr::{self, Const, Macro};
+
+/// The shipped rule pack (`rules/` of the sources), embedded in the binary so that a
+/// binary copied anywhere has it.
+static SHIPPED: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../rules");
+
+/// The folder name under which the shipped pack's files are labelled (the path they have
+/// in the sources, so a rule's version is the same whether it is read from the embedded
+/// pack or from `rules/` in a checkout).
+const SHIPPED_ROOT: &str = "rules";
+
+/// Where a rule pack comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PackSource {
+    /// The pack shipped inside the binary.
+    Shipped,
+    /// Rule files and folders on disk.
+    Paths(Vec<PathBuf>),
+}
+
+impl PackSource {
+    /// `paths` if any are given; else a `rules/` folder in the working directory if there
+    /// is one; else the shipped pack.
+    pub fn resolve(paths: &[PathBuf]) -> PackSource {
+        if !paths.is_empty() {
+            return PackSource::Paths(paths.to_vec());
+        }
+        let local = Path::new(SHIPPED_ROOT);
+        if local.is_dir() {
+            return PackSource::Paths(vec![local.to_path_buf()]);
+        }
+        PackSource::Shipped
+    }
+
+    /// How `rules list` names the source.
+    pub fn describe(&self) -> String {
+        match self {
+            PackSource::Shipped => "the pack shipped in the binary".to_string(),
+            PackSource::Paths(p) => p
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}
+
+/// Where one rule's text came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// The pack shipped in the binary.
+    Shipped,
+    /// A rule file on disk.
+    File,
+    /// A version published from the dashboard, kept in the store.
+    Published,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Shipped => "shipped",
+            Origin::File => "file",
+            Origin::Published => "published",
+        }
+    }
+}
+
+/// A rule file as parsed, kept so that tests can recompile it with other parameters.
+pub struct RuleSource {
+    pub path: PathBuf,
+    pub text: String,
+    pub config: RuleConfig,
+}
+
+/// A loaded rule pack.
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    pub sources: Vec<RuleSource>,
+    pub shared: Shared,
+}
+
+fn is_yaml(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            diags.push(Diagnostic::new(
+                dir,
+                0,
+                0,
+                format!("cannot read folder: {e}"),
+            ));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        if p.file_name().and_then(|n| n.to_str()) == Some("_shared") {
+            continue;
+        }
+        if p.is_dir() {
+            walk(&p, out, diags);
+        } else if is_yaml(&p) {
+            out.push(p);
+        }
+    }
+}
+
+/// The `_shared` folder that applies to `path`: in it or in the nearest ancestor.
+fn shared_dir_for(path: &Path) -> Option<PathBuf> {
+    let start = if path.is_dir() {
+        Some(path)
+    } else {
+        path.parent()
+    };
+    let mut dir = start?.to_path_buf();
+    loop {
+        let candidate = dir.join("_shared");
+        if candidate.is_dir() {
+            return Some(candidate);
+        }
+        if !dir.pop() {
+            return None;
+        }
+    }
+}
+
+fn yaml_error(path: &Path, source: &str, e: &serde_saphyr::Error) -> Diagnostic {
+    let (line, column) = e
+        .location()
+        .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
+    let full = e.to_string();
+    let first = full.lines().next().unwrap_or("invalid YAML").trim();
+    // serde-saphyr prefixes "error: line N column M: "; the diagnostic says that itself.
+    let message = first
+        .strip_prefix("error: ")
+        .unwrap_or(first)
+        .split_once(": ")
+        .filter(|(head, _)| head.starts_with("line "))
+        .map_or(first, |(_, rest)| rest)
+        .to_string();
+    let help = message
+        .contains("unknown field")
+        .then(|| "see docs/rules.md for every field".to_string());
+    Diagnostic::new(path, line, column, message)
+        .with_snippet(source)
+        .with_help(help)
+}
+
+/// The YAML files of a `_shared` folder on disk, in name order.
+fn read_shared_dir(dir: &Path, diags: &mut Vec<Diagnostic>) -> Vec<(PathBuf, String)> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| is_yaml(p))
+            .collect(),
+        Err(e) => {
+            diags.push(Diagnostic::new(
+                dir,
+                0,
+                0,
+                format!("cannot read folder: {e}"),
+            ));
+            Vec::new()
+        }
+    };
+    files.sort();
+    let mut out = Vec::new();
+    for path in files {
+        match std::fs::read_to_string(&path) {
+            Ok(t) => out.push((path, t)),
+            Err(e) => diags.push(Diagnostic::new(&path, 0, 0, format!("cannot read: {e}"))),
+        }
+    }
+    out
+}
+
+fn parse_shared(files: Vec<(PathBuf, String)>, diags: &mut Vec<Diagnostic>) -> Shared {
+    let mut shared = Shared::default();
+    for (path, text) in files {
+        let cfg: SharedConfig = match serde_saphyr::from_str(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                diags.push(yaml_error(&path, &text, &e));
+                continue;
+            }
+        };
+        for (name, items) in &cfg.lists {
+            let consts: Result<Vec<Const>, String> = items
+                .iter()
+                .map(|v| match v {
+                    serde_json::Value::String(s) => Ok(Const::Str(Arc::from(s.as_str()))),
+                    serde_json::Value::Number(n) if n.is_i64() => {
+                        Ok(Const::Int(n.as_i64().unwrap_or(0)))
+                    }
+                    serde_json::Value::Number(n) => Ok(Const::Float(n.as_f64().unwrap_or(0.0))),
+                    other => Err(format!(
+                        "list `{name}`: items must be strings or numbers, found {other}"
+                    )),
+                })
+                .collect();
+            match consts {
+                Ok(c) => {
+                    shared.consts.insert(name.clone(), Const::List(c.into()));
+                }
+                Err(e) => diags.push(Diagnostic::new(&path, 0, 0, e)),
+            }
+        }
+        for (name, m) in &cfg.macros {
+            match expr::parse(&m.value) {
+                Ok((ast, info)) => {
+                    shared.macros.insert(
+                        name.clone(),
+                        Arc::new(Macro {
+                            source: m.value.clone(),
+                            ast,
+                            info,
+                        }),
+                    );
+                }
+                Err(errs) => {
+                    for e in errs {
+                        let (line, column) = diag::position_in_scalar(&text, m, e.offset);
+                        diags.push(
+                            Diagnostic::new(&path, line, column, e.message).with_snippet(&text),
+                        );
+                    }
+                }
+            }
+        }
+        shared.texts.push((path, text));
+    }
+    shared
+}
+
+/// Loads and compiles the pack of `source`. Returns the rules that compiled and every
+/// diagnostic, across all files.
+pub fn load_pack(source: &PackSource) -> (RuleSet, Vec<Diagnostic>) {
+    match source {
+        PackSource::Shipped => load_shipped(),
+        PackSource::Paths(p) => load(p),
+    }
+}
+
+/// Loads and compiles the pack shipped in the binary.
+pub fn load_shipped() -> (RuleSet, Vec<Diagnostic>) {
+    fn collect(dir: &Dir<'_>, out: &mut Vec<(PathBuf, String)>) {
+        for f in dir.files() {
+            if is_yaml(f.path()) {
+                let text = String::from_utf8_lossy(f.contents()).into_owned();
+                out.push((Path::new(SHIPPED_ROOT).join(f.path()), text));
+            }
+        }
+        for d in dir.dirs() {
+            if d.path().file_name().and_then(|n| n.to_str()) != Some("_shared") {
+                collect(d, out);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    collect(&SHIPPED, &mut files);
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut shared = Vec::new();
+    if let Some(dir) = SHIPPED.get_dir("_shared") {
+        for f in dir.files().filter(|f| is_yaml(f.path())) {
+            let text = String::from_utf8_lossy(f.contents()).into_owned();
+            shared.push((Path::new(SHIPPED_ROOT).join(f.path()), text));
+        }
+    }
+    shared.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut diags = Vec::new();
+    let shared = parse_shared(shared, &mut diags);
+    compile_files(
+        files.into_iter().map(Ok).collect(),
+        shared,
+        Origin::Shipped,
+        diags,
+    )
+}
+
+/// Loads and compiles every rule under `paths` (files or folders). Returns the rules that
+/// compiled and every diagnostic, across all files.
+pub fn load(paths: &[PathBuf]) -> (RuleSet, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let mut found = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut found, &mut diags);
+        } else if p.is_file() {
+            found.push(p.clone());
+        } else {
+            diags.push(Diagnostic::new(p, 0, 0, "no such file or folder"));
+        }
+    }
+    let shared = paths
+        .first()
+        .and_then(|p| shared_dir_for(p))
+        .map(|d| read_shared_dir(&d, &mut diags))
+        .unwrap_or_default();
+    let shared = parse_shared(shared, &mut diags);
+    let files = found
+        .into_iter()
+        .map(|path| match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((path, text)),
+            Err(e) => Err(Diagnostic::new(&path, 0, 0, format!("cannot read: {e}"))),
+        })
+        .collect();
+    compile_files(files, shared, Origin::File, diags)
+}
+
+/// Parses and compiles rule files (`(path, text)`, or why one could not be read).
+fn compile_files(
+    files: Vec<Result<(PathBuf, String), Diagnostic>>,
+    shared: Shared,
+    origin: Origin,
+    mut diags: Vec<Diagnostic>,
+) -> (RuleSet, Vec<Diagnostic>) {
+    let mut rules = Vec::new();
+    let mut sources = Vec::new();
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for file in files {
+        let (path, text) = match file {
+            Ok(f) => f,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        let config: RuleConfig = match serde_saphyr::from_str(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                diags.push(yaml_error(&path, &text, &e));
+                continue;
+            }
+        };
+        if let Some(first) = seen.get(&config.id.value) {
+            diags.push(
+                diag::at(
+                    &path,
+                    &text,
+                    &config.id,
+                    format!("duplicate rule id `{}`", config.id.value),
+                )
+                .with_help(Some(format!("first defined in {}", first.display()))),
+            );
+            continue;
+        }
+        seen.insert(config.id.value.clone(), path.clone());
+        match compile_rule(&config, &path, &text, &shared, &BTreeMap::new()) {
+            Ok(mut rule) => {
+                rule.origin = origin;
+                rules.push(rule)
+            }
+            Err(d) => diags.extend(d),
+        }
+        sources.push(RuleSource { path, text, config });
+    }
+    rules.sort_by(|a, b| a.id.cmp(&b.id));
+    (
+        RuleSet {
+            rules,
+            sources,
+            shared,
+        },
+        diags,
+    )
+}
+
+/// Compiles `text` as if it were the rule file at `path` of the pack `set` (with the pack's
+/// `_shared` lists and macros, so the version is the one a file with this text would get).
+pub fn compile_text(set: &RuleSet, path: &Path, text: &str) -> Result<Rule, Vec<Diagnostic>> {
+    let config: RuleConfig =
+        serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(path, text, &e)])?;
+    compile_rule(&config, path, text, &set.shared, &BTreeMap::new())
+}
+
+/// A rule of the pack replaced by a text published from the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaced {
+    pub rule_id: String,
+    /// The version of the rule file.
+    pub file_version: String,
+    /// The version that runs instead (equal to `file_version` when the texts agree).
+    pub version: String,
+}
+
+/// Replaces every rule of `set` that has a published text (`(rule id, text)`) by the rule
+/// compiled from that text, in place of its file. A text whose id has no file in the pack
+/// is ignored (the file was removed: the rule is retired); a text that no longer compiles
+/// (say, a `_shared` macro changed) leaves the file's rule and is reported as diagnostics.
+pub fn apply_published(
+    set: &mut RuleSet,
+    published: &[(String, String)],
+) -> (Vec<Replaced>, Vec<Diagnostic>) {
+    let mut replaced = Vec::new();
+    let mut diags = Vec::new();
+    for (id, text) in published {
+        let Some(i) = set.rules.iter().position(|r| &r.id == id) else {
+            continue;
+        };
+        let path = set.rules[i].path.clone();
+        let label = PathBuf::from(format!("published:{id}"));
+        match compile_text(set, &path, text) {
+            Ok(mut rule) if &rule.id == id => {
+                rule.origin = Origin::Published;
+                replaced.push(Replaced {
+                    rule_id: id.clone(),
+                    file_version: set.rules[i].version.clone(),
+                    version: rule.version.clone(),
+                });
+                set.rules[i] = rule;
+                if let Some(src) = set.sources.iter_mut().find(|s| s.path == path)
+                    && let Ok(config) = serde_saphyr::from_str::<RuleConfig>(text)
+                {
+                    src.text = text.clone();
+                    src.config = config;
+                }
+            }
+            Ok(rule) => diags.push(Diagnostic::new(
+                &label,
+                0,
+                0,
+                format!("the published text defines rule {}, not {id}", rule.id),
+            )),
+            Err(d) => diags.extend(d.into_iter().map(|mut d| {
+                d.message = format!("published version of {id}: {}", d.message);
+                d
+            })),
+        }
+    }
+    (replaced, diags)
+}

@@ -1,0 +1,367 @@
+//! The scan service: the one place where "take the effective rule pack, build the graph
+//! from a store or from input files, run the rules, save the alerts" happens. The CLI's
+//! `scan`, `demo` and `eval`, and the dashboard's rules pages and backtest, all call it,
+//! so they all treat published rule versions the same way:
+//!
+//! - a store's scan runs, for each rule id with a version published from the dashboard,
+//!   its newest published version instead of the file ([`Pack::load`] with
+//!   [`Published::Use`]);
+//! - a published version that no longer compiles (say, a shared macro changed) makes the
+//!   pack refuse to run ([`Pack::runnable`]) until a fixed version is published or the
+//!   scan asks for the files only ([`Published::Ignore`]). A scan never silently runs
+//!   something other than what was published.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clearwatch_detect::{self as detect, Inputs, ScanReport};
+use clearwatch_graph::load::{FileLoad, from_files};
+use clearwatch_graph::{GraphBuilder, TemporalGraph};
+use clearwatch_ingest::{IngestError, Profile};
+use clearwatch_model::{Alert, Millis, StoredAlert, Subject};
+use clearwatch_rules::Diagnostic;
+use clearwatch_rules::load::{self, PackSource, Replaced, RuleSet};
+use clearwatch_rules::{Rule, RuleStatus};
+use clearwatch_store::cases::StoredRuleVersion;
+use clearwatch_store::{AlertFilter, AnyStore, RuleVersion, SaveReport, Store, StoreError};
+
+/// Why a scan could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("{} error(s) in rules: fix them or run `clearwatch rules lint`", .0.len())]
+    Rules(Vec<Diagnostic>),
+    #[error(
+        "{} error(s) in rule versions published from the dashboard: publish a fixed version, or scan with --files-only",
+        .0.len()
+    )]
+    Published(Vec<Diagnostic>),
+    #[error("no rule {0} in the pack")]
+    NoSuchRule(String),
+    #[error("the text defines rule {found}, not {expected}")]
+    WrongRule { expected: String, found: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error("the scan worker stopped: {0}")]
+    Worker(String),
+}
+
+impl ScanError {
+    /// The diagnostics behind the error, if it is about rules.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            ScanError::Rules(d) | ScanError::Published(d) => d,
+            _ => &[],
+        }
+    }
+}
+
+/// Whether a store's published rule versions replace the rule files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    Use,
+    Ignore,
+}
+
+/// One rule replaced by its published version, and who published it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FromStore {
+    pub replaced: Replaced,
+    pub published_by: Option<String>,
+    pub published_at: String,
+}
+
+/// The effective rule pack: the rule files, with published versions applied.
+pub struct Pack {
+    pub set: RuleSet,
+    pub source: PackSource,
+    /// Rules that run their published version.
+    pub from_store: Vec<FromStore>,
+    /// Published versions that no longer compile: the pack refuses to run while any is
+    /// left (see the crate documentation).
+    pub broken: Vec<Diagnostic>,
+}
+
+impl Pack {
+    /// Loads the rules of `source`; every diagnostic of the files is an error.
+    pub fn files(source: PackSource) -> Result<Pack, ScanError> {
+        let (set, diags) = load::load_pack(&source);
+        if !diags.is_empty() {
+            return Err(ScanError::Rules(diags));
+        }
+        Ok(Pack {
+            set,
+            source,
+            from_store: Vec::new(),
+            broken: Vec::new(),
+        })
+    }
+
+    /// Loads the rules of `source` and, with [`Published::Use`], applies the versions
+    /// published to `store`.
+    pub async fn load(
+        source: PackSource,
+        store: &AnyStore,
+        published: Published,
+    ) -> Result<Pack, ScanError> {
+        let src = source.clone();
+        let mut pack = tokio::task::spawn_blocking(move || Pack::files(src))
+            .await
+            .map_err(|e| ScanError::Worker(e.to_string()))??;
+        if published == Published::Use {
+            let stored = store.published_rules().await?;
+            pack.apply(&stored);
+        }
+        Ok(pack)
+    }
+
+    fn apply(&mut self, stored: &[StoredRuleVersion]) {
+        if stored.is_empty() {
+            return;
+        }
+        let texts: Vec<(String, String)> = stored
+            .iter()
+            .map(|p| (p.rule_id.clone(), p.text.clone()))
+            .collect();
+        let (replaced, diags) = load::apply_published(&mut self.set, &texts);
+        self.broken = diags;
+        self.from_store = replaced
+            .into_iter()
+            .map(|r| {
+                let p = stored.iter().find(|p| p.rule_id == r.rule_id);
+                FromStore {
+                    published_by: p.and_then(|p| p.published_by.clone()),
+                    published_at: p.map(|p| p.created_at.clone()).unwrap_or_default(),
+                    replaced: r,
+                }
+            })
+            .collect();
+    }
+
+    /// The pack, if it may run (no broken published version).
+    pub fn runnable(&self) -> Result<&Pack, ScanError> {
+        if self.broken.is_empty() {
+            Ok(self)
+        } else {
+            Err(ScanError::Published(self.broken.clone()))
+        }
+    }
+
+    /// The rules whose status is one of `statuses`.
+    pub fn with_status(&self, statuses: &[RuleStatus]) -> Vec<&Rule> {
+        self.set
+            .rules
+            .iter()
+            .filter(|r| statuses.contains(&r.status))
+            .collect()
+    }
+
+    /// Every rule but the deprecated ones.
+    pub fn active(&self) -> Vec<&Rule> {
+        self.set
+            .rules
+            .iter()
+            .filter(|r| r.status != RuleStatus::Deprecated)
+            .collect()
+    }
+
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.set.rules.iter().find(|r| r.id == id)
+    }
+
+    /// The ids of the rules that run their published version.
+    pub fn published_ids(&self) -> BTreeSet<String> {
+        self.from_store
+            .iter()
+            .map(|f| f.replaced.rule_id.clone())
+            .collect()
+    }
+
+    /// Compiles `text` as the file of rule `id` in this pack (same `_shared`, so its
+    /// version is the one a scan computes for this text).
+    pub fn compile_edit(&self, id: &str, text: &str) -> Result<Rule, Vec<Diagnostic>> {
+        let path = self
+            .rule(id)
+            .map_or_else(|| PathBuf::from(format!("{id}.yaml")), |r| r.path.clone());
+        load::compile_text(&self.set, &path, text)
+    }
+}
+
+/// What a scan produced.
+pub struct Scanned {
+    pub report: ScanReport,
+    pub graph: TemporalGraph,
+    /// How many rules ran.
+    pub rules: usize,
+    /// Time spent reading the input and building the graph.
+    pub load: Duration,
+    /// What the input files amounted to (file scans only).
+    pub file_load: Option<FileLoad>,
+}
+
+/// The time range of a scan: transactions with `ts` in `[from, until)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Range {
+    pub from: Option<Millis>,
+    pub until: Option<Millis>,
+}
+
+/// Input files of an in-memory scan.
+#[derive(Debug, Clone)]
+pub struct InputFiles {
+    pub transactions: PathBuf,
+    pub accounts: Option<PathBuf>,
+    pub merchants: Option<PathBuf>,
+    pub profile: Profile,
+}
+
+/// A builder holding what `store` has (transactions with `ts` in `range` streamed in one
+/// row at a time) and whether accounts and merchants were registered. `build()` is left
+/// to the caller, which may run it off the async runtime.
+pub async fn graph_of_store(
+    store: &AnyStore,
+    range: Range,
+) -> Result<(GraphBuilder, Inputs), StoreError> {
+    let accounts = store.accounts().await?;
+    let merchants = store.merchants().await?;
+    let inputs = Inputs {
+        accounts: !accounts.is_empty(),
+        merchants: !merchants.is_empty(),
+    };
+    let mut builder = GraphBuilder::with_records(&accounts, &merchants);
+    drop((accounts, merchants));
+    store
+        .each_transaction(range.from, range.until, |t| builder.add_transaction(&t))
+        .await?;
+    Ok((builder, inputs))
+}
+
+/// Runs `rules` over input files, in memory; nothing is stored.
+pub fn scan_files(files: &InputFiles, rules: &[&Rule], range: Range) -> Result<Scanned, ScanError> {
+    let started = Instant::now();
+    let (graph, file_load) = from_files(
+        &files.transactions,
+        files.accounts.as_deref(),
+        files.merchants.as_deref(),
+        &files.profile,
+        range.from,
+        range.until,
+    )?;
+    let load = started.elapsed();
+    let inputs = Inputs {
+        accounts: files.accounts.is_some(),
+        merchants: files.merchants.is_some(),
+    };
+    let report = detect::run(rules, &graph, inputs);
+    Ok(Scanned {
+        report,
+        graph,
+        rules: rules.len(),
+        load,
+        file_load: Some(file_load),
+    })
+}
+
+/// Runs `rules` over what the store holds in `range`; nothing is stored (see [`save`]).
+pub async fn scan_store(
+    store: &AnyStore,
+    rules: &[&Rule],
+    range: Range,
+) -> Result<Scanned, ScanError> {
+    let started = Instant::now();
+    let (builder, inputs) = graph_of_store(store, range).await?;
+    let graph = builder.build();
+    let load = started.elapsed();
+    let report = detect::run(rules, &graph, inputs);
+    Ok(Scanned {
+        report,
+        graph,
+        rules: rules.len(),
+        load,
+        file_load: None,
+    })
+}
+
+/// Stores the alerts of a scan and the versions of the rules that ran (re-running adds
+/// nothing new; a changed rule version makes new alerts).
+pub async fn save(
+    store: &AnyStore,
+    rules: &[&Rule],
+    alerts: &[Alert],
+) -> Result<SaveReport, ScanError> {
+    let versions: Vec<RuleVersion> = rules.iter().map(|r| rule_version(r)).collect();
+    Ok(store.save_alerts(alerts, &versions).await?)
+}
+
+/// A rule as the store keeps its versions.
+pub fn rule_version(r: &Rule) -> RuleVersion {
+    RuleVersion {
+        rule_id: r.id.clone(),
+        version: r.version.clone(),
+        title: r.title.clone(),
+        text: r.text.clone(),
+    }
+}
+
+/// What a backtest of one rule found, against its stored alerts.
+#[derive(Debug, Clone, Default)]
+pub struct Backtest {
+    /// Alerts the rule would raise that are not stored.
+    pub appear: Vec<Alert>,
+    /// Stored alerts the rule would no longer raise.
+    pub disappear: Vec<StoredAlert>,
+    /// Alerts in both.
+    pub unchanged: usize,
+}
+
+/// The key a backtest compares alerts by: subject and window.
+fn backtest_key(subject: &Subject, from: Millis, until: Millis) -> (Subject, Millis, Millis) {
+    (subject.clone(), from, until)
+}
+
+/// Runs `rule` over the whole store and compares its alerts with the stored alerts of
+/// its id. Nothing is written.
+pub async fn backtest(store: &AnyStore, rule: Rule) -> Result<Backtest, ScanError> {
+    let (builder, inputs) = graph_of_store(store, Range::default()).await?;
+    let stored = store
+        .alerts(&AlertFilter {
+            rule_id: Some(rule.id.clone()),
+            limit: u64::MAX / 2,
+            ..AlertFilter::default()
+        })
+        .await?;
+    let report =
+        tokio::task::spawn_blocking(move || detect::run(&[&rule], &builder.build(), inputs))
+            .await
+            .map_err(|e| ScanError::Worker(e.to_string()))?;
+    let old: BTreeSet<_> = stored
+        .iter()
+        .map(|a| backtest_key(&a.alert.subject, a.alert.window.from, a.alert.window.until))
+        .collect();
+    let new: BTreeSet<_> = report
+        .alerts
+        .iter()
+        .map(|a| backtest_key(&a.subject, a.window.from, a.window.until))
+        .collect();
+    let unchanged = new.intersection(&old).count();
+    Ok(Backtest {
+        appear: report
+            .alerts
+            .into_iter()
+            .filter(|a| !old.contains(&backtest_key(&a.subject, a.window.from, a.window.until)))
+            .collect(),
+        disappear: stored
+            .into_iter()
+            .filter(|a| {
+                !new.contains(&backtest_key(
+                    &a.alert.subject,
+                    a.alert.window.from,
+                    a.alert.window.until,
+                ))
+            })
+            .collect(),
+        unchanged,
+    })
+}

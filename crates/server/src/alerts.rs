@@ -1,0 +1,613 @@
+//! The alert queue and the alert detail page, and the case actions on them: assignment,
+//! status moves, notes, approval requests and decisions, bulk changes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+use super::auth::CurrentUser;
+use super::views::{
+    self, AlertPage, GraphEdge, GraphNode, NotesFragment, PageCtx, QueuePage, QueueQuery, TxRow,
+};
+use super::{AppError, Shared};
+use clearwatch_model::Severity;
+use clearwatch_model::{Account, Role, format_amount, format_ts, parse_rfc3339};
+use clearwatch_store::cases::{CaseUpdate, Status, UserRole};
+use clearwatch_store::{AlertFilter, AlertSort, Store};
+
+/// Alerts per queue page.
+pub const PAGE_SIZE: u64 = 50;
+/// How far around an alert's window its evidence transactions are looked for.
+const EVIDENCE_MARGIN_MS: i64 = 60 * 86_400_000;
+/// Most edges drawn in one graph.
+const MAX_EDGES: usize = 400;
+
+pub fn router() -> Router<Shared> {
+    Router::new()
+        .route("/alerts", get(queue))
+        .route("/alerts/bulk", post(bulk))
+        .route("/alerts/{id}", get(detail))
+        .route("/alerts/{id}/case", post(change_case))
+        .route("/alerts/{id}/notes", post(add_note))
+        .route("/alerts/{id}/request", post(request))
+        .route("/alerts/{id}/export", get(export_bundle))
+        .route("/approvals/{id}/decide", post(decide))
+}
+
+/// Whether the request comes from htmx and wants a fragment (a history restore, made
+/// when the page is not in htmx's cache, wants the whole page).
+pub fn is_htmx(headers: &HeaderMap) -> bool {
+    headers.get("hx-request").is_some_and(|v| v == "true")
+        && headers.get("hx-history-restore-request").is_none()
+}
+
+/// Marks a response as depending on `HX-Request` (fragment or whole page).
+pub fn vary(mut r: Response) -> Response {
+    r.headers_mut()
+        .append(header::VARY, HeaderValue::from_static("HX-Request"));
+    r
+}
+
+/// The queue filter of the page an htmx request was sent from (its `HX-Current-URL`);
+/// the default filter when there is none or it does not parse.
+fn current_query(headers: &HeaderMap) -> QueueQuery {
+    headers
+        .get("hx-current-url")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|u| u.split_once('?'))
+        .map(|(_, query)| query.split('#').next().unwrap_or(""))
+        .and_then(|query| serde_urlencoded::from_str::<QueueQuery>(query).ok())
+        .unwrap_or_default()
+}
+
+/// `YYYY-MM-DD` (start of that UTC day) or RFC 3339.
+fn parse_day(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    parse_rfc3339(s).or_else(|| parse_rfc3339(&format!("{s}T00:00:00Z")))
+}
+
+/// The store filter of a queue query (shared with the JSON API).
+pub fn filter_of(q: &QueueQuery) -> Result<AlertFilter, AppError> {
+    let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
+    let status = match opt(&q.status) {
+        Some(s) => Some(s.parse::<Status>().map_err(AppError::BadRequest)?),
+        None => None,
+    };
+    let min_severity = match opt(&q.severity) {
+        Some(s) => Some(s.parse::<Severity>().map_err(AppError::BadRequest)?),
+        None => None,
+    };
+    let sort = match q.sort.as_str() {
+        "" => AlertSort::Score,
+        s => AlertSort::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| AppError::BadRequest(format!("unknown sort {s:?}")))?,
+    };
+    let until = parse_day(&q.until).map(|t| {
+        // A date means through the end of that day.
+        if q.until.trim().len() == 10 {
+            t + 86_400_000
+        } else {
+            t
+        }
+    });
+    let page = q.page.unwrap_or(1).max(1);
+    Ok(AlertFilter {
+        status,
+        min_severity,
+        rule_id: opt(&q.rule),
+        subject: opt(&q.subject),
+        assignee: match q.assignee.trim() {
+            "" => None,
+            "-" => Some(String::new()),
+            a => Some(a.to_string()),
+        },
+        from: parse_day(&q.from),
+        until,
+        sort,
+        limit: PAGE_SIZE,
+        offset: (page - 1).saturating_mul(PAGE_SIZE),
+    })
+}
+
+fn query_link(q: &QueueQuery, status: Option<&str>, page: u64) -> String {
+    sorted_link(q, status, None, page)
+}
+
+fn sorted_link(q: &QueueQuery, status: Option<&str>, sort: Option<&str>, page: u64) -> String {
+    let status = status.unwrap_or(&q.status);
+    let sort = sort.unwrap_or(&q.sort);
+    let pairs = [
+        ("status", status),
+        ("severity", q.severity.as_str()),
+        ("rule", q.rule.as_str()),
+        ("assignee", q.assignee.as_str()),
+        ("from", q.from.as_str()),
+        ("until", q.until.as_str()),
+        ("subject", q.subject.as_str()),
+        ("sort", sort),
+    ];
+    let mut s: Vec<String> = pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", views::urlencode(v)))
+        .collect();
+    if page > 1 {
+        s.push(format!("page={page}"));
+    }
+    format!("/alerts?{}", s.join("&"))
+}
+
+async fn case_workers(st: &Shared) -> Result<Vec<String>, AppError> {
+    Ok(st
+        .store
+        .users()
+        .await?
+        .into_iter()
+        .filter(|u| matches!(u.role, UserRole::Analyst | UserRole::Supervisor))
+        .map(|u| u.name)
+        .collect())
+}
+
+#[derive(serde::Deserialize, Default)]
+struct QueueExtra {
+    #[serde(default)]
+    done: Option<u64>,
+    #[serde(default)]
+    failed: Option<u64>,
+}
+
+async fn queue(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Query(q): Query<QueueQuery>,
+    Query(extra): Query<QueueExtra>,
+) -> Result<Response, AppError> {
+    let flash = extra
+        .done
+        .map(|d| bulk_message(d, extra.failed.unwrap_or(0)));
+    let view = queue_view(&st, &user, q, flash).await?;
+    render_queue(view, is_htmx(&headers))
+}
+
+fn bulk_message(done: u64, failed: u64) -> String {
+    format!("{done} changed, {failed} not changed (changed by someone else, or not allowed)")
+}
+
+/// The queue page for `q`.
+async fn queue_view(
+    st: &Shared,
+    user: &CurrentUser,
+    q: QueueQuery,
+    flash: Option<String>,
+) -> Result<QueuePage, AppError> {
+    let filter = filter_of(&q)?;
+    let rows = st.store.alerts(&filter).await?;
+    let total = st.store.count_alerts(&filter).await?;
+    let counts = st.store.status_counts(&filter).await?;
+    let page = q.page.unwrap_or(1).max(1);
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
+    let rules: Vec<String> = st
+        .store
+        .rule_hits()
+        .await?
+        .into_iter()
+        .map(|h| h.rule_id)
+        .collect();
+    let status_links = counts
+        .iter()
+        .map(|(s, n)| {
+            (
+                s.as_str().to_string(),
+                *n,
+                query_link(&q, Some(s.as_str()), 1),
+            )
+        })
+        .collect();
+    let sort_links = AlertSort::ALL
+        .iter()
+        .map(|s| (s.as_str(), sorted_link(&q, None, Some(s.as_str()), 1)))
+        .collect();
+    Ok(QueuePage {
+        ctx: PageCtx::new(user),
+        oob: false,
+        prev_link: (page > 1).then(|| query_link(&q, None, page - 1)),
+        next_link: (page < pages).then(|| query_link(&q, None, page + 1)),
+        q,
+        rows,
+        total,
+        page,
+        pages,
+        status_links,
+        sort_links,
+        rules,
+        users: case_workers(st).await?,
+        severities: Severity::ALL.iter().map(|s| s.as_str()).collect(),
+        statuses: Status::ALL.iter().map(|s| s.as_str()).collect(),
+        sorts: AlertSort::ALL.iter().map(|s| s.as_str()).collect(),
+        flash,
+    })
+}
+
+/// The whole page, or for htmx the results fragment with the filter form out of band.
+fn render_queue(mut view: QueuePage, fragment: bool) -> Result<Response, AppError> {
+    if !fragment {
+        return Ok(vary(Html(view.render()?).into_response()));
+    }
+    view.oob = true;
+    let mut html = view.as_results().render()?;
+    html.push('\n');
+    html.push_str(&view.as_filters().render()?);
+    Ok(vary(Html(html).into_response()))
+}
+
+fn metric_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<AlertPage, AppError> {
+    let a = st.store.alert(id).await?.ok_or(AppError::NotFound)?;
+    // The evidence transactions, read from the alert's window with a margin (rules look
+    // back and forward by at most a few settlement cycles).
+    let wanted: std::collections::HashSet<&str> = a
+        .alert
+        .evidence
+        .transactions
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let margin = EVIDENCE_MARGIN_MS;
+    let mut txs: Vec<_> = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        st.store
+            .transactions(
+                Some(a.alert.window.from.saturating_sub(margin)),
+                Some(a.alert.window.until.saturating_add(margin)),
+            )
+            .await?
+            .into_iter()
+            .filter(|t| wanted.contains(t.tx_id.as_str()))
+            .collect()
+    };
+    txs.sort_by(|x, y| x.ts.cmp(&y.ts).then(x.tx_id.cmp(&y.tx_id)));
+    let mut accounts: HashMap<String, Account> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let subject = a.alert.subject.id.clone();
+    for acc in std::iter::once(&subject)
+        .chain(a.alert.evidence.accounts.iter())
+        .chain(txs.iter().flat_map(|t| [&t.from, &t.to]))
+    {
+        if seen.insert(acc.clone()) {
+            order.push(acc.clone());
+        }
+    }
+    for acc in &order {
+        if !accounts.contains_key(acc)
+            && let Some(found) = st.store.account(acc).await?
+        {
+            accounts.insert(acc.clone(), found);
+        }
+    }
+    let nodes: Vec<GraphNode> = order
+        .iter()
+        .map(|acc| {
+            let info = accounts.get(acc);
+            let name = info.and_then(|i| i.holder_name.clone()).unwrap_or_default();
+            GraphNode {
+                id: acc.clone(),
+                label: if name.is_empty() {
+                    acc.clone()
+                } else {
+                    format!("{acc} {name}")
+                },
+                role: info.map_or(Role::Unknown, |i| i.role).as_str().to_string(),
+                licensed: info.is_some_and(|i| i.licensed),
+                subject: *acc == subject,
+            }
+        })
+        .collect();
+    let edges: Vec<GraphEdge> = txs
+        .iter()
+        .take(MAX_EDGES)
+        .map(|t| GraphEdge {
+            id: format!("e:{}", t.tx_id),
+            source: t.from.clone(),
+            target: t.to.clone(),
+            label: format!(
+                "{} {} · {}",
+                format_amount(t.amount, t.currency.exponent()),
+                t.currency.code(),
+                format_ts(t.ts).get(5..16).unwrap_or("").replace('T', " ")
+            ),
+        })
+        .collect();
+    let node_count = nodes.len();
+    let graph_json = serde_json::json!({ "nodes": nodes, "edges": edges }).to_string();
+    // The hub's balance: what flowed in minus what flowed out, over the evidence.
+    let mut balance = 0i64;
+    let mut points = Vec::new();
+    let mut currency = String::new();
+    let mut exp = 2;
+    for t in &txs {
+        let delta = if t.to == subject {
+            t.amount
+        } else if t.from == subject {
+            -t.amount
+        } else {
+            continue;
+        };
+        if points.is_empty() {
+            points.push((t.ts, 0.0));
+            currency = t.currency.code().to_string();
+            exp = t.currency.exponent();
+        }
+        balance += delta;
+        points.push((t.ts, balance as f64 / 10f64.powi(exp as i32)));
+    }
+    let status = a.status;
+    let pending = st.store.approvals(Some(id), true).await?.into_iter().next();
+    Ok(AlertPage {
+        ctx: PageCtx::new(user),
+        metrics: a
+            .alert
+            .metrics
+            .iter()
+            .map(|(k, v)| (k.clone(), metric_text(v)))
+            .collect(),
+        window: (
+            format_ts(a.alert.window.from),
+            format_ts(a.alert.window.until),
+        ),
+        graph_json,
+        node_count,
+        txs: txs.iter().map(TxRow::new).collect(),
+        balance_svg: views::balance_svg(&points, &currency),
+        notes: st.store.notes(id).await?,
+        pending,
+        history: st
+            .store
+            .audit_log(Some(&format!("alert:{id}")), 50, 0)
+            .await?,
+        next_statuses: status
+            .next()
+            .iter()
+            .filter(|s| !s.needs_approval())
+            .map(|s| s.as_str())
+            .collect(),
+        can_request_escalation: status.can_move_to(Status::Escalated),
+        can_request_dismissal: status.can_move_to(Status::Dismissed),
+        users: case_workers(st).await?,
+        flash: None,
+        a,
+    })
+}
+
+async fn detail(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let page = build_detail(&st, &user, &id).await?;
+    Ok(Html(page.render()?).into_response())
+}
+
+/// The alert's signed evidence bundle, as a download; the export is audited.
+async fn export_bundle(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    if st.store.alert(&id).await?.is_none() {
+        return Err(AppError::NotFound);
+    }
+    let bytes =
+        clearwatch_export::export_bundle_bytes(&st.store, &id, &user.user.name, &st.export_key)
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+    let name = format!(
+        "clearwatch-{}.zip",
+        id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+    );
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/zip".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+fn back_to(id: &str) -> Response {
+    Redirect::to(&format!("/alerts/{}", views::urlencode(id))).into_response()
+}
+
+fn see_other(mut r: Response) -> Response {
+    *r.status_mut() = axum::http::StatusCode::SEE_OTHER;
+    r
+}
+
+#[derive(serde::Deserialize)]
+struct CaseForm {
+    version: i64,
+    #[serde(default)]
+    assignee: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+fn parse_assignee(a: Option<&str>) -> Option<Option<String>> {
+    match a.map(str::trim) {
+        None | Some("") => None,
+        Some("-") => Some(None),
+        Some(name) => Some(Some(name.to_string())),
+    }
+}
+
+fn parse_status(s: Option<&str>) -> Result<Option<Status>, AppError> {
+    match s.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(s) => Ok(Some(s.parse::<Status>().map_err(AppError::BadRequest)?)),
+    }
+}
+
+async fn change_case(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<CaseForm>,
+) -> Result<Response, AppError> {
+    st.store
+        .update_case(&CaseUpdate {
+            alert_id: id.clone(),
+            expected_version: f.version,
+            actor: user.user.name.clone(),
+            status: parse_status(f.status.as_deref())?,
+            assignee: parse_assignee(f.assignee.as_deref()),
+        })
+        .await?;
+    Ok(see_other(back_to(&id)))
+}
+
+#[derive(serde::Deserialize)]
+struct NoteForm {
+    body: String,
+}
+
+async fn add_note(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<NoteForm>,
+) -> Result<Response, AppError> {
+    st.store.add_note(&id, &user.user.name, &f.body).await?;
+    if is_htmx(&headers) {
+        let view = NotesFragment {
+            ctx: PageCtx::new(&user),
+            notes: st.store.notes(&id).await?,
+        };
+        return Ok(vary(Html(view.render()?).into_response()));
+    }
+    Ok(see_other(back_to(&id)))
+}
+
+#[derive(serde::Deserialize)]
+struct RequestForm {
+    version: i64,
+    target: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn request(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<RequestForm>,
+) -> Result<Response, AppError> {
+    let target = f.target.parse::<Status>().map_err(AppError::BadRequest)?;
+    st.store
+        .request_approval(&id, f.version, target, f.reason.as_deref(), &user.user.name)
+        .await?;
+    Ok(see_other(back_to(&id)))
+}
+
+#[derive(serde::Deserialize)]
+struct DecideForm {
+    decision: String,
+}
+
+async fn decide(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    axum::Form(f): axum::Form<DecideForm>,
+) -> Result<Response, AppError> {
+    let approve = match f.decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => return Err(AppError::BadRequest("decision is approve or reject".into())),
+    };
+    let a = st
+        .store
+        .decide_approval(id, approve, &user.user.name)
+        .await?;
+    Ok(see_other(back_to(&a.alert_id)))
+}
+
+/// Bulk form: `sel=ID:VERSION` repeated, `assignee`, `status`. Without JavaScript it
+/// redirects to the queue; for htmx it answers the queue's results fragment under the
+/// filter of the page it was sent from (`HX-Current-URL`), with the outcome.
+async fn bulk(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+        .map_err(|_| AppError::BadRequest("malformed form".into()))?;
+    let mut selected: BTreeMap<String, i64> = BTreeMap::new();
+    let (mut assignee, mut status) = (None, None);
+    for (k, v) in &fields {
+        match k.as_str() {
+            "sel" => {
+                let (id, version) = v
+                    .rsplit_once(':')
+                    .and_then(|(i, ver)| Some((i.to_string(), ver.parse::<i64>().ok()?)))
+                    .ok_or_else(|| AppError::BadRequest("malformed selection".into()))?;
+                selected.insert(id, version);
+            }
+            "assignee" => assignee = parse_assignee(Some(v)),
+            "status" => status = parse_status(Some(v))?,
+            _ => {}
+        }
+    }
+    let (mut done, mut failed) = (0u64, 0u64);
+    for (id, version) in selected {
+        let r = st
+            .store
+            .update_case(&CaseUpdate {
+                alert_id: id,
+                expected_version: version,
+                actor: user.user.name.clone(),
+                status,
+                assignee: assignee.clone(),
+            })
+            .await;
+        match r {
+            Ok(_) => done += 1,
+            Err(clearwatch_store::StoreError::Case(_)) => failed += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if is_htmx(&headers) {
+        let q = current_query(&headers);
+        let view = queue_view(&st, &user, q, Some(bulk_message(done, failed))).await?;
+        return render_queue(view, true);
+    }
+    Ok(see_other(
+        Redirect::to(&format!("/alerts?done={done}&failed={failed}")).into_response(),
+    ))
+}

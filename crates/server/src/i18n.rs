@@ -1,0 +1,116 @@
+//! The message catalogue: every user-facing string of the dashboard by key, one JSON file
+//! per language in `dashboards/messages/`, every one with the same keys (a test checks);
+//! a key missing at run time falls back to English. The language comes from the browser's
+//! `Accept-Language`.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use axum::http::{HeaderMap, header};
+
+/// One language's messages, with English behind it.
+#[derive(Debug)]
+pub struct Catalog {
+    pub lang: &'static str,
+    messages: HashMap<String, String>,
+    fallback: Option<&'static Catalog>,
+}
+
+const EN: &str = include_str!("../../../dashboards/messages/en.json");
+const ZH_CN: &str = include_str!("../../../dashboards/messages/zh-CN.json");
+
+fn parse(text: &str) -> HashMap<String, String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+pub fn english() -> &'static Catalog {
+    static C: OnceLock<Catalog> = OnceLock::new();
+    C.get_or_init(|| Catalog {
+        lang: "en",
+        messages: parse(EN),
+        fallback: None,
+    })
+}
+
+pub fn chinese() -> &'static Catalog {
+    static C: OnceLock<Catalog> = OnceLock::new();
+    C.get_or_init(|| Catalog {
+        lang: "zh-CN",
+        messages: parse(ZH_CN),
+        fallback: Some(english()),
+    })
+}
+
+impl Catalog {
+    /// The message for `key`, else the English one, else the key itself.
+    pub fn get<'a>(&'a self, key: &'a str) -> &'a str {
+        match self.messages.get(key) {
+            Some(m) => m,
+            None => match self.fallback {
+                Some(f) => f.get(key),
+                None => key,
+            },
+        }
+    }
+
+    /// The first language of `Accept-Language` that has a catalogue; English otherwise.
+    pub fn for_request(headers: &HeaderMap) -> &'static Catalog {
+        let accept = headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        for part in accept.split(',') {
+            let tag = part.split(';').next().unwrap_or("").trim().to_lowercase();
+            if tag.starts_with("zh") {
+                return chinese();
+            }
+            if tag.starts_with("en") {
+                return english();
+            }
+        }
+        english()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_language_parses_and_english_has_every_key() {
+        let en = parse(EN);
+        assert!(en.len() > 20);
+        let zh = parse(ZH_CN);
+        assert!(!zh.is_empty());
+        for k in zh.keys() {
+            assert!(en.contains_key(k), "zh-CN key {k} missing in en.json");
+        }
+        assert_eq!(english().get("no.such.key"), "no.such.key");
+        assert_eq!(chinese().get("nav.alerts"), zh["nav.alerts"]);
+    }
+
+    #[test]
+    fn every_catalogue_has_the_same_keys() {
+        let en = parse(EN);
+        let zh = parse(ZH_CN);
+        let missing: Vec<&String> = en.keys().filter(|k| !zh.contains_key(*k)).collect();
+        let extra: Vec<&String> = zh.keys().filter(|k| !en.contains_key(*k)).collect();
+        assert!(missing.is_empty(), "zh-CN.json lacks {missing:?}");
+        assert!(
+            extra.is_empty(),
+            "zh-CN.json has keys en.json lacks: {extra:?}"
+        );
+        for (k, v) in &zh {
+            assert!(!v.trim().is_empty(), "zh-CN {k} is empty");
+        }
+    }
+
+    #[test]
+    fn language_follows_accept_language() {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT_LANGUAGE, "zh-CN,zh;q=0.9".parse().unwrap());
+        assert_eq!(Catalog::for_request(&h).lang, "zh-CN");
+        h.insert(header::ACCEPT_LANGUAGE, "fr, en;q=0.5".parse().unwrap());
+        assert_eq!(Catalog::for_request(&h).lang, "en");
+    }
+}

@@ -1,0 +1,318 @@
+//! The analyst dashboard and JSON API (`clearwatch serve`): the router with one sub-router
+//! per area, the shared state, the guard every request passes (session, role, CSRF),
+//! security headers and body limits, errors that never leak internals, and the server loop
+//! with graceful shutdown.
+
+pub mod accounts;
+pub mod alerts;
+pub mod api;
+pub mod assets;
+pub mod audit;
+pub mod auth;
+pub mod i18n;
+pub mod routes;
+pub mod rules;
+pub mod users;
+pub mod views;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use clearwatch_rules::load::PackSource;
+use clearwatch_scan::ScanError;
+use clearwatch_store::cases::CaseError;
+use clearwatch_store::{AnyStore, Store, StoreError};
+
+/// Largest request body accepted (rule texts are the largest legitimate bodies).
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// The dashboard's Content-Security-Policy: scripts, styles and connections only from this
+/// origin, no inline script, no framing. The one inline style allowed (by hash) is the rule
+/// cytoscape.js inserts for its container: `.__________cytoscape_container { position: relative; }`.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self' 'sha256-pgvDUBa4IjFA2yuSJ2cqcyxmNYJMborsd0ORcRv9vw8='; img-src 'self' data:; \
+     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot hash the password: {0}")]
+    Password(String),
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: AnyStore,
+    /// The rule pack the rules pages and backtests use (with the store's published
+    /// versions applied by the scan service).
+    pub rules: PackSource,
+    pub limiter: auth::LoginLimiter,
+    /// Whether the session cookie carries `Secure` (off for plain-HTTP loopback use).
+    pub secure_cookies: bool,
+    /// The installation's evidence signing key (created on first export).
+    pub export_key: PathBuf,
+}
+
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    pub fn new(store: AnyStore, rules: PackSource) -> Shared {
+        Arc::new(AppState {
+            store,
+            rules,
+            limiter: auth::LoginLimiter::default(),
+            secure_cookies: false,
+            export_key: std::env::var_os("CLEARWATCH_EXPORT_KEY").map_or_else(
+                || PathBuf::from(clearwatch_export::keys::DEFAULT_KEY),
+                PathBuf::from,
+            ),
+        })
+    }
+}
+
+/// The whole application: every area's router, the guard, and the security layers.
+pub fn app(state: Shared) -> Router {
+    let areas = Router::new()
+        .merge(auth::router())
+        .merge(alerts::router())
+        .merge(accounts::router())
+        .merge(rules::router())
+        .merge(audit::router())
+        .merge(users::router())
+        .merge(api::router())
+        .merge(assets::router())
+        .fallback(|| async { AppError::NotFound })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
+        .with_state(state);
+    areas
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ))
+}
+
+/// Creates an `admin` with a random password when the store has no user; returns the
+/// password, to be printed once.
+pub async fn bootstrap_admin(store: &AnyStore) -> Result<Option<(String, String)>, ServerError> {
+    if !store.users().await?.is_empty() {
+        return Ok(None);
+    }
+    let password = auth::random_token(12);
+    let hash = auth::hash_password(&password).map_err(ServerError::Password)?;
+    match store
+        .add_user(
+            "admin",
+            clearwatch_model::case::UserRole::Admin,
+            &hash,
+            "system",
+        )
+        .await
+    {
+        Ok(_) => Ok(Some(("admin".to_string(), password))),
+        // Another process created it first.
+        Err(StoreError::Case(CaseError::UserExists(_))) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Serves until Ctrl-C (or SIGTERM), then lets requests in flight finish.
+pub async fn serve(
+    state: Shared,
+    addr: SocketAddr,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServerError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(ServerError::Serve)?;
+    on_ready(bound);
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(ServerError::Serve)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    eprintln!("shutting down: finishing requests in flight");
+}
+
+/// A failed request, as the user sees it: a status and a safe message. Internal errors are
+/// logged to stderr and shown as a generic message.
+#[derive(Debug)]
+pub enum AppError {
+    NotFound,
+    Forbidden,
+    Unauthenticated { api: bool },
+    BadRequest(String),
+    Conflict(String),
+    TooManyRequests,
+    TooLarge,
+    Internal(String),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Case(c) => match c {
+                CaseError::Conflict { .. } | CaseError::AlreadyPending(_) => {
+                    AppError::Conflict(c.to_string())
+                }
+                CaseError::NotFound(_) => AppError::NotFound,
+                CaseError::NotSupervisor | CaseError::SelfApproval => {
+                    AppError::BadRequest(c.to_string())
+                }
+                _ => AppError::BadRequest(c.to_string()),
+            },
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ScanError> for AppError {
+    fn from(e: ScanError) -> Self {
+        match e {
+            ScanError::Store(s) => s.into(),
+            ScanError::WrongRule { .. } => AppError::BadRequest(e.to_string()),
+            ScanError::NoSuchRule(_) => AppError::NotFound,
+            other => {
+                let details: Vec<String> =
+                    other.diagnostics().iter().map(|d| d.to_string()).collect();
+                AppError::Internal(format!("{other}\n{}", details.join("\n")))
+            }
+        }
+    }
+}
+
+impl From<askama::Error> for AppError {
+    fn from(e: askama::Error) -> Self {
+        AppError::Internal(format!("template: {e}"))
+    }
+}
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message shown to the user (never internal details).
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::NotFound => "Not found.".into(),
+            AppError::Forbidden => "Your role does not allow this.".into(),
+            AppError::Unauthenticated { .. } => "Please sign in.".into(),
+            AppError::BadRequest(m) | AppError::Conflict(m) => m.clone(),
+            AppError::TooManyRequests => "Too many attempts: wait a few minutes.".into(),
+            AppError::TooLarge => "The request is too large.".into(),
+            AppError::Internal(_) => "Something went wrong on the server; it was logged.".into(),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let AppError::Internal(detail) = &self {
+            eprintln!("error: internal server error: {detail}");
+        }
+        if let AppError::Unauthenticated { api: false } = self {
+            return Redirect::to("/login").into_response();
+        }
+        let status = self.status();
+        let page = views::ErrorPage {
+            status: status.as_u16(),
+            message: self.public_message(),
+        };
+        match askama::Template::render(&page) {
+            Ok(html) => (status, axum::response::Html(html)).into_response(),
+            Err(_) => (status, self.public_message()).into_response(),
+        }
+    }
+}
+
+/// Errors of the JSON API: the same mapping, as `{"error": "..."}`.
+pub struct ApiError(pub AppError);
+
+impl<E: Into<AppError>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let AppError::Internal(detail) = &self.0 {
+            eprintln!("error: internal server error: {detail}");
+        }
+        let body = serde_json::json!({ "error": self.0.public_message() });
+        (self.0.status(), axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,95 @@
+//! The authorization table: every route with the roles allowed on it. The guard denies a
+//! route missing from this table, and the router tests walk it for every role.
+
+use clearwatch_store::cases::UserRole::{self, *};
+
+/// Who may use a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No session needed (login, static assets).
+    Public,
+    /// A session with one of these roles.
+    Roles(&'static [UserRole]),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    /// The router's path pattern.
+    pub path: &'static str,
+    pub access: Access,
+}
+
+const ALL: &[UserRole] = &[Admin, Supervisor, Analyst, RuleAuthor, Auditor];
+const CASE_WORK: &[UserRole] = &[Analyst, Supervisor];
+const DECIDE: &[UserRole] = &[Supervisor];
+const AUDIT: &[UserRole] = &[Admin, Supervisor, Auditor];
+const RULE_TOOLS: &[UserRole] = &[RuleAuthor, Supervisor, Admin];
+const PUBLISH: &[UserRole] = &[RuleAuthor];
+const EXPORT: &[UserRole] = &[Analyst, Supervisor, Auditor];
+const ADMIN: &[UserRole] = &[Admin];
+
+const fn r(method: &'static str, path: &'static str, access: Access) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+    }
+}
+
+pub const ROUTES: &[RouteSpec] = &[
+    r("GET", "/login", Access::Public),
+    r("POST", "/login", Access::Public),
+    r("GET", "/static/{*path}", Access::Public),
+    r("POST", "/logout", Access::Roles(ALL)),
+    r("GET", "/", Access::Roles(ALL)),
+    r("GET", "/alerts", Access::Roles(ALL)),
+    r("POST", "/alerts/bulk", Access::Roles(CASE_WORK)),
+    r("GET", "/alerts/{id}", Access::Roles(ALL)),
+    r("POST", "/alerts/{id}/case", Access::Roles(CASE_WORK)),
+    r("POST", "/alerts/{id}/notes", Access::Roles(CASE_WORK)),
+    r("POST", "/alerts/{id}/request", Access::Roles(CASE_WORK)),
+    r("GET", "/alerts/{id}/export", Access::Roles(EXPORT)),
+    r("POST", "/approvals/{id}/decide", Access::Roles(DECIDE)),
+    r("GET", "/accounts/{id}", Access::Roles(ALL)),
+    r("GET", "/rules", Access::Roles(ALL)),
+    r("GET", "/rules/{id}", Access::Roles(ALL)),
+    r("POST", "/rules/{id}/lint", Access::Roles(RULE_TOOLS)),
+    r("POST", "/rules/{id}/backtest", Access::Roles(RULE_TOOLS)),
+    r("POST", "/rules/{id}/publish", Access::Roles(PUBLISH)),
+    r("GET", "/audit", Access::Roles(AUDIT)),
+    r("GET", "/admin/users", Access::Roles(ADMIN)),
+    r("POST", "/admin/users", Access::Roles(ADMIN)),
+    r("POST", "/admin/users/{name}", Access::Roles(ADMIN)),
+    r("GET", "/profile", Access::Roles(ALL)),
+    r("POST", "/profile", Access::Roles(ALL)),
+    r("GET", "/api/openapi.json", Access::Roles(ALL)),
+    r("GET", "/api/v1/alerts", Access::Roles(ALL)),
+    r("GET", "/api/v1/alerts/{id}", Access::Roles(ALL)),
+    r("GET", "/api/v1/cases/{id}", Access::Roles(ALL)),
+    r("POST", "/api/v1/cases/{id}", Access::Roles(CASE_WORK)),
+    r("GET", "/api/v1/accounts/{id}", Access::Roles(ALL)),
+    r("GET", "/api/v1/rules", Access::Roles(ALL)),
+    r("GET", "/api/v1/audit", Access::Roles(AUDIT)),
+    r("GET", "/api/v1/users", Access::Roles(ADMIN)),
+    r("POST", "/api/v1/users", Access::Roles(ADMIN)),
+    r("POST", "/api/v1/users/{name}", Access::Roles(ADMIN)),
+];
+
+/// The access rule of `(method, path pattern)`; `None` means not in the table (denied).
+pub fn access(method: &str, path: &str) -> Option<Access> {
+    let method = if method == "HEAD" { "GET" } else { method };
+    ROUTES
+        .iter()
+        .find(|s| s.method == method && s.path == path)
+        .map(|s| s.access)
+}
+
+impl Access {
+    pub fn allows(self, role: UserRole) -> bool {
+        match self {
+            Access::Public => true,
+            Access::Roles(roles) => roles.contains(&role),
+        }
+    }
+}

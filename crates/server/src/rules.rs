@@ -1,0 +1,283 @@
+//! The rules pages: the pack with hit counts and precision from dispositions, each rule's
+//! YAML and stored versions, and the rule author's tools on an edited text: lint (errors at
+//! line:column), backtest against the stored data (which alerts would appear or disappear;
+//! nothing is written), and publish as a new stored version.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+
+use super::auth::CurrentUser;
+use super::views::{BacktestView, LintLine, PageCtx, RulePage, RuleRow, RulesPage};
+use super::{AppError, Shared};
+use clearwatch_model::case::UserRole;
+use clearwatch_model::{Subject, Window, format_ts};
+use clearwatch_rules::Rule;
+use clearwatch_rules::diag::Diagnostic;
+use clearwatch_scan::{self as scan, Pack, Published};
+use clearwatch_store::Store;
+
+pub fn router() -> Router<Shared> {
+    Router::new()
+        .route("/rules", get(list))
+        .route("/rules/{id}", get(show))
+        .route("/rules/{id}/lint", post(lint))
+        .route("/rules/{id}/backtest", post(backtest))
+        .route("/rules/{id}/publish", post(publish))
+}
+
+/// The pack as store scans run it (the scan service's one policy for published
+/// versions).
+pub async fn effective_pack(st: &Shared) -> Result<Pack, AppError> {
+    let pack = Pack::load(st.rules.clone(), &st.store, Published::Use).await?;
+    for d in &pack.broken {
+        eprintln!("warning: {d}");
+    }
+    Ok(pack)
+}
+
+async fn list(State(st): State<Shared>, user: CurrentUser) -> Result<Response, AppError> {
+    let pack = effective_pack(&st).await?;
+    let published = pack.published_ids();
+    let hits: HashMap<String, _> = st
+        .store
+        .rule_hits()
+        .await?
+        .into_iter()
+        .map(|h| (h.rule_id.clone(), h))
+        .collect();
+    let rows = pack
+        .set
+        .rules
+        .iter()
+        .map(|r| {
+            let h = hits.get(&r.id);
+            RuleRow {
+                id: r.id.clone(),
+                title: r.title.clone(),
+                status: r.status.as_str().to_string(),
+                severity: r.severity.as_str().to_string(),
+                alerts: h.map_or(0, |h| h.alerts),
+                open: h.map_or(0, |h| h.open),
+                reported: h.map_or(0, |h| h.reported),
+                dismissed: h.map_or(0, |h| h.dismissed),
+                precision: h
+                    .and_then(|h| h.precision())
+                    .map_or_else(|| "—".to_string(), |p| format!("{:.0}%", p * 100.0)),
+                published: published.contains(&r.id),
+            }
+        })
+        .collect();
+    let page = RulesPage {
+        ctx: PageCtx::new(&user),
+        rows,
+    };
+    Ok(Html(page.render()?).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct ShowQuery {
+    #[serde(default)]
+    version: Option<String>,
+}
+
+struct Base {
+    title: String,
+    status: String,
+    severity: String,
+    version: String,
+    text: String,
+    /// Whether the text is a published version (else the rule file).
+    published: bool,
+}
+
+/// The rule `id` as store scans run it, and the pack it compiles in.
+async fn base(st: &Shared, id: &str) -> Result<(Base, Pack), AppError> {
+    let pack = effective_pack(st).await?;
+    let r = pack.rule(id).ok_or(AppError::NotFound)?;
+    let b = Base {
+        title: r.title.clone(),
+        status: r.status.as_str().to_string(),
+        severity: r.severity.as_str().to_string(),
+        version: r.version.clone(),
+        text: r.text.clone(),
+        published: pack.published_ids().contains(id),
+    };
+    Ok((b, pack))
+}
+
+async fn page(
+    st: &Shared,
+    user: &CurrentUser,
+    id: &str,
+    text: Option<String>,
+) -> Result<RulePage, AppError> {
+    let (b, _) = base(st, id).await?;
+    let role = user.user.role;
+    Ok(RulePage {
+        ctx: PageCtx::new(user),
+        id: id.to_string(),
+        title: b.title,
+        status: b.status,
+        severity: b.severity,
+        version: b.version,
+        published: b.published,
+        text: text.unwrap_or(b.text),
+        versions: st.store.rule_versions(id).await?,
+        can_check: matches!(
+            role,
+            UserRole::RuleAuthor | UserRole::Supervisor | UserRole::Admin
+        ),
+        can_publish: role == UserRole::RuleAuthor,
+        lint: None,
+        backtest: None,
+        flash: None,
+    })
+}
+
+async fn show(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Query(q): Query<ShowQuery>,
+) -> Result<Response, AppError> {
+    let mut text = None;
+    if let Some(v) = q.version.filter(|v| !v.is_empty()) {
+        let stored = st
+            .store
+            .rule_version(&id, &v)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        text = Some(stored.text);
+    }
+    let p = page(&st, &user, &id, text).await?;
+    Ok(Html(p.render()?).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct RuleForm {
+    text: String,
+}
+
+fn lint_lines(diags: &[Diagnostic]) -> Vec<LintLine> {
+    diags
+        .iter()
+        .map(|d| LintLine {
+            line: d.line,
+            column: d.column,
+            message: d.message.clone(),
+            help: d.help.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Compiles an edited `text` as the file of rule `id` in the pack (same `_shared`, so the
+/// version is the one a scan computes for this text); returns its diagnostics and the rule.
+async fn checked(
+    st: &Shared,
+    id: &str,
+    text: String,
+) -> Result<(Vec<Diagnostic>, Option<Rule>), AppError> {
+    let (_, pack) = base(st, id).await?;
+    let id = id.to_string();
+    tokio::task::spawn_blocking(move || match pack.compile_edit(&id, &text) {
+        Ok(rule) => (Vec::new(), Some(rule)),
+        Err(d) => (d, None),
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))
+}
+
+async fn lint(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<RuleForm>,
+) -> Result<Response, AppError> {
+    let (diags, _) = checked(&st, &id, f.text.clone()).await?;
+    let mut p = page(&st, &user, &id, Some(f.text)).await?;
+    p.lint = Some(lint_lines(&diags));
+    Ok(Html(p.render()?).into_response())
+}
+
+fn key(subject: &Subject, window: Window) -> String {
+    format!(
+        "{} {} {} – {}",
+        subject.kind,
+        subject.id,
+        format_ts(window.from),
+        format_ts(window.until)
+    )
+}
+
+async fn backtest(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<RuleForm>,
+) -> Result<Response, AppError> {
+    let (diags, rule) = checked(&st, &id, f.text.clone()).await?;
+    let mut p = page(&st, &user, &id, Some(f.text)).await?;
+    p.lint = Some(lint_lines(&diags));
+    if let (true, Some(rule)) = (diags.is_empty(), rule) {
+        if rule.id != id {
+            return Err(AppError::BadRequest(format!(
+                "the text defines rule {}, not {id}",
+                rule.id
+            )));
+        }
+        let b = scan::backtest(&st.store, rule).await?;
+        let mut appear: Vec<String> = b.appear.iter().map(|a| key(&a.subject, a.window)).collect();
+        let mut disappear: Vec<String> = b
+            .disappear
+            .iter()
+            .map(|a| key(&a.alert.subject, a.alert.window))
+            .collect();
+        appear.sort();
+        disappear.sort();
+        p.backtest = Some(BacktestView {
+            appear,
+            disappear,
+            unchanged: b.unchanged,
+        });
+    }
+    Ok(Html(p.render()?).into_response())
+}
+
+async fn publish(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<RuleForm>,
+) -> Result<Response, AppError> {
+    let (diags, rule) = checked(&st, &id, f.text.clone()).await?;
+    let mut p = page(&st, &user, &id, Some(f.text.clone())).await?;
+    p.lint = Some(lint_lines(&diags));
+    match rule {
+        Some(rule) if diags.is_empty() && rule.id == id => {
+            st.store
+                .publish_rule(&scan::rule_version(&rule), &user.user.name)
+                .await?;
+            p.versions = st.store.rule_versions(&id).await?;
+            // From now on store scans run this text.
+            p.published = true;
+            p.version = rule.version.clone();
+            p.title = rule.title.clone();
+            p.status = rule.status.as_str().to_string();
+            p.severity = rule.severity.as_str().to_string();
+            p.flash = Some(format!(
+                "{} {}",
+                user.catalog.get("rules.published"),
+                &rule.version[..12.min(rule.version.len())]
+            ));
+        }
+        _ => {
+            p.flash = Some("not published: fix the lint errors first".into());
+        }
+    }
+    Ok(Html(p.render()?).into_response())
+}

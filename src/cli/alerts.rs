@@ -7,7 +7,8 @@ use clap::{Args, Subcommand};
 use clearwatch_model::case::Status;
 use clearwatch_model::format_ts;
 use clearwatch_model::{Severity, StoredAlert};
-use clearwatch_store::{self as store, AlertFilter, Store};
+use clearwatch_store::AlertStore;
+use clearwatch_store::{self as store, AlertFilter};
 
 #[derive(Args, Debug)]
 pub struct AlertsArgs {

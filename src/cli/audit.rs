@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use clearwatch_store::AuditStore;
 use clearwatch_store::cases::AuditCheck;
-use clearwatch_store::{self as store, Store};
+use clearwatch_store::{self as store};
 
 #[derive(Args, Debug)]
 pub struct AuditArgs {

@@ -10,7 +10,8 @@ use clearwatch_ingest::{Profile, TableKind};
 use clearwatch_model::Alert;
 use clearwatch_rules::load::PackSource;
 use clearwatch_scan::{self as scan, Pack, Published, Range};
-use clearwatch_store::{self as store, Store};
+use clearwatch_store::IngestStore;
+use clearwatch_store::{self as store};
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {

@@ -9,7 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use clearwatch_ingest::load::stream_files;
 use clearwatch_ingest::{Profile, TableKind};
-use clearwatch_store::{self as store, BatchReport, Store};
+use clearwatch_store::IngestStore;
+use clearwatch_store::{self as store, BatchReport};
 
 #[derive(Args, Debug)]
 pub struct IngestArgs {

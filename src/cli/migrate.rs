@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use clearwatch_store::{self as store, Store};
+use clearwatch_store::IngestStore;
+use clearwatch_store::{self as store};
 
 #[derive(Args, Debug)]
 pub struct MigrateArgs {}

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use clearwatch_store::{self as store, Stats, Store};
+use clearwatch_store::IngestStore;
+use clearwatch_store::{self as store, Stats};
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {

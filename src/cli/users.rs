@@ -8,8 +8,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use clearwatch_server::auth::hash_password;
+use clearwatch_store::UserStore;
 use clearwatch_store::cases::UserRole;
-use clearwatch_store::{self as store, Store};
+use clearwatch_store::{self as store};
 
 #[derive(Args, Debug)]
 pub struct UsersArgs {

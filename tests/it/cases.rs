@@ -7,10 +7,14 @@ use std::sync::Arc;
 
 use clearwatch_model::case::Status;
 use clearwatch_model::{Alert, Evidence, Severity, Subject, SubjectKind, Window};
+use clearwatch_store::AlertStore;
+use clearwatch_store::AuditStore;
+use clearwatch_store::CaseStore;
+use clearwatch_store::UserStore;
 use clearwatch_store::cases::{
     AuditCheck, CaseError, CaseUpdate, NewSession, UserChange, UserRole,
 };
-use clearwatch_store::{AlertFilter, AlertSort, AnyStore, RuleVersion, Store, StoreError};
+use clearwatch_store::{AlertFilter, AlertSort, AnyStore, RuleVersion, StoreError};
 
 use crate::store::TestDb;
 

@@ -5,6 +5,7 @@ use std::path::Path;
 use predicates::str::contains;
 
 use crate::support::{Db, external, fixture};
+use clearwatch_store::AlertStore;
 
 #[test]
 fn every_rule_error_is_reported_at_file_line_column_in_one_run() {
@@ -365,7 +366,7 @@ fn ordered_cycles_with_equal_timestamps_are_found() {
 /// store scan runs in place of the rule file of the same id; `--files-only` runs the file.
 #[tokio::test]
 async fn a_published_rule_version_changes_the_next_store_scan() {
-    use clearwatch_store::{RuleVersion, Store};
+    use clearwatch_store::RuleVersion;
     let db = Db::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let demo = root.join("datasets/demo");

@@ -15,7 +15,11 @@ use clearwatch_rules::load::PackSource;
 use clearwatch_server::auth::{self, CSRF_HEADER, SESSION_COOKIE};
 use clearwatch_server::routes::{Access, ROUTES};
 use clearwatch_server::{self as server, AppState, Shared};
-use clearwatch_store::{AlertFilter, RuleVersion, Store};
+use clearwatch_store::AlertStore;
+use clearwatch_store::AuditStore;
+use clearwatch_store::CaseStore;
+use clearwatch_store::UserStore;
+use clearwatch_store::{AlertFilter, RuleVersion};
 use tower::ServiceExt;
 
 use crate::store::TestDb;

@@ -13,6 +13,8 @@ use clearwatch_ingest::{IngestError, Profile, TableKind};
 use clearwatch_model::case::Status;
 use clearwatch_model::{Alert, Evidence, Severity, Subject, SubjectKind, Window};
 use clearwatch_model::{Currency, Table, Transaction};
+use clearwatch_store::AlertStore;
+use clearwatch_store::IngestStore;
 use clearwatch_store::{
     self as store, AlertFilter, AnyStore, BatchReport, RuleVersion, SaveReport, Store, StoreError,
 };

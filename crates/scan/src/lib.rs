@@ -23,8 +23,10 @@ use clearwatch_model::{Alert, Millis, StoredAlert, Subject};
 use clearwatch_rules::Diagnostic;
 use clearwatch_rules::load::{self, PackSource, Replaced, RuleSet};
 use clearwatch_rules::{Rule, RuleStatus};
+use clearwatch_store::AlertStore;
+use clearwatch_store::IngestStore;
 use clearwatch_store::cases::StoredRuleVersion;
-use clearwatch_store::{AlertFilter, AnyStore, RuleVersion, SaveReport, Store, StoreError};
+use clearwatch_store::{AlertFilter, AnyStore, RuleVersion, SaveReport, StoreError};
 
 /// Why a scan could not run.
 #[derive(Debug, thiserror::Error)]

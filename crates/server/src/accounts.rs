@@ -9,11 +9,13 @@ use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
-use super::auth::CurrentUser;
+use super::extract::CurrentUser;
 use super::views::{AccountPage, Counterparty, PageCtx, TxRow};
 use super::{AppError, Shared};
 use clearwatch_model::{Currency, format_amount};
-use clearwatch_store::{AlertFilter, Store};
+use clearwatch_store::AlertFilter;
+use clearwatch_store::AlertStore;
+use clearwatch_store::IngestStore;
 
 /// Most transactions read for one account view.
 pub const ACCOUNT_TX_LIMIT: u64 = 2000;

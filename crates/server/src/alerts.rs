@@ -10,13 +10,18 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
-use super::auth::CurrentUser;
+use super::extract::CurrentUser;
 use super::views::{
     self, AlertPage, GraphEdge, GraphNode, NotesFragment, PageCtx, QueuePage, QueueQuery, TxRow,
 };
 use super::{AppError, Shared};
 use clearwatch_model::Severity;
 use clearwatch_model::{Account, Role, format_amount, format_ts, parse_rfc3339};
+use clearwatch_store::AlertStore;
+use clearwatch_store::AuditStore;
+use clearwatch_store::CaseStore;
+use clearwatch_store::IngestStore;
+use clearwatch_store::UserStore;
 use clearwatch_store::cases::{CaseUpdate, Status, UserRole};
 use clearwatch_store::{AlertFilter, AlertSort, Store};
 

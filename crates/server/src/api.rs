@@ -9,10 +9,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use super::alerts::filter_of;
-use super::auth::CurrentUser;
+use super::extract::CurrentUser;
 use super::views::QueueQuery;
 use super::{ApiError, AppError, Shared};
-use clearwatch_store::Store;
+use clearwatch_store::AlertStore;
+use clearwatch_store::AuditStore;
+use clearwatch_store::CaseStore;
+use clearwatch_store::IngestStore;
 use clearwatch_store::cases::{Approval, AuditEntry, CaseUpdate, Note, RuleHits, Status};
 
 #[derive(OpenApi)]

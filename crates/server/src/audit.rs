@@ -6,10 +6,10 @@ use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
-use super::auth::CurrentUser;
+use super::extract::CurrentUser;
 use super::views::{AuditPage, PageCtx};
 use super::{AppError, Shared};
-use clearwatch_store::Store;
+use clearwatch_store::AuditStore;
 
 pub const AUDIT_PAGE: u64 = 100;
 

@@ -12,19 +12,20 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use askama::Template;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, MatchedPath, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use sha2::{Digest, Sha256};
 
+use super::extract::CurrentUser;
 use super::i18n::Catalog;
 use super::routes::{self, Access};
 use super::{AppError, Shared, views};
-use clearwatch_store::Store;
-use clearwatch_store::cases::{NewSession, User};
+use clearwatch_store::AuditStore;
+use clearwatch_store::UserStore;
+use clearwatch_store::cases::NewSession;
 
 pub const SESSION_COOKIE: &str = "cw_session";
 /// The login form's double-submit token (there is no session yet to hold one).
@@ -116,25 +117,6 @@ impl LoginLimiter {
     pub fn succeeded(&self, name: &str) {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         map.remove(&Self::key(name));
-    }
-}
-
-/// The signed-in user of a request, put there by [`guard`].
-#[derive(Debug, Clone)]
-pub struct CurrentUser {
-    pub user: User,
-    pub csrf: String,
-    pub catalog: &'static Catalog,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
-    type Rejection = AppError;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
-        parts
-            .extensions
-            .get::<CurrentUser>()
-            .cloned()
-            .ok_or(AppError::Unauthenticated { api: false })
     }
 }
 

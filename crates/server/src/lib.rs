@@ -9,6 +9,7 @@ pub mod api;
 pub mod assets;
 pub mod audit;
 pub mod auth;
+pub mod extract;
 pub mod i18n;
 pub mod routes;
 pub mod rules;
@@ -27,8 +28,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use clearwatch_rules::load::PackSource;
 use clearwatch_scan::ScanError;
+use clearwatch_store::UserStore;
 use clearwatch_store::cases::CaseError;
-use clearwatch_store::{AnyStore, Store, StoreError};
+use clearwatch_store::{AnyStore, StoreError};
 
 /// Largest request body accepted (rule texts are the largest legitimate bodies).
 pub const BODY_LIMIT: usize = 256 * 1024;

@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::auth::CurrentUser;
+use super::extract::CurrentUser;
 use super::views::{BacktestView, LintLine, PageCtx, RulePage, RuleRow, RulesPage};
 use super::{AppError, Shared};
 use clearwatch_model::case::UserRole;
@@ -19,7 +19,7 @@ use clearwatch_model::{Subject, Window, format_ts};
 use clearwatch_rules::Rule;
 use clearwatch_rules::diag::Diagnostic;
 use clearwatch_scan::{self as scan, Pack, Published};
-use clearwatch_store::Store;
+use clearwatch_store::AlertStore;
 
 pub fn router() -> Router<Shared> {
     Router::new()

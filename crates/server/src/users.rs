@@ -13,10 +13,11 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::{CurrentUser, hash_password};
+use super::auth::hash_password;
+use super::extract::CurrentUser;
 use super::views::{self, PageCtx};
 use super::{ApiError, AppError, Shared};
-use clearwatch_store::Store;
+use clearwatch_store::UserStore;
 use clearwatch_store::cases::{User, UserChange, UserRole};
 
 /// Shortest password accepted (as `clearwatch users add`).

@@ -3,7 +3,7 @@
 
 use askama::Template;
 
-use super::auth::CurrentUser;
+use super::extract::CurrentUser;
 use super::i18n::Catalog;
 use clearwatch_model::StoredAlert;
 use clearwatch_model::{Transaction, format_amount, format_ts};

@@ -1,0 +1,531 @@
+//! The ingest area: the load loop (one database transaction per load, one batch per file,
+//! NUL-byte rows quarantined so both backends agree, `read = loaded + quarantined +
+//! duplicates` checked before commit), and what loads produced: transactions, accounts,
+//! merchants, batches, the quarantine, statistics. How rows reach their table fast is the
+//! [`Backend`].
+
+use std::future::Future;
+
+use futures_util::TryStreamExt;
+use tokio::sync::mpsc::Receiver;
+
+use crate::records::{BatchInfo, BatchReport, CurrencyTotal, Degree, QuarantineRow, Stats};
+use crate::rows;
+use crate::sql::{self, Dialect, Value, get, query};
+use crate::{IngestStore, SqlStore, StoreError};
+use clearwatch_ingest::load::{LoadMsg, LoadRow};
+use clearwatch_ingest::{Rejection, TableKind};
+use clearwatch_model::{
+    Account, Currency, Merchant, Millis, Table, Transaction, format_amount, format_ts,
+};
+
+/// A loaded record as the store writes it: its columns' values in
+/// [`Table::COLUMNS`] order.
+pub trait Loadable: Table {
+    fn values(&self) -> Vec<Value<'_>>;
+}
+
+impl Loadable for Transaction {
+    fn values(&self) -> Vec<Value<'_>> {
+        vec![
+            Value::Text(&self.tx_id),
+            Value::Int(self.ts),
+            Value::Text(&self.from),
+            Value::Text(&self.to),
+            Value::Int(self.amount),
+            Value::Text(self.currency.code()),
+            Value::Text(self.tx_type.as_str()),
+            Value::OptText(self.merchant_id.as_deref()),
+            Value::OptText(self.channel.as_deref()),
+            Value::OptText(self.region.as_deref()),
+            Value::OptText(self.memo.as_deref()),
+        ]
+    }
+}
+
+impl Loadable for Account {
+    fn values(&self) -> Vec<Value<'_>> {
+        vec![
+            Value::Text(&self.account_id),
+            Value::OptText(self.holder_id.as_deref()),
+            Value::OptText(self.holder_name.as_deref()),
+            Value::OptText(self.kind.map(|k| k.as_str())),
+            Value::Text(self.role.as_str()),
+            Value::Bool(self.licensed),
+            Value::OptText(self.institution.as_deref()),
+            Value::OptText(self.region.as_deref()),
+        ]
+    }
+}
+
+impl Loadable for Merchant {
+    fn values(&self) -> Vec<Value<'_>> {
+        vec![
+            Value::Text(&self.merchant_id),
+            Value::OptText(self.legal_name.as_deref()),
+            Value::OptText(self.holder_id.as_deref()),
+            Value::OptText(self.settlement_account.as_deref()),
+            Value::OptText(self.acquirer.as_deref()),
+            Value::OptText(self.mcc.as_deref()),
+            Value::OptInt(self.settlement_cycle_days.map(i64::from)),
+        ]
+    }
+}
+
+/// The file being loaded: its report so far, and the rows a backend has staged for it.
+#[derive(Debug, Default)]
+pub struct FileLoad {
+    pub report: BatchReport,
+    /// The table of the rows staged so far, and how many (PostgreSQL stages a file's
+    /// rows and merges them at its end).
+    pub staged: Option<(TableKind, u64)>,
+}
+
+impl FileLoad {
+    /// A repeated id with different content: the row is quarantined.
+    pub fn conflict<T: Table>(
+        &self,
+        line: u64,
+        id: &str,
+        stored_batch: i64,
+        stored_line: i64,
+    ) -> Rejection {
+        let key = T::key_column();
+        Rejection {
+            source: self.report.source.clone(),
+            line,
+            field: Some(key.to_string()),
+            reason: format!(
+                "{key} {id:?} is already loaded (batch {stored_batch}, line {stored_line}) with different content"
+            ),
+            raw: String::new(),
+        }
+    }
+}
+
+/// What each backend keeps for itself: its schema version, and writing loaded rows,
+/// quarantine entries and alerts in bulk.
+pub trait Backend: Dialect {
+    /// Taken at the start of a load, so that one load writes at a time.
+    const LOAD_LOCK: Option<&'static str>;
+
+    /// Counts the migrations tables (0 or 1) of the database.
+    const HAS_MIGRATIONS: &'static str;
+
+    /// Writes a chunk of a file's rows (none holds a NUL byte): new ids are loaded, a
+    /// repeat of a stored row counts as a duplicate, a stored id with other content is
+    /// quarantined.
+    fn put_rows<'e, T: Loadable>(
+        c: &'e mut Self::Connection,
+        file: &'e mut FileLoad,
+        kind: TableKind,
+        rows: &'e [LoadRow<T>],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'e;
+
+    /// Finishes the file's rows.
+    fn finish_rows<'e>(
+        c: &'e mut Self::Connection,
+        file: &'e mut FileLoad,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'e;
+
+    fn put_quarantine<'e>(
+        c: &'e mut Self::Connection,
+        file: &'e mut FileLoad,
+        rows: &'e [Rejection],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'e;
+
+    /// Inserts the alerts whose id is new, with their evidence; returns how many were new.
+    fn put_alerts<'e>(
+        c: &'e mut Self::Connection,
+        alerts: &'e [clearwatch_model::Alert],
+        now: &'e str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send + 'e;
+}
+
+/// Splits off the rows holding a NUL byte, which PostgreSQL text cannot store, as
+/// quarantine entries; both backends do it so that they agree.
+fn without_nul_rows<T: Table>(
+    rows: Vec<LoadRow<T>>,
+    source: &str,
+) -> (Vec<LoadRow<T>>, Vec<Rejection>) {
+    if !rows.iter().any(|r| r.record.nul_field().is_some()) {
+        return (rows, Vec::new());
+    }
+    let mut bad = Vec::new();
+    let good = rows
+        .into_iter()
+        .filter(|row| match row.record.nul_field() {
+            None => true,
+            Some(field) => {
+                bad.push(Rejection {
+                    source: source.to_string(),
+                    line: row.line,
+                    field: Some(field.to_string()),
+                    reason: format!("{field} contains a NUL byte"),
+                    raw: String::new(),
+                });
+                false
+            }
+        })
+        .collect();
+    (good, bad)
+}
+
+async fn put_chunk<DB: Backend, T: Loadable>(
+    c: &mut DB::Connection,
+    file: &mut FileLoad,
+    kind: TableKind,
+    rows: Vec<LoadRow<T>>,
+) -> Result<(), StoreError> {
+    let (good, bad) = without_nul_rows(rows, &file.report.source);
+    if !bad.is_empty() {
+        DB::put_quarantine(c, file, &bad).await?;
+    }
+    match file.staged {
+        Some((k, _)) if k != kind => {
+            return Err(StoreError::Corrupt(format!(
+                "load stream mixes record kinds in one file ({})",
+                kind.as_str()
+            )));
+        }
+        _ => {}
+    }
+    DB::put_rows(c, file, kind, &good).await
+}
+
+/// The newest applied migration, if the database has a migrations table.
+pub async fn applied_version<DB: Backend>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<Option<i64>, StoreError> {
+    let mut c = pool.acquire().await?;
+    let has = DB::fetch_optional(&mut c, query(DB::HAS_MIGRATIONS)).await?;
+    if has.map_or(Ok(0), |r| get::<DB, i64>(&r, 0))? == 0 {
+        return Ok(None);
+    }
+    let row = DB::fetch_optional(
+        &mut c,
+        query("SELECT MAX(version) FROM _sqlx_migrations WHERE success"),
+    )
+    .await?;
+    Ok(row
+        .map(|r| get::<DB, Option<i64>>(&r, 0))
+        .transpose()?
+        .flatten())
+}
+
+fn tx_filter(from: Option<Millis>, until: Option<Millis>) -> [i64; 2] {
+    [from.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX)]
+}
+
+impl<DB: Backend> IngestStore for SqlStore<DB> {
+    async fn load(&self, mut rx: Receiver<LoadMsg>) -> Result<Vec<BatchReport>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(lock) = DB::LOAD_LOCK {
+            DB::execute(&mut tx, query(lock)).await?;
+        }
+        let mut reports = Vec::new();
+        let mut file = FileLoad::default();
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                LoadMsg::Begin {
+                    kind,
+                    source,
+                    profile,
+                } => {
+                    // Batch ids stay dense: one load writes at a time on both backends.
+                    let sql = format!(
+                        "INSERT INTO batches (batch_id, kind, source, profile, loaded_at) \
+                         SELECT COALESCE(MAX(batch_id), 0) + 1, $1, $2, $3, {} FROM batches \
+                         RETURNING batch_id",
+                        DB::ts_param(4)
+                    );
+                    let q = DB::bind(query(&sql), kind.as_str());
+                    let q = DB::bind(
+                        DB::bind(DB::bind(q, source.as_str()), profile.as_str()),
+                        rows::now_text(),
+                    );
+                    let row = DB::fetch_optional(&mut tx, q)
+                        .await?
+                        .ok_or(StoreError::Aborted)?;
+                    file = FileLoad {
+                        report: BatchReport {
+                            batch_id: get::<DB, _>(&row, 0)?,
+                            kind: kind.as_str().to_string(),
+                            source,
+                            ..Default::default()
+                        },
+                        staged: None,
+                    };
+                }
+                LoadMsg::Transactions(rows) => {
+                    put_chunk::<DB, _>(&mut tx, &mut file, TableKind::Transactions, rows).await?
+                }
+                LoadMsg::Accounts(rows) => {
+                    put_chunk::<DB, _>(&mut tx, &mut file, TableKind::Accounts, rows).await?
+                }
+                LoadMsg::Merchants(rows) => {
+                    put_chunk::<DB, _>(&mut tx, &mut file, TableKind::Merchants, rows).await?
+                }
+                LoadMsg::Rejected(rows) => DB::put_quarantine(&mut tx, &mut file, &rows).await?,
+                LoadMsg::End(summary) => {
+                    DB::finish_rows(&mut tx, &mut file).await?;
+                    let r = &mut file.report;
+                    r.read = summary.rows_read;
+                    r.sha256 = summary.sha256;
+                    r.unknown_types = summary.unknown_types;
+                    if r.read != r.loaded + r.quarantined + r.duplicates {
+                        return Err(StoreError::Corrupt(format!(
+                            "{}: read {} != loaded {} + quarantined {} + duplicates {}",
+                            r.source, r.read, r.loaded, r.quarantined, r.duplicates
+                        )));
+                    }
+                    let mut q = query(
+                        "UPDATE batches SET sha256 = $1, rows_read = $2, rows_loaded = $3, \
+                         rows_quarantined = $4, rows_duplicate = $5, unknown_types = $6 \
+                         WHERE batch_id = $7",
+                    );
+                    q = DB::bind(q, r.sha256.clone());
+                    for n in [
+                        r.read,
+                        r.loaded,
+                        r.quarantined,
+                        r.duplicates,
+                        r.unknown_types,
+                    ] {
+                        q = DB::bind(q, n as i64);
+                    }
+                    q = DB::bind(q, r.batch_id);
+                    DB::execute(&mut tx, q).await?;
+                    reports.push(std::mem::take(&mut file).report);
+                }
+                LoadMsg::Commit => {
+                    tx.commit().await?;
+                    return Ok(reports);
+                }
+            }
+        }
+        // The sender went away without committing: dropping `tx` rolls back.
+        Err(StoreError::Aborted)
+    }
+
+    async fn stats(&self, top: usize) -> Result<Stats, StoreError> {
+        let mut c = self.pool.acquire().await?;
+        let mut count = async |sql: &str| -> Result<u64, StoreError> {
+            let row = DB::fetch_optional(&mut c, query(sql)).await?;
+            Ok(row.map_or(Ok(0), |r| get::<DB, i64>(&r, 0))? as u64)
+        };
+        let transactions = count("SELECT COUNT(*) FROM transactions").await?;
+        let quarantined = count("SELECT COUNT(*) FROM quarantine").await?;
+        let batches = count("SELECT COUNT(*) FROM batches").await?;
+        let merchants = count("SELECT COUNT(*) FROM merchants").await?;
+        let accounts_registered = count("SELECT COUNT(*) FROM accounts").await?;
+        let accounts_unregistered = count(
+            "SELECT COUNT(*) FROM (SELECT from_account AS a FROM transactions \
+             UNION SELECT to_account FROM transactions) u \
+             WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE account_id = u.a)",
+        )
+        .await?;
+        let accounts_by_role = DB::fetch_all(
+            &mut c,
+            query("SELECT role, COUNT(*) FROM accounts GROUP BY role ORDER BY role"),
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((get::<DB, String>(r, 0)?, get::<DB, i64>(r, 1)? as u64)))
+        .collect::<Result<_, StoreError>>()?;
+        let range = DB::fetch_optional(&mut c, query("SELECT MIN(ts), MAX(ts) FROM transactions"))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("no MIN/MAX row".into()))?;
+        let first_ts = get::<DB, Option<i64>>(&range, 0)?.map(format_ts);
+        let last_ts = get::<DB, Option<i64>>(&range, 1)?.map(format_ts);
+        let totals_sql = format!(
+            "SELECT currency, COUNT(*), CAST(SUM(amount) AS {}) FROM transactions \
+             GROUP BY currency ORDER BY currency",
+            DB::INT8
+        );
+        let mut totals = Vec::new();
+        for r in DB::fetch_all(&mut c, query(&totals_sql)).await? {
+            let currency: String = get::<DB, _>(&r, 0)?;
+            let amount: i64 = get::<DB, _>(&r, 2)?;
+            let exp = Currency::from_code(&currency).map_or(0, Currency::exponent);
+            totals.push(CurrencyTotal {
+                amount_text: format_amount(amount, exp),
+                currency,
+                transactions: get::<DB, i64>(&r, 1)? as u64,
+                amount,
+            });
+        }
+        let mut degrees = Vec::new();
+        for (side, other) in [
+            ("from_account", "to_account"),
+            ("to_account", "from_account"),
+        ] {
+            let sql = format!(
+                "SELECT {side}, COUNT(DISTINCT {other}) AS d, COUNT(*) FROM transactions \
+                 GROUP BY {side} ORDER BY d DESC, {side} LIMIT $1"
+            );
+            let rows = DB::fetch_all(&mut c, DB::bind(query(&sql), top as i64)).await?;
+            degrees.push(
+                rows.iter()
+                    .map(|r| {
+                        Ok(Degree {
+                            account: get::<DB, _>(r, 0)?,
+                            degree: get::<DB, i64>(r, 1)? as u64,
+                            transactions: get::<DB, i64>(r, 2)? as u64,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?,
+            );
+        }
+        let top_in_degree = degrees.pop().unwrap_or_default();
+        let top_out_degree = degrees.pop().unwrap_or_default();
+        Ok(Stats {
+            transactions,
+            quarantined,
+            batches,
+            merchants,
+            accounts_registered,
+            accounts_unregistered,
+            accounts_by_role,
+            first_ts,
+            last_ts,
+            totals,
+            top_out_degree,
+            top_in_degree,
+        })
+    }
+
+    async fn quarantine(&self, limit: u64) -> Result<Vec<QuarantineRow>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM quarantine ORDER BY batch_id, line, id LIMIT $1",
+            rows::QUARANTINE_COLUMNS
+        );
+        let mut c = self.pool.acquire().await?;
+        DB::fetch_all(&mut c, DB::bind(query(&sql), sql::count(limit)))
+            .await?
+            .iter()
+            .map(rows::quarantine::<DB>)
+            .collect()
+    }
+
+    async fn each_transaction(
+        &self,
+        from: Option<Millis>,
+        until: Option<Millis>,
+        mut sink: impl FnMut(Transaction) + Send,
+    ) -> Result<u64, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM transactions t WHERE t.ts >= $1 AND t.ts < $2",
+            rows::TX_COLUMNS
+        );
+        let [lo, hi] = tx_filter(from, until);
+        let mut c = self.pool.acquire().await?;
+        let mut stream = DB::fetch(&mut c, DB::bind(DB::bind(query(&sql), lo), hi));
+        let mut n = 0;
+        while let Some(row) = stream.try_next().await? {
+            sink(rows::transaction::<DB>(&row, 0)?);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM accounts a ORDER BY a.account_id",
+            rows::account_columns("a.account_id")
+        );
+        let mut c = self.pool.acquire().await?;
+        DB::fetch_all(&mut c, query(&sql))
+            .await?
+            .iter()
+            .map(rows::account::<DB>)
+            .collect()
+    }
+
+    async fn accounts_of(&self, ids: &[String]) -> Result<Vec<Account>, StoreError> {
+        let mut found = std::collections::HashMap::new();
+        let mut c = self.pool.acquire().await?;
+        for part in ids.chunks(500) {
+            let mut b = sql::Builder::new(format!(
+                "SELECT {} FROM accounts a WHERE a.account_id IN ",
+                rows::account_columns("a.account_id")
+            ));
+            b.push_list(part.iter().map(|id| Value::Text(id)));
+            for r in DB::fetch_all(&mut c, b.build()).await? {
+                let a = rows::account::<DB>(&r)?;
+                found.insert(a.account_id.clone(), a);
+            }
+        }
+        Ok(ids
+            .iter()
+            .map(|id| {
+                found
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| Account::unregistered(id))
+            })
+            .collect())
+    }
+
+    async fn merchants(&self) -> Result<Vec<Merchant>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM merchants ORDER BY merchant_id",
+            rows::MERCHANT_COLUMNS
+        );
+        let mut c = self.pool.acquire().await?;
+        DB::fetch_all(&mut c, query(&sql))
+            .await?
+            .iter()
+            .map(rows::merchant::<DB>)
+            .collect()
+    }
+
+    async fn account(&self, id: &str) -> Result<Option<Account>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM accounts a WHERE a.account_id = $1",
+            rows::account_columns("a.account_id")
+        );
+        let mut c = self.pool.acquire().await?;
+        DB::fetch_optional(&mut c, DB::bind(query(&sql), id))
+            .await?
+            .as_ref()
+            .map(rows::account::<DB>)
+            .transpose()
+    }
+
+    async fn account_transactions(
+        &self,
+        id: &str,
+        limit: u64,
+    ) -> Result<Vec<Transaction>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM transactions t WHERE t.from_account = $1 OR t.to_account = $1 \
+             ORDER BY t.ts DESC, t.tx_id LIMIT $2",
+            rows::TX_COLUMNS
+        );
+        let mut c = self.pool.acquire().await?;
+        let q = DB::bind(DB::bind(query(&sql), id), sql::count(limit));
+        DB::fetch_all(&mut c, q)
+            .await?
+            .iter()
+            .map(|r| rows::transaction::<DB>(r, 0))
+            .collect()
+    }
+
+    async fn batches(&self) -> Result<Vec<BatchInfo>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM batches ORDER BY batch_id",
+            rows::batch_columns::<DB>()
+        );
+        let mut c = self.pool.acquire().await?;
+        DB::fetch_all(&mut c, query(&sql))
+            .await?
+            .iter()
+            .map(rows::batch::<DB>)
+            .collect()
+    }
+
+    async fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(applied_version(&self.pool).await?.unwrap_or(0))
+    }
+}

@@ -42,3 +42,65 @@ fn shipped_demo_set_is_what_generate_demo_writes() {
         assert!(a == b, "{f} differs from `clearwatch generate --demo`");
     }
 }
+
+/// A binary copied into an empty folder, run from there, has its rule pack and demo set:
+/// nothing is read from the source tree it was built in.
+#[test]
+fn a_copied_binary_runs_the_shipped_pack_and_demo_from_an_empty_folder() {
+    let place = tempfile::tempdir().unwrap();
+    let bin = place.path().join("clearwatch");
+    std::fs::copy(env!("CARGO_BIN_EXE_clearwatch"), &bin).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&bin)
+            .args(args)
+            .current_dir(work.path())
+            .env_remove("CLEARWATCH_DB")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let list = run(&["rules", "list"]);
+    assert!(list.contains("TC-04") && list.contains("ML-07"), "{list}");
+    assert!(
+        list.lines().skip(1).all(|l| l.contains(" shipped ")),
+        "every rule comes from the binary: {list}"
+    );
+    let demo = run(&["--db", "sqlite:demo.db", "demo", "--no-serve"]);
+    assert!(demo.contains("loaded 6535"), "{demo}");
+    assert!(
+        !demo.contains(env!("CARGO_MANIFEST_DIR")),
+        "the demo set is the binary's own copy, not the source tree's: {demo}"
+    );
+    assert!(
+        demo.contains("TC-04"),
+        "the shipped pack found the demo's pools: {demo}"
+    );
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo");
+    let scan = run(&[
+        "scan",
+        "--input",
+        shipped.join("transactions.csv").to_str().unwrap(),
+        "--accounts",
+        shipped.join("accounts.csv").to_str().unwrap(),
+        "--merchants",
+        shipped.join("merchants.csv").to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]);
+    assert_eq!(scan.lines().count(), 232, "the demo set's alerts");
+    assert!(
+        std::fs::read_dir(work.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("rules")),
+        "nothing was written beside the database"
+    );
+}

@@ -1271,3 +1271,65 @@ async fn backtest_compares_an_edited_rule_with_the_stored_alerts() {
         "a backtest stores nothing"
     );
 }
+
+/// The alert page reads an alert's evidence by id, wherever it falls in time: a
+/// transaction 200 days after the window is on the page, with its counterparty's
+/// registered name in the graph.
+#[tokio::test]
+async fn alert_page_shows_evidence_far_outside_the_window() {
+    let f = fixture().await;
+    let db = TestDb::sqlite().await;
+    let tx = db.write(
+        "tx.csv",
+        "tx_id,ts,from,to,amount,currency,type\n\
+         NEAR,2026-01-02T00:00:00Z,P1,H9,10.00,CNY,transfer\n\
+         FAR,2026-07-20T00:00:00Z,H9,P2,9.00,CNY,transfer\n",
+    );
+    let acc = db.write(
+        "acc.csv",
+        "account_id,holder_id,holder_name,kind,role,licensed,institution,region\n\
+         P2,HP2,Far Away Trading,corporate,merchant,false,,\n",
+    );
+    db.load_ok(vec![
+        (clearwatch_ingest::TableKind::Accounts, acc),
+        (clearwatch_ingest::TableKind::Transactions, tx),
+    ])
+    .await;
+    let mut a = alert();
+    a.subject.id = "H9".into();
+    a.id = Alert::make_id("TC-04", "v1", &a.subject, a.window);
+    a.evidence = Evidence {
+        transactions: vec!["FAR".into(), "NEAR".into()],
+        accounts: vec!["H9".into()],
+    };
+    db.store
+        .save_alerts(std::slice::from_ref(&a), &[])
+        .await
+        .unwrap();
+    let mut st = AppState::new(db.reopen().await.unwrap(), PackSource::resolve(&[]));
+    std::sync::Arc::get_mut(&mut st).unwrap().export_key = f.st.export_key.clone();
+    for role in [UserRole::Analyst] {
+        let hash = auth::hash_password("password-123").unwrap();
+        st.store
+            .add_user(role.as_str(), role, &hash, "test")
+            .await
+            .unwrap();
+    }
+    let app = server::app(st.clone());
+    let (cookie, _) = login_as(&st, "analyst").await;
+    let (status, _, page) = send(
+        &app,
+        request("GET", &format!("/alerts/{}", a.id), Some(&cookie), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("FAR"),
+        "the far evidence transaction is listed"
+    );
+    assert!(page.contains("NEAR"));
+    assert!(
+        page.contains("Far Away Trading"),
+        "registered names label the graph"
+    );
+}

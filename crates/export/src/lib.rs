@@ -74,7 +74,7 @@ pub mod goaml;
 pub mod keys;
 pub mod report;
 
-use clearwatch_store::Store;
+use clearwatch_store::{AlertStore, AuditStore, IngestStore};
 
 /// The `codes:` block of a rule text (regulator codes), if any.
 fn rule_codes(text: &str) -> BTreeMap<String, String> {
@@ -88,10 +88,52 @@ fn rule_codes(text: &str) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// What alerts rest on: their evidence transactions and every account they name or touch.
+#[derive(Debug, Clone, Default)]
+pub struct EvidenceSet {
+    /// The evidence transactions (union over the alerts), sorted by time then id, each
+    /// with the batch it was loaded in.
+    pub transactions: Vec<(Transaction, i64)>,
+    /// The evidence accounts and every account the transactions touch, sorted by id, with
+    /// what the registry says of each (unregistered ones as such).
+    pub accounts: Vec<Account>,
+}
+
+/// Reads the evidence of `alerts` from the store: the transactions the alerts cite, by
+/// id (wherever they fall in time), and the registry rows of every account involved, in
+/// one query. The dashboard's alert page and every export read evidence through here.
+pub async fn evidence(
+    store: &(impl AlertStore + IngestStore),
+    alerts: &[&StoredAlert],
+) -> Result<EvidenceSet, ExportError> {
+    let mut set = EvidenceSet::default();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut ids = std::collections::BTreeSet::new();
+    for a in alerts {
+        for (t, batch) in store.evidence_transactions(&a.alert.id).await? {
+            if seen.insert(t.tx_id.clone()) {
+                ids.insert(t.from.clone());
+                ids.insert(t.to.clone());
+                set.transactions.push((t, batch));
+            }
+        }
+        ids.extend(a.alert.evidence.accounts.iter().cloned());
+        if a.alert.subject.kind == clearwatch_model::SubjectKind::Account {
+            ids.insert(a.alert.subject.id.clone());
+        }
+    }
+    set.transactions
+        .sort_by(|(a, _), (b, _)| (a.ts, &a.tx_id).cmp(&(b.ts, &b.tx_id)));
+    set.accounts = store
+        .accounts_of(&ids.into_iter().collect::<Vec<_>>())
+        .await?;
+    Ok(set)
+}
+
 /// Gathers the case of `alert_ids` from the store. Every evidence transaction is included:
 /// nothing is cut, whatever the size.
 pub async fn gather(
-    store: &impl Store,
+    store: &(impl AlertStore + IngestStore + AuditStore),
     alert_ids: &[String],
     narrative: Option<String>,
 ) -> Result<CaseExport, ExportError> {
@@ -99,8 +141,6 @@ pub async fn gather(
         narrative,
         ..Default::default()
     };
-    let mut tx_seen = std::collections::BTreeSet::new();
-    let mut accounts: BTreeMap<String, Account> = BTreeMap::new();
     for id in alert_ids {
         let alert = store
             .alert(id)
@@ -121,14 +161,6 @@ pub async fn gather(
                 .insert(rule.rule_id.clone(), rule_codes(&rule.text));
             case.rules.push(rule);
         }
-        for (t, batch) in store.evidence_transactions(id).await? {
-            if tx_seen.insert(t.tx_id.clone()) {
-                case.transactions.push((t, batch));
-            }
-        }
-        for a in store.evidence_accounts(id).await? {
-            accounts.entry(a.account_id.clone()).or_insert(a);
-        }
         let mut trail = store
             .audit_log(Some(&format!("alert:{id}")), u64::MAX / 2, 0)
             .await?;
@@ -143,16 +175,9 @@ pub async fn gather(
         }
         case.alerts.push(alert);
     }
-    for (t, _) in &case.transactions {
-        for end in [&t.from, &t.to] {
-            accounts
-                .entry(end.clone())
-                .or_insert_with(|| Account::unregistered(end));
-        }
-    }
-    case.accounts = accounts.into_values().collect();
-    case.transactions
-        .sort_by(|(a, _), (b, _)| (a.ts, &a.tx_id).cmp(&(b.ts, &b.tx_id)));
+    let evidence = evidence(store, &case.alerts.iter().collect::<Vec<_>>()).await?;
+    case.transactions = evidence.transactions;
+    case.accounts = evidence.accounts;
     let used: std::collections::BTreeSet<i64> = case.transactions.iter().map(|(_, b)| *b).collect();
     case.batches = store
         .batches()
@@ -166,7 +191,7 @@ pub async fn gather(
 /// Gathers one alert's case and writes its signed bundle, returning the bytes (for the
 /// dashboard's download); the export is recorded in the audit log.
 pub async fn export_bundle_bytes(
-    store: &impl Store,
+    store: &(impl AlertStore + IngestStore + AuditStore),
     alert_id: &str,
     user: &str,
     key_path: &std::path::Path,
@@ -185,7 +210,7 @@ pub async fn export_bundle_bytes(
 
 /// Appends an `export` entry per alert to the audit log: chain of custody.
 pub async fn record_export(
-    store: &impl Store,
+    store: &impl AuditStore,
     user: &str,
     case: &CaseExport,
     manifest: &bundle::Manifest,

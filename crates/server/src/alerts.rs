@@ -1,7 +1,7 @@
 //! The alert queue and the alert detail page, and the case actions on them: assignment,
 //! status moves, notes, approval requests and decisions, bulk changes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use askama::Template;
 use axum::Router;
@@ -15,20 +15,15 @@ use super::views::{
     self, AlertPage, GraphEdge, GraphNode, NotesFragment, PageCtx, QueuePage, QueueQuery, TxRow,
 };
 use super::{AppError, Shared};
-use clearwatch_model::Severity;
-use clearwatch_model::{Account, Role, format_amount, format_ts, parse_rfc3339};
-use clearwatch_store::AlertStore;
-use clearwatch_store::AuditStore;
-use clearwatch_store::CaseStore;
-use clearwatch_store::IngestStore;
-use clearwatch_store::UserStore;
-use clearwatch_store::cases::{CaseUpdate, Status, UserRole};
-use clearwatch_store::{AlertFilter, AlertSort, Store};
+use clearwatch_model::case::{Status, UserRole};
+use clearwatch_model::{
+    Account, Currency, Severity, Transaction, format_amount, format_ts, parse_rfc3339,
+};
+use clearwatch_store::cases::CaseUpdate;
+use clearwatch_store::{AlertFilter, AlertSort, AlertStore, AuditStore, CaseStore, UserStore};
 
 /// Alerts per queue page.
 pub const PAGE_SIZE: u64 = 50;
-/// How far around an alert's window its evidence transactions are looked for.
-const EVIDENCE_MARGIN_MS: i64 = 60 * 86_400_000;
 /// Most edges drawn in one graph.
 const MAX_EDGES: usize = 400;
 
@@ -265,54 +260,17 @@ fn metric_text(v: &serde_json::Value) -> String {
 
 async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<AlertPage, AppError> {
     let a = st.store.alert(id).await?.ok_or(AppError::NotFound)?;
-    // The evidence transactions, read from the alert's window with a margin (rules look
-    // back and forward by at most a few settlement cycles).
-    let wanted: std::collections::HashSet<&str> = a
-        .alert
-        .evidence
-        .transactions
-        .iter()
-        .map(String::as_str)
-        .collect();
-    let margin = EVIDENCE_MARGIN_MS;
-    let mut txs: Vec<_> = if wanted.is_empty() {
-        Vec::new()
-    } else {
-        st.store
-            .transactions(
-                Some(a.alert.window.from.saturating_sub(margin)),
-                Some(a.alert.window.until.saturating_add(margin)),
-            )
-            .await?
-            .into_iter()
-            .filter(|t| wanted.contains(t.tx_id.as_str()))
-            .collect()
-    };
-    txs.sort_by(|x, y| x.ts.cmp(&y.ts).then(x.tx_id.cmp(&y.tx_id)));
-    let mut accounts: HashMap<String, Account> = HashMap::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let evidence = clearwatch_export::evidence(&st.store, &[&a]).await?;
+    let txs: Vec<Transaction> = evidence.transactions.into_iter().map(|(t, _)| t).collect();
     let subject = a.alert.subject.id.clone();
-    for acc in std::iter::once(&subject)
-        .chain(a.alert.evidence.accounts.iter())
-        .chain(txs.iter().flat_map(|t| [&t.from, &t.to]))
-    {
-        if seen.insert(acc.clone()) {
-            order.push(acc.clone());
-        }
-    }
-    for acc in &order {
-        if !accounts.contains_key(acc)
-            && let Some(found) = st.store.account(acc).await?
-        {
-            accounts.insert(acc.clone(), found);
-        }
-    }
+    // The subject first, then the accounts in id order.
+    let mut order: Vec<&Account> = evidence.accounts.iter().collect();
+    order.sort_by_key(|acc| (acc.account_id != subject, acc.account_id.clone()));
     let nodes: Vec<GraphNode> = order
         .iter()
-        .map(|acc| {
-            let info = accounts.get(acc);
-            let name = info.and_then(|i| i.holder_name.clone()).unwrap_or_default();
+        .map(|info| {
+            let acc = &info.account_id;
+            let name = info.holder_name.clone().unwrap_or_default();
             GraphNode {
                 id: acc.clone(),
                 label: if name.is_empty() {
@@ -320,8 +278,8 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
                 } else {
                     format!("{acc} {name}")
                 },
-                role: info.map_or(Role::Unknown, |i| i.role).as_str().to_string(),
-                licensed: info.is_some_and(|i| i.licensed),
+                role: info.role.as_str().to_string(),
+                licensed: info.licensed,
                 subject: *acc == subject,
             }
         })
@@ -343,27 +301,7 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
         .collect();
     let node_count = nodes.len();
     let graph_json = serde_json::json!({ "nodes": nodes, "edges": edges }).to_string();
-    // The hub's balance: what flowed in minus what flowed out, over the evidence.
-    let mut balance = 0i64;
-    let mut points = Vec::new();
-    let mut currency = String::new();
-    let mut exp = 2;
-    for t in &txs {
-        let delta = if t.to == subject {
-            t.amount
-        } else if t.from == subject {
-            -t.amount
-        } else {
-            continue;
-        };
-        if points.is_empty() {
-            points.push((t.ts, 0.0));
-            currency = t.currency.code().to_string();
-            exp = t.currency.exponent();
-        }
-        balance += delta;
-        points.push((t.ts, balance as f64 / 10f64.powi(exp as i32)));
-    }
+    let (points, currency) = balance_points(&txs, &subject, a.alert.currency.as_deref());
     let status = a.status;
     let pending = st.store.approvals(Some(id), true).await?.into_iter().next();
     Ok(AlertPage {
@@ -402,6 +340,40 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
     })
 }
 
+/// The subject's balance over the evidence (what flowed in minus what flowed out), in
+/// major units of one currency: the alert's, or else the first evidence transaction's.
+/// Transactions in other currencies are left out, never mixed in.
+fn balance_points(
+    txs: &[Transaction],
+    subject: &str,
+    alert_currency: Option<&str>,
+) -> (Vec<(i64, f64)>, String) {
+    let currency = alert_currency
+        .and_then(Currency::from_code)
+        .or_else(|| txs.first().map(|t| t.currency));
+    let Some(currency) = currency else {
+        return (Vec::new(), String::new());
+    };
+    let scale = 10f64.powi(currency.exponent() as i32);
+    let mut balance = 0i64;
+    let mut points = Vec::new();
+    for t in txs.iter().filter(|t| t.currency == currency) {
+        let delta = if t.to == subject {
+            t.amount
+        } else if t.from == subject {
+            -t.amount
+        } else {
+            continue;
+        };
+        if points.is_empty() {
+            points.push((t.ts, 0.0));
+        }
+        balance += delta;
+        points.push((t.ts, balance as f64 / scale));
+    }
+    (points, currency.code().to_string())
+}
+
 async fn detail(
     State(st): State<Shared>,
     user: CurrentUser,
@@ -422,8 +394,7 @@ async fn export_bundle(
     }
     let bytes =
         clearwatch_export::export_bundle_bytes(&st.store, &id, &user.user.name, &st.export_key)
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+            .await?;
     let name = format!(
         "clearwatch-{}.zip",
         id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
@@ -615,4 +586,41 @@ async fn bulk(
     Ok(see_other(
         Redirect::to(&format!("/alerts?done={done}&failed={failed}")).into_response(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clearwatch_model::TxType;
+
+    fn tx(id: &str, ts: i64, from: &str, to: &str, amount: i64, currency: &str) -> Transaction {
+        Transaction {
+            tx_id: id.into(),
+            ts,
+            from: from.into(),
+            to: to.into(),
+            amount,
+            currency: Currency::from_code(currency).unwrap(),
+            tx_type: TxType::Transfer,
+            merchant_id: None,
+            channel: None,
+            region: None,
+            memo: None,
+        }
+    }
+
+    #[test]
+    fn balance_chart_uses_the_alert_currency_and_its_exponent() {
+        let txs = [
+            tx("a", 1, "P", "H", 12_345, "CNY"),
+            tx("b", 2, "P", "H", 500, "JPY"),
+            tx("c", 3, "H", "Q", 200, "JPY"),
+        ];
+        let (points, currency) = balance_points(&txs, "H", Some("JPY"));
+        assert_eq!(currency, "JPY");
+        assert_eq!(points, vec![(2, 0.0), (2, 500.0), (3, 300.0)]);
+        let (points, currency) = balance_points(&txs, "H", Some("CNY"));
+        assert_eq!(currency, "CNY");
+        assert_eq!(points, vec![(1, 0.0), (1, 123.45)]);
+    }
 }

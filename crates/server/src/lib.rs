@@ -246,6 +246,15 @@ impl From<ScanError> for AppError {
     }
 }
 
+impl From<clearwatch_export::ExportError> for AppError {
+    fn from(e: clearwatch_export::ExportError) -> Self {
+        match e {
+            clearwatch_export::ExportError::Store(s) => s.into(),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<askama::Error> for AppError {
     fn from(e: askama::Error) -> Self {
         AppError::Internal(format!("template: {e}"))

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use clearwatch_store::AuditStore;
-use clearwatch_store::cases::AuditCheck;
+use clearwatch_model::case::AuditCheck;
 use clearwatch_store::{self as store};
 
 #[derive(Args, Debug)]

@@ -11,9 +11,8 @@ use clearwatch_store::AlertStore;
 use clearwatch_store::AuditStore;
 use clearwatch_store::CaseStore;
 use clearwatch_store::UserStore;
-use clearwatch_store::cases::{
-    AuditCheck, CaseError, CaseUpdate, NewSession, UserChange, UserRole,
-};
+use clearwatch_model::case::{AuditCheck, UserRole};
+use clearwatch_store::cases::{CaseError, CaseUpdate, NewSession, UserChange};
 use clearwatch_store::{AlertFilter, AlertSort, AnyStore, RuleVersion, StoreError};
 
 use crate::store::TestDb;

@@ -396,7 +396,7 @@ async fn workflow_over_http() {
     assert!(v["error"].as_str().unwrap().contains("version"), "{text}");
     assert!(matches!(
         f.st.store.audit_verify().await.unwrap(),
-        clearwatch_store::cases::AuditCheck::Intact { .. }
+        clearwatch_model::case::AuditCheck::Intact { .. }
     ));
 }
 
@@ -1048,7 +1048,7 @@ async fn admin_manages_users() {
     assert_eq!(role.after.as_deref(), Some(r#"{"role":"supervisor"}"#));
     assert!(matches!(
         f.st.store.audit_verify().await.unwrap(),
-        clearwatch_store::cases::AuditCheck::Intact { .. }
+        clearwatch_model::case::AuditCheck::Intact { .. }
     ));
 }
 

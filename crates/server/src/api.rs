@@ -16,7 +16,8 @@ use clearwatch_store::AlertStore;
 use clearwatch_store::AuditStore;
 use clearwatch_store::CaseStore;
 use clearwatch_store::IngestStore;
-use clearwatch_store::cases::{Approval, AuditEntry, CaseUpdate, Note, RuleHits, Status};
+use clearwatch_model::case::{AuditEntry, Status};
+use clearwatch_store::cases::{Approval, CaseUpdate, Note, RuleHits};
 
 #[derive(OpenApi)]
 #[openapi(

@@ -1,7 +1,7 @@
 //! The authorization table: every route with the roles allowed on it. The guard denies a
 //! route missing from this table, and the router tests walk it for every role.
 
-use clearwatch_store::cases::UserRole::{self, *};
+use clearwatch_model::case::UserRole::{self, *};
 
 /// Who may use a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,8 @@ use super::extract::CurrentUser;
 use super::views::{self, PageCtx};
 use super::{ApiError, AppError, Shared};
 use clearwatch_store::UserStore;
-use clearwatch_store::cases::{User, UserChange, UserRole};
+use clearwatch_model::case::UserRole;
+use clearwatch_store::cases::{User, UserChange};
 
 /// Shortest password accepted (as `clearwatch users add`).
 pub const MIN_PASSWORD: usize = 10;

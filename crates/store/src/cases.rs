@@ -5,9 +5,7 @@
 
 use serde::Serialize;
 
-pub use clearwatch_model::case::{
-    AuditCheck, AuditEntry, GENESIS_HASH, Status, UserRole, audit_hash, verify_chain,
-};
+use clearwatch_model::case::{Status, UserRole};
 
 /// Why a case change was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

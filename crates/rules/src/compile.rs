@@ -1,20 +1,23 @@
 //! Compilation: a parsed [`RuleConfig`] becomes a runtime [`Rule`] (typed parameters,
 //! compiled expressions, a detector from the kind registry, the summary template), or
-//! every diagnostic found in it.
+//! every diagnostic found in it. [`Cx`] is what a kind's compile function works with: its
+//! typed `detect` config, expressions, durations, windows and aggregates.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
 use super::aggregate::{AggFn, Aggregate, FIELDS, Field, Unit};
-use super::config::{DetectConfig, RuleConfig, TestConfig, Text, WindowConfig};
+use super::config::{Aggregates, RuleConfig, TestConfig, Text, WindowConfig};
 use super::diag::{self, Diagnostic};
 use super::expr::{self, Const, Macro, Program, Schema, Ty};
 use super::kinds::{self, Detector, Windows};
-use super::load::Origin;
+use super::load::{Origin, yaml_error};
 use super::params::{PARAM_TYPES, ParamValue, Params, parse_duration};
 use super::scope;
 use super::template::Template;
@@ -114,18 +117,51 @@ impl Rule {
     }
 }
 
-/// The compile context of one rule file: its text, resolved parameters, shared
-/// definitions and the diagnostics found so far.
+/// The compile context of one rule file: its text, its detector kind, resolved
+/// parameters, shared definitions and the diagnostics found so far.
 pub struct Cx<'a> {
     pub path: &'a Path,
     pub source: &'a str,
     pub diags: Vec<Diagnostic>,
     pub params: Params,
+    /// `detect.kind` as written.
+    kind: &'a Text,
     shared: &'a Shared,
     evidence: Option<&'a Vec<Text>>,
 }
 
+/// Where the fields of each kind are documented.
+const KINDS_DOC: &str = "docs/rule-reference.md";
+
+/// A rule file read for its `detect` block only (serde skips the other keys). Read
+/// directly, not through `flatten` or a tagged enum, so that every value keeps its span.
+#[derive(Deserialize)]
+struct DetectDoc<D> {
+    detect: D,
+}
+
+/// Whether a kind reads the aggregate option `shift`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shift {
+    Read,
+    Refused,
+}
+
 impl<'a> Cx<'a> {
+    /// The rule's `detect` block as the kind's own config type `D`: the rule text is read
+    /// again, keeping spans. Unknown and ill-typed fields are reported here.
+    pub fn detect_config<D: DeserializeOwned>(&mut self) -> Option<D> {
+        match serde_saphyr::from_str::<DetectDoc<D>>(self.source) {
+            Ok(doc) => Some(doc.detect),
+            Err(e) => {
+                let mut d = yaml_error(self.path, self.source, &e, KINDS_DOC);
+                d.message = format!("kind `{}`: {}", self.kind.value, d.message);
+                self.diags.push(d);
+                None
+            }
+        }
+    }
+
     /// An optional expression: `Ok(None)` when absent, `Err(())` when it did not compile.
     #[allow(clippy::result_unit_err)]
     pub fn opt_expr(
@@ -161,6 +197,17 @@ impl<'a> Cx<'a> {
     pub fn error<T>(&mut self, at: &Spanned<T>, message: impl Into<String>, help: Option<String>) {
         self.diags
             .push(diag::at(self.path, self.source, at, message).with_help(help));
+    }
+
+    /// The schema of a transaction filter: the base schema, `tx`, `merchant`, and the
+    /// transaction's two accounts bound as `slot0` and `slot1` (say `hub` and `peer`).
+    pub fn edge_schema(&self, slot0: &str, slot1: &str) -> Schema {
+        let mut s = self.base_schema();
+        scope::add_tx(&mut s);
+        scope::add_account(&mut s, slot0, 0);
+        scope::add_account(&mut s, slot1, 1);
+        scope::add_merchant(&mut s);
+        s
     }
 
     /// Parameters, shared lists and macros: what every expression may use.
@@ -252,18 +299,20 @@ impl<'a> Cx<'a> {
         Some(Windows { length, step })
     }
 
-    /// Compiles the `aggregates` block against the sets a kind binds. `filter_schema`
-    /// gives the schema of a `where` filter for the set with that index.
+    /// Compiles the `aggregates` block against the sets a kind binds; `shift` says whether
+    /// the kind reads that option. `filter_schema` gives the schema of a `where` filter for
+    /// the set with that index.
     pub fn aggregates(
         &mut self,
-        cfg: &DetectConfig,
+        configs: &Aggregates,
         sets: &[&str],
+        shift: Shift,
         filter_schema: &dyn Fn(&Cx<'_>, usize) -> Schema,
     ) -> (Vec<Aggregate>, Vec<Program>) {
         let mut out = Vec::new();
         let mut filters = Vec::new();
         let mut filter_keys: Vec<(&str, usize)> = Vec::new();
-        for (name, agg) in &cfg.aggregates {
+        for (name, agg) in configs {
             let a = &agg.value;
             let func = match AggFn::parse(
                 &a.func.value,
@@ -280,8 +329,10 @@ impl<'a> Cx<'a> {
                 (Some(over), true) => match sets.iter().position(|s| *s == over.value) {
                     Some(i) => i,
                     None => {
-                        let msg =
-                            format!("unknown set `{}` for kind `{}`", over.value, cfg.kind.value);
+                        let msg = format!(
+                            "unknown set `{}` for kind `{}`",
+                            over.value, self.kind.value
+                        );
                         self.error(over, msg, Some(format!("valid sets: {}", sets.join(", "))));
                         continue;
                     }
@@ -295,7 +346,7 @@ impl<'a> Cx<'a> {
                     if !(sets.contains(&"in") && sets.contains(&"out")) {
                         let msg = format!(
                             "`{}` needs the `in` and `out` sets, which kind `{}` does not bind",
-                            a.func.value, cfg.kind.value
+                            a.func.value, self.kind.value
                         );
                         self.error(&a.func, msg, None);
                         continue;
@@ -340,14 +391,11 @@ impl<'a> Cx<'a> {
                 },
                 None => None,
             };
-            if let Some(shift) = &a.shift
-                && cfg.kind.value != "relation"
+            if let Some(text) = &a.shift
+                && shift == Shift::Refused
             {
-                let msg = format!(
-                    "`shift` is only read by kind `relation`, not `{}`",
-                    cfg.kind.value
-                );
-                self.error(shift, msg, None);
+                let msg = format!("`shift` is not read by kind `{}`", self.kind.value);
+                self.error(text, msg, None);
                 continue;
             }
             out.push(Aggregate {
@@ -365,7 +413,7 @@ impl<'a> Cx<'a> {
     /// Compiles the condition over the metrics, plus whatever `extra` binds.
     pub fn condition(
         &mut self,
-        cfg: &DetectConfig,
+        condition: &Text,
         metrics: &[(String, Unit)],
         extra: &dyn Fn(&mut Schema),
     ) -> Option<Program> {
@@ -373,49 +421,7 @@ impl<'a> Cx<'a> {
         let typed: Vec<(String, Ty)> = metrics.iter().map(|(n, u)| (n.clone(), u.ty())).collect();
         scope::add_metrics(&mut schema, &typed);
         extra(&mut schema);
-        self.expr(&cfg.condition, &schema, Ty::Bool)
-    }
-
-    /// Reports `detect` fields the kind does not read.
-    pub fn unused_fields(&mut self, cfg: &DetectConfig, used: &[&str]) {
-        let set: Vec<(&str, Option<(u32, u32)>)> = vec![
-            ("subject", cfg.subject.as_ref().map(loc)),
-            ("in", cfg.in_filter.as_ref().map(loc)),
-            ("out", cfg.out_filter.as_ref().map(loc)),
-            ("edge", cfg.edge.as_ref().map(loc)),
-            ("path", cfg.path.as_ref().map(loc)),
-            ("subject_at", cfg.subject_at.as_ref().map(loc)),
-            ("max_gap", cfg.max_gap.as_ref().map(loc)),
-            ("min_length", cfg.min_length.as_ref().map(loc)),
-            ("max_length", cfg.max_length.as_ref().map(loc)),
-            ("ordered", cfg.ordered.as_ref().map(loc)),
-            ("window", cfg.window.as_ref().map(|w| loc(&w.length))),
-            ("group_by", cfg.group_by.as_ref().map(loc)),
-            ("test", cfg.test.as_ref().map(loc)),
-            ("side", cfg.side.as_ref().map(loc)),
-            ("metric", cfg.metric.as_ref().map(loc)),
-            ("bucket", cfg.bucket.as_ref().map(loc)),
-        ];
-        for (name, at) in set {
-            if let Some((line, column)) = at
-                && !used.contains(&name)
-            {
-                self.diags.push(
-                    Diagnostic::new(
-                        self.path,
-                        line as usize,
-                        column as usize,
-                        format!("field `{name}` is not used by kind `{}`", cfg.kind.value),
-                    )
-                    .with_snippet(self.source)
-                    .with_help(Some(format!(
-                        "kind `{}` reads: {}",
-                        cfg.kind.value,
-                        used.join(", ")
-                    ))),
-                );
-            }
-        }
+        self.expr(condition, &schema, Ty::Bool)
     }
 
     /// A string field that must be one of `valid`.
@@ -448,10 +454,6 @@ impl<'a> Cx<'a> {
             },
         }
     }
-}
-
-fn loc<T>(s: &Spanned<T>) -> (u32, u32) {
-    (s.referenced.line() as u32, s.referenced.column() as u32)
 }
 
 fn join<'x>(items: impl Iterator<Item = &'x &'x String>) -> String {
@@ -541,6 +543,7 @@ pub fn compile_rule(
         source,
         diags: Vec::new(),
         params: Params::new(),
+        kind: &cfg.detect.kind,
         shared,
         evidence: cfg.evidence.transactions.as_ref(),
     };
@@ -600,10 +603,7 @@ pub fn compile_rule(
 
     let kind = kinds::kind(&cfg.detect.kind.value);
     let detector = match kind {
-        Some(k) => {
-            cx.unused_fields(&cfg.detect, k.fields);
-            (k.compile)(&cfg.detect, &mut cx)
-        }
+        Some(k) => (k.compile)(&mut cx),
         None => {
             let msg = format!("unknown detector kind `{}`", cfg.detect.kind.value);
             cx.error(

@@ -1,6 +1,8 @@
 //! The rule file as written: configuration types deserialized from YAML, with source
 //! positions on every value that compilation may need to point at. Unknown fields are
-//! errors. Nothing here is evaluated; [`super::compile`] turns it into runtime rules.
+//! errors. The `detect` block is only read for its `kind` here; each kind in
+//! [`super::kinds`] owns the type of the rest. Nothing here is evaluated;
+//! [`super::compile`] turns it into runtime rules.
 
 use std::collections::BTreeMap;
 
@@ -40,7 +42,7 @@ pub struct RuleConfig {
     pub requires: Vec<Text>,
     #[serde(default)]
     pub parameters: BTreeMap<String, Spanned<ParamConfig>>,
-    pub detect: DetectConfig,
+    pub detect: DetectHeader,
     #[serde(default)]
     pub score: ScoreConfig,
     pub summary: Text,
@@ -66,73 +68,16 @@ pub struct ParamConfig {
     pub description: String,
 }
 
-/// Detection: a detector kind and its configuration. One struct for every kind; each
-/// kind says which fields it uses, and others are reported as errors.
+/// `detect` as the rule is first read: only its `kind`. Unknown fields are not refused
+/// here; the kind reads the whole block again into its own config type, which refuses
+/// them (see [`crate::kinds`]).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DetectConfig {
+pub struct DetectHeader {
     pub kind: Text,
-    /// A predicate on the subject account (`star`: `hub`).
-    #[serde(default)]
-    pub subject: Option<Text>,
-    /// `star`: filter of incoming transactions.
-    #[serde(default, rename = "in")]
-    pub in_filter: Option<Text>,
-    /// `star`: filter of outgoing transactions.
-    #[serde(default, rename = "out")]
-    pub out_filter: Option<Text>,
-    /// `cycle`, `relation`, `series`: filter of transactions.
-    #[serde(default)]
-    pub edge: Option<Text>,
-    /// `flow`: the path, node and edge predicates by position.
-    #[serde(default)]
-    pub path: Option<Spanned<Vec<PathStepConfig>>>,
-    /// `flow`: which node of the path is the alert's subject (0 = origin).
-    #[serde(default)]
-    pub subject_at: Option<Spanned<usize>>,
-    /// `flow`: longest time between consecutive hops.
-    #[serde(default)]
-    pub max_gap: Option<Text>,
-    /// `cycle`: shortest and longest cycle, in transactions.
-    #[serde(default)]
-    pub min_length: Option<Spanned<usize>>,
-    #[serde(default)]
-    pub max_length: Option<Spanned<usize>>,
-    /// `cycle`: hops in time order (default) or in any order within the window.
-    #[serde(default)]
-    pub ordered: Option<Spanned<bool>>,
-    #[serde(default)]
-    pub window: Option<WindowConfig>,
-    /// `relation`: `merchant`, `payee` or `payer`; `series` peer groups: `mcc`.
-    #[serde(default)]
-    pub group_by: Option<Text>,
-    /// `series`: `benford`, `peer_zscore` or `poisson_burst`.
-    #[serde(default)]
-    pub test: Option<Text>,
-    /// `series`: `in` or `out`.
-    #[serde(default)]
-    pub side: Option<Text>,
-    /// `series` peer_zscore: `sum`, `count` or `mean` of amounts.
-    #[serde(default)]
-    pub metric: Option<Text>,
-    /// `series` poisson_burst: the counting bucket.
-    #[serde(default)]
-    pub bucket: Option<Text>,
-    #[serde(default)]
-    pub aggregates: BTreeMap<String, Spanned<AggregateConfig>>,
-    pub condition: Text,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PathStepConfig {
-    /// Predicate on the transaction into this node (absent for the origin).
-    #[serde(default)]
-    pub edge: Option<Text>,
-    /// Predicate on this node's account.
-    #[serde(default)]
-    pub node: Option<Text>,
-}
+/// The `aggregates` block of a kind's config: name to aggregate.
+pub type Aggregates = BTreeMap<String, Spanned<AggregateConfig>>;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -166,9 +111,10 @@ pub struct AggregateConfig {
     /// dwell: `median`, `mean` or `max`.
     #[serde(default)]
     pub stat: Option<Text>,
-    /// `relation` only: a CEL expression in hours (binds `merchant`, `account`) that moves
-    /// this aggregate's window later, e.g. to compare a day's sales with the settlement
-    /// that arrives `merchant.cycle_days` later.
+    /// A CEL expression in hours (binds `merchant`, `account`) that moves this aggregate's
+    /// window later, e.g. to compare a day's sales with the settlement that arrives
+    /// `merchant.cycle_days` later. Read only by kinds that compile their aggregates with
+    /// [`crate::compile::Shift::Read`] (`relation`).
     #[serde(default)]
     pub shift: Option<Text>,
 }

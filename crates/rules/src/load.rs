@@ -22,6 +22,9 @@ static SHIPPED: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../rules");
 /// pack or from `rules/` in a checkout).
 const SHIPPED_ROOT: &str = "rules";
 
+/// Where the fields of a rule file are documented.
+const RULES_DOC: &str = "docs/rules.md";
+
 /// Where a rule pack comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PackSource {
@@ -143,7 +146,14 @@ fn shared_dir_for(path: &Path) -> Option<PathBuf> {
     }
 }
 
-fn yaml_error(path: &Path, source: &str, e: &serde_saphyr::Error) -> Diagnostic {
+/// A YAML or serde error as a diagnostic at its position; an unknown field's help points
+/// to `fields_doc`, the document that lists the valid fields.
+pub(crate) fn yaml_error(
+    path: &Path,
+    source: &str,
+    e: &serde_saphyr::Error,
+    fields_doc: &str,
+) -> Diagnostic {
     let (line, column) = e
         .location()
         .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
@@ -159,7 +169,7 @@ fn yaml_error(path: &Path, source: &str, e: &serde_saphyr::Error) -> Diagnostic 
         .to_string();
     let help = message
         .contains("unknown field")
-        .then(|| "see docs/rules.md for every field".to_string());
+        .then(|| format!("see {fields_doc} for every field"));
     Diagnostic::new(path, line, column, message)
         .with_snippet(source)
         .with_help(help)
@@ -199,7 +209,7 @@ fn parse_shared(files: Vec<(PathBuf, String)>, diags: &mut Vec<Diagnostic>) -> S
         let cfg: SharedConfig = match serde_saphyr::from_str(&text) {
             Ok(c) => c,
             Err(e) => {
-                diags.push(yaml_error(&path, &text, &e));
+                diags.push(yaml_error(&path, &text, &e, RULES_DOC));
                 continue;
             }
         };
@@ -347,7 +357,7 @@ fn compile_files(
         let config: RuleConfig = match serde_saphyr::from_str(&text) {
             Ok(c) => c,
             Err(e) => {
-                diags.push(yaml_error(&path, &text, &e));
+                diags.push(yaml_error(&path, &text, &e, RULES_DOC));
                 continue;
             }
         };
@@ -388,7 +398,7 @@ fn compile_files(
 /// `_shared` lists and macros, so the version is the one a file with this text would get).
 pub fn compile_text(set: &RuleSet, path: &Path, text: &str) -> Result<Rule, Vec<Diagnostic>> {
     let config: RuleConfig =
-        serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(path, text, &e)])?;
+        serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(path, text, &e, RULES_DOC)])?;
     compile_rule(&config, path, text, &set.shared, &BTreeMap::new())
 }
 

@@ -2,11 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
 use super::{Detector, Exec, Finding, KindSpec, aggregate_masks};
 use crate::aggregate::{self, Aggregate, EdgeSet, Mask, Unit};
-use crate::compile::Cx;
-use crate::config::DetectConfig;
-use crate::expr::{Program, Schema, Ty};
+use crate::compile::{Cx, Shift};
+use crate::config::{Aggregates, Text, WindowConfig};
+use crate::expr::{Program, Ty};
 use crate::scope::{self, Metric, Scope};
 use clearwatch_graph::{AccountId, EdgeId, TemporalGraph};
 use clearwatch_model::{Subject, SubjectKind};
@@ -48,9 +51,34 @@ detect:
   condition: 'length >= 3 && retention >= 0.5'
 ```
 "#,
-    fields: &["edge", "min_length", "max_length", "ordered", "window"],
     compile,
 };
+
+/// `detect` of kind `cycle`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CycleConfig {
+    pub kind: Text,
+    /// Which transactions may form cycles (binds `tx`, `from`, `to`, `merchant`).
+    #[serde(default)]
+    pub edge: Option<Text>,
+    /// Shortest and longest cycle, in transactions (default 2 and 6).
+    #[serde(default)]
+    pub min_length: Option<Spanned<usize>>,
+    #[serde(default)]
+    pub max_length: Option<Spanned<usize>>,
+    /// Hops in time order (default) or in any order within the window.
+    #[serde(default)]
+    pub ordered: Option<Spanned<bool>>,
+    /// Its `length` is the longest time from the first to the last transaction.
+    #[serde(default)]
+    pub window: Option<WindowConfig>,
+    /// Over the set `edges`.
+    #[serde(default)]
+    pub aggregates: Aggregates,
+    /// Binds the metrics and `origin`.
+    pub condition: Text,
+}
 
 const SETS: &[&str] = &["edges"];
 const MAX_LENGTH: usize = 12;
@@ -75,17 +103,9 @@ struct Cycle {
     condition: Program,
 }
 
-fn edge_schema(cx: &Cx<'_>) -> Schema {
-    let mut s = cx.base_schema();
-    scope::add_tx(&mut s);
-    scope::add_account(&mut s, "from", 0);
-    scope::add_account(&mut s, "to", 1);
-    scope::add_merchant(&mut s);
-    s
-}
-
-fn compile(cfg: &DetectConfig, cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
-    let schema = edge_schema(cx);
+fn compile(cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
+    let cfg: CycleConfig = cx.detect_config()?;
+    let schema = cx.edge_schema("from", "to");
     let edge = cx.opt_expr(cfg.edge.as_ref(), &schema, Ty::Bool);
     let min_len = cfg.min_length.as_ref().map_or(2, |m| m.value);
     let max_len = cfg.max_length.as_ref().map_or(6, |m| m.value);
@@ -102,9 +122,13 @@ fn compile(cfg: &DetectConfig, cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
         ok = false;
     }
     let windows = cx.windows(cfg.window.as_ref(), &cfg.kind);
-    let (aggregates, filters) = cx.aggregates(cfg, SETS, &|cx, _| edge_schema(cx));
+    let (aggregates, filters) = cx.aggregates(&cfg.aggregates, SETS, Shift::Refused, &|cx, _| {
+        cx.edge_schema("from", "to")
+    });
     let metrics = metric_names(&aggregates);
-    let condition = cx.condition(cfg, &metrics, &|s| scope::add_account(s, "origin", 0));
+    let condition = cx.condition(&cfg.condition, &metrics, &|s| {
+        scope::add_account(s, "origin", 0)
+    });
     if !ok {
         return None;
     }

@@ -1,10 +1,13 @@
 //! `flow`: time-ordered paths of 2..=5 hops through intermediaries.
 
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
 use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks_of};
 use crate::aggregate::{self, Aggregate, EdgeSet, Flows, Mask, Unit};
-use crate::compile::Cx;
-use crate::config::DetectConfig;
-use crate::expr::{Program, Schema, Ty};
+use crate::compile::{Cx, Shift};
+use crate::config::{Aggregates, Text, WindowConfig};
+use crate::expr::{Program, Ty};
 use crate::scope::{self, LazyMetrics, Metric, Scope};
 use clearwatch_graph::{AccountId, EdgeId, TemporalGraph};
 use clearwatch_model::{Subject, SubjectKind};
@@ -47,9 +50,44 @@ detect:
   condition: 'sinks >= 5'
 ```
 "#,
-    fields: &["path", "subject_at", "max_gap", "window"],
     compile,
 };
+
+/// `detect` of kind `flow`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowConfig {
+    pub kind: Text,
+    /// The path: node and edge predicates by position, 3 to 6 steps.
+    #[serde(default)]
+    pub path: Option<Spanned<Vec<PathStepConfig>>>,
+    /// Which node of the path is the alert's subject (0 = origin; default 1).
+    #[serde(default)]
+    pub subject_at: Option<Spanned<usize>>,
+    /// The longest time between consecutive hops.
+    #[serde(default)]
+    pub max_gap: Option<Text>,
+    /// Groups paths by the time of their first hop.
+    #[serde(default)]
+    pub window: Option<WindowConfig>,
+    /// Over the sets `in`, `out`, `first`, `last` and `edges`.
+    #[serde(default)]
+    pub aggregates: Aggregates,
+    /// Binds the metrics and `node` (the subject).
+    pub condition: Text,
+}
+
+/// One step of a flow path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathStepConfig {
+    /// Predicate on the transaction into this node (absent for the origin).
+    #[serde(default)]
+    pub edge: Option<Text>,
+    /// Predicate on this node's account.
+    #[serde(default)]
+    pub node: Option<Text>,
+}
 
 const SETS: &[&str] = &["in", "out", "first", "last", "edges"];
 const BUILTINS: &[&str] = &["paths", "sources", "sinks"];
@@ -68,16 +106,8 @@ struct Flow {
     evidence_sets: Vec<bool>,
 }
 
-fn edge_schema(cx: &Cx<'_>) -> Schema {
-    let mut s = cx.base_schema();
-    scope::add_tx(&mut s);
-    scope::add_account(&mut s, "from", 0);
-    scope::add_account(&mut s, "to", 1);
-    scope::add_merchant(&mut s);
-    s
-}
-
-fn compile(cfg: &DetectConfig, cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
+fn compile(cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
+    let cfg: FlowConfig = cx.detect_config()?;
     let Some(path) = &cfg.path else {
         cx.error(
             &cfg.kind,
@@ -97,7 +127,7 @@ fn compile(cfg: &DetectConfig, cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
     }
     let mut node_schema = cx.base_schema();
     scope::add_account(&mut node_schema, "node", 0);
-    let edge_vars = edge_schema(cx);
+    let edge_vars = cx.edge_schema("from", "to");
     let mut ok = true;
     let mut nodes = Vec::new();
     let mut edges = Vec::new();
@@ -136,7 +166,9 @@ fn compile(cfg: &DetectConfig, cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
         }
     };
     let windows = cx.windows(cfg.window.as_ref(), &cfg.kind);
-    let (aggregates, filters) = cx.aggregates(cfg, SETS, &|cx, _| edge_schema(cx));
+    let (aggregates, filters) = cx.aggregates(&cfg.aggregates, SETS, Shift::Refused, &|cx, _| {
+        cx.edge_schema("from", "to")
+    });
     for a in &aggregates {
         if BUILTINS.contains(&a.name.as_str()) {
             let (name, agg) = cfg
@@ -153,7 +185,9 @@ fn compile(cfg: &DetectConfig, cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
         }
     }
     let metrics = metric_names(&aggregates);
-    let condition = cx.condition(cfg, &metrics, &|s| scope::add_account(s, "node", 0));
+    let condition = cx.condition(&cfg.condition, &metrics, &|s| {
+        scope::add_account(s, "node", 0)
+    });
     let evidence_sets = cx.evidence_sets(SETS);
     if !ok {
         return None;

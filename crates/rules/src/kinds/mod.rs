@@ -1,6 +1,7 @@
-//! The registry of detector kinds. One file per kind; each declares its documentation,
-//! the `detect` fields it reads, the sets it binds for aggregates, and how it compiles.
-//! Validation, `rules list` and `rules docs` all read this one table.
+//! The registry of detector kinds. One file per kind; each owns its documentation, the
+//! type of its `detect` block (so serde refuses fields it does not read), the sets it
+//! binds for aggregates, how it compiles and the detector it runs. Validation,
+//! `rules list` and `rules docs` all read this one table.
 
 pub mod cycle;
 pub mod flow;
@@ -10,7 +11,6 @@ pub mod star;
 
 use super::aggregate::{Aggregate, Mask, Unit};
 use super::compile::Cx;
-use super::config::DetectConfig;
 use super::scope::Metric;
 use clearwatch_graph::{AccountId, EdgeId, TemporalGraph};
 use clearwatch_model::Millis;
@@ -22,11 +22,20 @@ pub struct KindSpec {
     /// The kind's reference documentation (Markdown): what it detects, why it matters,
     /// its fields, the variables it binds, an example.
     pub doc: &'static str,
-    /// `detect` fields the kind reads, besides `kind`, `aggregates` and `condition`.
-    pub fields: &'static [&'static str],
-    pub compile: fn(&DetectConfig, &mut Cx) -> Option<Box<dyn Detector>>,
+    /// Reads the kind's config from the rule ([`Cx::detect_config`]) and compiles it, or
+    /// reports why not on `cx`.
+    pub compile: fn(&mut Cx) -> Option<Box<dyn Detector>>,
 }
 
+/// Every detector kind.
+///
+/// To add a kind:
+/// 1. a new file in `kinds/` with its `SPEC`, its config type (`#[serde(deny_unknown_fields)]`,
+///    spans on what compilation points at, and `kind`, `aggregates`, `condition`), its
+///    `doc` (sections What it detects / Why it matters / Fields / Example), its `compile`
+///    and its [`Detector`];
+/// 2. its `pub mod` above and one line here;
+/// 3. `clearwatch rules docs rules > docs/rule-reference.md`.
 pub const KINDS: &[KindSpec] = &[
     relation::SPEC,
     star::SPEC,
@@ -160,4 +169,72 @@ pub fn aggregate_masks_of(
             m
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::KINDS;
+    use crate::compile::{Shared, compile_rule};
+    use crate::config::RuleConfig;
+    use crate::diag::Diagnostic;
+
+    /// Compiles a rule with this `detect` block (YAML lines from `detect:` on); the
+    /// diagnostics if it does not compile.
+    fn compile_detect(detect: &str) -> Result<(), Vec<Diagnostic>> {
+        let text = format!("id: K-1\ntitle: t\nstatus: test\nseverity: low\n{detect}summary: s\n");
+        let cfg: RuleConfig = serde_saphyr::from_str(&text).expect("the rule header parses");
+        let path = Path::new("K-1-kind.yaml");
+        compile_rule(&cfg, path, &text, &Shared::default(), &BTreeMap::new()).map(|_| ())
+    }
+
+    #[test]
+    fn an_unknown_detect_field_lists_the_kinds_fields() {
+        let diags = compile_detect(
+            "detect:\n  kind: relation\n  group_by: payee\n  in: 'tx.amount > 1.0'\n  condition: 'true'\n",
+        )
+        .unwrap_err();
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        let d = &diags[0];
+        assert_eq!((d.line, d.column), (8, 3), "{d}");
+        assert!(d.message.contains("kind `relation`"), "{d}");
+        assert!(d.message.contains("unknown field `in`"), "{d}");
+        assert!(
+            d.message
+                .contains("expected one of kind, edge, group_by, window, aggregates, condition"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn shift_is_refused_outside_relation() {
+        let aggregates = "  aggregates:\n    n: { fn: count, over: edges, shift: '24.0' }\n  condition: 'true'\n";
+        let relation = format!("detect:\n  kind: relation\n  group_by: payee\n{aggregates}");
+        assert!(compile_detect(&relation).is_ok());
+        let cycle = format!("detect:\n  kind: cycle\n  window: {{ length: 1d }}\n{aggregates}");
+        let diags = compile_detect(&cycle).unwrap_err();
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].message, "`shift` is not read by kind `cycle`");
+        assert_eq!((diags[0].line, diags[0].column), (9, 41));
+    }
+
+    #[test]
+    fn every_kinds_documented_example_compiles() {
+        for k in KINDS {
+            let example = k
+                .doc
+                .split_once("```yaml\n")
+                .and_then(|(_, rest)| rest.split_once("```"))
+                .map(|(yaml, _)| yaml)
+                .unwrap_or_else(|| panic!("kind `{}` documents no example", k.name));
+            if let Err(diags) = compile_detect(example) {
+                panic!(
+                    "the example of kind `{}` does not compile: {diags:?}",
+                    k.name
+                );
+            }
+        }
+    }
 }

@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
+
 use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks, time_slice};
 use crate::aggregate::{self, Aggregate, EdgeSet, Unit};
-use crate::compile::Cx;
-use crate::config::DetectConfig;
-use crate::expr::{Program, Schema, Ty};
+use crate::compile::{Cx, Shift};
+use crate::config::{Aggregates, Text, WindowConfig};
+use crate::expr::{Program, Ty};
 use crate::scope::{self, Scope};
 use clearwatch_graph::{AccountId, EdgeId};
 use clearwatch_model::{Subject, SubjectKind};
@@ -47,9 +49,29 @@ detect:
   condition: 'settlements >= 1'
 ```
 "#,
-    fields: &["edge", "group_by", "window"],
     compile,
 };
+
+/// `detect` of kind `relation`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelationConfig {
+    pub kind: Text,
+    /// Which transactions count (binds `tx`, `payer`, `payee`, `merchant`).
+    #[serde(default)]
+    pub edge: Option<Text>,
+    /// `merchant`, `payee` or `payer`: what the transactions are grouped by.
+    #[serde(default)]
+    pub group_by: Option<Text>,
+    /// A sliding window; without one, the whole period is one group.
+    #[serde(default)]
+    pub window: Option<WindowConfig>,
+    /// Over the set `edges`; the only kind whose aggregates read `shift`.
+    #[serde(default)]
+    pub aggregates: Aggregates,
+    /// Binds the metrics, `account` (payee or payer groups) and `merchant`.
+    pub condition: Text,
+}
 
 const SETS: &[&str] = &["edges"];
 
@@ -71,17 +93,9 @@ struct Relation {
     condition: Program,
 }
 
-fn edge_schema(cx: &Cx<'_>) -> Schema {
-    let mut s = cx.base_schema();
-    scope::add_tx(&mut s);
-    scope::add_account(&mut s, "payer", 0);
-    scope::add_account(&mut s, "payee", 1);
-    scope::add_merchant(&mut s);
-    s
-}
-
-fn compile(cfg: &DetectConfig, cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
-    let schema = edge_schema(cx);
+fn compile(cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
+    let cfg: RelationConfig = cx.detect_config()?;
+    let schema = cx.edge_schema("payer", "payee");
     let edge = cx.opt_expr(cfg.edge.as_ref(), &schema, Ty::Bool);
     let group = cx.choice(
         cfg.group_by.as_ref(),
@@ -91,7 +105,9 @@ fn compile(cfg: &DetectConfig, cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
         &cfg.kind,
     );
     let windows = cfg.window.as_ref().map(|w| cx.windows(Some(w), &cfg.kind));
-    let (aggregates, filters) = cx.aggregates(cfg, SETS, &|cx, _| edge_schema(cx));
+    let (aggregates, filters) = cx.aggregates(&cfg.aggregates, SETS, Shift::Read, &|cx, _| {
+        cx.edge_schema("payer", "payee")
+    });
     let mut group_schema = cx.base_schema();
     scope::add_account(&mut group_schema, "account", 0);
     scope::add_merchant(&mut group_schema);
@@ -111,7 +127,7 @@ fn compile(cfg: &DetectConfig, cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
         .iter()
         .map(|a| (a.name.clone(), a.unit))
         .collect();
-    let condition = cx.condition(cfg, &metrics, &|s| {
+    let condition = cx.condition(&cfg.condition, &metrics, &|s| {
         scope::add_account(s, "account", 0);
         scope::add_merchant(s);
     });

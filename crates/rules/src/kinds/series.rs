@@ -3,14 +3,15 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use statrs::distribution::{DiscreteCDF, Poisson};
 
 use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks, time_slice};
 use crate::aggregate::{self, Aggregate, EdgeSet, Mask, Unit};
-use crate::compile::Cx;
-use crate::config::DetectConfig;
-use crate::expr::{Program, Schema, Ty};
-use crate::scope::{self, Metric, Scope};
+use crate::compile::{Cx, Shift};
+use crate::config::{Aggregates, Text, WindowConfig};
+use crate::expr::{Program, Ty};
+use crate::scope::{Metric, Scope};
 use clearwatch_graph::{AccountId, EdgeId, TemporalGraph};
 use clearwatch_model::{Subject, SubjectKind};
 
@@ -52,11 +53,41 @@ detect:
   condition: 'peers >= 5 && z > 3.5'
 ```
 "#,
-    fields: &[
-        "test", "edge", "side", "metric", "group_by", "window", "bucket",
-    ],
     compile,
 };
+
+/// `detect` of kind `series`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesConfig {
+    pub kind: Text,
+    /// `benford`, `peer_zscore` or `poisson_burst`.
+    #[serde(default)]
+    pub test: Option<Text>,
+    /// Which transactions count (binds `tx`, `from`, `to`, `merchant`).
+    #[serde(default)]
+    pub edge: Option<Text>,
+    /// `in` or `out` (benford, poisson_burst): the subject is the receiver or the sender.
+    #[serde(default)]
+    pub side: Option<Text>,
+    /// `sum`, `count` or `mean` of amounts (peer_zscore).
+    #[serde(default)]
+    pub metric: Option<Text>,
+    /// The peer groups of peer_zscore: `mcc`.
+    #[serde(default)]
+    pub group_by: Option<Text>,
+    /// Optional for benford, required for peer_zscore.
+    #[serde(default)]
+    pub window: Option<WindowConfig>,
+    /// The counting bucket of poisson_burst (default 1d).
+    #[serde(default)]
+    pub bucket: Option<Text>,
+    /// Over the set `edges`.
+    #[serde(default)]
+    pub aggregates: Aggregates,
+    /// Binds the metrics.
+    pub condition: Text,
+}
 
 const SETS: &[&str] = &["edges"];
 
@@ -104,16 +135,8 @@ fn builtins(test: Test) -> &'static [(&'static str, Unit)] {
     }
 }
 
-fn edge_schema(cx: &Cx<'_>) -> Schema {
-    let mut s = cx.base_schema();
-    scope::add_tx(&mut s);
-    scope::add_account(&mut s, "from", 0);
-    scope::add_account(&mut s, "to", 1);
-    scope::add_merchant(&mut s);
-    s
-}
-
-fn compile(cfg: &DetectConfig, cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
+fn compile(cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
+    let cfg: SeriesConfig = cx.detect_config()?;
     let test = cx.choice(
         cfg.test.as_ref(),
         "test",
@@ -121,7 +144,7 @@ fn compile(cfg: &DetectConfig, cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
         None,
         &cfg.kind,
     );
-    let schema = edge_schema(cx);
+    let schema = cx.edge_schema("from", "to");
     let edge = cx.opt_expr(cfg.edge.as_ref(), &schema, Ty::Bool);
     let side = cx.choice(
         cfg.side.as_ref(),
@@ -158,9 +181,11 @@ fn compile(cfg: &DetectConfig, cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
         Some(b) => cx.duration(b)?,
         None => 86_400_000,
     };
-    let (aggregates, filters) = cx.aggregates(cfg, SETS, &|cx, _| edge_schema(cx));
+    let (aggregates, filters) = cx.aggregates(&cfg.aggregates, SETS, Shift::Refused, &|cx, _| {
+        cx.edge_schema("from", "to")
+    });
     let metrics = metric_names(&aggregates, test);
-    let condition = cx.condition(cfg, &metrics, &|_| {});
+    let condition = cx.condition(&cfg.condition, &metrics, &|_| {});
     Some(Box::new(Series {
         test,
         edge: edge.ok()?,

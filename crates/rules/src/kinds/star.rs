@@ -1,10 +1,12 @@
 //! `star`: what flows into and out of one account within a sliding window.
 
+use serde::Deserialize;
+
 use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks_of};
 use crate::aggregate::{self, Aggregate, EdgeSet, Flows, Mask, Sliding, Unit};
-use crate::compile::Cx;
-use crate::config::DetectConfig;
-use crate::expr::{Program, Schema, Ty};
+use crate::compile::{Cx, Shift};
+use crate::config::{Aggregates, Text, WindowConfig};
+use crate::expr::{Program, Ty};
 use crate::scope::{self, LazyMetrics, Scope};
 use clearwatch_graph::{AccountId, EdgeId};
 use clearwatch_model::{Subject, SubjectKind};
@@ -46,9 +48,32 @@ detect:
   condition: 'payees >= 10 && retention >= 0.9'
 ```
 "#,
-    fields: &["subject", "in", "out", "window"],
     compile,
 };
+
+/// `detect` of kind `star`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StarConfig {
+    pub kind: Text,
+    /// Which accounts are hubs (binds `hub`).
+    #[serde(default)]
+    pub subject: Option<Text>,
+    /// Which incoming transactions count (binds `tx`, `hub`, `peer` the payer, `merchant`).
+    #[serde(default, rename = "in")]
+    pub in_filter: Option<Text>,
+    /// Which outgoing transactions count (binds `tx`, `hub`, `peer` the payee, `merchant`).
+    #[serde(default, rename = "out")]
+    pub out_filter: Option<Text>,
+    /// The sliding window: `length` and `step`.
+    #[serde(default)]
+    pub window: Option<WindowConfig>,
+    /// Over the sets `in` and `out`.
+    #[serde(default)]
+    pub aggregates: Aggregates,
+    /// Binds the aggregates and `hub`.
+    pub condition: Text,
+}
 
 const SETS: &[&str] = &["in", "out"];
 
@@ -63,29 +88,25 @@ struct Star {
     evidence_sets: [bool; 2],
 }
 
-fn edge_schema(cx: &Cx<'_>) -> Schema {
-    let mut s = cx.base_schema();
-    scope::add_tx(&mut s);
-    scope::add_account(&mut s, "hub", 0);
-    scope::add_account(&mut s, "peer", 1);
-    scope::add_merchant(&mut s);
-    s
-}
-
-fn compile(cfg: &DetectConfig, cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
+fn compile(cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
+    let cfg: StarConfig = cx.detect_config()?;
     let mut hub_schema = cx.base_schema();
     scope::add_account(&mut hub_schema, "hub", 0);
-    let edges = edge_schema(cx);
+    let edges = cx.edge_schema("hub", "peer");
     let subject = cx.opt_expr(cfg.subject.as_ref(), &hub_schema, Ty::Bool);
     let in_filter = cx.opt_expr(cfg.in_filter.as_ref(), &edges, Ty::Bool);
     let out_filter = cx.opt_expr(cfg.out_filter.as_ref(), &edges, Ty::Bool);
     let windows = cx.windows(cfg.window.as_ref(), &cfg.kind);
-    let (aggregates, filters) = cx.aggregates(cfg, SETS, &|cx, _| edge_schema(cx));
+    let (aggregates, filters) = cx.aggregates(&cfg.aggregates, SETS, Shift::Refused, &|cx, _| {
+        cx.edge_schema("hub", "peer")
+    });
     let metrics: Vec<(String, Unit)> = aggregates
         .iter()
         .map(|a| (a.name.clone(), a.unit))
         .collect();
-    let condition = cx.condition(cfg, &metrics, &|s| scope::add_account(s, "hub", 0));
+    let condition = cx.condition(&cfg.condition, &metrics, &|s| {
+        scope::add_account(s, "hub", 0)
+    });
     let evidence = cx.evidence_sets(SETS);
     Some(Box::new(Star {
         subject: subject.ok()?,

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use clearwatch_store::AuditStore;
 use clearwatch_model::case::AuditCheck;
+use clearwatch_store::AuditStore;
 use clearwatch_store::{self as store};
 
 #[derive(Args, Debug)]

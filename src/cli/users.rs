@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
+use clearwatch_model::case::UserRole;
 use clearwatch_server::auth::hash_password;
 use clearwatch_store::UserStore;
-use clearwatch_model::case::UserRole;
 use clearwatch_store::{self as store};
 
 #[derive(Args, Debug)]

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use clearwatch_model::case::Status;
+use clearwatch_model::case::{AuditCheck, UserRole};
 use clearwatch_model::{Alert, Evidence, Severity, Subject, SubjectKind, Window};
 use clearwatch_store::AlertStore;
 use clearwatch_store::AuditStore;
 use clearwatch_store::CaseStore;
 use clearwatch_store::UserStore;
-use clearwatch_model::case::{AuditCheck, UserRole};
 use clearwatch_store::cases::{CaseError, CaseUpdate, NewSession, UserChange};
 use clearwatch_store::{AlertFilter, AlertSort, AnyStore, RuleVersion, StoreError};
 

@@ -12,11 +12,11 @@ use super::alerts::filter_of;
 use super::extract::CurrentUser;
 use super::views::QueueQuery;
 use super::{ApiError, AppError, Shared};
+use clearwatch_model::case::{AuditEntry, Status};
 use clearwatch_store::AlertStore;
 use clearwatch_store::AuditStore;
 use clearwatch_store::CaseStore;
 use clearwatch_store::IngestStore;
-use clearwatch_model::case::{AuditEntry, Status};
 use clearwatch_store::cases::{Approval, CaseUpdate, Note, RuleHits};
 
 #[derive(OpenApi)]

@@ -17,8 +17,8 @@ use super::auth::hash_password;
 use super::extract::CurrentUser;
 use super::views::{self, PageCtx};
 use super::{ApiError, AppError, Shared};
-use clearwatch_store::UserStore;
 use clearwatch_model::case::UserRole;
+use clearwatch_store::UserStore;
 use clearwatch_store::cases::{User, UserChange};
 
 /// Shortest password accepted (as `clearwatch users add`).

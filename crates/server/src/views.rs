@@ -6,8 +6,8 @@ use askama::Template;
 use super::extract::CurrentUser;
 use super::i18n::Catalog;
 use clearwatch_model::StoredAlert;
-use clearwatch_model::{Transaction, format_amount, format_ts};
 use clearwatch_model::case::{AuditCheck, AuditEntry, UserRole};
+use clearwatch_model::{Transaction, format_amount, format_ts};
 use clearwatch_store::cases::{Approval, Note, StoredRuleVersion};
 
 /// What the layout needs: who is signed in, their CSRF token, the catalogue.

@@ -3,12 +3,6 @@
 //! binds for aggregates, how it compiles and the detector it runs. Validation,
 //! `rules list` and `rules docs` all read this one table.
 
-pub mod cycle;
-pub mod flow;
-pub mod relation;
-pub mod series;
-pub mod star;
-
 use super::aggregate::{Aggregate, Mask, Unit};
 use super::compile::Cx;
 use super::scope::Metric;
@@ -27,22 +21,24 @@ pub struct KindSpec {
     pub compile: fn(&mut Cx) -> Option<Box<dyn Detector>>,
 }
 
-/// Every detector kind.
-///
-/// To add a kind:
-/// 1. a new file in `kinds/` with its `SPEC`, its config type (`#[serde(deny_unknown_fields)]`,
-///    spans on what compilation points at, and `kind`, `aggregates`, `condition`), its
-///    `doc` (sections What it detects / Why it matters / Fields / Example), its `compile`
-///    and its [`Detector`];
-/// 2. its `pub mod` above and one line here;
-/// 3. `clearwatch rules docs rules > docs/rule-reference.md`.
-pub const KINDS: &[KindSpec] = &[
-    relation::SPEC,
-    star::SPEC,
-    flow::SPEC,
-    cycle::SPEC,
-    series::SPEC,
-];
+/// Declares each kind's module and lists its `SPEC` in [`KINDS`], in this order.
+macro_rules! registry {
+    ($($kind:ident),+ $(,)?) => {
+        $(pub mod $kind;)+
+
+        /// Every detector kind.
+        pub const KINDS: &[KindSpec] = &[$($kind::SPEC),+];
+    };
+}
+
+// To add a kind:
+// 1. a new file in `kinds/` with its `SPEC`, its config type (`#[serde(deny_unknown_fields)]`,
+//    spans on what compilation points at, and `kind`, `aggregates`, `condition`), its
+//    `doc` (sections What it detects / Why it matters / Fields / Example), its `compile`
+//    and its [`Detector`];
+// 2. its name in the list below;
+// 3. `clearwatch rules docs rules > docs/rule-reference.md`.
+registry!(relation, star, flow, cycle, series);
 
 pub fn kind(name: &str) -> Option<&'static KindSpec> {
     KINDS.iter().find(|k| k.name == name)

@@ -10,7 +10,7 @@ use std::io::Cursor;
 use chrono::{Datelike, FixedOffset, NaiveDate, TimeZone, Utc};
 
 use super::entity::{ReportKind, ReportingEntity};
-use super::goaml::{Xml, is_xml_char};
+use super::xml::{Xml, is_xml_char};
 use super::{CaseExport, ExportError};
 use clearwatch_model::{Account, SubjectKind, Transaction, format_amount};
 
@@ -451,7 +451,7 @@ mod tests {
     use sha2::{Digest, Sha256};
 
     use super::*;
-    use crate::goaml::fixture::{self, XSS, leaves, under};
+    use crate::fixture::{self, XSS, leaves, under};
     use clearwatch_model::{AccountKind, Role};
 
     fn date() -> NaiveDate {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 
 use super::ExportError;
+use super::xml::is_xml_char;
 use clearwatch_model::{Currency, TxType};
 
 /// One reporting entity, as configured (see `docs/reporting-entity.example.yaml`).
@@ -301,7 +302,7 @@ fn check_text<E: serde::de::Error>(s: &str, min: usize, max: usize) -> Result<()
             "{s:?} has {n} characters; the schema allows {min} to {max}"
         )));
     }
-    if let Some(c) = s.chars().find(|c| !super::goaml::is_xml_char(*c)) {
+    if let Some(c) = s.chars().find(|c| !is_xml_char(*c)) {
         return Err(E::custom(format!(
             "{s:?} holds {c:?}, which XML 1.0 cannot carry"
         )));

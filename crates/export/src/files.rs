@@ -9,7 +9,7 @@ use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
 use super::{CaseExport, ExportError};
-use clearwatch_model::{Millis, format_amount, format_ts};
+use clearwatch_model::{Account, Millis, Table, Transaction, format_amount, format_ts};
 
 fn csv_err(e: csv::Error) -> ExportError {
     ExportError::Invalid(format!("CSV: {e}"))
@@ -19,71 +19,28 @@ fn xml_err(e: impl std::fmt::Display) -> ExportError {
     ExportError::Xml(e.to_string())
 }
 
+/// `transactions.csv`: the native columns, then the batch each transaction was loaded in.
 pub fn transactions_csv<W: Write>(case: &CaseExport, w: W) -> Result<(), ExportError> {
     let mut out = csv::Writer::from_writer(w);
-    out.write_record([
-        "tx_id",
-        "ts",
-        "from",
-        "to",
-        "amount",
-        "currency",
-        "type",
-        "merchant_id",
-        "channel",
-        "region",
-        "memo",
-        "batch_id",
-    ])
-    .map_err(csv_err)?;
+    let mut header = Transaction::native_header();
+    header.push("batch_id");
+    out.write_record(header).map_err(csv_err)?;
     for (t, batch) in &case.transactions {
-        let o = |v: &Option<String>| v.clone().unwrap_or_default();
-        out.write_record([
-            t.tx_id.clone(),
-            format_ts(t.ts),
-            t.from.clone(),
-            t.to.clone(),
-            format_amount(t.amount, t.currency.exponent()),
-            t.currency.code().to_string(),
-            t.tx_type.as_str().to_string(),
-            o(&t.merchant_id),
-            o(&t.channel),
-            o(&t.region),
-            o(&t.memo),
-            batch.to_string(),
-        ])
-        .map_err(csv_err)?;
+        let mut row = t.native_row();
+        row.push(batch.to_string());
+        out.write_record(row).map_err(csv_err)?;
     }
     out.flush()
         .map_err(|e| ExportError::Invalid(format!("CSV: {e}")))
 }
 
+/// `accounts.csv`: the native columns.
 pub fn accounts_csv<W: Write>(case: &CaseExport, w: W) -> Result<(), ExportError> {
     let mut out = csv::Writer::from_writer(w);
-    out.write_record([
-        "account_id",
-        "holder_id",
-        "holder_name",
-        "kind",
-        "role",
-        "licensed",
-        "institution",
-        "region",
-    ])
-    .map_err(csv_err)?;
-    for a in &case.accounts {
-        let o = |v: &Option<String>| v.clone().unwrap_or_default();
-        out.write_record([
-            a.account_id.clone(),
-            o(&a.holder_id),
-            o(&a.holder_name),
-            a.kind.map(|k| k.as_str().to_string()).unwrap_or_default(),
-            a.role.as_str().to_string(),
-            a.licensed.to_string(),
-            o(&a.institution),
-            o(&a.region),
-        ])
+    out.write_record(Account::native_header())
         .map_err(csv_err)?;
+    for a in &case.accounts {
+        out.write_record(a.native_row()).map_err(csv_err)?;
     }
     out.flush()
         .map_err(|e| ExportError::Invalid(format!("CSV: {e}")))
@@ -216,4 +173,67 @@ pub fn audit_jsonl<W: Write>(case: &CaseExport, mut w: W) -> Result<(), ExportEr
             .map_err(|e| ExportError::Invalid(format!("audit: {e}")))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clearwatch_model::{AccountKind, Currency, Role, TxType};
+
+    #[test]
+    fn csv_files_are_the_native_format_plus_the_batch() {
+        let tx = Transaction {
+            tx_id: "T1".into(),
+            ts: 1_767_225_600_500,
+            from: "A1".into(),
+            to: "A2".into(),
+            amount: 12_345,
+            currency: Currency::from_code("CNY").unwrap(),
+            tx_type: TxType::Payment,
+            merchant_id: None,
+            channel: Some("qr".into()),
+            region: None,
+            memo: Some("rent, \"May\"".into()),
+        };
+        let bank = Account {
+            account_id: "A1".into(),
+            holder_id: None,
+            holder_name: Some("Bank".into()),
+            kind: None,
+            role: Role::Bank,
+            licensed: true,
+            institution: None,
+            region: Some("CN-31".into()),
+        };
+        let person = Account {
+            account_id: "A2".into(),
+            holder_id: Some("H2".into()),
+            holder_name: Some("Li Lei".into()),
+            kind: Some(AccountKind::Personal),
+            role: Role::Individual,
+            licensed: false,
+            institution: Some("信宇银行".into()),
+            region: None,
+        };
+        let case = CaseExport {
+            transactions: vec![(tx, 7)],
+            accounts: vec![bank, person],
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        transactions_csv(&case, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "tx_id,ts,from,to,amount,currency,type,merchant_id,channel,region,memo,batch_id\n\
+             T1,2026-01-01T00:00:00.500Z,A1,A2,123.45,CNY,payment,,qr,,\"rent, \"\"May\"\"\",7\n"
+        );
+        let mut out = Vec::new();
+        accounts_csv(&case, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "account_id,holder_id,holder_name,kind,role,licensed,institution,region\n\
+             A1,,Bank,,bank,true,,CN-31\n\
+             A2,H2,Li Lei,personal,individual,false,信宇银行,\n"
+        );
+    }
 }

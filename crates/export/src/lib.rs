@@ -70,9 +70,12 @@ pub mod bundle;
 pub mod camlmac;
 pub mod entity;
 pub mod files;
+#[cfg(test)]
+mod fixture;
 pub mod goaml;
 pub mod keys;
 pub mod report;
+mod xml;
 
 use clearwatch_store::{AlertStore, AuditStore, IngestStore};
 

@@ -2,7 +2,7 @@
 //! acquiring ecosystem with labelled two-clear schemes (TYPOLOGIES.md TC-01..TC-12, `cycle`),
 //! legitimate technical-integration aggregators as decoys, and background noise. Writes
 //! clearwatch's native `transactions.csv`, `accounts.csv`, `merchants.csv` and a ground-truth
-//! `truth.csv`. Owns everything under `src/generate/`; uses nothing else from the crate.
+//! `truth.csv`; the native files' headers come from [`clearwatch_model::Table`].
 //!
 //! Same config ⇒ byte-identical files: one seeded ChaCha stream, no hash-map iteration, no
 //! wall clock. Memory is O(population): days are generated in time order and streamed out.
@@ -19,12 +19,14 @@
 //!   `merchant`; TC-06 `payee` (or `hub` for a personal-account operator); TC-10 `member`;
 //!   TC-11 `merchant`; TC-12 `mule` + collector `payee`; `cycle` `member`; decoys `aggregator`.
 
+mod csvio;
 pub mod jsonl;
 mod names;
 mod population;
 mod rng;
 mod sim;
 mod truth;
+mod tx;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -159,7 +161,7 @@ fn generate_with_budget(
     truth_budget: usize,
 ) -> Result<GenerateSummary, GenerateError> {
     validate(cfg)?;
-    std::fs::create_dir_all(out_dir).map_err(writer::io_error(out_dir))?;
+    std::fs::create_dir_all(out_dir).map_err(csvio::io_error(out_dir))?;
     let mut rng = SimRng::seed_from_u64(cfg.seed);
     let pop = population::build(cfg, &mut rng);
 
@@ -190,6 +192,8 @@ fn generate_with_budget(
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
     use std::fs;
+
+    use clearwatch_model::Table;
 
     use super::*;
 
@@ -277,9 +281,9 @@ mod tests {
         let accounts = rows(&dir.path().join("accounts.csv"));
         let merchants = rows(&dir.path().join("merchants.csv"));
         let truth = rows(&dir.path().join("truth.csv"));
-        assert_eq!(txs[0], writer::TRANSACTIONS_HEADER);
-        assert_eq!(accounts[0], writer::ACCOUNTS_HEADER);
-        assert_eq!(merchants[0], writer::MERCHANTS_HEADER);
+        assert_eq!(txs[0], clearwatch_model::Transaction::native_header());
+        assert_eq!(accounts[0], clearwatch_model::Account::native_header());
+        assert_eq!(merchants[0], clearwatch_model::Merchant::native_header());
         assert_eq!(truth[0], truth::TRUTH_HEADER);
         assert_eq!(summary.transactions as usize, txs.len() - 1);
 

@@ -11,9 +11,9 @@ use rand::seq::index;
 use super::GenerateError;
 use super::population::{Consumer, MCCS, MerchantKind, Population};
 use super::rng::{SimRng, amount_fen, bp_of, chance, less_bp, poisson};
+use super::tx::{Channel, Memo, NO_MERCHANT, Tx, TxType};
 use super::writer::TxWriter;
 
-pub(crate) const NO_MERCHANT: u32 = u32::MAX;
 pub(crate) const XSS_MEMO: &str = "<script>alert(1)</script>";
 const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
@@ -24,76 +24,7 @@ const HOUR_WEIGHTS: [u32; 24] = [
     2, 1, 1, 1, 1, 2, 4, 8, 12, 12, 13, 15, 18, 15, 12, 12, 13, 15, 19, 20, 17, 12, 7, 4,
 ];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum TxType {
-    Payment,
-    Settlement,
-    Transfer,
-    CashIn,
-    CashOut,
-    Fee,
-    Refund,
-}
-
-impl TxType {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            TxType::Payment => "payment",
-            TxType::Settlement => "settlement",
-            TxType::Transfer => "transfer",
-            TxType::CashIn => "cash_in",
-            TxType::CashOut => "cash_out",
-            TxType::Fee => "fee",
-            TxType::Refund => "refund",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Channel {
-    Card,
-    Qr,
-    Aggregator,
-    BankTransfer,
-    Cash,
-}
-
-impl Channel {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Channel::Card => "card",
-            Channel::Qr => "qr",
-            Channel::Aggregator => "aggregator",
-            Channel::BankTransfer => "bank_transfer",
-            Channel::Cash => "cash",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Memo {
-    Empty,
-    Text(&'static str),
-    /// The name of a holder (e.g. the aggregator that routed a payment).
-    Holder(u32),
-}
-
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Tx {
-    pub ts: i64,
-    pub seq: u64,
-    pub from: u32,
-    pub to: u32,
-    pub amount: i64,
-    pub kind: TxType,
-    pub merchant: u32,
-    pub channel: Channel,
-    pub region: u8,
-    pub memo: Memo,
-    /// Index into `Population::tag_sets`; 0 = background.
-    pub tag: u32,
-}
-
+// The simulation's builders; the type itself is in `tx`.
 impl Tx {
     fn new(
         ts: i64,

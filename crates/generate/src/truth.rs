@@ -9,8 +9,9 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::GenerateError;
+use super::csvio::{create_csv, csv_error, finish_csv, io_error};
 use super::population::Population;
-use super::writer::{create_csv, csv_error, finish_csv, io_error, tx_id};
+use super::tx::push_tx_id;
 
 pub(crate) const TRUTH_HEADER: &[&str] = &["scheme_id", "typology", "kind", "id", "role"];
 const RECORD_BYTES: usize = 12;
@@ -89,6 +90,7 @@ impl TruthSpill {
         let mut out = create_csv(path)?;
         out.write_record(TRUTH_HEADER).map_err(csv_error(path))?;
         let mut rows = 0u64;
+        let mut tx_id = String::new();
         for (index, scheme) in pop.schemes.iter().enumerate() {
             for &(account, role) in &scheme.members {
                 let id = &pop.account_ids[account as usize];
@@ -101,12 +103,13 @@ impl TruthSpill {
                     break;
                 }
                 heap.pop();
-                let id = tx_id(tx);
+                tx_id.clear();
+                push_tx_id(&mut tx_id, tx);
                 out.write_record([
                     scheme.id.as_str(),
                     scheme.typology,
                     "transaction",
-                    id.as_str(),
+                    tx_id.as_str(),
                     "",
                 ])
                 .map_err(csv_error(path))?;

@@ -1,84 +1,19 @@
 //! CSV output in clearwatch's native format: transactions (streamed), accounts, merchants.
 
 use std::fmt::Write as _;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use chrono::DateTime;
+use clearwatch_model::{self as model, Table};
 
 use super::GenerateError;
+use super::csvio::{CsvOut, create_csv, csv_error, finish_csv};
 use super::population::{MCCS, Population, REGIONS};
-use super::sim::{Memo, NO_MERCHANT, Tx};
 use super::truth::TruthSpill;
-
-pub(crate) const TRANSACTIONS_HEADER: &[&str] = &[
-    "tx_id",
-    "ts",
-    "from",
-    "to",
-    "amount",
-    "currency",
-    "type",
-    "merchant_id",
-    "channel",
-    "region",
-    "memo",
-];
-pub(crate) const ACCOUNTS_HEADER: &[&str] = &[
-    "account_id",
-    "holder_id",
-    "holder_name",
-    "kind",
-    "role",
-    "licensed",
-    "institution",
-    "region",
-];
-pub(crate) const MERCHANTS_HEADER: &[&str] = &[
-    "merchant_id",
-    "legal_name",
-    "holder_id",
-    "settlement_account",
-    "acquirer",
-    "mcc",
-    "settlement_cycle_days",
-];
-
-pub(crate) type CsvOut = csv::Writer<File>;
-
-pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> GenerateError + '_ {
-    move |source| GenerateError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
-pub(crate) fn csv_error(path: &Path) -> impl FnOnce(csv::Error) -> GenerateError + '_ {
-    move |source| GenerateError::Csv {
-        path: path.to_owned(),
-        source,
-    }
-}
-
-pub(crate) fn create_csv(path: &Path) -> Result<CsvOut, GenerateError> {
-    let file = File::create(path).map_err(io_error(path))?;
-    Ok(csv::WriterBuilder::new()
-        .has_headers(false)
-        .terminator(csv::Terminator::Any(b'\n'))
-        .buffer_capacity(1 << 16)
-        .from_writer(file))
-}
-
-pub(crate) fn finish_csv(mut out: CsvOut, path: &Path) -> Result<(), GenerateError> {
-    out.flush().map_err(io_error(path))
-}
-
-pub(crate) fn tx_id(number: u64) -> String {
-    format!("T{number:09}")
-}
+use super::tx::{Memo, NO_MERCHANT, Tx, push_tx_id};
 
 /// Fen as a decimal string with exactly two decimals.
-pub(crate) fn push_amount(out: &mut String, fen: i64) {
+fn push_amount(out: &mut String, fen: i64) {
     let sign = if fen < 0 { "-" } else { "" };
     let abs = fen.unsigned_abs();
     let _ = write!(out, "{sign}{}.{:02}", abs / 100, abs % 100);
@@ -97,7 +32,7 @@ pub(crate) struct TxWriter {
 impl TxWriter {
     pub(crate) fn create(path: PathBuf, truth: TruthSpill) -> Result<TxWriter, GenerateError> {
         let mut out = create_csv(&path)?;
-        out.write_record(TRANSACTIONS_HEADER)
+        out.write_record(model::Transaction::native_header())
             .map_err(csv_error(&path))?;
         Ok(TxWriter {
             path,
@@ -128,7 +63,7 @@ impl TxWriter {
         let mut put = |value: &str| out.write_field(value).map_err(csv_error(path));
 
         field.clear();
-        let _ = write!(field, "T{number:09}");
+        push_tx_id(field, number);
         put(field)?;
         field.clear();
         let _ = write!(
@@ -175,7 +110,8 @@ impl TxWriter {
 
 pub(crate) fn write_accounts(pop: &Population, path: &Path) -> Result<(), GenerateError> {
     let mut out = create_csv(path)?;
-    out.write_record(ACCOUNTS_HEADER).map_err(csv_error(path))?;
+    out.write_record(model::Account::native_header())
+        .map_err(csv_error(path))?;
     let mut order: Vec<usize> = (0..pop.accounts.len()).collect();
     order.sort_by(|&a, &b| pop.account_ids[a].cmp(&pop.account_ids[b]));
     for i in order {
@@ -198,7 +134,7 @@ pub(crate) fn write_accounts(pop: &Population, path: &Path) -> Result<(), Genera
 
 pub(crate) fn write_merchants(pop: &Population, path: &Path) -> Result<(), GenerateError> {
     let mut out = create_csv(path)?;
-    out.write_record(MERCHANTS_HEADER)
+    out.write_record(model::Merchant::native_header())
         .map_err(csv_error(path))?;
     let mut order: Vec<usize> = (0..pop.merchants.len()).collect();
     order.sort_by(|&a, &b| pop.merchant_ids[a].cmp(&pop.merchant_ids[b]));

@@ -510,7 +510,8 @@ mod tests {
     }
 
     fn xsd() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/schemas/goaml-5.0.1.xsd")
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/schemas/goaml-5.0.1.xsd")
     }
 
     fn xmllint_installed() -> bool {

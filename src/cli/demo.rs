@@ -93,7 +93,13 @@ pub async fn run(db: &str, args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     if !args.no_serve {
         println!();
-        super::serve::serve_store(store, args.bind, Vec::new()).await?;
+        super::serve::serve_store(
+            store,
+            args.bind,
+            Vec::new(),
+            clearwatch_server::DEFAULT_BACKTEST_BUDGET,
+        )
+        .await?;
     }
     Ok(ExitCode::SUCCESS)
 }

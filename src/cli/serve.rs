@@ -24,11 +24,15 @@ pub struct ServeArgs {
     /// there is one, else the pack shipped in the binary).
     #[arg(long)]
     pub rules: Vec<PathBuf>,
+    /// The longest a dashboard backtest may run, in seconds, before it is stopped.
+    #[arg(long, default_value_t = server::DEFAULT_BACKTEST_BUDGET.as_secs())]
+    pub backtest_seconds: u64,
 }
 
 pub async fn run(db: &str, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store = store::open(db).await?;
-    serve_store(store, args.bind, args.rules).await?;
+    let budget = std::time::Duration::from_secs(args.backtest_seconds);
+    serve_store(store, args.bind, args.rules, budget).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -37,12 +41,16 @@ pub async fn serve_store(
     store: AnyStore,
     bind: SocketAddr,
     rules: Vec<PathBuf>,
+    backtest_budget: std::time::Duration,
 ) -> anyhow::Result<()> {
     if !bind.ip().is_loopback() {
         eprintln!("warning: listening on {bind}, which is not a loopback address");
     }
     let admin = server::bootstrap_admin(&store).await?;
-    let state = AppState::new(store, PackSource::resolve(&rules));
+    let mut state = AppState::new(store, PackSource::resolve(&rules));
+    if let Some(s) = std::sync::Arc::get_mut(&mut state) {
+        s.backtest_budget = backtest_budget;
+    }
     server::serve(state, bind, |addr| {
         println!("dashboard: http://{addr}/  (Ctrl-C to stop)");
         if let Some((user, password)) = &admin {

@@ -1333,3 +1333,37 @@ async fn alert_page_shows_evidence_far_outside_the_window() {
         "registered names label the graph"
     );
 }
+
+/// A backtest has a time budget, and a server that shuts down stops it: both answer 503
+/// with a sentence instead of keeping a core busy.
+#[tokio::test]
+async fn a_backtest_is_stopped_by_its_budget_and_by_shutdown() {
+    let f = fixture().await;
+    let file = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("rules/two-clear/TC-04-fund-pool.yaml"),
+    )
+    .unwrap();
+    let form = serde_urlencoded::to_string([("text", file.as_str())]).unwrap();
+    let (cookie, csrf) = login_as(&f.st, "rule_author").await;
+    let post = || {
+        request(
+            "POST",
+            "/rules/TC-04/backtest",
+            Some(&cookie),
+            Some(&csrf),
+            &form,
+        )
+    };
+
+    let mut st = AppState::new(f._db.reopen().await.unwrap(), PackSource::resolve(&[]));
+    std::sync::Arc::get_mut(&mut st).unwrap().backtest_budget = std::time::Duration::ZERO;
+    let (status, _, page) = send(&server::app(st), post()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{page}");
+    assert!(page.contains("time budget"), "{page}");
+
+    f.st.shutdown.stop();
+    let (status, _, page) = send(&f.app, post()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{page}");
+    assert!(page.contains("stopped"), "{page}");
+}

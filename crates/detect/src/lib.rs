@@ -13,6 +13,7 @@ use clearwatch_model::{Alert, Evidence, Subject, Window};
 use clearwatch_graph::TemporalGraph;
 use clearwatch_rules::Rule;
 use clearwatch_rules::aggregate::Unit;
+pub use clearwatch_rules::kinds::Stop;
 use clearwatch_rules::kinds::{Exec, Finding};
 use clearwatch_rules::scope::{Metric, Scope};
 use clearwatch_rules::template::Values;
@@ -35,6 +36,9 @@ pub struct Skipped {
 pub struct ScanReport {
     pub alerts: Vec<Alert>,
     pub skipped: Vec<Skipped>,
+    /// The run was stopped before every rule finished (see [`Stop`]): the alerts are
+    /// incomplete and must not be used as a result.
+    pub stopped: bool,
     /// How long each rule ran (rule id, duration), in the order of the rules given.
     pub timings: Vec<(String, std::time::Duration)>,
 }
@@ -44,6 +48,11 @@ type RuleOutcome = Result<Vec<Alert>, Skipped>;
 
 /// Runs `rules` over `g`. Output is sorted by rule, subject and window.
 pub fn run(rules: &[&Rule], g: &TemporalGraph, inputs: Inputs) -> ScanReport {
+    run_until(rules, g, inputs, &Stop::default())
+}
+
+/// [`run`], giving up as soon as `stop` is set (the report then says it was stopped).
+pub fn run_until(rules: &[&Rule], g: &TemporalGraph, inputs: Inputs, stop: &Stop) -> ScanReport {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, RuleOutcome, std::time::Duration)>> = Mutex::new(Vec::new());
     let workers = std::thread::available_parallelism()
@@ -55,8 +64,11 @@ pub fn run(rules: &[&Rule], g: &TemporalGraph, inputs: Inputs) -> ScanReport {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(rule) = rules.get(i) else { break };
+                    if stop.is_set() {
+                        break;
+                    }
                     let started = std::time::Instant::now();
-                    let out = run_rule(rule, g, inputs);
+                    let out = run_rule(rule, g, inputs, stop);
                     let took = started.elapsed();
                     results
                         .lock()
@@ -76,13 +88,19 @@ pub fn run(rules: &[&Rule], g: &TemporalGraph, inputs: Inputs) -> ScanReport {
             Err(s) => report.skipped.push(s),
         }
     }
+    report.stopped = stop.is_set();
     report
         .alerts
         .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     report
 }
 
-fn run_rule(rule: &Rule, g: &TemporalGraph, inputs: Inputs) -> Result<Vec<Alert>, Skipped> {
+fn run_rule(
+    rule: &Rule,
+    g: &TemporalGraph,
+    inputs: Inputs,
+    stop: &Stop,
+) -> Result<Vec<Alert>, Skipped> {
     let missing = match (
         rule.requires_accounts && !inputs.accounts,
         rule.requires_merchants && !inputs.merchants,
@@ -104,6 +122,7 @@ fn run_rule(rule: &Rule, g: &TemporalGraph, inputs: Inputs) -> Result<Vec<Alert>
             g,
             currency: c as u8,
             exponent: currency.exponent(),
+            stop,
         };
         let findings = rule.detector.run(&exec);
         for f in episodes(rule, g, findings) {
@@ -227,5 +246,72 @@ fn to_alert(rule: &Rule, f: &Finding, currency: &str, g: &TemporalGraph) -> Aler
             transactions,
             accounts,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::*;
+    use clearwatch_graph::load::from_files;
+    use clearwatch_ingest::Profile;
+    use clearwatch_rules::compile::compile_rule;
+    use clearwatch_rules::load::load_shipped;
+
+    fn demo() -> TemporalGraph {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/demo");
+        from_files(
+            &dir.join("transactions.csv"),
+            Some(&dir.join("accounts.csv")),
+            Some(&dir.join("merchants.csv")),
+            &Profile::native(),
+            None,
+            None,
+        )
+        .unwrap()
+        .0
+    }
+
+    const ALL_INPUTS: Inputs = Inputs {
+        accounts: true,
+        merchants: true,
+    };
+
+    #[test]
+    fn a_set_stop_runs_nothing_and_says_so() {
+        let (set, _) = load_shipped();
+        let rules: Vec<&Rule> = set.rules.iter().collect();
+        let stop = Stop::default();
+        stop.stop();
+        let report = run_until(&rules, &demo(), ALL_INPUTS, &stop);
+        assert!(report.stopped);
+        assert!(report.alerts.is_empty());
+        assert!(!run(&rules, &demo(), ALL_INPUTS).stopped);
+    }
+
+    /// TC-04 with a one-second step slides over a million windows per hub (minutes of
+    /// work on the demo set): a stop set while it runs ends it at the next window.
+    #[test]
+    fn a_stop_set_while_a_rule_runs_ends_it() {
+        let (set, _) = load_shipped();
+        let src = set
+            .sources
+            .iter()
+            .find(|s| s.config.id.value == "TC-04")
+            .unwrap();
+        let overrides = BTreeMap::from([("step".to_string(), serde_json::json!("1s"))]);
+        let rule =
+            compile_rule(&src.config, &src.path, &src.text, &set.shared, &overrides).unwrap();
+        let g = demo();
+        let stop = Stop::default();
+        let report = std::thread::scope(|s| {
+            let running = s.spawn(|| run_until(&[&rule], &g, ALL_INPUTS, &stop));
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            stop.stop();
+            running.join().unwrap()
+        });
+        assert!(report.stopped);
     }
 }

@@ -151,7 +151,7 @@ impl<'a> Cx<'a> {
     /// The rule's `detect` block as the kind's own config type `D`: the rule text is read
     /// again, keeping spans. Unknown and ill-typed fields are reported here.
     pub fn detect_config<D: DeserializeOwned>(&mut self) -> Option<D> {
-        match serde_saphyr::from_str::<DetectDoc<D>>(self.source) {
+        match super::load::parse_yaml::<DetectDoc<D>>(self.source) {
             Ok(doc) => Some(doc.detect),
             Err(e) => {
                 let mut d = yaml_error(self.path, self.source, &e, KINDS_DOC);

@@ -293,8 +293,113 @@ impl Program {
     }
 }
 
+/// The largest expression text accepted.
+pub const MAX_EXPR_BYTES: usize = 16 * 1024;
+/// The most operators (`&&`, `+`, `.`, `!`, `in`, …) an expression may hold: the parser
+/// and the compiler recurse once per operator of a chain like `a + b + c`, so without a
+/// bound one expression could overflow a thread's stack. The longest shipped condition
+/// has 26.
+pub const MAX_EXPR_OPERATORS: usize = 256;
+/// The deepest nesting of brackets, parentheses and braces accepted.
+pub const MAX_EXPR_NESTING: usize = 32;
+/// The deepest compiled tree accepted, shared macros expanded.
+const MAX_TREE_DEPTH: usize = 512;
+
+/// Refuses an expression too large or too deep to parse safely, before the parser sees
+/// it: a cheap scan of its tokens, skipping string literals.
+fn check_bounds(source: &str) -> Result<(), ExprError> {
+    let refuse = |offset: usize, message: String| ExprError {
+        offset,
+        message,
+        help: Some("split the expression into shared macros or aggregates".into()),
+        in_macro: None,
+    };
+    if source.len() > MAX_EXPR_BYTES {
+        return Err(refuse(
+            0,
+            format!(
+                "expression is {} bytes long; the limit is {MAX_EXPR_BYTES}",
+                source.len()
+            ),
+        ));
+    }
+    let chars: Vec<char> = source.chars().collect();
+    let (mut i, mut nesting, mut operators) = (0, 0usize, 0usize);
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '"' | '\'' => {
+                // A string literal (raw if an `r` prefix stands before it): skip it.
+                let raw = i > 0 && matches!(chars[i - 1], 'r' | 'R');
+                let triple = chars.get(i + 1) == Some(&c) && chars.get(i + 2) == Some(&c);
+                let quote_len = if triple { 3 } else { 1 };
+                i += quote_len;
+                while i < chars.len() {
+                    if !raw && chars[i] == '\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if chars[i] == c
+                        && (!triple
+                            || (chars.get(i + 1) == Some(&c) && chars.get(i + 2) == Some(&c)))
+                    {
+                        i += quote_len;
+                        break;
+                    }
+                    i += 1;
+                }
+                continue;
+            }
+            '(' | '[' | '{' => {
+                nesting += 1;
+                if nesting > MAX_EXPR_NESTING {
+                    return Err(refuse(
+                        i,
+                        format!("expression nests deeper than {MAX_EXPR_NESTING} levels"),
+                    ));
+                }
+            }
+            ')' | ']' | '}' => nesting = nesting.saturating_sub(1),
+            '&' | '|' | '=' if chars.get(i + 1) == Some(&c) => {
+                operators += 1;
+                i += 1;
+            }
+            '!' | '<' | '>' if chars.get(i + 1) == Some(&'=') => {
+                operators += 1;
+                i += 1;
+            }
+            '+' | '-' | '*' | '/' | '%' | '!' | '<' | '>' | '?' => operators += 1,
+            '.' => {
+                let digit = |j: Option<&char>| j.is_some_and(char::is_ascii_digit);
+                if !(i > 0 && digit(chars.get(i - 1)) && digit(chars.get(i + 1))) {
+                    operators += 1;
+                }
+            }
+            'i' if chars.get(i + 1) == Some(&'n')
+                && !(i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_'))
+                && !chars
+                    .get(i + 2)
+                    .is_some_and(|n| n.is_alphanumeric() || *n == '_') =>
+            {
+                operators += 1;
+                i += 1;
+            }
+            _ => {}
+        }
+        if operators > MAX_EXPR_OPERATORS {
+            return Err(refuse(
+                i,
+                format!("expression has more than {MAX_EXPR_OPERATORS} operators"),
+            ));
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
 /// Parses CEL text, reporting every syntax error.
 pub fn parse(source: &str) -> Result<(IdedExpr, SourceInfo), Vec<ExprError>> {
+    check_bounds(source).map_err(|e| vec![e])?;
     cel::parser::Parser::new()
         .parse_with_source_info(source)
         .map_err(|errs| {
@@ -334,6 +439,7 @@ pub fn compile(source: &str, schema: &Schema, want: Ty) -> Result<Program, Vec<E
         errors: Vec::new(),
         macro_name: None,
         depth: 0,
+        nesting: 0,
     };
     let compiled = c.node(&ast);
     if let Some((node, ty)) = compiled {
@@ -362,7 +468,10 @@ struct Compiler<'s> {
     info: &'s SourceInfo,
     errors: Vec<ExprError>,
     macro_name: Option<String>,
+    /// Shared macros being expanded around this one.
     depth: usize,
+    /// Tree levels above the node being compiled, macros included.
+    nesting: usize,
 }
 
 fn path_of(e: &Expr) -> Option<String> {
@@ -416,6 +525,23 @@ impl Compiler<'_> {
     }
 
     fn node(&mut self, e: &IdedExpr) -> Option<(Node, Ty)> {
+        if self.nesting >= MAX_TREE_DEPTH {
+            self.error(
+                e,
+                format!(
+                    "expression nests deeper than {MAX_TREE_DEPTH} levels with its macros expanded"
+                ),
+                None,
+            );
+            return None;
+        }
+        self.nesting += 1;
+        let out = self.node_inner(e);
+        self.nesting -= 1;
+        out
+    }
+
+    fn node_inner(&mut self, e: &IdedExpr) -> Option<(Node, Ty)> {
         match &e.expr {
             Expr::Literal(lit) => {
                 let c = match lit {
@@ -503,6 +629,7 @@ impl Compiler<'_> {
                 errors: Vec::new(),
                 macro_name: Some(path.clone()),
                 depth: self.depth + 1,
+                nesting: self.nesting,
             };
             let out = inner.node(&m.ast);
             self.errors.extend(inner.errors);
@@ -913,6 +1040,60 @@ mod tests {
             Val::Bool(false),
             Val::Int(12),
         ])
+    }
+
+    /// Compiles `src` on a thread with a small stack, as the dashboard's workers would.
+    fn compile_on_small_stack(src: String) -> Result<Program, Vec<ExprError>> {
+        std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || compile(&src, &schema(), Ty::Bool))
+            .unwrap()
+            .join()
+            .expect("compiling does not overflow the stack")
+    }
+
+    #[test]
+    fn a_long_operator_chain_is_refused_not_a_stack_overflow() {
+        for terms in [2_500, 100_000] {
+            let src = format!("payees >= {}", vec!["1"; terms].join(" + "));
+            let errors = compile_on_small_stack(src).unwrap_err();
+            assert!(
+                errors[0].message.contains("more than 256 operators")
+                    || errors[0].message.contains("bytes long"),
+                "{errors:?}"
+            );
+        }
+        let nested = format!("{}payees > 1{}", "(".repeat(5_000), ")".repeat(5_000));
+        let errors = compile_on_small_stack(nested).unwrap_err();
+        assert!(
+            errors[0].message.contains("nests deeper than 32"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn expressions_at_the_limits_compile_and_evaluate() {
+        let chain = format!(
+            "payees >= {}",
+            vec!["0"; MAX_EXPR_OPERATORS - 1].join(" + ")
+        );
+        let p = compile_on_small_stack(chain).unwrap();
+        assert!(p.test(&env()));
+        let nested = format!(
+            "{}payees > 1{}",
+            "(".repeat(MAX_EXPR_NESTING),
+            ")".repeat(MAX_EXPR_NESTING)
+        );
+        assert!(compile_on_small_stack(nested).unwrap().test(&env()));
+        // Operators inside string literals are text, not operators.
+        let quoted = format!(
+            "tx.type in [\"{}\", 'settlement'] && tx.type != r'a+b'",
+            "+".repeat(5_000)
+        );
+        assert!(compile_on_small_stack(quoted).unwrap().test(&env()));
+        // Decimal points and words containing `in` are not operators either.
+        let floats = format!("tx.amount in [{}]", vec!["1.5"; 1_000].join(", "));
+        assert!(compile_on_small_stack(floats).is_ok());
     }
 
     fn run(src: &str) -> Val<'static> {

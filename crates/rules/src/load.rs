@@ -25,6 +25,42 @@ const SHIPPED_ROOT: &str = "rules";
 /// Where the fields of a rule file are documented.
 const RULES_DOC: &str = "docs/rules.md";
 
+/// The largest rule or shared file accepted (the dashboard's request limit is the same).
+pub const MAX_RULE_FILE_BYTES: usize = 256 * 1024;
+
+/// Parses rule YAML within a budget fit for rule files: a few levels of nesting and some
+/// thousands of nodes, so that no file can exhaust memory or the stack while parsing.
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<T, serde_saphyr::Error> {
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: 24,
+            max_nodes: 50_000,
+            max_documents: 1,
+            max_total_scalar_bytes: MAX_RULE_FILE_BYTES,
+            max_aliases: 100,
+            max_anchors: 100,
+        },
+    };
+    serde_saphyr::from_str_with_options(text, options)
+}
+
+/// A diagnostic when `text` is larger than a rule file may be.
+pub(crate) fn too_large(path: &Path, text: &str) -> Option<Diagnostic> {
+    (text.len() > MAX_RULE_FILE_BYTES).then(|| {
+        Diagnostic::new(
+            path,
+            0,
+            0,
+            format!(
+                "the file is {} bytes; a rule file may have at most {MAX_RULE_FILE_BYTES}",
+                text.len()
+            ),
+        )
+    })
+}
+
 /// Where a rule pack comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PackSource {
@@ -206,7 +242,11 @@ fn read_shared_dir(dir: &Path, diags: &mut Vec<Diagnostic>) -> Vec<(PathBuf, Str
 fn parse_shared(files: Vec<(PathBuf, String)>, diags: &mut Vec<Diagnostic>) -> Shared {
     let mut shared = Shared::default();
     for (path, text) in files {
-        let cfg: SharedConfig = match serde_saphyr::from_str(&text) {
+        if let Some(d) = too_large(&path, &text) {
+            diags.push(d);
+            continue;
+        }
+        let cfg: SharedConfig = match parse_yaml(&text) {
             Ok(c) => c,
             Err(e) => {
                 diags.push(yaml_error(&path, &text, &e, RULES_DOC));
@@ -354,7 +394,11 @@ fn compile_files(
                 continue;
             }
         };
-        let config: RuleConfig = match serde_saphyr::from_str(&text) {
+        if let Some(d) = too_large(&path, &text) {
+            diags.push(d);
+            continue;
+        }
+        let config: RuleConfig = match parse_yaml(&text) {
             Ok(c) => c,
             Err(e) => {
                 diags.push(yaml_error(&path, &text, &e, RULES_DOC));
@@ -397,8 +441,11 @@ fn compile_files(
 /// Compiles `text` as if it were the rule file at `path` of the pack `set` (with the pack's
 /// `_shared` lists and macros, so the version is the one a file with this text would get).
 pub fn compile_text(set: &RuleSet, path: &Path, text: &str) -> Result<Rule, Vec<Diagnostic>> {
+    if let Some(d) = too_large(path, text) {
+        return Err(vec![d]);
+    }
     let config: RuleConfig =
-        serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(path, text, &e, RULES_DOC)])?;
+        parse_yaml(text).map_err(|e| vec![yaml_error(path, text, &e, RULES_DOC)])?;
     compile_rule(&config, path, text, &set.shared, &BTreeMap::new())
 }
 
@@ -438,7 +485,7 @@ pub fn apply_published(
                 });
                 set.rules[i] = rule;
                 if let Some(src) = set.sources.iter_mut().find(|s| s.path == path)
-                    && let Ok(config) = serde_saphyr::from_str::<RuleConfig>(text)
+                    && let Ok(config) = parse_yaml::<RuleConfig>(text)
                 {
                     src.text = text.clone();
                     src.config = config;
@@ -457,4 +504,52 @@ pub fn apply_published(
         }
     }
     (replaced, diags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The diagnostics of compiling `text`, on a thread with a small stack.
+    fn compile_on_small_stack(text: String) -> Vec<Diagnostic> {
+        std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || {
+                let (set, _) = load_shipped();
+                compile_text(&set, Path::new("rules/x/TC-99-x.yaml"), &text)
+                    .err()
+                    .unwrap_or_default()
+            })
+            .unwrap()
+            .join()
+            .expect("parsing does not overflow the stack")
+    }
+
+    #[test]
+    fn deeply_nested_rule_yaml_is_refused_within_its_budget() {
+        for text in [
+            format!("id: TC-99\ntags: {}", "[".repeat(100_000)),
+            format!(
+                "id: TC-99\ntags:\n{}",
+                (0..400)
+                    .map(|i| format!("{}- ", " ".repeat(i)))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        ] {
+            let diags = compile_on_small_stack(text);
+            assert_eq!(diags.len(), 1, "{diags:?}");
+            assert!(diags[0].line > 0, "the error has a place: {diags:?}");
+        }
+    }
+
+    #[test]
+    fn a_rule_file_over_the_size_limit_is_refused() {
+        let text = format!(
+            "id: TC-99\ndescription: {}\n",
+            "x".repeat(MAX_RULE_FILE_BYTES)
+        );
+        let diags = compile_on_small_stack(text);
+        assert!(diags[0].message.contains("at most 262144"), "{diags:?}");
+    }
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use clearwatch_detect::{self as detect, Inputs, ScanReport};
+use clearwatch_detect::{self as detect, Inputs, ScanReport, Stop};
 use clearwatch_graph::load::{FileLoad, from_files};
 use clearwatch_graph::{GraphBuilder, TemporalGraph};
 use clearwatch_ingest::{IngestError, Profile};
@@ -48,6 +48,10 @@ pub enum ScanError {
     Ingest(#[from] IngestError),
     #[error("the scan worker stopped: {0}")]
     Worker(String),
+    #[error("stopped after {} s, its time budget: narrow the rule's window or step, or the data", .0.as_secs())]
+    OverBudget(Duration),
+    #[error("stopped: the request was cancelled")]
+    Cancelled,
 }
 
 impl ScanError {
@@ -323,9 +327,36 @@ fn backtest_key(subject: &Subject, from: Millis, until: Millis) -> (Subject, Mil
     (subject.clone(), from, until)
 }
 
+/// Sets a [`Stop`] when dropped: a request's work stops when the request goes away.
+struct StopOnDrop(Stop);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
 /// Runs `rule` over the whole store and compares its alerts with the stored alerts of
-/// its id. Nothing is written.
-pub async fn backtest(store: &AnyStore, rule: Rule) -> Result<Backtest, ScanError> {
+/// its id. Nothing is written. It gives up when `stop` is set, when `budget` runs out,
+/// or when the returned future is dropped (a client that went away).
+pub async fn backtest(
+    store: &AnyStore,
+    rule: Rule,
+    stop: Stop,
+    budget: Duration,
+) -> Result<Backtest, ScanError> {
+    let _guard = StopOnDrop(stop.clone());
+    let work = backtest_until(store, rule, stop.clone());
+    match tokio::time::timeout(budget, work).await {
+        Ok(result) => result,
+        Err(_) => {
+            stop.stop();
+            Err(ScanError::OverBudget(budget))
+        }
+    }
+}
+
+async fn backtest_until(store: &AnyStore, rule: Rule, stop: Stop) -> Result<Backtest, ScanError> {
     let (builder, inputs) = graph_of_store(store, Range::default()).await?;
     let stored = store
         .alerts(&AlertFilter {
@@ -334,10 +365,14 @@ pub async fn backtest(store: &AnyStore, rule: Rule) -> Result<Backtest, ScanErro
             ..AlertFilter::default()
         })
         .await?;
-    let report =
-        tokio::task::spawn_blocking(move || detect::run(&[&rule], &builder.build(), inputs))
-            .await
-            .map_err(|e| ScanError::Worker(e.to_string()))?;
+    let report = tokio::task::spawn_blocking(move || {
+        detect::run_until(&[&rule], &builder.build(), inputs, &stop)
+    })
+    .await
+    .map_err(|e| ScanError::Worker(e.to_string()))?;
+    if report.stopped {
+        return Err(ScanError::Cancelled);
+    }
     let old: BTreeSet<_> = stored
         .iter()
         .map(|a| backtest_key(&a.alert.subject, a.alert.window.from, a.alert.window.until))

@@ -19,6 +19,7 @@ pub mod views;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -26,11 +27,15 @@ use axum::response::{IntoResponse, Redirect, Response};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use clearwatch_rules::kinds::Stop;
 use clearwatch_rules::load::PackSource;
 use clearwatch_scan::ScanError;
 use clearwatch_store::UserStore;
 use clearwatch_store::cases::CaseError;
 use clearwatch_store::{AnyStore, StoreError};
+
+/// How long a dashboard backtest may run before it is stopped.
+pub const DEFAULT_BACKTEST_BUDGET: Duration = Duration::from_secs(60);
 
 /// Largest request body accepted (rule texts are the largest legitimate bodies).
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -69,6 +74,10 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// The installation's evidence signing key (created on first export).
     pub export_key: PathBuf,
+    /// Set when the server shuts down: long work (backtests) stops.
+    pub shutdown: Stop,
+    /// The longest a backtest may run.
+    pub backtest_budget: Duration,
 }
 
 pub type Shared = Arc<AppState>;
@@ -84,6 +93,8 @@ impl AppState {
                 || PathBuf::from(clearwatch_export::keys::DEFAULT_KEY),
                 PathBuf::from,
             ),
+            shutdown: Stop::default(),
+            backtest_budget: DEFAULT_BACKTEST_BUDGET,
         })
     }
 }
@@ -171,8 +182,13 @@ pub async fn serve(
         })?;
     let bound = listener.local_addr().map_err(ServerError::Serve)?;
     on_ready(bound);
+    let shutdown = state.shutdown.clone();
     axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Requests in flight finish; long work among them stops now.
+            shutdown.stop();
+        })
         .await
         .map_err(ServerError::Serve)
 }
@@ -205,11 +221,15 @@ async fn shutdown_signal() {
 pub enum AppError {
     NotFound,
     Forbidden,
-    Unauthenticated { api: bool },
+    Unauthenticated {
+        api: bool,
+    },
     BadRequest(String),
     Conflict(String),
     TooManyRequests,
     TooLarge,
+    /// The work was stopped (a time budget, a shutdown): try again or narrow it.
+    Unavailable(String),
     Internal(String),
 }
 
@@ -236,6 +256,7 @@ impl From<ScanError> for AppError {
         match e {
             ScanError::Store(s) => s.into(),
             ScanError::WrongRule { .. } => AppError::BadRequest(e.to_string()),
+            ScanError::OverBudget(_) | ScanError::Cancelled => AppError::Unavailable(e.to_string()),
             ScanError::NoSuchRule(_) => AppError::NotFound,
             other => {
                 let details: Vec<String> =
@@ -271,6 +292,7 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -281,7 +303,7 @@ impl AppError {
             AppError::NotFound => "Not found.".into(),
             AppError::Forbidden => "Your role does not allow this.".into(),
             AppError::Unauthenticated { .. } => "Please sign in.".into(),
-            AppError::BadRequest(m) | AppError::Conflict(m) => m.clone(),
+            AppError::BadRequest(m) | AppError::Conflict(m) | AppError::Unavailable(m) => m.clone(),
             AppError::TooManyRequests => "Too many attempts: wait a few minutes.".into(),
             AppError::TooLarge => "The request is too large.".into(),
             AppError::Internal(_) => "Something went wrong on the server; it was logged.".into(),

@@ -230,7 +230,7 @@ async fn backtest(
                 rule.id
             )));
         }
-        let b = scan::backtest(&st.store, rule).await?;
+        let b = scan::backtest(&st.store, rule, st.shutdown.child(), st.backtest_budget).await?;
         let mut appear: Vec<String> = b.appear.iter().map(|a| key(&a.subject, a.window)).collect();
         let mut disappear: Vec<String> = b
             .disappear

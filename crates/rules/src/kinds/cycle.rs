@@ -307,6 +307,9 @@ impl Detector for Cycle {
         // once whatever account it starts at; the map keeps one copy per account sequence.
         let mut found: BTreeMap<Vec<AccountId>, Vec<EdgeId>> = BTreeMap::new();
         for e0 in 0..g.edge_count() as EdgeId {
+            if exec.stopped() {
+                return Vec::new();
+            }
             let (origin, d) = (g.src[e0 as usize], g.dst[e0 as usize]);
             if !mask.get(e0 as usize)
                 || comp[origin as usize] == u32::MAX

@@ -433,6 +433,9 @@ impl Detector for Flow {
             // run found by binary search.
             let firsts: Vec<i64> = (0..n).map(first_ts).collect();
             for k in self.windows.covering(firsts[0], firsts[n - 1]) {
+                if exec.stopped() {
+                    return findings;
+                }
                 let (from, until) = self.windows.bounds(k);
                 let lo = firsts.partition_point(|&t| t < from);
                 let hi = lo + firsts[lo..].partition_point(|&t| t < until);

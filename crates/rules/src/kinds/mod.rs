@@ -9,6 +9,8 @@ use super::scope::Metric;
 use clearwatch_graph::{AccountId, EdgeId, TemporalGraph};
 use clearwatch_model::Millis;
 use clearwatch_model::Subject;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// One detector kind.
 pub struct KindSpec {
@@ -48,15 +50,53 @@ pub fn kind_names() -> String {
     KINDS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
 }
 
+/// Tells running detectors to stop early: set when the caller gives up (the client went
+/// away, the server shuts down, a time budget ran out). Detectors check it between
+/// windows, hubs and start edges; what they found until then is incomplete and is
+/// reported as stopped, never as a result.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    own: Arc<AtomicBool>,
+    parent: Option<Arc<AtomicBool>>,
+}
+
+impl Stop {
+    /// A stop that is also set whenever `self` is.
+    pub fn child(&self) -> Stop {
+        Stop {
+            own: Arc::default(),
+            parent: Some(self.own.clone()),
+        }
+    }
+
+    pub fn stop(&self) {
+        self.own.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.own.load(Ordering::Relaxed)
+            || self
+                .parent
+                .as_ref()
+                .is_some_and(|p| p.load(Ordering::Relaxed))
+    }
+}
+
 /// Where a detector runs: one currency of the graph at a time (amounts of different
 /// currencies are never added up).
 pub struct Exec<'g> {
     pub g: &'g TemporalGraph,
     pub currency: u8,
     pub exponent: u32,
+    pub stop: &'g Stop,
 }
 
 impl Exec<'_> {
+    /// Whether the detector should give up (see [`Stop`]).
+    pub fn stopped(&self) -> bool {
+        self.stop.is_set()
+    }
+
     pub fn in_currency(&self, e: EdgeId) -> bool {
         self.g.currency_index(e) == self.currency
     }

@@ -225,6 +225,9 @@ impl Detector for Relation {
                 })
                 .collect();
             for k in range {
+    if exec.stopped() {
+                    return findings;
+                }
                 let (from, until) = if whole {
                     (first, last + 1)
                 } else {

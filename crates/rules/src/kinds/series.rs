@@ -367,6 +367,9 @@ impl Detector for Series {
         match self.test {
             Test::Benford => {
                 for a in 0..g.account_count() as AccountId {
+                    if exec.stopped() {
+                        return out;
+                    }
                     let edges = self.subject_edges(g, &mask, a);
                     if edges.is_empty() {
                         continue;
@@ -381,6 +384,9 @@ impl Detector for Series {
                         None => 0..=0,
                     };
                     for k in ks {
+                        if exec.stopped() {
+                        return out;
+                    }
                         let (from, until) = match w {
                             Some(w) => w.bounds(k),
                             None => (first, last + 1),
@@ -422,6 +428,9 @@ impl Detector for Series {
                     return out;
                 };
                 for k in w.covering(lo, hi) {
+                    if exec.stopped() {
+                        return out;
+                    }
                     let (from, until) = w.bounds(k);
                     // Per merchant in this window: (mcc, value, edges).
                     let mut rows: Vec<(String, f64, usize, &[EdgeId])> = Vec::new();

@@ -220,6 +220,9 @@ impl Detector for Star {
             // (the same positions a binary search per window would find).
             let mut cursors = [Cursor::default(); 6];
             for k in self.windows.covering(first, last) {
+                if exec.stopped() {
+                    return findings;
+                }
                 let (from, until) = self.windows.bounds(k);
                 // Dwell and balance carry the pool's state from one window length back.
                 let lookback = from.saturating_sub(self.windows.length);

@@ -1367,3 +1367,96 @@ async fn a_backtest_is_stopped_by_its_budget_and_by_shutdown() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{page}");
     assert!(page.contains("stopped"), "{page}");
 }
+
+/// Every 4xx and 5xx of the JSON API has one body, `{"error": sentence, "code": name}`,
+/// including the errors made before a handler runs.
+#[tokio::test]
+async fn every_api_error_has_the_one_error_format() {
+    let f = fixture().await;
+    let (admin, admin_csrf) = login_as(&f.st, "admin").await;
+    let (analyst, analyst_csrf) = login_as(&f.st, "analyst").await;
+    let json = |method: &str, uri: &str, cookie: &str, csrf: &str, body: &str| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::COOKIE, cookie)
+            .header(CSRF_HEADER, csrf)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let case = format!("/api/v1/cases/{}", f.alert_id);
+    let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
+        (
+            request("GET", "/api/v1/alerts", None, None, ""),
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        ),
+        (
+            request("GET", "/api/v1/nothing-here", Some(&admin), None, ""),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            request("GET", "/api/v1/alerts/nope", Some(&admin), None, ""),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            request("GET", "/api/v1/users", Some(&analyst), None, ""),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            json("POST", &case, &analyst, &analyst_csrf, "{not json"),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            json(
+                "POST",
+                &case,
+                &analyst,
+                &analyst_csrf,
+                r#"{"version": "one"}"#,
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable",
+        ),
+        (
+            json(
+                "POST",
+                "/api/v1/users",
+                &admin,
+                &admin_csrf,
+                &"x".repeat(server::BODY_LIMIT + 1),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+        ),
+        (
+            request("GET", "/api/v1/alerts?page=abc", Some(&admin), None, ""),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+    ];
+    for (req, status, code) in cases {
+        let what = format!("{} {}", req.method(), req.uri());
+        let (got, headers, body) = send(&f.app, req).await;
+        assert_eq!(got, status, "{what}: {body}");
+        assert!(
+            headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{what}: {body}"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{what}: {e}: {body}"));
+        assert_eq!(v["code"], code, "{what}: {body}");
+        assert!(
+            !v["error"].as_str().unwrap_or_default().is_empty(),
+            "{what}: {body}"
+        );
+    }
+}

@@ -324,7 +324,7 @@ fn check_bounds(source: &str) -> Result<(), ExprError> {
         ));
     }
     let chars: Vec<char> = source.chars().collect();
-    let (mut i, mut nesting, mut operators) = (0, 0usize, 0usize);
+    let (mut i, mut nesting, mut operators, mut conditionals) = (0, 0usize, 0usize, 0usize);
     while i < chars.len() {
         let c = chars[i];
         match c {
@@ -368,7 +368,18 @@ fn check_bounds(source: &str) -> Result<(), ExprError> {
                 operators += 1;
                 i += 1;
             }
-            '+' | '-' | '*' | '/' | '%' | '!' | '<' | '>' | '?' => operators += 1,
+            '?' => {
+                // `a ? b : c ? d : …` nests one level per `?` in the parser.
+                operators += 1;
+                conditionals += 1;
+                if conditionals > MAX_EXPR_NESTING {
+                    return Err(refuse(
+                        i,
+                        format!("expression has more than {MAX_EXPR_NESTING} conditionals (`?`)"),
+                    ));
+                }
+            }
+            '+' | '-' | '*' | '/' | '%' | '!' | '<' | '>' => operators += 1,
             '.' => {
                 let digit = |j: Option<&char>| j.is_some_and(char::is_ascii_digit);
                 if !(i > 0 && digit(chars.get(i - 1)) && digit(chars.get(i + 1))) {
@@ -407,15 +418,25 @@ pub fn parse(source: &str) -> Result<(IdedExpr, SourceInfo), Vec<ExprError>> {
                 .into_iter()
                 .map(|e| ExprError {
                     offset: offset_of(source, e.pos.0, e.pos.1),
-                    message: format!(
-                        "syntax error: {}",
-                        e.msg.strip_prefix("Syntax error: ").unwrap_or(&e.msg)
-                    ),
+                    message: format!("syntax error: {}", parser_message(&e.msg)),
                     help: None,
                     in_macro: None,
                 })
                 .collect()
         })
+}
+
+/// The parser's message as a sentence: without its `Syntax error:` prefix, and with the
+/// text of an error it wraps (`OtherError(ParseError { … msg: "…" … })`) instead of a
+/// debug dump.
+fn parser_message(msg: &str) -> &str {
+    let msg = msg.strip_prefix("Syntax error: ").unwrap_or(msg);
+    if let Some(rest) = msg.split_once("msg: \"").map(|(_, r)| r)
+        && let Some((inner, _)) = rest.split_once('"')
+    {
+        return inner;
+    }
+    msg
 }
 
 /// Character offset of a 1-based line and 0-based column.
@@ -1068,6 +1089,25 @@ mod tests {
         assert!(
             errors[0].message.contains("nests deeper than 32"),
             "{errors:?}"
+        );
+    }
+
+    /// A chain of conditionals nested past the parser's own limit used to come back as
+    /// `OtherError(ParseError { … })`: it is refused with a sentence first.
+    #[test]
+    fn a_conditional_chain_is_refused_with_a_sentence_not_a_parser_dump() {
+        let chain = format!("{}1", "payees > 1 ? 1 : ".repeat(40));
+        let errors = compile_on_small_stack(format!("({chain}) > 0")).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].message.contains("more than 32 conditionals"),
+            "{errors:?}"
+        );
+        assert_eq!(
+            parser_message(
+                "OtherError(ParseError { source: None, msg: \"Recursion limit of 96 exceeded\", expr_id: 0 })"
+            ),
+            "Recursion limit of 96 exceeded"
         );
     }
 

@@ -118,6 +118,7 @@ pub fn app(state: Shared) -> Router {
         .with_state(state);
     areas
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(api_errors))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),
@@ -331,7 +332,61 @@ impl IntoResponse for AppError {
     }
 }
 
-/// Errors of the JSON API: the same mapping, as `{"error": "..."}`.
+/// The machine-readable name of an error status, the `code` of the API's error body.
+pub fn error_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_server_error() => "internal",
+        _ => "error",
+    }
+}
+
+/// The API's one error body: `{"error": sentence, "code": name}`.
+fn api_error_body(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": message, "code": error_code(status) });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Gives every error of `/api/` the API's error body, including those made before a
+/// handler runs (a malformed JSON body, a bad query, a body over the limit, an unknown
+/// route or method), which axum and tower-http answer in plain text or empty.
+async fn api_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !api || status.as_u16() < 400 || is_json {
+        return resp;
+    }
+    let message = if status.is_server_error() {
+        AppError::Internal(String::new()).public_message()
+    } else {
+        let (_, body) = resp.into_parts();
+        let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&text).trim().to_string();
+        if text.is_empty() || text.starts_with('<') {
+            status.canonical_reason().unwrap_or("error").to_string()
+        } else {
+            text
+        }
+    };
+    api_error_body(status, &message)
+}
+
+/// Errors of the JSON API: the same mapping, as `{"error": "...", "code": "..."}`.
 pub struct ApiError(pub AppError);
 
 impl<E: Into<AppError>> From<E> for ApiError {
@@ -345,7 +400,6 @@ impl IntoResponse for ApiError {
         if let AppError::Internal(detail) = &self.0 {
             eprintln!("error: internal server error: {detail}");
         }
-        let body = serde_json::json!({ "error": self.0.public_message() });
-        (self.0.status(), axum::Json(body)).into_response()
+        api_error_body(self.0.status(), &self.0.public_message())
     }
 }

@@ -40,10 +40,19 @@
       layout: window.cytoscapeDagre ? { name: 'dagre', rankDir: 'TB', nodeSep: 28, rankSep: 140 } : { name: 'cose' }
     });
     cy.on('tap', 'node', function (evt) {
-      window.location.href = '/accounts/' + encodeURIComponent(evt.target.id());
+      window.location.href = accountHref(evt.target.id());
     });
     el.setAttribute('data-drawn', String(cy.nodes().length));
     window.clearwatchGraph = cy;
+  }
+
+  // The link to an account's page, as the server writes it (views::account_href): a dot
+  // segment id goes by query, since browsers resolve `..` even percent-encoded.
+  function accountHref(id) {
+    var enc = encodeURIComponent(id).replace(/[.!'()*]/g, function (c) {
+      return '%' + c.charCodeAt(0).toString(16).toUpperCase();
+    });
+    return (id === '.' || id === '..') ? '/account?id=' + enc : '/accounts/' + enc;
   }
 
   function showError(text) {

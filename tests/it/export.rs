@@ -428,3 +428,64 @@ fn demo_pool_alert_goaml_validates_and_lists_every_evidence_transaction() {
         Err(_) => eprintln!("SKIPPED: xmllint is not installed (apt-get install libxml2-utils)"),
     }
 }
+
+/// `evidence verify` refuses a ZIP that holds two entries of one name (a forged
+/// `report.html` could survive extraction) or names that escape the folder, and names an
+/// entry larger than it may be as too large, reading it as a stream.
+#[test]
+fn evidence_verify_refuses_duplicate_and_unsafe_entries_and_names_oversized_ones() {
+    let db = Db::new();
+    let id = demo_with_alerts(&db);
+    let key = db.dir.path().join("export.key");
+    let bundle = db.dir.path().join("case.zip");
+    export(&db, &id, &bundle, &key);
+    let pubkey = PathBuf::from(format!("{}.pub", key.display()));
+    let files = entries(&bundle);
+    let tampered = db.dir.path().join("tampered.zip");
+
+    // A second `report.html`: written under another name of the same length, then renamed
+    // in place (ZIP writers refuse duplicate names).
+    let mut twice = files.clone();
+    twice.push(("report.htmX".into(), b"<h1>forged</h1>".to_vec()));
+    rewrite(&bundle, &tampered, &twice);
+    let bytes = std::fs::read(&tampered).unwrap();
+    let mut patched = bytes.clone();
+    let mut at = 0;
+    while let Some(i) = bytes[at..].windows(11).position(|w| w == b"report.htmX") {
+        patched[at + i + 10] = b'l';
+        at += i + 11;
+    }
+    std::fs::write(&tampered, &patched).unwrap();
+    let (ok, text) = verify(&db, &tampered, Some(&pubkey));
+    assert!(!ok && text.contains("two entries of one name"), "{text}");
+
+    for name in ["../escape.txt", "/etc/cron.d/x", "dir\\file.txt"] {
+        let mut evil = files.clone();
+        evil.push((name.to_string(), b"x".to_vec()));
+        rewrite(&bundle, &tampered, &evil);
+        let (ok, text) = verify(&db, &tampered, Some(&pubkey));
+        assert!(!ok && text.contains("unsafe path"), "{name}: {text}");
+    }
+
+    // A manifest over the size limit is too large, not missing.
+    let mut big = files.clone();
+    let m = big.iter().position(|(n, _)| n == "manifest.json").unwrap();
+    big[m].1 = vec![b' '; 17 << 20];
+    rewrite(&bundle, &tampered, &big);
+    let (ok, text) = verify(&db, &tampered, Some(&pubkey));
+    assert!(!ok && text.contains("manifest.json: too large"), "{text}");
+
+    // A file that inflates far past its manifest size stops at that size.
+    let mut inflated = files.clone();
+    let t = inflated
+        .iter()
+        .position(|(n, _)| n == "transactions.csv")
+        .unwrap();
+    inflated[t].1 = vec![b'0'; 64 << 20];
+    rewrite(&bundle, &tampered, &inflated);
+    let (ok, text) = verify(&db, &tampered, Some(&pubkey));
+    assert!(
+        !ok && text.contains("transactions.csv: altered (larger than"),
+        "{text}"
+    );
+}

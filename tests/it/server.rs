@@ -1460,3 +1460,65 @@ async fn every_api_error_has_the_one_error_format() {
         );
     }
 }
+
+/// Links built from ingested ids are percent-encoded: an id like `../../admin/users`,
+/// `A1#x` or `..` links to its own account page, not elsewhere.
+#[tokio::test]
+async fn account_links_of_hostile_ids_lead_to_their_own_pages() {
+    let f = fixture().await;
+    let db = TestDb::sqlite().await;
+    let tx = db.write(
+        "tx.csv",
+        "tx_id,ts,from,to,amount,currency,type\n\
+         T1,2026-01-02T00:00:00Z,../../admin/users,A1#x,10.00,CNY,transfer\n\
+         T2,2026-01-03T00:00:00Z,A1#x,..,9.00,CNY,transfer\n",
+    );
+    db.load_ok(vec![(clearwatch_ingest::TableKind::Transactions, tx)])
+        .await;
+    let mut a = alert();
+    a.subject.id = "../../admin/users".into();
+    a.id = Alert::make_id("TC-04", "v1", &a.subject, a.window);
+    a.evidence = Evidence {
+        transactions: vec!["T1".into(), "T2".into()],
+        accounts: vec![],
+    };
+    db.store
+        .save_alerts(std::slice::from_ref(&a), &[])
+        .await
+        .unwrap();
+    let mut st = AppState::new(db.reopen().await.unwrap(), PackSource::resolve(&[]));
+    std::sync::Arc::get_mut(&mut st).unwrap().export_key = f.st.export_key.clone();
+    let hash = auth::hash_password("password-123").unwrap();
+    st.store
+        .add_user("analyst", UserRole::Analyst, &hash, "test")
+        .await
+        .unwrap();
+    let app = server::app(st.clone());
+    let (cookie, _) = login_as(&st, "analyst").await;
+    let (_, _, page) = send(
+        &app,
+        request("GET", &format!("/alerts/{}", a.id), Some(&cookie), None, ""),
+    )
+    .await;
+    for (id, href) in [
+        (
+            "../../admin/users",
+            "/accounts/%2E%2E%2F%2E%2E%2Fadmin%2Fusers",
+        ),
+        ("A1#x", "/accounts/A1%23x"),
+        ("..", "/account?id=%2E%2E"),
+    ] {
+        assert!(
+            page.contains(&format!("href=\"{href}\"")),
+            "{id}: {href} not in the page"
+        );
+        let (status, _, account) = send(&app, request("GET", href, Some(&cookie), None, "")).await;
+        assert_eq!(status, StatusCode::OK, "{href}");
+        let shown = id.replace('#', "&#35;");
+        assert!(
+            account.contains(&format!("<span id=\"account-id\">{id}</span>"))
+                || account.contains(&format!("<span id=\"account-id\">{shown}</span>")),
+            "{href} shows account {id}"
+        );
+    }
+}

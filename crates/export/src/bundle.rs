@@ -5,7 +5,7 @@
 //! the same case gives the same bytes. [`verify`] checks every hash and the signature and
 //! names every missing, extra or altered file.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -262,16 +262,50 @@ pub fn verify(path: &Path, expected: Option<&VerifyingKey>) -> Result<Verificati
     };
     let file = File::open(path).map_err(io)?;
     let mut zip = ZipArchive::new(file).map_err(zip_err)?;
-    let mut read = |name: &str| -> Option<Vec<u8>> {
-        let mut f = zip.by_name(name).ok()?;
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf).ok()?;
-        Some(buf)
-    };
     let mut v = Verification::default();
-    let Some(manifest_bytes) = read(MANIFEST) else {
-        v.problems.push(format!("{MANIFEST}: missing"));
+    // A ZIP may hold two entries of one name: an extractor keeps one of them, a lookup by
+    // name another, so a forged copy could pass the check and then be what is read.
+    if zip.has_duplicate_names() {
+        v.problems.push(
+            "the archive holds two entries of one name (one of them could be a forgery that survives extraction)"
+                .to_string(),
+        );
+    }
+    // Every entry by index, with names that escape the folder refused.
+    let mut entries: BTreeMap<String, usize> = BTreeMap::new();
+    for i in 0..zip.len() {
+        let name = zip
+            .by_index_raw(i)
+            .map_err(zip_err)?
+            .name()
+            .map_err(zip_err)?
+            .into_owned();
+        if let Some(problem) = unsafe_name(&name) {
+            v.problems.push(format!("{name}: {problem}"));
+        }
+        entries.insert(name, i);
+    }
+    if !v.problems.is_empty() {
         return Ok(v);
+    }
+    let mut read_small = |name: &str| -> Result<Vec<u8>, String> {
+        let i = *entries.get(name).ok_or("missing")?;
+        let f = zip.by_index(i).map_err(|e| format!("unreadable ({e})"))?;
+        let mut buf = Vec::new();
+        f.take(MAX_META_BYTES + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("unreadable ({e})"))?;
+        if buf.len() as u64 > MAX_META_BYTES {
+            return Err(format!("too large (over {MAX_META_BYTES} bytes)"));
+        }
+        Ok(buf)
+    };
+    let manifest_bytes = match read_small(MANIFEST) {
+        Ok(b) => b,
+        Err(problem) => {
+            v.problems.push(format!("{MANIFEST}: {problem}"));
+            return Ok(v);
+        }
     };
     let manifest: Manifest = match serde_json::from_slice(&manifest_bytes) {
         Ok(m) => m,
@@ -281,20 +315,21 @@ pub fn verify(path: &Path, expected: Option<&VerifyingKey>) -> Result<Verificati
         }
     };
     let key = match expected {
-        Some(k) => Some(*k),
+        Some(k) => Ok(*k),
         None => {
             v.key_from_bundle = true;
-            read(PUBLIC_KEY)
-                .and_then(|pem| String::from_utf8(pem).ok())
-                .and_then(|pem| keys::parse_public(&pem).ok())
+            read_small(PUBLIC_KEY).and_then(|pem| {
+                String::from_utf8(pem)
+                    .ok()
+                    .and_then(|pem| keys::parse_public(&pem).ok())
+                    .ok_or_else(|| "not an Ed25519 public key".to_string())
+            })
         }
     };
-    match (key, read(SIGNATURE)) {
-        (None, _) => v.problems.push(format!(
-            "{PUBLIC_KEY}: missing or not an Ed25519 public key"
-        )),
-        (_, None) => v.problems.push(format!("{SIGNATURE}: missing")),
-        (Some(key), Some(sig)) => {
+    match (key, read_small(SIGNATURE)) {
+        (Err(problem), _) => v.problems.push(format!("{PUBLIC_KEY}: {problem}")),
+        (_, Err(problem)) => v.problems.push(format!("{SIGNATURE}: {problem}")),
+        (Ok(key), Ok(sig)) => {
             v.key_sha256 = keys::fingerprint(&key);
             let valid = Signature::from_slice(&sig)
                 .map(|s| key.verify(&manifest_bytes, &s).is_ok())
@@ -310,32 +345,80 @@ pub fn verify(path: &Path, expected: Option<&VerifyingKey>) -> Result<Verificati
     for f in &manifest.files {
         listed.insert(f.path.as_str());
         v.files_checked += 1;
-        match read(&f.path) {
-            None => v.problems.push(format!("{}: missing", f.path)),
-            Some(bytes) => {
-                let sha = hex::encode(Sha256::digest(&bytes));
-                if sha != f.sha256 || bytes.len() as u64 != f.size {
-                    v.problems.push(format!(
-                        "{}: altered (sha256 {sha}, size {}; the manifest says {}, {})",
-                        f.path,
-                        bytes.len(),
-                        f.sha256,
-                        f.size
-                    ));
-                }
-            }
+        if let Some(problem) = unsafe_name(&f.path) {
+            v.problems.push(format!("{}: {problem}", f.path));
+            continue;
+        }
+        let Some(&i) = entries.get(&f.path) else {
+            v.problems.push(format!("{}: missing", f.path));
+            continue;
+        };
+        // Hashed as it streams, never held whole; reading stops one byte past the size
+        // the manifest gives, so an entry that inflates without end is cut short.
+        let limit = f.size.min(MAX_ENTRY_BYTES);
+        let hashed = zip.by_index(i).map_err(zip_err).and_then(|entry| {
+            let mut hasher = Sha256::new();
+            let n = std::io::copy(&mut entry.take(limit + 1), &mut HashWriter(&mut hasher))
+                .map_err(|e| ExportError::Zip(format!("{}: {e}", f.path)))?;
+            Ok((n, hex::encode(hasher.finalize())))
+        });
+        match hashed {
+            Err(e) => v.problems.push(format!("{}: unreadable ({e})", f.path)),
+            Ok((n, _)) if n > limit && limit == MAX_ENTRY_BYTES => v.problems.push(format!(
+                "{}: too large (over {MAX_ENTRY_BYTES} bytes)",
+                f.path
+            )),
+            Ok((n, _)) if n > f.size => v.problems.push(format!(
+                "{}: altered (larger than the {} bytes the manifest says)",
+                f.path, f.size
+            )),
+            Ok((n, sha)) if sha != f.sha256 || n != f.size => v.problems.push(format!(
+                "{}: altered (sha256 {sha}, size {n}; the manifest says {}, {})",
+                f.path, f.sha256, f.size
+            )),
+            Ok(_) => {}
         }
     }
-    let names: Vec<String> = zip
-        .file_names()
-        .map(|n| n.map(|n| n.into_owned()))
-        .collect::<Result<_, _>>()
-        .map_err(zip_err)?;
-    for name in names {
+    for name in entries.keys() {
         if name != MANIFEST && name != SIGNATURE && !listed.contains(name.as_str()) {
             v.problems
                 .push(format!("{name}: extra file, not in the manifest"));
         }
     }
     Ok(v)
+}
+
+/// The largest manifest, signature or key read.
+const MAX_META_BYTES: u64 = 16 << 20;
+/// The largest bundle file checked.
+const MAX_ENTRY_BYTES: u64 = 64 << 30;
+
+/// Why an entry name is unsafe to extract, if it is: absolute, with a `..` component, or
+/// with backslashes (a path separator on Windows).
+fn unsafe_name(name: &str) -> Option<&'static str> {
+    if name.contains('\\') {
+        Some("unsafe path (a backslash)")
+    } else if name.starts_with('/') || name.split('/').next().is_some_and(|c| c.ends_with(':')) {
+        Some("unsafe path (absolute)")
+    } else if name.split('/').any(|c| c == "..") {
+        Some("unsafe path (`..`)")
+    } else if name.is_empty() || name.split('/').any(str::is_empty) {
+        Some("unsafe path (an empty component)")
+    } else {
+        None
+    }
+}
+
+/// Feeds what is written into a hasher.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

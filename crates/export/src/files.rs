@@ -19,6 +19,22 @@ fn xml_err(e: impl std::fmt::Display) -> ExportError {
     ExportError::Xml(e.to_string())
 }
 
+/// A cell as written to a bundle's CSV files: one that a spreadsheet would read as a
+/// formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading
+/// `'`, as OWASP's CSV-injection guidance asks; strip that one character to get the value
+/// as loaded (docs/evidence.md).
+pub fn neutralised(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
+fn safe_row(row: Vec<String>) -> Vec<String> {
+    row.into_iter().map(neutralised).collect()
+}
+
 /// `transactions.csv`: the native columns, then the batch each transaction was loaded in.
 pub fn transactions_csv<W: Write>(case: &CaseExport, w: W) -> Result<(), ExportError> {
     let mut out = csv::Writer::from_writer(w);
@@ -28,7 +44,7 @@ pub fn transactions_csv<W: Write>(case: &CaseExport, w: W) -> Result<(), ExportE
     for (t, batch) in &case.transactions {
         let mut row = t.native_row();
         row.push(batch.to_string());
-        out.write_record(row).map_err(csv_err)?;
+        out.write_record(safe_row(row)).map_err(csv_err)?;
     }
     out.flush()
         .map_err(|e| ExportError::Invalid(format!("CSV: {e}")))
@@ -40,7 +56,8 @@ pub fn accounts_csv<W: Write>(case: &CaseExport, w: W) -> Result<(), ExportError
     out.write_record(Account::native_header())
         .map_err(csv_err)?;
     for a in &case.accounts {
-        out.write_record(a.native_row()).map_err(csv_err)?;
+        out.write_record(safe_row(a.native_row()))
+            .map_err(csv_err)?;
     }
     out.flush()
         .map_err(|e| ExportError::Invalid(format!("CSV: {e}")))
@@ -177,6 +194,26 @@ pub fn audit_jsonl<W: Write>(case: &CaseExport, mut w: W) -> Result<(), ExportEr
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn spreadsheet_formulas_in_bundle_csv_cells_are_neutralised() {
+        for (cell, written) in [
+            (
+                "=HYPERLINK(\"http://x\",\"y\")",
+                "'=HYPERLINK(\"http://x\",\"y\")",
+            ),
+            ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+            ("-1+1", "'-1+1"),
+            ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("A00000236", "A00000236"),
+            ("12.50", "12.50"),
+            ("", ""),
+        ] {
+            assert_eq!(super::neutralised(cell.to_string()), written);
+        }
+    }
+
     use super::*;
     use clearwatch_model::{AccountKind, Currency, Role, TxType};
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
@@ -21,7 +21,24 @@ use clearwatch_store::IngestStore;
 pub const ACCOUNT_TX_LIMIT: u64 = 2000;
 
 pub fn router() -> Router<Shared> {
-    Router::new().route("/accounts/{id}", get(account))
+    Router::new()
+        .route("/accounts/{id}", get(account))
+        .route("/account", get(account_by_query))
+}
+
+#[derive(serde::Deserialize)]
+struct AccountQuery {
+    id: String,
+}
+
+/// The account page of an id that cannot be a path segment (see
+/// [`crate::views::account_href`]).
+async fn account_by_query(
+    st: State<Shared>,
+    user: CurrentUser,
+    Query(q): Query<AccountQuery>,
+) -> Result<Response, AppError> {
+    account(st, user, Path(q.id)).await
 }
 
 fn money(totals: &BTreeMap<String, i64>) -> Vec<(String, String)> {

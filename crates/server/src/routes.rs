@@ -52,6 +52,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/alerts/{id}/export", Access::Roles(EXPORT)),
     r("POST", "/approvals/{id}/decide", Access::Roles(DECIDE)),
     r("GET", "/accounts/{id}", Access::Roles(ALL)),
+    r("GET", "/account", Access::Roles(ALL)),
     r("GET", "/rules", Access::Roles(ALL)),
     r("GET", "/rules/{id}", Access::Roles(ALL)),
     r("POST", "/rules/{id}/lint", Access::Roles(RULE_TOOLS)),

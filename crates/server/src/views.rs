@@ -3,6 +3,8 @@
 
 use askama::Template;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
 use super::extract::CurrentUser;
 use super::i18n::Catalog;
 use clearwatch_model::StoredAlert;
@@ -350,18 +352,21 @@ pub fn ts(ms: &i64) -> String {
     format_ts(*ms)
 }
 
-/// Minimal percent-encoding for query values built into links.
+/// `s` as one URL path segment or query value: everything but letters, digits and
+/// `-_~` percent-encoded (a `.` too, so no id reads as a relative path).
 pub fn urlencode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
+    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'~');
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// The link to an account's page. An id that is a dot segment (`.` or `..`), which
+/// browsers resolve even percent-encoded, goes by query instead.
+pub fn account_href(id: &str) -> String {
+    if matches!(id, "." | "..") {
+        format!("/account?id={}", urlencode(id))
+    } else {
+        format!("/accounts/{}", urlencode(id))
     }
-    out
 }
 
 /// An inline SVG line chart of `(time ms, value)` points; the text in it is numbers and

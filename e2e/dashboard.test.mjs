@@ -45,6 +45,12 @@ function cw(args, input) {
 }
 
 cw(['demo', '--no-serve']);
+// Account ids that would send a click elsewhere if a link were built from them unencoded.
+const HOSTILE_IDS = ['../../admin/users', 'A1#x', 'a?b=c&d=e', '100%2e%2e', 'sp ace/slash', '..', '%00'];
+const hostileCsv = path.join(work, 'hostile.csv');
+writeFileSync(hostileCsv, 'tx_id,ts,from,to,amount,currency,type,merchant_id,channel,region,memo\n'
+  + HOSTILE_IDS.map((id, i) => `HX${i},2026-01-10T10:0${i}:00Z,HOSTILE-HUB,"${id}",1.00,CNY,transfer,,,,\n`).join(''));
+cw(['ingest', '--transactions', hostileCsv]);
 cw(['users', 'add', 'ana', '--role', 'analyst'], `${PASSWORD}\n`);
 cw(['users', 'add', 'sue', '--role', 'supervisor'], `${PASSWORD}\n`);
 cw(['users', 'add', 'root', '--role', 'admin'], `${PASSWORD}\n`);
@@ -207,6 +213,22 @@ try {
     await ana.goto(`${base}/alerts?subject=A00000034`);
     await ana.waitForTimeout(300);
     check(dialogs.length === 0, `dialogs opened: ${dialogs.join(', ')}`);
+  });
+  await step('every account link of a hostile id leads to that account', async () => {
+    await ana.goto(`${base}/accounts/HOSTILE-HUB`);
+    const hrefs = await ana.locator('a[href*="account"]').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+    const targets = hrefs.filter((h) => !h.endsWith('/HOSTILE-HUB'));
+    check(targets.length >= HOSTILE_IDS.length, `expected a link per hostile id, found ${targets.join(' ')}`);
+    const seen = new Set();
+    for (let i = 0; i < targets.length; i += 1) {
+      await ana.goto(`${base}/accounts/HOSTILE-HUB`);
+      await Promise.all([ana.waitForLoadState('load'), ana.locator(`a[href="${targets[i].replace(/"/g, '\\"')}"]`).first().click()]);
+      const u = new URL(ana.url());
+      check(u.origin === base, `a link left the server: ${ana.url()}`);
+      check(u.pathname.startsWith('/account'), `${targets[i]} led to ${u.pathname}`);
+      seen.add(await ana.textContent('#account-id'));
+    }
+    for (const id of HOSTILE_IDS) { check(seen.has(id), `no link reached the page of ${id}: ${[...seen].join(' | ')}`); }
   });
   await step('the exported evidence report opens with no network request and no console error', async () => {
     await ana.goto(alertUrl);

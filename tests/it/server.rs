@@ -1522,3 +1522,34 @@ async fn account_links_of_hostile_ids_lead_to_their_own_pages() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_huge_audit_page_number_is_an_empty_page_not_an_overflow() {
+    let f = fixture().await;
+    let (auditor, _) = login_as(&f.st, "auditor").await;
+    let uri = format!("/audit?page={}", u64::MAX);
+    let (status, _, body) = send(&f.app, request("GET", &uri, Some(&auditor), None, "")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let prev = format!("/audit?page={}", u64::MAX - 1);
+    assert!(body.contains(&prev), "a page past the end links back");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_error_body() {
+    let f = fixture().await;
+    let (admin, _) = login_as(&f.st, "admin").await;
+    let (status, _, body) = send(
+        &f.app,
+        request("GET", "/api/openapi.json", Some(&admin), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let schema = &doc["components"]["schemas"]["ErrorBody"];
+    assert_eq!(schema["required"], serde_json::json!(["error", "code"]));
+    let not_found = &doc["paths"]["/api/v1/alerts/{id}"]["get"]["responses"]["404"];
+    assert_eq!(
+        not_found["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ErrorBody"
+    );
+}

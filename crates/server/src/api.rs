@@ -11,7 +11,7 @@ use utoipa::{OpenApi, ToSchema};
 use super::alerts::filter_of;
 use super::extract::CurrentUser;
 use super::views::QueueQuery;
-use super::{ApiError, AppError, Shared};
+use super::{ApiError, AppError, ErrorBody, Shared};
 use clearwatch_model::case::{AuditEntry, Status};
 use clearwatch_store::AlertStore;
 use clearwatch_store::AuditStore;
@@ -38,6 +38,7 @@ use clearwatch_store::cases::{Approval, CaseUpdate, Note, RuleHits};
         super::users::api_change
     ),
     components(schemas(
+        ErrorBody,
         AlertList,
         CaseView,
         CaseChange,
@@ -98,7 +99,7 @@ pub struct ListParams {
 }
 
 #[utoipa::path(get, path = "/api/v1/alerts", params(ListParams),
-    responses((status = 200, body = AlertList), (status = 400, description = "bad filter")))]
+    responses((status = 200, body = AlertList), (status = 400, description = "bad filter", body = ErrorBody)))]
 async fn list_alerts(
     State(st): State<Shared>,
     Query(p): Query<ListParams>,
@@ -126,7 +127,7 @@ async fn list_alerts(
 }
 
 #[utoipa::path(get, path = "/api/v1/alerts/{id}", params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 404)))]
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 async fn get_alert(
     State(st): State<Shared>,
     Path(id): Path<String>,
@@ -166,7 +167,7 @@ async fn case_view(st: &Shared, id: &str) -> Result<CaseView, ApiError> {
 }
 
 #[utoipa::path(get, path = "/api/v1/cases/{id}", params(("id" = String, Path)),
-    responses((status = 200, body = CaseView), (status = 404)))]
+    responses((status = 200, body = CaseView), (status = 404, body = ErrorBody)))]
 async fn get_case(
     State(st): State<Shared>,
     Path(id): Path<String>,
@@ -185,8 +186,9 @@ pub struct CaseChange {
 }
 
 #[utoipa::path(post, path = "/api/v1/cases/{id}", params(("id" = String, Path)), request_body = CaseChange,
-    responses((status = 200, body = CaseView), (status = 409, description = "version conflict"),
-        (status = 400, description = "transition not allowed"), (status = 403, description = "role or CSRF token")))]
+    responses((status = 200, body = CaseView), (status = 409, description = "version conflict", body = ErrorBody),
+        (status = 400, description = "transition not allowed", body = ErrorBody),
+        (status = 403, description = "role or CSRF token", body = ErrorBody)))]
 async fn update_case(
     State(st): State<Shared>,
     user: CurrentUser,
@@ -218,7 +220,7 @@ pub struct AccountView {
 }
 
 #[utoipa::path(get, path = "/api/v1/accounts/{id}", params(("id" = String, Path)),
-    responses((status = 200, body = AccountView), (status = 404)))]
+    responses((status = 200, body = AccountView), (status = 404, body = ErrorBody)))]
 async fn get_account(
     State(st): State<Shared>,
     Path(id): Path<String>,

@@ -31,7 +31,7 @@ async fn audit(
     let page = q.page.unwrap_or(1).max(1);
     let entries = st
         .store
-        .audit_log(None, AUDIT_PAGE + 1, (page - 1) * AUDIT_PAGE)
+        .audit_log(None, AUDIT_PAGE + 1, (page - 1).saturating_mul(AUDIT_PAGE))
         .await?;
     let more = entries.len() as u64 > AUDIT_PAGE;
     let view = AuditPage {

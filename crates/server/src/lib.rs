@@ -352,8 +352,19 @@ pub fn error_code(status: StatusCode) -> &'static str {
 }
 
 /// The API's one error body: `{"error": sentence, "code": name}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A sentence for people.
+    pub error: String,
+    /// A stable name for programs, such as `bad_request` or `not_found`.
+    pub code: String,
+}
+
 fn api_error_body(status: StatusCode, message: &str) -> Response {
-    let body = serde_json::json!({ "error": message, "code": error_code(status) });
+    let body = ErrorBody {
+        error: message.to_string(),
+        code: error_code(status).to_string(),
+    };
     (status, axum::Json(body)).into_response()
 }
 

@@ -13,6 +13,11 @@
 //!   injected scheme (true or decoy).
 //! - **Transaction**: where the truth labels transactions, precision, recall and F1 of the
 //!   union of evidence transactions.
+//! - **Entity**: the distinct alert subjects. A subject is *true* when it is a member of a
+//!   true scheme (a merchant subject: when one of its alerts is on a true scheme), a
+//!   *look-alike* when it is a member of decoy schemes only. Subjects are ranked by
+//!   [`clearwatch_model::triage::entity_risk`]; precision@k is the share of true subjects
+//!   among the first k, for k = the number of true schemes, 50 and 100.
 
 pub mod truth;
 
@@ -20,7 +25,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use clearwatch_model::Alert;
+use clearwatch_model::triage::entity_risk;
+use clearwatch_model::{Alert, Subject, SubjectKind};
 pub use truth::{Scheme, Truth, TruthError};
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -53,6 +59,25 @@ pub struct TransactionScore {
     pub f1: f64,
 }
 
+/// Precision among the `k` highest-ranked subjects.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct PrecisionAtK {
+    pub k: usize,
+    pub true_subjects: usize,
+    pub precision: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct EntityScore {
+    /// Distinct alert subjects.
+    pub subjects: usize,
+    pub true_subjects: usize,
+    /// Subjects that are members of decoy (legitimate look-alike) schemes only.
+    pub look_alikes: usize,
+    pub precision: f64,
+    pub at_k: Vec<PrecisionAtK>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Report {
     pub typologies: Vec<TypologyScore>,
@@ -64,6 +89,17 @@ pub struct Report {
     /// Alerts on any injected scheme (true or decoy), over all alerts.
     pub on_pattern_share: f64,
     pub transactions: Option<TransactionScore>,
+    pub entities: EntityScore,
+}
+
+/// One value of a parameter sweep (`eval --sweep`) and the pack's scores with it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SweepRow {
+    pub value: serde_json::Value,
+    /// Alerts of the swept rule.
+    pub rule_alerts: usize,
+    pub rule_precision: f64,
+    pub report: Report,
 }
 
 fn ratio(n: usize, d: usize) -> f64 {
@@ -124,6 +160,7 @@ pub fn score(truth: &Truth, alerts: &[Alert]) -> Report {
         by_accounts.chain(by_txs).flatten().copied().collect()
     };
     let mut detected = vec![false; truth.schemes.len()];
+    let mut true_by_alert: BTreeSet<&Subject> = BTreeSet::new();
     let mut rules: BTreeMap<&str, RuleScore> = BTreeMap::new();
     let (mut tp_total, mut on_any) = (0, 0);
     for a in alerts {
@@ -151,6 +188,7 @@ pub fn score(truth: &Truth, alerts: &[Alert]) -> Report {
             });
         r.alerts += 1;
         if on_true {
+            true_by_alert.insert(&a.subject);
             r.true_positives += 1;
             tp_total += 1;
         } else if on_decoy {
@@ -213,6 +251,7 @@ pub fn score(truth: &Truth, alerts: &[Alert]) -> Report {
             },
         }
     });
+    let entities = entity_score(truth, alerts, &true_by_alert, true_total);
     Report {
         typologies,
         overall_recall: ratio(true_detected, true_total),
@@ -222,6 +261,62 @@ pub fn score(truth: &Truth, alerts: &[Alert]) -> Report {
         precision: ratio(tp_total, alerts.len()),
         on_pattern_share: ratio(on_any, alerts.len()),
         transactions,
+        entities,
+    }
+}
+
+/// Scores the distinct subjects of `alerts`, ranked by entity risk; `true_by_alert` holds
+/// the subjects with an alert on a true scheme.
+fn entity_score(
+    truth: &Truth,
+    alerts: &[Alert],
+    true_by_alert: &BTreeSet<&Subject>,
+    true_schemes: usize,
+) -> EntityScore {
+    let members = |decoy: bool| -> BTreeSet<&str> {
+        truth
+            .schemes
+            .iter()
+            .filter(|s| s.decoy == decoy)
+            .flat_map(|s| s.members.iter().map(String::as_str))
+            .collect()
+    };
+    let (true_members, decoy_members) = (members(false), members(true));
+    let ranked = entity_risk(alerts);
+    let is_true: Vec<bool> = ranked
+        .iter()
+        .map(|r| match r.subject.kind {
+            SubjectKind::Account => true_members.contains(r.subject.id.as_str()),
+            SubjectKind::Merchant => true_by_alert.contains(&r.subject),
+        })
+        .collect();
+    let look_alikes = ranked
+        .iter()
+        .zip(&is_true)
+        .filter(|(r, t)| !**t && decoy_members.contains(r.subject.id.as_str()))
+        .count();
+    let mut ks: Vec<usize> = vec![true_schemes, 50, 100];
+    ks.retain(|&k| k > 0);
+    ks.dedup();
+    let at_k = ks
+        .into_iter()
+        .map(|k| {
+            let top = k.min(ranked.len());
+            let hits = is_true[..top].iter().filter(|t| **t).count();
+            PrecisionAtK {
+                k,
+                true_subjects: hits,
+                precision: ratio(hits, top),
+            }
+        })
+        .collect();
+    let true_subjects = is_true.iter().filter(|t| **t).count();
+    EntityScore {
+        subjects: ranked.len(),
+        true_subjects,
+        look_alikes,
+        precision: ratio(true_subjects, ranked.len()),
+        at_k,
     }
 }
 
@@ -314,5 +409,13 @@ mod tests {
         );
         let tx = r.transactions.unwrap();
         assert_eq!((tx.flagged, tx.positives, tx.true_positives), (5, 2, 1));
+        // Subjects H, a (members of scheme 1), D (decoy member), q, bg: two true.
+        let e = &r.entities;
+        assert_eq!((e.subjects, e.true_subjects, e.look_alikes), (5, 2, 1));
+        assert_eq!(e.at_k[0].k, 3);
+        assert_eq!(e.at_k.iter().map(|p| p.k).collect::<Vec<_>>(), [3, 50, 100]);
+        // All five alerts score 70 with one rule each: ranked by subject, D, H, a, bg, q.
+        assert_eq!(e.at_k[0].true_subjects, 2);
+        assert!((e.at_k[1].precision - 2.0 / 5.0).abs() < 1e-9);
     }
 }

@@ -1,6 +1,6 @@
 //! clearwatch's domain types, shared by every layer above: money and time ([`money`],
 //! [`time`]), the loaded records ([`records`]), alerts ([`alert`]) and the case workflow
-//! with the audit chain ([`case`]), and one description of each loaded table ([`table`]). Nothing here does I/O.
+//! with the audit chain ([`case`]), entity-level risk ([`triage`]), and one description of each loaded table ([`table`]). Nothing here does I/O.
 
 pub mod alert;
 pub mod case;
@@ -8,6 +8,7 @@ pub mod money;
 pub mod records;
 pub mod table;
 pub mod time;
+pub mod triage;
 
 pub use alert::{Alert, Evidence, Severity, StoredAlert, Subject, SubjectKind, Window};
 pub use money::{AmountError, Currency, ExcessPrecision, format_amount, parse_amount};

@@ -1,7 +1,8 @@
 //! Rules: the YAML rule format ([`config`]), its compilation into runtime rules
 //! ([`compile`]) with CEL expressions ([`expr`]) and engine-computed aggregates
 //! ([`aggregate`]), the registry of detector kinds ([`kinds`]), loading of rule folders
-//! with their shared lists and macros ([`load`]), and rule test cases ([`testing`]).
+//! with their shared lists and macros ([`load`]), rule test cases ([`testing`]) and
+//! parameter sweeps for tuning ([`sweep`]).
 
 pub mod aggregate;
 pub mod compile;
@@ -13,6 +14,7 @@ pub mod kinds;
 pub mod load;
 pub mod params;
 pub mod scope;
+pub mod sweep;
 pub mod template;
 
 pub use compile::{Rule, RuleStatus, Shared};

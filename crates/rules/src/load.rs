@@ -441,12 +441,30 @@ fn compile_files(
 /// Compiles `text` as if it were the rule file at `path` of the pack `set` (with the pack's
 /// `_shared` lists and macros, so the version is the one a file with this text would get).
 pub fn compile_text(set: &RuleSet, path: &Path, text: &str) -> Result<Rule, Vec<Diagnostic>> {
+    compile_text_with(set, path, text, &BTreeMap::new())
+}
+
+/// `rule` compiled again with parameter `overrides` (a tuning sweep).
+pub fn with_params(
+    set: &RuleSet,
+    rule: &Rule,
+    overrides: &BTreeMap<String, serde_json::Value>,
+) -> Result<Rule, Vec<Diagnostic>> {
+    compile_text_with(set, &rule.path, &rule.text, overrides)
+}
+
+fn compile_text_with(
+    set: &RuleSet,
+    path: &Path,
+    text: &str,
+    overrides: &BTreeMap<String, serde_json::Value>,
+) -> Result<Rule, Vec<Diagnostic>> {
     if let Some(d) = too_large(path, text) {
         return Err(vec![d]);
     }
     let config: RuleConfig =
         parse_yaml(text).map_err(|e| vec![yaml_error(path, text, &e, RULES_DOC)])?;
-    compile_rule(&config, path, text, &set.shared, &BTreeMap::new())
+    compile_rule(&config, path, text, &set.shared, overrides)
 }
 
 /// A rule of the pack replaced by a text published from the dashboard.

@@ -199,6 +199,8 @@ impl Pack {
 pub struct Scanned {
     pub report: ScanReport,
     pub graph: TemporalGraph,
+    /// Which optional inputs the graph was built with.
+    pub inputs: Inputs,
     /// How many rules ran.
     pub rules: usize,
     /// Time spent reading the input and building the graph.
@@ -264,6 +266,7 @@ pub fn scan_files(files: &InputFiles, rules: &[&Rule], range: Range) -> Result<S
     Ok(Scanned {
         report,
         graph,
+        inputs,
         rules: rules.len(),
         load,
         file_load: Some(file_load),
@@ -284,10 +287,19 @@ pub async fn scan_store(
     Ok(Scanned {
         report,
         graph,
+        inputs,
         rules: rules.len(),
         load,
         file_load: None,
     })
+}
+
+impl Scanned {
+    /// Runs `rule` again over the graph this scan built (a parameter sweep): the graph is
+    /// read and built once for every value tried.
+    pub fn rerun(&self, rule: &Rule) -> ScanReport {
+        detect::run(&[rule], &self.graph, self.inputs)
+    }
 }
 
 /// Stores the alerts of a scan and the versions of the rules that ran (re-running adds

@@ -78,12 +78,11 @@ impl std::str::FromStr for RuleStatus {
     }
 }
 
-/// Lists and macros of `rules/_shared/`, and their texts (part of every rule's version).
+/// Lists and macros of `rules/_shared/`.
 #[derive(Debug, Default)]
 pub struct Shared {
     pub consts: BTreeMap<String, Const>,
     pub macros: BTreeMap<String, Arc<Macro>>,
-    pub texts: Vec<(PathBuf, String)>,
 }
 
 /// A compiled rule.
@@ -98,7 +97,8 @@ pub struct Rule {
     pub origin: Origin,
     /// The exact rule file text.
     pub text: String,
-    /// SHA-256 of the rule text, the shared lists and macros, and the parameter values.
+    /// SHA-256 of the rule text, the shared lists and macros it uses, and the parameter
+    /// values.
     pub version: String,
     pub params: Params,
     pub requires_accounts: bool,
@@ -517,17 +517,40 @@ fn resolve_params(
 fn version_hash(text: &str, shared: &Shared, params: &Params) -> String {
     let mut h = Sha256::new();
     h.update(text.as_bytes());
-    for (path, t) in &shared.texts {
+    for (name, definition) in shared_used(text, shared) {
         h.update(b"\x1f");
-        h.update(path.to_string_lossy().as_bytes());
+        h.update(name.as_bytes());
         h.update(b"\x1f");
-        h.update(t.as_bytes());
+        h.update(definition.as_bytes());
     }
     let p: BTreeMap<&String, serde_json::Value> =
         params.iter().map(|(k, v)| (k, v.to_json())).collect();
     h.update(b"\x1f");
     h.update(serde_json::to_string(&p).unwrap_or_default().as_bytes());
     hex::encode(h.finalize())
+}
+
+/// The `_shared` lists and macros that `text` names, directly or through a macro, with
+/// their definitions: a rule's version changes when one of them changes, not when an
+/// unrelated shared entry is added or a shared file moves. A word that only looks like a
+/// shared name (in a description, say) errs on the side of a new version.
+fn shared_used<'s>(text: &str, shared: &'s Shared) -> BTreeMap<&'s str, String> {
+    let mut used = BTreeMap::new();
+    let mut todo = vec![text.to_string()];
+    while let Some(t) = todo.pop() {
+        for word in t.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if used.contains_key(word) {
+                continue;
+            }
+            if let Some((name, m)) = shared.macros.get_key_value(word) {
+                used.insert(name.as_str(), format!("macro {}", m.source));
+                todo.push(m.source.clone());
+            } else if let Some((name, c)) = shared.consts.get_key_value(word) {
+                used.insert(name.as_str(), format!("list {c:?}"));
+            }
+        }
+    }
+    used
 }
 
 /// Compiles one parsed rule; `overrides` replace parameter defaults (tests, runs).

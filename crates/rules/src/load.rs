@@ -296,7 +296,6 @@ fn parse_shared(files: Vec<(PathBuf, String)>, diags: &mut Vec<Diagnostic>) -> S
                 }
             }
         }
-        shared.texts.push((path, text));
     }
     shared
 }
@@ -569,5 +568,58 @@ mod tests {
         );
         let diags = compile_on_small_stack(text);
         assert!(diags[0].message.contains("at most 262144"), "{diags:?}");
+    }
+
+    /// Versions of the pack in `dir` after `edit` of its `_shared/lists.yaml`, by rule id.
+    fn versions_after(dir: &Path, edit: impl Fn(&str) -> String) -> BTreeMap<String, String> {
+        let lists = dir.join("_shared/lists.yaml");
+        let text = std::fs::read_to_string(&lists).unwrap();
+        std::fs::write(&lists, edit(&text)).unwrap();
+        let (set, diags) = load(&[dir.to_path_buf()]);
+        assert!(diags.is_empty(), "{diags:?}");
+        std::fs::write(&lists, text).unwrap();
+        set.rules.into_iter().map(|r| (r.id, r.version)).collect()
+    }
+
+    #[test]
+    fn an_unrelated_shared_macro_leaves_rule_versions_alone() {
+        fn copy(from: &Path, to: &Path) {
+            std::fs::create_dir_all(to).unwrap();
+            for e in std::fs::read_dir(from).unwrap() {
+                let p = e.unwrap().path();
+                let dest = to.join(p.file_name().unwrap());
+                if p.is_dir() {
+                    copy(&p, &dest);
+                } else {
+                    std::fs::copy(&p, &dest).unwrap();
+                }
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        copy(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules"),
+            dir.path(),
+        );
+        let before = versions_after(dir.path(), str::to_string);
+        assert!(before.len() > 10);
+        let unrelated = versions_after(dir.path(), |t| {
+            format!("{t}  never_used_here: 'tx.amount > 1.0'\n")
+        });
+        assert_eq!(before, unrelated, "an added macro that no rule names");
+        let edited = versions_after(dir.path(), |t| {
+            t.replace(
+                "is_institution: 'hub.licensed ||",
+                "is_institution: 'hub.licensed  ||",
+            )
+        });
+        let changed: Vec<&String> = before
+            .keys()
+            .filter(|id| before[*id] != edited[*id])
+            .collect();
+        assert!(changed.iter().any(|id| *id == "ML-02"), "{changed:?}");
+        assert!(
+            changed.len() < before.len(),
+            "only the rules naming it: {changed:?}"
+        );
     }
 }

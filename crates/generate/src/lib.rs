@@ -20,6 +20,7 @@
 //!   TC-11 `merchant`; TC-12 `mule` + collector `payee`; `cycle` `member`; decoys `aggregator`.
 
 mod csvio;
+mod extras;
 pub mod jsonl;
 mod names;
 mod population;
@@ -27,7 +28,10 @@ mod rng;
 mod sim;
 mod truth;
 mod tx;
+mod variant;
 mod writer;
+
+pub use variant::Variant;
 
 use std::path::{Path, PathBuf};
 
@@ -54,6 +58,17 @@ pub struct ScenarioConfig {
     pub scale: f64,
     /// Start of day 0; should be a UTC midnight (other times shift the daily profile).
     pub start: DateTime<Utc>,
+    /// Which backgrounds, look-alikes and defects to add; `Default` is the original scenario.
+    pub variant: Variant,
+}
+
+impl ScenarioConfig {
+    /// The scale that gives about `transactions` transactions over `days` for `variant`
+    /// with the default merchant and consumer counts (clamped to the valid range).
+    pub fn scale_for_transactions(variant: Variant, days: u32, transactions: u64) -> f64 {
+        let per_unit = variant.transactions_per_scale_day() * f64::from(days.max(1));
+        (transactions as f64 / per_unit).clamp(0.01, MAX_SCALE)
+    }
 }
 
 impl Default for ScenarioConfig {
@@ -68,6 +83,7 @@ impl Default for ScenarioConfig {
                 .with_ymd_and_hms(2026, 1, 5, 0, 0, 0)
                 .single()
                 .unwrap_or_default(),
+            variant: Variant::Default,
         }
     }
 }
@@ -189,6 +205,9 @@ fn generate_with_budget(
 }
 
 #[cfg(test)]
+mod variant_tests;
+
+#[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
     use std::fs;
@@ -197,7 +216,7 @@ mod tests {
 
     use super::*;
 
-    fn small() -> ScenarioConfig {
+    pub(crate) fn small() -> ScenarioConfig {
         ScenarioConfig {
             days: 12,
             merchants: 20,
@@ -206,7 +225,7 @@ mod tests {
         }
     }
 
-    fn rows(path: &Path) -> Vec<Vec<String>> {
+    pub(crate) fn rows(path: &Path) -> Vec<Vec<String>> {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .from_path(path)
@@ -217,7 +236,7 @@ mod tests {
             .collect()
     }
 
-    fn generated(cfg: &ScenarioConfig) -> (tempfile::TempDir, GenerateSummary) {
+    pub(crate) fn generated(cfg: &ScenarioConfig) -> (tempfile::TempDir, GenerateSummary) {
         let dir = tempfile::tempdir().expect("tempdir");
         let summary = generate_two_clear(cfg, dir.path()).expect("generate");
         (dir, summary)

@@ -282,3 +282,56 @@ fn generate_writes_json_lines_that_ingest_like_the_csv() {
             .count();
     assert_eq!(read as usize, lines);
 }
+
+/// `generate --variant marketplace` output is scored by `eval`: look-alikes are decoys (never
+/// true schemes) and the AMLSim-named patterns are labelled schemes.
+#[test]
+fn eval_scores_a_variant_with_lookalikes_as_decoys() {
+    let db = Db::new();
+    let dir = db.dir.path().join("marketplace");
+    db.cmd()
+        .args([
+            "generate",
+            "--variant",
+            "marketplace",
+            "--days",
+            "14",
+            "--out",
+        ])
+        .arg(&dir)
+        .assert()
+        .success();
+    let d = |f: &str| dir.join(f).display().to_string();
+    let report = eval_json(
+        &db,
+        &[
+            "--truth",
+            &d(""),
+            "--input",
+            &d("transactions.csv"),
+            "--accounts",
+            &d("accounts.csv"),
+            "--merchants",
+            &d("merchants.csv"),
+        ],
+    );
+    let typologies = report["typologies"].as_array().unwrap();
+    let row = |name: &str| {
+        typologies
+            .iter()
+            .find(|t| t["typology"] == name)
+            .unwrap_or_else(|| panic!("no {name} in the report"))
+    };
+    for lookalike in [
+        "marketplace",
+        "payment_facilitator",
+        "bill_collector",
+        "rent",
+    ] {
+        assert_eq!(row(lookalike)["schemes"], 0, "{lookalike} counted as true");
+        assert!(row(lookalike)["decoys"].as_u64().unwrap() >= 1);
+    }
+    for pattern in ["fan_in", "stack", "bipartite"] {
+        assert_eq!(row(pattern)["schemes"], 2, "{pattern}");
+    }
+}

@@ -18,6 +18,12 @@
 //!   second account as `member`); TC-03 `payer` + `merchant`; TC-09 `hub`, `nested_hub`,
 //!   `merchant`; TC-06 `payee` (or `hub` for a personal-account operator); TC-10 `member`;
 //!   TC-11 `merchant`; TC-12 `mule` + collector `payee`; `cycle` `member`; decoys `aggregator`.
+//! - [`Variant`]s other than the default add backgrounds (payroll, marketplace, dense
+//!   circulation), data-quality defects (sparse registry), small-slow operators, the
+//!   AMLSim-named patterns (`fan_in`, `fan_out`, `cycle`, `scatter_gather`, `gather_scatter`,
+//!   `stack`, `bipartite`: `hub` + `member`) and legitimate look-alikes as decoys (`D` ids,
+//!   central account `hub`). The default variant draws exactly the random numbers it drew
+//!   before variants existed, so its files are byte-identical for a seed.
 
 mod csvio;
 mod extras;

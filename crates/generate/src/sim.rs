@@ -768,7 +768,7 @@ impl<'p> Sim<'p> {
         }
     }
 
-    /// Days from settlement to a two-clear payout: 2..=6, never T+1.
+    /// Days from settlement to a two-clear payout: 2..=max (6 for most operators), never T+1.
     fn operator_delay(&mut self, base: u32, max: u32) -> u32 {
         (base + self.rng.random_range(0..=2)).clamp(2, max)
     }

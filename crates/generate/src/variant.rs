@@ -96,11 +96,13 @@ impl Variant {
     /// the default population), used to pick a scale for a wanted transaction count.
     pub fn transactions_per_scale_day(self) -> f64 {
         match self {
-            Variant::Default | Variant::SparseRegistry | Variant::SmallSlow => 850.0,
+            Variant::Default => 850.0,
+            Variant::SparseRegistry => 870.0,
+            Variant::SmallSlow => 880.0,
             Variant::Payroll => 900.0,
-            Variant::Marketplace => 1_000.0,
-            Variant::Dense => 1_700.0,
-            Variant::Realistic => 1_900.0,
+            Variant::Marketplace => 940.0,
+            Variant::Dense => 1_360.0,
+            Variant::Realistic => 1_500.0,
         }
     }
 }

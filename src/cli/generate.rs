@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use clearwatch_generate::{ScenarioConfig, demo_config, generate_two_clear};
+use clearwatch_generate::{ScenarioConfig, Variant, demo_config, generate_two_clear};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Scenario {
@@ -17,6 +17,14 @@ pub enum Scenario {
 pub struct GenerateArgs {
     #[arg(long, value_enum, default_value = "two-clear")]
     pub scenario: Scenario,
+    /// Background variant (datasets/README.md): default, payroll, marketplace, dense,
+    /// sparse-registry, small-slow or realistic.
+    #[arg(long, default_value = "default")]
+    pub variant: Variant,
+    /// About how many transactions to write: sets --scale for the variant and --days
+    /// (cannot be combined with --scale).
+    #[arg(long, conflicts_with = "scale")]
+    pub transactions: Option<u64>,
     /// Output folder (created if missing).
     #[arg(long)]
     pub out: PathBuf,
@@ -57,6 +65,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     cfg.merchants = args.merchants.unwrap_or(cfg.merchants);
     cfg.consumers = args.consumers.unwrap_or(cfg.consumers);
     cfg.scale = args.scale.unwrap_or(cfg.scale);
+    cfg.variant = args.variant;
+    if let Some(n) = args.transactions {
+        anyhow::ensure!(n > 0, "--transactions must be at least 1");
+        cfg.scale = ScenarioConfig::scale_for_transactions(cfg.variant, cfg.days, n);
+    }
     let s = generate_two_clear(&cfg, &args.out)?;
     if args.format == OutputFormat::Jsonl {
         for name in ["transactions.csv", "accounts.csv", "merchants.csv"] {
@@ -64,11 +77,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     println!(
-        "wrote {} transactions, {} accounts, {} merchants, {} labelled schemes to {}",
+        "wrote {} transactions, {} accounts, {} merchants, {} labelled schemes ({} variant) to {}",
         s.transactions,
         s.accounts,
         s.merchants,
         s.schemes,
+        cfg.variant,
         args.out.display()
     );
     Ok(ExitCode::SUCCESS)

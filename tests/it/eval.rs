@@ -356,3 +356,56 @@ fn a_sweep_of_an_unknown_parameter_lists_the_valid_ones() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("min_receivers"), "{err}");
 }
+
+/// `generate --variant marketplace` output is scored by `eval`: look-alikes are decoys (never
+/// true schemes) and the AMLSim-named patterns are labelled schemes.
+#[test]
+fn eval_scores_a_variant_with_lookalikes_as_decoys() {
+    let db = Db::new();
+    let dir = db.dir.path().join("marketplace");
+    db.cmd()
+        .args([
+            "generate",
+            "--variant",
+            "marketplace",
+            "--days",
+            "14",
+            "--out",
+        ])
+        .arg(&dir)
+        .assert()
+        .success();
+    let d = |f: &str| dir.join(f).display().to_string();
+    let report = eval_json(
+        &db,
+        &[
+            "--truth",
+            &d(""),
+            "--input",
+            &d("transactions.csv"),
+            "--accounts",
+            &d("accounts.csv"),
+            "--merchants",
+            &d("merchants.csv"),
+        ],
+    );
+    let typologies = report["typologies"].as_array().unwrap();
+    let row = |name: &str| {
+        typologies
+            .iter()
+            .find(|t| t["typology"] == name)
+            .unwrap_or_else(|| panic!("no {name} in the report"))
+    };
+    for lookalike in [
+        "marketplace",
+        "payment_facilitator",
+        "bill_collector",
+        "rent",
+    ] {
+        assert_eq!(row(lookalike)["schemes"], 0, "{lookalike} counted as true");
+        assert!(row(lookalike)["decoys"].as_u64().unwrap() >= 1);
+    }
+    for pattern in ["fan_in", "stack", "bipartite"] {
+        assert_eq!(row(pattern)["schemes"], 2, "{pattern}");
+    }
+}

@@ -140,7 +140,23 @@ pub fn load(profile: &str, path: &Path, transactions: Option<&Path>) -> Result<T
     }
 }
 
-/// `truth.csv`: `scheme_id,typology,kind,id,role` (kind `account` or `transaction`).
+/// Typologies of the generator's legitimate look-alikes (decoys in `truth.csv`).
+pub const LOOKALIKE_TYPOLOGIES: &[&str] = &[
+    "legit_aggregator",
+    "payroll",
+    "supplier_run",
+    "group_treasury",
+    "marketplace",
+    "payment_facilitator",
+    "bill_collector",
+    "refund_batch",
+    "family",
+    "rent",
+];
+
+/// `truth.csv`: `scheme_id,typology,kind,id,role` (kind `account` or `transaction`). A
+/// scheme is a decoy (a legitimate look-alike, never a true pattern) when its typology is
+/// one of [`LOOKALIKE_TYPOLOGIES`].
 pub fn native(path: &Path) -> Result<Truth, TruthError> {
     let (header, rows) = read_rows(path)?;
     let (s, t, k, i, r) = (
@@ -156,7 +172,7 @@ pub fn native(path: &Path) -> Result<Truth, TruthError> {
         let scheme = schemes.entry(row[s].clone()).or_insert_with(|| Scheme {
             id: row[s].clone(),
             typology: row[t].clone(),
-            decoy: row[t] == "legit_aggregator",
+            decoy: LOOKALIKE_TYPOLOGIES.contains(&row[t].as_str()),
             ..Default::default()
         });
         match row[k].as_str() {
@@ -429,4 +445,42 @@ fn amlworld(path: &Path) -> Result<Truth, TruthError> {
     }
     truth.positive_transactions = Some(positives);
     Ok(truth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookalike_decoys_are_not_true_patterns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("truth.csv");
+        std::fs::write(
+            &path,
+            "scheme_id,typology,kind,id,role\n\
+             D0001,payroll,account,E,hub\n\
+             D0001,payroll,account,s1,payee\n\
+             D0001,payroll,transaction,T1,\n\
+             D0002,rent,account,L,hub\n\
+             S0001,fan_in,account,H,hub\n\
+             S0001,fan_in,transaction,T2,\n",
+        )
+        .expect("write");
+        let truth = native(&path).expect("load");
+        let decoy: BTreeMap<&str, bool> = truth
+            .schemes
+            .iter()
+            .map(|s| (s.id.as_str(), s.decoy))
+            .collect();
+        assert_eq!(
+            decoy,
+            BTreeMap::from([("D0001", true), ("D0002", true), ("S0001", false)])
+        );
+        assert_eq!(
+            truth.positive_transactions,
+            Some(BTreeSet::from(["T2".to_string()]))
+        );
+        let payroll = &truth.schemes[0];
+        assert!(payroll.key_accounts.contains("E"));
+    }
 }

@@ -5,6 +5,7 @@ use rand::RngExt;
 use rand::seq::SliceRandom;
 
 use super::ScenarioConfig;
+use super::extras::{self, Extras};
 use super::names::{INDUSTRY_GENERAL, INDUSTRY_RETAIL, INDUSTRY_TECH, INDUSTRY_VENUE, NameGen};
 use super::rng::{SimRng, Weighted, chance, lognormal, pareto};
 
@@ -336,6 +337,8 @@ pub(crate) struct StdOperator {
     pub sibling: u32,
     pub skim_bp: i64,
     pub delay_base: u32,
+    /// Longest hold in days (6 for the standard operators, 14 for small-slow ones).
+    pub max_delay: u32,
     pub settle_tag: u32,
     pub payout_tag: u32,
     pub sweep_tag: u32,
@@ -422,9 +425,11 @@ pub(crate) struct Population {
     pub account_ids: Vec<String>,
     pub holder_ids: Vec<String>,
     pub merchant_ids: Vec<String>,
+    /// Variant additions (empty for the default variant).
+    pub extras: Extras,
 }
 
-fn scaled(base: u32, scale: f64, min: u32) -> u32 {
+pub(crate) fn scaled(base: u32, scale: f64, min: u32) -> u32 {
     let value = (f64::from(base) * scale).round();
     if value.is_finite() && value > f64::from(min) {
         value.min(f64::from(u32::MAX / 8)) as u32
@@ -433,7 +438,7 @@ fn scaled(base: u32, scale: f64, min: u32) -> u32 {
     }
 }
 
-fn pick_region(rng: &mut SimRng) -> u8 {
+pub(crate) fn pick_region(rng: &mut SimRng) -> u8 {
     let total: f64 = REGIONS.iter().map(|r| r.weight).sum();
     let mut target = rng.random::<f64>() * total;
     for (i, region) in REGIONS.iter().enumerate() {
@@ -445,7 +450,7 @@ fn pick_region(rng: &mut SimRng) -> u8 {
     (REGIONS.len() - 1) as u8
 }
 
-fn pick_city(rng: &mut SimRng, region: u8) -> &'static str {
+pub(crate) fn pick_city(rng: &mut SimRng, region: u8) -> &'static str {
     let cities = REGIONS[usize::from(region)].cities;
     cities[rng.random_range(0..cities.len())]
 }
@@ -479,25 +484,25 @@ fn fixed_width_ids(rng: &mut SimRng, prefixes: &[&str], n: usize, min_width: usi
         .collect()
 }
 
-struct Builder<'r> {
-    rng: &'r mut SimRng,
-    names: NameGen,
-    pop: Population,
+pub(crate) struct Builder<'r> {
+    pub rng: &'r mut SimRng,
+    pub names: NameGen,
+    pub pop: Population,
 }
 
 impl Builder<'_> {
-    fn holder(&mut self, name: String, kind: Kind) -> u32 {
+    pub(crate) fn holder(&mut self, name: String, kind: Kind) -> u32 {
         self.pop.holders.push(Holder { name, kind });
         (self.pop.holders.len() - 1) as u32
     }
 
-    fn account(&mut self, holder: u32, role: Role, region: u8) -> u32 {
+    pub(crate) fn account(&mut self, holder: u32, role: Role, region: u8) -> u32 {
         let bank = self.pop.banks[self.rng.random_range(0..self.pop.banks.len())];
         let institution = self.pop.accounts[bank as usize].holder;
         self.account_at(holder, role, false, region, institution)
     }
 
-    fn account_at(
+    pub(crate) fn account_at(
         &mut self,
         holder: u32,
         role: Role,
@@ -515,18 +520,22 @@ impl Builder<'_> {
         (self.pop.accounts.len() - 1) as u32
     }
 
-    fn person(&mut self) -> u32 {
+    pub(crate) fn person(&mut self) -> u32 {
         let name = self.names.person(self.rng);
         self.holder(name, Kind::Personal)
     }
 
-    fn company(&mut self, region: u8, industries: &[&str]) -> u32 {
+    pub(crate) fn company(&mut self, region: u8, industries: &[&str]) -> u32 {
         let city = pick_city(self.rng, region);
         let name = self.names.company(self.rng, city, industries);
         self.holder(name, Kind::Corporate)
     }
 
-    fn scheme(&mut self, typology: &'static str, members: Vec<(u32, &'static str)>) -> u32 {
+    pub(crate) fn scheme(
+        &mut self,
+        typology: &'static str,
+        members: Vec<(u32, &'static str)>,
+    ) -> u32 {
         self.pop.schemes.push(Scheme {
             id: String::new(),
             typology,
@@ -536,14 +545,14 @@ impl Builder<'_> {
         (self.pop.schemes.len() - 1) as u32
     }
 
-    fn tag(&mut self, schemes: Vec<u32>) -> u32 {
+    pub(crate) fn tag(&mut self, schemes: Vec<u32>) -> u32 {
         self.pop.tag_sets.push(schemes);
         (self.pop.tag_sets.len() - 1) as u32
     }
 
     /// A registry entry with typical attributes; callers adjust the kind-specific fields.
     #[allow(clippy::too_many_arguments)]
-    fn merchant(
+    pub(crate) fn merchant(
         &mut self,
         holder: u32,
         own_account: u32,
@@ -580,7 +589,12 @@ impl Builder<'_> {
     }
 
     /// A small shop's holder and own account: sole trader (personal) or company.
-    fn shop(&mut self, region: u8, personal_share: f64, personal_role: Role) -> (u32, u32) {
+    pub(crate) fn shop(
+        &mut self,
+        region: u8,
+        personal_share: f64,
+        personal_role: Role,
+    ) -> (u32, u32) {
         if chance(self.rng, personal_share) {
             let holder = self.person();
             let account = self.account(holder, personal_role, region);
@@ -592,11 +606,11 @@ impl Builder<'_> {
         }
     }
 
-    fn random_acquirer(&mut self) -> u32 {
+    pub(crate) fn random_acquirer(&mut self) -> u32 {
         self.rng.random_range(0..self.pop.acquirers.len()) as u32
     }
 
-    fn nearby_region(&mut self, region: u8) -> u8 {
+    pub(crate) fn nearby_region(&mut self, region: u8) -> u8 {
         if chance(self.rng, 0.9) {
             region
         } else {
@@ -633,6 +647,7 @@ pub(crate) fn build(cfg: &ScenarioConfig, rng: &mut SimRng) -> Population {
         account_ids: Vec::new(),
         holder_ids: Vec::new(),
         merchant_ids: Vec::new(),
+        extras: Extras::default(),
     };
     let mut b = Builder {
         rng,
@@ -653,8 +668,13 @@ pub(crate) fn build(cfg: &ScenarioConfig, rng: &mut SimRng) -> Population {
     build_structurers(&mut b, scaled(1, s, 1));
     build_mule_rings(&mut b, scaled(1, s, 1));
     build_cycles(&mut b, scaled(1, s, 1), cfg.days);
+    let features = cfg.variant.features();
+    if features.small_slow {
+        build_small_slow_operators(&mut b, scaled(2, s, 1));
+    }
+    extras::build(&mut b, features, cfg, s);
     build_markets(&mut b);
-    assign_ids(&mut b);
+    assign_ids(&mut b, features.sparse);
     b.pop
 }
 
@@ -926,6 +946,21 @@ fn build_mismatch(b: &mut Builder, count: u32) {
 }
 
 fn build_std_operators(b: &mut Builder, count: u32) {
+    build_operators(b, count, 10..=25, 2..=4, 6);
+}
+
+/// TC-04 operators that pool 3–4 shops and hold their money for more than a week.
+fn build_small_slow_operators(b: &mut Builder, count: u32) {
+    build_operators(b, count, 3..=4, 8..=10, 14);
+}
+
+fn build_operators(
+    b: &mut Builder,
+    count: u32,
+    victim_range: std::ops::RangeInclusive<i32>,
+    delays: std::ops::RangeInclusive<u32>,
+    max_delay: u32,
+) {
     for k in 0..count {
         let region = pick_region(b.rng);
         let personal = k % 2 == 1;
@@ -939,7 +974,7 @@ fn build_std_operators(b: &mut Builder, count: u32) {
         let acquirer = b.random_acquirer();
         let op = b.pop.std_ops.len() as u32;
         let mut victims = Vec::new();
-        for _ in 0..b.rng.random_range(10..=25) {
+        for _ in 0..b.rng.random_range(victim_range.clone()) {
             let shop_region = b.nearby_region(region);
             let (shop_holder, own) = b.shop(shop_region, 0.6, Role::Merchant);
             let m = b.merchant(
@@ -973,12 +1008,13 @@ fn build_std_operators(b: &mut Builder, count: u32) {
         let payout_tag = b.tag(vec![tc04, tc05, tc03]);
         let sweep_tag = b.tag(vec![tc04]);
         let skim_bp = b.rng.random_range(50..=200);
-        let delay_base = b.rng.random_range(2..=4);
+        let delay_base = b.rng.random_range(delays.clone());
         b.pop.std_ops.push(StdOperator {
             hub,
             sibling,
             skim_bp,
             delay_base,
+            max_delay,
             settle_tag,
             payout_tag,
             sweep_tag,
@@ -1183,10 +1219,30 @@ fn build_markets(b: &mut Builder) {
     }
 }
 
-fn assign_ids(b: &mut Builder) {
+/// `n` distinct 16-hex-digit ids that say nothing about what they name.
+fn opaque_ids(rng: &mut SimRng, n: usize) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut ids = Vec::with_capacity(n);
+    while ids.len() < n {
+        let id = format!("{:016x}", rng.random::<u64>());
+        if seen.insert(id.clone()) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+fn assign_ids(b: &mut Builder, opaque: bool) {
     let n_accounts = b.pop.accounts.len();
-    b.pop.account_ids = fixed_width_ids(b.rng, &["A"], n_accounts, 8);
     let n_merchants = b.pop.merchants.len();
+    if opaque {
+        b.pop.account_ids = opaque_ids(b.rng, n_accounts);
+        b.pop.merchant_ids = opaque_ids(b.rng, n_merchants);
+        b.pop.holder_ids = opaque_ids(b.rng, b.pop.holders.len());
+        order_schemes(b);
+        return;
+    }
+    b.pop.account_ids = fixed_width_ids(b.rng, &["A"], n_accounts, 8);
     b.pop.merchant_ids = fixed_width_ids(b.rng, &["M"], n_merchants, 8);
     let mut numbers = fixed_width_ids(b.rng, &[""], b.pop.holders.len(), 8);
     for (holder, number) in b.pop.holders.iter().zip(numbers.iter_mut()) {
@@ -1198,7 +1254,10 @@ fn assign_ids(b: &mut Builder) {
         number.insert_str(0, prefix);
     }
     b.pop.holder_ids = numbers;
+    order_schemes(b);
+}
 
+fn order_schemes(b: &mut Builder) {
     // Scheme ids: decoys D…, labelled schemes S…; reorder so index order is id order.
     let width = 4usize.max(b.pop.schemes.len().to_string().len());
     let (mut decoys, mut labelled) = (0usize, 0usize);

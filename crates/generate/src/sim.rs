@@ -8,6 +8,8 @@ use chrono::{DateTime, Datelike, Weekday};
 use rand::RngExt;
 use rand::seq::index;
 
+mod extras;
+
 use super::GenerateError;
 use super::population::{Consumer, MCCS, MerchantKind, Population};
 use super::rng::{SimRng, amount_fen, bp_of, chance, less_bp, poisson};
@@ -109,6 +111,8 @@ pub(crate) struct Sim<'p> {
     agg_income: Vec<i64>,
     wholesale_week_in: Vec<i64>,
     xss_memo_pending: bool,
+    /// Balances of the variant look-alikes' pools (`Extras::pools`).
+    pools: Vec<i64>,
 }
 
 impl<'p> Sim<'p> {
@@ -144,6 +148,7 @@ impl<'p> Sim<'p> {
             agg_income: vec![0; pop.aggregators.len()],
             wholesale_week_in: vec![0; pop.wholesalers.len()],
             xss_memo_pending: true,
+            pools: vec![0; pop.extras.pools as usize],
             rng,
         }
     }
@@ -161,6 +166,7 @@ impl<'p> Sim<'p> {
             self.structuring_flows(&today);
             self.mule_flows(&today);
             self.cycle_flows(&today);
+            self.extra_flows(&today);
             self.settlements();
             self.operator_sweeps();
 
@@ -762,9 +768,9 @@ impl<'p> Sim<'p> {
         }
     }
 
-    /// Days from settlement to a two-clear payout: 2..=6, never T+1.
-    fn operator_delay(&mut self, base: u32) -> u32 {
-        (base + self.rng.random_range(0..=2)).clamp(2, 6)
+    /// Days from settlement to a two-clear payout: 2..=max (6 for most operators), never T+1.
+    fn operator_delay(&mut self, base: u32, max: u32) -> u32 {
+        (base + self.rng.random_range(0..=2)).clamp(2, max)
     }
 
     fn settlements(&mut self) {
@@ -791,7 +797,13 @@ impl<'p> Sim<'p> {
             )
             .merchant(m as u32);
             match merchant.kind {
-                MerchantKind::Compliant => self.emit(settlement),
+                MerchantKind::Compliant => match pop.extras.merchant_pool.get(&(m as u32)) {
+                    Some(&(pool, tag)) => {
+                        self.pools[pool as usize] += net;
+                        self.emit(settlement.tag(tag));
+                    }
+                    None => self.emit(settlement),
+                },
                 MerchantKind::Mismatch { tag } => {
                     let short = if chance(&mut self.rng, 0.3) {
                         bp_of(net, self.rng.random_range(200..=800))
@@ -811,7 +823,8 @@ impl<'p> Sim<'p> {
                 MerchantKind::Victim { op } => {
                     let operator = &pop.std_ops[op as usize];
                     self.emit(settlement.tag(operator.settle_tag));
-                    let pay_day = settle_day + self.operator_delay(operator.delay_base);
+                    let pay_day =
+                        settle_day + self.operator_delay(operator.delay_base, operator.max_delay);
                     let pay_ts = self.local_time(self.day_start(pay_day), 9, 18);
                     let paid = less_bp(net, operator.skim_bp);
                     self.week_skim[op as usize] += net - paid;
@@ -833,7 +846,7 @@ impl<'p> Sim<'p> {
                 MerchantKind::VariantHub { op } => {
                     let operator = &pop.variant_ops[op as usize];
                     self.emit(settlement.tag(operator.settle_tag));
-                    let pay_day = settle_day + self.operator_delay(operator.delay_base);
+                    let pay_day = settle_day + self.operator_delay(operator.delay_base, 6);
                     let pay_start = self.day_start(pay_day);
                     for (i, &shop) in operator.shops.iter().enumerate() {
                         let shop_sales = std::mem::take(&mut self.shop_sales[op as usize][i]);

@@ -8,9 +8,19 @@ use clearwatch_model::{self as model, Table};
 
 use super::GenerateError;
 use super::csvio::{CsvOut, create_csv, csv_error, finish_csv};
+use super::population::Role;
 use super::population::{MCCS, Population, REGIONS};
 use super::truth::TruthSpill;
-use super::tx::{Memo, NO_MERCHANT, Tx, push_tx_id};
+use super::tx::{Memo, NO_MERCHANT, Tx, TxType, push_tx_id};
+
+/// Sparse registry: the share of rows (in percent) whose merchant id is left out.
+const MISSING_MERCHANT_PCT: u64 = 30;
+
+/// Whether the sparse registry leaves out the merchant id of the `number`-th row: a fixed
+/// hash of the row number, so the random stream is not touched.
+fn drops_merchant_id(number: u64) -> bool {
+    (number.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 100 < MISSING_MERCHANT_PCT
+}
 
 /// Fen as a decimal string with exactly two decimals.
 fn push_amount(out: &mut String, fen: i64) {
@@ -81,12 +91,19 @@ impl TxWriter {
         push_amount(field, tx.amount);
         put(field)?;
         put("CNY")?;
-        put(tx.kind.as_str())?;
-        put(if tx.merchant == NO_MERCHANT {
-            ""
+        let sparse = pop.extras.sparse;
+        put(if sparse && tx.kind == TxType::Settlement {
+            TxType::Transfer.as_str()
         } else {
-            &pop.merchant_ids[tx.merchant as usize]
+            tx.kind.as_str()
         })?;
+        put(
+            if tx.merchant == NO_MERCHANT || (sparse && drops_merchant_id(number)) {
+                ""
+            } else {
+                &pop.merchant_ids[tx.merchant as usize]
+            },
+        )?;
         put(tx.channel.as_str())?;
         put(REGIONS[usize::from(tx.region)].code)?;
         put(match tx.memo {
@@ -117,13 +134,19 @@ pub(crate) fn write_accounts(pop: &Population, path: &Path) -> Result<(), Genera
     for i in order {
         let account = &pop.accounts[i];
         let holder = &pop.holders[account.holder as usize];
+        // The sparse registry knows roles and licences of acquirers only.
+        let known = !pop.extras.sparse || account.role == Role::Acquirer;
         out.write_record([
             pop.account_ids[i].as_str(),
             pop.holder_ids[account.holder as usize].as_str(),
             holder.name.as_str(),
             holder.kind.as_str(),
-            account.role.as_str(),
-            if account.licensed { "true" } else { "false" },
+            if known { account.role.as_str() } else { "" },
+            match (known, account.licensed) {
+                (false, _) => "",
+                (true, true) => "true",
+                (true, false) => "false",
+            },
             pop.holders[account.institution as usize].name.as_str(),
             REGIONS[usize::from(account.region)].code,
         ])

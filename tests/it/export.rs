@@ -111,6 +111,7 @@ fn bundle_round_trip_verifies_and_names_every_tampered_file() {
         "accounts.csv",
         "graph.graphml",
         "audit.jsonl",
+        "audit-checkpoint.json",
         "public_key.pem",
         "manifest.json",
         "manifest.sig",

@@ -31,7 +31,7 @@ pub fn known_schema_version() -> i64 {
 }
 
 /// Connects to `url` (the connection's `search_path` picks the schema) and migrates.
-pub async fn open(url: &str) -> Result<PgStore, StoreError> {
+pub async fn open(url: &str, seal: crate::seal::AuditSeal) -> Result<PgStore, StoreError> {
     let shown = redact(url);
     let open_err = |source| StoreError::Open {
         url: shown.clone(),
@@ -48,7 +48,9 @@ pub async fn open(url: &str) -> Result<PgStore, StoreError> {
         known_schema_version(),
     )?;
     MIGRATOR.run(&pool).await?;
-    Ok(PgStore { pool })
+    let store = PgStore { pool, seal };
+    store.seal_unsealed_log().await?;
+    Ok(store)
 }
 
 /// `url` with its password, if any, masked.

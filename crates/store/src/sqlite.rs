@@ -28,7 +28,7 @@ pub fn known_schema_version() -> i64 {
 }
 
 /// Opens (creating if needed) and migrates the SQLite database at `url`.
-pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+pub async fn open(url: &str, seal: crate::seal::AuditSeal) -> Result<SqliteStore, StoreError> {
     let open_err = |source| StoreError::Open {
         url: url.to_string(),
         source,
@@ -57,7 +57,9 @@ pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
         .execute(&mut *conn)
         .await?;
     drop(conn);
-    Ok(SqliteStore { pool })
+    let store = SqliteStore { pool, seal };
+    store.seal_unsealed_log().await?;
+    Ok(store)
 }
 
 impl Dialect for Sqlite {

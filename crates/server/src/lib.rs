@@ -210,7 +210,7 @@ pub async fn serve(
 
 /// Copies the audit log's signed head into the checkpoints folder now and then every
 /// `every`; a failure is reported on stderr and tried again next time.
-async fn write_checkpoints(state: Shared, every: Duration) {
+pub async fn write_checkpoints(state: Shared, every: Duration) {
     use clearwatch_store::AuditStore;
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -144,8 +144,7 @@ pub async fn open(url: &str) -> Result<AnyStore, StoreError> {
 pub async fn open_with(url: &str, audit_key: Option<&Path>) -> Result<AnyStore, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let key = audit_key.unwrap_or(Path::new(seal::DEFAULT_PG_AUDIT_KEY));
-        let seal = seal::AuditSeal::open(key)?;
-        return Ok(AnyStore::Postgres(postgres::open(url, seal).await?));
+        return Ok(AnyStore::Postgres(postgres::open(url, key).await?));
     }
     let url = if url.starts_with("sqlite:") {
         url.to_string()
@@ -154,14 +153,10 @@ pub async fn open_with(url: &str, audit_key: Option<&Path>) -> Result<AnyStore, 
     } else {
         format!("sqlite:{}", Path::new(url).display())
     };
-    let seal = match audit_key
+    let key = audit_key
         .map(Path::to_path_buf)
-        .or_else(|| seal::sqlite_key_path(&url))
-    {
-        Some(key) => seal::AuditSeal::open(&key)?,
-        None => seal::AuditSeal::ephemeral(),
-    };
-    Ok(AnyStore::Sqlite(sqlite::open(&url, seal).await?))
+        .or_else(|| seal::sqlite_key_path(&url));
+    Ok(AnyStore::Sqlite(sqlite::open(&url, key.as_deref()).await?))
 }
 
 /// Declares one area of the store interface and implements it for [`AnyStore`] by

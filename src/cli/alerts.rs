@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use clearwatch_model::case::Status;
 use clearwatch_model::format_ts;
 use clearwatch_model::{Severity, StoredAlert};
+use clearwatch_store::AlertFilter;
 use clearwatch_store::AlertStore;
-use clearwatch_store::{self as store, AlertFilter};
 
 #[derive(Args, Debug)]
 pub struct AlertsArgs {
@@ -66,8 +66,8 @@ fn parse_status(s: &str) -> Result<Status, String> {
     s.parse()
 }
 
-pub async fn run(db: &str, args: AlertsArgs) -> anyhow::Result<ExitCode> {
-    let store = store::open(db).await?;
+pub async fn run(db: &super::Db, args: AlertsArgs) -> anyhow::Result<ExitCode> {
+    let store = db.open().await?;
     match args.command {
         AlertsCommand::List(a) => {
             let filter = AlertFilter {

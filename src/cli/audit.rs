@@ -1,13 +1,15 @@
-//! `clearwatch audit verify|list`: checks the audit log's hash chain (exit 1 when broken,
-//! naming the first broken entry) and prints entries.
+//! `clearwatch audit verify|checkpoint|list`: checks the audit log against its keyed chain,
+//! its signed head and any checkpoints given (exit 1 naming every finding), copies the
+//! signed head out as a checkpoint, and prints entries.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use clearwatch_model::case::AuditCheck;
 use clearwatch_store::AuditStore;
-use clearwatch_store::{self as store};
+use clearwatch_store::seal::read_signed;
 
 #[derive(Args, Debug)]
 pub struct AuditArgs {
@@ -17,8 +19,24 @@ pub struct AuditArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Check the whole chain; exit 1 and name the first broken entry if it is broken.
-    Verify,
+    /// Check every entry's HMAC, the signed head and the checkpoints given; exit 1 and
+    /// name every finding (deleted, altered, truncated or emptied log, bad signature).
+    Verify {
+        /// A checkpoint file (from `audit checkpoint` or the server's checkpoints folder)
+        /// whose entry must still be in the log with the same hash; repeatable.
+        #[arg(long = "checkpoint", value_name = "FILE")]
+        checkpoints: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a copy of the signed head (sequence, hash, time, signature, key fingerprint)
+    /// to hand to someone outside: to --out, else into the checkpoints folder beside the
+    /// audit key.
+    Checkpoint {
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Print the newest entries as JSON lines.
     List {
         #[arg(long, default_value_t = 50)]
@@ -26,19 +44,60 @@ pub enum AuditCommand {
     },
 }
 
-pub async fn run(db: &str, args: AuditArgs) -> anyhow::Result<ExitCode> {
-    let store = store::open(db).await?;
+pub async fn run(db: &super::Db, args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let store = db.open().await?;
     match args.command {
-        AuditCommand::Verify => match store.audit_verify().await? {
-            AuditCheck::Intact { entries, head } => {
-                println!("audit chain intact: {entries} entries, head {head}");
-                Ok(ExitCode::SUCCESS)
+        AuditCommand::Verify { checkpoints, json } => {
+            let mut given = Vec::new();
+            for path in &checkpoints {
+                let bytes = std::fs::read(path)
+                    .with_context(|| format!("reading checkpoint {}", path.display()))?;
+                given.push((path.display().to_string(), read_signed(path, &bytes)?));
             }
-            AuditCheck::Broken { seq, reason } => {
-                println!("audit chain broken at entry {seq}: {reason}");
-                Ok(ExitCode::from(1))
+            let report = store.audit_report(&given).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if report.intact() {
+                println!(
+                    "audit log intact: {} entries, head {} (signed head at {}, {} checkpoints checked)",
+                    report.entries,
+                    report.last_hash,
+                    report
+                        .head_seq
+                        .map_or_else(|| "none kept".to_string(), |s| s.to_string()),
+                    report.checkpoints
+                );
+            } else {
+                println!(
+                    "audit log NOT intact: {} entries, {} findings:",
+                    report.entries,
+                    report.findings.len()
+                );
+                for f in &report.findings {
+                    println!("  {f}");
+                }
             }
-        },
+            Ok(if report.intact() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        AuditCommand::Checkpoint { out } => {
+            match store.write_audit_checkpoint(out.as_deref()).await? {
+                Some((path, head)) => {
+                    println!(
+                        "checkpoint of entry {} (hash {}, key {}) written to {}",
+                        head.seq,
+                        head.hash,
+                        head.public_key_sha256,
+                        path.display()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => anyhow::bail!("this store keeps no signed head (an in-memory database)"),
+            }
+        }
         AuditCommand::List { limit } => {
             for e in store.audit_log(None, limit, 0).await? {
                 println!("{}", serde_json::to_string(&e)?);

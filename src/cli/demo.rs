@@ -11,7 +11,6 @@ use clearwatch_model::Alert;
 use clearwatch_rules::load::PackSource;
 use clearwatch_scan::{self as scan, Pack, Published, Range};
 use clearwatch_store::IngestStore;
-use clearwatch_store::{self as store};
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -48,15 +47,19 @@ fn demo_dir(arg: Option<PathBuf>) -> anyhow::Result<(PathBuf, Option<tempfile::T
     Ok((tmp.path().to_path_buf(), Some(tmp)))
 }
 
-pub async fn run(db: &str, args: DemoArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(db: &super::Db, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let (dir, _extracted) = demo_dir(args.data)?;
     let plan = vec![
         (TableKind::Accounts, dir.join("accounts.csv")),
         (TableKind::Merchants, dir.join("merchants.csv")),
         (TableKind::Transactions, dir.join("transactions.csv")),
     ];
-    let store = store::open(db).await?;
-    println!("loading the demo set from {} into {db}", dir.display());
+    let store = db.open().await?;
+    println!(
+        "loading the demo set from {} into {}",
+        dir.display(),
+        db.url
+    );
     let reports = super::ingest::load_files(&store, plan, Profile::native()).await?;
     super::ingest::print_reports(&reports);
     println!();
@@ -98,6 +101,7 @@ pub async fn run(db: &str, args: DemoArgs) -> anyhow::Result<ExitCode> {
             args.bind,
             Vec::new(),
             clearwatch_server::DEFAULT_BACKTEST_BUDGET,
+            Some(clearwatch_server::DEFAULT_CHECKPOINT_EVERY),
         )
         .await?;
     }

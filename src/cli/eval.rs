@@ -32,7 +32,7 @@ pub struct EvalArgs {
     pub sweep: Option<Sweep>,
 }
 
-pub async fn run(db: &str, args: EvalArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(db: &super::Db, args: EvalArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         matches!(args.format.as_str(), "table" | "json"),
         "--format {:?}: valid values are table, json",

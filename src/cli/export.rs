@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 
 use clearwatch_export::{self as export, bundle, keys};
-use clearwatch_store as store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
@@ -79,8 +78,8 @@ pub enum EvidenceCommand {
     },
 }
 
-pub async fn run_export(db: &str, args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let store = store::open(db).await?;
+pub async fn run_export(db: &super::Db, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let store = db.open().await?;
     let case = export::gather(&store, &args.alert_ids, args.narrative.clone()).await?;
     let now = chrono::Utc::now();
     match args.format {

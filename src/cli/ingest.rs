@@ -29,7 +29,7 @@ pub struct IngestArgs {
     pub profile: String,
 }
 
-pub async fn run(db: &str, args: IngestArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(db: &super::Db, args: IngestArgs) -> anyhow::Result<ExitCode> {
     let profile = Profile::load(&args.profile)?;
     let mut plan = Vec::new();
     // Registries first, so a reader of the batches sees them before the flows.
@@ -46,7 +46,7 @@ pub async fn run(db: &str, args: IngestArgs) -> anyhow::Result<ExitCode> {
         !plan.is_empty(),
         "nothing to load: give --transactions, --accounts or --merchants"
     );
-    let store = store::open(db).await?;
+    let store = db.open().await?;
     let reports = load_files(&store, plan, profile).await?;
     print_reports(&reports);
     Ok(ExitCode::SUCCESS)

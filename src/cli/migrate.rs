@@ -6,14 +6,13 @@ use std::process::ExitCode;
 use clap::Args;
 
 use clearwatch_store::IngestStore;
-use clearwatch_store::{self as store};
 
 #[derive(Args, Debug)]
 pub struct MigrateArgs {}
 
-pub async fn run(db: &str, _args: MigrateArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(db: &super::Db, _args: MigrateArgs) -> anyhow::Result<ExitCode> {
     // Opening migrates, and refuses a schema newer than this binary.
-    let store = store::open(db).await?;
+    let store = db.open().await?;
     println!(
         "{} schema version {} (this clearwatch knows up to {})",
         store.backend(),

@@ -15,6 +15,7 @@ mod serve;
 mod stats;
 mod users;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,12 @@ pub struct Cli {
     /// Database URL: a file path, sqlite:PATH, or postgres://…
     #[arg(long, global = true, env = "CLEARWATCH_DB", default_value = DEFAULT_DB)]
     pub db: String,
+
+    /// The audit log's key file (32 bytes, made on first use; the signed head, its key and
+    /// checkpoints go beside it). Default: PATH.audit-key beside a SQLite database,
+    /// clearwatch.audit-key in the working directory for PostgreSQL.
+    #[arg(long, global = true, env = "CLEARWATCH_AUDIT_KEY")]
+    pub audit_key: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -70,6 +77,19 @@ pub enum Command {
     Evidence(export::EvidenceArgs),
 }
 
+/// The database the command works on, and where its audit key is.
+#[derive(Debug)]
+pub struct Db {
+    pub url: String,
+    pub audit_key: Option<PathBuf>,
+}
+
+impl Db {
+    pub async fn open(&self) -> Result<clearwatch_store::AnyStore, clearwatch_store::StoreError> {
+        clearwatch_store::open_with(&self.url, self.audit_key.as_deref()).await
+    }
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -83,21 +103,26 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let db = Db {
+        url: cli.db,
+        audit_key: cli.audit_key,
+    };
+    let db = &db;
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Ingest(args) => ingest::run(&cli.db, args).await,
-            Command::Stats(args) => stats::run(&cli.db, args).await,
-            Command::Demo(args) => demo::run(&cli.db, args).await,
+            Command::Ingest(args) => ingest::run(db, args).await,
+            Command::Stats(args) => stats::run(db, args).await,
+            Command::Demo(args) => demo::run(db, args).await,
             Command::Generate(args) => generate::run(args),
-            Command::Scan(args) => scan::run(&cli.db, args).await,
+            Command::Scan(args) => scan::run(db, args).await,
             Command::Rules(args) => rules::run(args),
-            Command::Eval(args) => eval::run(&cli.db, args).await,
-            Command::Migrate(args) => migrate::run(&cli.db, args).await,
-            Command::Alerts(args) => alerts::run(&cli.db, args).await,
-            Command::Serve(args) => serve::run(&cli.db, args).await,
-            Command::Users(args) => users::run(&cli.db, args).await,
-            Command::Audit(args) => audit::run(&cli.db, args).await,
-            Command::Export(args) => export::run_export(&cli.db, args).await,
+            Command::Eval(args) => eval::run(db, args).await,
+            Command::Migrate(args) => migrate::run(db, args).await,
+            Command::Alerts(args) => alerts::run(db, args).await,
+            Command::Serve(args) => serve::run(db, args).await,
+            Command::Users(args) => users::run(db, args).await,
+            Command::Audit(args) => audit::run(db, args).await,
+            Command::Export(args) => export::run_export(db, args).await,
             Command::Keys(args) => export::run_keys(args),
             Command::Evidence(args) => export::run_evidence(args),
         }

@@ -12,7 +12,6 @@ use clearwatch_model::{Alert, Severity, parse_rfc3339};
 use clearwatch_rules::RuleStatus;
 use clearwatch_rules::load::PackSource;
 use clearwatch_scan::{self as scan, InputFiles, Pack, Published, Range, ScanError, Scanned};
-use clearwatch_store as store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -90,7 +89,7 @@ fn time_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
 /// Scans the input files in memory, or the store (whose alerts are stored), with the
 /// effective rule pack; notes on stderr what a user should know (refused input rows,
 /// skipped rules, rules from the store, what was stored).
-pub async fn scan_source(db: &str, args: &SourceArgs) -> anyhow::Result<Scanned> {
+pub async fn scan_source(db: &super::Db, args: &SourceArgs) -> anyhow::Result<Scanned> {
     let range = Range {
         from: time_arg("from", &args.from)?,
         until: time_arg("until", &args.until)?,
@@ -98,7 +97,7 @@ pub async fn scan_source(db: &str, args: &SourceArgs) -> anyhow::Result<Scanned>
     let source = PackSource::resolve(&args.rules);
     let scanned = match &args.input {
         None => {
-            let store = store::open(db).await?;
+            let store = db.open().await?;
             let published = if args.files_only {
                 Published::Ignore
             } else {
@@ -184,7 +183,7 @@ fn short(v: &str) -> &str {
     v.get(..12).unwrap_or(v)
 }
 
-pub async fn run(db: &str, args: ScanArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(db: &super::Db, args: ScanArgs) -> anyhow::Result<ExitCode> {
     let s = scan_source(db, &args.source).await?;
     if args.timings {
         print_timings(&s);

@@ -10,7 +10,7 @@ use clap::Args;
 
 use clearwatch_rules::load::PackSource;
 use clearwatch_server::{self as server, AppState};
-use clearwatch_store::{self as store, AnyStore};
+use clearwatch_store::AnyStore;
 
 /// The default address: loopback only.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -27,12 +27,18 @@ pub struct ServeArgs {
     /// The longest a dashboard backtest may run, in seconds, before it is stopped.
     #[arg(long, default_value_t = server::DEFAULT_BACKTEST_BUDGET.as_secs())]
     pub backtest_seconds: u64,
+    /// Hours between the audit checkpoints the server writes into the checkpoints folder
+    /// beside the audit key (one at start-up, then every N hours); 0 turns them off.
+    #[arg(long, default_value_t = server::DEFAULT_CHECKPOINT_EVERY.as_secs() / 3600)]
+    pub checkpoint_hours: u64,
 }
 
-pub async fn run(db: &str, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let store = store::open(db).await?;
+pub async fn run(db: &super::Db, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let store = db.open().await?;
     let budget = std::time::Duration::from_secs(args.backtest_seconds);
-    serve_store(store, args.bind, args.rules, budget).await?;
+    let checkpoints = (args.checkpoint_hours > 0)
+        .then(|| std::time::Duration::from_secs(args.checkpoint_hours * 3600));
+    serve_store(store, args.bind, args.rules, budget, checkpoints).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -42,6 +48,7 @@ pub async fn serve_store(
     bind: SocketAddr,
     rules: Vec<PathBuf>,
     backtest_budget: std::time::Duration,
+    checkpoint_every: Option<std::time::Duration>,
 ) -> anyhow::Result<()> {
     if !bind.ip().is_loopback() {
         eprintln!("warning: listening on {bind}, which is not a loopback address");
@@ -50,6 +57,7 @@ pub async fn serve_store(
     let mut state = AppState::new(store, PackSource::resolve(&rules));
     if let Some(s) = std::sync::Arc::get_mut(&mut state) {
         s.backtest_budget = backtest_budget;
+        s.checkpoint_every = checkpoint_every;
     }
     server::serve(state, bind, |addr| {
         println!("dashboard: http://{addr}/  (Ctrl-C to stop)");

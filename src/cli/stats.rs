@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use clearwatch_store::IngestStore;
-use clearwatch_store::{self as store, Stats};
+use clearwatch_store::Stats;
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
@@ -20,8 +20,8 @@ pub struct StatsArgs {
     pub quarantine: Option<u64>,
 }
 
-pub async fn run(db: &str, args: StatsArgs) -> anyhow::Result<ExitCode> {
-    let store = store::open(db).await?;
+pub async fn run(db: &super::Db, args: StatsArgs) -> anyhow::Result<ExitCode> {
+    let store = db.open().await?;
     let stats = store.stats(args.top).await?;
     let quarantine = match args.quarantine {
         Some(n) => store.quarantine(n).await?,

@@ -10,7 +10,6 @@ use clap::{Args, Subcommand};
 use clearwatch_model::case::UserRole;
 use clearwatch_server::auth::hash_password;
 use clearwatch_store::UserStore;
-use clearwatch_store::{self as store};
 
 #[derive(Args, Debug)]
 pub struct UsersArgs {
@@ -58,8 +57,8 @@ fn read_password() -> anyhow::Result<String> {
     Ok(password)
 }
 
-pub async fn run(db: &str, args: UsersArgs) -> anyhow::Result<ExitCode> {
-    let store = store::open(db).await?;
+pub async fn run(db: &super::Db, args: UsersArgs) -> anyhow::Result<ExitCode> {
+    let store = db.open().await?;
     match args.command {
         UsersCommand::Add(a) => {
             let role: UserRole = a.role.parse().map_err(anyhow::Error::msg)?;

@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use clearwatch_model::audit::{AuditKey, keyed_hash};
 use clearwatch_model::case::Status;
-use clearwatch_model::case::{AuditCheck, UserRole};
+use clearwatch_model::case::{AuditCheck, AuditEntry, UserRole};
 use clearwatch_model::{Alert, Evidence, Severity, Subject, SubjectKind, Window};
 use clearwatch_store::AlertStore;
 use clearwatch_store::AuditStore;
@@ -49,6 +50,12 @@ case_suite!(
     approvals_need_another_supervisor,
     notes_and_audit_chain,
     tampering_is_named,
+    a_deleted_last_audit_entry_is_detected,
+    an_emptied_audit_table_is_detected,
+    an_altered_middle_entry_with_recomputed_hashes_is_detected,
+    an_intact_log_verifies_against_its_head_and_checkpoints,
+    a_log_from_before_the_keyed_chain_is_rekeyed_once,
+    a_bulk_change_refused_partway_changes_nothing,
     queue_filters_counts_and_sorts,
     rules_hits_and_publication,
     users_change_audited_and_disabled,
@@ -334,14 +341,207 @@ async fn tampering_is_named(db: &TestDb) {
     exec(&db.store, "DELETE FROM audit_log WHERE seq >= 3").await;
     assert!(matches!(
         db.store.audit_verify().await.unwrap(),
-        AuditCheck::Intact { entries: 2, .. }
+        AuditCheck::Broken { seq: 3, .. }
     ));
-    let out = db.cmd().args(["audit", "verify"]).output().unwrap();
+    let text = verify_fails(db, &[]);
+    assert!(
+        text.contains("log truncated after 2 (head says 4)"),
+        "{text}"
+    );
+}
+
+/// Runs `audit verify` with `args`, expects exit 1, and gives its output.
+fn verify_fails(db: &TestDb, args: &[&str]) -> String {
+    let out = db
+        .cmd()
+        .args(["audit", "verify"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// The findings of checking the log, as sentences.
+async fn findings(db: &TestDb) -> Vec<String> {
+    let report = db.store.audit_report(&[]).await.unwrap();
+    report.findings.iter().map(ToString::to_string).collect()
+}
+
+async fn a_deleted_last_audit_entry_is_detected(db: &TestDb) {
+    seed(db, 1).await;
+    db.store
+        .audit("ann", "session.login", "user:ann", None, None)
+        .await
+        .unwrap();
+    exec(&db.store, "DELETE FROM audit_log WHERE seq = 5").await;
+    assert_eq!(findings(db).await, ["log truncated after 4 (head says 5)"]);
+    let text = verify_fails(db, &[]);
+    assert!(
+        text.contains("log truncated after 4 (head says 5)"),
+        "{text}"
+    );
+    // A middle entry deleted is named too.
+    exec(&db.store, "DELETE FROM audit_log WHERE seq = 2").await;
+    let found = findings(db).await;
+    assert!(found.contains(&"entry 2 deleted".to_string()), "{found:?}");
+}
+
+async fn an_emptied_audit_table_is_detected(db: &TestDb) {
+    seed(db, 1).await;
+    exec(&db.store, "DELETE FROM audit_log").await;
+    assert_eq!(findings(db).await, ["log emptied (head says 4 entries)"]);
+    let text = verify_fails(db, &[]);
+    assert!(text.contains("log emptied (head says 4 entries)"), "{text}");
+}
+
+/// Rewrites the entries from `from` on as someone with the database but not the key
+/// would: the actor of `from` changed, every hash after it recomputed with `hash`.
+async fn rewrite_from(db: &TestDb, from: i64, hash: impl Fn(&AuditEntry) -> String) {
+    let mut log = db.store.audit_log(None, 1000, 0).await.unwrap();
+    log.reverse();
+    for i in (from as usize - 1)..log.len() {
+        if i + 1 == from as usize {
+            log[i].actor = "mallory".into();
+        }
+        if i > 0 {
+            log[i].prev_hash = log[i - 1].hash.clone();
+        }
+        log[i].hash = hash(&log[i]);
+        let e = &log[i];
+        exec(
+            &db.store,
+            &format!(
+                "UPDATE audit_log SET actor = '{}', prev_hash = '{}', hash = '{}' WHERE seq = {}",
+                e.actor, e.prev_hash, e.hash, e.seq
+            ),
+        )
+        .await;
+    }
+}
+
+async fn an_altered_middle_entry_with_recomputed_hashes_is_detected(db: &TestDb) {
+    seed(db, 1).await;
+    let expected = [
+        "entry 2 altered (HMAC mismatch)",
+        "entries 3-4 fail the HMAC too (hashes recomputed after entry 2)",
+        "head sequence 4 hash differs",
+    ];
+    // The old unkeyed algorithm: SHA-256 of the same fields.
+    rewrite_from(db, 2, AuditEntry::unkeyed_hash).await;
+    assert_eq!(findings(db).await, expected);
+    let text = verify_fails(db, &[]);
+    assert!(text.contains("entry 2 altered (HMAC mismatch)"), "{text}");
+    // The keyed algorithm under a guessed key.
+    let guess = AuditKey::new([0; 32]);
+    rewrite_from(db, 2, |e| keyed_hash(&guess, e)).await;
+    assert_eq!(findings(db).await, expected);
+}
+
+async fn an_intact_log_verifies_against_its_head_and_checkpoints(db: &TestDb) {
+    seed(db, 2).await;
+    let cp = db.dir.path().join("cp-1.json");
+    let out = db
+        .cmd()
+        .args(["audit", "checkpoint", "--out"])
+        .arg(&cp)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    db.store
+        .audit("ann", "session.login", "user:ann", None, None)
+        .await
+        .unwrap();
+    let out = db
+        .cmd()
+        .args(["audit", "verify", "--checkpoint"])
+        .arg(&cp)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("audit log intact: 5 entries") && text.contains("1 checkpoints checked"),
+        "{text}"
+    );
+    // The checkpoint outlives a rewrite of the head: entry 4 rewritten with the key's
+    // help still differs from what the outside party holds.
+    exec(&db.store, "UPDATE audit_log SET hash = 'ff' WHERE seq = 4").await;
+    let text = verify_fails(db, &["--checkpoint", cp.to_str().unwrap()]);
+    assert!(
+        text.contains("checkpoint sequence 4 hash differs"),
+        "{text}"
+    );
+}
+
+async fn a_log_from_before_the_keyed_chain_is_rekeyed_once(db: &TestDb) {
+    seed(db, 1).await;
+    // As an older clearwatch left it: an unkeyed chain and no key or head files.
+    rewrite_from(db, 1, AuditEntry::unkeyed_hash).await;
+    exec(
+        &db.store,
+        "UPDATE audit_log SET actor = 'test' WHERE seq = 1",
+    )
+    .await;
+    rewrite_from(db, 1, AuditEntry::unkeyed_hash).await;
+    let key = db.audit_key();
+    for suffix in ["", ".head", ".ed25519", ".ed25519.pub"] {
+        std::fs::remove_file(format!("{}{suffix}", key.display())).unwrap();
+    }
+    let store = db.reopen().await.unwrap();
+    let report = store.audit_report(&[]).await.unwrap();
+    assert!(report.intact(), "{:?}", report.findings);
+    assert_eq!((report.entries, report.head_seq), (5, Some(5)));
+    let last = store.audit_log(None, 1, 0).await.unwrap().remove(0);
+    assert_eq!(last.action, "audit.rekey");
+    assert!(last.before.unwrap().contains("unkeyed_head"));
+}
+
+async fn a_bulk_change_refused_partway_changes_nothing(db: &TestDb) {
+    let ids = seed(db, 3).await;
+    let s = &db.store;
+    let entries = s.audit_report(&[]).await.unwrap().entries;
+    let mut updates: Vec<CaseUpdate> = ids
+        .iter()
+        .map(|id| {
+            let mut u = update(id, 1, "ann");
+            u.status = Some(Status::InReview);
+            u.assignee = Some(Some("ann".into()));
+            u
+        })
+        .collect();
+    // The second was changed by someone else meanwhile.
+    updates[1].expected_version = 7;
+    match case_err(s.bulk_update(&updates).await.unwrap_err()) {
+        CaseError::Bulk { alert_id, source } => {
+            assert_eq!(alert_id, ids[1]);
+            assert!(matches!(*source, CaseError::Conflict { .. }), "{source}");
+        }
+        other => panic!("{other}"),
+    }
+    for id in &ids {
+        let a = s.alert(id).await.unwrap().unwrap();
+        assert_eq!((a.status, a.version, a.assignee), (Status::New, 1, None));
+    }
+    assert_eq!(s.audit_report(&[]).await.unwrap().entries, entries);
+    updates[1].expected_version = 1;
+    assert_eq!(s.bulk_update(&updates).await.unwrap(), 3);
+    let report = s.audit_report(&[]).await.unwrap();
+    assert!(report.intact(), "{:?}", report.findings);
+    assert_eq!(report.entries, entries + 3);
+    for id in &ids {
+        assert_eq!(s.alert(id).await.unwrap().unwrap().status, Status::InReview);
+    }
 }
 
 async fn queue_filters_counts_and_sorts(db: &TestDb) {

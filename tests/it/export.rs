@@ -111,6 +111,7 @@ fn bundle_round_trip_verifies_and_names_every_tampered_file() {
         "accounts.csv",
         "graph.graphml",
         "audit.jsonl",
+        "audit-checkpoint.json",
         "public_key.pem",
         "manifest.json",
         "manifest.sig",
@@ -240,13 +241,23 @@ fn export_is_deterministic_apart_from_time_and_signature() {
         assert_eq!(na, nb);
         match na.as_str() {
             "manifest.sig" => {}
+            "audit-checkpoint.json" => {
+                // The audit log's head at export time: the first export's entry moved it.
+                let seq = |b: &[u8]| {
+                    serde_json::from_slice::<serde_json::Value>(b).unwrap()["seq"]
+                        .as_i64()
+                        .unwrap()
+                };
+                assert!(seq(bb) > seq(ba), "the checkpoint is not the current head");
+            }
             "manifest.json" => {
-                // The export time, and the hash of the report that shows it, may differ.
+                // The export time, the hash of the report that shows it and the audit
+                // checkpoint's may differ.
                 let strip = |b: &[u8]| {
                     let mut m: serde_json::Value = serde_json::from_slice(b).unwrap();
                     m["exported_at"] = serde_json::Value::Null;
                     for f in m["files"].as_array_mut().unwrap() {
-                        if f["path"] == "report.html" {
+                        if f["path"] == "report.html" || f["path"] == "audit-checkpoint.json" {
                             f["sha256"] = serde_json::Value::Null;
                         }
                     }

@@ -1552,4 +1552,78 @@ async fn the_openapi_document_describes_the_error_body() {
         not_found["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/ErrorBody"
     );
+
+/// The server copies the signed audit head into the checkpoints folder beside the key at
+/// start-up and again on its schedule; each copy verifies against the log.
+#[tokio::test]
+async fn the_server_writes_audit_checkpoints_on_schedule() {
+    let f = fixture().await;
+    let dir = std::path::PathBuf::from(format!("{}.checkpoints", f._db.audit_key().display()));
+    let dir = &dir;
+    let task = tokio::spawn(server::write_checkpoints(
+        f.st.clone(),
+        std::time::Duration::from_millis(100),
+    ));
+    let files = |n: usize| async move {
+        for _ in 0..100 {
+            let found: Vec<_> = std::fs::read_dir(dir)
+                .map(|d| d.map(|e| e.unwrap().path()).collect())
+                .unwrap_or_default();
+            if found.len() >= n {
+                return found;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("fewer than {n} checkpoints in {}", dir.display());
+    };
+    files(1).await;
+    f.st.store
+        .audit("analyst", "session.login", "user:analyst", None, None)
+        .await
+        .unwrap();
+    let found = files(2).await;
+    task.abort();
+    let mut given = Vec::new();
+    for path in found {
+        let bytes = std::fs::read(&path).unwrap();
+        let cp = clearwatch_store::seal::read_signed(&path, &bytes).unwrap();
+        given.push((path.display().to_string(), cp));
+    }
+    let report = f.st.store.audit_report(&given).await.unwrap();
+    assert!(report.intact(), "{:?}", report.findings);
+    assert_eq!(report.checkpoints, 2);
+}
+
+/// A bulk change in which one alert was changed by someone else changes none of them.
+#[tokio::test]
+async fn a_bulk_change_with_one_stale_alert_changes_none() {
+    let f = fixture().await;
+    let (cookie, csrf) = login_as(&f.st, "analyst").await;
+    let other =
+        f.st.store
+            .alerts(&AlertFilter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.alert.id != f.alert_id)
+            .unwrap();
+    let before = f.st.store.audit_report(&[]).await.unwrap().entries;
+    // The first at its version, the second at one it no longer has.
+    let form = format!(
+        "sel={}%3A1&sel={}%3A{}&assignee=analyst&status=&csrf={csrf}",
+        f.alert_id,
+        other.alert.id,
+        other.version - 1
+    );
+    let (status, headers, _) = send(
+        &f.app,
+        request("POST", "/alerts/bulk", Some(&cookie), None, &form),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/alerts?done=0&failed=2");
+    for id in [&f.alert_id, &other.alert.id] {
+        assert_eq!(f.st.store.alert(id).await.unwrap().unwrap().assignee, None);
+    }
+    assert_eq!(f.st.store.audit_report(&[]).await.unwrap().entries, before);
 }

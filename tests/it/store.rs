@@ -74,17 +74,29 @@ impl TestDb {
         conn.close().await.unwrap();
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}options[search_path]={schema}");
+        // The audit key and head of this database only: the binary, run in `dir`, finds
+        // them there by default.
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join(store::seal::DEFAULT_PG_AUDIT_KEY);
         let db = TestDb {
-            store: store::open(&url).await.unwrap(),
+            store: store::open_with(&url, Some(&key)).await.unwrap(),
             url,
-            dir: tempfile::tempdir().unwrap(),
+            dir,
             pg: Some((base, schema)),
         };
         Some(db)
     }
 
+    /// The audit key file of this database.
+    pub fn audit_key(&self) -> PathBuf {
+        match self.pg {
+            Some(_) => self.dir.path().join(store::seal::DEFAULT_PG_AUDIT_KEY),
+            None => self.dir.path().join("cw.db.audit-key"),
+        }
+    }
+
     pub async fn reopen(&self) -> Result<AnyStore, StoreError> {
-        store::open(&self.url).await
+        store::open_with(&self.url, Some(&self.audit_key())).await
     }
 
     pub fn write(&self, name: &str, text: &str) -> PathBuf {

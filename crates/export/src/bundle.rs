@@ -1,8 +1,9 @@
 //! The evidence bundle: a ZIP holding the case's files, `manifest.json` (every file with
 //! its SHA-256 and size, the alerts, the exact rule texts, the input batches, the tool,
 //! who exported it and when) and `manifest.sig` (a raw 64-byte Ed25519 signature of the
-//! manifest bytes), plus `public_key.pem`. Apart from the export time and the signature,
-//! the same case gives the same bytes. [`verify`] checks every hash and the signature and
+//! manifest bytes), plus `public_key.pem` and `audit-checkpoint.json` (the audit log's
+//! signed head at export time, listed in the manifest like every other file). Apart from
+//! the export time, the checkpoint and the signature, the same case gives the same bytes. [`verify`] checks every hash and the signature and
 //! names every missing, extra or altered file.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,6 +25,8 @@ pub const FORMAT: &str = "clearwatch-evidence/1";
 pub const MANIFEST: &str = "manifest.json";
 pub const SIGNATURE: &str = "manifest.sig";
 pub const PUBLIC_KEY: &str = "public_key.pem";
+/// The audit log's signed head at export time (`clearwatch audit verify --checkpoint`).
+pub const AUDIT_CHECKPOINT: &str = "audit-checkpoint.json";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestFile {
@@ -167,6 +170,12 @@ pub fn write(
     add_file(&mut zip, &mut listed, "audit.jsonl", |w| {
         files::audit_jsonl(case, w)
     })?;
+    if let Some(head) = &case.audit_checkpoint {
+        let bytes = clearwatch_store::seal::signed_json(head)?;
+        add_file(&mut zip, &mut listed, AUDIT_CHECKPOINT, |w| {
+            w.write_all(&bytes).map_err(text_err(AUDIT_CHECKPOINT))
+        })?;
+    }
     if let Some(xml) = goaml {
         add_file(&mut zip, &mut listed, "goaml.xml", |w| {
             w.write_all(xml).map_err(text_err("goaml.xml"))

@@ -29,6 +29,9 @@ pub struct CaseExport {
     pub narrative: Option<String>,
     /// The case's audit entries, each a JSON object with its chain hashes.
     pub audit: Vec<serde_json::Value>,
+    /// The audit log's signed head when the case was gathered: a checkpoint the receiver
+    /// can later hold the installation's log against (`audit verify --checkpoint`).
+    pub audit_checkpoint: Option<clearwatch_model::audit::SignedHead>,
 }
 
 impl CaseExport {
@@ -53,6 +56,8 @@ pub enum ExportError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] clearwatch_store::StoreError),
+    #[error(transparent)]
+    Key(#[from] clearwatch_store::keys::KeyError),
     #[error("XML: {0}")]
     Xml(String),
     #[error("ZIP: {0}")]
@@ -142,6 +147,7 @@ pub async fn gather(
 ) -> Result<CaseExport, ExportError> {
     let mut case = CaseExport {
         narrative,
+        audit_checkpoint: store.audit_checkpoint().await?,
         ..Default::default()
     };
     for id in alert_ids {

@@ -1,6 +1,7 @@
 //! The case workflow and its audit trail: who may do what ([`UserRole`]), the states of a
 //! case and which moves need a supervisor ([`Status`]), and the hash chain that links the
-//! entries of the audit log ([`AuditEntry`], [`verify_chain`]).
+//! entries of the audit log ([`AuditEntry`]; the keyed chain, its signed head and the
+//! verification that names tampering are in [`crate::audit`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -149,54 +150,45 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
-    /// The hash this entry's fields and `prev_hash` give.
-    pub fn expected_hash(&self) -> String {
-        audit_hash(
-            &self.prev_hash,
-            self.seq,
+    /// The unkeyed SHA-256 of this entry's fields and `prev_hash`: the chain of logs
+    /// written before the keyed chain, checked only when re-keying such a log.
+    pub fn unkeyed_hash(&self) -> String {
+        let mut h = Sha256::new();
+        self.feed(&mut |bytes| h.update(bytes));
+        hex::encode(h.finalize())
+    }
+
+    /// Feeds the entry's canonical bytes to `update`: `prev_hash`, `seq`, `at`, `actor`,
+    /// `action` and `entity` each followed by a unit separator, then `before` and `after`
+    /// each as a presence byte (`None` and `""` differ), its text and a unit separator.
+    pub fn feed(&self, update: &mut dyn FnMut(&[u8])) {
+        let seq = self.seq.to_string();
+        for part in [
+            self.prev_hash.as_str(),
+            &seq,
             &self.at,
             &self.actor,
             &self.action,
             &self.entity,
-            self.before.as_deref(),
-            self.after.as_deref(),
-        )
-    }
-}
-
-/// SHA-256 over the entry's fields, each followed by a unit separator; `None` and `""`
-/// differ.
-#[allow(clippy::too_many_arguments)]
-pub fn audit_hash(
-    prev_hash: &str,
-    seq: i64,
-    at: &str,
-    actor: &str,
-    action: &str,
-    entity: &str,
-    before: Option<&str>,
-    after: Option<&str>,
-) -> String {
-    let mut h = Sha256::new();
-    let seq = seq.to_string();
-    for part in [prev_hash, &seq, at, actor, action, entity] {
-        h.update(part.as_bytes());
-        h.update([0x1f]);
-    }
-    for part in [before, after] {
-        match part {
-            Some(p) => {
-                h.update([1]);
-                h.update(p.as_bytes());
-            }
-            None => h.update([0]),
+        ] {
+            update(part.as_bytes());
+            update(&[0x1f]);
         }
-        h.update([0x1f]);
+        for part in [&self.before, &self.after] {
+            match part {
+                Some(p) => {
+                    update(&[1]);
+                    update(p.as_bytes());
+                }
+                None => update(&[0]),
+            }
+            update(&[0x1f]);
+        }
     }
-    hex::encode(h.finalize())
 }
 
-/// What checking the audit chain found.
+/// What checking the audit log found: intact, or broken at the first finding's entry with
+/// every finding named in `reason`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum AuditCheck {
@@ -204,45 +196,37 @@ pub enum AuditCheck {
     Broken { seq: i64, reason: String },
 }
 
-/// Walks entries in `seq` order and names the first that does not chain.
-pub fn verify_chain(entries: impl IntoIterator<Item = AuditEntry>) -> AuditCheck {
+/// Walks entries in `seq` order under the unkeyed chain and names the first that does not
+/// chain (the check of a log written before the keyed chain).
+pub fn verify_unkeyed(entries: &[AuditEntry]) -> AuditCheck {
     let mut prev = GENESIS_HASH.to_string();
     let mut last_seq = 0;
-    let mut n = 0u64;
     for e in entries {
-        if e.seq != last_seq + 1 {
-            return AuditCheck::Broken {
-                seq: e.seq,
-                reason: format!("sequence jumps from {last_seq} to {}", e.seq),
-            };
-        }
-        if e.prev_hash != prev {
-            return AuditCheck::Broken {
-                seq: e.seq,
-                reason: "prev_hash does not match the previous entry's hash".into(),
-            };
-        }
-        if e.expected_hash() != e.hash {
-            return AuditCheck::Broken {
-                seq: e.seq,
-                reason: "hash does not match the entry's contents".into(),
-            };
-        }
-        prev = e.hash;
-        last_seq = e.seq;
-        n += 1;
+        let reason = if e.seq != last_seq + 1 {
+            format!("sequence jumps from {last_seq} to {}", e.seq)
+        } else if e.prev_hash != prev {
+            "prev_hash does not match the previous entry's hash".into()
+        } else if e.unkeyed_hash() != e.hash {
+            "hash does not match the entry's contents".into()
+        } else {
+            prev.clone_from(&e.hash);
+            last_seq = e.seq;
+            continue;
+        };
+        return AuditCheck::Broken { seq: e.seq, reason };
     }
     AuditCheck::Intact {
-        entries: n,
+        entries: entries.len() as u64,
         head: prev,
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn chain(n: i64) -> Vec<AuditEntry> {
+    /// `n` chained entries, each hashed with `hash`.
+    pub(crate) fn chain_with(n: i64, hash: impl Fn(&AuditEntry) -> String) -> Vec<AuditEntry> {
         let mut prev = GENESIS_HASH.to_string();
         (1..=n)
             .map(|seq| {
@@ -257,39 +241,45 @@ mod tests {
                     prev_hash: prev.clone(),
                     hash: String::new(),
                 };
-                e.hash = e.expected_hash();
+                e.hash = hash(&e);
                 prev = e.hash.clone();
                 e
             })
             .collect()
     }
 
+    fn chain(n: i64) -> Vec<AuditEntry> {
+        chain_with(n, AuditEntry::unkeyed_hash)
+    }
+
     #[test]
-    fn an_intact_chain_verifies_and_an_edit_is_named() {
+    fn an_intact_unkeyed_chain_verifies_and_an_edit_is_named() {
         let c = chain(5);
         assert!(matches!(
-            verify_chain(c.clone()),
+            verify_unkeyed(&c),
             AuditCheck::Intact { entries: 5, .. }
         ));
         let mut edited = c.clone();
         edited[2].actor = "mallory".into();
         assert!(matches!(
-            verify_chain(edited),
+            verify_unkeyed(&edited),
             AuditCheck::Broken { seq: 3, .. }
         ));
         let mut dropped = c;
         dropped.remove(1);
         assert!(matches!(
-            verify_chain(dropped),
+            verify_unkeyed(&dropped),
             AuditCheck::Broken { seq: 3, .. }
         ));
     }
 
     #[test]
     fn none_and_empty_hash_differently() {
-        let a = audit_hash("p", 1, "t", "a", "x", "e", None, None);
-        let b = audit_hash("p", 1, "t", "a", "x", "e", Some(""), None);
-        assert_ne!(a, b);
+        let mut e = chain(1).remove(0);
+        e.before = None;
+        let a = e.unkeyed_hash();
+        e.before = Some(String::new());
+        assert_ne!(a, e.unkeyed_hash());
     }
 
     #[test]

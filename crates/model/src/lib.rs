@@ -1,8 +1,11 @@
 //! clearwatch's domain types, shared by every layer above: money and time ([`money`],
 //! [`time`]), the loaded records ([`records`]), alerts ([`alert`]) and the case workflow
-//! with the audit chain ([`case`]), entity-level risk ([`triage`]), and one description of each loaded table ([`table`]). Nothing here does I/O.
+//! with the audit log ([`case`]; its keyed chain, signed head and verification in
+//! [`audit`]), entity-level risk ([`triage`]), and one description of each loaded table
+//! ([`table`]). Nothing here does I/O.
 
 pub mod alert;
+pub mod audit;
 pub mod case;
 pub mod money;
 pub mod records;

@@ -181,7 +181,9 @@ async fn queue(
 }
 
 fn bulk_message(done: u64, failed: u64) -> String {
-    format!("{done} changed, {failed} not changed (changed by someone else, or not allowed)")
+    format!(
+        "{done} changed, {failed} not changed (changed by someone else, or not allowed; a bulk change is all or nothing)"
+    )
 }
 
 /// The queue page for `q`.
@@ -533,7 +535,8 @@ async fn decide(
     Ok(see_other(back_to(&a.alert_id)))
 }
 
-/// Bulk form: `sel=ID:VERSION` repeated, `assignee`, `status`. Without JavaScript it
+/// Bulk form: `sel=ID:VERSION` repeated, `assignee`, `status`, applied in one transaction
+/// (all or none). Without JavaScript it
 /// redirects to the queue; for htmx it answers the queue's results fragment under the
 /// filter of the page it was sent from (`HX-Current-URL`), with the outcome.
 async fn bulk(
@@ -560,24 +563,22 @@ async fn bulk(
             _ => {}
         }
     }
-    let (mut done, mut failed) = (0u64, 0u64);
-    for (id, version) in selected {
-        let r = st
-            .store
-            .update_case(&CaseUpdate {
-                alert_id: id,
-                expected_version: version,
-                actor: user.user.name.clone(),
-                status,
-                assignee: assignee.clone(),
-            })
-            .await;
-        match r {
-            Ok(_) => done += 1,
-            Err(clearwatch_store::StoreError::Case(_)) => failed += 1,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let updates: Vec<CaseUpdate> = selected
+        .into_iter()
+        .map(|(id, version)| CaseUpdate {
+            alert_id: id,
+            expected_version: version,
+            actor: user.user.name.clone(),
+            status,
+            assignee: assignee.clone(),
+        })
+        .collect();
+    // All or nothing: one refused change leaves every alert as it was.
+    let (done, failed) = match st.store.bulk_update(&updates).await {
+        Ok(changed) => (changed, 0),
+        Err(clearwatch_store::StoreError::Case(_)) => (0, updates.len() as u64),
+        Err(e) => return Err(e.into()),
+    };
     if is_htmx(&headers) {
         let q = current_query(&headers);
         let view = queue_view(&st, &user, q, Some(bulk_message(done, failed))).await?;

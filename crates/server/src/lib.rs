@@ -37,6 +37,9 @@ use clearwatch_store::{AnyStore, StoreError};
 /// How long a dashboard backtest may run before it is stopped.
 pub const DEFAULT_BACKTEST_BUDGET: Duration = Duration::from_secs(60);
 
+/// How often the server writes an audit checkpoint by default: daily.
+pub const DEFAULT_CHECKPOINT_EVERY: Duration = Duration::from_secs(24 * 3600);
+
 /// Largest request body accepted (rule texts are the largest legitimate bodies).
 pub const BODY_LIMIT: usize = 256 * 1024;
 
@@ -78,6 +81,9 @@ pub struct AppState {
     pub shutdown: Stop,
     /// The longest a backtest may run.
     pub backtest_budget: Duration,
+    /// How often the server copies the audit log's signed head into the checkpoints
+    /// folder beside the audit key (`None`: never).
+    pub checkpoint_every: Option<Duration>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -95,6 +101,7 @@ impl AppState {
             ),
             shutdown: Stop::default(),
             backtest_budget: DEFAULT_BACKTEST_BUDGET,
+            checkpoint_every: Some(DEFAULT_CHECKPOINT_EVERY),
         })
     }
 }
@@ -184,14 +191,43 @@ pub async fn serve(
     let bound = listener.local_addr().map_err(ServerError::Serve)?;
     on_ready(bound);
     let shutdown = state.shutdown.clone();
-    axum::serve(listener, app(state))
+    let checkpoints = state
+        .checkpoint_every
+        .map(|every| tokio::spawn(write_checkpoints(state.clone(), every)));
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             // Requests in flight finish; long work among them stops now.
             shutdown.stop();
         })
         .await
-        .map_err(ServerError::Serve)
+        .map_err(ServerError::Serve);
+    if let Some(task) = checkpoints {
+        task.abort();
+    }
+    served
+}
+
+/// Copies the audit log's signed head into the checkpoints folder now and then every
+/// `every`; a failure is reported on stderr and tried again next time.
+pub async fn write_checkpoints(state: Shared, every: Duration) {
+    use clearwatch_store::AuditStore;
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match state.store.write_audit_checkpoint(None).await {
+            Ok(Some((path, head))) => {
+                eprintln!(
+                    "audit checkpoint of entry {} written to {}",
+                    head.seq,
+                    path.display()
+                );
+            }
+            Ok(None) => return,
+            Err(e) => eprintln!("warning: cannot write the audit checkpoint: {e}"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

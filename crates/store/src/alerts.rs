@@ -323,8 +323,9 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
         }
         DB::execute(&mut tx, q).await?;
         let after = serde_json::json!({ "version": rule.version, "title": rule.title }).to_string();
-        crate::audit::append::<DB>(
+        let sealed = crate::audit::append::<DB>(
             &mut tx,
+            self.seal.key(),
             actor,
             "rule.publish",
             &format!("rule:{}", rule.rule_id),
@@ -333,6 +334,7 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
         )
         .await?;
         tx.commit().await?;
+        self.sealed(&sealed)?;
         Ok(())
     }
 

@@ -1,16 +1,27 @@
-//! The audit area: the append-only log whose entries are hash-chained
-//! ([`clearwatch_model::case::audit_hash`]). Every change of the other areas appends its
-//! entry inside its own transaction with [`append`].
+//! The audit area: the append-only log whose entries are chained by a keyed hash
+//! ([`clearwatch_model::audit::keyed_hash`], the key outside the database in
+//! [`crate::seal`]). Every change of the other areas appends its entry inside its own
+//! transaction with [`append`] and, once committed, signs the new head with
+//! [`crate::seal::AuditSeal::seal`]. A log written before the keyed chain is re-keyed on
+//! the first open that finds no signed head, if its unkeyed chain holds.
 
 use crate::data::Backend;
 use crate::rows::{self, AUDIT_COLUMNS};
 use crate::sql::{self, Dialect, get, query};
-use crate::{AuditStore, SqlStore, StoreError};
-use clearwatch_model::case::{AuditCheck, AuditEntry, GENESIS_HASH, audit_hash, verify_chain};
+use std::path::{Path, PathBuf};
 
-/// Appends one entry to the audit chain inside the transaction `c`.
+use crate::seal::{signed_json, write_atomically};
+use crate::{AuditStore, SqlStore, StoreError};
+use clearwatch_model::audit::{
+    AuditKey, AuditReport, HeadState, SignedHead, keyed_hash, verify_log,
+};
+use clearwatch_model::case::{AuditCheck, AuditEntry, GENESIS_HASH, verify_unkeyed};
+
+/// Appends one entry to the audit chain inside the transaction `c`, its hash keyed with
+/// `key`; the caller seals the returned entry once the transaction is committed.
 pub async fn append<DB: Dialect>(
     c: &mut DB::Connection,
+    key: &AuditKey,
     actor: &str,
     action: &str,
     entity: &str,
@@ -29,38 +40,90 @@ pub async fn append<DB: Dialect>(
         Some(r) => (get::<DB, i64>(&r, 0)? + 1, get::<DB, String>(&r, 1)?),
         None => (1, GENESIS_HASH.to_string()),
     };
-    let at = rows::now_text();
-    let hash = audit_hash(
-        &prev_hash,
+    let mut entry = AuditEntry {
         seq,
-        &at,
-        actor,
-        action,
-        entity,
-        before.as_deref(),
-        after.as_deref(),
-    );
-    let sql = format!(
-        "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-    );
-    let mut q = DB::bind(query(&sql), seq);
-    for v in [at.as_str(), actor, action, entity] {
-        q = DB::bind(q, v);
-    }
-    q = DB::bind(DB::bind(q, before.as_deref()), after.as_deref());
-    q = DB::bind(DB::bind(q, prev_hash.as_str()), hash.as_str());
-    DB::execute(c, q).await?;
-    Ok(AuditEntry {
-        seq,
-        at,
+        at: rows::now_text(),
         actor: actor.to_string(),
         action: action.to_string(),
         entity: entity.to_string(),
         before,
         after,
         prev_hash,
-        hash,
-    })
+        hash: String::new(),
+    };
+    entry.hash = keyed_hash(key, &entry);
+    let e = &entry;
+    let sql = format!(
+        "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    );
+    let mut q = DB::bind(query(&sql), e.seq);
+    for v in [&e.at, &e.actor, &e.action, &e.entity] {
+        q = DB::bind(q, v.as_str());
+    }
+    q = DB::bind(DB::bind(q, e.before.as_deref()), e.after.as_deref());
+    q = DB::bind(DB::bind(q, e.prev_hash.as_str()), e.hash.as_str());
+    DB::execute(c, q).await?;
+    Ok(entry)
+}
+
+async fn all_entries<DB: Dialect>(c: &mut DB::Connection) -> Result<Vec<AuditEntry>, StoreError> {
+    let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq");
+    DB::fetch_all(c, query(&sql))
+        .await?
+        .iter()
+        .map(rows::audit_entry::<DB>)
+        .collect()
+}
+
+impl<DB: Backend> SqlStore<DB> {
+    /// Gives a log with no signed head one: an empty log gets the genesis head; a log
+    /// written before the keyed chain whose unkeyed chain holds is re-keyed in one
+    /// transaction, with an `audit.rekey` entry that keeps the old head hash. A log whose
+    /// chain holds neither way is left as it is, for `audit verify` to name.
+    pub(crate) async fn seal_unsealed_log(&self) -> Result<(), StoreError> {
+        if !matches!(self.seal.head()?, HeadState::Missing) {
+            return Ok(());
+        }
+        let mut tx = sql::begin(&self.pool).await?;
+        if let Some(lock) = DB::AUDIT_LOCK {
+            DB::execute(&mut tx, query(lock)).await?;
+        }
+        let mut entries = all_entries::<DB>(&mut tx).await?;
+        if entries.is_empty() {
+            tx.commit().await?;
+            return self.seal.write_head(0, GENESIS_HASH);
+        }
+        let AuditCheck::Intact { head: old_head, .. } = verify_unkeyed(&entries) else {
+            return Ok(());
+        };
+        let mut prev = GENESIS_HASH.to_string();
+        for e in &mut entries {
+            e.prev_hash = prev;
+            e.hash = keyed_hash(self.seal.key(), e);
+            let q = query("UPDATE audit_log SET prev_hash = $1, hash = $2 WHERE seq = $3");
+            let q = DB::bind(DB::bind(q, e.prev_hash.as_str()), e.hash.as_str());
+            DB::execute(&mut tx, DB::bind(q, e.seq)).await?;
+            prev = e.hash.clone();
+        }
+        let note = serde_json::json!({ "unkeyed_head": old_head, "entries": entries.len() });
+        let e = append::<DB>(
+            &mut tx,
+            self.seal.key(),
+            "clearwatch",
+            "audit.rekey",
+            "audit:log",
+            Some(note.to_string()),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        self.seal.seal(&e)
+    }
+
+    /// Appends `e`'s head once its transaction is committed.
+    pub(crate) fn sealed(&self, e: &AuditEntry) -> Result<(), StoreError> {
+        self.seal.seal(e)
+    }
 }
 
 impl<DB: Backend> AuditStore for SqlStore<DB> {
@@ -73,8 +136,18 @@ impl<DB: Backend> AuditStore for SqlStore<DB> {
         after: Option<String>,
     ) -> Result<AuditEntry, StoreError> {
         let mut tx = sql::begin(&self.pool).await?;
-        let e = append::<DB>(&mut tx, actor, action, entity, before, after).await?;
+        let e = append::<DB>(
+            &mut tx,
+            self.seal.key(),
+            actor,
+            action,
+            entity,
+            before,
+            after,
+        )
+        .await?;
         tx.commit().await?;
+        self.sealed(&e)?;
         Ok(e)
     }
 
@@ -99,13 +172,52 @@ impl<DB: Backend> AuditStore for SqlStore<DB> {
     }
 
     async fn audit_verify(&self) -> Result<AuditCheck, StoreError> {
-        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq");
+        Ok(self.audit_report(&[]).await?.check())
+    }
+
+    async fn audit_report(
+        &self,
+        checkpoints: &[(String, SignedHead)],
+    ) -> Result<AuditReport, StoreError> {
+        let head = self.seal.head()?;
         let mut c = self.pool.acquire().await?;
-        let entries = DB::fetch_all(&mut c, query(&sql))
-            .await?
-            .iter()
-            .map(rows::audit_entry::<DB>)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(verify_chain(entries))
+        let entries = all_entries::<DB>(&mut c).await?;
+        Ok(verify_log(
+            entries,
+            self.seal.key(),
+            &head,
+            self.seal.public_key().as_ref(),
+            checkpoints,
+        ))
+    }
+
+    async fn audit_checkpoint(&self) -> Result<Option<SignedHead>, StoreError> {
+        Ok(match self.seal.head()? {
+            HeadState::Present(h) => Some(h),
+            HeadState::Missing | HeadState::NotKept => None,
+        })
+    }
+
+    async fn write_audit_checkpoint(
+        &self,
+        out: Option<&Path>,
+    ) -> Result<Option<(PathBuf, SignedHead)>, StoreError> {
+        let HeadState::Present(head) = self.seal.head()? else {
+            return Ok(None);
+        };
+        let path = match (out, self.seal.checkpoint_dir()) {
+            (Some(p), _) => p.to_path_buf(),
+            (None, Some(dir)) => {
+                std::fs::create_dir_all(&dir).map_err(|source| StoreError::AuditFile {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let at: String = head.at.chars().filter(char::is_ascii_digit).collect();
+                dir.join(format!("checkpoint-{:010}-{at}.json", head.seq))
+            }
+            (None, None) => return Ok(None),
+        };
+        write_atomically(&path, &signed_json(&head)?)?;
+        Ok(Some((path, head)))
     }
 }

@@ -40,6 +40,13 @@ pub enum CaseError {
     UserExists(String),
     #[error("a note cannot be empty")]
     EmptyNote,
+    /// One change of a bulk change was refused, so none was made.
+    #[error("nothing was changed: alert {alert_id}: {source}")]
+    Bulk {
+        alert_id: String,
+        #[source]
+        source: Box<CaseError>,
+    },
 }
 
 /// A dashboard user.

@@ -10,8 +10,10 @@
 //! picks a backend from a database URL and refuses a schema newer than this binary.
 
 pub mod cases;
+pub mod keys;
 pub mod postgres;
 pub mod records;
+pub mod seal;
 pub mod sql;
 pub mod sqlite;
 
@@ -22,11 +24,12 @@ mod rows;
 mod users;
 mod workflow;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc::Receiver;
 
 use clearwatch_ingest::load::LoadMsg;
+use clearwatch_model::audit::{AuditReport, SignedHead};
 use clearwatch_model::case::{AuditCheck, AuditEntry, Status, UserRole};
 use clearwatch_model::{Account, Alert, Merchant, Millis, StoredAlert, Transaction};
 
@@ -68,11 +71,29 @@ pub enum StoreError {
     Corrupt(String),
     #[error(transparent)]
     Case(#[from] CaseError),
+    #[error("audit file {path}: {source}")]
+    AuditFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("audit file {path}: {message}")]
+    AuditFileInvalid { path: PathBuf, message: String },
+    #[error("audit key {path}: holds {len} bytes, not 32")]
+    AuditKeyInvalid { path: PathBuf, len: usize },
+    #[error(
+        "audit key {key} is missing but its signed head {head} exists: restore the key (a new one would fail every entry)"
+    )]
+    AuditKeyMissing { key: PathBuf, head: PathBuf },
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
 }
 
-/// A store over the sqlx database `DB`: a SQLite file or a PostgreSQL server.
+/// A store over the sqlx database `DB`: a SQLite file or a PostgreSQL server, with the
+/// audit log's key and signed head outside it.
 pub struct SqlStore<DB: sqlx::Database> {
     pool: sqlx::Pool<DB>,
+    seal: seal::AuditSeal,
 }
 
 impl<DB: sqlx::Database> SqlStore<DB> {
@@ -111,21 +132,31 @@ impl AnyStore {
 }
 
 /// Opens (creating and migrating if needed) the database at `url`: `sqlite:PATH`,
-/// `sqlite::memory:`, a plain file path, or `postgres://…` / `postgresql://…`.
+/// `sqlite::memory:`, a plain file path, or `postgres://…` / `postgresql://…`; the audit
+/// key is the default one of the backend ([`seal`]).
 pub async fn open(url: &str) -> Result<AnyStore, StoreError> {
+    open_with(url, None).await
+}
+
+/// [`open`] with the audit key file `audit_key` instead of the backend's default
+/// (`PATH.audit-key` beside a SQLite file, [`seal::DEFAULT_PG_AUDIT_KEY`] in the working
+/// directory for PostgreSQL); created on first use.
+pub async fn open_with(url: &str, audit_key: Option<&Path>) -> Result<AnyStore, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(AnyStore::Postgres(postgres::open(url).await?));
+        let key = audit_key.unwrap_or(Path::new(seal::DEFAULT_PG_AUDIT_KEY));
+        return Ok(AnyStore::Postgres(postgres::open(url, key).await?));
     }
-    if url.starts_with("sqlite:") {
-        return Ok(AnyStore::Sqlite(sqlite::open(url).await?));
-    }
-    if url.contains("://") {
+    let url = if url.starts_with("sqlite:") {
+        url.to_string()
+    } else if url.contains("://") {
         return Err(StoreError::UnsupportedUrl(url.to_string()));
-    }
-    let path = Path::new(url);
-    Ok(AnyStore::Sqlite(
-        sqlite::open(&format!("sqlite:{}", path.display())).await?,
-    ))
+    } else {
+        format!("sqlite:{}", Path::new(url).display())
+    };
+    let key = audit_key
+        .map(Path::to_path_buf)
+        .or_else(|| seal::sqlite_key_path(&url));
+    Ok(AnyStore::Sqlite(sqlite::open(&url, key.as_deref()).await?))
 }
 
 /// Declares one area of the store interface and implements it for [`AnyStore`] by
@@ -248,6 +279,10 @@ store_area! {
         /// (else [`CaseError::Conflict`]); escalation and dismissal go through
         /// [`CaseStore::request_approval`].
         async fn update_case(&self, u: &CaseUpdate) -> Result<StoredAlert, StoreError>;
+        /// Applies every change as [`CaseStore::update_case`] does, in one transaction:
+        /// if any is refused ([`CaseError::Bulk`] names which), none is made. Returns how
+        /// many alerts changed.
+        async fn bulk_update(&self, updates: &[CaseUpdate]) -> Result<u64, StoreError>;
         async fn add_note(&self, alert_id: &str, author: &str, body: &str) -> Result<Note, StoreError>;
         async fn notes(&self, alert_id: &str) -> Result<Vec<Note>, StoreError>;
         /// Asks a supervisor to approve an escalation or dismissal (a reason is required
@@ -324,8 +359,25 @@ store_area! {
             limit: u64,
             offset: u64,
         ) -> Result<Vec<AuditEntry>, StoreError>;
-        /// Walks the whole chain and names the first broken entry.
+        /// Checks the whole log against the key and the signed head; broken at the first
+        /// finding, with every finding named.
         async fn audit_verify(&self) -> Result<AuditCheck, StoreError>;
+        /// Checks the whole log against the key, the signed head and `checkpoints`
+        /// (`(name, checkpoint)`), naming every finding.
+        async fn audit_report(
+            &self,
+            checkpoints: &[(String, SignedHead)],
+        ) -> Result<AuditReport, StoreError>;
+        /// The signed head as it is now, to copy out as a checkpoint (`None` for an
+        /// in-memory store, or before the first head is written).
+        async fn audit_checkpoint(&self) -> Result<Option<SignedHead>, StoreError>;
+        /// Writes a copy of the signed head as a checkpoint file: to `out`, or else into
+        /// the checkpoints folder beside the key, named after its sequence number and
+        /// time. `None` when there is no head (an in-memory store).
+        async fn write_audit_checkpoint(
+            &self,
+            out: Option<&Path>,
+        ) -> Result<Option<(PathBuf, SignedHead)>, StoreError>;
     }
 }
 

@@ -30,8 +30,9 @@ pub fn known_schema_version() -> i64 {
     MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
-/// Connects to `url` (the connection's `search_path` picks the schema) and migrates.
-pub async fn open(url: &str) -> Result<PgStore, StoreError> {
+/// Connects to `url` (the connection's `search_path` picks the schema) and migrates, then
+/// opens the audit key `audit_key` (made on first use).
+pub async fn open(url: &str, audit_key: &std::path::Path) -> Result<PgStore, StoreError> {
     let shown = redact(url);
     let open_err = |source| StoreError::Open {
         url: shown.clone(),
@@ -48,7 +49,10 @@ pub async fn open(url: &str) -> Result<PgStore, StoreError> {
         known_schema_version(),
     )?;
     MIGRATOR.run(&pool).await?;
-    Ok(PgStore { pool })
+    let seal = crate::seal::AuditSeal::open(audit_key)?;
+    let store = PgStore { pool, seal };
+    store.seal_unsealed_log().await?;
+    Ok(store)
 }
 
 /// `url` with its password, if any, masked.

@@ -27,8 +27,12 @@ pub fn known_schema_version() -> i64 {
     MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
-/// Opens (creating if needed) and migrates the SQLite database at `url`.
-pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+/// Opens (creating if needed) and migrates the SQLite database at `url`, then its audit
+/// key `audit_key` (made on first use; `None`: a key in memory only).
+pub async fn open(
+    url: &str,
+    audit_key: Option<&std::path::Path>,
+) -> Result<SqliteStore, StoreError> {
     let open_err = |source| StoreError::Open {
         url: url.to_string(),
         source,
@@ -57,7 +61,13 @@ pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
         .execute(&mut *conn)
         .await?;
     drop(conn);
-    Ok(SqliteStore { pool })
+    let seal = match audit_key {
+        Some(key) => crate::seal::AuditSeal::open(key)?,
+        None => crate::seal::AuditSeal::ephemeral(),
+    };
+    let store = SqliteStore { pool, seal };
+    store.seal_unsealed_log().await?;
+    Ok(store)
 }
 
 impl Dialect for Sqlite {

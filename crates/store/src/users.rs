@@ -42,8 +42,9 @@ impl<DB: Backend> UserStore for SqlStore<DB> {
         }
         DB::execute(&mut tx, q).await?;
         let after = serde_json::json!({ "name": name, "role": role.as_str() }).to_string();
-        audit::append::<DB>(
+        let sealed = audit::append::<DB>(
             &mut tx,
+            self.seal.key(),
             actor,
             "user.add",
             &format!("user:{name}"),
@@ -52,6 +53,7 @@ impl<DB: Backend> UserStore for SqlStore<DB> {
         )
         .await?;
         tx.commit().await?;
+        self.sealed(&sealed)?;
         Ok(User {
             name: name.to_string(),
             role,
@@ -127,8 +129,9 @@ impl<DB: Backend> UserStore for SqlStore<DB> {
             let q = DB::bind(query("DELETE FROM sessions WHERE user_name = $1"), name);
             DB::execute(&mut tx, q).await?;
         }
-        audit::append::<DB>(
+        let sealed = audit::append::<DB>(
             &mut tx,
+            self.seal.key(),
             actor,
             &format!("user.{}", actions.join("+")),
             &format!("user:{name}"),
@@ -137,6 +140,7 @@ impl<DB: Backend> UserStore for SqlStore<DB> {
         )
         .await?;
         tx.commit().await?;
+        self.sealed(&sealed)?;
         Ok(new)
     }
 

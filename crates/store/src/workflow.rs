@@ -1,6 +1,7 @@
 //! The case area: status and assignment changes guarded by the alert's version, notes,
 //! and the maker-checker approvals of escalations and dismissals. Every change appends its
-//! audit entry in the same transaction; on PostgreSQL the alert row is locked first.
+//! audit entry in the same transaction; on PostgreSQL the alert row is locked first. A
+//! bulk change is one transaction: all of its changes and entries, or none.
 
 use crate::audit;
 use crate::cases::{Approval, CaseError, CaseUpdate, Note};
@@ -9,7 +10,8 @@ use crate::rows::{self, APPROVAL_COLUMNS, NOTE_COLUMNS};
 use crate::sql::{self, Dialect, get, query};
 use crate::{AlertStore, CaseStore, SqlStore, StoreError};
 use clearwatch_model::StoredAlert;
-use clearwatch_model::case::{Status, UserRole};
+use clearwatch_model::audit::AuditKey;
+use clearwatch_model::case::{AuditEntry, Status, UserRole};
 
 /// The alert's `(status, assignee, version)`, locked for the transaction where the
 /// backend locks rows.
@@ -72,55 +74,90 @@ fn case_json(status: Status, assignee: Option<&str>, version: i64) -> String {
         .to_string()
 }
 
+/// Applies one status/assignee change inside the transaction `c`, appending its audit
+/// entry; `None` when it changes nothing.
+async fn apply_update<DB: Dialect>(
+    c: &mut DB::Connection,
+    key: &AuditKey,
+    u: &CaseUpdate,
+) -> Result<Option<AuditEntry>, StoreError> {
+    let (status, assignee, version) = case_state::<DB>(c, &u.alert_id).await?;
+    check_version(&u.alert_id, u.expected_version, version)?;
+    let new_status = match u.status {
+        Some(to) if to != status => {
+            if !status.can_move_to(to) {
+                return Err(CaseError::BadTransition { from: status, to }.into());
+            }
+            if to.needs_approval() {
+                return Err(CaseError::NeedsApproval(to).into());
+            }
+            to
+        }
+        _ => status,
+    };
+    let new_assignee = match &u.assignee {
+        Some(a) => a.clone(),
+        None => assignee.clone(),
+    };
+    if new_status == status && new_assignee == assignee {
+        return Ok(None);
+    }
+    write_case::<DB>(c, &u.alert_id, version, new_status, new_assignee.as_deref()).await?;
+    let action = if new_status != status {
+        "case.status"
+    } else {
+        "case.assign"
+    };
+    let e = audit::append::<DB>(
+        c,
+        key,
+        &u.actor,
+        action,
+        &format!("alert:{}", u.alert_id),
+        Some(case_json(status, assignee.as_deref(), version)),
+        Some(case_json(new_status, new_assignee.as_deref(), version + 1)),
+    )
+    .await?;
+    Ok(Some(e))
+}
+
 impl<DB: Backend> CaseStore for SqlStore<DB> {
     async fn update_case(&self, u: &CaseUpdate) -> Result<StoredAlert, StoreError> {
         let mut tx = sql::begin(&self.pool).await?;
-        let (status, assignee, version) = case_state::<DB>(&mut tx, &u.alert_id).await?;
-        check_version(&u.alert_id, u.expected_version, version)?;
-        let new_status = match u.status {
-            Some(to) if to != status => {
-                if !status.can_move_to(to) {
-                    return Err(CaseError::BadTransition { from: status, to }.into());
-                }
-                if to.needs_approval() {
-                    return Err(CaseError::NeedsApproval(to).into());
-                }
-                to
-            }
-            _ => status,
-        };
-        let new_assignee = match &u.assignee {
-            Some(a) => a.clone(),
-            None => assignee.clone(),
-        };
-        if new_status != status || new_assignee != assignee {
-            write_case::<DB>(
-                &mut tx,
-                &u.alert_id,
-                version,
-                new_status,
-                new_assignee.as_deref(),
-            )
-            .await?;
-            let action = if new_status != status {
-                "case.status"
-            } else {
-                "case.assign"
-            };
-            audit::append::<DB>(
-                &mut tx,
-                &u.actor,
-                action,
-                &format!("alert:{}", u.alert_id),
-                Some(case_json(status, assignee.as_deref(), version)),
-                Some(case_json(new_status, new_assignee.as_deref(), version + 1)),
-            )
-            .await?;
+        if let Some(sealed) = apply_update::<DB>(&mut tx, self.seal.key(), u).await? {
             tx.commit().await?;
+            self.sealed(&sealed)?;
         }
         self.alert(&u.alert_id)
             .await?
             .ok_or_else(|| CaseError::NotFound(format!("alert {}", u.alert_id)).into())
+    }
+
+    async fn bulk_update(&self, updates: &[CaseUpdate]) -> Result<u64, StoreError> {
+        let mut tx = sql::begin(&self.pool).await?;
+        let mut last = None;
+        let mut changed = 0;
+        for u in updates {
+            let applied = apply_update::<DB>(&mut tx, self.seal.key(), u)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Case(c) => CaseError::Bulk {
+                        alert_id: u.alert_id.clone(),
+                        source: Box::new(c),
+                    }
+                    .into(),
+                    other => other,
+                })?;
+            if let Some(e) = applied {
+                last = Some(e);
+                changed += 1;
+            }
+        }
+        tx.commit().await?;
+        if let Some(e) = &last {
+            self.sealed(e)?;
+        }
+        Ok(changed)
     }
 
     async fn add_note(&self, alert_id: &str, author: &str, body: &str) -> Result<Note, StoreError> {
@@ -142,8 +179,9 @@ impl<DB: Backend> CaseStore for SqlStore<DB> {
             .ok_or_else(|| StoreError::Corrupt("INSERT … RETURNING gave no row".into()))?;
         let id: i64 = get::<DB, _>(&row, 0)?;
         let after = serde_json::json!({ "note": id, "body": body }).to_string();
-        audit::append::<DB>(
+        let sealed = audit::append::<DB>(
             &mut tx,
+            self.seal.key(),
             author,
             "case.note",
             &format!("alert:{alert_id}"),
@@ -152,6 +190,7 @@ impl<DB: Backend> CaseStore for SqlStore<DB> {
         )
         .await?;
         tx.commit().await?;
+        self.sealed(&sealed)?;
         Ok(Note {
             id,
             alert_id: alert_id.to_string(),
@@ -222,8 +261,9 @@ impl<DB: Backend> CaseStore for SqlStore<DB> {
         let after =
             serde_json::json!({ "request": id, "target": target.as_str(), "reason": reason })
                 .to_string();
-        audit::append::<DB>(
+        let sealed = audit::append::<DB>(
             &mut tx,
+            self.seal.key(),
             actor,
             "case.request",
             &format!("alert:{alert_id}"),
@@ -232,6 +272,7 @@ impl<DB: Backend> CaseStore for SqlStore<DB> {
         )
         .await?;
         tx.commit().await?;
+        self.sealed(&sealed)?;
         Ok(Approval {
             id,
             alert_id: alert_id.to_string(),
@@ -300,8 +341,9 @@ impl<DB: Backend> CaseStore for SqlStore<DB> {
         );
         let q = DB::bind(DB::bind(q, actor), at.as_str());
         DB::execute(&mut tx, DB::bind(DB::bind(q, approve), approval_id)).await?;
-        audit::append::<DB>(
+        let sealed = audit::append::<DB>(
             &mut tx,
+            self.seal.key(),
             actor,
             if approve {
                 "case.approve"
@@ -314,6 +356,7 @@ impl<DB: Backend> CaseStore for SqlStore<DB> {
         )
         .await?;
         tx.commit().await?;
+        self.sealed(&sealed)?;
         a.decided_by = Some(actor.to_string());
         a.decided_at = Some(at);
         a.approved = Some(approve);

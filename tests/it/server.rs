@@ -1552,6 +1552,7 @@ async fn the_openapi_document_describes_the_error_body() {
         not_found["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/ErrorBody"
     );
+}
 
 /// The server copies the signed audit head into the checkpoints folder beside the key at
 /// start-up and again on its schedule; each copy verifies against the log.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use mapping::{FieldError, MappingError, TxRecord};
-pub use profile::{FileFormat, Profile, ProfileError};
+pub use profile::{FileFormat, Limits, Profile, ProfileError, RepeatedColumns};
 pub use source::{Rejection, SourceError};
 
 use clearwatch_model::{Account, Merchant, Transaction};
@@ -72,9 +72,13 @@ pub struct ReadSummary {
 
 fn open(path: &Path, profile: &Profile) -> Result<TableReader, IngestError> {
     let format = profile.format.unwrap_or_else(|| FileFormat::for_path(path));
-    let delimiter = profile.delimiter.map_or(b',', |c| c as u8);
-    let reader = TableReader::open(path, format, delimiter)?;
-    Ok(reader)
+    let options = source::ReadOptions {
+        format,
+        delimiter: profile.delimiter.map_or(b',', |c| c as u8),
+        repeated_columns: profile.repeated_columns,
+        limits: profile.limits,
+    };
+    Ok(TableReader::open(path, options)?)
 }
 
 /// The header to compile a mapper against: the CSV header, or the profile's keys for JSON.

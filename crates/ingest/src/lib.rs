@@ -357,4 +357,28 @@ mod tests {
         assert_eq!(bad[0].field.as_deref(), Some("ts"));
         assert_eq!(bad[0].line, 3);
     }
+
+    #[test]
+    fn an_amount_beyond_the_currency_maximum_is_quarantined() {
+        let p = Profile::native();
+        let text = "tx_id,ts,from,to,amount,currency,type\n\
+            t1,2026-01-01T00:00:00Z,a,b,1000000000000000.00,CNY,payment\n\
+            t2,2026-01-01T00:00:00Z,a,b,1000000000000000.01,CNY,payment\n\
+            t3,2026-01-01T00:00:00Z,a,b,1000000000000001,JPY,payment\n";
+        let (ok, bad, _) = read(text, &p);
+        assert_eq!(ok, [("t1".to_string(), 2)]);
+        assert_eq!((bad[0].line, bad[0].field.as_deref()), (3, Some("amount")));
+        assert!(
+            bad[0]
+                .reason
+                .ends_with("maximum (10^15 major units): 1000000000000000.00 CNY"),
+            "{}",
+            bad[0].reason
+        );
+        assert!(
+            bad[1].reason.ends_with(": 1000000000000000 JPY"),
+            "{}",
+            bad[1].reason
+        );
+    }
 }

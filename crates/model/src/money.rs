@@ -155,14 +155,15 @@ pub fn parse_amount(s: &str, exponent: u32, excess: ExcessPrecision) -> Result<i
 }
 
 /// Renders minor units as a decimal string with the currency's exponent (`12345`, 2 → `123.45`).
-pub fn format_amount(minor: i64, exponent: u32) -> String {
+/// Takes sums as well as amounts: sums of amounts are 128-bit.
+pub fn format_amount(minor: impl Into<i128>, exponent: u32) -> String {
+    let minor: i128 = minor.into();
     if exponent == 0 {
         return minor.to_string();
     }
-    let scale = 10i64.pow(exponent);
     let sign = if minor < 0 { "-" } else { "" };
     let abs = minor.unsigned_abs();
-    let scale = scale as u64;
+    let scale = 10u128.pow(exponent);
     format!(
         "{sign}{}.{:0width$}",
         abs / scale,
@@ -255,6 +256,9 @@ mod tests {
         assert_eq!(format_amount(5, 2), "0.05");
         assert_eq!(format_amount(-5, 2), "-0.05");
         assert_eq!(format_amount(42, 0), "42");
+        let beyond_i64 = i128::from(i64::MAX) * 10;
+        assert_eq!(format_amount(beyond_i64, 2), "922337203685477580.70");
+        assert_eq!(format_amount(i64::MIN, 2), "-92233720368547758.08");
     }
 
     #[test]

@@ -27,10 +27,29 @@ pub struct IngestArgs {
     /// amlgentex, amlworld) or a YAML file.
     #[arg(long, default_value = "native")]
     pub profile: String,
+    /// Longest physical line read, in bytes (default: the profile's `limits`, else 1 MiB).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_line_bytes: Option<u64>,
+    /// Longest field value read, in bytes (default: the profile's, else 64 KiB).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_field_bytes: Option<u64>,
+    /// Longest row read, in bytes, across quoted line breaks (default: the profile's, else 4 MiB).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_record_bytes: Option<u64>,
 }
 
 pub async fn run(db: &super::Db, args: IngestArgs) -> anyhow::Result<ExitCode> {
-    let profile = Profile::load(&args.profile)?;
+    let mut profile = Profile::load(&args.profile)?;
+    let limits = &mut profile.limits;
+    for (flag, limit) in [
+        (args.max_line_bytes, &mut limits.max_line_bytes),
+        (args.max_field_bytes, &mut limits.max_field_bytes),
+        (args.max_record_bytes, &mut limits.max_record_bytes),
+    ] {
+        if let Some(bytes) = flag {
+            *limit = usize::try_from(bytes).unwrap_or(usize::MAX);
+        }
+    }
     let mut plan = Vec::new();
     // Registries first, so a reader of the batches sees them before the flows.
     if let Some(p) = args.accounts {

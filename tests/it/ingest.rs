@@ -146,6 +146,50 @@ fn a_failed_load_leaves_the_database_as_it_was() {
 }
 
 #[test]
+fn a_row_over_the_ingest_limit_flags_is_quarantined_and_the_rest_loads() {
+    let db = Db::new();
+    let f = db.write(
+        "t.csv",
+        "tx_id,ts,from,to,amount,currency,type,memo\n\
+         t1,2026-01-01T00:00:00Z,a,b,1.00,CNY,payment,short\n\
+         t2,2026-01-01T00:00:00Z,a,b,1.00,CNY,payment,a memo of thirty-two bytes......\n\
+         t3,2026-01-01T00:00:00Z,a,b,1.00,CNY,payment,\n",
+    );
+    let ingest = |db: &Db, flags: &[&str]| {
+        let out = db
+            .cmd()
+            .arg("ingest")
+            .args(flags)
+            .arg("--transactions")
+            .arg(&f)
+            .assert();
+        summary_counts(&out.success().get_output().stdout)
+    };
+    assert_eq!(ingest(&db, &["--max-field-bytes", "20"]), [3, 2, 1, 0]);
+    let rows = &db.stats()["quarantine_rows"];
+    assert_eq!(rows[0]["line"], 3);
+    assert_eq!(rows[0]["field"], "memo");
+    let reason = rows[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("20-byte field limit"), "{reason}");
+    // The same file under the default limits loads whole.
+    assert_eq!(ingest(&Db::new(), &[]), [3, 3, 0, 0]);
+}
+
+#[test]
+fn ingest_of_a_device_fifo_or_directory_is_refused_up_front() {
+    let db = Db::new();
+    for path in ["/dev/zero", "/tmp"] {
+        db.cmd()
+            .args(["ingest", "--transactions", path])
+            .timeout(std::time::Duration::from_secs(60))
+            .assert()
+            .code(2)
+            .stderr(contains(path))
+            .stderr(contains("not a regular file"));
+    }
+}
+
+#[test]
 fn a_broken_profile_is_an_error_with_line_and_column() {
     let db = Db::new();
     let profile = db.write(

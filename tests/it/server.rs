@@ -1461,6 +1461,49 @@ async fn every_api_error_has_the_one_error_format() {
     }
 }
 
+/// Adds user `analyst` to the state's store: the app and a session cookie of theirs.
+async fn analyst_session(st: &Shared) -> (Router, String) {
+    let hash = auth::hash_password("password-123").unwrap();
+    st.store
+        .add_user("analyst", UserRole::Analyst, &hash, "test")
+        .await
+        .unwrap();
+    let (cookie, _) = login_as(st, "analyst").await;
+    (server::app(st.clone()), cookie)
+}
+
+/// Account totals of amounts at the maximum pass 2^63 and are shown exact, not wrapped.
+#[tokio::test]
+async fn account_totals_at_the_maximum_amount_do_not_wrap() {
+    let db = TestDb::sqlite().await;
+    let mut csv = String::from("tx_id,ts,from,to,amount,currency,type\n");
+    for i in 0..12 {
+        csv.push_str(&format!(
+            "t{i},2026-01-0{}T00:00:00Z,A,B,1000000000000000.000,BHD,transfer\n",
+            1 + i % 9
+        ));
+    }
+    let tx = db.write("tx.csv", &csv);
+    db.load_ok(vec![(clearwatch_ingest::TableKind::Transactions, tx)])
+        .await;
+    let st = AppState::new(db.reopen().await.unwrap(), PackSource::resolve(&[]));
+    let (app, cookie) = analyst_session(&st).await;
+    for account in ["A", "B"] {
+        let url = format!("/accounts/{account}");
+        let (status, _, page) = send(&app, request("GET", &url, Some(&cookie), None, "")).await;
+        assert_eq!(status, StatusCode::OK, "{url}");
+        assert!(
+            page.contains("12000000000000000.000"),
+            "{url}: no exact total"
+        );
+        // 12 * 10^18 wrapped at 2^64 would read -6446744073709551.616.
+        assert!(
+            !page.contains("6446744073709551.616"),
+            "{url}: a wrapped total"
+        );
+    }
+}
+
 /// Links built from ingested ids are percent-encoded: an id like `../../admin/users`,
 /// `A1#x` or `..` links to its own account page, not elsewhere.
 #[tokio::test]
@@ -1488,13 +1531,7 @@ async fn account_links_of_hostile_ids_lead_to_their_own_pages() {
         .unwrap();
     let mut st = AppState::new(db.reopen().await.unwrap(), PackSource::resolve(&[]));
     std::sync::Arc::get_mut(&mut st).unwrap().export_key = f.st.export_key.clone();
-    let hash = auth::hash_password("password-123").unwrap();
-    st.store
-        .add_user("analyst", UserRole::Analyst, &hash, "test")
-        .await
-        .unwrap();
-    let app = server::app(st.clone());
-    let (cookie, _) = login_as(&st, "analyst").await;
+    let (app, cookie) = analyst_session(&st).await;
     let (_, _, page) = send(
         &app,
         request("GET", &format!("/alerts/{}", a.id), Some(&cookie), None, ""),

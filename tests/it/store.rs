@@ -210,6 +210,7 @@ store_suite!(
     duplicates_and_conflicts_across_chunks,
     aborted_load_leaves_nothing,
     stats_and_reads,
+    amounts_at_the_maximum_sum_in_stats_without_overflow,
     nul_bytes_are_quarantined,
     demo_set_loads_as_on_sqlite,
     save_alerts_is_idempotent,
@@ -389,6 +390,33 @@ async fn aborted_load_leaves_nothing(db: &TestDb) {
         .load_ok(vec![(TableKind::Accounts, fixture("accounts.csv"))])
         .await;
     assert_eq!(r[0].batch_id, 2);
+}
+
+/// Twelve amounts at the maximum of a three-decimal currency (10^18 minor units) sum past
+/// 2^63: `stats` gives the exact sum rather than failing with "integer overflow".
+async fn amounts_at_the_maximum_sum_in_stats_without_overflow(db: &TestDb) {
+    let mut csv = String::from("tx_id,ts,from,to,amount,currency,type\n");
+    for i in 0..12 {
+        csv.push_str(&format!(
+            "t{i},2026-01-01T00:00:00Z,A,B,1000000000000000.000,BHD,transfer\n"
+        ));
+    }
+    csv.push_str("t12,2026-01-01T00:00:00Z,A,B,1000000000000000.001,BHD,transfer\n");
+    csv.push_str("t13,2026-01-01T00:00:00Z,A,B,1.50,CNY,transfer\n");
+    let reports = db
+        .load_ok(vec![(TableKind::Transactions, db.write("max.csv", &csv))])
+        .await;
+    assert_eq!(counts(&reports[0]), [14, 13, 1, 0]);
+    let s = db.store.stats(5).await.unwrap();
+    let bhd = &s.totals[0];
+    assert_eq!((bhd.currency.as_str(), bhd.transactions), ("BHD", 12));
+    assert_eq!(bhd.amount, 12 * 10i128.pow(18));
+    assert!(bhd.amount > i128::from(i64::MAX));
+    assert_eq!(bhd.amount_text, "12000000000000000.000");
+    assert_eq!(
+        (s.totals[1].amount, s.totals[1].amount_text.as_str()),
+        (150, "1.50")
+    );
 }
 
 async fn stats_and_reads(db: &TestDb) {

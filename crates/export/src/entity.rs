@@ -200,7 +200,7 @@ impl Rate {
 
     /// The rate as a decimal string without trailing zeros (`7.1`).
     pub fn to_decimal(self) -> String {
-        let s = clearwatch_model::format_amount(self.mantissa as i64, self.scale);
+        let s = clearwatch_model::format_amount(self.mantissa, self.scale);
         if s.contains('.') {
             s.trim_end_matches('0').trim_end_matches('.').to_string()
         } else {

@@ -67,8 +67,8 @@ pub fn accounts_csv<W: Write>(case: &CaseExport, w: W) -> Result<(), ExportError
 #[derive(Debug, Clone, Default)]
 pub struct FlowEdge {
     pub count: u64,
-    /// Minor units per currency code.
-    pub amounts: BTreeMap<String, (i64, u32)>,
+    /// Minor units per currency code (sums, so 128-bit) and the currency's exponent.
+    pub amounts: BTreeMap<String, (i128, u32)>,
     pub first: Millis,
     pub last: Millis,
 }
@@ -100,7 +100,7 @@ pub fn flows(case: &CaseExport) -> BTreeMap<(String, String), FlowEdge> {
             .amounts
             .entry(t.currency.code().to_string())
             .or_insert((0, t.currency.exponent()));
-        amount.0 = amount.0.saturating_add(t.amount);
+        amount.0 += i128::from(t.amount);
         e.first = e.first.min(t.ts);
         e.last = e.last.max(t.ts);
     }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use mapping::{FieldError, MappingError, TxRecord};
-pub use profile::{FileFormat, Profile, ProfileError};
+pub use profile::{FileFormat, Limits, Profile, ProfileError, RepeatedColumns};
 pub use source::{Rejection, SourceError};
 
 use clearwatch_model::{Account, Merchant, Transaction};
@@ -72,9 +72,13 @@ pub struct ReadSummary {
 
 fn open(path: &Path, profile: &Profile) -> Result<TableReader, IngestError> {
     let format = profile.format.unwrap_or_else(|| FileFormat::for_path(path));
-    let delimiter = profile.delimiter.map_or(b',', |c| c as u8);
-    let reader = TableReader::open(path, format, delimiter)?;
-    Ok(reader)
+    let options = source::ReadOptions {
+        format,
+        delimiter: profile.delimiter.map_or(b',', |c| c as u8),
+        repeated_columns: profile.repeated_columns,
+        limits: profile.limits,
+    };
+    Ok(TableReader::open(path, options)?)
 }
 
 /// The header to compile a mapper against: the CSV header, or the profile's keys for JSON.
@@ -352,5 +356,29 @@ mod tests {
         assert_eq!(s.rows_read, (ok.len() + bad.len()) as u64);
         assert_eq!(bad[0].field.as_deref(), Some("ts"));
         assert_eq!(bad[0].line, 3);
+    }
+
+    #[test]
+    fn an_amount_beyond_the_currency_maximum_is_quarantined() {
+        let p = Profile::native();
+        let text = "tx_id,ts,from,to,amount,currency,type\n\
+            t1,2026-01-01T00:00:00Z,a,b,1000000000000000.00,CNY,payment\n\
+            t2,2026-01-01T00:00:00Z,a,b,1000000000000000.01,CNY,payment\n\
+            t3,2026-01-01T00:00:00Z,a,b,1000000000000001,JPY,payment\n";
+        let (ok, bad, _) = read(text, &p);
+        assert_eq!(ok, [("t1".to_string(), 2)]);
+        assert_eq!((bad[0].line, bad[0].field.as_deref()), (3, Some("amount")));
+        assert!(
+            bad[0]
+                .reason
+                .ends_with("maximum (10^15 major units): 1000000000000000.00 CNY"),
+            "{}",
+            bad[0].reason
+        );
+        assert!(
+            bad[1].reason.ends_with(": 1000000000000000 JPY"),
+            "{}",
+            bad[1].reason
+        );
     }
 }

@@ -10,7 +10,8 @@ use super::profile::{
     AccountTable, FieldSpec, MerchantTable, TimestampSpec, TransactionTable, UnknownType,
 };
 use clearwatch_model::{
-    AccountKind, Currency, ExcessPrecision, Millis, Role, TxType, parse_amount, parse_rfc3339,
+    AccountKind, AmountError, Currency, ExcessPrecision, Millis, Role, TxType, parse_amount,
+    parse_rfc3339,
 };
 
 /// A profile that does not fit the file it is applied to.
@@ -460,8 +461,13 @@ impl TxMapper {
                 .ok_or_else(|| self.currency.refuse(&cur_text, "unknown ISO 4217 currency"))?,
         };
         let amount_text = self.amount.require(row)?;
-        let amount = parse_amount(&amount_text, currency.exponent(), self.excess)
-            .map_err(|e| self.amount.refuse(&amount_text, e))?;
+        let amount =
+            parse_amount(&amount_text, currency.exponent(), self.excess).map_err(|e| match e {
+                AmountError::TooLarge(..) => {
+                    self.amount.refuse(&amount_text, format!("{e} {currency}"))
+                }
+                e => self.amount.refuse(&amount_text, e),
+            })?;
         let type_text = self.tx_type.require(row)?;
         let (tx_type, unknown_type) = match self.types.get(type_text.as_ref()) {
             Some(t) => (*t, false),

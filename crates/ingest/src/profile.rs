@@ -80,6 +80,12 @@ pub struct Profile {
     pub format: Option<FileFormat>,
     #[serde(default)]
     pub delimiter: Option<char>,
+    /// What a repeated CSV header name means; by default it is an error.
+    #[serde(default)]
+    pub repeated_columns: RepeatedColumns,
+    /// Size limits enforced while reading.
+    #[serde(default)]
+    pub limits: Limits,
     pub transactions: TransactionTable,
     #[serde(default)]
     pub accounts: Option<AccountTable>,
@@ -100,6 +106,48 @@ impl FileFormat {
         match path.extension().and_then(|e| e.to_str()) {
             Some("jsonl" | "ndjson" | "json") => FileFormat::Jsonl,
             _ => FileFormat::Csv,
+        }
+    }
+}
+
+/// What a CSV header that names the same column twice means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepeatedColumns {
+    /// The file is refused, naming the column: a mapping by name would be ambiguous.
+    #[default]
+    Reject,
+    /// The file is read; `name` is the first such column, `name.1` the second, and so on.
+    Numbered,
+}
+
+/// Size limits enforced while a file is read, so that no line, field or row is ever
+/// held in memory beyond them. A row over a limit is quarantined with the limit it broke
+/// and the rest of it is skipped unread; the load goes on with the next row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Bytes of one physical line, without its line terminator.
+    pub max_line_bytes: usize,
+    /// Bytes of one field's value (a CSV cell after unquoting, a JSON key's value).
+    pub max_field_bytes: usize,
+    /// Bytes of one row as written, terminator included; a CSV row may span lines
+    /// through quoted line breaks. For JSON Lines a row is a line.
+    pub max_record_bytes: usize,
+}
+
+impl Limits {
+    pub const DEFAULT_LINE_BYTES: usize = 1 << 20;
+    pub const DEFAULT_FIELD_BYTES: usize = 64 << 10;
+    pub const DEFAULT_RECORD_BYTES: usize = 4 << 20;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line_bytes: Limits::DEFAULT_LINE_BYTES,
+            max_field_bytes: Limits::DEFAULT_FIELD_BYTES,
+            max_record_bytes: Limits::DEFAULT_RECORD_BYTES,
         }
     }
 }

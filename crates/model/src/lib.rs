@@ -14,7 +14,10 @@ pub mod time;
 pub mod triage;
 
 pub use alert::{Alert, Evidence, Severity, StoredAlert, Subject, SubjectKind, Window};
-pub use money::{AmountError, Currency, ExcessPrecision, format_amount, parse_amount};
+pub use money::{
+    AmountError, Currency, ExcessPrecision, MAX_MAJOR_UNITS, format_amount, max_minor_units,
+    parse_amount,
+};
 pub use records::{Account, AccountKind, Merchant, Role, Transaction, TxType};
 pub use table::Table;
 pub use time::{Millis, format_ts, parse_rfc3339};

@@ -57,6 +57,25 @@ pub enum AmountError {
     TooPrecise(String, u32),
     #[error("amount {0} overflows 64-bit minor units")]
     Overflow(String),
+    #[error("amount {0} is over the per-currency maximum (10^15 major units): {1}")]
+    TooLarge(String, String),
+}
+
+/// The largest amount accepted, in major units of any currency: 10^15. Larger amounts
+/// are not payments but data errors, and the cap keeps sums of many amounts far from
+/// the 64-bit limit (they are computed in 128 bits anyway).
+pub const MAX_MAJOR_UNITS: i64 = 1_000_000_000_000_000;
+
+/// Never more than 10^18 minor units (currencies with 4 decimals: 10^14 major units).
+const MAX_MINOR_UNITS: i64 = 1_000_000_000_000_000_000;
+
+/// The largest amount accepted in minor units of a currency with `exponent` decimals:
+/// [`MAX_MAJOR_UNITS`] scaled by the exponent, at most 10^18.
+pub fn max_minor_units(exponent: u32) -> i64 {
+    10i64
+        .checked_pow(exponent)
+        .and_then(|scale| scale.checked_mul(MAX_MAJOR_UNITS))
+        .map_or(MAX_MINOR_UNITS, |max| max.min(MAX_MINOR_UNITS))
 }
 
 /// What to do with digits beyond the currency's minor unit.
@@ -70,7 +89,8 @@ pub enum ExcessPrecision {
     Round,
 }
 
-/// Parses a non-negative decimal string (`123.45`, `7`, `1e3` is refused) into minor units.
+/// Parses a non-negative decimal string (`123.45`, `7`, `1e3` is refused) into minor units,
+/// at most [`max_minor_units`].
 pub fn parse_amount(s: &str, exponent: u32, excess: ExcessPrecision) -> Result<i64, AmountError> {
     let t = s.trim();
     if t.is_empty() {
@@ -124,18 +144,26 @@ pub fn parse_amount(s: &str, exponent: u32, excess: ExcessPrecision) -> Result<i
             }
         }
     }
+    let max = max_minor_units(exponent);
+    if minor > max {
+        return Err(AmountError::TooLarge(
+            t.to_string(),
+            format_amount(max, exponent),
+        ));
+    }
     Ok(minor)
 }
 
 /// Renders minor units as a decimal string with the currency's exponent (`12345`, 2 → `123.45`).
-pub fn format_amount(minor: i64, exponent: u32) -> String {
+/// Takes sums as well as amounts: sums of amounts are 128-bit.
+pub fn format_amount(minor: impl Into<i128>, exponent: u32) -> String {
+    let minor: i128 = minor.into();
     if exponent == 0 {
         return minor.to_string();
     }
-    let scale = 10i64.pow(exponent);
     let sign = if minor < 0 { "-" } else { "" };
     let abs = minor.unsigned_abs();
-    let scale = scale as u64;
+    let scale = 10u128.pow(exponent);
     format!(
         "{sign}{}.{:0width$}",
         abs / scale,
@@ -177,6 +205,42 @@ mod tests {
     }
 
     #[test]
+    fn amounts_beyond_the_per_currency_maximum_are_refused() {
+        let max = "1000000000000000";
+        assert_eq!(cny(max), Ok(100_000_000_000_000_000));
+        assert_eq!(cny(&format!("{max}.00")), Ok(max_minor_units(2)));
+        assert_eq!(
+            cny("1000000000000000.01"),
+            Err(AmountError::TooLarge(
+                "1000000000000000.01".into(),
+                "1000000000000000.00".into()
+            ))
+        );
+        let jpy = |s| parse_amount(s, 0, ExcessPrecision::Reject);
+        assert_eq!(jpy(max), Ok(MAX_MAJOR_UNITS));
+        assert!(matches!(
+            jpy("1000000000000001"),
+            Err(AmountError::TooLarge(..))
+        ));
+        // Four decimals: capped at 10^18 minor units, 10^14 major units.
+        assert_eq!(max_minor_units(4), 1_000_000_000_000_000_000);
+        let clf = |s| parse_amount(s, 4, ExcessPrecision::Reject);
+        assert_eq!(clf("100000000000000"), Ok(max_minor_units(4)));
+        assert!(matches!(
+            clf("100000000000000.0001"),
+            Err(AmountError::TooLarge(..))
+        ));
+        // Rounding up past the maximum is refused too.
+        let round = parse_amount("1000000000000000.009", 2, ExcessPrecision::Round);
+        assert!(matches!(round, Err(AmountError::TooLarge(..))), "{round:?}");
+        let text = AmountError::TooLarge("2e15".into(), "1000000000000000.00".into()).to_string();
+        assert!(
+            text.ends_with("maximum (10^15 major units): 1000000000000000.00"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn rounds_half_even_when_asked() {
         let r = |s| parse_amount(s, 2, ExcessPrecision::Round).unwrap();
         assert_eq!(r("1.234"), 123);
@@ -192,6 +256,9 @@ mod tests {
         assert_eq!(format_amount(5, 2), "0.05");
         assert_eq!(format_amount(-5, 2), "-0.05");
         assert_eq!(format_amount(42, 0), "42");
+        let beyond_i64 = i128::from(i64::MAX) * 10;
+        assert_eq!(format_amount(beyond_i64, 2), "922337203685477580.70");
+        assert_eq!(format_amount(i64::MIN, 2), "-92233720368547758.08");
     }
 
     #[test]

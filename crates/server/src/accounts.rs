@@ -41,7 +41,7 @@ async fn account_by_query(
     account(st, user, Path(q.id)).await
 }
 
-fn money(totals: &BTreeMap<String, i64>) -> Vec<(String, String)> {
+fn money(totals: &BTreeMap<String, i128>) -> Vec<(String, String)> {
     totals
         .iter()
         .map(|(c, v)| {
@@ -73,21 +73,22 @@ async fn account(
         return Err(AppError::NotFound);
     }
     let (mut totals_in, mut totals_out) = (BTreeMap::new(), BTreeMap::new());
-    let mut parties: HashMap<String, (u64, i64, String)> = HashMap::new();
+    // Sums in 128 bits: a few amounts near the maximum already pass 2^63.
+    let mut parties: HashMap<String, (u64, i128, String)> = HashMap::new();
     for t in &txs {
         let code = t.currency.code().to_string();
         let other = if t.to == id {
-            *totals_in.entry(code.clone()).or_insert(0) += t.amount;
+            *totals_in.entry(code.clone()).or_insert(0) += i128::from(t.amount);
             &t.from
         } else {
-            *totals_out.entry(code.clone()).or_insert(0) += t.amount;
+            *totals_out.entry(code.clone()).or_insert(0) += i128::from(t.amount);
             &t.to
         };
         let e = parties.entry(other.clone()).or_insert((0, 0, code));
         e.0 += 1;
-        e.1 += t.amount;
+        e.1 += i128::from(t.amount);
     }
-    let mut counterparties: Vec<(String, (u64, i64, String))> = parties.into_iter().collect();
+    let mut counterparties: Vec<(String, (u64, i128, String))> = parties.into_iter().collect();
     counterparties.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
     let counterparties = counterparties
         .into_iter()

@@ -357,13 +357,13 @@ fn balance_points(
         return (Vec::new(), String::new());
     };
     let scale = 10f64.powi(currency.exponent() as i32);
-    let mut balance = 0i64;
+    let mut balance = 0i128;
     let mut points = Vec::new();
     for t in txs.iter().filter(|t| t.currency == currency) {
         let delta = if t.to == subject {
-            t.amount
+            i128::from(t.amount)
         } else if t.from == subject {
-            -t.amount
+            -i128::from(t.amount)
         } else {
             continue;
         };

@@ -19,6 +19,9 @@ use clearwatch_model::{
     Account, Currency, Merchant, Millis, Table, Transaction, format_amount, format_ts,
 };
 
+/// 2^32: amounts are summed in two halves of this size (see `stats`).
+const HALF: i64 = 1 << 32;
+
 /// A loaded record as the store writes it: its columns' values in
 /// [`Table::COLUMNS`] order.
 pub trait Loadable: Table {
@@ -338,15 +341,21 @@ impl<DB: Backend> IngestStore for SqlStore<DB> {
             .ok_or_else(|| StoreError::Corrupt("no MIN/MAX row".into()))?;
         let first_ts = get::<DB, Option<i64>>(&range, 0)?.map(format_ts);
         let last_ts = get::<DB, Option<i64>>(&range, 1)?.map(format_ts);
+        // SUM(amount) overflows 64 bits (SQLite fails, a cast would too): the amounts are
+        // summed as high and low 32-bit halves, each sum far from 2^63 for under 2^31
+        // rows, and joined in 128 bits.
         let totals_sql = format!(
-            "SELECT currency, COUNT(*), CAST(SUM(amount) AS {}) FROM transactions \
+            "SELECT currency, COUNT(*), CAST(SUM(amount / {HALF}) AS {int8}), \
+             CAST(SUM(amount % {HALF}) AS {int8}) FROM transactions \
              GROUP BY currency ORDER BY currency",
-            DB::INT8
+            int8 = DB::INT8
         );
         let mut totals = Vec::new();
         for r in DB::fetch_all(&mut c, query(&totals_sql)).await? {
             let currency: String = get::<DB, _>(&r, 0)?;
-            let amount: i64 = get::<DB, _>(&r, 2)?;
+            let high = i128::from(get::<DB, i64>(&r, 2)?);
+            let low = i128::from(get::<DB, i64>(&r, 3)?);
+            let amount = high * i128::from(HALF) + low;
             let exp = Currency::from_code(&currency).map_or(0, Currency::exponent);
             totals.push(CurrencyTotal {
                 amount_text: format_amount(amount, exp),

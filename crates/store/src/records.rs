@@ -35,8 +35,8 @@ pub struct QuarantineRow {
 pub struct CurrencyTotal {
     pub currency: String,
     pub transactions: u64,
-    /// Minor units.
-    pub amount: i64,
+    /// Minor units: a sum of many amounts, so 128-bit.
+    pub amount: i128,
     /// Decimal major units, for display.
     pub amount_text: String,
 }

@@ -439,7 +439,7 @@ impl Detector for Series {
                         if slice.is_empty() {
                             continue;
                         }
-                        let sum: i64 = slice.iter().map(|&e| g.amount[e as usize]).sum();
+                        let sum: i128 = slice.iter().map(|&e| i128::from(g.amount[e as usize])).sum();
                         let major = sum as f64 / 10f64.powi(exec.exponent as i32);
                         let value = match self.metric {
                             PeerMetric::Sum => major,

@@ -98,6 +98,7 @@ pub async fn run(db: &str, args: DemoArgs) -> anyhow::Result<ExitCode> {
             args.bind,
             Vec::new(),
             clearwatch_server::DEFAULT_BACKTEST_BUDGET,
+            false,
         )
         .await?;
     }

@@ -27,12 +27,16 @@ pub struct ServeArgs {
     /// The longest a dashboard backtest may run, in seconds, before it is stopped.
     #[arg(long, default_value_t = server::DEFAULT_BACKTEST_BUDGET.as_secs())]
     pub backtest_seconds: u64,
+    /// The dashboard is reached through a TLS-terminating proxy: cookies carry `Secure`
+    /// even on loopback (they always do on any other address).
+    #[arg(long)]
+    pub behind_tls: bool,
 }
 
 pub async fn run(db: &str, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store = store::open(db).await?;
     let budget = std::time::Duration::from_secs(args.backtest_seconds);
-    serve_store(store, args.bind, args.rules, budget).await?;
+    serve_store(store, args.bind, args.rules, budget, args.behind_tls).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -42,6 +46,7 @@ pub async fn serve_store(
     bind: SocketAddr,
     rules: Vec<PathBuf>,
     backtest_budget: std::time::Duration,
+    behind_tls: bool,
 ) -> anyhow::Result<()> {
     if !bind.ip().is_loopback() {
         eprintln!("warning: listening on {bind}, which is not a loopback address");
@@ -50,11 +55,13 @@ pub async fn serve_store(
     let mut state = AppState::new(store, PackSource::resolve(&rules));
     if let Some(s) = std::sync::Arc::get_mut(&mut state) {
         s.backtest_budget = backtest_budget;
+        s.secure_cookies = server::secure_cookies(bind, behind_tls);
     }
     server::serve(state, bind, |addr| {
         println!("dashboard: http://{addr}/  (Ctrl-C to stop)");
         if let Some((user, password)) = &admin {
             println!("first sign-in: user {user}, one-time password {password}");
+            println!("(it must be changed at that sign-in and works only until then)");
             println!("(shown once; add users with `clearwatch users add NAME --role ROLE`)");
         }
     })

@@ -102,6 +102,7 @@ pub async fn run(db: &super::Db, args: DemoArgs) -> anyhow::Result<ExitCode> {
             Vec::new(),
             clearwatch_server::DEFAULT_BACKTEST_BUDGET,
             Some(clearwatch_server::DEFAULT_CHECKPOINT_EVERY),
+            false,
         )
         .await?;
     }

@@ -31,6 +31,11 @@ pub struct ServeArgs {
     /// beside the audit key (one at start-up, then every N hours); 0 turns them off.
     #[arg(long, default_value_t = server::DEFAULT_CHECKPOINT_EVERY.as_secs() / 3600)]
     pub checkpoint_hours: u64,
+
+    /// The dashboard is reached through a TLS-terminating proxy: cookies carry `Secure`
+    /// even on loopback (they always do on any other address).
+    #[arg(long)]
+    pub behind_tls: bool,
 }
 
 pub async fn run(db: &super::Db, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -38,7 +43,15 @@ pub async fn run(db: &super::Db, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let budget = std::time::Duration::from_secs(args.backtest_seconds);
     let checkpoints = (args.checkpoint_hours > 0)
         .then(|| std::time::Duration::from_secs(args.checkpoint_hours * 3600));
-    serve_store(store, args.bind, args.rules, budget, checkpoints).await?;
+    serve_store(
+        store,
+        args.bind,
+        args.rules,
+        budget,
+        checkpoints,
+        args.behind_tls,
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -49,6 +62,7 @@ pub async fn serve_store(
     rules: Vec<PathBuf>,
     backtest_budget: std::time::Duration,
     checkpoint_every: Option<std::time::Duration>,
+    behind_tls: bool,
 ) -> anyhow::Result<()> {
     if !bind.ip().is_loopback() {
         eprintln!("warning: listening on {bind}, which is not a loopback address");
@@ -58,11 +72,13 @@ pub async fn serve_store(
     if let Some(s) = std::sync::Arc::get_mut(&mut state) {
         s.backtest_budget = backtest_budget;
         s.checkpoint_every = checkpoint_every;
+        s.secure_cookies = server::secure_cookies(bind, behind_tls);
     }
     server::serve(state, bind, |addr| {
         println!("dashboard: http://{addr}/  (Ctrl-C to stop)");
         if let Some((user, password)) = &admin {
             println!("first sign-in: user {user}, one-time password {password}");
+            println!("(it must be changed at that sign-in and works only until then)");
             println!("(shown once; add users with `clearwatch users add NAME --role ROLE`)");
         }
     })

@@ -32,9 +32,6 @@ pub struct AddArgs {
     pub role: String,
 }
 
-/// Shortest password accepted.
-pub const MIN_PASSWORD: usize = 10;
-
 fn read_password() -> anyhow::Result<String> {
     let password = if std::io::stdin().is_terminal() {
         let p = rpassword::prompt_password("password: ")?;
@@ -51,9 +48,7 @@ fn read_password() -> anyhow::Result<String> {
             .context("reading the password from stdin")?;
         line.trim_end_matches(['\n', '\r']).to_string()
     };
-    if password.chars().count() < MIN_PASSWORD {
-        bail!("the password needs at least {MIN_PASSWORD} characters");
-    }
+    clearwatch_server::password::check(&password)?;
     Ok(password)
 }
 
@@ -62,10 +57,9 @@ pub async fn run(db: &super::Db, args: UsersArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         UsersCommand::Add(a) => {
             let role: UserRole = a.role.parse().map_err(anyhow::Error::msg)?;
-            let name = a.name.trim();
-            if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
-                bail!("a user name is 1 to 64 printable characters");
-            }
+            let name = clearwatch_server::auth::normalise_name(&a.name)
+                .with_context(|| format!("user name {:?}", a.name))?;
+            let name = name.as_str();
             let password = read_password()?;
             let hash = hash_password(&password).map_err(anyhow::Error::msg)?;
             store.add_user(name, role, &hash, "cli").await?;

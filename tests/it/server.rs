@@ -129,12 +129,29 @@ async fn login_as(st: &Shared, user: &str) -> (String, String) {
 }
 
 fn concrete(path: &str, f: &Fixture) -> String {
-    path.replace("{*path}", "app.css")
-        .replace("/approvals/{id}", &format!("/approvals/{}", f.approval_id))
-        .replace("/accounts/{id}", "/accounts/H1")
-        .replace("/rules/{id}", "/rules/TC-04")
-        .replace("{name}", "auditor")
-        .replace("{id}", &f.alert_id)
+    // A reset forces a password change: not on a user the walk signs in as.
+    path.replace(
+        "/admin/users/{name}/password",
+        "/admin/users/supervisor2/password",
+    )
+    .replace("{*path}", "app.css")
+    .replace("/approvals/{id}", &format!("/approvals/{}", f.approval_id))
+    .replace("/accounts/{id}", "/accounts/H1")
+    .replace("/rules/{id}", "/rules/TC-04")
+    .replace("{name}", "auditor")
+    .replace("{id}", &f.alert_id)
+}
+
+/// A JSON API request of a session.
+fn json_request(method: &str, uri: &str, cookie: &str, csrf: &str, body: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::COOKIE, cookie)
+        .header(CSRF_HEADER, csrf)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
 }
 
 async fn send(app: &Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
@@ -1375,16 +1392,7 @@ async fn every_api_error_has_the_one_error_format() {
     let f = fixture().await;
     let (admin, admin_csrf) = login_as(&f.st, "admin").await;
     let (analyst, analyst_csrf) = login_as(&f.st, "analyst").await;
-    let json = |method: &str, uri: &str, cookie: &str, csrf: &str, body: &str| {
-        Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::COOKIE, cookie)
-            .header(CSRF_HEADER, csrf)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap()
-    };
+    let json = json_request;
     let case = format!("/api/v1/cases/{}", f.alert_id);
     let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
         (
@@ -1664,4 +1672,592 @@ async fn a_bulk_change_with_one_stale_alert_changes_none() {
         assert_eq!(f.st.store.alert(id).await.unwrap().unwrap().assignee, None);
     }
     assert_eq!(f.st.store.audit_report(&[]).await.unwrap().entries, before);
+}
+
+// ---- Bounded authentication -------------------------------------------------------------
+
+/// A sign-in POST from `client` (a socket address, as the server's connect info gives it).
+fn login_request(user: &str, password: &str, client: &str) -> Request<Body> {
+    let form = serde_urlencoded::to_string([
+        ("username", user),
+        ("password", password),
+        ("csrf", "pre-token"),
+    ])
+    .unwrap();
+    let mut req = Request::builder()
+        .method("POST")
+        .uri("/login")
+        .header(header::COOKIE, format!("{}=pre-token", auth::LOGIN_COOKIE))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form))
+        .unwrap();
+    let addr: std::net::SocketAddr = client.parse().unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
+    req
+}
+
+/// A sign-in from `client`: `(status, headers, body)`.
+async fn sign_in(
+    app: &Router,
+    user: &str,
+    password: &str,
+    client: &str,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    send(app, login_request(user, password, client)).await
+}
+
+async fn with_state(f: &Fixture, change: impl FnOnce(&mut AppState)) -> Router {
+    let mut st = AppState::new(f._db.reopen().await.unwrap(), PackSource::resolve(&[]));
+    change(std::sync::Arc::get_mut(&mut st).unwrap());
+    server::app(st)
+}
+
+/// Finding 1: argon2 had no bound on concurrent hashes (64 parallel sign-ins took the
+/// server from 33 MB to 3.7 GB). Beyond the bound, sign-ins are refused with 503 at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_logins_beyond_the_hashing_bound_get_503() {
+    let f = fixture().await;
+    let app = with_state(&f, |s| {
+        s.hashing = auth::HashGate::new(1, 0, std::time::Duration::from_millis(1));
+    })
+    .await;
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let req = login_request("analyst", "wrong-password", &format!("10.1.0.{i}:5000"));
+                send(&app, req).await.0
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let busy = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
+    assert!(busy >= 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::SERVICE_UNAVAILABLE || *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+}
+
+/// Finding 2: the limiter stored every name tried, up to 256 KB each. A name over 64
+/// characters is refused before it becomes a key or costs a hash; a form over the form
+/// limit is refused before it is read.
+#[tokio::test]
+async fn a_long_user_name_is_refused_before_it_is_a_key_or_hashed() {
+    let f = fixture().await;
+    let (status, _, page) =
+        sign_in(&f.app, &"n".repeat(65), "whatever-password", "10.0.0.1:1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("1 to 64"), "{page}");
+    assert_eq!(f.st.limiter.keys(), 0, "nothing remembered");
+    let (status, _, _) = sign_in(&f.app, &"n".repeat(20_000), "x", "10.0.0.1:1").await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(f.st.limiter.keys(), 0);
+    let (status, _, _) = sign_in(&f.app, "analyst", "password-123", "10.0.0.1:1").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(f.st.limiter.keys() > 0);
+}
+
+/// Finding 2: a third party could lock any user out by failing on their name. The
+/// lock-out is per (client, name): another client still signs in.
+#[tokio::test]
+async fn another_client_cannot_lock_a_user_out() {
+    let f = fixture().await;
+    for _ in 0..auth::LOGIN_MAX_FAILURES {
+        let (status, _, _) = sign_in(&f.app, "auditor", "nope-nope-nope", "203.0.113.9:4000").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _, _) = sign_in(&f.app, "auditor", "password-123", "203.0.113.9:4001").await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the attacker's address is locked out"
+    );
+    let (status, headers, _) =
+        sign_in(&f.app, "auditor", "password-123", "198.51.100.7:4000").await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "the user's own address is not"
+    );
+    assert_eq!(headers[header::LOCATION], "/alerts");
+    // One address trying many names meets the per-client limit.
+    // (Each refused attempt costs a hash, during which cells come back: try a few more.)
+    let mut limited = false;
+    for i in 0..3 * auth::CLIENT_BURST {
+        let (status, _, _) = sign_in(
+            &f.app,
+            &format!("nobody{i}"),
+            "nope-nope-nope",
+            "192.0.2.1:1",
+        )
+        .await;
+        limited = status == StatusCode::TOO_MANY_REQUESTS;
+        if limited {
+            assert!(i >= auth::CLIENT_BURST, "limited after {i}");
+            break;
+        }
+    }
+    assert!(limited);
+}
+
+/// Finding 8: names were taken as typed. They are NFKC-normalised, and names with bidi
+/// controls or invisible characters are refused, at creation and at sign-in.
+#[tokio::test]
+async fn names_with_invisible_characters_are_refused_at_creation_and_login() {
+    let f = fixture().await;
+    let (admin, csrf) = login_as(&f.st, "admin").await;
+    for bad in ["ann\u{202E}", "a\u{200B}nn", "\u{FEFF}ann"] {
+        let form = serde_urlencoded::to_string([
+            ("name", bad),
+            ("role", "analyst"),
+            ("password", "violet-anchor-tundra"),
+        ])
+        .unwrap();
+        let (status, _, page) = send(
+            &f.app,
+            request("POST", "/admin/users", Some(&admin), Some(&csrf), &form),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}");
+        assert!(page.contains("invisible"), "{page}");
+    }
+    let form = "name=%EF%BD%82%EF%BD%8F%EF%BD%82&role=analyst&password=violet-anchor-tundra";
+    let (status, _, _) = send(
+        &f.app,
+        request("POST", "/admin/users", Some(&admin), Some(&csrf), form),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        f.st.store.user("bob").await.unwrap().is_some(),
+        "stored as NFKC"
+    );
+    let (status, _, _) = sign_in(&f.app, "analyst\u{200B}", "password-123", "10.0.0.2:1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = sign_in(&f.app, "ｂｏｂ", "violet-anchor-tundra", "10.0.0.2:1").await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "full-width sign-in finds bob"
+    );
+}
+
+/// Finding 3: any 10-character password was accepted. Short, blank and common ones are
+/// refused with a message in the user's language.
+#[tokio::test]
+async fn weak_passwords_are_refused_with_messages_in_both_languages() {
+    let f = fixture().await;
+    let (admin, csrf) = login_as(&f.st, "admin").await;
+    let add = |pw: &str, lang: &str| {
+        let form = serde_urlencoded::to_string([
+            ("name", "carol"),
+            ("role", "analyst"),
+            ("password", pw),
+            ("csrf", csrf.as_str()),
+        ])
+        .unwrap();
+        let mut req = request("POST", "/admin/users", Some(&admin), None, &form);
+        req.headers_mut()
+            .insert(header::ACCEPT_LANGUAGE, lang.parse().unwrap());
+        req
+    };
+    let cases = [
+        ("qwerty123456", "most common", "常见的密码"),
+        ("Password2024!", "most common", "常见的密码"),
+        ("short-one", "at least 12", "至少需要 12"),
+        ("              ", "only spaces", "只包含空格"),
+    ];
+    for (pw, en, zh) in cases {
+        let (status, _, page) = send(&f.app, add(pw, "en")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{pw:?}");
+        assert!(page.contains(en), "{pw:?}: {page}");
+        let (status, _, page) = send(&f.app, add(pw, "zh-CN")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(page.contains(zh), "{pw:?}: {page}");
+    }
+    assert!(f.st.store.user("carol").await.unwrap().is_none());
+    let (status, _, _) = send(&f.app, add("violet-anchor-tundra", "en")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+/// Finding 6: cookies lacked `Secure` when the dashboard was exposed.
+#[tokio::test]
+async fn cookies_are_secure_off_loopback_or_behind_tls() {
+    let lo: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    let v6: std::net::SocketAddr = "[::1]:8080".parse().unwrap();
+    let any: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+    assert!(!server::secure_cookies(lo, false));
+    assert!(!server::secure_cookies(v6, false));
+    assert!(server::secure_cookies(lo, true));
+    assert!(server::secure_cookies(any, false));
+    let f = fixture().await;
+    let app = with_state(&f, |s| {
+        s.secure_cookies = server::secure_cookies(any, false)
+    })
+    .await;
+    let (status, headers, _) = sign_in(&app, "analyst", "password-123", "10.0.0.3:1").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let session = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with(SESSION_COOKIE))
+        .unwrap();
+    assert!(session.contains("; Secure"), "{session}");
+}
+
+/// Finding 7: state-changing requests from another origin were accepted whenever they
+/// carried a token. Now one whose Origin (or Referer) names another host is refused with
+/// 403, in the API's one error format.
+#[tokio::test]
+async fn cross_origin_posts_are_refused_in_the_one_error_format() {
+    let f = fixture().await;
+    let (cookie, csrf) = login_as(&f.st, "analyst").await;
+    let case = format!("/api/v1/cases/{}", f.alert_id);
+    let api = |origin: Option<&str>, referer: Option<&str>| {
+        let mut req = json_request(
+            "POST",
+            &case,
+            &cookie,
+            &csrf,
+            r#"{"expected_version": 999}"#,
+        );
+        let h = req.headers_mut();
+        h.insert(header::HOST, "dash.example".parse().unwrap());
+        if let Some(o) = origin {
+            h.insert(header::ORIGIN, o.parse().unwrap());
+        }
+        if let Some(r) = referer {
+            h.insert(header::REFERER, r.parse().unwrap());
+        }
+        req
+    };
+    for (o, r) in [
+        (Some("https://evil.example"), None),
+        (None, Some("https://evil.example/x")),
+        (Some("null"), None),
+    ] {
+        let (status, _, text) = send(&f.app, api(o, r)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{o:?} {r:?}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["code"], "forbidden");
+        assert!(v["error"].as_str().unwrap().contains("cross-origin"), "{v}");
+    }
+    // Same origin, or neither header (a script): on to the handler (a version conflict).
+    for (o, r) in [
+        (Some("https://dash.example"), None),
+        (None, Some("https://dash.example/alerts")),
+        (None, None),
+    ] {
+        let (status, _, _) = send(&f.app, api(o, r)).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{o:?} {r:?}");
+    }
+    // The sign-in form too, before any session.
+    let mut req = login_request("analyst", "password-123", "10.0.0.4:1");
+    req.headers_mut()
+        .insert(header::ORIGIN, "https://evil.example".parse().unwrap());
+    req.headers_mut()
+        .insert(header::HOST, "dash.example".parse().unwrap());
+    assert_eq!(send(&f.app, req).await.0, StatusCode::FORBIDDEN);
+}
+
+fn password_form(current: &str, new: &str, confirm: &str, csrf: &str) -> String {
+    serde_urlencoded::to_string([
+        ("current", current),
+        ("new", new),
+        ("confirm", confirm),
+        ("csrf", csrf),
+    ])
+    .unwrap()
+}
+
+/// Finding 4: users could not change their password, nor could an administrator reset
+/// one. Now every user can (with the current password), and a reset sets a temporary
+/// password that must be changed at the next sign-in; until then nothing else is allowed.
+#[tokio::test]
+async fn users_change_their_password_and_a_reset_forces_a_change() {
+    let f = fixture().await;
+    let (cookie, csrf) = login_as(&f.st, "analyst").await;
+    let (other, _) = login_as(&f.st, "analyst").await;
+    let (status, _, page) =
+        send(&f.app, request("GET", "/password", Some(&cookie), None, "")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"password-form\""), "{page}");
+    let tundra = "violet-anchor-tundra";
+    let attempts = [
+        (
+            "wrong-current-pw",
+            tundra,
+            tundra,
+            StatusCode::BAD_REQUEST,
+            "current password is wrong",
+        ),
+        (
+            "password-123",
+            "qwerty123456",
+            "qwerty123456",
+            StatusCode::BAD_REQUEST,
+            "most common",
+        ),
+        (
+            "password-123",
+            tundra,
+            "violet-anchor-tundrA",
+            StatusCode::BAD_REQUEST,
+            "differ",
+        ),
+        ("password-123", tundra, tundra, StatusCode::SEE_OTHER, ""),
+    ];
+    for (current, new, confirm, want, text) in attempts {
+        let form = password_form(current, new, confirm, &csrf);
+        let (status, headers, page) = send(
+            &f.app,
+            request("POST", "/password", Some(&cookie), None, &form),
+        )
+        .await;
+        assert_eq!(status, want, "{current} {new} {confirm}");
+        assert!(page.contains(text), "{page}");
+        if status == StatusCode::SEE_OTHER {
+            assert_eq!(headers[header::LOCATION], "/password?done=1");
+        }
+    }
+    let u = f.st.store.user("analyst").await.unwrap().unwrap();
+    assert!(auth::verify_password(
+        "violet-anchor-tundra",
+        &u.password_hash
+    ));
+    // This session stays; the other one ended.
+    assert_eq!(
+        send(&f.app, request("GET", "/alerts", Some(&cookie), None, ""))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&f.app, request("GET", "/alerts", Some(&other), None, ""))
+            .await
+            .0,
+        StatusCode::SEE_OTHER
+    );
+
+    // An administrator resets it: a temporary password, shown once; sessions end.
+    let (admin, admin_csrf) = login_as(&f.st, "admin").await;
+    let (status, _, page) = send(
+        &f.app,
+        request(
+            "POST",
+            "/admin/users/analyst/password",
+            Some(&admin),
+            Some(&admin_csrf),
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let start = page.find("analyst: ").expect("temporary password shown") + "analyst: ".len();
+    let temporary = page[start..start + 24].to_string();
+    assert!(
+        temporary.chars().all(|c| c.is_ascii_hexdigit()),
+        "{temporary}"
+    );
+    assert_eq!(
+        send(&f.app, request("GET", "/alerts", Some(&cookie), None, ""))
+            .await
+            .0,
+        StatusCode::SEE_OTHER
+    );
+    // Sign-in with it leads to the password page, and nothing else is allowed.
+    let (status, headers, _) = sign_in(&f.app, "analyst", &temporary, "10.0.0.5:1").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/password");
+    let (cookie, csrf) = login_as(&f.st, "analyst").await;
+    let (status, headers, _) =
+        send(&f.app, request("GET", "/alerts", Some(&cookie), None, "")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/password");
+    let note = format!("/alerts/{}/notes", f.alert_id);
+    let (status, _, _) = send(
+        &f.app,
+        request("POST", &note, Some(&cookie), Some(&csrf), "body=x"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(f.st.store.notes(&f.alert_id).await.unwrap().is_empty());
+    let (status, _, text) = send(
+        &f.app,
+        request("GET", "/api/v1/alerts", Some(&cookie), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("\"code\":\"forbidden\""), "{text}");
+    let (status, _, page) =
+        send(&f.app, request("GET", "/password", Some(&cookie), None, "")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"password-forced\""));
+    let form = password_form(
+        &temporary,
+        "granite-lantern-orbit",
+        "granite-lantern-orbit",
+        &csrf,
+    );
+    let (status, _, _) = send(
+        &f.app,
+        request("POST", "/password", Some(&cookie), None, &form),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        send(&f.app, request("GET", "/alerts", Some(&cookie), None, ""))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let audit = f.st.store.audit_log(None, 100, 0).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "user.password_reset" && e.actor == "admin")
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "user.password" && e.actor == "analyst")
+    );
+}
+
+/// Finding 5: the bootstrap password printed by `serve` stayed valid for good. It now
+/// only opens the password change, and stops working once the admin has chosen their own.
+#[tokio::test]
+async fn the_bootstrap_password_only_opens_the_password_change() {
+    let db = crate::store::TestDb::sqlite().await;
+    let (name, password) = server::bootstrap_admin(&db.store).await.unwrap().unwrap();
+    assert!(server::bootstrap_admin(&db.store).await.unwrap().is_none());
+    let st = AppState::new(db.reopen().await.unwrap(), PackSource::resolve(&[]));
+    let app = server::app(st.clone());
+    let (status, headers, _) = sign_in(&app, &name, &password, "10.0.0.6:1").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/password");
+    let (cookie, csrf) = login_as(&st, &name).await;
+    let (status, headers, _) = send(
+        &app,
+        request("GET", "/admin/users", Some(&cookie), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/password");
+    let form = password_form(
+        &password,
+        "granite-lantern-orbit",
+        "granite-lantern-orbit",
+        &csrf,
+    );
+    let (status, _, _) = send(
+        &app,
+        request("POST", "/password", Some(&cookie), None, &form),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        send(
+            &app,
+            request("GET", "/admin/users", Some(&cookie), None, "")
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let (status, _, _) = sign_in(&app, &name, &password, "10.0.0.6:2").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the one-time password is spent"
+    );
+    let (status, headers, _) = sign_in(&app, &name, "granite-lantern-orbit", "10.0.0.6:3").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/alerts");
+}
+
+/// The fixture alert's assignee.
+async fn assignee_of(f: &Fixture) -> Option<String> {
+    f.st.store
+        .alert(&f.alert_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .assignee
+}
+
+/// Finding 9: a case could be assigned to anyone, even a name that is no user, a
+/// disabled user or an auditor. Only active analysts and supervisors are accepted.
+#[tokio::test]
+async fn cases_are_assigned_only_to_active_case_workers() {
+    let f = fixture().await;
+    let (cookie, csrf) = login_as(&f.st, "supervisor").await;
+    f.st.store
+        .update_user(
+            "supervisor2",
+            &clearwatch_store::UserChange {
+                disabled: Some(true),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let case = format!("/alerts/{}/case", f.alert_id);
+    for who in ["auditor", "admin", "nobody", "supervisor2"] {
+        let (status, _, page) = send(
+            &f.app,
+            request(
+                "POST",
+                &case,
+                Some(&cookie),
+                Some(&csrf),
+                &format!("version=1&assignee={who}"),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{who}");
+        assert!(page.contains("active analyst or supervisor"), "{page}");
+    }
+    let bulk = format!("sel={}%3A1&assignee=auditor&status=", f.alert_id);
+    let (status, _, _) = send(
+        &f.app,
+        request("POST", "/alerts/bulk", Some(&cookie), Some(&csrf), &bulk),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let req = json_request(
+        "POST",
+        &format!("/api/v1/cases/{}", f.alert_id),
+        &cookie,
+        &csrf,
+        r#"{"expected_version": 1, "assignee": "rule_author"}"#,
+    );
+    let (status, _, text) = send(&f.app, req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert_eq!(assignee_of(&f).await, None);
+    let (status, _, _) = send(
+        &f.app,
+        request(
+            "POST",
+            &case,
+            Some(&cookie),
+            Some(&csrf),
+            "version=1&assignee=analyst",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(assignee_of(&f).await.as_deref(), Some("analyst"));
 }

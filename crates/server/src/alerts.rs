@@ -443,6 +443,24 @@ fn parse_assignee(a: Option<&str>) -> Option<Option<String>> {
     }
 }
 
+/// Refuses an assignment to anyone but an active user whose role works cases
+/// ([`crate::routes::CASE_WORK`]); unassigning and leaving the assignee are always allowed.
+pub async fn check_assignee(st: &Shared, a: &Option<Option<String>>) -> Result<(), AppError> {
+    let Some(Some(name)) = a else { return Ok(()) };
+    let ok = st
+        .store
+        .user(name)
+        .await?
+        .is_some_and(|u| !u.disabled && crate::routes::CASE_WORK.contains(&u.role));
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::BadRequest(format!(
+            "cases can be assigned only to an active analyst or supervisor, not {name:?}"
+        )))
+    }
+}
+
 fn parse_status(s: Option<&str>) -> Result<Option<Status>, AppError> {
     match s.map(str::trim) {
         None | Some("") => Ok(None),
@@ -456,13 +474,15 @@ async fn change_case(
     Path(id): Path<String>,
     axum::Form(f): axum::Form<CaseForm>,
 ) -> Result<Response, AppError> {
+    let assignee = parse_assignee(f.assignee.as_deref());
+    check_assignee(&st, &assignee).await?;
     st.store
         .update_case(&CaseUpdate {
             alert_id: id.clone(),
             expected_version: f.version,
             actor: user.user.name.clone(),
             status: parse_status(f.status.as_deref())?,
-            assignee: parse_assignee(f.assignee.as_deref()),
+            assignee,
         })
         .await?;
     Ok(see_other(back_to(&id)))
@@ -563,6 +583,7 @@ async fn bulk(
             _ => {}
         }
     }
+    check_assignee(&st, &assignee).await?;
     let updates: Vec<CaseUpdate> = selected
         .into_iter()
         .map(|(id, version)| CaseUpdate {

@@ -181,7 +181,7 @@ pub struct CaseChange {
     pub expected_version: i64,
     /// `new`, `in_review`, `reported`, `closed` (escalation and dismissal need approval).
     pub status: Option<String>,
-    /// A user name; an empty string unassigns.
+    /// An active analyst or supervisor; an empty string unassigns.
     pub assignee: Option<String>,
 }
 
@@ -199,13 +199,15 @@ async fn update_case(
         None | Some("") => None,
         Some(s) => Some(s.parse::<Status>().map_err(AppError::BadRequest)?),
     };
+    let assignee = c.assignee.map(|a| (!a.is_empty()).then_some(a));
+    super::alerts::check_assignee(&st, &assignee).await?;
     st.store
         .update_case(&CaseUpdate {
             alert_id: id.clone(),
             expected_version: c.expected_version,
             actor: user.user.name,
             status,
-            assignee: c.assignee.map(|a| (!a.is_empty()).then_some(a)),
+            assignee,
         })
         .await?;
     Ok(Json(case_view(&st, &id).await?))

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod extract;
 pub mod i18n;
+pub mod password;
 pub mod routes;
 pub mod rules;
 pub mod users;
@@ -73,7 +74,9 @@ pub struct AppState {
     /// versions applied by the scan service).
     pub rules: PackSource,
     pub limiter: auth::LoginLimiter,
-    /// Whether the session cookie carries `Secure` (off for plain-HTTP loopback use).
+    /// Bounds the argon2 work of sign-ins and password changes.
+    pub hashing: auth::HashGate,
+    /// Whether the cookies carry `Secure` (see [`secure_cookies`]).
     pub secure_cookies: bool,
     /// The installation's evidence signing key (created on first export).
     pub export_key: PathBuf,
@@ -94,6 +97,7 @@ impl AppState {
             store,
             rules,
             limiter: auth::LoginLimiter::default(),
+            hashing: auth::HashGate::default(),
             secure_cookies: false,
             export_key: std::env::var_os("CLEARWATCH_EXPORT_KEY").map_or_else(
                 || PathBuf::from(clearwatch_export::keys::DEFAULT_KEY),
@@ -152,8 +156,17 @@ pub fn app(state: Shared) -> Router {
         ))
 }
 
+/// Whether cookies must carry `Secure`: whenever the server listens on anything but
+/// loopback (a browser reaches it over the network, which must be through TLS), or when
+/// it is told it sits behind a TLS-terminating proxy (`serve --behind-tls`). Only plain
+/// HTTP on loopback, where a browser would drop a `Secure` cookie, goes without.
+pub fn secure_cookies(bind: SocketAddr, behind_tls: bool) -> bool {
+    behind_tls || !bind.ip().is_loopback()
+}
+
 /// Creates an `admin` with a random password when the store has no user; returns the
-/// password, to be printed once.
+/// password, to be printed once. It is a one-time password: the admin must choose their
+/// own at the first sign-in, and the dashboard allows nothing else until then.
 pub async fn bootstrap_admin(store: &AnyStore) -> Result<Option<(String, String)>, ServerError> {
     if !store.users().await?.is_empty() {
         return Ok(None);
@@ -169,12 +182,33 @@ pub async fn bootstrap_admin(store: &AnyStore) -> Result<Option<(String, String)
         )
         .await
     {
-        Ok(_) => Ok(Some(("admin".to_string(), password))),
+        Ok(_) => {
+            store
+                .set_password("admin", &hash, true, "system", None)
+                .await?;
+            Ok(Some(("admin".to_string(), password)))
+        }
         // Another process created it first.
         Err(StoreError::Case(CaseError::UserExists(_))) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
+
+/// Makes glibc give every allocation of 1 MiB or more its own mapping, returned to the
+/// system when freed. Without it glibc raises its mmap threshold after the first argon2
+/// buffer (19 MiB) is freed, and from then on keeps such buffers in the arena of every
+/// blocking thread that hashed once: a sign-in flood grew the server by ~480 MB even with
+/// only two hashes at a time (measured with `bench/login-flood`; 6 MB with this).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_large_buffers() {
+    // SAFETY: mallopt only sets an allocator tunable; it takes no pointers.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_large_buffers() {}
 
 /// Serves until Ctrl-C (or SIGTERM), then lets requests in flight finish.
 pub async fn serve(
@@ -182,6 +216,7 @@ pub async fn serve(
     addr: SocketAddr,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServerError> {
+    release_large_buffers();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind {
@@ -194,7 +229,8 @@ pub async fn serve(
     let checkpoints = state
         .checkpoint_every
         .map(|every| tokio::spawn(write_checkpoints(state.clone(), every)));
-    let served = axum::serve(listener, app(state))
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             // Requests in flight finish; long work among them stops now.
@@ -258,6 +294,8 @@ async fn shutdown_signal() {
 pub enum AppError {
     NotFound,
     Forbidden,
+    /// Refused (403) for a reason the user can act on.
+    Refused(String),
     Unauthenticated {
         api: bool,
     },
@@ -323,7 +361,7 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
-            AppError::Forbidden => StatusCode::FORBIDDEN,
+            AppError::Forbidden | AppError::Refused(_) => StatusCode::FORBIDDEN,
             AppError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) => StatusCode::CONFLICT,
@@ -340,7 +378,10 @@ impl AppError {
             AppError::NotFound => "Not found.".into(),
             AppError::Forbidden => "Your role does not allow this.".into(),
             AppError::Unauthenticated { .. } => "Please sign in.".into(),
-            AppError::BadRequest(m) | AppError::Conflict(m) | AppError::Unavailable(m) => m.clone(),
+            AppError::BadRequest(m)
+            | AppError::Refused(m)
+            | AppError::Conflict(m)
+            | AppError::Unavailable(m) => m.clone(),
             AppError::TooManyRequests => "Too many attempts: wait a few minutes.".into(),
             AppError::TooLarge => "The request is too large.".into(),
             AppError::Internal(_) => "Something went wrong on the server; it was logged.".into(),

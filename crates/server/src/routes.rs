@@ -1,5 +1,6 @@
 //! The authorization table: every route with the roles allowed on it. The guard denies a
-//! route missing from this table, and the router tests walk it for every role.
+//! route missing from this table, and the router tests walk it for every role. The route
+//! table of `docs/dashboard.md` is [`markdown_table`] (a test keeps the two the same).
 
 use clearwatch_model::case::UserRole::{self, *};
 
@@ -21,7 +22,8 @@ pub struct RouteSpec {
 }
 
 const ALL: &[UserRole] = &[Admin, Supervisor, Analyst, RuleAuthor, Auditor];
-const CASE_WORK: &[UserRole] = &[Analyst, Supervisor];
+/// The roles that work cases: the only ones a case may be assigned to.
+pub const CASE_WORK: &[UserRole] = &[Analyst, Supervisor];
 const DECIDE: &[UserRole] = &[Supervisor];
 const AUDIT: &[UserRole] = &[Admin, Supervisor, Auditor];
 const RULE_TOOLS: &[UserRole] = &[RuleAuthor, Supervisor, Admin];
@@ -62,7 +64,10 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/admin/users", Access::Roles(ADMIN)),
     r("POST", "/admin/users", Access::Roles(ADMIN)),
     r("POST", "/admin/users/{name}", Access::Roles(ADMIN)),
+    r("POST", "/admin/users/{name}/password", Access::Roles(ADMIN)),
     r("GET", "/profile", Access::Roles(ALL)),
+    r("GET", "/password", Access::Roles(ALL)),
+    r("POST", "/password", Access::Roles(ALL)),
     r("POST", "/profile", Access::Roles(ALL)),
     r("GET", "/api/openapi.json", Access::Roles(ALL)),
     r("GET", "/api/v1/alerts", Access::Roles(ALL)),
@@ -91,6 +96,68 @@ impl Access {
         match self {
             Access::Public => true,
             Access::Roles(roles) => roles.contains(&role),
+        }
+    }
+}
+
+/// The route table as `docs/dashboard.md` shows it: method, path pattern and who may use
+/// it, in the order of [`ROUTES`].
+pub fn markdown_table() -> String {
+    let mut t = String::from("| method | path | roles |\n| --- | --- | --- |\n");
+    for s in ROUTES {
+        let who = match s.access {
+            Access::Public => "anyone (no session)".to_string(),
+            Access::Roles(roles) if roles == ALL => "every role".to_string(),
+            Access::Roles(roles) => roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        t.push_str(&format!("| {} | `{}` | {} |\n", s.method, s.path, who));
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEGIN: &str = "<!-- routes: begin (generated from crates/server/src/routes.rs) -->\n";
+    const END: &str = "<!-- routes: end -->";
+
+    /// The documented route table is the code's, row for row. `CLEARWATCH_UPDATE_DOCS=1`
+    /// rewrites it.
+    #[test]
+    fn the_documented_route_table_is_the_route_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/dashboard.md");
+        let doc = std::fs::read_to_string(path).expect("docs/dashboard.md");
+        let start = doc.find(BEGIN).expect("route table start marker") + BEGIN.len();
+        let end = doc.find(END).expect("route table end marker");
+        let want = markdown_table();
+        if std::env::var_os("CLEARWATCH_UPDATE_DOCS").is_some() {
+            let new = format!("{}{want}{}", &doc[..start], &doc[end..]);
+            std::fs::write(path, new).expect("write docs/dashboard.md");
+            return;
+        }
+        assert_eq!(
+            &doc[start..end],
+            want,
+            "docs/dashboard.md's route table differs from ROUTES: rerun with CLEARWATCH_UPDATE_DOCS=1"
+        );
+    }
+
+    #[test]
+    fn every_route_is_listed_once() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            assert!(
+                !ROUTES[..i]
+                    .iter()
+                    .any(|b| a.method == b.method && a.path == b.path),
+                "{} {} twice",
+                a.method,
+                a.path
+            );
         }
     }
 }

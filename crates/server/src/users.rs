@@ -3,6 +3,10 @@
 //! users add`); changing a role; disabling and enabling. Every user's own profile, where
 //! they choose the time zone the dashboard shows times in. Every change is audited in the
 //! hash-chained log (by the store, in the same transaction). The JSON API mirrors the page.
+//! An administrator can reset a password: the server picks a temporary one, shows it once,
+//! ends the user's sessions, and the user must choose their own at the next sign-in.
+//! Names are normalised and checked by [`crate::auth::normalise_name`], passwords by
+//! [`crate::password::check`].
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -13,24 +17,25 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::hash_password;
+use super::auth::{FORM_LIMIT, normalise_name, random_token};
 use super::extract::CurrentUser;
+use super::i18n::{Catalog, english};
+use super::password;
 use super::views::{self, PageCtx};
 use super::{ApiError, AppError, Shared};
 use clearwatch_model::case::UserRole;
 use clearwatch_store::UserStore;
 use clearwatch_store::cases::{User, UserChange};
 
-/// Shortest password accepted (as `clearwatch users add`).
-pub const MIN_PASSWORD: usize = 10;
-
 pub fn router() -> Router<Shared> {
     Router::new()
         .route("/admin/users", get(list).post(add))
         .route("/admin/users/{name}", post(change))
+        .route("/admin/users/{name}/password", post(reset_password))
         .route("/profile", get(profile).post(save_profile))
         .route("/api/v1/users", get(api_list).post(api_add))
         .route("/api/v1/users/{name}", post(api_change))
+        .layer(axum::extract::DefaultBodyLimit::max(FORM_LIMIT))
 }
 
 #[derive(Template)]
@@ -53,15 +58,9 @@ pub struct ProfilePage {
     pub flash: Option<String>,
 }
 
-/// A user name: 1 to 64 printable characters, no surrounding space.
-pub fn check_name(name: &str) -> Result<&str, AppError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(AppError::BadRequest(
-            "a user name is 1 to 64 printable characters".into(),
-        ));
-    }
-    Ok(name)
+/// A new user's name, normalised ([`normalise_name`]).
+pub fn check_name(name: &str) -> Result<String, AppError> {
+    normalise_name(name).map_err(|e| AppError::BadRequest(e.to_string()))
 }
 
 fn parse_role(s: &str) -> Result<UserRole, AppError> {
@@ -84,18 +83,12 @@ async fn create(
     name: &str,
     role: UserRole,
     password: String,
+    t: &Catalog,
 ) -> Result<User, AppError> {
     let name = check_name(name)?;
-    if password.chars().count() < MIN_PASSWORD {
-        return Err(AppError::BadRequest(format!(
-            "the password needs at least {MIN_PASSWORD} characters"
-        )));
-    }
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .map_err(AppError::Internal)?;
-    Ok(st.store.add_user(name, role, &hash, actor).await?)
+    password::check(&password).map_err(|p| AppError::BadRequest(p.message(t)))?;
+    let hash = st.hashing.hash(password).await?;
+    Ok(st.store.add_user(&name, role, &hash, actor).await?)
 }
 
 /// Applies `change` to `name` for the administrator `actor`, who cannot lock themselves
@@ -139,8 +132,16 @@ async fn list(
             d.user.as_deref().unwrap_or("")
         ))
     });
+    render_list(&st, &user, flash).await
+}
+
+async fn render_list(
+    st: &Shared,
+    user: &CurrentUser,
+    flash: Option<String>,
+) -> Result<Response, AppError> {
     let page = UsersPage {
-        ctx: PageCtx::new(&user),
+        ctx: PageCtx::new(user),
         users: st.store.users().await?,
         roles: UserRole::ALL.iter().map(|r| r.as_str()).collect(),
         flash,
@@ -171,8 +172,44 @@ async fn add(
     axum::Form(f): axum::Form<AddForm>,
 ) -> Result<Response, AppError> {
     let role = parse_role(&f.role)?;
-    let u = create(&st, &user.user.name, &f.name, role, f.password).await?;
+    let u = create(
+        &st,
+        &user.user.name,
+        &f.name,
+        role,
+        f.password,
+        user.catalog,
+    )
+    .await?;
     Ok(done("add", &u.name))
+}
+
+/// Sets a temporary password for `name` (the server picks it, so it is never weak), ends
+/// their sessions and makes them choose their own at the next sign-in. The page answers
+/// directly, showing the password once (never in a URL).
+async fn reset_password(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<Response, AppError> {
+    if name == user.user.name {
+        return Err(AppError::BadRequest(
+            "change your own password on the password page".into(),
+        ));
+    }
+    if st.store.user(&name).await?.is_none() {
+        return Err(AppError::NotFound);
+    }
+    let temporary = random_token(12);
+    let hash = st.hashing.hash(temporary.clone()).await?;
+    st.store
+        .set_password(&name, &hash, true, &user.user.name, None)
+        .await?;
+    let flash = format!(
+        "{} {name}: {temporary}",
+        user.catalog.get("users.done.reset")
+    );
+    render_list(&st, &user, Some(flash)).await
 }
 
 #[derive(Deserialize)]
@@ -296,7 +333,7 @@ pub async fn api_list(State(st): State<Shared>) -> Result<Json<Vec<UserView>>, A
 pub struct NewUser {
     pub name: String,
     pub role: String,
-    /// At least 10 characters; stored as an argon2 hash.
+    /// At least 12 characters and not a common password; stored as an argon2 hash.
     pub password: String,
 }
 
@@ -308,7 +345,7 @@ pub async fn api_add(
     Json(n): Json<NewUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let role = parse_role(&n.role)?;
-    let u = create(&st, &user.user.name, &n.name, role, n.password).await?;
+    let u = create(&st, &user.user.name, &n.name, role, n.password, english()).await?;
     Ok((StatusCode::CREATED, Json(u.into())))
 }
 

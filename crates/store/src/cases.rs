@@ -61,6 +61,9 @@ pub struct User {
     pub created_at: String,
     /// A disabled user cannot sign in and their sessions no longer work.
     pub disabled: bool,
+    /// Set by an administrator's password reset (and on the first admin): the user's
+    /// sessions may do nothing but choose a new password.
+    pub must_change_password: bool,
 }
 
 /// A change to a user: each field that is `Some` is set.

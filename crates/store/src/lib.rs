@@ -332,6 +332,16 @@ store_area! {
             change: &UserChange,
             actor: &str,
         ) -> Result<User, StoreError>;
+        /// Sets a user's password hash and whether they must change it at their next
+        /// request, audited; ends every session of the user but `keep_session`.
+        async fn set_password(
+            &self,
+            name: &str,
+            password_hash: &str,
+            must_change: bool,
+            actor: &str,
+            keep_session: Option<&str>,
+        ) -> Result<(), StoreError>;
         async fn create_session(&self, s: &NewSession) -> Result<(), StoreError>;
         /// The unexpired session whose id (token hash) is `id`.
         async fn session(&self, id: &str, now_ms: i64) -> Result<Option<SessionInfo>, StoreError>;

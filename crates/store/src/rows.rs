@@ -256,8 +256,8 @@ pub fn stored_rule_version<DB: Dialect>(r: &DB::Row) -> Result<StoredRuleVersion
 }
 
 /// The user columns, in [`user`] order, of a table aliased `u`.
-pub const USER_COLUMNS: &str =
-    "u.name, u.role, u.password_hash, u.time_zone, u.created_at, u.disabled";
+pub const USER_COLUMNS: &str = "u.name, u.role, u.password_hash, u.time_zone, u.created_at, u.disabled, \
+     u.must_change_password";
 
 pub fn user<DB: Dialect>(r: &DB::Row) -> Result<User, StoreError> {
     Ok(User {
@@ -267,6 +267,7 @@ pub fn user<DB: Dialect>(r: &DB::Row) -> Result<User, StoreError> {
         time_zone: get::<DB, _>(r, 3)?,
         created_at: get::<DB, _>(r, 4)?,
         disabled: get::<DB, i32>(r, 5)? != 0,
+        must_change_password: get::<DB, i32>(r, 6)? != 0,
     })
 }
 

@@ -61,6 +61,7 @@ impl<DB: Backend> UserStore for SqlStore<DB> {
             time_zone: "UTC".into(),
             created_at: at,
             disabled: false,
+            must_change_password: false,
         })
     }
 
@@ -144,6 +145,41 @@ impl<DB: Backend> UserStore for SqlStore<DB> {
         Ok(new)
     }
 
+    async fn set_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        must_change: bool,
+        actor: &str,
+        keep_session: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tx = sql::begin(&self.pool).await?;
+        let q =
+            query("UPDATE users SET password_hash = $1, must_change_password = $2 WHERE name = $3");
+        let q = DB::bind(
+            DB::bind(DB::bind(q, password_hash), i32::from(must_change)),
+            name,
+        );
+        if DB::execute(&mut tx, q).await? == 0 {
+            return Err(CaseError::NotFound(format!("user {name}")).into());
+        }
+        let q = query("DELETE FROM sessions WHERE user_name = $1 AND id <> $2");
+        let q = DB::bind(DB::bind(q, name), keep_session.unwrap_or(""));
+        DB::execute(&mut tx, q).await?;
+        let action = if must_change {
+            "user.password_reset"
+        } else {
+            "user.password"
+        };
+        let entity = format!("user:{name}");
+        let sealed =
+            audit::append::<DB>(&mut tx, self.seal.key(), actor, action, &entity, None, None)
+                .await?;
+        tx.commit().await?;
+        self.sealed(&sealed)?;
+        Ok(())
+    }
+
     async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
         let mut q = query(
             "INSERT INTO sessions (id, user_name, csrf, created_at, expires_at) \
@@ -168,8 +204,8 @@ impl<DB: Backend> UserStore for SqlStore<DB> {
         let Some(r) = row else { return Ok(None) };
         Ok(Some(SessionInfo {
             user: rows::user::<DB>(&r)?,
-            csrf: get::<DB, _>(&r, 6)?,
-            expires_at: get::<DB, _>(&r, 7)?,
+            csrf: get::<DB, _>(&r, 7)?,
+            expires_at: get::<DB, _>(&r, 8)?,
         }))
     }
 

@@ -104,3 +104,53 @@ fn a_copied_binary_runs_the_shipped_pack_and_demo_from_an_empty_folder() {
         "nothing was written beside the database"
     );
 }
+
+#[test]
+fn alerts_entities_ranks_each_subject_once_over_all_its_alerts() {
+    let db = Db::new();
+    db.cmd()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["demo", "--no-serve"])
+        .assert()
+        .success();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = db.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let alerts = json(&["alerts", "list", "--json", "--limit", "100000"]);
+    let mut by_subject: std::collections::BTreeMap<
+        String,
+        (u64, std::collections::BTreeSet<String>),
+    > = Default::default();
+    for a in alerts.as_array().unwrap() {
+        let key = a["subject"]["id"].as_str().unwrap().to_string();
+        let e = by_subject.entry(key).or_default();
+        e.0 += 1;
+        e.1.insert(a["rule_id"].as_str().unwrap().to_string());
+    }
+    let ranked = json(&["alerts", "entities", "--json", "--limit", "100000"]);
+    let ranked = ranked.as_array().unwrap();
+    assert_eq!(ranked.len(), by_subject.len(), "one row per subject");
+    let scores: Vec<u64> = ranked
+        .iter()
+        .map(|r| r["score"].as_u64().unwrap())
+        .collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "highest risk first"
+    );
+    for r in ranked {
+        let (count, rules) = &by_subject[r["subject"]["id"].as_str().unwrap()];
+        assert_eq!(r["alerts"].as_u64().unwrap(), *count);
+        let listed: std::collections::BTreeSet<String> =
+            serde_json::from_value(r["rules"].clone()).unwrap();
+        assert_eq!(&listed, rules);
+    }
+    // The top subject is corroborated by more than one rule on the demo set.
+    assert!(ranked[0]["rules"].as_array().unwrap().len() > 1);
+}

@@ -343,6 +343,7 @@ impl GraphBuilder {
             currencies: self.currencies,
             merchants: self.merchants,
             merchant_registered: self.merchant_registered,
+            distinct_peers: std::sync::OnceLock::new(),
         }
     }
 }
@@ -421,9 +422,37 @@ pub struct TemporalGraph {
     currencies: Vec<Currency>,
     merchants: Vec<Merchant>,
     merchant_registered: Vec<bool>,
+    /// Per account, distinct payers and distinct payees over the loaded period, computed
+    /// on first use.
+    distinct_peers: std::sync::OnceLock<Vec<[u32; 2]>>,
 }
 
 impl TemporalGraph {
+    /// Distinct accounts that paid `a`, and distinct accounts `a` paid, over the whole
+    /// loaded period (every type and currency): how an account behaves, for registries
+    /// that say nothing (many payers: a merchant or collector; many payees: a disburser).
+    pub fn distinct_peers(&self, a: AccountId) -> [u32; 2] {
+        let all = self.distinct_peers.get_or_init(|| {
+            let mut buf = Vec::new();
+            let mut distinct = |ends: &mut dyn Iterator<Item = AccountId>| {
+                buf.clear();
+                buf.extend(ends);
+                buf.sort_unstable();
+                buf.dedup();
+                buf.len() as u32
+            };
+            (0..self.account_count() as AccountId)
+                .map(|a| {
+                    let payers =
+                        distinct(&mut self.in_edges(a).iter().map(|&e| self.src[e as usize]));
+                    let payees = distinct(&mut self.out_edges(a).map(|e| self.dst[e as usize]));
+                    [payers, payees]
+                })
+                .collect()
+        });
+        all[a as usize]
+    }
+
     pub fn account_count(&self) -> usize {
         self.attrs.len()
     }

@@ -4,11 +4,10 @@
 
 use super::expr::Ty;
 use super::scope::Metric;
-use clearwatch_graph::{EdgeId, TemporalGraph};
+use clearwatch_graph::{AccountId, EdgeId, TemporalGraph};
 use clearwatch_model::Millis;
 
-pub const FUNCTIONS: &str =
-    "count, count_distinct, sum, min, max, median, percentile, dwell, retention, balance_peak";
+pub const FUNCTIONS: &str = "count, count_distinct, sum, min, max, median, percentile, dwell, retention, balance_peak, novel, recurring";
 pub const FIELDS: &str =
     "amount, counterparty, hour, day, region, merchant, merchant_holder, peer_region, peer_holder";
 
@@ -23,6 +22,16 @@ pub enum AggFn {
     Dwell(DwellStat),
     Retention,
     BalancePeak,
+    /// Distinct counterparties of the set with no transaction with the subject, in either
+    /// direction, within `history` before the window (`i64::MAX`: the whole loaded past).
+    Novel {
+        history: Millis,
+    },
+    /// Distinct counterparties of the set that the subject also dealt with, in the same
+    /// direction, about one `period` before a member (within a quarter period either way).
+    Recurring {
+        period: Millis,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +110,9 @@ impl AggFn {
             }),
             "retention" => AggFn::Retention,
             "balance_peak" => AggFn::BalancePeak,
+            // The durations are filled in by the compiler from `history` and `period`.
+            "novel" => AggFn::Novel { history: i64::MAX },
+            "recurring" => AggFn::Recurring { period: 0 },
             other => return Err(format!("unknown aggregate `{other}` (valid: {FUNCTIONS})")),
         })
     }
@@ -117,13 +129,25 @@ impl AggFn {
     pub fn needs_field(self) -> bool {
         !matches!(
             self,
-            AggFn::Count | AggFn::Dwell(_) | AggFn::Retention | AggFn::BalancePeak
+            AggFn::Count
+                | AggFn::Dwell(_)
+                | AggFn::Retention
+                | AggFn::BalancePeak
+                | AggFn::Novel { .. }
+                | AggFn::Recurring { .. }
         )
+    }
+
+    /// Whether the function reads the subject's whole history ([`Contacts`]).
+    pub fn needs_contacts(self) -> bool {
+        matches!(self, AggFn::Novel { .. } | AggFn::Recurring { .. })
     }
 
     pub fn unit(self, field: Option<Field>) -> Unit {
         match self {
-            AggFn::Count | AggFn::CountDistinct => Unit::Count,
+            AggFn::Count | AggFn::CountDistinct | AggFn::Novel { .. } | AggFn::Recurring { .. } => {
+                Unit::Count
+            }
             AggFn::Dwell(_) => Unit::Hours,
             AggFn::Retention => Unit::Ratio,
             AggFn::BalancePeak => Unit::Money,
@@ -211,12 +235,47 @@ fn field_value(g: &TemporalGraph, e: EdgeId, subject_is_dst: bool, f: Field) -> 
 
 /// The money into and out of a subject, for dwell, retention and balance_peak. Edges
 /// before `from` are history: they set the pool's state (unmatched inflows, balance) at
-/// the window start but are not themselves measured.
+/// the window start but are not themselves measured. `contacts` is the subject's whole
+/// history, for `novel` and `recurring`.
 #[derive(Debug, Clone, Copy)]
 pub struct Flows<'a> {
     pub ins: &'a [EdgeId],
     pub outs: &'a [EdgeId],
     pub from: Millis,
+    pub contacts: Option<&'a Contacts>,
+}
+
+/// Every transaction of one subject as (counterparty, outgoing, time), sorted, so that
+/// "did the subject deal with this counterparty between two times" is a binary search:
+/// the engine's own-history baseline behind `novel` and `recurring`.
+#[derive(Debug, Clone, Default)]
+pub struct Contacts(Vec<(AccountId, bool, Millis)>);
+
+impl Contacts {
+    /// Rebuilds the index for `subject` from all of its transactions (every type and
+    /// currency: any earlier dealing makes a counterparty known).
+    pub fn rebuild(&mut self, g: &TemporalGraph, subject: AccountId) {
+        self.0.clear();
+        let ts = |e: EdgeId| g.ts[e as usize];
+        self.0.extend(
+            g.in_edges(subject)
+                .iter()
+                .map(|&e| (g.src[e as usize], false, ts(e))),
+        );
+        self.0.extend(
+            g.out_edges(subject)
+                .map(|e| (g.dst[e as usize], true, ts(e))),
+        );
+        self.0.sort_unstable();
+    }
+
+    /// Whether the subject dealt with `peer` in direction `outgoing` at a time in `lo..hi`.
+    pub fn any(&self, peer: AccountId, outgoing: bool, lo: Millis, hi: Millis) -> bool {
+        let i = self.0.partition_point(|c| *c < (peer, outgoing, lo));
+        self.0
+            .get(i)
+            .is_some_and(|&(p, o, t)| p == peer && o == outgoing && t < hi)
+    }
 }
 
 /// Computes one aggregate over the kind's sets; `flows` serves dwell, retention and
@@ -295,6 +354,53 @@ pub fn compute(
                 values.max()
             };
             x.map_or(Metric::Float(f64::NAN), money)
+        }
+        AggFn::Novel { .. } | AggFn::Recurring { .. } => {
+            let Some(contacts) = flows.and_then(|f| f.contacts) else {
+                return Metric::Float(f64::NAN);
+            };
+            let from = flows.map_or(i64::MIN, |f| f.from);
+            let subject_out = !set.subject_is_dst;
+            let peer = |e: EdgeId| {
+                let i = e as usize;
+                if set.subject_is_dst {
+                    g.src[i]
+                } else {
+                    g.dst[i]
+                }
+            };
+            SCRATCH.with_borrow_mut(|v| {
+                v.clear();
+                match agg.func {
+                    AggFn::Novel { history } => {
+                        let lo = from.saturating_sub(history);
+                        v.extend(
+                            members
+                                .map(peer)
+                                .filter(|&p| {
+                                    !contacts.any(p, false, lo, from)
+                                        && !contacts.any(p, true, lo, from)
+                                })
+                                .map(i64::from),
+                        );
+                    }
+                    AggFn::Recurring { period } => {
+                        let slack = period / 4;
+                        v.extend(
+                            members
+                                .filter(|&e| {
+                                    let t = g.ts[e as usize] - period;
+                                    contacts.any(peer(e), subject_out, t - slack, t + slack)
+                                })
+                                .map(|e| i64::from(peer(e))),
+                        );
+                    }
+                    _ => unreachable!(),
+                }
+                v.sort_unstable();
+                v.dedup();
+                Metric::Int(v.len() as i64)
+            })
         }
         AggFn::Percentile(p) => SCRATCH.with_borrow_mut(|v| {
             v.clear();
@@ -779,6 +885,69 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
+        /// `novel`, `recurring` and the graph's distinct payers and payees, against a
+        /// direct reading of the edge list.
+        #[test]
+        fn history_baselines_equal_brute_force(
+            edges in prop::collection::vec((0u8..5, 0u8..5, 0i64..60, 1i64..30), 1..50),
+            hub in 0u8..5,
+            from in 0i64..50,
+            len in 1i64..20,
+            history in 1i64..40,
+            period in 4i64..30,
+        ) {
+            let g = graph(&edges);
+            let q = QUARTER_HOUR;
+            let (from, until, history, period) = (from * q, (from + len) * q, history * q, period * q);
+            let edges: Vec<(u8, u8, i64)> = edges.iter().map(|&(s, d, t, _)| (s, d, t * q)).collect();
+            let Some(h) = g.find_account(&format!("a{hub}")) else { return Ok(()) };
+            let mut contacts = Contacts::default();
+            contacts.rebuild(&g, h);
+            let flows = Flows { ins: &[], outs: &[], from, contacts: Some(&contacts) };
+            let ins: Vec<EdgeId> = g.in_window(h, from, until).to_vec();
+            let outs: Vec<EdgeId> = g.out_window(h, from, until).collect();
+            let sets = [
+                EdgeSet { edges: &ins, subject_is_dst: true },
+                EdgeSet { edges: &outs, subject_is_dst: false },
+            ];
+            for (set, outgoing) in [(0, false), (1, true)] {
+                // The window's counterparties in this direction, with the times paid.
+                let window: Vec<(u8, i64)> = edges.iter()
+                    .filter(|&&(s, d, t)| (if outgoing { s } else { d }) == hub && t >= from && t < until)
+                    .map(|&(s, d, t)| (if outgoing { d } else { s }, t))
+                    .collect();
+                let dealt = |p: u8, lo: i64, hi: i64, dir: Option<bool>| edges.iter().any(|&(s, d, t)| {
+                    t >= lo && t < hi && (
+                        (dir != Some(false) && s == hub && d == p) || (dir != Some(true) && d == hub && s == p)
+                    )
+                });
+                let mut novel: Vec<u8> = window.iter().map(|w| w.0)
+                    .filter(|&p| !dealt(p, from - history, from, None)).collect();
+                novel.sort();
+                novel.dedup();
+                let mut recurring: Vec<u8> = window.iter()
+                    .filter(|&&(p, t)| dealt(p, t - period - period / 4, t - period + period / 4, Some(outgoing)))
+                    .map(|w| w.0).collect();
+                recurring.sort();
+                recurring.dedup();
+                let got = compute(&agg(AggFn::Novel { history }, set, None), &g, &sets, &[], Some(flows), 2);
+                prop_assert_eq!(got, Metric::Int(novel.len() as i64), "novel over set {}", set);
+                let got = compute(&agg(AggFn::Recurring { period }, set, None), &g, &sets, &[], Some(flows), 2);
+                prop_assert_eq!(got, Metric::Int(recurring.len() as i64), "recurring over set {}", set);
+            }
+            let distinct = |incoming: bool| {
+                let mut v: Vec<u8> = edges
+                    .iter()
+                    .filter(|&&(s, d, _)| if incoming { d == hub } else { s == hub })
+                    .map(|&(s, d, _)| if incoming { s } else { d })
+                    .collect();
+                v.sort();
+                v.dedup();
+                v.len() as u32
+            };
+            prop_assert_eq!(g.distinct_peers(h), [distinct(true), distinct(false)]);
+        }
+
         #[test]
         fn window_aggregates_equal_brute_force(
             edges in prop::collection::vec((0u8..5, 0u8..5, 0i64..40, 1i64..30), 1..40),
@@ -799,7 +968,7 @@ mod tests {
             let lookback = from - (until - from);
             let hist_ins: Vec<EdgeId> = g.in_window(h, lookback, until).to_vec();
             let hist_outs: Vec<EdgeId> = g.out_window(h, lookback, until).collect();
-            let flows = Flows { ins: &hist_ins, outs: &hist_outs, from };
+            let flows = Flows { ins: &hist_ins, outs: &hist_outs, from, contacts: None };
             let sets = [
                 EdgeSet { edges: &ins, subject_is_dst: true },
                 EdgeSet { edges: &outs, subject_is_dst: false },
@@ -930,7 +1099,7 @@ mod tests {
                     EdgeSet { edges: &ins[ranges[0].clone()], subject_is_dst: true },
                     EdgeSet { edges: &outs[ranges[1].clone()], subject_is_dst: false },
                 ];
-                let flows = Flows { ins: &ins[..ranges[0].end], outs: &outs[..ranges[1].end], from };
+                let flows = Flows { ins: &ins[..ranges[0].end], outs: &outs[..ranges[1].end], from, contacts: None };
                 for (i, a) in aggs.iter().enumerate() {
                     if (k + i as i64) % 3 == 0 {
                         continue;

@@ -13,7 +13,7 @@ use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
 use super::aggregate::{AggFn, Aggregate, FIELDS, Field, Unit};
-use super::config::{Aggregates, RuleConfig, TestConfig, Text, WindowConfig};
+use super::config::{AggregateConfig, Aggregates, RuleConfig, TestConfig, Text, WindowConfig};
 use super::diag::{self, Diagnostic};
 use super::expr::{self, Const, Macro, Program, Schema, Ty};
 use super::kinds::{self, Detector, Windows};
@@ -314,7 +314,7 @@ impl<'a> Cx<'a> {
         let mut filter_keys: Vec<(&str, usize)> = Vec::new();
         for (name, agg) in configs {
             let a = &agg.value;
-            let func = match AggFn::parse(
+            let mut func = match AggFn::parse(
                 &a.func.value,
                 a.p,
                 a.stat.as_ref().map(|s| s.value.as_str()),
@@ -325,6 +325,9 @@ impl<'a> Cx<'a> {
                     continue;
                 }
             };
+            if !self.history_options(name, a, &mut func) {
+                continue;
+            }
             let set = match (&a.over, func.needs_set()) {
                 (Some(over), true) => match sets.iter().position(|s| *s == over.value) {
                     Some(i) => i,
@@ -408,6 +411,57 @@ impl<'a> Cx<'a> {
             });
         }
         (out, filters)
+    }
+
+    /// Fills in `history` and `period` of `novel` and `recurring`, and refuses them where
+    /// they do not apply; false after an error.
+    fn history_options(&mut self, name: &str, a: &AggregateConfig, func: &mut AggFn) -> bool {
+        fn misplaced(opt: &Option<Text>, wanted: bool) -> Option<&Text> {
+            opt.as_ref().filter(|_| !wanted)
+        }
+        if let Some(t) = misplaced(&a.history, matches!(func, AggFn::Novel { .. })) {
+            self.error(t, "`history` is read only by `novel`", None);
+            return false;
+        }
+        if let Some(t) = misplaced(&a.period, matches!(func, AggFn::Recurring { .. })) {
+            self.error(t, "`period` is read only by `recurring`", None);
+            return false;
+        }
+        if func.needs_contacts() && self.kind.value != "star" {
+            let msg = format!(
+                "`{}` reads a subject's own history, which only kind `star` keeps",
+                a.func.value
+            );
+            self.error(&a.func, msg, None);
+            return false;
+        }
+        match func {
+            AggFn::Novel { history } => {
+                if let Some(t) = &a.history {
+                    let Some(ms) = self.duration(t) else {
+                        return false;
+                    };
+                    *history = ms;
+                }
+            }
+            AggFn::Recurring { period } => match &a.period {
+                Some(t) => match self.duration(t) {
+                    Some(ms) if ms >= 4 => *period = ms,
+                    Some(_) => {
+                        self.error(t, "`period` must be positive", None);
+                        return false;
+                    }
+                    None => return false,
+                },
+                None => {
+                    let msg = format!("aggregate `{name}` (recurring) needs `period`");
+                    self.error(&a.func, msg, Some("for example `period: 30d`".into()));
+                    return false;
+                }
+            },
+            _ => {}
+        }
+        true
     }
 
     /// Compiles the condition over the metrics, plus whatever `extra` binds.

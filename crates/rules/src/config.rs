@@ -93,7 +93,8 @@ pub struct WindowConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AggregateConfig {
-    /// count | count_distinct | sum | min | max | median | percentile | dwell | retention | balance_peak
+    /// count | count_distinct | sum | min | max | median | percentile | dwell | retention |
+    /// balance_peak | novel | recurring
     #[serde(rename = "fn")]
     pub func: Text,
     /// The set: `in`, `out`, `edges`, `paths`, … (what the kind binds).
@@ -111,6 +112,13 @@ pub struct AggregateConfig {
     /// dwell: `median`, `mean` or `max`.
     #[serde(default)]
     pub stat: Option<Text>,
+    /// novel: how far back a dealing makes a counterparty known (a duration or a duration
+    /// parameter); the whole loaded past when absent.
+    #[serde(default)]
+    pub history: Option<Text>,
+    /// recurring: the cadence (a duration or a duration parameter), e.g. `30d` for monthly.
+    #[serde(default)]
+    pub period: Option<Text>,
     /// A CEL expression in hours (binds `merchant`, `account`) that moves this aggregate's
     /// window later, e.g. to compare a day's sales with the settlement that arrives
     /// `merchant.cycle_days` later. Read only by kinds that compile their aggregates with

@@ -75,6 +75,16 @@ pub const ACCOUNT_FIELDS: &[(&str, Ty, &str)] = &[
         Ty::Int,
         "time of its last transaction (ms since epoch)",
     ),
+    (
+        "payers",
+        Ty::Int,
+        "distinct accounts that paid it over the whole loaded period",
+    ),
+    (
+        "payees",
+        Ty::Int,
+        "distinct accounts it paid over the whole loaded period",
+    ),
 ];
 
 /// `merchant.*`: the merchant of record of the transaction, from the registry.
@@ -239,6 +249,8 @@ impl<'g> Scope<'g> {
                     Val::Int(if field == 10 { lo } else { hi })
                 }
             }
+            12 => Val::Int(i64::from(self.g.distinct_peers(a)[0])),
+            13 => Val::Int(i64::from(self.g.distinct_peers(a)[1])),
             _ => Val::Null,
         }
     }

@@ -498,6 +498,7 @@ impl Detector for Flow {
                         ins: &sets[0],
                         outs: &sets[1],
                         from: i64::MIN,
+                        contacts: None,
                     };
                     aggregate::compute(
                         &self.aggregates[i],

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks_of};
-use crate::aggregate::{self, Aggregate, EdgeSet, Flows, Mask, Sliding, Unit};
+use crate::aggregate::{self, Aggregate, Contacts, EdgeSet, Flows, Mask, Sliding, Unit};
 use crate::compile::{Cx, Shift};
 use crate::config::{Aggregates, Text, WindowConfig};
 use crate::expr::{Program, Ty};
@@ -183,6 +183,8 @@ impl Detector for Star {
         let (mut in_ts, mut out_ts): (Vec<i64>, Vec<i64>) = (Vec::new(), Vec::new());
         let mut sliding = Sliding::new(&self.aggregates);
         let mut cache = Vec::new();
+        let needs_contacts = self.aggregates.iter().any(|a| a.func.needs_contacts());
+        let mut contacts = Contacts::default();
         for h in 0..g.account_count() as AccountId {
             if !hub_ok[h as usize] {
                 continue;
@@ -216,6 +218,9 @@ impl Detector for Star {
             let (Some(&first), Some(&last)) = (first, last) else {
                 continue;
             };
+            if needs_contacts {
+                contacts.rebuild(g, h);
+            }
             // Windows move forward in time: each bound is a cursor that only advances
             // (the same positions a binary search per window would find).
             let mut cursors = [Cursor::default(); 6];
@@ -252,6 +257,7 @@ impl Detector for Star {
                     ins: &ins[ib..ih.max(ib)],
                     outs: &outs[ob..oh.max(ob)],
                     from,
+                    contacts: needs_contacts.then_some(&contacts),
                 };
                 let ranges = [il..ih.max(il), ol..oh.max(ol)];
                 let mut metric = |i: usize| {

@@ -344,6 +344,7 @@ impl GraphBuilder {
             merchants: self.merchants,
             merchant_registered: self.merchant_registered,
             distinct_peers: std::sync::OnceLock::new(),
+            own_merchant_account: std::sync::OnceLock::new(),
         }
     }
 }
@@ -425,9 +426,37 @@ pub struct TemporalGraph {
     /// Per account, distinct payers and distinct payees over the loaded period, computed
     /// on first use.
     distinct_peers: std::sync::OnceLock<Vec<[u32; 2]>>,
+    /// Per account, whether it is the registered settlement account of a merchant of its
+    /// own holder, computed on first use.
+    own_merchant_account: std::sync::OnceLock<Vec<bool>>,
 }
 
 impl TemporalGraph {
+    /// Whether `a` is the registered settlement account of a merchant whose holder is the
+    /// account's own known holder: a sole trader's or a company's own business account.
+    /// An unknown holder on either side is not a match.
+    pub fn own_merchant_account(&self, a: AccountId) -> bool {
+        let all = self.own_merchant_account.get_or_init(|| {
+            let by_name: std::collections::HashMap<&str, AccountId> = (0..self.account_count())
+                .map(|i| (self.names.get(i), i as AccountId))
+                .collect();
+            let mut own = vec![false; self.account_count()];
+            for m in &self.merchants {
+                let (Some(acct), Some(holder)) = (&m.settlement_account, &m.holder_id) else {
+                    continue;
+                };
+                if let Some(&i) = by_name.get(acct.as_str())
+                    && !holder.is_empty()
+                    && self.attrs[i as usize].holder.as_deref() == Some(holder.as_str())
+                {
+                    own[i as usize] = true;
+                }
+            }
+            own
+        });
+        all[a as usize]
+    }
+
     /// Distinct accounts that paid `a`, and distinct accounts `a` paid, over the whole
     /// loaded period (every type and currency): how an account behaves, for registries
     /// that say nothing (many payers: a merchant or collector; many payees: a disburser).

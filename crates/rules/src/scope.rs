@@ -85,6 +85,11 @@ pub const ACCOUNT_FIELDS: &[(&str, Ty, &str)] = &[
         Ty::Int,
         "distinct accounts it paid over the whole loaded period",
     ),
+    (
+        "own_merchant_account",
+        Ty::Bool,
+        "the registered settlement account of a merchant of its own known holder",
+    ),
 ];
 
 /// `merchant.*`: the merchant of record of the transaction, from the registry.
@@ -251,6 +256,7 @@ impl<'g> Scope<'g> {
             }
             12 => Val::Int(i64::from(self.g.distinct_peers(a)[0])),
             13 => Val::Int(i64::from(self.g.distinct_peers(a)[1])),
+            14 => Val::Bool(self.g.own_merchant_account(a)),
             _ => Val::Null,
         }
     }

@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use clearwatch_model::case::Status;
 use clearwatch_model::format_ts;
-use clearwatch_model::triage::{EntityRisk, entity_risk};
+use clearwatch_model::triage::{EntityRisk, entity_risk_of_hits};
 use clearwatch_model::{Severity, StoredAlert};
 use clearwatch_store::AlertFilter;
 use clearwatch_store::AlertStore;
@@ -116,14 +116,13 @@ pub async fn run(db: &super::Db, args: AlertsArgs) -> anyhow::Result<ExitCode> {
                 limit: MAX_ENTITY_ALERTS,
                 ..AlertFilter::default()
             };
-            let stored = store.alerts(&filter).await?;
-            if stored.len() as u64 == MAX_ENTITY_ALERTS {
+            let hits = store.alert_hits(&filter).await?;
+            if hits.len() as u64 == MAX_ENTITY_ALERTS {
                 eprintln!(
                     "note: ranked the first {MAX_ENTITY_ALERTS} alerts only; narrow with --status or --rule"
                 );
             }
-            let alerts: Vec<_> = stored.into_iter().map(|s| s.alert).collect();
-            let mut ranked = entity_risk(&alerts);
+            let mut ranked = entity_risk_of_hits(&hits);
             ranked.truncate(a.limit);
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&ranked)?);

@@ -2261,3 +2261,64 @@ async fn cases_are_assigned_only_to_active_case_workers() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(assignee_of(&f).await.as_deref(), Some("analyst"));
 }
+
+/// `/api/v1/entities` and `/entities` rank subjects by entity risk over the stored alerts:
+/// a subject with two rules outranks one with a single rule at the same score, filters
+/// apply, and a limit outside 1..=500 is a 400 in the API's error format.
+#[tokio::test]
+async fn entities_rank_subjects_by_risk_over_their_alerts() {
+    let f = fixture().await;
+    let (cookie, _) = login_as(&f.st, "analyst").await;
+    // H1 gets a second rule; H2 keeps one.
+    let mut second = alert();
+    second.rule_id = "ML-02".into();
+    second.score = 50;
+    second.id = Alert::make_id("ML-02", "v1", &second.subject, second.window);
+    f.st.store
+        .save_alerts(std::slice::from_ref(&second), &[])
+        .await
+        .unwrap();
+    let get = |uri: &str| request("GET", uri, Some(&cookie), None, "");
+    let (status, _, text) = send(&f.app, get("/api/v1/entities")).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let ids: Vec<&str> = list["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["H1", "H2"], "{text}");
+    assert_eq!(
+        list["entities"][0]["rules"],
+        serde_json::json!(["ML-02", "TC-04"])
+    );
+    assert_eq!(list["entities"][0]["score"], 90, "1 - 0.2 * 0.5");
+    assert_eq!(list["alerts_read"], 3);
+    assert_eq!(list["truncated"], false);
+    let (_, _, text) = send(&f.app, get("/api/v1/entities?rule=ML-02&limit=1")).await;
+    let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(list["entities"].as_array().unwrap().len(), 1, "{text}");
+    assert_eq!(list["entities"][0]["score"], 50, "{text}");
+    for bad in [
+        "/api/v1/entities?limit=0",
+        "/api/v1/entities?limit=501",
+        "/api/v1/entities?status=nope",
+    ] {
+        let (status, _, text) = send(&f.app, get(bad)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {text}");
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(body["error"].is_string(), "{bad}: {text}");
+    }
+    let (status, _, page) = send(&f.app, get("/entities")).await;
+    assert_eq!(status, StatusCode::OK);
+    let h1 = page.find(">H1<").expect("H1 listed");
+    let h2 = page.find(">H2<").expect("H2 listed");
+    assert!(h1 < h2, "ranked by risk");
+    assert!(
+        page.contains("/alerts?subject=H1"),
+        "links to the subject's alerts"
+    );
+    let (status, _, _) = send(&f.app, request("GET", "/api/v1/entities", None, None, "")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -11,6 +11,7 @@ use assert_cmd::Command;
 use clearwatch_ingest::load::{LoadMsg, LoadRow, stream_files};
 use clearwatch_ingest::{IngestError, Profile, TableKind};
 use clearwatch_model::case::Status;
+use clearwatch_model::triage::AlertHit;
 use clearwatch_model::{Alert, Evidence, Severity, Subject, SubjectKind, Window};
 use clearwatch_model::{Currency, Table, Transaction};
 use clearwatch_store::AlertStore;
@@ -215,6 +216,7 @@ store_suite!(
     demo_set_loads_as_on_sqlite,
     save_alerts_is_idempotent,
     alert_filters_and_order,
+    alert_hits_are_the_filtered_alerts_without_evidence,
     alert_with_100k_evidence_round_trips,
     rule_versions_keep_their_text,
     newer_schema_is_refused,
@@ -638,6 +640,42 @@ async fn save_alerts_is_idempotent(db: &TestDb) {
         db.store.save_alerts(&[], &[]).await.unwrap(),
         SaveReport::default()
     );
+}
+
+async fn alert_hits_are_the_filtered_alerts_without_evidence(db: &TestDb) {
+    let alerts = sample_alerts();
+    db.store.save_alerts(&alerts, &[]).await.unwrap();
+    for filter in [
+        AlertFilter::default(),
+        AlertFilter {
+            rule_id: Some("TC-02".into()),
+            ..AlertFilter::default()
+        },
+        AlertFilter {
+            limit: 2,
+            offset: 1,
+            ..AlertFilter::default()
+        },
+    ] {
+        let full: Vec<AlertHit> = db
+            .store
+            .alerts(&filter)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| AlertHit {
+                subject: a.alert.subject,
+                rule_id: a.alert.rule_id,
+                score: a.alert.score,
+            })
+            .collect();
+        assert!(!full.is_empty());
+        assert_eq!(
+            db.store.alert_hits(&filter).await.unwrap(),
+            full,
+            "{filter:?}"
+        );
+    }
 }
 
 async fn alert_filters_and_order(db: &TestDb) {

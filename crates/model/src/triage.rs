@@ -34,17 +34,43 @@ pub struct EntityRisk {
     pub rules: Vec<String>,
 }
 
+/// What entity risk reads of one alert: its subject, rule and score. The store reads
+/// these alone, without evidence, to rank a whole queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertHit {
+    pub subject: Subject,
+    pub rule_id: String,
+    pub score: u32,
+}
+
 /// The risk of every subject of `alerts`, highest first.
 pub fn entity_risk(alerts: &[Alert]) -> Vec<EntityRisk> {
+    rank(
+        alerts
+            .iter()
+            .map(|a| (&a.subject, a.rule_id.as_str(), a.score)),
+    )
+}
+
+/// The risk of every subject of `hits`, highest first; equal to [`entity_risk`] of the
+/// alerts the hits were read from.
+pub fn entity_risk_of_hits(hits: &[AlertHit]) -> Vec<EntityRisk> {
+    rank(
+        hits.iter()
+            .map(|h| (&h.subject, h.rule_id.as_str(), h.score)),
+    )
+}
+
+fn rank<'a>(hits: impl Iterator<Item = (&'a Subject, &'a str, u32)>) -> Vec<EntityRisk> {
     // subject -> rule -> (highest score, windows)
     let mut by_subject: BTreeMap<&Subject, BTreeMap<&str, (u32, u32)>> = BTreeMap::new();
-    for a in alerts {
+    for (subject, rule_id, score) in hits {
         let e = by_subject
-            .entry(&a.subject)
+            .entry(subject)
             .or_default()
-            .entry(a.rule_id.as_str())
+            .entry(rule_id)
             .or_insert((0, 0));
-        e.0 = e.0.max(a.score.min(100));
+        e.0 = e.0.max(score.min(100));
         e.1 += 1;
     }
     let mut out: Vec<EntityRisk> = by_subject
@@ -97,6 +123,26 @@ mod tests {
             metrics: BTreeMap::new(),
             evidence: Evidence::default(),
         }
+    }
+
+    #[test]
+    fn hits_rank_as_the_alerts_they_were_read_from() {
+        let alerts = [
+            alert("R1", "a", 60, 0),
+            alert("R2", "a", 30, 0),
+            alert("R1", "b", 90, 0),
+            alert("R1", "b", 20, 1),
+        ];
+        let hits: Vec<AlertHit> = alerts
+            .iter()
+            .map(|a| AlertHit {
+                subject: a.subject.clone(),
+                rule_id: a.rule_id.clone(),
+                score: a.score,
+            })
+            .collect();
+        assert_eq!(entity_risk_of_hits(&hits), entity_risk(&alerts));
+        assert_eq!(entity_risk(&alerts)[0].subject.id, "b");
     }
 
     #[test]

@@ -11,7 +11,8 @@ use crate::rows::{self, contains_pattern};
 use crate::sql::{self, Builder, Dialect, Value, get, query};
 use crate::{AlertStore, SqlStore, StoreError};
 use clearwatch_model::case::Status;
-use clearwatch_model::{Account, Alert, Evidence, Severity, StoredAlert, Transaction};
+use clearwatch_model::triage::AlertHit;
+use clearwatch_model::{Account, Alert, Evidence, Severity, StoredAlert, Subject, Transaction};
 
 /// Appends the status, severity and rule conditions of `f`: columns of both `alerts` and
 /// `alert_counts`.
@@ -98,6 +99,24 @@ impl<DB: Backend> SqlStore<DB> {
             .collect()
     }
 
+    /// `columns` of the alerts matching `filter`, in its order, limit and offset.
+    async fn page_of(
+        &self,
+        columns: &str,
+        filter: &AlertFilter,
+    ) -> Result<Vec<DB::Row>, StoreError> {
+        let pattern = filter.subject.as_deref().map(contains_pattern);
+        let mut b = Builder::new(format!("SELECT {columns} FROM alerts WHERE 1 = 1"));
+        push_filter::<DB>(&mut b, filter, &pattern);
+        b.push(filter.sort.order_by())
+            .push(" LIMIT ")
+            .push_value(Value::Int(sql::count(filter.limit)))
+            .push(" OFFSET ")
+            .push_value(Value::Int(sql::count(filter.offset)));
+        let mut c = self.pool.acquire().await?;
+        Ok(DB::fetch_all(&mut c, b.build()).await?)
+    }
+
     /// The evidence of the given alerts, grouped by alert, in stored order.
     async fn evidence_of(&self, ids: &[&str]) -> Result<HashMap<String, Evidence>, StoreError> {
         let mut found = Vec::new();
@@ -149,21 +168,7 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
     }
 
     async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<StoredAlert>, StoreError> {
-        let pattern = filter.subject.as_deref().map(contains_pattern);
-        let mut b = Builder::new(format!(
-            "SELECT {} FROM alerts WHERE 1 = 1",
-            rows::alert_columns::<DB>()
-        ));
-        push_filter::<DB>(&mut b, filter, &pattern);
-        b.push(filter.sort.order_by())
-            .push(" LIMIT ")
-            .push_value(Value::Int(sql::count(filter.limit)))
-            .push(" OFFSET ")
-            .push_value(Value::Int(sql::count(filter.offset)));
-        let found = {
-            let mut c = self.pool.acquire().await?;
-            DB::fetch_all(&mut c, b.build()).await?
-        };
+        let found = self.page_of(&rows::alert_columns::<DB>(), filter).await?;
         let ids: Vec<String> = found
             .iter()
             .map(|r| get::<DB, String>(r, 0))
@@ -175,6 +180,28 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
             .iter()
             .zip(&ids)
             .map(|(r, id)| rows::alert::<DB>(r, evidence.remove(id).unwrap_or_default()))
+            .collect()
+    }
+
+    async fn alert_hits(&self, filter: &AlertFilter) -> Result<Vec<AlertHit>, StoreError> {
+        self.page_of("subject_kind, subject_id, rule_id, score", filter)
+            .await?
+            .iter()
+            .map(|r| {
+                let kind: String = get::<DB, _>(r, 0)?;
+                let id: String = get::<DB, _>(r, 1)?;
+                let score: i64 = get::<DB, _>(r, 3)?;
+                Ok(AlertHit {
+                    subject: Subject {
+                        kind: kind
+                            .parse()
+                            .map_err(|e| rows::corrupt(format!("alert on {id}: {e}")))?,
+                        id,
+                    },
+                    rule_id: get::<DB, _>(r, 2)?,
+                    score: u32::try_from(score.clamp(0, 100)).unwrap_or(0),
+                })
+            })
             .collect()
     }
 

@@ -31,6 +31,7 @@ use tokio::sync::mpsc::Receiver;
 use clearwatch_ingest::load::LoadMsg;
 use clearwatch_model::audit::{AuditReport, SignedHead};
 use clearwatch_model::case::{AuditCheck, AuditEntry, Status, UserRole};
+use clearwatch_model::triage::AlertHit;
 use clearwatch_model::{Account, Alert, Merchant, Millis, StoredAlert, Transaction};
 
 pub use cases::{
@@ -243,6 +244,9 @@ store_area! {
         /// The alerts matching `filter`, evidence included.
         async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<StoredAlert>, StoreError>;
         async fn alert(&self, id: &str) -> Result<Option<StoredAlert>, StoreError>;
+        /// The subject, rule and score of the alerts matching `filter`, in its order and
+        /// within its limit: what entity risk reads, without evidence.
+        async fn alert_hits(&self, filter: &AlertFilter) -> Result<Vec<AlertHit>, StoreError>;
         /// How many alerts match `filter` (its limit and offset aside).
         async fn count_alerts(&self, filter: &AlertFilter) -> Result<u64, StoreError>;
         /// Alerts per status, for every status, under `filter` without its status condition.

@@ -31,7 +31,7 @@ pub fn now_text() -> String {
     now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn corrupt(what: impl Into<String>) -> StoreError {
+pub(crate) fn corrupt(what: impl Into<String>) -> StoreError {
     StoreError::Corrupt(what.into())
 }
 

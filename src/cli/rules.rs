@@ -51,7 +51,19 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
     Ok(match args.command {
         RulesCommand::Lint(p) => match load_or_report(p.paths) {
             Ok(set) => {
-                println!("{} rules OK", set.rules.len());
+                let warnings: Vec<_> = set.rules.iter().flat_map(|r| &r.warnings).collect();
+                for w in &warnings {
+                    eprintln!("{w}\n");
+                }
+                if warnings.is_empty() {
+                    println!("{} rules OK", set.rules.len());
+                } else {
+                    println!(
+                        "{} rules OK, {} warning(s)",
+                        set.rules.len(),
+                        warnings.len()
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Err(code) => code,

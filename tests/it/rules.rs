@@ -72,6 +72,67 @@ fn the_shipped_pack_lints_and_its_tests_pass() {
     assert!(last.ends_with(" passed, 0 failed"), "{last}");
 }
 
+/// `rules lint` warns, at the condition's line, when an inequality holds through an absent
+/// field alone (`peer.holder != hub.holder` with either holder unknown), and not once
+/// both sides are guarded; the shipped pack has no such condition.
+#[test]
+fn lint_warns_when_an_absent_field_would_count_as_evidence() {
+    let db = Db::new();
+    let dir = db.dir.path().join("pack");
+    std::fs::create_dir_all(&dir).unwrap();
+    let rule = |out: &str| {
+        format!(
+            r#"id: T-2
+title: paid another holder
+status: test
+severity: low
+detect:
+  kind: star
+  out: '{out}'
+  window: {{ length: 1d }}
+  aggregates:
+    payees: {{ fn: count_distinct, over: out, field: counterparty }}
+  condition: 'payees >= 2'
+summary: "{{subject}} paid {{payees}} payees"
+"#
+        )
+    };
+    let lint = |text: String| {
+        std::fs::write(dir.join("T-2-other-holder.yaml"), text).unwrap();
+        let out = db.cmd().args(["rules", "lint"]).arg(&dir).output().unwrap();
+        assert!(out.status.success(), "warnings do not fail the lint");
+        (
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (stdout, stderr) = lint(rule("peer.holder != hub.holder"));
+    assert!(stdout.contains("1 rules OK, 2 warning(s)"), "{stdout}");
+    assert!(stderr.contains("T-2-other-holder.yaml:7:8"), "{stderr}");
+    assert!(
+        stderr.contains("warning: `peer.holder` may be absent"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`hub.holder != \"\" && …`"), "{stderr}");
+    let (stdout, stderr) = lint(rule(
+        "hub.holder != \"\" && peer.holder != \"\" && peer.holder != hub.holder",
+    ));
+    assert!(stdout.contains("1 rules OK\n"), "{stdout}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    // A negated equality excludes (same holder) and is left alone.
+    let (stdout, _) = lint(rule("!(hub.holder != \"\" && peer.holder == hub.holder)"));
+    assert!(stdout.contains("1 rules OK\n"), "{stdout}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = db
+        .cmd()
+        .current_dir(root)
+        .args(["rules", "lint", "rules"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("warning"), "{stderr}");
+}
+
 #[test]
 fn a_failing_rule_test_fails_the_run() {
     let db = Db::new();

@@ -2322,3 +2322,37 @@ async fn entities_rank_subjects_by_risk_over_their_alerts() {
     let (status, _, _) = send(&f.app, request("GET", "/api/v1/entities", None, None, "")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// The dashboard's lint shows the absent-field warning of an edited rule, and the shipped
+/// text lints clean.
+#[tokio::test]
+async fn dashboard_lint_shows_absent_field_warnings() {
+    let f = fixture().await;
+    let (cookie, csrf) = login_as(&f.st, "rule_author").await;
+    let file = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("rules/two-clear/TC-01-non-same-name-settlement.yaml"),
+    )
+    .unwrap();
+    let lint = |text: &str| {
+        let form = serde_urlencoded::to_string([("text", text)]).unwrap();
+        request(
+            "POST",
+            "/rules/TC-01/lint",
+            Some(&cookie),
+            Some(&csrf),
+            &form,
+        )
+    };
+    let (status, _, page) = send(&f.app, lint(&file)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("warning:"), "shipped text: {page}");
+    let unguarded = file.replace("payee.holder != \"\" && payee.holder", "payee.holder");
+    assert_ne!(unguarded, file, "the guard is in the shipped text");
+    let (status, _, page) = send(&f.app, lint(&unguarded)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("warning: `payee.holder` may be absent"),
+        "{page}"
+    );
+}

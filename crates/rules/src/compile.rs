@@ -109,6 +109,8 @@ pub struct Rule {
     pub score_mods: Vec<(Program, i64)>,
     pub summary: Template,
     pub config: RuleConfig,
+    /// What `rules lint` warns about (the rule runs regardless).
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Rule {
@@ -123,6 +125,8 @@ pub struct Cx<'a> {
     pub path: &'a Path,
     pub source: &'a str,
     pub diags: Vec<Diagnostic>,
+    /// Findings that do not stop the rule from compiling (`rules lint` prints them).
+    pub warnings: Vec<Diagnostic>,
     pub params: Params,
     /// `detect.kind` as written.
     kind: &'a Text,
@@ -228,7 +232,10 @@ impl<'a> Cx<'a> {
     /// Compiles an expression, reporting its errors at their file positions.
     pub fn expr(&mut self, text: &Text, schema: &Schema, want: Ty) -> Option<Program> {
         match expr::compile(&text.value, schema, want) {
-            Ok(p) => Some(p),
+            Ok(p) => {
+                self.warn_absent_evidence(text, schema, &p);
+                Some(p)
+            }
             Err(errors) => {
                 for e in errors {
                     let (line, column) = match &e.in_macro {
@@ -250,6 +257,30 @@ impl<'a> Cx<'a> {
                 }
                 None
             }
+        }
+    }
+
+    /// Warns about each inequality that an absent text field satisfies on its own (see
+    /// docs/rules.md, "Absent fields").
+    fn warn_absent_evidence(&mut self, text: &Text, schema: &Schema, p: &Program) {
+        for (var, with) in p.unguarded_inequalities(&scope::is_optional_text) {
+            let name = schema.var_name(var).unwrap_or("?");
+            let against = match with.and_then(|w| schema.var_name(w)) {
+                Some(other) => format!("`{other}`"),
+                None => "a literal".to_string(),
+            };
+            let message = format!(
+                "`{name}` may be absent (\"\"), and an absent value differs from {against}: a missing field would count as evidence"
+            );
+            let help = format!(
+                "guard it in the same conjunction: `{name} != \"\" && …` (docs/rules.md, Absent fields)"
+            );
+            self.warnings.push(
+                diag::at(self.path, self.source, text, message)
+                    .with_snippet(self.source)
+                    .with_help(Some(help))
+                    .as_warning(),
+            );
         }
     }
 
@@ -619,6 +650,7 @@ pub fn compile_rule(
         path,
         source,
         diags: Vec::new(),
+        warnings: Vec::new(),
         params: Params::new(),
         kind: &cfg.detect.kind,
         shared,
@@ -761,6 +793,7 @@ pub fn compile_rule(
             score_mods,
             summary,
             config: cfg.clone(),
+            warnings: cx.warnings,
         }),
         _ => Err(cx.diags),
     }

@@ -16,6 +16,8 @@ pub struct Diagnostic {
     pub help: Option<String>,
     /// The source line the error points into.
     pub snippet: Option<String>,
+    /// A warning: the rule compiles and runs, but something in it is likely wrong.
+    pub warning: bool,
 }
 
 impl Diagnostic {
@@ -27,7 +29,13 @@ impl Diagnostic {
             message: message.into(),
             help: None,
             snippet: None,
+            warning: false,
         }
+    }
+
+    pub fn as_warning(mut self) -> Self {
+        self.warning = true;
+        self
     }
 
     pub fn with_help(mut self, help: Option<String>) -> Self {
@@ -46,7 +54,8 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "error: {}", self.message)?;
+        let level = if self.warning { "warning" } else { "error" };
+        writeln!(f, "{level}: {}", self.message)?;
         write!(
             f,
             "  --> {}:{}:{}",

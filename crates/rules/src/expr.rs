@@ -178,6 +178,14 @@ impl Schema {
         self
     }
 
+    /// The name of variable `id`, for messages.
+    pub fn var_name(&self, id: VarId) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(_, (v, _))| *v == id)
+            .map(|(name, _)| name.as_str())
+    }
+
     pub fn var_names(&self) -> impl Iterator<Item = &str> {
         self.vars.keys().map(String::as_str)
     }
@@ -284,12 +292,110 @@ impl Program {
         self.eval(env).truthy()
     }
 
+    /// The inequalities (`!=`, not under a negation) that hold when a text variable for
+    /// which `optional` is true is absent (`""`), with no `var != ""` guard beside them in
+    /// the same conjunction: a missing value would pass for a difference. Each finding is
+    /// the unguarded variable and what it is compared with (another variable or `None`
+    /// for a literal).
+    pub fn unguarded_inequalities(
+        &self,
+        optional: &dyn Fn(VarId) -> bool,
+    ) -> Vec<(VarId, Option<VarId>)> {
+        let mut out = Vec::new();
+        unguarded(&self.root, true, &mut Vec::new(), optional, &mut out);
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// The constant value, when the expression uses no variables.
     pub fn constant(&self) -> Option<Const> {
         match &self.root {
             Node::Const(c) => Some(c.clone()),
             _ => None,
         }
+    }
+}
+
+/// The variable `v` guarded as present: `v != ""` or `"" != v`.
+fn presence_guard(node: &Node) -> Option<VarId> {
+    let Node::Cmp(CmpOp::Ne, a, b) = node else {
+        return None;
+    };
+    match (a.as_ref(), b.as_ref()) {
+        (Node::Var(v), Node::Const(Const::Str(s))) | (Node::Const(Const::Str(s)), Node::Var(v))
+            if s.is_empty() =>
+        {
+            Some(*v)
+        }
+        _ => None,
+    }
+}
+
+fn conjuncts<'n>(node: &'n Node, out: &mut Vec<&'n Node>) {
+    match node {
+        Node::And(l, r) => {
+            conjuncts(l, out);
+            conjuncts(r, out);
+        }
+        other => out.push(other),
+    }
+}
+
+/// The walk behind [`Program::unguarded_inequalities`]: `positive` is false under an odd
+/// number of negations; `guards` are the variables known present on this path.
+fn unguarded(
+    node: &Node,
+    positive: bool,
+    guards: &mut Vec<VarId>,
+    optional: &dyn Fn(VarId) -> bool,
+    out: &mut Vec<(VarId, Option<VarId>)>,
+) {
+    match node {
+        Node::And(..) if positive => {
+            let mut parts = Vec::new();
+            conjuncts(node, &mut parts);
+            let before = guards.len();
+            guards.extend(parts.iter().filter_map(|p| presence_guard(p)));
+            for p in parts {
+                unguarded(p, positive, guards, optional, out);
+            }
+            guards.truncate(before);
+        }
+        // Only a difference asserted outright: a negated equality is an exclusion (`not
+        // the same holder`), which an absent field leaves in place rather than proves.
+        Node::Cmp(CmpOp::Ne, a, b) if positive => {
+            if presence_guard(node).is_some() {
+                return;
+            }
+            let var = |n: &Node| match n {
+                Node::Var(v) if optional(*v) => Some(*v),
+                _ => None,
+            };
+            let other = |n: &Node| match n {
+                Node::Var(v) => Some(Some(*v)),
+                Node::Const(Const::Str(s)) if !s.is_empty() => Some(None),
+                _ => None,
+            };
+            for (x, y) in [(a, b), (b, a)] {
+                if let (Some(v), Some(with)) = (var(x), other(y))
+                    && !guards.contains(&v)
+                {
+                    out.push((v, with));
+                }
+            }
+        }
+        Node::Not(x) => unguarded(x, !positive, guards, optional, out),
+        Node::And(l, r) | Node::Or(l, r) => {
+            unguarded(l, positive, guards, optional, out);
+            unguarded(r, positive, guards, optional, out);
+        }
+        Node::Cond(c, t, e) => {
+            for n in [c, t, e] {
+                unguarded(n, positive, guards, optional, out);
+            }
+        }
+        _ => {}
     }
 }
 

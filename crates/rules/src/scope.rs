@@ -19,6 +19,19 @@ fn var(source: u16, field: u16) -> VarId {
     (source << 8) | field
 }
 
+/// Whether `id` is a text field that is `""` when the data lack it: an account's holder,
+/// name or region; a merchant's registry fields; a transaction's channel, region or
+/// merchant id. Identifiers of accounts and transactions are always present.
+pub fn is_optional_text(id: VarId) -> bool {
+    let (source, field) = (id >> 8, id & 0xff);
+    match source {
+        TX => matches!(field, 6..=8),
+        MERCHANT => matches!(field, 0 | 2..=6),
+        1..=8 => matches!(field, 5..=7),
+        _ => false,
+    }
+}
+
 /// `tx.*`: the transaction under evaluation.
 pub const TX_FIELDS: &[(&str, Ty, &str)] = &[
     ("id", Ty::Str, "transaction id"),

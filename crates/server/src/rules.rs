@@ -169,7 +169,11 @@ fn lint_lines(diags: &[Diagnostic]) -> Vec<LintLine> {
         .map(|d| LintLine {
             line: d.line,
             column: d.column,
-            message: d.message.clone(),
+            message: if d.warning {
+                format!("warning: {}", d.message)
+            } else {
+                d.message.clone()
+            },
             help: d.help.clone().unwrap_or_default(),
         })
         .collect()
@@ -198,9 +202,13 @@ async fn lint(
     Path(id): Path<String>,
     axum::Form(f): axum::Form<RuleForm>,
 ) -> Result<Response, AppError> {
-    let (diags, _) = checked(&st, &id, f.text.clone()).await?;
+    let (diags, rule) = checked(&st, &id, f.text.clone()).await?;
     let mut p = page(&st, &user, &id, Some(f.text)).await?;
-    p.lint = Some(lint_lines(&diags));
+    let mut lines = lint_lines(&diags);
+    if let Some(rule) = &rule {
+        lines.extend(lint_lines(&rule.warnings));
+    }
+    p.lint = Some(lines);
     Ok(Html(p.render()?).into_response())
 }
 

@@ -570,6 +570,44 @@ mod tests {
         assert!(diags[0].message.contains("at most 262144"), "{diags:?}");
     }
 
+    #[test]
+    fn history_aggregates_are_refused_where_they_cannot_run() {
+        let rule = |kind: &str, agg: &str| {
+            format!(
+                "id: TC-99\ntitle: t\nstatus: test\nseverity: low\ndetect:\n  kind: {kind}\n  \
+                 window: {{ length: 7d }}\n  aggregates:\n    n: {agg}\n  condition: 'n >= 1'\n\
+                 summary: s\n"
+            )
+        };
+        let cases = [
+            (
+                "relation\n  group_by: payee",
+                "{ fn: novel, over: edges }",
+                "only kind `star` keeps",
+            ),
+            ("star", "{ fn: recurring, over: out }", "needs `period`"),
+            (
+                "star",
+                "{ fn: count, over: out, history: 30d }",
+                "`history` is read only by `novel`",
+            ),
+            (
+                "star",
+                "{ fn: novel, over: out, period: 30d }",
+                "`period` is read only by `recurring`",
+            ),
+        ];
+        for (kind, agg, want) in cases {
+            let diags = compile_on_small_stack(rule(kind, agg));
+            assert!(
+                diags.iter().any(|d| d.message.contains(want)),
+                "{kind} {agg}: {diags:?}"
+            );
+        }
+        let ok = compile_on_small_stack(rule("star", "{ fn: novel, over: out, history: 30d }"));
+        assert!(ok.is_empty(), "{ok:?}");
+    }
+
     /// Versions of the pack in `dir` after `edit` of its `_shared/lists.yaml`, by rule id.
     fn versions_after(dir: &Path, edit: impl Fn(&str) -> String) -> BTreeMap<String, String> {
         let lists = dir.join("_shared/lists.yaml");

@@ -69,6 +69,7 @@ CREATE TABLE tc04_fired AS
 SELECT * FROM tc04_win
 WHERE payees >= 10
   AND inflow > 0 AND outflow::DOUBLE / inflow::DOUBLE >= 0.9::DOUBLE
+  AND outflow::DOUBLE / inflow::DOUBLE <= 1.5::DOUBLE
   AND inflow::DOUBLE / 100.0::DOUBLE >= 3000.0::DOUBLE
 ;
 -- Dwell of the firing windows: events from one window length before the window to its

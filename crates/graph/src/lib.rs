@@ -437,15 +437,12 @@ impl TemporalGraph {
     /// An unknown holder on either side is not a match.
     pub fn own_merchant_account(&self, a: AccountId) -> bool {
         let all = self.own_merchant_account.get_or_init(|| {
-            let by_name: std::collections::HashMap<&str, AccountId> = (0..self.account_count())
-                .map(|i| (self.names.get(i), i as AccountId))
-                .collect();
             let mut own = vec![false; self.account_count()];
             for m in &self.merchants {
                 let (Some(acct), Some(holder)) = (&m.settlement_account, &m.holder_id) else {
                     continue;
                 };
-                if let Some(&i) = by_name.get(acct.as_str())
+                if let Some(i) = self.find_account(acct)
                     && !holder.is_empty()
                     && self.attrs[i as usize].holder.as_deref() == Some(holder.as_str())
                 {
@@ -498,12 +495,19 @@ impl TemporalGraph {
         &self.attrs[a as usize]
     }
 
-    /// The dense id of an account by its external id (a linear scan: for tests and lookups
-    /// of single accounts, not hot paths).
+    /// The dense id of an account by its external id: a binary search, as accounts are
+    /// numbered in name order.
     pub fn find_account(&self, name: &str) -> Option<AccountId> {
-        (0..self.attrs.len())
-            .find(|&i| self.names.get(i) == name)
-            .map(|i| i as AccountId)
+        let (mut lo, mut hi) = (0, self.attrs.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.names.get(mid).cmp(name) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid as AccountId),
+            }
+        }
+        None
     }
 
     pub fn tx_id(&self, e: EdgeId) -> &str {

@@ -11,8 +11,9 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::alerts::filter_of;
 use super::extract::CurrentUser;
-use super::views::PageCtx;
+use super::views::{PageCtx, QueueQuery};
 use super::{ApiError, AppError, Shared};
 use clearwatch_model::case::Status;
 use clearwatch_model::triage::{EntityRisk, entity_risk_of_hits};
@@ -72,29 +73,24 @@ struct Ranked {
 }
 
 async fn ranked(st: &Shared, p: &EntityParams) -> Result<Ranked, AppError> {
-    let opt = |s: &Option<String>| {
-        s.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
-    let status = match opt(&p.status) {
-        Some(s) => Some(s.parse::<Status>().map_err(AppError::BadRequest)?),
-        None => None,
-    };
     let limit = p.limit.unwrap_or(DEFAULT_ENTITIES);
     if !(1..=MAX_ENTITIES).contains(&limit) {
         return Err(AppError::BadRequest(format!(
             "limit must be between 1 and {MAX_ENTITIES}"
         )));
     }
+    // The queue's own reading of the status and rule filter.
+    let filter = filter_of(&QueueQuery {
+        status: p.status.clone().unwrap_or_default(),
+        rule: p.rule.clone().unwrap_or_default(),
+        ..QueueQuery::default()
+    })?;
     let hits = st
         .store
         .alert_hits(&AlertFilter {
-            status,
-            rule_id: opt(&p.rule),
             limit: ENTITY_ALERT_LIMIT,
-            ..AlertFilter::default()
+            offset: 0,
+            ..filter
         })
         .await?;
     let mut entities = entity_risk_of_hits(&hits);

@@ -1,8 +1,10 @@
 //! Criterion micro-benchmarks of the hot paths: CSV parsing, graph build, and one shipped
 //! rule per detector kind run through `detect::run`. The data is generated once into a
 //! temporary folder by the `clearwatch` binary (`generate --scale 0.5`, ~13 k transactions;
-//! the cycle rule gets `--scale 0.1`, its search grows faster than linearly).
-//! Run: `cargo bench --bench hot_paths` (about two minutes).
+//! the cycle rule gets `--scale 0.1`). The multi-hop kinds run again on a dense background
+//! (`generate --variant realistic`, 40 k and 80 k transactions): their cost per
+//! transaction must not grow with the data.
+//! Run: `cargo bench --bench hot_paths` (about three minutes).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,9 +18,16 @@ use clearwatch_rules::load;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn generate(dir: &Path, scale: &str) -> PathBuf {
-    let out = dir.join(format!("scale-{scale}"));
+    generate_with(dir, &format!("scale-{scale}"), &["--scale", scale])
+}
+
+/// `clearwatch generate --seed 1 ARGS --out DIR/NAME`.
+fn generate_with(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let out = dir.join(name);
     let status = Command::new(env!("CARGO_BIN_EXE_clearwatch"))
-        .args(["generate", "--seed", "1", "--scale", scale, "--out"])
+        .args(["generate", "--seed", "1"])
+        .args(args)
+        .arg("--out")
         .arg(&out)
         .status()
         .expect("clearwatch generate runs");
@@ -94,6 +103,25 @@ fn hot_paths(c: &mut Criterion) {
         g.bench_function(format!("{kind} ({id})"), |b| {
             b.iter(|| detect::run(&[rule], graph, inputs).alerts.len())
         });
+    }
+    g.finish();
+
+    // The multi-hop kinds on a dense background at two sizes: equal throughput means a
+    // cost linear in the data.
+    let mut g = c.benchmark_group("dense");
+    for n in ["40000", "80000"] {
+        let dense = graph(&generate_with(
+            tmp.path(),
+            &format!("realistic-{n}"),
+            &["--variant", "realistic", "--transactions", n],
+        ));
+        for (kind, id) in [("cycle", "ML-03"), ("flow", "ML-04")] {
+            let rule: &Rule = set.rules.iter().find(|r| r.id == id).expect("shipped");
+            g.throughput(Throughput::Elements(dense.edge_count() as u64));
+            g.bench_function(format!("{kind} ({id}), realistic {n} tx"), |b| {
+                b.iter(|| detect::run(&[rule], &dense, inputs).alerts.len())
+            });
+        }
     }
     g.finish();
 }

@@ -154,9 +154,13 @@ fn report_rules(e: ScanError) -> anyhow::Error {
     e.into()
 }
 
+/// Says on stderr which rules did not run, and which stopped searches at a work cap.
 fn note_skipped(s: &Scanned) {
     for s in &s.report.skipped {
         eprintln!("note: rule {} skipped: {}", s.rule_id, s.reason);
+    }
+    for c in &s.report.capped {
+        eprintln!("note: {c}");
     }
 }
 
@@ -211,7 +215,11 @@ fn print_timings(s: &Scanned) {
         s.load.as_secs_f64()
     );
     for (id, took) in &rules {
-        eprintln!("{:>10.3} s  rule {id}", took.as_secs_f64());
+        let capped = s.report.capped.iter().find(|c| &c.rule_id == id);
+        let note = capped.map_or(String::new(), |c| {
+            format!(" (work cap: {} of {} searches)", c.capped, c.searches)
+        });
+        eprintln!("{:>10.3} s  rule {id}{note}", took.as_secs_f64());
     }
     eprintln!(
         "{:>10.3} s  all rules (sum over worker threads)",

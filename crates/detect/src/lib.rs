@@ -14,7 +14,7 @@ use clearwatch_graph::TemporalGraph;
 use clearwatch_rules::Rule;
 use clearwatch_rules::aggregate::Unit;
 pub use clearwatch_rules::kinds::Stop;
-use clearwatch_rules::kinds::{Exec, Finding};
+use clearwatch_rules::kinds::{Caps, Exec, Finding};
 use clearwatch_rules::scope::{Metric, Scope};
 use clearwatch_rules::template::Values;
 
@@ -41,10 +41,31 @@ pub struct ScanReport {
     pub stopped: bool,
     /// How long each rule ran (rule id, duration), in the order of the rules given.
     pub timings: Vec<(String, std::time::Duration)>,
+    /// Rules whose searches were cut short at a work cap, in the order of the rules given.
+    pub capped: Vec<Capped>,
 }
 
-/// One rule's alerts, or why it did not run.
-type RuleOutcome = Result<Vec<Alert>, Skipped>;
+/// A rule some of whose searches stopped at the detector's work cap: alerts through them
+/// may be missing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Capped {
+    pub rule_id: String,
+    pub capped: usize,
+    pub searches: usize,
+}
+
+impl std::fmt::Display for Capped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "rule {} stopped {} of {} searches at its work cap: alerts through them may be missing",
+            self.rule_id, self.capped, self.searches
+        )
+    }
+}
+
+/// One rule's alerts and its work-cap counts, or why it did not run.
+type RuleOutcome = Result<(Vec<Alert>, (usize, usize)), Skipped>;
 
 /// Runs `rules` over `g`. Output is sorted by rule, subject and window.
 pub fn run(rules: &[&Rule], g: &TemporalGraph, inputs: Inputs) -> ScanReport {
@@ -84,7 +105,16 @@ pub fn run_until(rules: &[&Rule], g: &TemporalGraph, inputs: Inputs, stop: &Stop
     for (i, r, took) in results {
         report.timings.push((rules[i].id.clone(), took));
         match r {
-            Ok(alerts) => report.alerts.extend(alerts),
+            Ok((alerts, (capped, searches))) => {
+                report.alerts.extend(alerts);
+                if capped > 0 {
+                    report.capped.push(Capped {
+                        rule_id: rules[i].id.clone(),
+                        capped,
+                        searches,
+                    });
+                }
+            }
             Err(s) => report.skipped.push(s),
         }
     }
@@ -95,12 +125,7 @@ pub fn run_until(rules: &[&Rule], g: &TemporalGraph, inputs: Inputs, stop: &Stop
     report
 }
 
-fn run_rule(
-    rule: &Rule,
-    g: &TemporalGraph,
-    inputs: Inputs,
-    stop: &Stop,
-) -> Result<Vec<Alert>, Skipped> {
+fn run_rule(rule: &Rule, g: &TemporalGraph, inputs: Inputs, stop: &Stop) -> RuleOutcome {
     let missing = match (
         rule.requires_accounts && !inputs.accounts,
         rule.requires_merchants && !inputs.merchants,
@@ -117,19 +142,21 @@ fn run_rule(
         });
     }
     let mut alerts = Vec::new();
+    let caps = Caps::default();
     for (c, currency) in g.currencies().iter().enumerate() {
         let exec = Exec {
             g,
             currency: c as u8,
             exponent: currency.exponent(),
             stop,
+            caps: &caps,
         };
         let findings = rule.detector.run(&exec);
         for f in episodes(rule, g, findings) {
             alerts.push(to_alert(rule, &f, currency.code(), g));
         }
     }
-    Ok(alerts)
+    Ok((alerts, caps.counts()))
 }
 
 fn score(rule: &Rule, g: &TemporalGraph, metrics: &[Metric]) -> u32 {

@@ -332,6 +332,8 @@ pub struct Backtest {
     pub disappear: Vec<StoredAlert>,
     /// Alerts in both.
     pub unchanged: usize,
+    /// Searches of the rule cut short at its work cap, if any.
+    pub capped: Option<detect::Capped>,
 }
 
 /// The key a backtest compares alerts by: subject and window.
@@ -412,5 +414,6 @@ async fn backtest_until(store: &AnyStore, rule: Rule, stop: Stop) -> Result<Back
             })
             .collect(),
         unchanged,
+        capped: report.capped.into_iter().next(),
     })
 }

@@ -251,6 +251,7 @@ async fn backtest(
             appear,
             disappear,
             unchanged: b.unchanged,
+            capped: b.capped.map(|c| (c.capped, c.searches)),
         });
     }
     Ok(Html(p.render()?).into_response())

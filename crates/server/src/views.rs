@@ -286,6 +286,8 @@ pub struct BacktestView {
     pub appear: Vec<String>,
     pub disappear: Vec<String>,
     pub unchanged: usize,
+    /// "capped of searches" when the rule's search stopped at its work cap.
+    pub capped: Option<(usize, usize)>,
 }
 
 #[derive(Template)]

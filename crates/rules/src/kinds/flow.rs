@@ -35,6 +35,9 @@ scatter-gather and layering are longer paths.
 - Built-in metrics: `paths`, `sources` (distinct origins), `sinks` (distinct ends).
 - `condition` (CEL): binds the metrics and `node` (the subject).
 
+A subject keeps at most 20,000 paths; when it finds more, `scan` says for how many
+subjects (`note: rule … stopped N of M searches at its work cap`).
+
 ### Example
 ```yaml
 detect:
@@ -91,7 +94,8 @@ pub struct PathStepConfig {
 
 const SETS: &[&str] = &["in", "out", "first", "last", "edges"];
 const BUILTINS: &[&str] = &["paths", "sources", "sinks"];
-/// Paths kept per subject; the enumeration stops there (reported as `paths` = the cap).
+/// Paths kept per subject; later ones are dropped (the metric `paths` is then the cap, and
+/// the subject counts as a capped search in [`super::Caps`]).
 const MAX_PATHS_PER_SUBJECT: usize = 20_000;
 
 struct Flow {
@@ -217,6 +221,8 @@ fn metric_names(aggregates: &[Aggregate]) -> Vec<(String, Unit)> {
 struct Paths {
     hops: usize,
     flat: Vec<EdgeId>,
+    /// Paths beyond [`MAX_PATHS_PER_SUBJECT`] were found and dropped.
+    capped: bool,
 }
 
 impl Paths {
@@ -280,6 +286,7 @@ impl Flow {
             .map(|_| Paths {
                 hops,
                 flat: Vec::new(),
+                capped: false,
             })
             .collect();
         let mut stack: Vec<EdgeId> = Vec::with_capacity(hops);
@@ -329,6 +336,8 @@ impl Flow {
             let p = &mut groups[nodes[self.subject_at] as usize];
             if p.len() < MAX_PATHS_PER_SUBJECT {
                 p.flat.extend_from_slice(stack);
+            } else {
+                p.capped = true;
             }
             return;
         }
@@ -405,7 +414,12 @@ impl Detector for Flow {
         let mut bits: [Vec<u64>; 5] = Default::default();
         let mut rank_of: Vec<u32> = vec![0; g.edge_count()];
         let mut cache = Vec::new();
-        for (subject, paths) in self.paths(g, &hop_masks).iter().enumerate() {
+        let all_paths = self.paths(g, &hop_masks);
+        exec.caps.record(
+            all_paths.iter().filter(|p| p.capped).count(),
+            all_paths.iter().filter(|p| !p.flat.is_empty()).count(),
+        );
+        for (subject, paths) in all_paths.iter().enumerate() {
             let subject = subject as AccountId;
             let n = paths.len();
             if n == 0 {

@@ -10,7 +10,7 @@ use clearwatch_graph::{AccountId, EdgeId, TemporalGraph};
 use clearwatch_model::Millis;
 use clearwatch_model::Subject;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// One detector kind.
 pub struct KindSpec {
@@ -82,6 +82,30 @@ impl Stop {
     }
 }
 
+/// Searches a detector cut short at a work cap (cycle starts, flow subjects): what they
+/// would have found may be missing, so the scan reports them beside the rule's alerts.
+#[derive(Debug, Default)]
+pub struct Caps {
+    capped: AtomicUsize,
+    searches: AtomicUsize,
+}
+
+impl Caps {
+    /// `capped` of `searches` searches stopped at the cap.
+    pub fn record(&self, capped: usize, searches: usize) {
+        self.capped.fetch_add(capped, Ordering::Relaxed);
+        self.searches.fetch_add(searches, Ordering::Relaxed);
+    }
+
+    /// (capped, searches) so far.
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.capped.load(Ordering::Relaxed),
+            self.searches.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// Where a detector runs: one currency of the graph at a time (amounts of different
 /// currencies are never added up).
 pub struct Exec<'g> {
@@ -89,6 +113,7 @@ pub struct Exec<'g> {
     pub currency: u8,
     pub exponent: u32,
     pub stop: &'g Stop,
+    pub caps: &'g Caps,
 }
 
 impl Exec<'_> {

@@ -156,6 +156,8 @@ impl<'a> Value<'a> {
 pub struct Builder<'a> {
     pub text: String,
     values: Vec<Value<'a>>,
+    /// Plain `?` placeholders instead of `$n` (see [`Builder::positional`]).
+    positional: bool,
 }
 
 impl<'a> Builder<'a> {
@@ -163,6 +165,19 @@ impl<'a> Builder<'a> {
         Builder {
             text: text.into(),
             values: Vec::new(),
+            positional: false,
+        }
+    }
+
+    /// A builder whose placeholders are plain `?`, bound in order: for SQLite's bulk
+    /// statements only (PostgreSQL has no `?`). sqlx asks SQLite for the name of every
+    /// numbered placeholder it binds, which SQLite finds by a linear scan, so binding n
+    /// `$n` values costs O(n²): with 16,000 values per statement that was 92 % of a
+    /// SQLite load. Unnamed placeholders have no name to look up.
+    pub fn positional(text: impl Into<String>) -> Self {
+        Builder {
+            positional: true,
+            ..Builder::new(text)
         }
     }
 
@@ -173,9 +188,13 @@ impl<'a> Builder<'a> {
 
     pub fn push_value(&mut self, v: Value<'a>) -> &mut Self {
         self.values.push(v);
-        let n = self.values.len();
-        self.text.push('$');
-        self.text.push_str(&n.to_string());
+        if self.positional {
+            self.text.push('?');
+        } else {
+            let n = self.values.len();
+            self.text.push('$');
+            self.text.push_str(&n.to_string());
+        }
         self
     }
 
@@ -255,5 +274,36 @@ mod tests {
             .push_list([Value::Text("x"), Value::Text("y")]);
         assert_eq!(b.text, "SELECT 1 WHERE a = $1 AND b IN ($2, $3)");
         assert_eq!(b.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_positional_builder_binds_thousands_of_values_in_order() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:")
+            .await
+            .expect("opens");
+        let mut c = pool.acquire().await.expect("connects");
+        Sqlite::execute(&mut c, query("CREATE TABLE t (i INTEGER, v TEXT)"))
+            .await
+            .expect("creates");
+        let texts: Vec<String> = (0..4_000).map(|i| format!("v{}", i * 7 % 13)).collect();
+        let mut b = Builder::positional("INSERT INTO t (i, v) VALUES ");
+        for (i, t) in texts.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.push_list([Value::Int(i as i64), Value::Text(t)]);
+        }
+        assert!(b.text.ends_with("(?, ?)"), "plain placeholders");
+        assert_eq!(
+            Sqlite::execute(&mut c, b.build()).await.expect("inserts"),
+            4_000
+        );
+        let rows = Sqlite::fetch_all(&mut c, query("SELECT i, v FROM t ORDER BY i"))
+            .await
+            .expect("reads");
+        for (i, r) in rows.iter().enumerate() {
+            assert_eq!(get::<Sqlite, i64>(r, 0).expect("i"), i as i64);
+            assert_eq!(get::<Sqlite, String>(r, 1).expect("v"), texts[i]);
+        }
     }
 }

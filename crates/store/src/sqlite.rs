@@ -90,7 +90,7 @@ impl Dialect for Sqlite {
 
 /// `INSERT INTO table (columns) VALUES (…), (…)` for `rows` rows of `values` each.
 fn multi_insert<'a>(head: &str, rows: impl Iterator<Item = Vec<Value<'a>>>) -> Builder<'a> {
-    let mut b = Builder::new(head);
+    let mut b = Builder::positional(head);
     b.push(" VALUES ");
     for (i, row) in rows.enumerate() {
         if i > 0 {
@@ -135,7 +135,7 @@ async fn insert_rows<T: Loadable>(
             continue;
         }
         // Some ids were already stored (earlier batch, or earlier in this file).
-        let mut b = Builder::new(format!(
+        let mut b = Builder::positional(format!(
             "SELECT {key}, row_hash, batch_id, line FROM {} WHERE {key} IN ",
             T::NAME
         ));

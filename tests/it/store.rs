@@ -209,6 +209,7 @@ store_suite!(
     reload_adds_nothing,
     reused_id_with_other_content_is_quarantined,
     duplicates_and_conflicts_across_chunks,
+    reads_every_transaction_across_chunks_and_ranges,
     aborted_load_leaves_nothing,
     stats_and_reads,
     amounts_at_the_maximum_sum_in_stats_without_overflow,
@@ -307,6 +308,61 @@ async fn reused_id_with_other_content_is_quarantined(db: &TestDb) {
 }
 
 /// Repeats far apart in one file (several load chunks) count as on SQLite.
+/// SQLite reads transactions in chunks of 20,000 (JSON built by SQLite): every row comes
+/// back once, whole, inside the time range asked for.
+async fn reads_every_transaction_across_chunks_and_ranges(db: &TestDb) {
+    let mut text = String::from("tx_id,ts,from,to,amount,currency,type,merchant_id,memo\n");
+    let n = 45_000;
+    for i in 0..n {
+        let merchant = if i % 3 == 0 {
+            format!("M{}", i % 7)
+        } else {
+            String::new()
+        };
+        text.push_str(&format!(
+            "T{i:05},2026-01-{:02}T{:02}:00:00Z,A{},B{},{}.{:02},CNY,payment,{merchant},\"say \"\"hi\"\" \\ 商户 {i}\"\n",
+            1 + i % 28,
+            i % 24,
+            i % 97,
+            i % 89,
+            i / 100,
+            i % 100,
+        ));
+    }
+    let f = db.write("many.csv", &text);
+    db.load_ok(vec![(TableKind::Transactions, f)]).await;
+    let all = db.store.transactions(None, None).await.unwrap();
+    assert_eq!(all.len(), n);
+    let mut ids: Vec<&str> = all.iter().map(|t| t.tx_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "no row twice");
+    let t = all.iter().find(|t| t.tx_id == "T12345").unwrap();
+    assert_eq!(
+        (t.from.as_str(), t.to.as_str(), t.amount),
+        ("A26", "B63", 12_345)
+    );
+    assert_eq!(t.memo.as_deref(), Some("say \"hi\" \\ 商户 12345"));
+    assert_eq!(t.merchant_id.as_deref(), Some("M4"));
+    let u = all.iter().find(|t| t.tx_id == "T12346").unwrap();
+    assert_eq!(u.merchant_id, None);
+    // Days 10 to 19: the rows whose day-of-month index falls there.
+    let day = 86_400_000;
+    let from = clearwatch_model::parse_rfc3339("2026-01-10T00:00:00Z").unwrap();
+    let inside = db
+        .store
+        .transactions(Some(from), Some(from + 10 * day))
+        .await
+        .unwrap();
+    let expected = (0..n).filter(|i| (9..19).contains(&(i % 28))).count();
+    assert_eq!(inside.len(), expected);
+    assert!(
+        inside
+            .iter()
+            .all(|t| t.ts >= from && t.ts < from + 10 * day)
+    );
+}
+
 async fn duplicates_and_conflicts_across_chunks(db: &TestDb) {
     let mut text = String::from("tx_id,ts,from,to,amount,currency,type,memo\n");
     let row = |i: usize, cents: usize| {

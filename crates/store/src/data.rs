@@ -143,6 +143,35 @@ pub trait Backend: Dialect {
         alerts: &'e [clearwatch_model::Alert],
         now: &'e str,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send + 'e;
+
+    /// Hands every transaction with `lo <= ts < hi` to `sink`, in no particular order;
+    /// returns how many.
+    fn each_transaction<'e>(
+        c: &'e mut Self::Connection,
+        lo: i64,
+        hi: i64,
+        sink: &'e mut (dyn FnMut(Transaction) + Send),
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send + 'e;
+}
+
+/// [`Backend::each_transaction`] row by row: a statement streamed through sqlx.
+pub async fn each_transaction_streamed<DB: Backend>(
+    c: &mut DB::Connection,
+    lo: i64,
+    hi: i64,
+    sink: &mut (dyn FnMut(Transaction) + Send),
+) -> Result<u64, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM transactions t WHERE t.ts >= $1 AND t.ts < $2",
+        rows::TX_COLUMNS
+    );
+    let mut stream = DB::fetch(c, DB::bind(DB::bind(query(&sql), lo), hi));
+    let mut n = 0;
+    while let Some(row) = stream.try_next().await? {
+        sink(rows::transaction::<DB>(&row, 0)?);
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Splits off the rows holding a NUL byte, which PostgreSQL text cannot store, as
@@ -423,19 +452,9 @@ impl<DB: Backend> IngestStore for SqlStore<DB> {
         until: Option<Millis>,
         mut sink: impl FnMut(Transaction) + Send,
     ) -> Result<u64, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM transactions t WHERE t.ts >= $1 AND t.ts < $2",
-            rows::TX_COLUMNS
-        );
         let [lo, hi] = tx_filter(from, until);
         let mut c = self.pool.acquire().await?;
-        let mut stream = DB::fetch(&mut c, DB::bind(DB::bind(query(&sql), lo), hi));
-        let mut n = 0;
-        while let Some(row) = stream.try_next().await? {
-            sink(rows::transaction::<DB>(&row, 0)?);
-            n += 1;
-        }
-        Ok(n)
+        DB::each_transaction(&mut c, lo, hi, &mut sink).await
     }
 
     async fn accounts(&self) -> Result<Vec<Account>, StoreError> {

@@ -265,6 +265,15 @@ impl Backend for Postgres {
         Ok(())
     }
 
+    async fn each_transaction<'e>(
+        c: &'e mut PgConnection,
+        lo: i64,
+        hi: i64,
+        sink: &'e mut (dyn FnMut(Transaction) + Send),
+    ) -> Result<u64, StoreError> {
+        crate::data::each_transaction_streamed::<Postgres>(c, lo, hi, sink).await
+    }
+
     async fn finish_rows<'e>(
         c: &'e mut PgConnection,
         file: &'e mut FileLoad,

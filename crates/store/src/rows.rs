@@ -66,22 +66,54 @@ pub fn contains_pattern(needle: &str) -> String {
 pub const TX_COLUMNS: &str = "t.tx_id, t.ts, t.from_account, t.to_account, t.amount, \
      t.currency, t.type, t.merchant_id, t.channel, t.region, t.memo";
 
+/// The [`TX_COLUMNS`] of one transaction, decoded, in order.
+pub type TxFields = (
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 /// A transaction from [`TX_COLUMNS`] starting at column `at`.
 pub fn transaction<DB: Dialect>(r: &DB::Row, at: usize) -> Result<Transaction, StoreError> {
-    let currency: String = get::<DB, _>(r, at + 5)?;
+    transaction_of((
+        get::<DB, _>(r, at)?,
+        get::<DB, _>(r, at + 1)?,
+        get::<DB, _>(r, at + 2)?,
+        get::<DB, _>(r, at + 3)?,
+        get::<DB, _>(r, at + 4)?,
+        get::<DB, _>(r, at + 5)?,
+        get::<DB, _>(r, at + 6)?,
+        get::<DB, _>(r, at + 7)?,
+        get::<DB, _>(r, at + 8)?,
+        get::<DB, _>(r, at + 9)?,
+        get::<DB, _>(r, at + 10)?,
+    ))
+}
+
+/// A transaction from its decoded columns.
+pub fn transaction_of(f: TxFields) -> Result<Transaction, StoreError> {
+    let (tx_id, ts, from, to, amount, currency, tx_type, merchant_id, channel, region, memo) = f;
     Ok(Transaction {
-        tx_id: get::<DB, _>(r, at)?,
-        ts: get::<DB, _>(r, at + 1)?,
-        from: get::<DB, _>(r, at + 2)?,
-        to: get::<DB, _>(r, at + 3)?,
-        amount: get::<DB, _>(r, at + 4)?,
+        tx_id,
+        ts,
+        from,
+        to,
+        amount,
         currency: Currency::from_code(&currency)
             .ok_or_else(|| corrupt(format!("currency {currency:?}")))?,
-        tx_type: parsed::<TxType>(get::<DB, _>(r, at + 6)?)?,
-        merchant_id: get::<DB, _>(r, at + 7)?,
-        channel: get::<DB, _>(r, at + 8)?,
-        region: get::<DB, _>(r, at + 9)?,
-        memo: get::<DB, _>(r, at + 10)?,
+        tx_type: parsed::<TxType>(tx_type)?,
+        merchant_id,
+        channel,
+        region,
+        memo,
     })
 }
 

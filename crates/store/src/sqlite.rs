@@ -15,10 +15,12 @@ use crate::sql::{self, Builder, Dialect, Value, get};
 use crate::{SqliteStore, StoreError};
 use clearwatch_ingest::load::LoadRow;
 use clearwatch_ingest::{Rejection, TableKind};
-use clearwatch_model::Alert;
+use clearwatch_model::{Alert, Transaction};
 
 /// Bound values per statement: SQLite allows 32,766.
 const VALUES_PER_STATEMENT: usize = 16_000;
+/// Transactions per chunk when reading them all ([`Backend::each_transaction`]).
+const TX_PER_CHUNK: i64 = 20_000;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -205,6 +207,52 @@ impl Backend for Sqlite {
         _file: &'e mut FileLoad,
     ) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// Reads the transactions in chunks of [`TX_PER_CHUNK`], each chunk one row holding a
+    /// JSON array that SQLite builds: sqlx's SQLite driver hands every row from its worker
+    /// thread to the caller through a channel, which at a million rows cost seven times
+    /// the graph build (6.8 s against 0.9 s from the CSV file).
+    async fn each_transaction<'e>(
+        c: &'e mut SqliteConnection,
+        lo: i64,
+        hi: i64,
+        sink: &'e mut (dyn FnMut(Transaction) + Send),
+    ) -> Result<u64, StoreError> {
+        let columns = rows::TX_COLUMNS.replace("t.", "");
+        let sql = format!(
+            "SELECT COUNT(*), MAX(r), json_group_array(json_array({columns})) \
+             FROM (SELECT t.rowid AS r, {} FROM transactions t \
+             WHERE t.rowid > $1 AND t.ts >= $2 AND t.ts < $3 ORDER BY t.rowid LIMIT $4)",
+            rows::TX_COLUMNS
+        );
+        let (mut after, mut n) = (i64::MIN, 0u64);
+        loop {
+            let q = sql::query::<Sqlite>(&sql)
+                .bind(after)
+                .bind(lo)
+                .bind(hi)
+                .bind(TX_PER_CHUNK);
+            let Some(row) = Sqlite::fetch_optional(c, q).await? else {
+                break;
+            };
+            let count: i64 = get::<Sqlite, _>(&row, 0)?;
+            if count == 0 {
+                break;
+            }
+            after = get::<Sqlite, _>(&row, 1)?;
+            let json: String = get::<Sqlite, _>(&row, 2)?;
+            let chunk: Vec<rows::TxFields> = serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("a transaction chunk: {e}")))?;
+            for fields in chunk {
+                sink(rows::transaction_of(fields)?);
+            }
+            n += count as u64;
+            if count < TX_PER_CHUNK {
+                break;
+            }
+        }
+        Ok(n)
     }
 
     async fn put_quarantine<'e>(

@@ -104,7 +104,7 @@ pub async fn run(db: &super::Db, args: AlertsArgs) -> anyhow::Result<ExitCode> {
             };
             let alerts = store.alerts(&filter).await?;
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&alerts)?);
+                outln!("{}", serde_json::to_string_pretty(&alerts)?);
             } else {
                 print_table(&alerts);
             }
@@ -125,7 +125,7 @@ pub async fn run(db: &super::Db, args: AlertsArgs) -> anyhow::Result<ExitCode> {
             let mut ranked = entity_risk_of_hits(&hits);
             ranked.truncate(a.limit);
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&ranked)?);
+                outln!("{}", serde_json::to_string_pretty(&ranked)?);
             } else {
                 print_entities(&ranked);
             }
@@ -135,7 +135,7 @@ pub async fn run(db: &super::Db, args: AlertsArgs) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("no alert with id {:?} in the store", a.id);
             };
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&alert)?);
+                outln!("{}", serde_json::to_string_pretty(&alert)?);
             } else {
                 print_one(&alert)?;
             }
@@ -154,16 +154,22 @@ fn window(a: &StoredAlert) -> String {
 
 fn print_table(alerts: &[StoredAlert]) {
     if alerts.is_empty() {
-        println!("no alerts");
+        outln!("no alerts");
         return;
     }
-    println!(
+    outln!(
         "{:<26} {:<10} {:<8} {:>5} {:<20} {:<43} {:<10} summary",
-        "id", "rule", "severity", "score", "subject", "window", "status"
+        "id",
+        "rule",
+        "severity",
+        "score",
+        "subject",
+        "window",
+        "status"
     );
     for s in alerts {
         let a = &s.alert;
-        println!(
+        outln!(
             "{:<26} {:<10} {:<8} {:>5} {:<20} {:<43} {:<10} {}",
             a.id,
             a.rule_id,
@@ -179,12 +185,12 @@ fn print_table(alerts: &[StoredAlert]) {
 
 fn print_entities(ranked: &[EntityRisk]) {
     if ranked.is_empty() {
-        println!("no alerts");
+        outln!("no alerts");
         return;
     }
-    println!("{:>5} {:<30} {:>6} rules", "risk", "subject", "alerts");
+    outln!("{:>5} {:<30} {:>6} rules", "risk", "subject", "alerts");
     for r in ranked {
-        println!(
+        outln!(
             "{:>5} {:<30} {:>6} {}",
             r.score,
             format!("{}:{}", r.subject.kind, r.subject.id),
@@ -196,15 +202,17 @@ fn print_entities(ranked: &[EntityRisk]) {
 
 fn print_one(s: &StoredAlert) -> anyhow::Result<()> {
     let a = &s.alert;
-    println!("id        {}", a.id);
-    println!(
+    outln!("id        {}", a.id);
+    outln!(
         "rule      {} ({}) version {}",
-        a.rule_id, a.title, a.rule_version
+        a.rule_id,
+        a.title,
+        a.rule_version
     );
-    println!("subject   {} {}", a.subject.kind, a.subject.id);
-    println!("window    {}", window(s));
-    println!("severity  {} (score {})", a.severity, a.score);
-    println!(
+    outln!("subject   {} {}", a.subject.kind, a.subject.id);
+    outln!("window    {}", window(s));
+    outln!("severity  {} (score {})", a.severity, a.score);
+    outln!(
         "status    {}{}",
         s.status,
         s.assignee
@@ -212,28 +220,28 @@ fn print_one(s: &StoredAlert) -> anyhow::Result<()> {
             .map(|x| format!(", assigned to {x}"))
             .unwrap_or_default()
     );
-    println!("created   {} (updated {})", s.created_at, s.updated_at);
-    println!("summary   {}", a.summary);
+    outln!("created   {} (updated {})", s.created_at, s.updated_at);
+    outln!("summary   {}", a.summary);
     if let Some(c) = &a.currency {
-        println!("currency  {c}");
+        outln!("currency  {c}");
     }
-    println!("metrics   {}", serde_json::to_string(&a.metrics)?);
-    println!(
+    outln!("metrics   {}", serde_json::to_string(&a.metrics)?);
+    outln!(
         "evidence  {} transactions, {} accounts",
         a.evidence.transactions.len(),
         a.evidence.accounts.len()
     );
     for t in a.evidence.transactions.iter().take(20) {
-        println!("  tx      {t}");
+        outln!("  tx      {t}");
     }
     if a.evidence.transactions.len() > 20 {
-        println!(
+        outln!(
             "  …       {} more (use --json for all)",
             a.evidence.transactions.len() - 20
         );
     }
     for acc in &a.evidence.accounts {
-        println!("  account {acc}");
+        outln!("  account {acc}");
     }
     Ok(())
 }

@@ -56,9 +56,9 @@ pub async fn run(db: &super::Db, args: AuditArgs) -> anyhow::Result<ExitCode> {
             }
             let report = store.audit_report(&given).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else if report.intact() {
-                println!(
+                outln!(
                     "audit log intact: {} entries, head {} (signed head at {}, {} checkpoints checked)",
                     report.entries,
                     report.last_hash,
@@ -68,13 +68,13 @@ pub async fn run(db: &super::Db, args: AuditArgs) -> anyhow::Result<ExitCode> {
                     report.checkpoints
                 );
             } else {
-                println!(
+                outln!(
                     "audit log NOT intact: {} entries, {} findings:",
                     report.entries,
                     report.findings.len()
                 );
                 for f in &report.findings {
-                    println!("  {f}");
+                    outln!("  {f}");
                 }
             }
             Ok(if report.intact() {
@@ -86,7 +86,7 @@ pub async fn run(db: &super::Db, args: AuditArgs) -> anyhow::Result<ExitCode> {
         AuditCommand::Checkpoint { out } => {
             match store.write_audit_checkpoint(out.as_deref()).await? {
                 Some((path, head)) => {
-                    println!(
+                    outln!(
                         "checkpoint of entry {} (hash {}, key {}) written to {}",
                         head.seq,
                         head.hash,
@@ -100,7 +100,7 @@ pub async fn run(db: &super::Db, args: AuditArgs) -> anyhow::Result<ExitCode> {
         }
         AuditCommand::List { limit } => {
             for e in store.audit_log(None, limit, 0).await? {
-                println!("{}", serde_json::to_string(&e)?);
+                outln!("{}", serde_json::to_string(&e)?);
             }
             Ok(ExitCode::SUCCESS)
         }

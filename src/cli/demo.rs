@@ -55,20 +55,20 @@ pub async fn run(db: &super::Db, args: DemoArgs) -> anyhow::Result<ExitCode> {
         (TableKind::Transactions, dir.join("transactions.csv")),
     ];
     let store = db.open().await?;
-    println!(
+    outln!(
         "loading the demo set from {} into {}",
         dir.display(),
         db.url
     );
     let reports = super::ingest::load_files(&store, plan, Profile::native()).await?;
     super::ingest::print_reports(&reports);
-    println!();
+    outln!();
     super::stats::print_table(&store.stats(5).await?);
-    println!();
+    outln!();
     let pack = Pack::load(PackSource::resolve(&[]), &store, Published::Use).await?;
     let pack = pack.runnable()?;
     let rules = pack.active();
-    println!("scanning with {} rules", rules.len());
+    outln!("scanning with {} rules", rules.len());
     let report = scan::scan_store(&store, &rules, Range::default())
         .await?
         .report;
@@ -90,12 +90,10 @@ pub async fn run(db: &super::Db, args: DemoArgs) -> anyhow::Result<ExitCode> {
         *per_rule.entry(a.rule_id.as_str()).or_default() += 1;
     }
     let counts: Vec<String> = per_rule.iter().map(|(r, n)| format!("{r}: {n}")).collect();
-    println!("{} alerts ({})", report.alerts.len(), counts.join(", "));
-    println!(
-        "list them with `clearwatch alerts list`, inspect one with `clearwatch alerts show ID`"
-    );
+    outln!("{} alerts ({})", report.alerts.len(), counts.join(", "));
+    outln!("list them with `clearwatch alerts list`, inspect one with `clearwatch alerts show ID`");
     if !args.no_serve {
-        println!();
+        outln!();
         super::serve::serve_store(
             store,
             args.bind,

@@ -49,7 +49,7 @@ pub async fn run(db: &super::Db, args: EvalArgs) -> anyhow::Result<ExitCode> {
     }
     let report = eval::score(&truth, &scanned.report.alerts);
     if args.format == "json" {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_table(&report);
     }
@@ -114,10 +114,10 @@ fn run_sweep(
         });
     }
     if args.format == "json" {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<12} {:>11} {:>10} {:>11} {:>10} {:>8} {:>10} {:>14}",
         sweep.param,
         "rule alerts",
@@ -130,7 +130,7 @@ fn run_sweep(
     );
     for r in &rows {
         let at_k = r.report.entities.at_k.first();
-        println!(
+        outln!(
             "{:<12} {:>11} {:>10} {:>11} {:>10} {:>8} {:>10} {:>14}",
             r.value.to_string().trim_matches('"'),
             r.rule_alerts,
@@ -150,16 +150,21 @@ fn pct(x: f64) -> String {
 }
 
 fn print_table(r: &Report) {
-    println!(
+    outln!(
         "pattern recall (a scheme is detected when an alert's subject is one of its hub accounts,"
     );
-    println!("or one alert's evidence covers at least half of its members)");
-    println!(
+    outln!("or one alert's evidence covers at least half of its members)");
+    outln!(
         "{:<22} {:>8} {:>9} {:>8} {:>8} {:>14}",
-        "typology", "schemes", "detected", "recall", "decoys", "decoys flagged"
+        "typology",
+        "schemes",
+        "detected",
+        "recall",
+        "decoys",
+        "decoys flagged"
     );
     for t in &r.typologies {
-        println!(
+        outln!(
             "{:<22} {:>8} {:>9} {:>8} {:>8} {:>14}",
             t.typology,
             t.schemes,
@@ -173,14 +178,19 @@ fn print_table(r: &Report) {
             t.decoys_flagged
         );
     }
-    println!("overall recall {}", pct(r.overall_recall));
-    println!();
-    println!(
+    outln!("overall recall {}", pct(r.overall_recall));
+    outln!();
+    outln!(
         "{:<10} {:>7} {:>6} {:>12} {:>11} {:>10}",
-        "rule", "alerts", "true", "decoy only", "background", "precision"
+        "rule",
+        "alerts",
+        "true",
+        "decoy only",
+        "background",
+        "precision"
     );
     for s in &r.rules {
-        println!(
+        outln!(
             "{:<10} {:>7} {:>6} {:>12} {:>11} {:>10}",
             s.rule_id,
             s.alerts,
@@ -190,14 +200,14 @@ fn print_table(r: &Report) {
             pct(s.precision)
         );
     }
-    println!(
+    outln!(
         "{} alerts, precision {}, on injected patterns (true or decoy) {}",
         r.alerts,
         pct(r.precision),
         pct(r.on_pattern_share)
     );
     let e = &r.entities;
-    println!(
+    outln!(
         "{} subjects, {} true ({}), {} legitimate look-alikes; ranked by entity risk: {}",
         e.subjects,
         e.true_subjects,
@@ -210,7 +220,7 @@ fn print_table(r: &Report) {
             .join(", ")
     );
     if let Some(t) = &r.transactions {
-        println!(
+        outln!(
             "transactions: {} flagged, {} labelled, precision {}, recall {}, F1 {}",
             t.flagged,
             t.positives,

@@ -95,7 +95,7 @@ pub async fn run_export(db: &super::Db, args: ExportArgs) -> anyhow::Result<Exit
             let manifest =
                 bundle::write(&args.out, &case, &key, &args.user, now, goaml.as_deref())?;
             export::record_export(&store, &args.user, &case, &manifest).await?;
-            println!(
+            outln!(
                 "wrote {} ({} files, {} transactions, {} accounts{}); signed with key {}",
                 args.out.display(),
                 manifest.files.len(),
@@ -114,7 +114,7 @@ pub async fn run_export(db: &super::Db, args: ExportArgs) -> anyhow::Result<Exit
             let xml = export::goaml::write_goaml(&entity, &case, now)?;
             std::fs::write(&args.out, xml)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
-            println!("wrote {}", args.out.display());
+            outln!("wrote {}", args.out.display());
         }
         ExportFormat::Camlmac => {
             let entity = entity(&args)?;
@@ -128,7 +128,7 @@ pub async fn run_export(db: &super::Db, args: ExportArgs) -> anyhow::Result<Exit
                 let path = args.out.join(name);
                 std::fs::write(&path, bytes)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-                println!("wrote {}", path.display());
+                outln!("wrote {}", path.display());
             }
         }
     }
@@ -147,7 +147,7 @@ fn entity(args: &ExportArgs) -> anyhow::Result<export::entity::ReportingEntity> 
 pub fn run_keys(args: KeysArgs) -> anyhow::Result<ExitCode> {
     let KeysCommand::Generate { out } = args.command;
     let public = keys::generate(&out)?;
-    println!(
+    outln!(
         "wrote {} (private, 0600) and {} (public); fingerprint {}",
         out.display(),
         keys::public_path(&out).display(),
@@ -161,10 +161,10 @@ pub fn run_evidence(args: EvidenceArgs) -> anyhow::Result<ExitCode> {
     let expected = pubkey.as_deref().map(keys::load_public).transpose()?;
     let v = bundle::verify(&file, expected.as_ref())?;
     for p in &v.problems {
-        println!("FAILED {p}");
+        outln!("FAILED {p}");
     }
     if v.ok() {
-        println!(
+        outln!(
             "OK {}: {} files match the manifest; the signature holds for key {}{}",
             file.display(),
             v.files_checked,
@@ -177,7 +177,7 @@ pub fn run_evidence(args: EvidenceArgs) -> anyhow::Result<ExitCode> {
         );
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("{} problem(s) in {}", v.problems.len(), file.display());
+        outln!("{} problem(s) in {}", v.problems.len(), file.display());
         Ok(ExitCode::from(1))
     }
 }

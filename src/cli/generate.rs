@@ -76,7 +76,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             clearwatch_generate::jsonl::csv_to_jsonl(&args.out.join(name))?;
         }
     }
-    println!(
+    outln!(
         "wrote {} transactions, {} accounts, {} merchants, {} labelled schemes ({} variant) to {}",
         s.transactions,
         s.accounts,

@@ -98,7 +98,7 @@ pub async fn load_files(
 pub fn print_reports(reports: &[BatchReport]) {
     let mut total = BatchReport::default();
     for r in reports {
-        println!(
+        outln!(
             "{} {}: read {}, loaded {}, quarantined {}, duplicates skipped {} (batch {}, sha256 {})",
             r.kind,
             r.source,
@@ -110,7 +110,7 @@ pub fn print_reports(reports: &[BatchReport]) {
             &r.sha256[..r.sha256.len().min(12)]
         );
         if r.unknown_types > 0 {
-            println!(
+            outln!(
                 "  warning: {} rows had a type outside the profile's vocabulary and were loaded as `transfer`",
                 r.unknown_types
             );
@@ -121,7 +121,7 @@ pub fn print_reports(reports: &[BatchReport]) {
         total.duplicates += r.duplicates;
     }
     let ids: Vec<String> = reports.iter().map(|r| r.batch_id.to_string()).collect();
-    println!(
+    outln!(
         "read {}, loaded {}, quarantined {}, duplicates skipped {} (batch {})",
         total.read,
         total.loaded,
@@ -130,7 +130,7 @@ pub fn print_reports(reports: &[BatchReport]) {
         ids.join(", ")
     );
     if total.quarantined > 0 {
-        println!(
+        outln!(
             "  quarantined rows are kept with file, line, field and reason: see `clearwatch stats --quarantine`"
         );
     }

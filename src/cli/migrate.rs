@@ -13,7 +13,7 @@ pub struct MigrateArgs {}
 pub async fn run(db: &super::Db, _args: MigrateArgs) -> anyhow::Result<ExitCode> {
     // Opening migrates, and refuses a schema newer than this binary.
     let store = db.open().await?;
-    println!(
+    outln!(
         "{} schema version {} (this clearwatch knows up to {})",
         store.backend(),
         store.schema_version().await?,

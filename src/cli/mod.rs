@@ -1,6 +1,17 @@
 //! The command line: argument parsing, one file per subcommand, and the mapping of
 //! errors to exit codes (0 ran, 1 a `--fail-on` threshold was met, 2 an error).
 
+/// `println!` and `print!` for the CLI's results: when standard output is a closed pipe
+/// (`clearwatch stats | head`) the process ends quietly with exit code 0 instead of
+/// panicking; any other write error ends it with exit code 2.
+macro_rules! outln {
+    () => { $crate::cli::write_out(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::write_out(format_args!($($arg)*)) };
+}
+
 mod alerts;
 mod audit;
 mod demo;
@@ -130,8 +141,58 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// Writes to standard output (see [`outln!`]).
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(2);
+    }
+}
+
+/// The error and its causes, joined by ": ", leaving out a cause whose text the message
+/// already holds (errors that print their source would otherwise say it twice).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    #[test]
+    fn an_error_chain_says_each_cause_once() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "No such file or directory (os error 2)",
+        );
+        let e = anyhow::Error::new(io)
+            .context("reading rules/x.yaml: No such file or directory (os error 2)");
+        assert_eq!(
+            error_text(&e),
+            "reading rules/x.yaml: No such file or directory (os error 2)"
+        );
+        let e = anyhow::anyhow!("disk full").context("writing the report");
+        assert_eq!(error_text(&e), "writing the report: disk full");
     }
 }

@@ -56,9 +56,9 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
                     eprintln!("{w}\n");
                 }
                 if warnings.is_empty() {
-                    println!("{} rules OK", set.rules.len());
+                    outln!("{} rules OK", set.rules.len());
                 } else {
-                    println!(
+                    outln!(
                         "{} rules OK, {} warning(s)",
                         set.rules.len(),
                         warnings.len()
@@ -74,8 +74,8 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
                 let failed = outcomes.iter().filter(|o| o.failure.is_some()).count();
                 for o in &outcomes {
                     match &o.failure {
-                        None => println!("ok     {} {}", o.rule_id, o.name),
-                        Some(why) => println!(
+                        None => outln!("ok     {} {}", o.rule_id, o.name),
+                        Some(why) => outln!(
                             "FAILED {} {} ({})\n{why}",
                             o.rule_id,
                             o.name,
@@ -83,7 +83,7 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
                         ),
                     }
                 }
-                println!("{} passed, {} failed", outcomes.len() - failed, failed);
+                outln!("{} passed, {} failed", outcomes.len() - failed, failed);
                 if failed > 0 {
                     ExitCode::from(1)
                 } else {
@@ -94,12 +94,16 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
         },
         RulesCommand::List(p) => match load_or_report(p.paths) {
             Ok(set) => {
-                println!(
+                outln!(
                     "{:<8} {:<12} {:<9} {:<9} {:<8} title",
-                    "id", "status", "severity", "kind", "source"
+                    "id",
+                    "status",
+                    "severity",
+                    "kind",
+                    "source"
                 );
                 for r in &set.rules {
-                    println!(
+                    outln!(
                         "{:<8} {:<12} {:<9} {:<9} {:<8} {}",
                         r.id,
                         r.status,
@@ -115,7 +119,7 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
         },
         RulesCommand::Docs(p) => match load_or_report(p.paths) {
             Ok(set) => {
-                print!("{}", docs::markdown(&set));
+                out!("{}", docs::markdown(&set));
                 ExitCode::SUCCESS
             }
             Err(code) => code,

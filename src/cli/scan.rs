@@ -234,10 +234,10 @@ fn print_report(
     format: Format,
 ) -> anyhow::Result<()> {
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report.alerts)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&report.alerts)?),
         Format::Jsonl => {
             for a in &report.alerts {
-                println!("{}", serde_json::to_string(a)?);
+                outln!("{}", serde_json::to_string(a)?);
             }
         }
         Format::Table => {
@@ -251,7 +251,7 @@ fn print_report(
                 .filter(|s| count(**s) > 0)
                 .map(|s| format!("{} {}", count(*s), s))
                 .collect();
-            println!(
+            outln!(
                 "{} alerts ({}) from {} rules over {} transactions and {} accounts",
                 report.alerts.len(),
                 if by_sev.is_empty() {
@@ -269,7 +269,7 @@ fn print_report(
 }
 
 pub fn print_alert_line(a: &Alert) {
-    println!(
+    outln!(
         "{:<7} {:<8} {:>3}  {:<14} {}",
         a.rule_id,
         a.severity.as_str(),

@@ -75,11 +75,11 @@ pub async fn serve_store(
         s.secure_cookies = server::secure_cookies(bind, behind_tls);
     }
     server::serve(state, bind, |addr| {
-        println!("dashboard: http://{addr}/  (Ctrl-C to stop)");
+        outln!("dashboard: http://{addr}/  (Ctrl-C to stop)");
         if let Some((user, password)) = &admin {
-            println!("first sign-in: user {user}, one-time password {password}");
-            println!("(it must be changed at that sign-in and works only until then)");
-            println!("(shown once; add users with `clearwatch users add NAME --role ROLE`)");
+            outln!("first sign-in: user {user}, one-time password {password}");
+            outln!("(it must be changed at that sign-in and works only until then)");
+            outln!("(shown once; add users with `clearwatch users add NAME --role ROLE`)");
         }
     })
     .await

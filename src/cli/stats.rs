@@ -32,12 +32,12 @@ pub async fn run(db: &super::Db, args: StatsArgs) -> anyhow::Result<ExitCode> {
         if args.quarantine.is_some() {
             v["quarantine_rows"] = serde_json::to_value(&quarantine)?;
         }
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
     print_table(&stats);
     for q in &quarantine {
-        println!(
+        outln!(
             "  {}:{}: {}{} | {}",
             q.source,
             q.line,
@@ -53,33 +53,36 @@ pub async fn run(db: &super::Db, args: StatsArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn print_table(s: &Stats) {
-    println!("transactions         {}", s.transactions);
-    println!("quarantined rows     {}", s.quarantined);
-    println!("batches              {}", s.batches);
-    println!("merchants            {}", s.merchants);
-    println!(
+    outln!("transactions         {}", s.transactions);
+    outln!("quarantined rows     {}", s.quarantined);
+    outln!("batches              {}", s.batches);
+    outln!("merchants            {}", s.merchants);
+    outln!(
         "accounts             {} registered, {} seen only in transactions",
-        s.accounts_registered, s.accounts_unregistered
+        s.accounts_registered,
+        s.accounts_unregistered
     );
     for (role, n) in &s.accounts_by_role {
-        println!("  {role:<18} {n}");
+        outln!("  {role:<18} {n}");
     }
     if let (Some(a), Some(b)) = (&s.first_ts, &s.last_ts) {
-        println!("time range           {a} .. {b}");
+        outln!("time range           {a} .. {b}");
     }
     for t in &s.totals {
-        println!(
+        outln!(
             "total {:<14} {} in {} transactions",
-            t.currency, t.amount_text, t.transactions
+            t.currency,
+            t.amount_text,
+            t.transactions
         );
     }
     for (title, rows) in [
         ("top out-degree", &s.top_out_degree),
         ("top in-degree", &s.top_in_degree),
     ] {
-        println!("{title} (distinct counterparties, transactions)");
+        outln!("{title} (distinct counterparties, transactions)");
         for d in rows.iter() {
-            println!("  {:<24} {:>6} {:>8}", d.account, d.degree, d.transactions);
+            outln!("  {:<24} {:>6} {:>8}", d.account, d.degree, d.transactions);
         }
     }
 }

@@ -63,11 +63,11 @@ pub async fn run(db: &super::Db, args: UsersArgs) -> anyhow::Result<ExitCode> {
             let password = read_password()?;
             let hash = hash_password(&password).map_err(anyhow::Error::msg)?;
             store.add_user(name, role, &hash, "cli").await?;
-            println!("added {name} ({role})");
+            outln!("added {name} ({role})");
         }
         UsersCommand::List => {
             for u in store.users().await? {
-                println!(
+                outln!(
                     "{}\t{}\t{}\t{}{}",
                     u.name,
                     u.role,

@@ -2,6 +2,7 @@
 //! sets in `../shared/datasets/external/`, against real SQLite files.
 
 mod cases;
+mod cli;
 mod demo;
 mod eval;
 mod export;

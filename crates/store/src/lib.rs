@@ -54,6 +54,10 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    #[error(
+        "cannot reach database {url}: no connection within {seconds} s (is the server running and reachable?)"
+    )]
+    Unreachable { url: String, seconds: u64 },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]

@@ -25,6 +25,9 @@ const ALERTS_PER_STATEMENT: usize = 1000;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
+/// How long opening the store waits for a connection.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The newest migration this binary carries.
 pub fn known_schema_version() -> i64 {
     MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
@@ -41,9 +44,17 @@ pub async fn open(url: &str, audit_key: &std::path::Path) -> Result<PgStore, Sto
     let options = PgConnectOptions::from_str(url).map_err(open_err)?;
     let pool = PgPoolOptions::new()
         .max_connections(4)
+        // An unreachable server fails the command after this long instead of sqlx's 30 s.
+        .acquire_timeout(CONNECT_TIMEOUT)
         .connect_with(options)
         .await
-        .map_err(open_err)?;
+        .map_err(|e| match e {
+            sqlx::Error::PoolTimedOut => StoreError::Unreachable {
+                url: shown.clone(),
+                seconds: CONNECT_TIMEOUT.as_secs(),
+            },
+            e => open_err(e),
+        })?;
     crate::sql::check_schema(
         crate::data::applied_version(&pool).await?,
         known_schema_version(),

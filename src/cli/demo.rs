@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use include_dir::{Dir, include_dir};
 
+use clearwatch_ingest::load::CommitPolicy;
 use clearwatch_ingest::{Profile, TableKind};
 use clearwatch_model::Alert;
 use clearwatch_rules::load::PackSource;
@@ -60,7 +61,8 @@ pub async fn run(db: &super::Db, args: DemoArgs) -> anyhow::Result<ExitCode> {
         dir.display(),
         db.url
     );
-    let reports = super::ingest::load_files(&store, plan, Profile::native()).await?;
+    let reports =
+        super::ingest::load_files(&store, plan, Profile::native(), CommitPolicy::default()).await?;
     super::ingest::print_reports(&reports);
     outln!();
     super::stats::print_table(&store.stats(5).await?);

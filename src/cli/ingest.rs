@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use clearwatch_ingest::load::stream_files;
+use clearwatch_ingest::load::{CommitPolicy, stream_files};
 use clearwatch_ingest::{Profile, TableKind};
 use clearwatch_store::IngestStore;
 use clearwatch_store::{self as store, BatchReport};
@@ -36,6 +36,20 @@ pub struct IngestArgs {
     /// Longest row read, in bytes, across quoted line breaks (default: the profile's, else 4 MiB).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_record_bytes: Option<u64>,
+    /// Largest share of a file's rows, in percent, that may be quarantined; above it the
+    /// load stores nothing and exits with code 2.
+    #[arg(long, default_value_t = 1.0, value_parser = percent)]
+    pub max_quarantine: f64,
+    /// Store what loaded whatever share of rows was quarantined.
+    #[arg(long)]
+    pub accept_partial: bool,
+}
+
+fn percent(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("{s:?} is not a percentage from 0 to 100")),
+    }
 }
 
 pub async fn run(db: &super::Db, args: IngestArgs) -> anyhow::Result<ExitCode> {
@@ -65,8 +79,22 @@ pub async fn run(db: &super::Db, args: IngestArgs) -> anyhow::Result<ExitCode> {
         !plan.is_empty(),
         "nothing to load: give --transactions, --accounts or --merchants"
     );
+    let policy = if args.accept_partial {
+        CommitPolicy::ANY
+    } else {
+        CommitPolicy {
+            max_quarantined: Some(args.max_quarantine / 100.0),
+        }
+    };
     let store = db.open().await?;
-    let reports = load_files(&store, plan, profile).await?;
+    let reports = load_files(&store, plan, profile, policy)
+        .await
+        .map_err(|e| match e.downcast_ref::<store::StoreError>() {
+            Some(store::StoreError::TooManyQuarantined { .. }) => anyhow::anyhow!(
+                "{e}; fix the profile and load again, or give --max-quarantine or --accept-partial"
+            ),
+            _ => e,
+        })?;
     print_reports(&reports);
     Ok(ExitCode::SUCCESS)
 }
@@ -76,6 +104,7 @@ pub async fn load_files(
     store: &store::AnyStore,
     plan: Vec<(TableKind, PathBuf)>,
     profile: Profile,
+    policy: CommitPolicy,
 ) -> anyhow::Result<Vec<BatchReport>> {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let bar = ProgressBar::new_spinner();
@@ -85,7 +114,7 @@ pub async fn load_files(
     );
     let progress_bar = bar.clone();
     let producer = tokio::task::spawn_blocking(move || {
-        stream_files(&plan, &profile, tx, &|n| progress_bar.inc(n))
+        stream_files(&plan, &profile, policy, tx, &|n| progress_bar.inc(n))
     });
     let loaded = store.load(rx).await;
     let produced = producer.await.context("the file reader panicked")?;

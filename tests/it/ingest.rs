@@ -9,7 +9,7 @@ fn every_kind_of_bad_row_is_quarantined_with_its_reason() {
     let db = Db::new();
     let out = db
         .cmd()
-        .args(["ingest", "--transactions"])
+        .args(["ingest", "--accept-partial", "--transactions"])
         .arg(fixture("bad_rows.csv"))
         .output()
         .unwrap();
@@ -61,12 +61,76 @@ fn every_kind_of_bad_row_is_quarantined_with_its_reason() {
 }
 
 #[test]
+fn a_load_over_the_quarantine_limit_stores_nothing_and_fails() {
+    let db = Db::new();
+    let mut text = String::from("tx_id,ts,from,to,amount,currency,type\n");
+    for i in 0..200 {
+        // Every tenth amount has a thousands separator the profile does not read.
+        let amount = if i % 10 == 0 { "1,234.50" } else { "12.50" };
+        text.push_str(&format!(
+            "T{i},2026-03-05T14:22:10Z,A,B,\"{amount}\",CNY,transfer\n"
+        ));
+    }
+    let f = db.write("export.csv", &text);
+    let out = db
+        .cmd()
+        .args(["ingest", "--transactions"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("20 of 200 rows quarantined, more than 1 % allowed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("nothing of this load was stored"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("export.csv:2: "),
+        "the first rejection: {stderr}"
+    );
+    let stats = db.stats();
+    assert_eq!(
+        (
+            stats["transactions"].as_u64(),
+            stats["quarantined"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+    assert_eq!(stats["batches"], 0);
+    // A higher limit, or --accept-partial, stores what loaded and keeps the rejected rows.
+    db.cmd()
+        .args(["ingest", "--max-quarantine", "10", "--transactions"])
+        .arg(&f)
+        .assert()
+        .success()
+        .stdout(contains("loaded 180, quarantined 20"));
+    let stats = db.stats();
+    assert_eq!(
+        (
+            stats["transactions"].as_u64(),
+            stats["quarantined"].as_u64()
+        ),
+        (Some(180), Some(20))
+    );
+    db.cmd()
+        .args(["ingest", "--max-quarantine", "101", "--transactions"])
+        .arg(&f)
+        .assert()
+        .code(2)
+        .stderr(contains("not a percentage from 0 to 100"));
+}
+
+#[test]
 fn loading_the_same_file_twice_adds_nothing() {
     let db = Db::new();
     for expected_loaded in [2, 0] {
         let out = db
             .cmd()
-            .args(["ingest", "--transactions"])
+            .args(["ingest", "--accept-partial", "--transactions"])
             .arg(fixture("bad_rows.csv"))
             .output()
             .unwrap();
@@ -92,13 +156,13 @@ fn a_reused_id_with_different_content_is_quarantined_not_overwritten() {
         &format!("{header}t1,2026-01-01T00:00:00Z,x,y,2.00,CNY,transfer\nt1,2026-01-01T00:00:00Z,x,y,1.00,CNY,transfer\n"),
     );
     db.cmd()
-        .args(["ingest", "--transactions"])
+        .args(["ingest", "--accept-partial", "--transactions"])
         .arg(&a)
         .assert()
         .success();
     let out = db
         .cmd()
-        .args(["ingest", "--transactions"])
+        .args(["ingest", "--accept-partial", "--transactions"])
         .arg(&b)
         .output()
         .unwrap();
@@ -118,14 +182,14 @@ fn a_reused_id_with_different_content_is_quarantined_not_overwritten() {
 fn a_failed_load_leaves_the_database_as_it_was() {
     let db = Db::new();
     db.cmd()
-        .args(["ingest", "--transactions"])
+        .args(["ingest", "--accept-partial", "--transactions"])
         .arg(fixture("bad_rows.csv"))
         .assert()
         .success();
     let before = db.stats();
     // Accounts load first and are good; the merchants file lacks its id column.
     db.cmd()
-        .args(["ingest", "--accounts"])
+        .args(["ingest", "--accept-partial", "--accounts"])
         .arg(fixture("accounts.csv"))
         .arg("--merchants")
         .arg(fixture("merchants_noid.csv"))
@@ -136,7 +200,7 @@ fn a_failed_load_leaves_the_database_as_it_was() {
     assert_eq!(db.stats(), before);
     // An unreadable file is an error naming it, and writes nothing either.
     db.cmd()
-        .args(["ingest", "--accounts"])
+        .args(["ingest", "--accept-partial", "--accounts"])
         .arg(fixture("accounts.csv"))
         .args(["--transactions", "no/such/file.csv"])
         .assert()
@@ -158,7 +222,7 @@ fn a_row_over_the_ingest_limit_flags_is_quarantined_and_the_rest_loads() {
     let ingest = |db: &Db, flags: &[&str]| {
         let out = db
             .cmd()
-            .arg("ingest")
+            .args(["ingest", "--accept-partial"])
             .args(flags)
             .arg("--transactions")
             .arg(&f)
@@ -221,7 +285,7 @@ fn json_lines_load_like_csv() {
     );
     let out = db
         .cmd()
-        .args(["ingest", "--transactions"])
+        .args(["ingest", "--accept-partial", "--transactions"])
         .arg(&f)
         .output()
         .unwrap();
@@ -233,7 +297,7 @@ fn json_lines_load_like_csv() {
 fn registries_load_and_show_in_stats() {
     let db = Db::new();
     db.cmd()
-        .args(["ingest", "--transactions"])
+        .args(["ingest", "--accept-partial", "--transactions"])
         .arg(fixture("bad_rows.csv"))
         .arg("--accounts")
         .arg(fixture("accounts.csv"))
@@ -260,7 +324,13 @@ fn amlworld_profile_loads_its_schema() {
     );
     let out = db
         .cmd()
-        .args(["ingest", "--profile", "amlworld", "--transactions"])
+        .args([
+            "ingest",
+            "--accept-partial",
+            "--profile",
+            "amlworld",
+            "--transactions",
+        ])
         .arg(&f)
         .output()
         .unwrap();

@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use assert_cmd::Command;
-use clearwatch_ingest::load::{LoadMsg, LoadRow, stream_files};
+use clearwatch_ingest::load::{CommitPolicy, LoadMsg, LoadRow, stream_files};
 use clearwatch_ingest::{IngestError, Profile, TableKind};
 use clearwatch_model::case::Status;
 use clearwatch_model::triage::AlertHit;
@@ -124,7 +124,7 @@ impl TestDb {
     ) {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let producer = tokio::task::spawn_blocking(move || {
-            stream_files(&plan, &Profile::native(), tx, &|_| {})
+            stream_files(&plan, &Profile::native(), CommitPolicy::ANY, tx, &|_| {})
         });
         let loaded = self.store.load(rx).await;
         (loaded, producer.await.unwrap())
@@ -931,7 +931,7 @@ async fn cli_ingest_and_stats(db: &TestDb) {
     for expected in [[13, 4, 9, 0], [13, 0, 9, 4]] {
         let out = db
             .cmd()
-            .args(["ingest", "--transactions"])
+            .args(["ingest", "--accept-partial", "--transactions"])
             .arg(fixture("bad_rows.csv"))
             .arg("--accounts")
             .arg(fixture("accounts.csv"))

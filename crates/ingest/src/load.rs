@@ -32,7 +32,37 @@ pub enum LoadMsg {
     Merchants(Vec<LoadRow<Merchant>>),
     Rejected(Vec<Rejection>),
     End(ReadSummary),
-    Commit,
+    Commit(CommitPolicy),
+}
+
+/// When a load may be committed: a file whose quarantined share passes the limit makes
+/// the store keep nothing of the load (a half-read export is worse than none).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CommitPolicy {
+    /// The largest share (0 to 1) of a file's rows that may be quarantined; `None`: any.
+    pub max_quarantined: Option<f64>,
+}
+
+impl CommitPolicy {
+    /// Commits whatever loaded.
+    pub const ANY: CommitPolicy = CommitPolicy {
+        max_quarantined: None,
+    };
+
+    /// Whether a file with `quarantined` of `read` rows quarantined may be committed.
+    pub fn allows(&self, quarantined: u64, read: u64) -> bool {
+        self.max_quarantined
+            .is_none_or(|max| quarantined == 0 || quarantined as f64 <= max * read as f64)
+    }
+}
+
+impl Default for CommitPolicy {
+    /// At most 1 % of a file's rows quarantined.
+    fn default() -> Self {
+        CommitPolicy {
+            max_quarantined: Some(0.01),
+        }
+    }
 }
 
 /// Sends a chunk when it is full; a closed channel means the store gave up.
@@ -83,6 +113,7 @@ impl<'a, T> Chunker<'a, T> {
 pub fn stream_files(
     plan: &[(TableKind, PathBuf)],
     profile: &Profile,
+    policy: CommitPolicy,
     tx: Sender<LoadMsg>,
     progress: &dyn Fn(u64),
 ) -> Result<(), IngestError> {
@@ -146,6 +177,6 @@ pub fn stream_files(
             return Ok(());
         }
     }
-    let _ = tx.blocking_send(LoadMsg::Commit);
+    let _ = tx.blocking_send(LoadMsg::Commit(policy));
     Ok(())
 }

@@ -257,6 +257,7 @@ impl<DB: Backend> IngestStore for SqlStore<DB> {
         }
         let mut reports = Vec::new();
         let mut file = FileLoad::default();
+        let mut first_rejection: Option<String> = None;
         while let Some(msg) = rx.recv().await {
             match msg {
                 LoadMsg::Begin {
@@ -298,7 +299,14 @@ impl<DB: Backend> IngestStore for SqlStore<DB> {
                 LoadMsg::Merchants(rows) => {
                     put_chunk::<DB, _>(&mut tx, &mut file, TableKind::Merchants, rows).await?
                 }
-                LoadMsg::Rejected(rows) => DB::put_quarantine(&mut tx, &mut file, &rows).await?,
+                LoadMsg::Rejected(rows) => {
+                    if first_rejection.is_none()
+                        && let Some(r) = rows.first()
+                    {
+                        first_rejection = Some(format!("{}:{}: {}", r.source, r.line, r.reason));
+                    }
+                    DB::put_quarantine(&mut tx, &mut file, &rows).await?
+                }
                 LoadMsg::End(summary) => {
                     DB::finish_rows(&mut tx, &mut file).await?;
                     let r = &mut file.report;
@@ -330,7 +338,20 @@ impl<DB: Backend> IngestStore for SqlStore<DB> {
                     DB::execute(&mut tx, q).await?;
                     reports.push(std::mem::take(&mut file).report);
                 }
-                LoadMsg::Commit => {
+                LoadMsg::Commit(policy) => {
+                    if let Some(r) = reports
+                        .iter()
+                        .find(|r| !policy.allows(r.quarantined, r.read))
+                    {
+                        // Dropping `tx` rolls the whole load back.
+                        return Err(StoreError::TooManyQuarantined {
+                            file: r.source.clone(),
+                            quarantined: r.quarantined,
+                            read: r.read,
+                            max_percent: policy.max_quarantined.unwrap_or(1.0) * 100.0,
+                            first: first_rejection.unwrap_or_default(),
+                        });
+                    }
                     tx.commit().await?;
                     return Ok(reports);
                 }

@@ -58,6 +58,16 @@ pub enum StoreError {
         "cannot reach database {url}: no connection within {seconds} s (is the server running and reachable?)"
     )]
     Unreachable { url: String, seconds: u64 },
+    #[error(
+        "{file}: {quarantined} of {read} rows quarantined, more than {max_percent} % allowed: nothing of this load was stored (first: {first})"
+    )]
+    TooManyQuarantined {
+        file: String,
+        quarantined: u64,
+        read: u64,
+        max_percent: f64,
+        first: String,
+    },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]

@@ -125,6 +125,44 @@ fn a_load_over_the_quarantine_limit_stores_nothing_and_fails() {
 }
 
 #[test]
+fn a_bank_export_with_thousands_separators_and_symbols_loads_completely() {
+    let db = Db::new();
+    let profile = db.write(
+        "bank.yaml",
+        "name: bank\ntransactions:\n  fields:\n    tx_id: 流水号\n    ts: 交易时间\n    from: 付款账号\n    \
+         to: 收款账号\n    amount: 金额\n    currency: 币种\n    type: { value: transfer }\n  \
+         timestamp: { format: \"%Y/%m/%d %H:%M:%S\", timezone: \"+08:00\" }\n  \
+         currencies: { 人民币: CNY }\n  \
+         amount_format: { thousands: \",\", symbols: [\"¥\"] }\n",
+    );
+    let f = db.write(
+        "export.csv",
+        "流水号,交易时间,付款账号,收款账号,金额,币种\r\n\
+         B1,2026/03/05 14:22:10,6222001,6222002,\"¥1,234.50\",人民币\r\n\
+         B2,2026/03/05 23:59:59,6222001,6222003,\"23,008.77\",人民币\r\n\
+         B3,2026/03/06 00:00:01,6222002,6222003,88.00,人民币\r\n",
+    );
+    db.cmd()
+        .args(["ingest", "--profile"])
+        .arg(&profile)
+        .arg("--transactions")
+        .arg(&f)
+        .assert()
+        .success()
+        .stdout(contains("read 3, loaded 3, quarantined 0"));
+    let out = db.cmd().args(["stats", "--json"]).output().unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["transactions"], 3);
+    let totals = stats["totals"].to_string();
+    assert!(
+        totals.contains("24331.27"),
+        "1,234.50 + 23,008.77 + 88.00: {totals}"
+    );
+    // 14:22:10 in Beijing is 06:22:10 UTC.
+    assert_eq!(stats["first_ts"], "2026-03-05T06:22:10Z", "{stats}");
+}
+
+#[test]
 fn loading_the_same_file_twice_adds_nothing() {
     let db = Db::new();
     for expected_loaded in [2, 0] {

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
 
 use super::profile::{
-    AccountTable, FieldSpec, MerchantTable, TimestampSpec, TransactionTable, UnknownType,
+    AccountTable, AmountFormat, FieldSpec, MerchantTable, TimestampSpec, TransactionTable,
+    UnknownType,
 };
 use clearwatch_model::{
     AccountKind, AmountError, Currency, ExcessPrecision, Millis, Role, TxType, parse_amount,
@@ -389,10 +390,77 @@ pub struct TxMapper {
     unknown_type: UnknownType,
     currencies: HashMap<String, Currency>,
     excess: ExcessPrecision,
+    amount_format: AmountFormat,
+}
+
+/// Refuses a format whose marks could be read two ways.
+fn check_amount_format(f: &AmountFormat) -> Result<AmountFormat, MappingError> {
+    let invalid = |message: String| MappingError::Invalid {
+        field: "amount",
+        message,
+    };
+    if !matches!(f.decimal, '.' | ',') {
+        return Err(invalid(format!(
+            "amount_format.decimal {:?}: expected \".\" or \",\"",
+            f.decimal
+        )));
+    }
+    if let Some(sep) = f.thousands
+        && (!matches!(sep, ',' | '.' | ' ' | '\'' | '_' | '\u{a0}') || sep == f.decimal)
+    {
+        return Err(invalid(format!(
+            "amount_format.thousands {sep:?}: expected one of \",\", \".\", \" \", \"'\", \"_\" other than the decimal mark"
+        )));
+    }
+    if f.symbols.iter().any(|s| s.trim().is_empty()) {
+        return Err(invalid(
+            "amount_format.symbols: a symbol is empty".to_string(),
+        ));
+    }
+    Ok(f.clone())
+}
+
+/// The amount as `parse_amount` reads it (`1234.50`), or why the text does not fit `f`.
+fn plain_amount<'a>(text: &'a str, f: &AmountFormat) -> Result<Cow<'a, str>, String> {
+    if f.decimal == '.' && f.thousands.is_none() && f.symbols.is_empty() {
+        return Ok(Cow::Borrowed(text));
+    }
+    let mut t = text.trim();
+    for s in &f.symbols {
+        t = t.strip_prefix(s.as_str()).unwrap_or(t).trim_start();
+        t = t.strip_suffix(s.as_str()).unwrap_or(t).trim_end();
+    }
+    let (sign, body) = match t.strip_prefix(['+', '-']) {
+        Some(rest) => (&t[..1], rest),
+        None => ("", t),
+    };
+    let (int_part, frac) = match body.split_once(f.decimal) {
+        Some((i, fr)) => (i, Some(fr)),
+        None => (body, None),
+    };
+    let int_digits = match f.thousands {
+        Some(sep) if int_part.contains(sep) => {
+            let groups: Vec<&str> = int_part.split(sep).collect();
+            let first_ok = (1..=3).contains(&groups[0].len());
+            if !first_ok || groups[1..].iter().any(|g| g.len() != 3) {
+                return Err(format!(
+                    "the thousands separator {sep:?} is not between groups of three digits"
+                ));
+            }
+            groups.concat()
+        }
+        _ => int_part.to_string(),
+    };
+    Ok(Cow::Owned(match frac {
+        Some(fr) => format!("{sign}{int_digits}.{fr}"),
+        None => format!("{sign}{int_digits}"),
+    }))
 }
 
 impl TxMapper {
     pub fn compile(table: &TransactionTable, header: &[String]) -> Result<TxMapper, MappingError> {
+        // Checklist for a new transactions option: its field in `TransactionTable`, here,
+        // and docs/ingest.md's profile example.
         let f = &table.fields;
         let req = |n, s: &FieldSpec| CompiledField::compile(n, Some(s), header, true);
         let opt = |n, s: &Option<FieldSpec>| CompiledField::compile(n, s.as_ref(), header, false);
@@ -431,6 +499,7 @@ impl TxMapper {
             unknown_type: table.unknown_type,
             currencies,
             excess: table.excess_precision,
+            amount_format: check_amount_format(&table.amount_format)?,
         })
     }
 
@@ -461,8 +530,10 @@ impl TxMapper {
                 .ok_or_else(|| self.currency.refuse(&cur_text, "unknown ISO 4217 currency"))?,
         };
         let amount_text = self.amount.require(row)?;
+        let plain = plain_amount(&amount_text, &self.amount_format)
+            .map_err(|why| self.amount.refuse(&amount_text, why))?;
         let amount =
-            parse_amount(&amount_text, currency.exponent(), self.excess).map_err(|e| match e {
+            parse_amount(&plain, currency.exponent(), self.excess).map_err(|e| match e {
                 AmountError::TooLarge(..) => {
                     self.amount.refuse(&amount_text, format!("{e} {currency}"))
                 }
@@ -639,6 +710,39 @@ mod tests {
 
     fn row(vals: &[&str]) -> Vec<Option<String>> {
         vals.iter().map(|v| Some(v.to_string())).collect()
+    }
+
+    #[test]
+    fn amounts_in_export_formats_read_as_plain_decimals() {
+        let f = |decimal, thousands, symbols: &[&str]| AmountFormat {
+            decimal,
+            thousands,
+            symbols: symbols.iter().map(|s| s.to_string()).collect(),
+        };
+        let cn = f('.', Some(','), &["¥", "人民币"]);
+        for (text, plain) in [
+            ("1,234.50", "1234.50"),
+            ("¥1,234,567.8", "1234567.8"),
+            (" 23,008.77 人民币", "23008.77"),
+            ("999", "999"),
+            ("-1,000", "-1000"),
+        ] {
+            assert_eq!(plain_amount(text, &cn).as_deref(), Ok(plain), "{text}");
+        }
+        for bad in ["12,34.5", "1,2345", ",123", "1,234,56"] {
+            let e = plain_amount(bad, &cn).unwrap_err();
+            assert!(e.contains("groups of three digits"), "{bad}: {e}");
+        }
+        let eu = f(',', Some('.'), &[]);
+        assert_eq!(plain_amount("1.234,50", &eu).as_deref(), Ok("1234.50"));
+        assert_eq!(plain_amount("0,5", &eu).as_deref(), Ok("0.5"));
+        // Without a format the text is passed on untouched, as before.
+        assert!(matches!(
+            plain_amount("1,5", &AmountFormat::default()),
+            Ok(Cow::Borrowed("1,5"))
+        ));
+        assert!(check_amount_format(&f(',', Some(','), &[])).is_err());
+        assert!(check_amount_format(&f(';', None, &[])).is_err());
     }
 
     #[test]

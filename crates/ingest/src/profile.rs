@@ -170,6 +170,33 @@ pub struct TransactionTable {
     pub currencies: BTreeMap<String, String>,
     #[serde(default)]
     pub excess_precision: ExcessPrecision,
+    /// How amounts are written: decimal mark, thousands separator, currency symbols.
+    #[serde(default)]
+    pub amount_format: AmountFormat,
+}
+
+/// How the amount column writes numbers, for exports that do not write `1234.50`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmountFormat {
+    /// The decimal mark: `.` (default) or `,`.
+    pub decimal: char,
+    /// The thousands separator, if the export writes one (`,`, `.`, a space, `'`, `_`):
+    /// it is accepted only between groups of three digits of the integer part.
+    pub thousands: Option<char>,
+    /// Texts written before or after the number (`¥`, `￥`, `元`, `人民币`, `CNY`),
+    /// removed before it is read.
+    pub symbols: Vec<String>,
+}
+
+impl Default for AmountFormat {
+    fn default() -> Self {
+        AmountFormat {
+            decimal: '.',
+            thousands: None,
+            symbols: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -97,9 +97,10 @@ const BUILTINS: &[(&str, Unit)] = &[
 ];
 /// Arcs examined per start edge: one start in a dense component costs no more, so the
 /// search is linear in the start edges. A start that reaches it is counted and reported
-/// (see [`super::Caps`]). On every labelled set of docs/evaluation.md the shipped pack's
-/// alerts are those of an uncapped search; on the dense `realistic` background it bounds
-/// ML-03 at about 5 s per million transactions (docs/performance.md).
+/// (see [`super::Caps`]). On the labelled sets of docs/evaluation.md and the `realistic`
+/// background ML-03's alerts equal those of the earlier cap (20,000 expanded path ends);
+/// on that background it bounds ML-03 at about 7.5 s per million transactions
+/// (docs/performance.md).
 const MAX_WORK_PER_START: usize = 10_000;
 /// The search knows, for each start, which accounts reach the origin in 1, 2 or 3 hops
 /// inside the window ([`Layers`]); building them reads at most this many arcs.
@@ -333,7 +334,7 @@ type Found = BTreeMap<Vec<AccountId>, (EdgeId, Vec<EdgeId>)>;
 impl Cycle {
     /// Searches the start edges `starts` takes in increasing order; each cycle keeps the
     /// first copy found, so a worker's map holds, per cycle, its copy from the lowest start.
-    /// Returns the starts searched and those cut short at the step cap.
+    /// Returns the starts searched and those cut short at the work cap.
     fn search_starts(
         &self,
         exec: &Exec<'_>,

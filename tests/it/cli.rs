@@ -48,6 +48,7 @@ fn an_unreachable_postgres_is_reported_with_its_host() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("127.0.0.1:9"), "{stderr}");
+    assert!(stderr.contains("no connection within 5 s"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 

@@ -52,7 +52,7 @@ impl CommitPolicy {
     /// Whether a file with `quarantined` of `read` rows quarantined may be committed.
     pub fn allows(&self, quarantined: u64, read: u64) -> bool {
         self.max_quarantined
-            .is_none_or(|max| quarantined == 0 || quarantined as f64 <= max * read as f64)
+            .is_none_or(|max| quarantined as f64 <= max * read as f64)
     }
 }
 

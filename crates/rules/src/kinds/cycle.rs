@@ -363,7 +363,7 @@ impl Cycle {
                 let deadline = t0.saturating_add(self.length);
                 layers.build(incoming, origin, t0, deadline);
                 searched += 1;
-                if d != origin && !layers.may_close(d, self.max_len - 1) {
+                if !layers.may_close(d, self.max_len - 1) {
                     continue;
                 }
                 let mut s = Search {
@@ -388,10 +388,9 @@ impl Cycle {
         (searched, capped)
     }
 
+    /// Extends the path from its end; every call starts below the work cap (the loop
+    /// below returns as soon as it is reached).
     fn search(&self, s: &mut Search<'_>, found: &mut Found) {
-        if s.work >= s.cap {
-            return;
-        }
         let v = *s.nodes.last().expect("the path's end");
         // Ordered cycles move forward in time; unordered ones only stay in the window.
         let from = if self.ordered {

@@ -344,6 +344,7 @@ impl GraphBuilder {
             merchants: self.merchants,
             merchant_registered: self.merchant_registered,
             distinct_peers: std::sync::OnceLock::new(),
+            typical_amounts: std::sync::OnceLock::new(),
             own_merchant_account: std::sync::OnceLock::new(),
         }
     }
@@ -426,6 +427,9 @@ pub struct TemporalGraph {
     /// Per account, distinct payers and distinct payees over the loaded period, computed
     /// on first use.
     distinct_peers: std::sync::OnceLock<Vec<[u32; 2]>>,
+    /// Per account, the median amount received and sent over the loaded period, in major
+    /// units, computed on first use.
+    typical_amounts: std::sync::OnceLock<Vec<[f64; 2]>>,
     /// Per account, whether it is the registered settlement account of a merchant of its
     /// own holder, computed on first use.
     own_merchant_account: std::sync::OnceLock<Vec<bool>>,
@@ -473,6 +477,36 @@ impl TemporalGraph {
                         distinct(&mut self.in_edges(a).iter().map(|&e| self.src[e as usize]));
                     let payees = distinct(&mut self.out_edges(a).map(|e| self.dst[e as usize]));
                     [payers, payees]
+                })
+                .collect()
+        });
+        all[a as usize]
+    }
+
+    /// The median amount `a` received and the median amount it sent over the whole loaded
+    /// period, in major units (nearest rank; 0 without transactions): the account's own
+    /// typical payment, against which one payment reads as ordinary or out of profile.
+    /// Amounts of every currency are read in their major units.
+    pub fn typical_amounts(&self, a: AccountId) -> [f64; 2] {
+        let all = self.typical_amounts.get_or_init(|| {
+            let mut buf: Vec<f64> = Vec::new();
+            let mut median = |edges: &mut dyn Iterator<Item = EdgeId>| {
+                buf.clear();
+                buf.extend(edges.map(|e| {
+                    let exp = self.currency(e).exponent() as i32;
+                    self.amount[e as usize] as f64 / 10f64.powi(exp)
+                }));
+                if buf.is_empty() {
+                    return 0.0;
+                }
+                let rank = buf.len().div_ceil(2) - 1;
+                *buf.select_nth_unstable_by(rank, f64::total_cmp).1
+            };
+            (0..self.account_count() as AccountId)
+                .map(|a| {
+                    let received = median(&mut self.in_edges(a).iter().copied());
+                    let sent = median(&mut self.out_edges(a));
+                    [received, sent]
                 })
                 .collect()
         });

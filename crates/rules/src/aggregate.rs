@@ -885,7 +885,7 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
-        /// `novel`, `recurring` and the graph's distinct payers and payees, against a
+        /// `novel`, `recurring` and the graph's distinct payers, payees and median amounts, against a
         /// direct reading of the edge list.
         #[test]
         fn history_baselines_equal_brute_force(
@@ -899,6 +899,17 @@ mod tests {
             let g = graph(&edges);
             let q = QUARTER_HOUR;
             let (from, until, history, period) = (from * q, (from + len) * q, history * q, period * q);
+            // Median received and sent, nearest rank, in yuan (amounts are fen).
+            let median = |incoming: bool| {
+                let mut v: Vec<i64> = edges
+                    .iter()
+                    .filter(|&&(s, d, _, _)| if incoming { d == hub } else { s == hub })
+                    .map(|&(_, _, _, amount)| amount)
+                    .collect();
+                v.sort();
+                v.get(v.len().div_ceil(2).saturating_sub(1)).map_or(0.0, |&m| m as f64 / 100.0)
+            };
+            let typical = [median(true), median(false)];
             let edges: Vec<(u8, u8, i64)> = edges.iter().map(|&(s, d, t, _)| (s, d, t * q)).collect();
             let Some(h) = g.find_account(&format!("a{hub}")) else { return Ok(()) };
             let mut contacts = Contacts::default();
@@ -946,6 +957,7 @@ mod tests {
                 v.len() as u32
             };
             prop_assert_eq!(g.distinct_peers(h), [distinct(true), distinct(false)]);
+            prop_assert_eq!(g.typical_amounts(h), typical);
         }
 
         #[test]

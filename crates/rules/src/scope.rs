@@ -103,6 +103,16 @@ pub const ACCOUNT_FIELDS: &[(&str, Ty, &str)] = &[
         Ty::Bool,
         "the registered settlement account of a merchant of its own known holder",
     ),
+    (
+        "in_median",
+        Ty::Float,
+        "median amount it received over the whole loaded period, in major units (0 if none)",
+    ),
+    (
+        "out_median",
+        Ty::Float,
+        "median amount it sent over the whole loaded period, in major units (0 if none)",
+    ),
 ];
 
 /// `merchant.*`: the merchant of record of the transaction, from the registry.
@@ -270,6 +280,8 @@ impl<'g> Scope<'g> {
             12 => Val::Int(i64::from(self.g.distinct_peers(a)[0])),
             13 => Val::Int(i64::from(self.g.distinct_peers(a)[1])),
             14 => Val::Bool(self.g.own_merchant_account(a)),
+            15 => Val::Float(self.g.typical_amounts(a)[0]),
+            16 => Val::Float(self.g.typical_amounts(a)[1]),
             _ => Val::Null,
         }
     }

@@ -133,11 +133,20 @@ summary: "{{subject}} paid {{payees}} payees"
     assert!(!stderr.contains("warning"), "{stderr}");
 }
 
-#[test]
-fn a_failing_rule_test_fails_the_run() {
+/// Runs `rules test` on a pack holding only `rule` (as `file`), which must fail (exit 1);
+/// returns what it printed.
+fn failing_rules_test(file: &str, rule: &str) -> String {
     let db = Db::new();
     let dir = db.dir.path().join("pack");
     std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(file), rule).unwrap();
+    let out = db.cmd().args(["rules", "test"]).arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_failing_rule_test_fails_the_run() {
     let rule = r#"
 id: T-1
 title: fan-out
@@ -164,16 +173,48 @@ tests:
       t2,2026-01-01T02:00:00Z,A,C,1.00,CNY,transfer
     expect: { alerts: 0 }
 "#;
-    std::fs::write(dir.join("T-1-fan-out.yaml"), rule).unwrap();
-    let out = db.cmd().args(["rules", "test"]).arg(&dir).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = failing_rules_test("T-1-fan-out.yaml", rule);
     assert!(text.contains("FAILED T-1 fails on purpose"), "{text}");
     assert!(text.contains("expected 0 alerts, got 1"), "{text}");
     assert!(
         text.lines().last().unwrap().ends_with("1 passed, 1 failed"),
         "{text}"
     );
+}
+
+/// A rule whose condition an absent merchant id satisfies passes its own case (every
+/// row has a merchant id) and still fails `rules test`: the runner reruns each case with
+/// merchant ids, channels, regions and holders removed, and an alert that appears only
+/// then is an absent value taken for evidence.
+#[test]
+fn rule_tests_fail_a_rule_that_takes_an_absent_value_for_evidence() {
+    let rule = r#"
+id: T-2
+title: payments without a merchant
+status: test
+severity: low
+detect:
+  kind: star
+  in: 'tx.merchant == ""'
+  window: { length: 1d }
+  aggregates:
+    payers: { fn: count_distinct, over: in, field: counterparty }
+  condition: 'payers >= 2'
+summary: "{subject} was paid by {payers} payers without a merchant id"
+tests:
+  - name: payments that name their merchant are not counted
+    transactions: |
+      tx_id,ts,from,to,amount,currency,type,merchant_id
+      t1,2026-01-01T01:00:00Z,A,SHOP,1.00,CNY,payment,M1
+      t2,2026-01-01T02:00:00Z,B,SHOP,1.00,CNY,payment,M1
+    expect: { alerts: 0 }
+"#;
+    let text = failing_rules_test("T-2-no-merchant.yaml", rule);
+    assert!(
+        text.contains("without merchant ids and the merchant registry, the rule alerts on SHOP"),
+        "{text}"
+    );
+    assert!(text.contains("an absent value became evidence"), "{text}");
 }
 
 /// `scan --format json` over `transactions` with the demo registries, from the

@@ -4,9 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::Inputs;
+use crate::{Inputs, ScanReport};
 use clearwatch_graph::load::from_files;
 use clearwatch_ingest::Profile;
+use clearwatch_rules::Rule;
 use clearwatch_rules::compile::compile_rule;
 use clearwatch_rules::config::TestConfig;
 use clearwatch_rules::load::{RuleSet, RuleSource};
@@ -86,17 +87,8 @@ fn case_data(rule_path: &Path, t: &TestConfig) -> Result<CaseData, String> {
     })
 }
 
-fn run_case(set: &RuleSet, src: &RuleSource, t: &TestConfig) -> Result<(), String> {
-    let rule = compile_rule(&src.config, &src.path, &src.text, &set.shared, &t.params).map_err(
-        |diags| {
-            diags
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        },
-    )?;
-    let data = case_data(&src.path, t)?;
+/// Loads a case's files and runs the rule over them.
+fn scan_case(rule: &Rule, data: &CaseData) -> Result<ScanReport, String> {
     let (graph, load) = from_files(
         &data.transactions,
         data.accounts.as_deref(),
@@ -116,7 +108,89 @@ fn run_case(set: &RuleSet, src: &RuleSource, t: &TestConfig) -> Result<(), Strin
         accounts: data.accounts.is_some(),
         merchants: data.merchants.is_some(),
     };
-    let report = crate::run(&[&rule], &graph, inputs);
+    Ok(crate::run(&[rule], &graph, inputs))
+}
+
+/// A file of a case and the columns to empty in it (none listed: leave the file out).
+type Blank = (&'static str, &'static [&'static str]);
+
+/// Ways a registry or a transaction file can be incomplete, each of which must not make
+/// the rule alert on a subject it did not alert on with the complete data: an absent
+/// value is never evidence.
+const ABSENT: &[(&str, &[Blank])] = &[
+    (
+        "without merchant ids and the merchant registry",
+        &[
+            ("transactions.csv", &["merchant_id"]),
+            ("merchants.csv", &[]),
+        ],
+    ),
+    (
+        "without channels and regions",
+        &[("transactions.csv", &["channel", "region"])],
+    ),
+    (
+        "without holders in the registries",
+        &[
+            ("accounts.csv", &["holder_id", "holder_name"]),
+            ("merchants.csv", &["holder_id", "legal_name"]),
+        ],
+    ),
+];
+
+/// `data` with the columns of `blank` emptied (a file with no columns listed is left out).
+fn without(data: &CaseData, blank: &[Blank]) -> Result<CaseData, String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temporary folder: {e}"))?;
+    let copy = |from: Option<&Path>, name: &str| -> Result<Option<PathBuf>, String> {
+        let Some(from) = from else { return Ok(None) };
+        let columns = blank.iter().find(|(file, _)| *file == name).map(|b| b.1);
+        if columns.is_some_and(<[&str]>::is_empty) {
+            return Ok(None);
+        }
+        let to = dir.path().join(name);
+        blank_columns(from, &to, columns.unwrap_or(&[]))
+            .map_err(|e| format!("cannot rewrite {}: {e}", from.display()))?;
+        Ok(Some(to))
+    };
+    Ok(CaseData {
+        transactions: copy(Some(&data.transactions), "transactions.csv")?
+            .expect("the transactions file is kept"),
+        accounts: copy(data.accounts.as_deref(), "accounts.csv")?,
+        merchants: copy(data.merchants.as_deref(), "merchants.csv")?,
+        _dir: Some(dir),
+    })
+}
+
+fn blank_columns(from: &Path, to: &Path, columns: &[&str]) -> Result<(), csv::Error> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(from)?;
+    let mut writer = csv::WriterBuilder::new().flexible(true).from_path(to)?;
+    let headers = reader.headers()?.clone();
+    let blanked: Vec<bool> = headers.iter().map(|h| columns.contains(&h)).collect();
+    writer.write_record(&headers)?;
+    for row in reader.records() {
+        let row = row?;
+        let fields = row
+            .iter()
+            .enumerate()
+            .map(|(i, f)| if blanked.get(i) == Some(&true) { "" } else { f });
+        writer.write_record(fields)?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+fn run_case(set: &RuleSet, src: &RuleSource, t: &TestConfig) -> Result<(), String> {
+    let rule = compile_rule(&src.config, &src.path, &src.text, &set.shared, &t.params).map_err(
+        |diags| {
+            diags
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+    )?;
+    let data = case_data(&src.path, t)?;
+    let report = scan_case(&rule, &data)?;
     if let Some(s) = report.skipped.first() {
         return Err(format!("the rule was skipped: {}", s.reason));
     }
@@ -148,6 +222,17 @@ fn run_case(set: &RuleSet, src: &RuleSource, t: &TestConfig) -> Result<(), Strin
             .any(|a| a.evidence.accounts.iter().any(|x| x == acct))
         {
             problems.push(format!("{acct} is in no alert's evidence"));
+        }
+    }
+    for (what, blank) in ABSENT {
+        let partial = scan_case(&rule, &without(&data, blank)?)?;
+        for a in &partial.alerts {
+            if !subjects.contains(&a.subject.id.as_str()) {
+                problems.push(format!(
+                    "{what}, the rule alerts on {}, which the complete data does not: an absent value became evidence",
+                    a.subject.id
+                ));
+            }
         }
     }
     if problems.is_empty() {

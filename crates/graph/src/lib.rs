@@ -436,20 +436,31 @@ pub struct TemporalGraph {
 }
 
 impl TemporalGraph {
-    /// Whether `a` is the registered settlement account of a merchant whose holder is the
-    /// account's own known holder: a sole trader's or a company's own business account.
-    /// An unknown holder on either side is not a match.
+    /// Whether `a` is the registered settlement account of a merchant whose holder is not
+    /// known to differ from the account's holder: a sole trader's or a company's own
+    /// business account. A holder unknown on either side is not a difference (an absent
+    /// value is never evidence); a known different holder is TC-01's non-same-name case.
     pub fn own_merchant_account(&self, a: AccountId) -> bool {
+        fn known(h: Option<&str>) -> Option<&str> {
+            h.filter(|h| !h.is_empty())
+        }
         let all = self.own_merchant_account.get_or_init(|| {
             let mut own = vec![false; self.account_count()];
             for m in &self.merchants {
-                let (Some(acct), Some(holder)) = (&m.settlement_account, &m.holder_id) else {
+                let Some(acct) = &m.settlement_account else {
                     continue;
                 };
-                if let Some(i) = self.find_account(acct)
-                    && !holder.is_empty()
-                    && self.attrs[i as usize].holder.as_deref() == Some(holder.as_str())
-                {
+                let Some(i) = self.find_account(acct) else {
+                    continue;
+                };
+                let differs = match (
+                    known(m.holder_id.as_deref()),
+                    known(self.attrs[i as usize].holder.as_deref()),
+                ) {
+                    (Some(merchant), Some(account)) => merchant != account,
+                    _ => false,
+                };
+                if !differs {
                     own[i as usize] = true;
                 }
             }

@@ -101,7 +101,7 @@ pub const ACCOUNT_FIELDS: &[(&str, Ty, &str)] = &[
     (
         "own_merchant_account",
         Ty::Bool,
-        "the registered settlement account of a merchant of its own known holder",
+        "the registered settlement account of a merchant whose holder is not known to differ from its own",
     ),
     (
         "in_median",

@@ -133,6 +133,9 @@ summary: "{{subject}} paid {{payees}} payees"
     assert!(!stderr.contains("warning"), "{stderr}");
 }
 
+/// A test-status fan-out rule after its `id` line, up to its `tests:` key.
+const FAN_OUT: &str = "title: fan-out\nstatus: test\nseverity: low\ndetect:\n  kind: star\n  window: { length: 1d }\n  aggregates:\n    payees: { fn: count_distinct, over: out, field: counterparty }\n  condition: 'payees >= 2'\nsummary: \"{subject} paid {payees} payees\"\ntests:\n";
+
 /// Runs `rules test` on a pack holding only `rule` (as `file`), which must fail (exit 1);
 /// returns what it printed.
 fn failing_rules_test(file: &str, rule: &str) -> String {
@@ -147,20 +150,9 @@ fn failing_rules_test(file: &str, rule: &str) -> String {
 
 #[test]
 fn a_failing_rule_test_fails_the_run() {
-    let rule = r#"
-id: T-1
-title: fan-out
-status: test
-severity: low
-detect:
-  kind: star
-  window: { length: 1d }
-  aggregates:
-    payees: { fn: count_distinct, over: out, field: counterparty }
-  condition: 'payees >= 2'
-summary: "{subject} paid {payees} payees"
-tests:
-  - name: passes
+    let rule = format!(
+        "id: T-1\n{FAN_OUT}{}",
+        r#"  - name: passes
     transactions: |
       tx_id,ts,from,to,amount,currency,type
       t1,2026-01-01T01:00:00Z,A,B,1.00,CNY,transfer
@@ -172,14 +164,41 @@ tests:
       t1,2026-01-01T01:00:00Z,A,B,1.00,CNY,transfer
       t2,2026-01-01T02:00:00Z,A,C,1.00,CNY,transfer
     expect: { alerts: 0 }
-"#;
-    let text = failing_rules_test("T-1-fan-out.yaml", rule);
+"#
+    );
+    let text = failing_rules_test("T-1-fan-out.yaml", &rule);
     assert!(text.contains("FAILED T-1 fails on purpose"), "{text}");
     assert!(text.contains("expected 0 alerts, got 1"), "{text}");
     assert!(
         text.lines().last().unwrap().ends_with("1 passed, 1 failed"),
         "{text}"
     );
+}
+
+/// A refused row of a case's inline data is reported at its line in the rule file, not in
+/// a temporary CSV file.
+#[test]
+fn a_bad_row_in_rule_test_data_is_reported_at_its_yaml_line() {
+    let rule = format!(
+        "id: T-3\n{FAN_OUT}{}",
+        r#"  - name: a row with a bad amount
+    transactions: |
+      tx_id,ts,from,to,amount,currency,type
+      t1,2026-01-01T01:00:00Z,A,B,1.00,CNY,transfer
+      t2,2026-01-01T02:00:00Z,A,C,12x,CNY,transfer
+    expect: { alerts: 0 }
+"#
+    );
+    assert_eq!(
+        rule.lines().nth(16).unwrap().trim(),
+        "t2,2026-01-01T02:00:00Z,A,C,12x,CNY,transfer"
+    );
+    let text = failing_rules_test("T-3-bad-row.yaml", &rule);
+    assert!(
+        text.contains("T-3-bad-row.yaml:17: `transactions` row 3, field `amount`"),
+        "{text}"
+    );
+    assert!(!text.contains("transactions.csv"), "{text}");
 }
 
 /// A rule whose condition an absent merchant id satisfies passes its own case (every

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::{Inputs, ScanReport};
 use clearwatch_graph::load::from_files;
 use clearwatch_ingest::Profile;
+use clearwatch_ingest::source::Rejection;
 use clearwatch_rules::Rule;
 use clearwatch_rules::compile::compile_rule;
 use clearwatch_rules::config::TestConfig;
@@ -87,8 +88,9 @@ fn case_data(rule_path: &Path, t: &TestConfig) -> Result<CaseData, String> {
     })
 }
 
-/// Loads a case's files and runs the rule over them.
-fn scan_case(rule: &Rule, data: &CaseData) -> Result<ScanReport, String> {
+/// Loads a case's files and runs the rule over them; the first refused row, if any, is
+/// returned beside the report.
+fn scan_case(rule: &Rule, data: &CaseData) -> Result<(ScanReport, Option<Rejection>), String> {
     let (graph, load) = from_files(
         &data.transactions,
         data.accounts.as_deref(),
@@ -98,17 +100,52 @@ fn scan_case(rule: &Rule, data: &CaseData) -> Result<ScanReport, String> {
         None,
     )
     .map_err(|e| e.to_string())?;
-    if let Some(r) = load.rejections.first() {
-        return Err(format!(
-            "test data row refused: {}:{}: {}",
-            r.source, r.line, r.reason
-        ));
-    }
     let inputs = Inputs {
         accounts: data.accounts.is_some(),
         merchants: data.merchants.is_some(),
     };
-    Ok(crate::run(&[rule], &graph, inputs))
+    let refused = load.rejections.into_iter().next();
+    Ok((crate::run(&[rule], &graph, inputs), refused))
+}
+
+/// Where a refused row of a case's data is: its line in the rule file for inline data
+/// (the CSV's line counted from the line of its `transactions: |`, `accounts: |` or
+/// `merchants: |`), else the data file and line.
+fn refused_row(src: &RuleSource, t: &TestConfig, r: &Rejection) -> String {
+    let field = ["transactions", "accounts", "merchants"]
+        .into_iter()
+        .find(|f| r.source.ends_with(&format!("{f}.csv")));
+    let block = field.filter(|_| t.data.is_none()).and_then(|field| {
+        let lines: Vec<&str> = src.text.lines().collect();
+        let case = lines.iter().position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix("- name:")
+                .is_some_and(|n| n.trim().trim_matches(['"', '\'']) == t.name)
+        })?;
+        let at = lines[case..].iter().position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(field)
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
+        })?;
+        Some((field, case + at + 1))
+    });
+    let column = r
+        .field
+        .as_deref()
+        .map_or(String::new(), |f| format!(", field `{f}`"));
+    match block {
+        Some((field, yaml_line)) => format!(
+            "test data row refused: {}:{}: `{field}` row {}{column}: {}",
+            src.path.display(),
+            yaml_line + r.line as usize,
+            r.line,
+            r.reason
+        ),
+        None => format!(
+            "test data row refused: {}:{}{column}: {}",
+            r.source, r.line, r.reason
+        ),
+    }
 }
 
 /// A file of a case and the columns to empty in it (none listed: leave the file out).
@@ -190,7 +227,10 @@ fn run_case(set: &RuleSet, src: &RuleSource, t: &TestConfig) -> Result<(), Strin
         },
     )?;
     let data = case_data(&src.path, t)?;
-    let report = scan_case(&rule, &data)?;
+    let (report, refused) = scan_case(&rule, &data)?;
+    if let Some(r) = refused {
+        return Err(refused_row(src, t, &r));
+    }
     if let Some(s) = report.skipped.first() {
         return Err(format!("the rule was skipped: {}", s.reason));
     }
@@ -225,7 +265,8 @@ fn run_case(set: &RuleSet, src: &RuleSource, t: &TestConfig) -> Result<(), Strin
         }
     }
     for (what, blank) in ABSENT {
-        let partial = scan_case(&rule, &without(&data, blank)?)?;
+        // Rows the complete data loads may be refused without a field; the rest still run.
+        let (partial, _) = scan_case(&rule, &without(&data, blank)?)?;
         for a in &partial.alerts {
             if !subjects.contains(&a.subject.id.as_str()) {
                 problems.push(format!(

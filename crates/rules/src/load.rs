@@ -203,12 +203,53 @@ pub(crate) fn yaml_error(
         .filter(|(head, _)| head.starts_with("line "))
         .map_or(first, |(_, rest)| rest)
         .to_string();
+    let message = plain_message(&message, key_at(source, line));
     let help = message
         .contains("unknown field")
         .then(|| format!("see {fields_doc} for every field"));
     Diagnostic::new(path, line, column, message)
         .with_snippet(source)
         .with_help(help)
+}
+
+/// The key written on 1-based `line` of `source` (`title` in `  - title: x`), if any.
+fn key_at(source: &str, line: usize) -> Option<&str> {
+    let text = source.lines().nth(line.checked_sub(1)?)?.trim_start();
+    let text = text.strip_prefix("- ").unwrap_or(text);
+    let (key, _) = text.split_once(':')?;
+    let key = key.trim();
+    (!key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-'))
+    .then_some(key)
+}
+
+/// The parser's message as a sentence a rule author can act on: serde-saphyr speaks of
+/// Rust types and parser events (`cannot deserialize null into string; use
+/// Option<String>`, `expected mapping start`).
+fn plain_message(message: &str, key: Option<&str>) -> String {
+    let subject = key.map_or_else(|| "this value".to_string(), |k| format!("`{k}`"));
+    if message.starts_with("cannot deserialize null") {
+        return format!("{subject} has no value: write one after the colon, or remove the line");
+    }
+    if message.starts_with("expected string scalar") {
+        return format!(
+            "{subject} must be text here; quote it when it starts with [, {{, *, & or !"
+        );
+    }
+    if message.starts_with("expected mapping") {
+        return format!(
+            "{subject} must be a mapping: indented `name: value` lines, or {{ name: value }}"
+        );
+    }
+    if message.starts_with("expected sequence") {
+        return format!("{subject} must be a list: `- item` lines, or [a, b]");
+    }
+    if let Some(rest) = message.strip_prefix("missing field ") {
+        return format!("the required field {rest} is missing");
+    }
+    message.to_string()
 }
 
 /// The YAML files of a `_shared` folder on disk, in name order.
@@ -557,6 +598,25 @@ mod tests {
             let diags = compile_on_small_stack(text);
             assert_eq!(diags.len(), 1, "{diags:?}");
             assert!(diags[0].line > 0, "the error has a place: {diags:?}");
+        }
+    }
+
+    #[test]
+    fn yaml_errors_read_as_sentences_naming_the_key() {
+        let cases = [
+            ("id: TC-99\ntitle:\n", "`title` has no value"),
+            ("id: TC-99\ntitle: [unclosed\n", "`title` must be text here"),
+            (
+                "id: TC-99\ntitle: x\ndetect: 3\n",
+                "`detect` must be a mapping",
+            ),
+            ("id: TC-99\ntitle: x\ntags: 3\n", "`tags` must be a list"),
+        ];
+        for (text, expected) in cases {
+            let diags = compile_on_small_stack(text.to_string());
+            let message = &diags[0].message;
+            assert!(message.starts_with(expected), "{text:?}: {message}");
+            assert!(!message.contains("Option<"), "{message}");
         }
     }
 

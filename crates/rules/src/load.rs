@@ -350,6 +350,19 @@ pub fn load_pack(source: &PackSource) -> (RuleSet, Vec<Diagnostic>) {
     }
 }
 
+/// The shipped `_shared` files (lists and macros), in name order.
+fn shipped_shared_files() -> Vec<(PathBuf, String)> {
+    let mut shared = Vec::new();
+    if let Some(dir) = SHIPPED.get_dir("_shared") {
+        for f in dir.files().filter(|f| is_yaml(f.path())) {
+            let text = String::from_utf8_lossy(f.contents()).into_owned();
+            shared.push((Path::new(SHIPPED_ROOT).join(f.path()), text));
+        }
+    }
+    shared.sort_by(|a, b| a.0.cmp(&b.0));
+    shared
+}
+
 /// Loads and compiles the pack shipped in the binary.
 pub fn load_shipped() -> (RuleSet, Vec<Diagnostic>) {
     fn collect(dir: &Dir<'_>, out: &mut Vec<(PathBuf, String)>) {
@@ -368,16 +381,8 @@ pub fn load_shipped() -> (RuleSet, Vec<Diagnostic>) {
     let mut files = Vec::new();
     collect(&SHIPPED, &mut files);
     files.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut shared = Vec::new();
-    if let Some(dir) = SHIPPED.get_dir("_shared") {
-        for f in dir.files().filter(|f| is_yaml(f.path())) {
-            let text = String::from_utf8_lossy(f.contents()).into_owned();
-            shared.push((Path::new(SHIPPED_ROOT).join(f.path()), text));
-        }
-    }
-    shared.sort_by(|a, b| a.0.cmp(&b.0));
     let mut diags = Vec::new();
-    let shared = parse_shared(shared, &mut diags);
+    let shared = parse_shared(shipped_shared_files(), &mut diags);
     compile_files(
         files.into_iter().map(Ok).collect(),
         shared,
@@ -400,11 +405,12 @@ pub fn load(paths: &[PathBuf]) -> (RuleSet, Vec<Diagnostic>) {
             diags.push(Diagnostic::new(p, 0, 0, "no such file or folder"));
         }
     }
-    let shared = paths
-        .first()
-        .and_then(|p| shared_dir_for(p))
-        .map(|d| read_shared_dir(&d, &mut diags))
-        .unwrap_or_default();
+    // The shipped lists and macros first, so that a rule written anywhere can use them by
+    // name; the `_shared` folder beside the rules (or above them) overrides them by name.
+    let mut shared = shipped_shared_files();
+    if let Some(dir) = paths.first().and_then(|p| shared_dir_for(p)) {
+        shared.extend(read_shared_dir(&dir, &mut diags));
+    }
     let shared = parse_shared(shared, &mut diags);
     let files = found
         .into_iter()
@@ -677,6 +683,34 @@ mod tests {
         assert!(diags.is_empty(), "{diags:?}");
         std::fs::write(&lists, text).unwrap();
         set.rules.into_iter().map(|r| (r.id, r.version)).collect()
+    }
+
+    #[test]
+    fn a_rule_outside_the_pack_uses_the_shipped_macros_and_its_folder_overrides_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let rule = "id: X-1\ntitle: t\nstatus: test\nseverity: low\ndetect:\n  kind: star\n  \
+                    subject: '!is_institution'\n  window: { length: 1d }\n  aggregates:\n    \
+                    n: { fn: count, over: in }\n  condition: 'n >= 1 && size(institution_roles) == 2'\n\
+                    summary: x\n";
+        std::fs::write(dir.path().join("X-1-t.yaml"), rule).unwrap();
+        let (set, diags) = load(&[dir.path().to_path_buf()]);
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(set.rules.len(), 1);
+        let shipped = set.shared.macros["is_institution"].source.clone();
+        std::fs::create_dir(dir.path().join("_shared")).unwrap();
+        std::fs::write(
+            dir.path().join("_shared/mine.yaml"),
+            "macros:\n  is_institution: 'hub.licensed'\n",
+        )
+        .unwrap();
+        let (set, diags) = load(&[dir.path().join("X-1-t.yaml")]);
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(set.shared.macros["is_institution"].source, "hub.licensed");
+        assert_ne!(shipped, "hub.licensed");
+        assert!(
+            set.shared.consts.contains_key("institution_roles"),
+            "shipped lists stay"
+        );
     }
 
     #[test]

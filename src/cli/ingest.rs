@@ -160,7 +160,7 @@ pub fn print_reports(reports: &[BatchReport]) {
     );
     if total.quarantined > 0 {
         outln!(
-            "  quarantined rows are kept with file, line, field and reason: see `clearwatch stats --quarantine`"
+            "  quarantined rows are kept with file, line, field and reason: see `clearwatch quarantine list`"
         );
     }
 }

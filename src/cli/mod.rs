@@ -20,6 +20,7 @@ mod export;
 mod generate;
 mod ingest;
 mod migrate;
+mod quarantine;
 mod rules;
 mod scan;
 mod serve;
@@ -60,6 +61,8 @@ pub enum Command {
     Ingest(ingest::IngestArgs),
     /// Summarise what the store holds.
     Stats(stats::StatsArgs),
+    /// List, export or purge the rows that loads refused.
+    Quarantine(quarantine::QuarantineArgs),
     /// Load the demo data set into the store and summarise it.
     Demo(demo::DemoArgs),
     /// Run the rule pack over input files or the store and report alerts.
@@ -123,6 +126,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Ingest(args) => ingest::run(db, args).await,
             Command::Stats(args) => stats::run(db, args).await,
+            Command::Quarantine(args) => quarantine::run(db, args).await,
             Command::Demo(args) => demo::run(db, args).await,
             Command::Generate(args) => generate::run(args),
             Command::Scan(args) => scan::run(db, args).await,

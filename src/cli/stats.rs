@@ -24,7 +24,7 @@ pub async fn run(db: &super::Db, args: StatsArgs) -> anyhow::Result<ExitCode> {
     let store = db.open().await?;
     let stats = store.stats(args.top).await?;
     let quarantine = match args.quarantine {
-        Some(n) => store.quarantine(n).await?,
+        Some(n) => store.quarantine(None, n).await?,
         None => Vec::new(),
     };
     if args.json {
@@ -37,17 +37,7 @@ pub async fn run(db: &super::Db, args: StatsArgs) -> anyhow::Result<ExitCode> {
     }
     print_table(&stats);
     for q in &quarantine {
-        outln!(
-            "  {}:{}: {}{} | {}",
-            q.source,
-            q.line,
-            q.field
-                .as_deref()
-                .map(|f| format!("[{f}] "))
-                .unwrap_or_default(),
-            q.reason,
-            q.raw
-        );
+        outln!("{}", super::quarantine::line_of(q));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,6 +15,7 @@ use clearwatch_model::triage::AlertHit;
 use clearwatch_model::{Alert, Evidence, Severity, Subject, SubjectKind, Window};
 use clearwatch_model::{Currency, Table, Transaction};
 use clearwatch_store::AlertStore;
+use clearwatch_store::AuditStore;
 use clearwatch_store::IngestStore;
 use clearwatch_store::{
     self as store, AlertFilter, AnyStore, BatchReport, RuleVersion, SaveReport, Store, StoreError,
@@ -223,6 +224,7 @@ store_suite!(
     newer_schema_is_refused,
     migrate_prints_the_schema_version,
     cli_ingest_and_stats,
+    cli_quarantine_list_export_and_purge,
     cli_alerts_list_and_show,
 );
 
@@ -243,7 +245,7 @@ async fn load_counts_and_quarantine(db: &TestDb) {
     assert_eq!(counts(&reports[1]), [11, 2, 9, 0]);
     assert_eq!(reports[1].kind, "transactions");
     assert_eq!(reports[1].sha256.len(), 64);
-    let q = db.store.quarantine(100).await.unwrap();
+    let q = db.store.quarantine(None, 100).await.unwrap();
     assert_eq!(q.len(), 9);
     let lines: Vec<u64> = q.iter().map(|r| r.line).collect();
     assert_eq!(lines, (3..=11).collect::<Vec<u64>>(), "listed by line");
@@ -256,7 +258,7 @@ async fn load_counts_and_quarantine(db: &TestDb) {
     );
     assert!(q[2].raw.starts_with("badamount,"), "{}", q[2].raw);
     assert!(q[1].raw.starts_with("utf8,"), "{}", q[1].raw);
-    assert_eq!(db.store.quarantine(2).await.unwrap().len(), 2);
+    assert_eq!(db.store.quarantine(None, 2).await.unwrap().len(), 2);
 }
 
 async fn reload_adds_nothing(db: &TestDb) {
@@ -288,7 +290,7 @@ async fn reused_id_with_other_content_is_quarantined(db: &TestDb) {
     db.load_ok(vec![(TableKind::Transactions, a)]).await;
     let r = db.load_ok(vec![(TableKind::Transactions, b)]).await;
     assert_eq!(counts(&r[0]), [4, 1, 2, 1]);
-    let q = db.store.quarantine(10).await.unwrap();
+    let q = db.store.quarantine(None, 10).await.unwrap();
     assert_eq!(q.len(), 2);
     assert_eq!((q[0].line, q[0].field.as_deref()), (2, Some("tx_id")));
     assert_eq!(
@@ -383,7 +385,7 @@ async fn duplicates_and_conflicts_across_chunks(db: &TestDb) {
     let f = db.write("big.csv", &text);
     let r = db.load_ok(vec![(TableKind::Transactions, f.clone())]).await;
     assert_eq!(counts(&r[0]), [10_003, 10_000, 1, 2]);
-    let q = db.store.quarantine(10).await.unwrap();
+    let q = db.store.quarantine(None, 10).await.unwrap();
     assert_eq!(q[0].line, 10_003);
     assert!(q[0].reason.contains("(batch 1, line 3)"), "{}", q[0].reason);
     let r = db.load_ok(vec![(TableKind::Transactions, f)]).await;
@@ -398,7 +400,7 @@ async fn aborted_load_leaves_nothing(db: &TestDb) {
     db.load_ok(vec![(TableKind::Transactions, fixture("bad_rows.csv"))])
         .await;
     let before = db.store.stats(5).await.unwrap();
-    let q_before = db.store.quarantine(100).await.unwrap();
+    let q_before = db.store.quarantine(None, 100).await.unwrap();
     // A good accounts file, then a transactions file that cannot be read.
     let (loaded, produced) = db
         .load(vec![
@@ -441,7 +443,7 @@ async fn aborted_load_leaves_nothing(db: &TestDb) {
     drop(tx);
     assert!(matches!(db.store.load(rx).await, Err(StoreError::Aborted)));
     assert_eq!(db.store.stats(5).await.unwrap(), before);
-    assert_eq!(db.store.quarantine(100).await.unwrap(), q_before);
+    assert_eq!(db.store.quarantine(None, 100).await.unwrap(), q_before);
     assert!(db.store.accounts().await.unwrap().is_empty());
     // Batch ids stay dense after a rollback.
     let r = db
@@ -544,7 +546,7 @@ async fn nul_bytes_are_quarantined(db: &TestDb) {
     );
     let r = db.load_ok(vec![(TableKind::Transactions, f)]).await;
     assert_eq!(counts(&r[0]), [3, 1, 2, 0]);
-    let q = db.store.quarantine(10).await.unwrap();
+    let q = db.store.quarantine(None, 10).await.unwrap();
     assert_eq!(q.len(), 2);
     assert_eq!((q[0].line, q[0].field.as_deref()), (3, Some("memo")));
     assert_eq!(q[0].reason, "memo contains a NUL byte");
@@ -573,8 +575,8 @@ async fn demo_set_loads_as_on_sqlite(db: &TestDb) {
         reference.store.stats(10).await.unwrap()
     );
     assert_eq!(
-        db.store.quarantine(10_000).await.unwrap(),
-        reference.store.quarantine(10_000).await.unwrap()
+        db.store.quarantine(None, 10_000).await.unwrap(),
+        reference.store.quarantine(None, 10_000).await.unwrap()
     );
     let sorted = |mut v: Vec<Transaction>| {
         v.sort_by(|a, b| a.tx_id.cmp(&b.tx_id));
@@ -956,6 +958,57 @@ async fn cli_ingest_and_stats(db: &TestDb) {
     assert_eq!(s["batches"], 4);
     assert_eq!(s["accounts_registered"], 2);
     assert_eq!(s["quarantine_rows"].as_array().unwrap().len(), 18);
+}
+
+async fn cli_quarantine_list_export_and_purge(db: &TestDb) {
+    let run = |args: &[&str]| {
+        let out = db.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bad = fixture("bad_rows.csv");
+    run(&[
+        "ingest",
+        "--accept-partial",
+        "--transactions",
+        bad.to_str().unwrap(),
+    ]);
+    let listed = run(&["quarantine", "list", "--batch", "1", "--json"]);
+    let rows: Vec<serde_json::Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 9, "{listed}");
+    assert_eq!(rows[0]["line"], 3);
+    assert!(rows[0]["id"].as_i64().unwrap() > 0);
+    assert!(run(&["quarantine", "list", "--batch", "7"]).is_empty());
+    let csv_path = db.dir.path().join("quarantine.csv");
+    run(&["quarantine", "export", "--out", csv_path.to_str().unwrap()]);
+    let mut reader = csv::Reader::from_path(&csv_path).unwrap();
+    assert_eq!(
+        reader.headers().unwrap(),
+        vec!["id", "batch_id", "source", "line", "field", "reason", "raw"]
+    );
+    let exported: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(exported.len(), 9);
+    assert!(
+        exported
+            .iter()
+            .any(|r| r[4] == *"amount" && r[6].starts_with("badamount,"))
+    );
+    let out = db.cmd().args(["quarantine", "purge"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "purge names a batch or --all");
+    let purged = run(&["quarantine", "purge", "--batch", "1"]);
+    assert_eq!(purged.trim(), "purged 9 quarantined rows of batch 1");
+    assert!(db.store.quarantine(None, 100).await.unwrap().is_empty());
+    let audit = db.store.audit_log(Some("batch:1"), 10, 0).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].action, "quarantine.purge");
+    assert_eq!(audit[0].actor, "cli");
 }
 
 async fn cli_alerts_list_and_show(db: &TestDb) {

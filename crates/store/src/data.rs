@@ -454,17 +454,55 @@ impl<DB: Backend> IngestStore for SqlStore<DB> {
         })
     }
 
-    async fn quarantine(&self, limit: u64) -> Result<Vec<QuarantineRow>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM quarantine ORDER BY batch_id, line, id LIMIT $1",
-            rows::QUARANTINE_COLUMNS
-        );
+    async fn quarantine(
+        &self,
+        batch: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<QuarantineRow>, StoreError> {
+        let columns = rows::QUARANTINE_COLUMNS;
+        let filter = if batch.is_some() {
+            "WHERE batch_id = $1 ORDER BY batch_id, line, id LIMIT $2"
+        } else {
+            "ORDER BY batch_id, line, id LIMIT $1"
+        };
+        let sql = format!("SELECT {columns} FROM quarantine {filter}");
+        let mut q = query(&sql);
+        if let Some(b) = batch {
+            q = DB::bind(q, b);
+        }
+        let q = DB::bind(q, sql::count(limit));
         let mut c = self.pool.acquire().await?;
-        DB::fetch_all(&mut c, DB::bind(query(&sql), sql::count(limit)))
+        DB::fetch_all(&mut c, q)
             .await?
             .iter()
             .map(rows::quarantine::<DB>)
             .collect()
+    }
+
+    async fn purge_quarantine(&self, batch: Option<i64>, actor: &str) -> Result<u64, StoreError> {
+        let mut tx = sql::begin(&self.pool).await?;
+        let purged = match batch {
+            Some(b) => {
+                let q = DB::bind(query("DELETE FROM quarantine WHERE batch_id = $1"), b);
+                DB::execute(&mut tx, q).await?
+            }
+            None => DB::execute(&mut tx, query("DELETE FROM quarantine")).await?,
+        };
+        let entity = batch.map_or_else(|| "quarantine".to_string(), |b| format!("batch:{b}"));
+        let after = serde_json::json!({ "purged_rows": purged }).to_string();
+        let sealed = crate::audit::append::<DB>(
+            &mut tx,
+            self.seal.key(),
+            actor,
+            "quarantine.purge",
+            &entity,
+            None,
+            Some(after),
+        )
+        .await?;
+        tx.commit().await?;
+        self.sealed(&sealed)?;
+        Ok(purged)
     }
 
     async fn each_transaction(

@@ -215,7 +215,15 @@ store_area! {
         /// Consumes a load stream in one database transaction; commits only on `Commit`.
         async fn load(&self, rx: Receiver<LoadMsg>) -> Result<Vec<BatchReport>, StoreError>;
         async fn stats(&self, top: usize) -> Result<Stats, StoreError>;
-        async fn quarantine(&self, limit: u64) -> Result<Vec<QuarantineRow>, StoreError>;
+        /// Quarantined rows, of one batch or all, by batch and line, at most `limit`.
+        async fn quarantine(
+            &self,
+            batch: Option<i64>,
+            limit: u64,
+        ) -> Result<Vec<QuarantineRow>, StoreError>;
+        /// Deletes the quarantined rows of one batch, or all of them, in one transaction
+        /// with its audit entry (`quarantine.purge`); returns how many.
+        async fn purge_quarantine(&self, batch: Option<i64>, actor: &str) -> Result<u64, StoreError>;
         /// Streams the transactions with `ts` in `[from, until)`, in no particular order,
         /// into `sink` one row at a time (a scan of the store never holds every row at
         /// once); returns how many.

@@ -23,6 +23,8 @@ pub struct BatchReport {
 /// One row of the quarantine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QuarantineRow {
+    /// Stable within the store: `quarantine list` shows it.
+    pub id: i64,
     pub batch_id: i64,
     pub source: String,
     pub line: u64,

@@ -233,16 +233,17 @@ pub fn evidence_rows(alert: &Alert) -> impl Iterator<Item = (&'static str, i64, 
         .chain(acc.map(|(i, r)| (EVIDENCE_ACCOUNT, i as i64, r.as_str())))
 }
 
-pub const QUARANTINE_COLUMNS: &str = "batch_id, source, line, field, reason, raw";
+pub const QUARANTINE_COLUMNS: &str = "id, batch_id, source, line, field, reason, raw";
 
 pub fn quarantine<DB: Dialect>(r: &DB::Row) -> Result<QuarantineRow, StoreError> {
     Ok(QuarantineRow {
-        batch_id: get::<DB, _>(r, 0)?,
-        source: get::<DB, _>(r, 1)?,
-        line: get::<DB, i64>(r, 2)? as u64,
-        field: get::<DB, _>(r, 3)?,
-        reason: get::<DB, _>(r, 4)?,
-        raw: get::<DB, _>(r, 5)?,
+        id: get::<DB, _>(r, 0)?,
+        batch_id: get::<DB, _>(r, 1)?,
+        source: get::<DB, _>(r, 2)?,
+        line: get::<DB, i64>(r, 3)? as u64,
+        field: get::<DB, _>(r, 4)?,
+        reason: get::<DB, _>(r, 5)?,
+        raw: get::<DB, _>(r, 6)?,
     })
 }
 

@@ -1,0 +1,130 @@
+//! `clearwatch quarantine list|export|purge`: the rows a load refused, kept with file,
+//! line, field, reason and the raw row, to read, hand back to whoever sent the file, and
+//! clear once dealt with.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use clearwatch_store::{IngestStore, QuarantineRow};
+
+#[derive(Args, Debug)]
+pub struct QuarantineArgs {
+    #[command(subcommand)]
+    pub command: QuarantineCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QuarantineCommand {
+    /// List quarantined rows by batch and line: id, batch, file:line, field, reason, raw row.
+    List(ListArgs),
+    /// Write quarantined rows as CSV (id, batch_id, source, line, field, reason, raw).
+    Export(ExportArgs),
+    /// Delete the quarantined rows of one batch (or all), recorded in the audit log.
+    Purge(PurgeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only the rows of this batch (see `clearwatch stats`).
+    #[arg(long)]
+    pub batch: Option<i64>,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u64,
+    /// Print JSON Lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Only the rows of this batch.
+    #[arg(long)]
+    pub batch: Option<i64>,
+    /// The CSV file to write (`-` for standard output).
+    #[arg(long)]
+    pub out: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PurgeArgs {
+    /// Delete the rows of this batch.
+    #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+    pub batch: Option<i64>,
+    /// Delete every quarantined row.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// The most rows `export` writes; a quarantine larger than this is exported per batch.
+const EXPORT_LIMIT: u64 = 1_000_000;
+
+pub async fn run(db: &super::Db, args: QuarantineArgs) -> anyhow::Result<ExitCode> {
+    let store = db.open().await?;
+    match args.command {
+        QuarantineCommand::List(a) => {
+            for q in store.quarantine(a.batch, a.limit).await? {
+                if a.json {
+                    outln!("{}", serde_json::to_string(&q)?);
+                } else {
+                    outln!("{}", line_of(&q));
+                }
+            }
+        }
+        QuarantineCommand::Export(a) => {
+            let rows = store.quarantine(a.batch, EXPORT_LIMIT + 1).await?;
+            if rows.len() as u64 > EXPORT_LIMIT {
+                bail!(
+                    "more than {EXPORT_LIMIT} quarantined rows: export them batch by batch (--batch)"
+                );
+            }
+            let mut out = csv::Writer::from_writer(Vec::new());
+            out.write_record(["id", "batch_id", "source", "line", "field", "reason", "raw"])?;
+            for q in &rows {
+                out.write_record([
+                    q.id.to_string(),
+                    q.batch_id.to_string(),
+                    q.source.clone(),
+                    q.line.to_string(),
+                    q.field.clone().unwrap_or_default(),
+                    q.reason.clone(),
+                    q.raw.clone(),
+                ])?;
+            }
+            let bytes = out.into_inner().context("writing the CSV")?;
+            if a.out == "-" {
+                out!("{}", String::from_utf8_lossy(&bytes));
+            } else {
+                std::fs::write(&a.out, &bytes).with_context(|| format!("writing {}", a.out))?;
+                eprintln!("wrote {} quarantined rows to {}", rows.len(), a.out);
+            }
+        }
+        QuarantineCommand::Purge(a) => {
+            let batch = if a.all { None } else { a.batch };
+            let purged = store.purge_quarantine(batch, "cli").await?;
+            let which =
+                batch.map_or_else(|| "the quarantine".to_string(), |b| format!("batch {b}"));
+            outln!("purged {purged} quarantined rows of {which}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One quarantined row on one line, as `quarantine list` and `stats --quarantine` print it.
+pub fn line_of(q: &QuarantineRow) -> String {
+    format!(
+        "{:>6}  batch {}  {}:{}: {}{} | {}",
+        q.id,
+        q.batch_id,
+        q.source,
+        q.line,
+        q.field
+            .as_deref()
+            .map(|f| format!("[{f}] "))
+            .unwrap_or_default(),
+        q.reason,
+        q.raw
+    )
+}

@@ -711,13 +711,31 @@ fn preview_text(bytes: &[u8]) -> String {
     text
 }
 
+/// A row's fields joined back into one CSV row, quoting each field that holds the
+/// delimiter, a quote or a line break (quotes doubled), so that the raw row kept in
+/// quarantine reads back to the same fields: `x,"23,008.77",人民币`, not `x,23,008.77,人民币`.
+/// It is the file's own bytes whenever the file quoted only where it had to.
 fn join_lossy(record: &csv::ByteRecord, delimiter: u8) -> String {
     let mut out = Vec::new();
     for (i, field) in record.iter().enumerate() {
         if i > 0 {
             out.push(delimiter);
         }
-        out.extend_from_slice(field);
+        let quote = field
+            .iter()
+            .any(|&b| b == delimiter || b == b'"' || b == b'\n' || b == b'\r');
+        if quote {
+            out.push(b'"');
+            for &b in field {
+                if b == b'"' {
+                    out.push(b'"');
+                }
+                out.push(b);
+            }
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(field);
+        }
     }
     String::from_utf8_lossy(&out).into_owned()
 }
@@ -854,6 +872,21 @@ mod tests {
         assert_eq!(rows[2].0, 4);
         assert!(rows[2].1.as_ref().unwrap_err().contains("UTF-8"));
         assert_eq!(rows[3], (5, Ok("5".into())));
+    }
+
+    #[test]
+    fn a_rejected_row_keeps_its_quoting_in_the_raw_text() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        let row = "x,\"23,008.77\",\"say \"\"hi\"\"\",人民币";
+        f.write_all(format!("a,b,c\n{row}\n").as_bytes()).unwrap();
+        let reader = TableReader::open(f.path(), options(FileFormat::Csv)).unwrap();
+        let mut raws = Vec::new();
+        reader.for_each(&[], |_, _, raw| raws.push(raw())).unwrap();
+        assert_eq!(
+            raws,
+            [row],
+            "four fields under a three-column header, kept as written"
+        );
     }
 
     #[test]

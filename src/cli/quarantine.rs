@@ -50,6 +50,9 @@ pub struct ExportArgs {
 
 #[derive(Args, Debug)]
 pub struct PurgeArgs {
+    /// Who purges, for the audit log (default: $USER).
+    #[arg(long, env = "USER", default_value = "unknown")]
+    pub user: String,
     /// Delete the rows of this batch.
     #[arg(long, conflicts_with = "all", required_unless_present = "all")]
     pub batch: Option<i64>,
@@ -65,12 +68,21 @@ pub async fn run(db: &super::Db, args: QuarantineArgs) -> anyhow::Result<ExitCod
     let store = db.open().await?;
     match args.command {
         QuarantineCommand::List(a) => {
-            for q in store.quarantine(a.batch, a.limit).await? {
+            let mut rows = store.quarantine(a.batch, a.limit.saturating_add(1)).await?;
+            let more = rows.len() as u64 > a.limit;
+            rows.truncate(a.limit as usize);
+            for q in &rows {
                 if a.json {
-                    outln!("{}", serde_json::to_string(&q)?);
+                    outln!("{}", serde_json::to_string(q)?);
                 } else {
-                    outln!("{}", line_of(&q));
+                    outln!("{}", line_of(q));
                 }
+            }
+            if more {
+                eprintln!(
+                    "note: more than {} rows; give --limit or --batch to see the rest",
+                    a.limit
+                );
             }
         }
         QuarantineCommand::Export(a) => {
@@ -103,7 +115,12 @@ pub async fn run(db: &super::Db, args: QuarantineArgs) -> anyhow::Result<ExitCod
         }
         QuarantineCommand::Purge(a) => {
             let batch = if a.all { None } else { a.batch };
-            let purged = store.purge_quarantine(batch, "cli").await?;
+            if let Some(b) = batch
+                && !store.batches().await?.iter().any(|x| x.batch_id == b)
+            {
+                bail!("no batch {b} in the store (see `clearwatch stats`)");
+            }
+            let purged = store.purge_quarantine(batch, &a.user).await?;
             let which =
                 batch.map_or_else(|| "the quarantine".to_string(), |b| format!("batch {b}"));
             outln!("purged {purged} quarantined rows of {which}");
@@ -125,6 +142,6 @@ pub fn line_of(q: &QuarantineRow) -> String {
             .map(|f| format!("[{f}] "))
             .unwrap_or_default(),
         q.reason,
-        q.raw
+        q.raw.replace('\r', "\\r").replace('\n', "\\n")
     )
 }

@@ -411,7 +411,8 @@ fn eval_scores_a_variant_with_lookalikes_as_decoys() {
 }
 
 /// Guards the 2026-12-06 recalibration on a set it was checked on, not chosen on: ML-08
-/// finds the fan-ins whose feeders are ordinary accounts, ML-04 no longer alerts on the
+/// finds the fan-ins whose feeders are ordinary accounts and the receivers of bipartite
+/// blocks, ML-04 no longer alerts on the
 /// payroll variant's look-alikes (17 of its 35 alerts were on them), and ML-04 still
 /// finds every scatter-gather.
 #[test]
@@ -435,6 +436,11 @@ fn payroll_variant_fan_ins_are_found_and_scatter_gather_spares_lookalikes() {
             .clone()
     };
     assert_eq!(recall(&report, "fan_in"), (2, 2));
+    assert_eq!(
+        recall(&report, "bipartite"),
+        (2, 2),
+        "ML-08 sees the receivers"
+    );
     assert_eq!(recall(&report, "scatter_gather"), (2, 2));
     let ml08 = rule("ML-08");
     assert!(ml08["alerts"].as_u64().unwrap() >= 2, "{ml08}");

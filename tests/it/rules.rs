@@ -195,7 +195,7 @@ fn a_bad_row_in_rule_test_data_is_reported_at_its_yaml_line() {
     );
     let text = failing_rules_test("T-3-bad-row.yaml", &rule);
     assert!(
-        text.contains("T-3-bad-row.yaml:17: `transactions` row 3, field `amount`"),
+        text.contains("T-3-bad-row.yaml:17: line 3 of `transactions`, field `amount`"),
         "{text}"
     );
     assert!(!text.contains("transactions.csv"), "{text}");

@@ -1002,13 +1002,20 @@ async fn cli_quarantine_list_export_and_purge(db: &TestDb) {
     );
     let out = db.cmd().args(["quarantine", "purge"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "purge names a batch or --all");
-    let purged = run(&["quarantine", "purge", "--batch", "1"]);
+    let purged = run(&["quarantine", "purge", "--batch", "1", "--user", "auditor-7"]);
     assert_eq!(purged.trim(), "purged 9 quarantined rows of batch 1");
     assert!(db.store.quarantine(None, 100).await.unwrap().is_empty());
     let audit = db.store.audit_log(Some("batch:1"), 10, 0).await.unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].action, "quarantine.purge");
-    assert_eq!(audit[0].actor, "cli");
+    assert_eq!(audit[0].actor, "auditor-7");
+    let out = db
+        .cmd()
+        .args(["quarantine", "purge", "--batch", "99"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no batch 99"));
 }
 
 async fn cli_alerts_list_and_show(db: &TestDb) {

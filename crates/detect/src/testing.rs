@@ -122,7 +122,12 @@ fn refused_row(src: &RuleSource, t: &TestConfig, r: &Rejection) -> String {
             l.strip_prefix("- name:")
                 .is_some_and(|n| n.trim().trim_matches(['"', '\'']) == t.name)
         })?;
-        let at = lines[case..].iter().position(|l| {
+        // The case ends where the next one starts.
+        let end = lines[case + 1..]
+            .iter()
+            .position(|l| l.trim_start().starts_with("- name:"))
+            .map_or(lines.len(), |n| case + 1 + n);
+        let at = lines[case..end].iter().position(|l| {
             let l = l.trim_start();
             l.strip_prefix(field)
                 .is_some_and(|rest| rest.trim_start().starts_with(':'))
@@ -135,7 +140,7 @@ fn refused_row(src: &RuleSource, t: &TestConfig, r: &Rejection) -> String {
         .map_or(String::new(), |f| format!(", field `{f}`"));
     match block {
         Some((field, yaml_line)) => format!(
-            "test data row refused: {}:{}: `{field}` row {}{column}: {}",
+            "test data row refused: {}:{}: line {} of `{field}`{column}: {}",
             src.path.display(),
             yaml_line + r.line as usize,
             r.line,
@@ -202,7 +207,10 @@ fn blank_columns(from: &Path, to: &Path, columns: &[&str]) -> Result<(), csv::Er
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(from)?;
     let mut writer = csv::WriterBuilder::new().flexible(true).from_path(to)?;
     let headers = reader.headers()?.clone();
-    let blanked: Vec<bool> = headers.iter().map(|h| columns.contains(&h)).collect();
+    let blanked: Vec<bool> = headers
+        .iter()
+        .map(|h| columns.contains(&h.trim()))
+        .collect();
     writer.write_record(&headers)?;
     for row in reader.records() {
         let row = row?;

@@ -445,7 +445,10 @@ impl TemporalGraph {
             h.filter(|h| !h.is_empty())
         }
         let all = self.own_merchant_account.get_or_init(|| {
-            let mut own = vec![false; self.account_count()];
+            // Per account: registered as some merchant's settlement account, and registered
+            // for a merchant of a known different holder.
+            let mut registered = vec![false; self.account_count()];
+            let mut other_holder = vec![false; self.account_count()];
             for m in &self.merchants {
                 let Some(acct) = &m.settlement_account else {
                     continue;
@@ -453,18 +456,21 @@ impl TemporalGraph {
                 let Some(i) = self.find_account(acct) else {
                     continue;
                 };
-                let differs = match (
+                let i = i as usize;
+                registered[i] = true;
+                if let (Some(merchant), Some(account)) = (
                     known(m.holder_id.as_deref()),
-                    known(self.attrs[i as usize].holder.as_deref()),
-                ) {
-                    (Some(merchant), Some(account)) => merchant != account,
-                    _ => false,
-                };
-                if !differs {
-                    own[i as usize] = true;
+                    known(self.attrs[i].holder.as_deref()),
+                ) && merchant != account
+                {
+                    other_holder[i] = true;
                 }
             }
-            own
+            registered
+                .iter()
+                .zip(&other_holder)
+                .map(|(&r, &o)| r && !o)
+                .collect::<Vec<bool>>()
         });
         all[a as usize]
     }
@@ -495,9 +501,11 @@ impl TemporalGraph {
     }
 
     /// The median amount `a` received and the median amount it sent over the whole loaded
-    /// period, in major units (nearest rank; 0 without transactions): the account's own
-    /// typical payment, against which one payment reads as ordinary or out of profile.
-    /// Amounts of every currency are read in their major units.
+    /// period, in major units (the upper median of an even count; 0 without transactions):
+    /// the account's own typical payment, against which one payment reads as ordinary or
+    /// out of profile. The upper median keeps a single small earlier payment (a test
+    /// transfer) from making the next one look unusual. Amounts of every currency are read
+    /// in their major units.
     pub fn typical_amounts(&self, a: AccountId) -> [f64; 2] {
         let all = self.typical_amounts.get_or_init(|| {
             let mut buf: Vec<f64> = Vec::new();
@@ -510,7 +518,7 @@ impl TemporalGraph {
                 if buf.is_empty() {
                     return 0.0;
                 }
-                let rank = buf.len().div_ceil(2) - 1;
+                let rank = buf.len() / 2;
                 *buf.select_nth_unstable_by(rank, f64::total_cmp).1
             };
             (0..self.account_count() as AccountId)

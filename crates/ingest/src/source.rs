@@ -721,9 +721,11 @@ fn join_lossy(record: &csv::ByteRecord, delimiter: u8) -> String {
         if i > 0 {
             out.push(delimiter);
         }
-        let quote = field
-            .iter()
-            .any(|&b| b == delimiter || b == b'"' || b == b'\n' || b == b'\r');
+        // A row of one empty field is written `""`, not as an empty line.
+        let quote = (record.len() == 1 && field.is_empty())
+            || field
+                .iter()
+                .any(|&b| b == delimiter || b == b'"' || b == b'\n' || b == b'\r');
         if quote {
             out.push(b'"');
             for &b in field {

@@ -899,7 +899,7 @@ mod tests {
             let g = graph(&edges);
             let q = QUARTER_HOUR;
             let (from, until, history, period) = (from * q, (from + len) * q, history * q, period * q);
-            // Median received and sent, nearest rank, in yuan (amounts are fen).
+            // Median received and sent (upper median), in yuan (amounts are fen).
             let median = |incoming: bool| {
                 let mut v: Vec<i64> = edges
                     .iter()
@@ -907,7 +907,7 @@ mod tests {
                     .map(|&(_, _, _, amount)| amount)
                     .collect();
                 v.sort();
-                v.get(v.len().div_ceil(2).saturating_sub(1)).map_or(0.0, |&m| m as f64 / 100.0)
+                v.get(v.len() / 2).map_or(0.0, |&m| m as f64 / 100.0)
             };
             let typical = [median(true), median(false)];
             let edges: Vec<(u8, u8, i64)> = edges.iter().map(|&(s, d, t, _)| (s, d, t * q)).collect();

@@ -203,7 +203,7 @@ pub(crate) fn yaml_error(
         .filter(|(head, _)| head.starts_with("line "))
         .map_or(first, |(_, rest)| rest)
         .to_string();
-    let message = plain_message(&message, key_at(source, line));
+    let message = plain_message(&message, key_at(source, line, column));
     let help = message
         .contains("unknown field")
         .then(|| format!("see {fields_doc} for every field"));
@@ -212,17 +212,40 @@ pub(crate) fn yaml_error(
         .with_help(help)
 }
 
-/// The key written on 1-based `line` of `source` (`title` in `  - title: x`), if any.
-fn key_at(source: &str, line: usize) -> Option<&str> {
-    let text = source.lines().nth(line.checked_sub(1)?)?.trim_start();
-    let text = text.strip_prefix("- ").unwrap_or(text);
-    let (key, _) = text.split_once(':')?;
-    let key = key.trim();
-    (!key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '_' || c == '-'))
-    .then_some(key)
+/// The key whose value is in error at 1-based `line` and `column` of `source`: the key
+/// written on that line (`title` in `  - title: x`), or, when the error points at the start
+/// of the line (a nested block where a list or text was due), the key that block belongs to.
+fn key_at(source: &str, line: usize, column: usize) -> Option<&str> {
+    let lines: Vec<&str> = source.lines().collect();
+    let at = line.checked_sub(1)?;
+    fn indent(l: &str) -> usize {
+        l.len() - l.trim_start().len()
+    }
+    fn key_of(l: &str) -> Option<(&str, usize)> {
+        let body = l.trim_start();
+        let (dash, body) = match body.strip_prefix("- ") {
+            Some(rest) => (2, rest),
+            None => (0, body),
+        };
+        let (key, _) = body.split_once(':')?;
+        let key = key.trim();
+        let ok = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+        ok.then_some((key, indent(l) + dash + 1))
+    }
+    let text = lines.get(at)?;
+    match key_of(text) {
+        Some((key, key_column)) if column > key_column => Some(key),
+        _ => lines[..at]
+            .iter()
+            .rev()
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .find(|l| indent(l) < indent(text))
+            .and_then(|l| key_of(l))
+            .map(|(key, _)| key),
+    }
 }
 
 /// The parser's message as a sentence a rule author can act on: serde-saphyr speaks of
@@ -617,6 +640,14 @@ mod tests {
                 "`detect` must be a mapping",
             ),
             ("id: TC-99\ntitle: x\ntags: 3\n", "`tags` must be a list"),
+            (
+                "id: TC-99\ntitle: x\ntags:\n  a: b\n",
+                "`tags` must be a list",
+            ),
+            (
+                "id: TC-99\ntitle: x\ndetect:\n  - kind: star\n",
+                "`detect` must be a mapping",
+            ),
         ];
         for (text, expected) in cases {
             let diags = compile_on_small_stack(text.to_string());

@@ -115,11 +115,6 @@ pub async fn run(db: &super::Db, args: QuarantineArgs) -> anyhow::Result<ExitCod
         }
         QuarantineCommand::Purge(a) => {
             let batch = if a.all { None } else { a.batch };
-            if let Some(b) = batch
-                && !store.batches().await?.iter().any(|x| x.batch_id == b)
-            {
-                bail!("no batch {b} in the store (see `clearwatch stats`)");
-            }
             let purged = store.purge_quarantine(batch, &a.user).await?;
             let which =
                 batch.map_or_else(|| "the quarantine".to_string(), |b| format!("batch {b}"));

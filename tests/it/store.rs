@@ -1015,7 +1015,9 @@ async fn cli_quarantine_list_export_and_purge(db: &TestDb) {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no batch 99"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("batch 99 not found"));
+    let audit = db.store.audit_log(Some("batch:99"), 10, 0).await.unwrap();
+    assert!(audit.is_empty(), "a refused purge is not audited");
 }
 
 async fn cli_alerts_list_and_show(db: &TestDb) {

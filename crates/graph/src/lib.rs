@@ -511,10 +511,7 @@ impl TemporalGraph {
             let mut buf: Vec<f64> = Vec::new();
             let mut median = |edges: &mut dyn Iterator<Item = EdgeId>| {
                 buf.clear();
-                buf.extend(edges.map(|e| {
-                    let exp = self.currency(e).exponent() as i32;
-                    self.amount[e as usize] as f64 / 10f64.powi(exp)
-                }));
+                buf.extend(edges.map(|e| self.amount_major(e)));
                 if buf.is_empty() {
                     return 0.0;
                 }
@@ -569,6 +566,11 @@ impl TemporalGraph {
 
     pub fn currency(&self, e: EdgeId) -> Currency {
         self.currencies[self.currency[e as usize] as usize]
+    }
+
+    /// The amount of `e` in major units of its currency (yuan, not fen).
+    pub fn amount_major(&self, e: EdgeId) -> f64 {
+        self.amount[e as usize] as f64 / 10f64.powi(self.currency(e).exponent() as i32)
     }
 
     pub fn merchant(&self, e: EdgeId) -> Option<&Merchant> {

@@ -295,7 +295,7 @@ impl<'g> Scope<'g> {
         let i = e as usize;
         match field {
             0 => Val::Str(g.tx_id(e)),
-            1 => Val::Float(g.amount[i] as f64 / 10f64.powi(g.currency(e).exponent() as i32)),
+            1 => Val::Float(g.amount_major(e)),
             2 => Val::Str(g.tx_type[i].as_str()),
             3 => Val::Int(g.ts[i]),
             4 => Val::Int(g.ts[i].rem_euclid(86_400_000) / 3_600_000),

@@ -9,6 +9,7 @@ use std::future::Future;
 use futures_util::TryStreamExt;
 use tokio::sync::mpsc::Receiver;
 
+use crate::cases::CaseError;
 use crate::records::{BatchInfo, BatchReport, CurrencyTotal, Degree, QuarantineRow, Stats};
 use crate::rows;
 use crate::sql::{self, Dialect, Value, get, query};
@@ -483,6 +484,10 @@ impl<DB: Backend> IngestStore for SqlStore<DB> {
         let mut tx = sql::begin(&self.pool).await?;
         let purged = match batch {
             Some(b) => {
+                let q = DB::bind(query("SELECT batch_id FROM batches WHERE batch_id = $1"), b);
+                if DB::fetch_optional(&mut tx, q).await?.is_none() {
+                    return Err(CaseError::NotFound(format!("batch {b}")).into());
+                }
                 let q = DB::bind(query("DELETE FROM quarantine WHERE batch_id = $1"), b);
                 DB::execute(&mut tx, q).await?
             }

@@ -222,7 +222,8 @@ store_area! {
             limit: u64,
         ) -> Result<Vec<QuarantineRow>, StoreError>;
         /// Deletes the quarantined rows of one batch, or all of them, in one transaction
-        /// with its audit entry (`quarantine.purge`); returns how many.
+        /// with its audit entry (`quarantine.purge`); returns how many. An unknown batch
+        /// is an error (`not found`), not an audited purge of nothing.
         async fn purge_quarantine(&self, batch: Option<i64>, actor: &str) -> Result<u64, StoreError>;
         /// Streams the transactions with `ts` in `[from, until)`, in no particular order,
         /// into `sink` one row at a time (a scan of the store never holds every row at

@@ -71,8 +71,8 @@ const browser = await chromium.launch({
 const dialogs = [];
 const foreign = [];
 const cspErrors = [];
-async function newPage() {
-  const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 }, timezoneId: 'Asia/Shanghai' });
+async function newPage(locale = 'en-US') {
+  const ctx = await browser.newContext({ viewport: { width: 1400, height: 1000 }, timezoneId: 'Asia/Shanghai', locale });
   const page = await ctx.newPage();
   page.on('dialog', async (d) => { dialogs.push(d.message()); await d.dismiss(); });
   page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) { cspErrors.push(`${currentStep} @ ${page.url()}: ${m.text()}`); } });
@@ -90,6 +90,7 @@ async function login(page, user) {
   await Promise.all([page.waitForURL(`${base}/alerts`), page.click('#login')]);
 }
 
+let graphEdges = 0;
 let alertUrl;
 try {
   const ana = await newPage();
@@ -142,6 +143,71 @@ try {
     check(await ana.locator('#transactions tbody tr').count() > 0, 'no transactions');
     await ana.screenshot({ path: path.join(shots, 'alert-detail.png'), fullPage: true });
     await ana.locator('#graph').screenshot({ path: path.join(shots, 'alert-graph.png') });
+  });
+  await step('the graph draws one edge per pair, money left to right, labels apart', async () => {
+    const g = await ana.evaluate(() => {
+      const cy = window.clearwatchGraph;
+      const pairs = new Set(cy.edges().map((e) => `${e.source().id()} ${e.target().id()}`));
+      const subject = cy.nodes('[subject = 1]')[0];
+      const boxes = cy.nodes().filter((n) => n.visible()).map((n) => {
+        const b = n.boundingBox({ includeNodes: false, includeEdges: false, includeLabels: true });
+        return { id: n.id(), x1: b.x1, x2: b.x2, y1: b.y1, y2: b.y2 };
+      });
+      const overlaps = [];
+      for (let i = 0; i < boxes.length; i++) {
+        for (let j = i + 1; j < boxes.length; j++) {
+          const a = boxes[i], b = boxes[j];
+          if (a.x1 < b.x2 && b.x1 < a.x2 && a.y1 < b.y2 && b.y1 < a.y2) { overlaps.push(`${a.id} / ${b.id}`); }
+        }
+      }
+      const payersLeft = subject.incomers('node').every((n) => n.position('x') < subject.position('x') || n.outgoers('node').length === 0 || subject.outgoers('node').contains(n));
+      const payeesRight = subject.outgoers('node').every((n) => n.position('x') > subject.position('x'));
+      return { edges: cy.edges().length, pairs: pairs.size, overlaps, payersLeft, payeesRight, labels: boxes.length };
+    });
+    const txPairs = await ana.evaluate(() => new Set([...document.querySelectorAll('#transactions tbody tr')]
+      .map((r) => `${r.cells[2].textContent} ${r.cells[3].textContent}`)).size);
+    check(g.edges === g.pairs, `${g.edges} edges for ${g.pairs} pairs`);
+    graphEdges = g.edges;
+    check(g.edges === txPairs, `${g.edges} edges, but the transactions have ${txPairs} pairs`);
+    check(g.overlaps.length === 0, `node labels overlap: ${g.overlaps.slice(0, 5).join(', ')}`);
+    check(g.labels > 1 && g.payersLeft && g.payeesRight, 'money does not run left to right through the subject');
+  });
+  await step('the balance chart peaks at the rule\'s peak balance and figures show thresholds', async () => {
+    const peak = await ana.getAttribute('#balance svg', 'data-peak');
+    const metric = (await ana.textContent('#metrics tr[data-metric="peak_balance"] .metric-value')).trim();
+    check(peak === metric, `chart peak ${peak}, metric peak_balance ${metric}`);
+    check(await ana.locator('#balance svg .tick-y').count() === 3, 'the chart has no amount axis');
+    const payees = (await ana.textContent('#metrics tr[data-metric="payees"] .threshold')).trim();
+    check(/^≥ \d+$/.test(payees), `payees threshold shown as ${JSON.stringify(payees)}`);
+    check((await ana.textContent('#metrics tr[data-metric="payees"] .margin')).trim().startsWith('+'), 'no margin');
+  });
+  await step('graph filters hide pairs and an expanded node brings its counterparties', async () => {
+    const visible = () => ana.evaluate(() => window.clearwatchGraph.edges().filter((e) => !e.hasClass('filtered')).length);
+    const all = await visible();
+    await ana.fill('#graph-min-amount', '100000000');
+    check(await visible() === 0, 'the amount floor hid nothing');
+    await ana.fill('#graph-min-amount', '0');
+    check(await visible() === all, 'clearing the floor did not bring the pairs back');
+    const slide = (v) => ana.evaluate((x) => {
+      const r = document.getElementById('graph-until');
+      r.value = x;
+      r.dispatchEvent(new Event('input'));
+    }, v);
+    await slide('0');
+    check(await visible() < all, 'the time range hid nothing');
+    await slide('1000');
+    check(await visible() === all, 'the whole range did not bring the pairs back');
+    await ana.click('#graph-fit');
+    const before = Number(await ana.getAttribute('#graph', 'data-drawn'));
+    await ana.evaluate(() => {
+      const cy = window.clearwatchGraph;
+      const pick = cy.nodes('[subject = 0]').sort((a, b) => b.degree() - a.degree())[0];
+      pick.emit('tap');
+    });
+    await ana.waitForSelector('#graph-expand');
+    await ana.click('#graph-expand');
+    await ana.waitForFunction((n) => Number(document.getElementById('graph').dataset.drawn) > n, before, { timeout: 10000 });
+    await ana.locator('#graph').screenshot({ path: path.join(shots, 'alert-graph-expanded.png') });
   });
   await step('analyst adds a note and requests escalation', async () => {
     await ana.evaluate(() => { window.__cwSamePage = true; });
@@ -230,6 +296,27 @@ try {
     }
     for (const id of HOSTILE_IDS) { check(seen.has(id), `no link reached the page of ${id}: ${[...seen].join(' | ')}`); }
   });
+  await step('the account page charts money per day and names each counterparty\'s direction', async () => {
+    await ana.goto(`${base}/accounts/A00000236`);
+    check(await ana.locator('#counterparties thead th').count() === 4, 'the counterparty table has no headers');
+    const dirs = await ana.locator('#counterparties tbody tr td:nth-child(2)').allTextContents();
+    check(dirs.some((d) => d.includes('→')) && dirs.some((d) => d.includes('←')), `directions: ${dirs.join(', ')}`);
+    check(await ana.locator('#activity svg rect.in').count() > 0, 'no money-in bars');
+    check(await ana.locator('#activity svg rect.out').count() > 0, 'no money-out bars');
+    await ana.screenshot({ path: path.join(shots, 'account.png'), fullPage: true });
+  });
+  await step('the alert and account pages in Chinese', async () => {
+    const zh = await newPage('zh-CN');
+    await login(zh, 'ana');
+    await zh.goto(alertUrl);
+    await zh.waitForSelector('#graph[data-drawn]', { timeout: 15000 });
+    check((await zh.textContent('#metrics thead')).includes('触发条件'), 'the figures table is not in Chinese');
+    await zh.screenshot({ path: path.join(shots, 'alert-detail-zh.png'), fullPage: true });
+    await zh.goto(`${base}/accounts/A00000236`);
+    check((await zh.textContent('#counterparties thead')).includes('交易对手'), 'the counterparty table is not in Chinese');
+    await zh.screenshot({ path: path.join(shots, 'account-zh.png'), fullPage: true });
+    await zh.close();
+  });
   await step('the exported evidence report opens with no network request and no console error', async () => {
     await ana.goto(alertUrl);
     const href = await ana.getAttribute('#export', 'href');
@@ -253,6 +340,9 @@ try {
     check(await report.locator('svg circle, svg rect').count() > 1, 'no fund-flow graph in the report');
     check((await report.textContent('body')).includes('A00000236'), 'the report does not name the subject');
     await report.screenshot({ path: path.join(shots, 'report.png'), fullPage: false });
+    const reportEdges = await report.locator('svg.flow line').count();
+    check(reportEdges === graphEdges, `the report draws ${reportEdges} pairs, the dashboard ${graphEdges}`);
+    await report.locator('svg.flow').screenshot({ path: path.join(shots, 'report-graph.png') });
     check(outbound.length === 0, `the report made requests: ${outbound.join(', ')}`);
     check(consoleErrors.length === 0, `console errors: ${consoleErrors.join(' | ')}`);
     await report.close();

@@ -2,14 +2,13 @@
 //! native format (plus the batch each transaction came from), the fund-flow graph as
 //! GraphML, and the audit trail as JSON Lines. Each writer streams into any `Write`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
 use super::{CaseExport, ExportError};
-use clearwatch_model::{Account, Millis, Table, Transaction, format_amount, format_ts};
+use clearwatch_model::{Account, Table, Transaction, format_amount, format_ts};
 
 fn csv_err(e: csv::Error) -> ExportError {
     ExportError::Invalid(format!("CSV: {e}"))
@@ -61,50 +60,6 @@ pub fn accounts_csv<W: Write>(case: &CaseExport, w: W) -> Result<(), ExportError
     }
     out.flush()
         .map_err(|e| ExportError::Invalid(format!("CSV: {e}")))
-}
-
-/// One edge of the drawn graph: all transactions from one account to another.
-#[derive(Debug, Clone, Default)]
-pub struct FlowEdge {
-    pub count: u64,
-    /// Minor units per currency code (sums, so 128-bit) and the currency's exponent.
-    pub amounts: BTreeMap<String, (i128, u32)>,
-    pub first: Millis,
-    pub last: Millis,
-}
-
-impl FlowEdge {
-    pub fn label(&self) -> String {
-        let amounts: Vec<String> = self
-            .amounts
-            .iter()
-            .map(|(c, (m, exp))| format!("{} {c}", format_amount(*m, *exp)))
-            .collect();
-        format!("{} × {}", self.count, amounts.join(" + "))
-    }
-}
-
-/// Transactions aggregated per (from, to) pair, in account order.
-pub fn flows(case: &CaseExport) -> BTreeMap<(String, String), FlowEdge> {
-    let mut out: BTreeMap<(String, String), FlowEdge> = BTreeMap::new();
-    for (t, _) in &case.transactions {
-        let e = out
-            .entry((t.from.clone(), t.to.clone()))
-            .or_insert(FlowEdge {
-                first: t.ts,
-                last: t.ts,
-                ..Default::default()
-            });
-        e.count += 1;
-        let amount = e
-            .amounts
-            .entry(t.currency.code().to_string())
-            .or_insert((0, t.currency.exponent()));
-        amount.0 += i128::from(t.amount);
-        e.first = e.first.min(t.ts);
-        e.last = e.last.max(t.ts);
-    }
-    out
 }
 
 /// GraphML: one node per account (role, licensed, holder name), one edge per transaction.

@@ -77,6 +77,7 @@ pub mod entity;
 pub mod files;
 #[cfg(test)]
 mod fixture;
+pub mod flowgraph;
 pub mod goaml;
 pub mod keys;
 pub mod report;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::CaseExport;
-use super::files::flows;
+use super::flowgraph;
 use clearwatch_model::{Role, format_amount, format_ts};
 
 /// HTML-escapes text (element content and quoted attribute values).
@@ -27,94 +27,91 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-fn role_colour(role: Role) -> &'static str {
-    match role {
-        Role::Acquirer => "#1f77b4",
-        Role::Bank => "#17becf",
-        Role::Agent => "#d62728",
-        Role::Merchant => "#2ca02c",
-        Role::Individual => "#7f7f7f",
-        Role::Unknown => "#bcbd22",
-    }
-}
-
-/// The fund-flow graph: accounts on a circle, one arrow per (from, to) pair labelled with
-/// the count and total; subjects are ringed, licensed institutions drawn as squares.
+/// The fund-flow graph as inline SVG, laid out as the dashboard draws it
+/// ([`flowgraph::flow_graph`]): one arrow per (from, to) pair labelled with the count and
+/// total, money from left to right through the subjects; subjects are ringed, licensed
+/// institutions drawn as squares.
 pub fn svg_graph(case: &CaseExport) -> String {
-    let edges = flows(case);
-    let accounts: Vec<&str> = case
-        .accounts
-        .iter()
-        .map(|a| a.account_id.as_str())
-        .collect();
-    let n = accounts.len().max(1);
-    let size = (360.0 + 12.0 * n as f64).min(1400.0);
-    let (cx, cy, r) = (size / 2.0, size / 2.0, size / 2.0 - 90.0);
-    let pos: BTreeMap<&str, (f64, f64)> = accounts
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            let angle = std::f64::consts::TAU * i as f64 / n as f64;
-            (*a, (cx + r * angle.cos(), cy + r * angle.sin()))
-        })
-        .collect();
+    let txs: Vec<clearwatch_model::Transaction> =
+        case.transactions.iter().map(|(t, _)| t.clone()).collect();
     let subjects: Vec<&str> = case
         .alerts
         .iter()
         .map(|a| a.alert.subject.id.as_str())
         .collect();
+    let g = flowgraph::flow_graph(&txs, &case.accounts, &subjects);
+    const MARGIN: f64 = 110.0;
+    let (mut x0, mut y0, mut x1, mut y1) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for n in &g.nodes {
+        x0 = x0.min(n.x);
+        y0 = y0.min(n.y);
+        x1 = x1.max(n.x);
+        y1 = y1.max(n.y);
+    }
+    let (w, h) = (x1 - x0 + 2.0 * MARGIN, y1 - y0 + 2.0 * MARGIN);
+    let pos: BTreeMap<&str, (f64, f64)> = g
+        .nodes
+        .iter()
+        .map(|n| (n.id.as_str(), (n.x - x0 + MARGIN, n.y - y0 + MARGIN)))
+        .collect();
     let mut s = String::new();
     let _ = write!(
         s,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{size:.0}" height="{size:.0}" viewBox="0 0 {size:.0} {size:.0}" font-family="sans-serif" font-size="10"><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>"##
+        r##"<svg xmlns="http://www.w3.org/2000/svg" class="flow" width="{w:.0}" height="{h:.0}" viewBox="0 0 {w:.0} {h:.0}" font-family="sans-serif" font-size="10"><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>"##
     );
-    for ((from, to), e) in &edges {
-        let (Some(&(x1, y1)), Some(&(x2, y2))) = (pos.get(from.as_str()), pos.get(to.as_str()))
+    for l in &g.links {
+        let (Some(&(x1, y1)), Some(&(x2, y2))) =
+            (pos.get(l.source.as_str()), pos.get(l.target.as_str()))
         else {
             continue;
         };
         let (dx, dy) = (x2 - x1, y2 - y1);
         let len = (dx * dx + dy * dy).sqrt().max(1.0);
-        let (ex, ey) = (x2 - dx / len * 9.0, y2 - dy / len * 9.0);
+        let (ex, ey) = (x2 - dx / len * 11.0, y2 - dy / len * 11.0);
         let _ = write!(
             s,
-            r##"<line x1="{x1:.1}" y1="{y1:.1}" x2="{ex:.1}" y2="{ey:.1}" stroke="#999" marker-end="url(#arrow)"><title>{}</title></line>"##,
+            r##"<line x1="{x1:.1}" y1="{y1:.1}" x2="{ex:.1}" y2="{ey:.1}" stroke="{}" stroke-opacity="0.7" marker-end="url(#arrow)"><title>{}</title></line>"##,
+            l.colour,
             esc(&format!(
-                "{from} → {to}: {}, {} .. {}",
-                e.label(),
-                format_ts(e.first),
-                format_ts(e.last)
+                "{} → {}: {} ({}), {} .. {}",
+                l.source,
+                l.target,
+                l.label,
+                l.kind.as_str(),
+                format_ts(l.first),
+                format_ts(l.last)
             ))
         );
-        if edges.len() <= 60 {
+        if g.links.len() <= 40 {
             let _ = write!(
                 s,
-                r##"<text x="{:.1}" y="{:.1}" fill="#333" text-anchor="middle">{}</text>"##,
-                (x1 + x2) / 2.0,
-                (y1 + y2) / 2.0 - 2.0,
-                esc(&e.label())
+                r##"<text x="{:.1}" y="{:.1}" fill="#333" font-size="8" text-anchor="middle">{}</text>"##,
+                x1 + dx * 0.6,
+                y1 + dy * 0.6 - 3.0,
+                esc(&l.label)
             );
         }
     }
-    for a in &case.accounts {
-        let Some(&(x, y)) = pos.get(a.account_id.as_str()) else {
+    for n in &g.nodes {
+        let Some(&(x, y)) = pos.get(n.id.as_str()) else {
             continue;
         };
-        let colour = role_colour(a.role);
-        if a.licensed {
+        if n.licensed {
             let _ = write!(
                 s,
-                r#"<rect x="{:.1}" y="{:.1}" width="16" height="16" fill="{colour}"/>"#,
+                r#"<rect x="{:.1}" y="{:.1}" width="16" height="16" fill="{}"/>"#,
                 x - 8.0,
-                y - 8.0
+                y - 8.0,
+                n.colour
             );
         } else {
             let _ = write!(
                 s,
-                r#"<circle cx="{x:.1}" cy="{y:.1}" r="8" fill="{colour}"/>"#
+                r#"<circle cx="{x:.1}" cy="{y:.1}" r="8" fill="{}"/>"#,
+                n.colour
             );
         }
-        if subjects.contains(&a.account_id.as_str()) {
+        if n.subject {
             let _ = write!(
                 s,
                 r##"<circle cx="{x:.1}" cy="{y:.1}" r="12" fill="none" stroke="#000" stroke-width="2"/>"##
@@ -122,10 +119,19 @@ pub fn svg_graph(case: &CaseExport) -> String {
         }
         let _ = write!(
             s,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle"><title>{}</title>{}</text>"#,
             x,
             y + 22.0,
-            esc(&a.account_id)
+            esc(&n.title),
+            esc(&n.label)
+        );
+    }
+    if g.links_left_out > 0 {
+        let _ = write!(
+            s,
+            r##"<text x="8" y="{:.1}" fill="#a00">{} smaller pairs not drawn</text>"##,
+            h - 6.0,
+            g.links_left_out
         );
     }
     s.push_str("</svg>");
@@ -190,7 +196,7 @@ pub fn html(case: &CaseExport, exported_by: &str, exported_at: &str) -> String {
         let _ = write!(
             h,
             "<span><svg width=\"10\" height=\"10\"><circle cx=\"5\" cy=\"5\" r=\"5\" fill=\"{}\"/></svg> {}</span>",
-            role_colour(*role),
+            flowgraph::role_colour(*role),
             role
         );
     }

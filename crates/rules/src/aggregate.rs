@@ -7,7 +7,7 @@ use super::scope::Metric;
 use clearwatch_graph::{AccountId, EdgeId, TemporalGraph};
 use clearwatch_model::Millis;
 
-pub const FUNCTIONS: &str = "count, count_distinct, sum, min, max, median, percentile, dwell, retention, balance_peak, novel, recurring";
+pub const FUNCTIONS: &str = "count, count_distinct, sum, min, max, median, percentile, dwell, retention, balance_peak, balance_open, novel, recurring";
 pub const FIELDS: &str =
     "amount, counterparty, hour, day, region, merchant, merchant_holder, peer_region, peer_holder";
 
@@ -22,6 +22,9 @@ pub enum AggFn {
     Dwell(DwellStat),
     Retention,
     BalancePeak,
+    /// The pooled balance at the window start, replayed as for `balance_peak`: where a
+    /// chart of the pool starts.
+    BalanceOpen,
     /// Distinct counterparties of the set with no transaction with the subject, in either
     /// direction, within `history` before the window (`i64::MAX`: the whole loaded past).
     Novel {
@@ -110,6 +113,7 @@ impl AggFn {
             }),
             "retention" => AggFn::Retention,
             "balance_peak" => AggFn::BalancePeak,
+            "balance_open" => AggFn::BalanceOpen,
             // The durations are filled in by the compiler from `history` and `period`.
             "novel" => AggFn::Novel { history: i64::MAX },
             "recurring" => AggFn::Recurring { period: 0 },
@@ -122,7 +126,7 @@ impl AggFn {
     pub fn needs_set(self) -> bool {
         !matches!(
             self,
-            AggFn::Dwell(_) | AggFn::Retention | AggFn::BalancePeak
+            AggFn::Dwell(_) | AggFn::Retention | AggFn::BalancePeak | AggFn::BalanceOpen
         )
     }
 
@@ -133,6 +137,7 @@ impl AggFn {
                 | AggFn::Dwell(_)
                 | AggFn::Retention
                 | AggFn::BalancePeak
+                | AggFn::BalanceOpen
                 | AggFn::Novel { .. }
                 | AggFn::Recurring { .. }
         )
@@ -150,7 +155,7 @@ impl AggFn {
             }
             AggFn::Dwell(_) => Unit::Hours,
             AggFn::Retention => Unit::Ratio,
-            AggFn::BalancePeak => Unit::Money,
+            AggFn::BalancePeak | AggFn::BalanceOpen => Unit::Money,
             _ if field == Some(Field::Amount) => Unit::Money,
             _ => Unit::Number,
         }
@@ -312,8 +317,14 @@ pub fn compute(
                 }
             }
             AggFn::BalancePeak => {
-                let peak = with_events(g, f.ins, f.outs, keep, |ev| balance_peak_of(g, ev, from));
+                let (_, peak) =
+                    with_events(g, f.ins, f.outs, keep, |ev| balance_replay(g, ev, from));
                 Metric::Money(peak, exponent)
+            }
+            AggFn::BalanceOpen => {
+                let (open, _) =
+                    with_events(g, f.ins, f.outs, keep, |ev| balance_replay(g, ev, from));
+                Metric::Money(open, exponent)
             }
             AggFn::Dwell(stat) => Metric::Float(with_events(g, f.ins, f.outs, keep, |ev| {
                 dwell_hours_of(g, ev, from, stat)
@@ -682,23 +693,31 @@ fn merged<'a>(
 /// The highest pooled balance in the window: the balance replayed from the history
 /// (never below zero: money from elsewhere is not pooled money), then the window's flows.
 pub fn balance_peak(g: &TemporalGraph, ins: &[EdgeId], outs: &[EdgeId], from: Millis) -> i64 {
-    with_events(g, ins, outs, |_| true, |ev| balance_peak_of(g, ev, from))
+    with_events(g, ins, outs, |_| true, |ev| balance_replay(g, ev, from)).1
 }
 
-fn balance_peak_of(g: &TemporalGraph, events: &[(bool, EdgeId)], from: Millis) -> i64 {
+/// The pooled balance at `from` and its peak from then on: replayed over the history
+/// (never below zero: money from elsewhere is not pooled money), then the window's flows.
+fn balance_replay(g: &TemporalGraph, events: &[(bool, EdgeId)], from: Millis) -> (i64, i64) {
     let mut balance: i128 = 0;
-    let mut peak: Option<i128> = None;
+    let mut open: Option<i128> = None;
+    let mut peak: i128 = 0;
     for &(is_out, e) in events {
-        if g.ts[e as usize] >= from && peak.is_none() {
-            peak = Some(balance);
+        if g.ts[e as usize] >= from && open.is_none() {
+            open = Some(balance);
+            peak = balance;
         }
         let a = g.amount[e as usize] as i128;
         balance = (balance + if is_out { -a } else { a }).max(0);
-        if let Some(p) = peak.as_mut() {
-            *p = (*p).max(balance);
+        if open.is_some() {
+            peak = peak.max(balance);
         }
     }
-    i64::try_from(peak.unwrap_or(0)).unwrap_or(i64::MAX)
+    // No flow in the window: the balance at its start is where the history left it,
+    // and nothing peaked in it.
+    let open = open.unwrap_or(balance);
+    let fit = |v: i128| i64::try_from(v).unwrap_or(i64::MAX);
+    (fit(open), fit(peak))
 }
 
 /// Holding time of money paid out from `from` on, matching outflows to the oldest
@@ -1041,9 +1060,11 @@ mod tests {
             events.sort();
             // Balance: replayed over the history (never below zero), peak within the window.
             let (mut bal, mut peak) = (0i64, None::<i64>);
+            let mut open = None::<i64>;
             for (t, out, a) in &events {
                 if *t >= from && peak.is_none() {
                     peak = Some(bal);
+                    open = Some(bal);
                 }
                 bal = (bal + if *out { -a } else { *a }).max(0);
                 if let Some(p) = peak.as_mut() {
@@ -1052,6 +1073,8 @@ mod tests {
             }
             let got = compute(&agg(AggFn::BalancePeak, 0, None), &g, &sets, &[], Some(flows), 2);
             prop_assert_eq!(got, Metric::Money(peak.unwrap_or(0), 2));
+            let got = compute(&agg(AggFn::BalanceOpen, 0, None), &g, &sets, &[], Some(flows), 2);
+            prop_assert_eq!(got, Metric::Money(open.unwrap_or(bal), 2));
             for stat in [DwellStat::Median, DwellStat::Mean, DwellStat::Max] {
                 let got = compute(&agg(AggFn::Dwell(stat), 0, None), &g, &sets, &[], Some(flows), 2);
                 let want = unit_fifo_dwell(&ins_t, &outs_t, from, stat);

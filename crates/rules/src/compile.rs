@@ -111,6 +111,10 @@ pub struct Rule {
     pub config: RuleConfig,
     /// What `rules lint` warns about (the rule runs regardless).
     pub warnings: Vec<Diagnostic>,
+    /// The condition's tests of a metric against a constant, for showing each figure
+    /// beside the threshold it passed.
+    pub thresholds: Vec<Threshold>,
+    pub balance: BalanceMetrics,
 }
 
 impl Rule {
@@ -132,6 +136,41 @@ pub struct Cx<'a> {
     kind: &'a Text,
     shared: &'a Shared,
     evidence: Option<&'a Vec<Text>>,
+    /// What the condition holds each metric against (see [`Rule::thresholds`]).
+    thresholds: Vec<Threshold>,
+    balance: BalanceMetrics,
+}
+
+/// A metric tested against a constant in the rule's condition, parameters filled in:
+/// `payees ≥ 10`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Threshold {
+    pub metric: String,
+    /// `≥`, `>`, `≤`, `<`, `=` or `≠`, with the metric on the left.
+    pub op: &'static str,
+    pub value: f64,
+}
+
+impl Threshold {
+    /// Whether `x` passes the test.
+    pub fn holds(&self, x: f64) -> bool {
+        match self.op {
+            "≥" => x >= self.value,
+            ">" => x > self.value,
+            "≤" => x <= self.value,
+            "<" => x < self.value,
+            "=" => x == self.value,
+            _ => x != self.value,
+        }
+    }
+}
+
+/// The metrics of a rule that replay a pool's balance: where a chart of the balance
+/// starts (`balance_open`) and its peak (`balance_peak`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BalanceMetrics {
+    pub open: Option<String>,
+    pub peak: Option<String>,
 }
 
 /// Where the fields of each kind are documented.
@@ -356,6 +395,11 @@ impl<'a> Cx<'a> {
                     continue;
                 }
             };
+            match func {
+                AggFn::BalanceOpen => self.balance.open = Some(name.clone()),
+                AggFn::BalancePeak => self.balance.peak = Some(name.clone()),
+                _ => {}
+            }
             if !self.history_options(name, a, &mut func) {
                 continue;
             }
@@ -506,7 +550,22 @@ impl<'a> Cx<'a> {
         let typed: Vec<(String, Ty)> = metrics.iter().map(|(n, u)| (n.clone(), u.ty())).collect();
         scope::add_metrics(&mut schema, &typed);
         extra(&mut schema);
-        self.expr(condition, &schema, Ty::Bool)
+        let program = self.expr(condition, &schema, Ty::Bool);
+        if let Some(p) = &program {
+            self.thresholds = p
+                .thresholds()
+                .into_iter()
+                .filter_map(|(v, op, value)| {
+                    let name = schema.name_of(v)?;
+                    metrics.iter().any(|(m, _)| m == name).then(|| Threshold {
+                        metric: name.to_string(),
+                        op,
+                        value,
+                    })
+                })
+                .collect();
+        }
+        program
     }
 
     /// A string field that must be one of `valid`.
@@ -655,6 +714,8 @@ pub fn compile_rule(
         kind: &cfg.detect.kind,
         shared,
         evidence: cfg.evidence.transactions.as_ref(),
+        thresholds: Vec::new(),
+        balance: BalanceMetrics::default(),
     };
     let id_ok = !cfg.id.value.is_empty()
         && cfg
@@ -794,6 +855,8 @@ pub fn compile_rule(
             summary,
             config: cfg.clone(),
             warnings: cx.warnings,
+            thresholds: cx.thresholds,
+            balance: cx.balance,
         }),
         _ => Err(cx.diags),
     }

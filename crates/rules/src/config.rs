@@ -94,7 +94,7 @@ pub struct WindowConfig {
 #[serde(deny_unknown_fields)]
 pub struct AggregateConfig {
     /// count | count_distinct | sum | min | max | median | percentile | dwell | retention |
-    /// balance_peak | novel | recurring
+    /// balance_peak | balance_open | novel | recurring
     #[serde(rename = "fn")]
     pub func: Text,
     /// The set: `in`, `out`, `edges`, `paths`, … (what the kind binds).

@@ -168,6 +168,14 @@ impl Schema {
         self
     }
 
+    /// The dotted name of a variable.
+    pub fn name_of(&self, id: VarId) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(_, (v, _))| *v == id)
+            .map(|(n, _)| n.as_str())
+    }
+
     pub fn constant(&mut self, name: &str, value: Const) -> &mut Self {
         self.consts.insert(name.to_string(), value);
         self
@@ -308,12 +316,75 @@ impl Program {
         out
     }
 
+    /// The `variable OP constant` tests of the top-level conjunction (`double(v)` counts
+    /// as `v`), turned so that the variable is on the left: what each figure is held
+    /// against. Tests between two variables, or under `||` or `!`, are not listed.
+    pub fn thresholds(&self) -> Vec<(VarId, &'static str, f64)> {
+        let mut out = Vec::new();
+        threshold_tests(&self.root, &mut out);
+        out
+    }
+
     /// The constant value, when the expression uses no variables.
     pub fn constant(&self) -> Option<Const> {
         match &self.root {
             Node::Const(c) => Some(c.clone()),
             _ => None,
         }
+    }
+}
+
+fn threshold_tests(node: &Node, out: &mut Vec<(VarId, &'static str, f64)>) {
+    let var = |n: &Node| match n {
+        Node::Var(v) => Some(*v),
+        Node::Call(Func::Double, args) => match args.as_slice() {
+            [Node::Var(v)] => Some(*v),
+            _ => None,
+        },
+        _ => None,
+    };
+    // Constant arithmetic is not folded inside a comparison (`3.0 * params.x`).
+    let number = |n: &Node| {
+        if has_vars(n) {
+            return None;
+        }
+        match eval(n, &NoVars) {
+            Val::Int(i) => Some(i as f64),
+            Val::Float(x) => Some(x),
+            _ => None,
+        }
+    };
+    match node {
+        Node::And(a, b) => {
+            threshold_tests(a, out);
+            threshold_tests(b, out);
+        }
+        Node::Cmp(op, a, b) => {
+            let turned = match op {
+                CmpOp::Lt => CmpOp::Gt,
+                CmpOp::Le => CmpOp::Ge,
+                CmpOp::Gt => CmpOp::Lt,
+                CmpOp::Ge => CmpOp::Le,
+                other => *other,
+            };
+            let test = match (var(a), number(b), number(a), var(b)) {
+                (Some(v), Some(x), _, _) => Some((v, *op, x)),
+                (_, _, Some(x), Some(v)) => Some((v, turned, x)),
+                _ => None,
+            };
+            if let Some((v, op, x)) = test {
+                let symbol = match op {
+                    CmpOp::Eq => "=",
+                    CmpOp::Ne => "≠",
+                    CmpOp::Lt => "<",
+                    CmpOp::Le => "≤",
+                    CmpOp::Gt => ">",
+                    CmpOp::Ge => "≥",
+                };
+                out.push((v, symbol, x));
+            }
+        }
+        _ => {}
     }
 }
 
@@ -979,28 +1050,30 @@ impl Compiler<'_> {
     }
 }
 
+struct NoVars;
+impl Env for NoVars {
+    fn get(&self, _: VarId) -> Val<'_> {
+        Val::Null
+    }
+}
+
+fn has_vars(n: &Node) -> bool {
+    match n {
+        Node::Const(_) => false,
+        Node::Var(_) | Node::EnumEq(..) | Node::EnumIn(..) => true,
+        Node::Not(a) | Node::Neg(a) => has_vars(a),
+        Node::And(a, b)
+        | Node::Or(a, b)
+        | Node::Cmp(_, a, b)
+        | Node::Arith(_, a, b)
+        | Node::In(a, b) => has_vars(a) || has_vars(b),
+        Node::Cond(a, b, c) => has_vars(a) || has_vars(b) || has_vars(c),
+        Node::Call(_, args) => args.iter().any(has_vars),
+    }
+}
+
 /// Folds constant subtrees (parameters and literals) once, at compile time.
 fn fold(node: Node) -> Node {
-    struct NoVars;
-    impl Env for NoVars {
-        fn get(&self, _: VarId) -> Val<'_> {
-            Val::Null
-        }
-    }
-    fn has_vars(n: &Node) -> bool {
-        match n {
-            Node::Const(_) => false,
-            Node::Var(_) | Node::EnumEq(..) | Node::EnumIn(..) => true,
-            Node::Not(a) | Node::Neg(a) => has_vars(a),
-            Node::And(a, b)
-            | Node::Or(a, b)
-            | Node::Cmp(_, a, b)
-            | Node::Arith(_, a, b)
-            | Node::In(a, b) => has_vars(a) || has_vars(b),
-            Node::Cond(a, b, c) => has_vars(a) || has_vars(b) || has_vars(c),
-            Node::Call(_, args) => args.iter().any(has_vars),
-        }
-    }
     if has_vars(&node) {
         return node;
     }
@@ -1177,6 +1250,31 @@ mod tests {
             .unwrap()
             .join()
             .expect("compiling does not overflow the stack")
+    }
+
+    #[test]
+    fn thresholds_are_the_conjunction_tests_of_a_variable_against_a_constant() {
+        let s = schema();
+        let p = compile(
+            "payees >= params.min_payees && 2.5 > tx.amount && double(payees) <= 3.0 * 4.0 \
+             && (payees > 1 || hub.licensed) && payees != tx.amount",
+            &s,
+            Ty::Bool,
+        )
+        .unwrap();
+        let named: Vec<(&str, &str, f64)> = p
+            .thresholds()
+            .into_iter()
+            .map(|(v, op, x)| (s.name_of(v).unwrap(), op, x))
+            .collect();
+        assert_eq!(
+            named,
+            vec![
+                ("payees", "≥", 10.0),
+                ("tx.amount", "<", 2.5),
+                ("payees", "≤", 12.0)
+            ]
+        );
     }
 
     #[test]

@@ -11,21 +11,16 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use super::extract::CurrentUser;
-use super::views::{
-    self, AlertPage, GraphEdge, GraphNode, NotesFragment, PageCtx, QueuePage, QueueQuery, TxRow,
-};
+use super::views::{self, AlertPage, NotesFragment, PageCtx, QueuePage, QueueQuery, TxRow};
 use super::{AppError, Shared};
+use clearwatch_export::flowgraph::flow_graph;
 use clearwatch_model::case::{Status, UserRole};
-use clearwatch_model::{
-    Account, Currency, Severity, Transaction, format_amount, format_ts, parse_rfc3339,
-};
+use clearwatch_model::{Currency, Severity, Transaction, format_ts, parse_rfc3339};
 use clearwatch_store::cases::CaseUpdate;
 use clearwatch_store::{AlertFilter, AlertSort, AlertStore, AuditStore, CaseStore, UserStore};
 
 /// Alerts per queue page.
 pub const PAGE_SIZE: u64 = 50;
-/// Most edges drawn in one graph.
-const MAX_EDGES: usize = 400;
 
 pub fn router() -> Router<Shared> {
     Router::new()
@@ -260,68 +255,123 @@ fn metric_text(v: &serde_json::Value) -> String {
     }
 }
 
+/// A metric as a number: JSON numbers, and money written with thousands separators.
+fn metric_number(v: &serde_json::Value) -> Option<f64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.replace(',', "").trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A threshold or margin as a person writes it: no trailing zeros.
+fn plain_number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else {
+        let s = format!("{x:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// The alert's figures, each beside the tests of the rule's condition on it and, for a
+/// one-sided test, the margin by which it passed.
+fn metric_rows(
+    metrics: &BTreeMap<String, serde_json::Value>,
+    thresholds: &[clearwatch_rules::compile::Threshold],
+) -> Vec<views::MetricRow> {
+    metrics
+        .iter()
+        .map(|(name, v)| {
+            let tests: Vec<_> = thresholds.iter().filter(|t| &t.metric == name).collect();
+            let threshold = (!tests.is_empty()).then(|| {
+                tests
+                    .iter()
+                    .map(|t| format!("{} {}", t.op, plain_number(t.value)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
+            let margin = match (tests.as_slice(), metric_number(v)) {
+                ([t], Some(x)) => match t.op {
+                    "≥" | ">" => Some(x - t.value),
+                    "≤" | "<" => Some(t.value - x),
+                    _ => None,
+                },
+                _ => None,
+            }
+            .map(|m| {
+                let text = plain_number(m);
+                if m >= 0.0 { format!("+{text}") } else { text }
+            });
+            views::MetricRow {
+                name: name.clone(),
+                value: metric_text(v),
+                threshold,
+                margin,
+            }
+        })
+        .collect()
+}
+
 async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<AlertPage, AppError> {
     let a = st.store.alert(id).await?.ok_or(AppError::NotFound)?;
     let evidence = clearwatch_export::evidence(&st.store, &[&a]).await?;
     let txs: Vec<Transaction> = evidence.transactions.into_iter().map(|(t, _)| t).collect();
     let subject = a.alert.subject.id.clone();
-    // The subject first, then the accounts in id order.
-    let mut order: Vec<&Account> = evidence.accounts.iter().collect();
-    order.sort_by_key(|acc| (acc.account_id != subject, acc.account_id.clone()));
-    let nodes: Vec<GraphNode> = order
-        .iter()
-        .map(|info| {
-            let acc = &info.account_id;
-            let name = info.holder_name.clone().unwrap_or_default();
-            GraphNode {
-                id: acc.clone(),
-                label: if name.is_empty() {
-                    acc.clone()
-                } else {
-                    format!("{acc} {name}")
-                },
-                role: info.role.as_str().to_string(),
-                licensed: info.licensed,
-                subject: *acc == subject,
-            }
-        })
-        .collect();
-    let edges: Vec<GraphEdge> = txs
-        .iter()
-        .take(MAX_EDGES)
-        .map(|t| GraphEdge {
-            id: format!("e:{}", t.tx_id),
-            source: t.from.clone(),
-            target: t.to.clone(),
-            label: format!(
-                "{} {} · {}",
-                format_amount(t.amount, t.currency.exponent()),
-                t.currency.code(),
-                format_ts(t.ts).get(5..16).unwrap_or("").replace('T', " ")
-            ),
-        })
-        .collect();
-    let node_count = nodes.len();
-    let graph_json = serde_json::json!({ "nodes": nodes, "edges": edges }).to_string();
-    let (points, currency) = balance_points(&txs, &subject, a.alert.currency.as_deref());
+    let graph = flow_graph(&txs, &evidence.accounts, &[subject.as_str()]);
+    let graph_json =
+        serde_json::to_string(&graph).map_err(|e| AppError::Internal(e.to_string()))?;
+    let pack = super::rules::effective_pack(st).await?;
+    let rule = pack.set.rules.iter().find(|r| r.id == a.alert.rule_id);
+    let current = rule.filter(|r| r.version == a.alert.rule_version);
+    let balance = rule.map(|r| r.balance.clone()).unwrap_or_default();
+    let pooled = balance
+        .peak
+        .as_ref()
+        .is_some_and(|p| a.alert.metrics.contains_key(p));
+    let opening = balance
+        .open
+        .as_ref()
+        .and_then(|n| a.alert.metrics.get(n))
+        .and_then(metric_number);
+    let chart = balance_points(
+        &txs,
+        &subject,
+        a.alert.currency.as_deref(),
+        a.alert.window.from,
+        pooled.then_some(opening.unwrap_or(0.0)),
+    );
+    let ctx = PageCtx::new(user);
+    let balance_svg = chart
+        .as_ref()
+        .map_or_else(String::new, |(points, currency)| {
+            views::balance_svg(
+                points,
+                (a.alert.window.from, a.alert.window.until),
+                currency.code(),
+                currency.exponent(),
+                ctx.tz,
+            )
+        });
     let status = a.status;
     let pending = st.store.approvals(Some(id), true).await?.into_iter().next();
     Ok(AlertPage {
-        ctx: PageCtx::new(user),
-        metrics: a
-            .alert
-            .metrics
-            .iter()
-            .map(|(k, v)| (k.clone(), metric_text(v)))
-            .collect(),
+        ctx,
+        metrics: metric_rows(
+            &a.alert.metrics,
+            current.map_or(&[][..], |r| r.thresholds.as_slice()),
+        ),
+        rule_changed: current.is_none(),
         window: (
             format_ts(a.alert.window.from),
             format_ts(a.alert.window.until),
         ),
         graph_json,
-        node_count,
+        node_count: graph.nodes.len(),
+        links_left_out: graph.links_left_out,
+        pooled,
         txs: txs.iter().map(TxRow::new).collect(),
-        balance_svg: views::balance_svg(&points, &currency),
+        balance_svg,
         notes: st.store.notes(id).await?,
         pending,
         history: st
@@ -342,38 +392,50 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
     })
 }
 
-/// The subject's balance over the evidence (what flowed in minus what flowed out), in
-/// major units of one currency: the alert's, or else the first evidence transaction's.
-/// Transactions in other currencies are left out, never mixed in.
+/// The subject's balance over the alert's window, in major units of one currency (the
+/// alert's, or else the first evidence transaction's; other currencies are left out,
+/// never mixed in), starting at the window start. With `pooled` (the rule's opening
+/// balance) it is replayed as the rule's `balance_peak` replays it: inflows before
+/// outflows at the same instant and never below zero, so its peak is the metric's;
+/// without, it is the net flow of the evidence from zero.
 fn balance_points(
     txs: &[Transaction],
     subject: &str,
     alert_currency: Option<&str>,
-) -> (Vec<(i64, f64)>, String) {
+    from: i64,
+    pooled: Option<f64>,
+) -> Option<(Vec<(i64, f64)>, Currency)> {
     let currency = alert_currency
         .and_then(Currency::from_code)
-        .or_else(|| txs.first().map(|t| t.currency));
-    let Some(currency) = currency else {
-        return (Vec::new(), String::new());
-    };
+        .or_else(|| txs.first().map(|t| t.currency))?;
     let scale = 10f64.powi(currency.exponent() as i32);
-    let mut balance = 0i128;
-    let mut points = Vec::new();
-    for t in txs.iter().filter(|t| t.currency == currency) {
-        let delta = if t.to == subject {
-            i128::from(t.amount)
-        } else if t.from == subject {
-            -i128::from(t.amount)
-        } else {
-            continue;
-        };
-        if points.is_empty() {
-            points.push((t.ts, 0.0));
-        }
-        balance += delta;
-        points.push((t.ts, balance as f64 / scale));
+    let mut moves: Vec<(i64, bool, i128)> = txs
+        .iter()
+        .filter(|t| t.currency == currency)
+        .filter_map(|t| {
+            if t.to == subject {
+                Some((t.ts, false, i128::from(t.amount)))
+            } else if t.from == subject {
+                Some((t.ts, true, -i128::from(t.amount)))
+            } else {
+                None
+            }
+        })
+        .collect();
+    if moves.is_empty() {
+        return None;
     }
-    (points, currency.code().to_string())
+    moves.sort_by_key(|m| (m.0, m.1));
+    let mut balance = pooled.map_or(0, |o| (o * scale).round() as i128);
+    let mut points = vec![(from, balance as f64 / scale)];
+    for (ts, _, delta) in moves {
+        balance += delta;
+        if pooled.is_some() {
+            balance = balance.max(0);
+        }
+        points.push((ts, balance as f64 / scale));
+    }
+    Some((points, currency))
 }
 
 async fn detail(
@@ -638,11 +700,67 @@ mod tests {
             tx("b", 2, "P", "H", 500, "JPY"),
             tx("c", 3, "H", "Q", 200, "JPY"),
         ];
-        let (points, currency) = balance_points(&txs, "H", Some("JPY"));
-        assert_eq!(currency, "JPY");
-        assert_eq!(points, vec![(2, 0.0), (2, 500.0), (3, 300.0)]);
-        let (points, currency) = balance_points(&txs, "H", Some("CNY"));
-        assert_eq!(currency, "CNY");
-        assert_eq!(points, vec![(1, 0.0), (1, 123.45)]);
+        let (points, currency) = balance_points(&txs, "H", Some("JPY"), 0, None).unwrap();
+        assert_eq!(currency.code(), "JPY");
+        assert_eq!(points, vec![(0, 0.0), (2, 500.0), (3, 300.0)]);
+        let (points, currency) = balance_points(&txs, "H", Some("CNY"), 0, None).unwrap();
+        assert_eq!(currency.code(), "CNY");
+        assert_eq!(points, vec![(0, 0.0), (1, 123.45)]);
+    }
+
+    #[test]
+    fn pooled_balance_starts_at_the_opening_balance_and_never_dips_below_zero() {
+        // Opening 50.00; at t=2 an outflow and an inflow at the same instant: the rule's
+        // replay takes the inflow first, so the pool never runs dry there.
+        let txs = [
+            tx("a", 1, "H", "Q", 8_000, "CNY"),
+            tx("b", 2, "H", "Q", 3_000, "CNY"),
+            tx("c", 2, "P", "H", 4_000, "CNY"),
+            tx("d", 3, "P", "H", 1_000, "CNY"),
+        ];
+        let (points, _) = balance_points(&txs, "H", Some("CNY"), 0, Some(50.0)).unwrap();
+        assert_eq!(
+            points,
+            vec![(0, 50.0), (1, 0.0), (2, 40.0), (2, 10.0), (3, 20.0)]
+        );
+        let (net, _) = balance_points(&txs, "H", Some("CNY"), 0, None).unwrap();
+        assert_eq!(net[1], (1, -80.0));
+    }
+
+    #[test]
+    fn figures_show_their_threshold_and_margin() {
+        use clearwatch_rules::compile::Threshold;
+        let metrics: BTreeMap<String, serde_json::Value> = [
+            ("payees".to_string(), serde_json::json!(12)),
+            ("pass_through".to_string(), serde_json::json!(0.95)),
+            ("inflow".to_string(), serde_json::json!("3,500.00")),
+            ("dwell_hours".to_string(), serde_json::json!(3.5)),
+        ]
+        .into_iter()
+        .collect();
+        let t = |m: &str, op, value| Threshold {
+            metric: m.into(),
+            op,
+            value,
+        };
+        let rows = metric_rows(
+            &metrics,
+            &[
+                t("payees", "≥", 10.0),
+                t("pass_through", "≥", 0.9),
+                t("pass_through", "≤", 1.5),
+                t("inflow", "≥", 3000.0),
+            ],
+        );
+        let row = |n: &str| rows.iter().find(|r| r.name == n).unwrap();
+        assert_eq!(row("payees").threshold.as_deref(), Some("≥ 10"));
+        assert_eq!(row("payees").margin.as_deref(), Some("+2"));
+        assert_eq!(
+            row("pass_through").threshold.as_deref(),
+            Some("≥ 0.9, ≤ 1.5")
+        );
+        assert_eq!(row("pass_through").margin, None);
+        assert_eq!(row("inflow").margin.as_deref(), Some("+500"));
+        assert_eq!(row("dwell_hours").threshold, None);
     }
 }

@@ -31,16 +31,6 @@ const FILES: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("../../../dashboards/vendor/cytoscape.min.js"),
     ),
-    (
-        "vendor/dagre.min.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../../dashboards/vendor/dagre.min.js"),
-    ),
-    (
-        "vendor/cytoscape-dagre.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../../dashboards/vendor/cytoscape-dagre.js"),
-    ),
 ];
 
 pub fn router() -> Router<Shared> {

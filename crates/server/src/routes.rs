@@ -55,6 +55,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("POST", "/approvals/{id}/decide", Access::Roles(DECIDE)),
     r("GET", "/accounts/{id}", Access::Roles(ALL)),
     r("GET", "/account", Access::Roles(ALL)),
+    r("GET", "/flows", Access::Roles(ALL)),
     r("GET", "/entities", Access::Roles(ALL)),
     r("GET", "/rules", Access::Roles(ALL)),
     r("GET", "/rules/{id}", Access::Roles(ALL)),

@@ -87,6 +87,10 @@ impl PageCtx {
     pub fn status_label(&self, s: &str) -> String {
         self.t.get(&format!("status.{s}")).to_string()
     }
+
+    pub fn role_label(&self, role: &str) -> String {
+        self.t.get(&format!("role.{role}")).to_string()
+    }
 }
 
 /// A transaction as the tables show it.
@@ -180,22 +184,14 @@ pub struct QueuePage {
     pub flash: Option<String>,
 }
 
-/// One node of the fund-flow graph.
-#[derive(serde::Serialize)]
-pub struct GraphNode {
-    pub id: String,
-    pub label: String,
-    pub role: String,
-    pub licensed: bool,
-    pub subject: bool,
-}
-
-#[derive(serde::Serialize)]
-pub struct GraphEdge {
-    pub id: String,
-    pub source: String,
-    pub target: String,
-    pub label: String,
+/// One figure of an alert, with the test of the rule's condition it was held against.
+pub struct MetricRow {
+    pub name: String,
+    pub value: String,
+    /// `≥ 10`, when the condition tests the figure against a constant.
+    pub threshold: Option<String>,
+    /// How far the figure is past the threshold, e.g. `+2`.
+    pub margin: Option<String>,
 }
 
 #[derive(Template)]
@@ -203,11 +199,18 @@ pub struct GraphEdge {
 pub struct AlertPage {
     pub ctx: PageCtx,
     pub a: StoredAlert,
-    pub metrics: Vec<(String, String)>,
+    pub metrics: Vec<MetricRow>,
+    /// Whether the rule version that raised the alert is not the one loaded now (its
+    /// thresholds are then not shown).
+    pub rule_changed: bool,
     pub window: (String, String),
     /// JSON for the graph, placed in a `data-` attribute (escaped as any attribute).
     pub graph_json: String,
     pub node_count: usize,
+    pub links_left_out: usize,
+    /// Whether the chart is the rule's pooled balance (from its opening balance) rather
+    /// than the net flow of the evidence.
+    pub pooled: bool,
     pub txs: Vec<TxRow>,
     pub balance_svg: String,
     pub notes: Vec<Note>,
@@ -230,6 +233,8 @@ pub struct NotesFragment {
 
 pub struct Counterparty {
     pub account: String,
+    /// Whether the account paid the counterparty (else it received from it).
+    pub outgoing: bool,
     pub transactions: u64,
     pub amount: String,
 }
@@ -249,6 +254,8 @@ pub struct AccountPage {
     pub totals_in: Vec<(String, String)>,
     pub totals_out: Vec<(String, String)>,
     pub counterparties: Vec<Counterparty>,
+    /// Money in and out per day, as an inline SVG bar chart (empty without transactions).
+    pub activity_svg: String,
     pub alerts: Vec<StoredAlert>,
     pub txs: Vec<TxRow>,
 }
@@ -371,29 +378,67 @@ pub fn account_href(id: &str) -> String {
     }
 }
 
-/// An inline SVG line chart of `(time ms, value)` points; the text in it is numbers and
-/// dates only, made here.
-pub fn balance_svg(points: &[(i64, f64)], currency: &str) -> String {
-    const W: f64 = 640.0;
-    const H: f64 = 180.0;
-    const PAD: f64 = 40.0;
-    if points.len() < 2 {
+/// Width of the dashboard's inline charts, and their margins left (amount labels) and
+/// right.
+const W: f64 = 660.0;
+const LEFT: f64 = 92.0;
+const RIGHT: f64 = 20.0;
+
+/// A currency code as chart text: letters and digits only.
+fn chart_code(currency: &str) -> String {
+    currency
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect()
+}
+
+/// A time in `tz` with a chrono format.
+fn local_format(t: i64, tz: chrono_tz::Tz, format: &str) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(t).map_or_else(String::new, |d| {
+        d.with_timezone(&tz).format(format).to_string()
+    })
+}
+
+/// An inline SVG step chart of a balance over an alert's window: `points` are
+/// `(time ms, balance in major units)`, the first at the window start (the opening
+/// balance). Labelled axes: amounts in `currency` on the left, the window's start, middle
+/// and end in the user's time zone below; the peak is marked and carried in `data-peak`,
+/// formatted as the alert's metrics are. The text in it is numbers and dates only, made
+/// here.
+pub fn balance_svg(
+    points: &[(i64, f64)],
+    window: (i64, i64),
+    currency: &str,
+    exponent: u32,
+    tz: chrono_tz::Tz,
+) -> String {
+    const H: f64 = 230.0;
+    const TOP: f64 = 22.0;
+    const BOTTOM: f64 = 40.0;
+    if points.is_empty() || window.1 <= window.0 {
         return String::new();
     }
-    let t0 = points[0].0 as f64;
-    let t1 = points[points.len() - 1].0 as f64;
+    let (t0, t1) = (window.0 as f64, window.1 as f64);
     let (mut lo, mut hi) = (0.0f64, 0.0f64);
-    for &(_, v) in points {
+    let mut peak = points[0];
+    for &(t, v) in points {
         lo = lo.min(v);
         hi = hi.max(v);
+        if v > peak.1 {
+            peak = (t, v);
+        }
     }
     if (hi - lo).abs() < f64::EPSILON {
         hi = lo + 1.0;
     }
-    let x = |t: i64| PAD + (t as f64 - t0) / (t1 - t0).max(1.0) * (W - 2.0 * PAD);
-    let y = |v: f64| H - PAD / 2.0 - (v - lo) / (hi - lo) * (H - PAD);
+    let x = |t: i64| LEFT + ((t as f64).clamp(t0, t1) - t0) / (t1 - t0) * (W - LEFT - RIGHT);
+    let y = |v: f64| TOP + (hi - v) / (hi - lo) * (H - TOP - BOTTOM);
+    let amount = |v: f64| {
+        let minor = (v * 10f64.powi(exponent as i32)).round() as i128;
+        clearwatch_model::format_amount(minor, exponent)
+    };
     let mut path = String::new();
-    let mut prev_y = y(0.0);
+    let mut prev_y = 0.0;
     for (i, &(t, v)) in points.iter().enumerate() {
         let (px, py) = (x(t), y(v));
         if i == 0 {
@@ -404,24 +449,137 @@ pub fn balance_svg(points: &[(i64, f64)], currency: &str) -> String {
         }
         prev_y = py;
     }
-    let currency: String = currency
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    let day = |t: i64| format_ts(t).chars().take(10).collect::<String>();
-    format!(
-        "<svg class=\"chart\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"balance\">\
-<line x1=\"{PAD}\" y1=\"{zy:.1}\" x2=\"{x2}\" y2=\"{zy:.1}\" class=\"axis\"/>\
+    path.push_str(&format!(" L{:.1},{prev_y:.1}", x(window.1)));
+    let currency = chart_code(currency);
+    let long = window.1 - window.0 >= 2 * 86_400_000;
+    let date = |t: i64| local_format(t, tz, if long { "%Y-%m-%d" } else { "%m-%d %H:%M" });
+    let mut svg = format!(
+        "<svg class=\"chart\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"balance\" data-peak=\"{}\">",
+        amount(peak.1)
+    );
+    let (x_axis, y_axis) = (H - BOTTOM, LEFT);
+    svg.push_str(&format!(
+        "<line x1=\"{y_axis}\" y1=\"{TOP}\" x2=\"{y_axis}\" y2=\"{x_axis}\" class=\"axis\"/>\
+<line x1=\"{y_axis}\" y1=\"{x_axis}\" x2=\"{}\" y2=\"{x_axis}\" class=\"axis\"/>",
+        W - RIGHT
+    ));
+    for v in [lo, (lo + hi) / 2.0, hi] {
+        let ty = y(v);
+        svg.push_str(&format!(
+            "<line x1=\"{}\" y1=\"{ty:.1}\" x2=\"{}\" y2=\"{ty:.1}\" class=\"grid\"/>\
+<text x=\"{}\" y=\"{:.1}\" class=\"lbl tick-y\" text-anchor=\"end\">{}</text>",
+            y_axis,
+            W - RIGHT,
+            y_axis - 4.0,
+            ty + 3.0,
+            amount(v)
+        ));
+    }
+    if lo < 0.0 {
+        svg.push_str(&format!(
+            "<line x1=\"{y_axis}\" y1=\"{z:.1}\" x2=\"{}\" y2=\"{z:.1}\" class=\"axis\"/>",
+            W - RIGHT,
+            z = y(0.0)
+        ));
+    }
+    let mid = window.0 + (window.1 - window.0) / 2;
+    for (t, anchor) in [(window.0, "start"), (mid, "middle"), (window.1, "end")] {
+        svg.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" class=\"lbl tick-x\" text-anchor=\"{anchor}\">{}</text>",
+            x(t),
+            x_axis + 14.0,
+            date(t)
+        ));
+    }
+    svg.push_str(&format!(
+        "<text x=\"4\" y=\"12\" class=\"lbl\">{currency}</text>\
+<text x=\"{:.1}\" y=\"{:.1}\" class=\"lbl\" text-anchor=\"middle\">{}</text>\
 <path d=\"{path}\" class=\"line\"/>\
-<text x=\"{PAD}\" y=\"14\" class=\"lbl\">max {hi:.2} {currency}</text>\
-<text x=\"{PAD}\" y=\"{by}\" class=\"lbl\">{d0}</text>\
-<text x=\"{x2}\" y=\"{by}\" class=\"lbl\" text-anchor=\"end\">{d1}</text></svg>",
-        zy = y(0.0),
-        x2 = W - PAD,
-        by = H - 2.0,
-        d0 = day(points[0].0),
-        d1 = day(points[points.len() - 1].0),
-    )
+<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"3.5\" class=\"peak\"/>\
+<text x=\"{lx:.1}\" y=\"{ly:.1}\" class=\"lbl peak-label\" text-anchor=\"{la}\">{p} {currency}</text></svg>",
+        (LEFT + W - RIGHT) / 2.0,
+        H - 4.0,
+        tz.name(),
+        px = x(peak.0),
+        py = y(peak.1),
+        lx = x(peak.0),
+        ly = (y(peak.1) - 7.0).max(10.0),
+        la = if x(peak.0) > W * 0.7 { "end" } else { "start" },
+        p = amount(peak.1),
+    ));
+    svg
+}
+
+/// An inline SVG bar chart of money in (up, green) and out (down, red) per day:
+/// `days` are `(day start ms, in, out)` in major units, in day order. Labelled amount
+/// axis and first, middle and last day in `tz`; the text is numbers and dates only.
+pub fn activity_svg(days: &[(i64, f64, f64)], currency: &str, tz: chrono_tz::Tz) -> String {
+    const H: f64 = 200.0;
+    const TOP: f64 = 16.0;
+    const BOTTOM: f64 = 36.0;
+    if days.is_empty() {
+        return String::new();
+    }
+    let top = days.iter().map(|d| d.1).fold(0.0f64, f64::max).max(1e-9);
+    let bottom = days.iter().map(|d| d.2).fold(0.0f64, f64::max).max(1e-9);
+    let span = top + bottom;
+    let zero = TOP + top / span * (H - TOP - BOTTOM);
+    let scale = (H - TOP - BOTTOM) / span;
+    let (d0, d1) = (days[0].0, days[days.len() - 1].0);
+    // Whole days apart (rounded: a daylight-saving day is 23 or 25 hours).
+    let days_from_start = |t: i64| ((t - d0) as f64 / 86_400_000.0).round();
+    let slot = (W - LEFT - RIGHT) / (days_from_start(d1) + 1.0);
+    let x = |t: i64| LEFT + days_from_start(t) * slot;
+    let date = |t: i64| local_format(t, tz, "%Y-%m-%d");
+    let currency = chart_code(currency);
+    let mut svg = format!(
+        "<svg class=\"chart activity\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"activity\" data-days=\"{}\">\
+<line x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{}\" class=\"axis\"/>\
+<line x1=\"{LEFT}\" y1=\"{zero:.1}\" x2=\"{}\" y2=\"{zero:.1}\" class=\"axis\"/>",
+        days.len(),
+        H - BOTTOM,
+        W - RIGHT
+    );
+    for &(t, i, o) in days {
+        let w = (slot * 0.8).max(1.0);
+        if i > 0.0 {
+            svg.push_str(&format!(
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{:.1}\" class=\"in\"><title>{} +{i:.2}</title></rect>",
+                x(t),
+                zero - i * scale,
+                i * scale,
+                date(t)
+            ));
+        }
+        if o > 0.0 {
+            svg.push_str(&format!(
+                "<rect x=\"{:.1}\" y=\"{zero:.1}\" width=\"{w:.1}\" height=\"{:.1}\" class=\"out\"><title>{} -{o:.2}</title></rect>",
+                x(t),
+                o * scale,
+                date(t)
+            ));
+        }
+    }
+    for (v, y) in [(top, TOP), (0.0, zero), (-bottom, H - BOTTOM)] {
+        svg.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" class=\"lbl tick-y\" text-anchor=\"end\">{v:.2}</text>",
+            LEFT - 4.0,
+            y + 3.0
+        ));
+    }
+    let mid = days[days.len() / 2].0;
+    for (t, anchor) in [(d0, "start"), (mid, "middle"), (d1, "end")] {
+        let tx = if anchor == "end" { x(t) + slot } else { x(t) };
+        svg.push_str(&format!(
+            "<text x=\"{tx:.1}\" y=\"{:.1}\" class=\"lbl tick-x\" text-anchor=\"{anchor}\">{}</text>",
+            H - BOTTOM + 14.0,
+            date(t)
+        ));
+    }
+    svg.push_str(&format!(
+        "<text x=\"4\" y=\"12\" class=\"lbl\">{currency}</text></svg>"
+    ));
+    svg
 }
 
 #[cfg(test)]
@@ -452,14 +610,38 @@ mod tests {
     }
 
     #[test]
-    fn chart_has_a_path_and_no_markup_from_input() {
+    fn activity_chart_draws_a_bar_per_direction_and_day() {
+        let day = 86_400_000;
+        let svg = activity_svg(
+            &[(0, 100.0, 0.0), (2 * day, 50.0, 80.0)],
+            "CNY",
+            time_zone("UTC"),
+        );
+        assert_eq!(svg.matches("class=\"in\"").count(), 2);
+        assert_eq!(svg.matches("class=\"out\"").count(), 1);
+        assert!(svg.contains(">1970-01-03</text>"), "{svg}");
+        assert!(activity_svg(&[], "CNY", time_zone("UTC")).is_empty());
+    }
+
+    #[test]
+    fn chart_has_axes_a_marked_peak_and_no_markup_from_input() {
+        let day = 86_400_000;
+        let tz = time_zone("Asia/Shanghai");
         let svg = balance_svg(
-            &[(0, 0.0), (86_400_000, 10.0), (2 * 86_400_000, 4.0)],
+            &[(0, 5.0), (day, 1_234.5), (2 * day, 4.0)],
+            (0, 3 * day),
             "<b>",
+            2,
+            tz,
         );
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("<path d=\"M"));
+        assert!(svg.contains("data-peak=\"1234.50\""), "{svg}");
+        assert_eq!(svg.matches("tick-y").count(), 3);
+        // The last date label is the window's end, in the user's zone.
+        assert!(svg.contains(">1970-01-04</text>"), "{svg}");
+        assert!(svg.contains("Asia/Shanghai"));
         assert!(!svg.contains("<b>"));
-        assert!(balance_svg(&[(0, 1.0)], "CNY").is_empty());
+        assert!(balance_svg(&[], (0, day), "CNY", 2, tz).is_empty());
     }
 }

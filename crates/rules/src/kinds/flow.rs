@@ -31,7 +31,7 @@ scatter-gather and layering are longer paths.
 - `max_gap`: the longest time between consecutive hops.
 - `window`: groups paths by the time of their first hop.
 - `aggregates` over the sets `in` (hops into the subject), `out` (hops out of it),
-  `first`, `last` and `edges`; `dwell`, `retention` and `balance_peak` use `in` and `out`.
+  `first`, `last` and `edges`; `dwell`, `retention`, `balance_peak` and `balance_open` use `in` and `out`.
 - Built-in metrics: `paths`, `sources` (distinct origins), `sinks` (distinct ends).
 - `condition` (CEL): binds the metrics and `node` (the subject).
 

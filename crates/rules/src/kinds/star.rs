@@ -28,8 +28,8 @@ licensed acquirer's direct settlement never has.
 - `in` (CEL, optional): which incoming transactions count. Binds `tx`, `hub`, `peer` (the payer), `merchant`.
 - `out` (CEL, optional): which outgoing transactions count. Binds `tx`, `hub`, `peer` (the payee), `merchant`.
 - `window`: `length` and `step` (durations or duration parameters).
-- `aggregates` over the sets `in` and `out`; `dwell`, `retention` and `balance_peak` use both,
-  and `dwell` and `balance_peak` start from the pool's state one window length before
+- `aggregates` over the sets `in` and `out`; `dwell`, `retention`, `balance_peak` and `balance_open` use both,
+  and `dwell`, `balance_peak` and `balance_open` start from the pool's state one window length before
   the window (unmatched inflows, balance), so a steady pool's holding time is measured
   as it is, not from an empty pool at each window start.
 - `condition` (CEL): binds the aggregates and `hub`.

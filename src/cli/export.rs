@@ -31,7 +31,8 @@ pub struct ExportArgs {
     /// Ed25519 signing key (PKCS#8 PEM); created on first use when absent.
     #[arg(long, env = "CLEARWATCH_EXPORT_KEY", default_value = keys::DEFAULT_KEY)]
     pub key: PathBuf,
-    /// Reporting-entity configuration for goAML/CAMLMAC (see docs/evidence.md).
+    /// Reporting-entity configuration for goAML/CAMLMAC and the report's reporting
+    /// institution block (see docs/evidence.md).
     #[arg(long, env = "CLEARWATCH_REPORTING_ENTITY")]
     pub entity: Option<PathBuf>,
     /// The analyst's narrative for the report.
@@ -40,6 +41,10 @@ pub struct ExportArgs {
     /// Who exports (default: $USER).
     #[arg(long, env = "USER", default_value = "unknown")]
     pub user: String,
+    /// IANA time zone the bundle's report.html shows times in (default: the zone of the
+    /// dashboard user named by --user, else UTC).
+    #[arg(long, value_parser = parse_time_zone)]
+    pub time_zone: Option<export::Tz>,
     /// CAMLMAC: the sequence number of the first file of the day (files are numbered on).
     #[arg(long, default_value_t = 1)]
     pub seq: u32,
@@ -85,15 +90,25 @@ pub async fn run_export(db: &super::Db, args: ExportArgs) -> anyhow::Result<Exit
     match args.format {
         ExportFormat::Bundle => {
             let key = keys::load_or_create(&args.key)?;
-            let goaml = match &args.entity {
-                Some(path) => {
-                    let entity = export::entity::ReportingEntity::load(path)?;
-                    Some(export::goaml::write_goaml(&entity, &case, now)?)
-                }
-                None => None,
+            let entity = args
+                .entity
+                .as_ref()
+                .map(export::entity::ReportingEntity::load)
+                .transpose()?;
+            let goaml = entity
+                .as_ref()
+                .map(|e| export::goaml::write_goaml(e, &case, now))
+                .transpose()?;
+            let time_zone = match args.time_zone {
+                Some(tz) => Some(tz),
+                None => export::user_time_zone(&store, &args.user).await?,
             };
-            let manifest =
-                bundle::write(&args.out, &case, &key, &args.user, now, goaml.as_deref())?;
+            let extra = bundle::Options {
+                goaml: goaml.as_deref(),
+                entity: entity.as_ref(),
+                time_zone,
+            };
+            let manifest = bundle::write(&args.out, &case, &key, &args.user, now, &extra)?;
             export::record_export(&store, &args.user, &case, &manifest).await?;
             outln!(
                 "wrote {} ({} files, {} transactions, {} accounts{}); signed with key {}",
@@ -133,6 +148,11 @@ pub async fn run_export(db: &super::Db, args: ExportArgs) -> anyhow::Result<Exit
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_time_zone(s: &str) -> Result<export::Tz, String> {
+    s.parse::<export::Tz>()
+        .map_err(|_| format!("{s:?} is not an IANA time zone (e.g. Asia/Shanghai, UTC)"))
 }
 
 fn entity(args: &ExportArgs) -> anyhow::Result<export::entity::ReportingEntity> {

@@ -67,7 +67,7 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run the rule pack over input files or the store and report alerts.
     Scan(scan::ScanArgs),
-    /// Rule authors' tools: lint, test, list, docs.
+    /// Rule authors' tools: lint, test, list, docs, backtest.
     Rules(rules::RulesArgs),
     /// Score the rule pack's alerts against labelled truth.
     Eval(eval::EvalArgs),
@@ -130,7 +130,7 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => demo::run(db, args).await,
             Command::Generate(args) => generate::run(args),
             Command::Scan(args) => scan::run(db, args).await,
-            Command::Rules(args) => rules::run(args),
+            Command::Rules(args) => rules::run(db, args).await,
             Command::Eval(args) => eval::run(db, args).await,
             Command::Migrate(args) => migrate::run(db, args).await,
             Command::Alerts(args) => alerts::run(db, args).await,

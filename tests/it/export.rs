@@ -272,10 +272,13 @@ fn export_is_deterministic_apart_from_time_and_signature() {
             "report.html" => {
                 let ta = String::from_utf8_lossy(ba);
                 let tb = String::from_utf8_lossy(bb);
-                // Everything but the paragraph that states the export time.
+                // Everything but the paragraph and the table row that state the export
+                // time.
                 let without_time = |t: &str| {
                     let (head, rest) = t.split_once("Exported by").unwrap();
-                    format!("{head}{}", rest.split_once("</p>").unwrap().1)
+                    let t = format!("{head}{}", rest.split_once("</p>").unwrap().1);
+                    let (head, rest) = t.split_once("<tr><th>exported at</th>").unwrap();
+                    format!("{head}{}", rest.split_once("</tr>").unwrap().1)
                 };
                 assert_eq!(
                     without_time(&ta),
@@ -438,6 +441,85 @@ fn demo_pool_alert_goaml_validates_and_lists_every_evidence_transaction() {
         Ok(o) => assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr)),
         Err(_) => eprintln!("SKIPPED: xmllint is not installed (apt-get install libxml2-utils)"),
     }
+}
+
+/// The bundle's report.html is a case file: the reporting institution from `--entity`, the
+/// key fingerprint the manifest and `evidence verify` name, the rule without its test
+/// fixtures, every input batch of the manifest, times in the zone asked for.
+#[test]
+fn the_report_is_a_case_file_with_institution_key_rule_and_every_batch() {
+    let db = Db::new();
+    let id = demo_with_alerts(&db);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let key = db.dir.path().join("k");
+    let bundle = db.dir.path().join("case.zip");
+    db.cmd()
+        .args([
+            "export",
+            &id,
+            "--user",
+            "analyst-1",
+            "--time-zone",
+            "Asia/Shanghai",
+        ])
+        .arg("--entity")
+        .arg(root.join("docs/reporting-entity.example.yaml"))
+        .arg("--out")
+        .arg(&bundle)
+        .arg("--key")
+        .arg(&key)
+        .assert()
+        .success();
+    let (ok, text) = verify(&db, &bundle, None);
+    assert!(ok, "{text}");
+    let files = entries(&bundle);
+    let file = |name: &str| files.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    let report = String::from_utf8(file("report.html")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&file("manifest.json")).unwrap();
+
+    // The institution and the key, as the manifest and `evidence verify` name it.
+    assert!(
+        report.contains("<td>12345678901234</td>"),
+        "institution code"
+    );
+    assert!(report.contains("<td>Head office compliance department</td>"));
+    let fingerprint = manifest["public_key_sha256"].as_str().unwrap();
+    assert!(text.contains(fingerprint), "{text}");
+    assert!(report.contains(&format!("<td class=\"mono\">{fingerprint}</td>")));
+
+    // The rule as configured, without its fixtures; the manifest keeps the whole text.
+    let rule = manifest["rules"][0]["text"].as_str().unwrap();
+    assert!(rule.contains("\ntests:"));
+    let rules =
+        &report[report.find("id=\"rules\"").unwrap()..report.find("id=\"batches\"").unwrap()];
+    assert!(rules.contains("id: TC-04") && rules.contains("summary: &gt;"));
+    assert!(
+        !rules.contains("tests:"),
+        "the rule's fixtures are in the report"
+    );
+
+    // Every input batch: the transactions and both registry loads.
+    let batches = manifest["input_batches"].as_array().unwrap();
+    let mut kinds: Vec<&str> = batches
+        .iter()
+        .map(|b| b["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["accounts", "merchants", "transactions"]);
+    assert!(report.contains("Input batches (3)"));
+    for b in batches {
+        let source = b["source"].as_str().unwrap();
+        assert!(
+            report.contains(&format!("<td>{source}</td>")),
+            "{source} not listed"
+        );
+    }
+
+    // Times in the zone asked for; no case activity yet.
+    assert!(report.contains("Times in this report are in Asia/Shanghai"));
+    assert!(report.contains("<th>time (Asia/Shanghai)</th>") && report.contains(" +08:00</td>"));
+    assert!(report.contains("No case activity recorded."));
+    assert!(!report.contains("<script"));
 }
 
 /// `evidence verify` refuses a ZIP that holds two entries of one name (a forged

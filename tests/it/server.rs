@@ -1246,13 +1246,11 @@ async fn backtest_compares_an_edited_rule_with_the_stored_alerts() {
             &form,
         )
     };
-    let list = |page: &str, id: &str| -> Vec<String> {
-        let start = page.find(&format!("<ul id=\"{id}\">")).expect(id);
-        let end = start + page[start..].find("</ul>").unwrap();
-        page[start..end]
-            .split("<li>")
+    // The rows of one kind of change: one per subject.
+    let list = |page: &str, change: &str| -> Vec<String> {
+        page.split(&format!("data-change=\"{change}\">"))
             .skip(1)
-            .map(|li| li.trim_end_matches("</li>").to_string())
+            .map(|row| row[..row.find("</tr>").unwrap()].to_string())
             .collect()
     };
     let stored_before =
@@ -1263,22 +1261,48 @@ async fn backtest_compares_an_edited_rule_with_the_stored_alerts() {
 
     let (status, _, page) = send(&f.app, backtest(file.clone())).await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    let appear = list(&page, "appear");
+    let appear = list(&page, "appears");
     assert!(!appear.is_empty(), "the demo's pool fires TC-04: {page}");
     assert!(
-        appear.iter().all(|a| a.starts_with("account ")),
+        appear.iter().all(|a| a.contains(">account A")),
         "{appear:?}"
     );
-    // The fixture's stored TC-04 alerts are on subjects the demo data does not have.
-    let disappear = list(&page, "disappear");
-    assert!(disappear.iter().any(|a| a.contains("H1")), "{disappear:?}");
+    // One row per subject, with its score and alert count: the demo's pools alert in
+    // several windows each (A00000236 in three).
+    let subjects: std::collections::BTreeSet<&str> = appear
+        .iter()
+        .map(|r| {
+            r.split(">account ")
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(subjects.len(), appear.len(), "{appear:?}");
+    assert!(
+        appear
+            .iter()
+            .any(|r| r.contains(">account A00000236<") && r.contains("0 → 3")),
+        "{appear:?}"
+    );
+    // The fixture's stored TC-04 alerts are on subjects the demo data does not have,
+    // with a link to the stored alert.
+    let disappear = list(&page, "disappears");
+    assert!(
+        disappear
+            .iter()
+            .any(|a| a.contains("H1") && a.contains("href=\"/alerts/")),
+        "{disappear:?}"
+    );
 
     // A threshold no pool reaches: every alert would disappear, none appear.
     let strict = file.replace("default: 3000.0,", "default: 1.0e15,");
     assert_ne!(strict, file, "TC-04's min_inflow default");
     let (status, _, page) = send(&f.app, backtest(strict)).await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    assert!(list(&page, "appear").is_empty(), "{page}");
+    assert!(list(&page, "appears").is_empty(), "{page}");
     assert_eq!(
         f.st.store
             .count_alerts(&AlertFilter::default())

@@ -44,14 +44,15 @@ impl Db {
     }
 
     pub fn stats(&self) -> serde_json::Value {
-        let out = self
-            .cmd()
-            .args(["stats", "--json", "--quarantine", "1000"])
-            .output()
-            .unwrap();
+        self.json(&["stats", "--json", "--quarantine", "1000"])
+    }
+
+    /// Runs a command that must succeed and parses its standard output as JSON.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.cmd().args(args).output().unwrap();
         assert!(
             out.status.success(),
-            "{}",
+            "{args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap()

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
+use super::entity::ReportingEntity;
 use super::{CaseExport, ExportError, files, keys, report};
 use clearwatch_model::case::Status;
 use clearwatch_model::format_ts;
@@ -135,15 +136,30 @@ fn add_file(
     Ok(())
 }
 
-/// Writes the bundle to `out`; `goaml` is the goAML XML to include, when there is one.
+/// What a bundle holds beside the case, all optional.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options<'a> {
+    /// The goAML XML to include.
+    pub goaml: Option<&'a [u8]>,
+    /// The reporting institution, for the report's institution block.
+    pub entity: Option<&'a ReportingEntity>,
+    /// The zone the report shows times in (the exporting user's); UTC when `None`.
+    pub time_zone: Option<chrono_tz::Tz>,
+}
+
+/// Writes the bundle to `out`.
 pub fn write(
     out: &Path,
     case: &CaseExport,
     key: &SigningKey,
     exported_by: &str,
     exported_at: chrono::DateTime<chrono::Utc>,
-    goaml: Option<&[u8]>,
+    extra: &Options,
 ) -> Result<Manifest, ExportError> {
+    let goaml = extra.goaml;
+    // Whole seconds, as the manifest writes it, so that the report shows the same time.
+    let exported_at =
+        chrono::DateTime::from_timestamp(exported_at.timestamp(), 0).unwrap_or(exported_at);
     let io = |source| ExportError::Io {
         path: out.to_path_buf(),
         source,
@@ -154,8 +170,17 @@ pub fn write(
     let at = exported_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let text_err =
         |name: &'static str| move |e: std::io::Error| ExportError::Zip(format!("{name}: {e}"));
+    let public = key.verifying_key();
+    let key_sha256 = keys::fingerprint(&public);
+    let meta = report::Meta {
+        exported_by,
+        exported_at,
+        key_sha256: &key_sha256,
+        entity: extra.entity,
+        time_zone: extra.time_zone.unwrap_or(chrono_tz::UTC),
+    };
     add_file(&mut zip, &mut listed, "report.html", |w| {
-        w.write_all(report::html(case, exported_by, &at).as_bytes())
+        w.write_all(report::html(case, &meta).as_bytes())
             .map_err(text_err("report.html"))
     })?;
     add_file(&mut zip, &mut listed, "transactions.csv", |w| {
@@ -181,7 +206,6 @@ pub fn write(
             w.write_all(xml).map_err(text_err("goaml.xml"))
         })?;
     }
-    let public = key.verifying_key();
     let pem = keys::public_pem(&public)?;
     add_file(&mut zip, &mut listed, PUBLIC_KEY, |w| {
         w.write_all(pem.as_bytes()).map_err(text_err(PUBLIC_KEY))
@@ -227,7 +251,7 @@ pub fn write(
                 loaded_at: b.loaded_at.clone(),
             })
             .collect(),
-        public_key_sha256: keys::fingerprint(&public),
+        public_key_sha256: key_sha256,
         files: listed,
     };
     let mut bytes = serde_json::to_vec_pretty(&manifest)

@@ -5,6 +5,9 @@
 
 use std::collections::BTreeMap;
 
+/// An IANA time zone, as the report's times are shown in.
+pub use chrono_tz::Tz;
+
 use clearwatch_model::StoredAlert;
 use clearwatch_model::{Account, Transaction};
 use clearwatch_store::{BatchInfo, RuleVersion};
@@ -23,7 +26,8 @@ pub struct CaseExport {
     pub transactions: Vec<(Transaction, i64)>,
     /// Evidence accounts and every account the transactions touch, sorted by id.
     pub accounts: Vec<Account>,
-    /// The load batches the transactions came from.
+    /// The input batches: the transaction loads the evidence came from and every registry
+    /// load (accounts, merchants), by id.
     pub batches: Vec<BatchInfo>,
     /// The analyst's narrative, if any.
     pub narrative: Option<String>,
@@ -83,7 +87,7 @@ pub mod keys;
 pub mod report;
 mod xml;
 
-use clearwatch_store::{AlertStore, AuditStore, IngestStore};
+use clearwatch_store::{AlertStore, AuditStore, IngestStore, UserStore};
 
 /// The `codes:` block of a rule text (regulator codes), if any.
 fn rule_codes(text: &str) -> BTreeMap<String, String> {
@@ -188,32 +192,53 @@ pub async fn gather(
     let evidence = evidence(store, &case.alerts.iter().collect::<Vec<_>>()).await?;
     case.transactions = evidence.transactions;
     case.accounts = evidence.accounts;
+    // The transaction batches the evidence came from, and every registry load (accounts,
+    // merchants): the registry rows carry no batch outside the store, and the accounts'
+    // and merchants' attributes the rules read come from those loads.
     let used: std::collections::BTreeSet<i64> = case.transactions.iter().map(|(_, b)| *b).collect();
     case.batches = store
         .batches()
         .await?
         .into_iter()
-        .filter(|b| used.contains(&b.batch_id))
+        .filter(|b| used.contains(&b.batch_id) || b.kind != "transactions")
         .collect();
     Ok(case)
 }
 
+/// The time zone of the dashboard user `user`, when there is such a user and their zone
+/// is an IANA name: the zone the report shows times in.
+pub async fn user_time_zone(
+    store: &impl UserStore,
+    user: &str,
+) -> Result<Option<chrono_tz::Tz>, ExportError> {
+    Ok(store
+        .user(user)
+        .await?
+        .and_then(|u| u.time_zone.parse::<chrono_tz::Tz>().ok()))
+}
+
 /// Gathers one alert's case and writes its signed bundle, returning the bytes (for the
-/// dashboard's download); the export is recorded in the audit log.
+/// dashboard's download); the report shows times in the user's zone, and the export is
+/// recorded in the audit log.
 pub async fn export_bundle_bytes(
-    store: &(impl AlertStore + IngestStore + AuditStore),
+    store: &(impl AlertStore + IngestStore + AuditStore + UserStore),
     alert_id: &str,
     user: &str,
     key_path: &std::path::Path,
 ) -> Result<Vec<u8>, ExportError> {
     let case = gather(store, &[alert_id.to_string()], None).await?;
+    let time_zone = user_time_zone(store, user).await?;
     let key = keys::load_or_create(key_path)?;
     let dir = tempfile::tempdir().map_err(|source| ExportError::Io {
         path: std::env::temp_dir(),
         source,
     })?;
     let path = dir.path().join("bundle.zip");
-    let manifest = bundle::write(&path, &case, &key, user, chrono::Utc::now(), None)?;
+    let extra = bundle::Options {
+        time_zone,
+        ..Default::default()
+    };
+    let manifest = bundle::write(&path, &case, &key, user, chrono::Utc::now(), &extra)?;
     record_export(store, user, &case, &manifest).await?;
     std::fs::read(&path).map_err(|source| ExportError::Io { path, source })
 }

@@ -1,15 +1,21 @@
-//! `report.html`: a self-contained, printable report of a case (no scripts, no external
-//! resources): the alerts with the figures behind each condition, the fund-flow graph as
-//! inline SVG, the transactions, the case's decisions and notes, the rule texts and the
-//! input batches. Written by hand rather than with a template engine: it is one static
-//! document, and every value from the data goes through [`esc`].
+//! `report.html`: a self-contained case file (no scripts, no external resources): the
+//! reporting institution and the key that signs the bundle, the alerts with the figures
+//! behind each condition, the fund-flow graph as inline SVG, the transactions, the
+//! accounts, the case's decisions and notes as a table, each rule as configured (without
+//! its `tests:` fixtures) and every input batch; with a print stylesheet for A4. Times are
+//! shown in one IANA zone, named at the top. Written by hand rather than with a template
+//! engine: it is one static document, and every value from the data goes through [`esc`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use chrono::{DateTime, TimeZone as _, Utc};
+use chrono_tz::Tz;
+
 use super::CaseExport;
+use super::entity::ReportingEntity;
 use super::flowgraph;
-use clearwatch_model::{Role, format_amount, format_ts};
+use clearwatch_model::{Millis, Role, format_amount, format_ts};
 
 /// HTML-escapes text (element content and quoted attribute values).
 pub fn esc(s: &str) -> String {
@@ -138,10 +144,330 @@ pub fn svg_graph(case: &CaseExport) -> String {
     s
 }
 
-const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;font-size:12px}th{background:#f3f3f3}pre{background:#f7f7f7;padding:1em;white-space:pre-wrap;font-size:11px}h1{font-size:20px}h2{font-size:16px;margin-top:2em}.legend span{display:inline-block;margin-right:1em}@media print{h2{page-break-after:avoid}}";
+/// Screen and print styles: on paper, A4 with page breaks before the major sections, table
+/// headers repeated on every page and no row cut in two.
+const STYLE: &str = "\
+body{font-family:sans-serif;margin:2em;color:#222;font-size:13px;line-height:1.4}\
+h1{font-size:20px;margin:0 0 .3em}\
+h2{font-size:16px;margin:2em 0 .5em;border-bottom:2px solid #444;padding-bottom:2px}\
+h3{font-size:14px;margin:1.4em 0 .4em}\
+table{border-collapse:collapse;margin:.5em 0 1em}\
+td,th{border:1px solid #bbb;padding:3px 6px;text-align:left;vertical-align:top;font-size:12px}\
+th{background:#eee}\
+table.kv th{width:14em}\
+td.num{text-align:right;white-space:nowrap}\
+td.t{white-space:nowrap}\
+td.text{white-space:pre-wrap;overflow-wrap:anywhere}\
+.mono{font-family:monospace;overflow-wrap:anywhere}\
+pre{background:#f7f7f7;border:1px solid #ddd;padding:.8em;white-space:pre-wrap;overflow-wrap:anywhere;font-size:11px}\
+.note{color:#555;font-size:12px}\
+.legend span{display:inline-block;margin-right:1em}\
+.graph{overflow:auto}\
+@page{size:A4;margin:14mm 12mm 16mm}\
+@media print{\
+*{-webkit-print-color-adjust:exact;print-color-adjust:exact}\
+body{margin:0;font-size:10pt}\
+h2.major{break-before:page}\
+h2,h3{break-after:avoid}\
+table{width:100%}\
+table.kv,table.keep,.alert{break-inside:avoid}\
+thead{display:table-header-group}\
+tr,td,th,svg{break-inside:avoid}\
+td,th{font-size:8.5pt;padding:2px 4px}\
+.graph{overflow:visible}\
+svg.flow{max-width:100%;max-height:220mm;height:auto}\
+pre{font-size:8pt;break-inside:auto}\
+}";
+
+/// What the report says about its own making, beside the case.
+#[derive(Debug, Clone, Copy)]
+pub struct Meta<'a> {
+    /// Who exported the case.
+    pub exported_by: &'a str,
+    pub exported_at: DateTime<Utc>,
+    /// The fingerprint of the key that signs the bundle: SHA-256 of the raw Ed25519 public
+    /// key, as `manifest.json` (`public_key_sha256`) and `evidence verify` name it.
+    pub key_sha256: &'a str,
+    /// The reporting institution (`--entity`), when one is configured.
+    pub entity: Option<&'a ReportingEntity>,
+    /// The zone every time in the report is shown in.
+    pub time_zone: Tz,
+}
+
+/// A time in `tz` with its UTC offset, e.g. `2026-01-05 10:00:00 +08:00` (milliseconds
+/// only when there are some).
+fn local(t: DateTime<Utc>, tz: Tz) -> String {
+    let l = t.with_timezone(&tz);
+    if l.timestamp_subsec_millis() == 0 {
+        l.format("%Y-%m-%d %H:%M:%S %:z").to_string()
+    } else {
+        l.format("%Y-%m-%d %H:%M:%S%.3f %:z").to_string()
+    }
+}
+
+fn local_ms(ms: Millis, tz: Tz) -> String {
+    match Utc.timestamp_millis_opt(ms).single() {
+        Some(t) => local(t, tz),
+        None => format_ts(ms),
+    }
+}
+
+/// An RFC 3339 text (as the store writes `loaded_at` and audit times) in `tz`; other text
+/// as it is.
+fn local_text(s: &str, tz: Tz) -> String {
+    match DateTime::parse_from_rfc3339(s.trim()) {
+        Ok(t) => local(t.with_timezone(&Utc), tz),
+        Err(_) => s.to_string(),
+    }
+}
+
+/// Whether `line` starts the top-level mapping key `key` (`tests:`, `"tests":`, `'tests' :`).
+fn is_top_level_key(line: &str, key: &str) -> bool {
+    let rest = line
+        .strip_prefix(key)
+        .or_else(|| {
+            line.strip_prefix('"')
+                .and_then(|l| l.strip_prefix(key))
+                .and_then(|l| l.strip_prefix('"'))
+        })
+        .or_else(|| {
+            line.strip_prefix('\'')
+                .and_then(|l| l.strip_prefix(key))
+                .and_then(|l| l.strip_prefix('\''))
+        });
+    let Some(rest) = rest else {
+        return false;
+    };
+    let rest = rest.trim_start_matches([' ', '\t']);
+    rest.strip_prefix(':')
+        .is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t', '\r', '\n']))
+}
+
+/// Whether `line` starts something at the top level of the document (a key or a document
+/// marker): not indented, not a comment, not a blank line, and not a `- ` item (a sequence
+/// under a top-level key may sit in column 0).
+fn starts_top_level(line: &str) -> bool {
+    match line.chars().next() {
+        None | Some(' ' | '\t' | '\r' | '\n' | '#') => false,
+        Some('-') => !matches!(
+            line[1..].chars().next(),
+            None | Some(' ' | '\t' | '\r' | '\n')
+        ),
+        Some(_) => true,
+    }
+}
+
+/// The rule text without its top-level `tests:` block (the unit-test fixtures): cut from
+/// the line where that key starts up to the next top-level key, if one follows (with the
+/// column-0 comments just above that key, which belong to it); every other byte is kept.
+/// `None` when the text has no top-level `tests:` line.
+pub fn without_tests(text: &str) -> Option<String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let start = lines.iter().position(|l| is_top_level_key(l, "tests"))?;
+    let mut end = lines[start + 1..]
+        .iter()
+        .position(|l| starts_top_level(l))
+        .map_or(lines.len(), |i| start + 1 + i);
+    if end < lines.len() {
+        while end > start + 1 && lines[end - 1].starts_with('#') {
+            end -= 1;
+        }
+    }
+    Some(lines[..start].concat() + &lines[end..].concat())
+}
+
+/// The top-level keys of a YAML mapping, or `None` when the text is not one.
+fn top_level_keys(text: &str) -> Option<Vec<String>> {
+    serde_saphyr::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(text)
+        .ok()
+        .map(|m| m.into_keys().collect())
+}
+
+/// The rule text as the report shows it, and a note on what was left out. The cut is
+/// checked by parsing: the result must hold exactly the original's keys but `tests`;
+/// otherwise the text is shown whole and the note says so.
+pub fn rule_text_for_report(text: &str) -> (String, Option<&'static str>) {
+    let Some(keys) = top_level_keys(text) else {
+        return (text.to_string(), None);
+    };
+    if !keys.iter().any(|k| k == "tests") {
+        return (text.to_string(), None);
+    }
+    let expected: Vec<&String> = keys.iter().filter(|k| *k != "tests").collect();
+    match without_tests(text) {
+        Some(cut)
+            if top_level_keys(&cut).is_some_and(|k| k.iter().collect::<Vec<_>>() == expected) =>
+        {
+            (
+                cut,
+                Some(
+                    "Shown without its unit-test fixtures (the top-level tests key); the full text is in manifest.json.",
+                ),
+            )
+        }
+        _ => (
+            text.to_string(),
+            Some(
+                "Shown whole: its unit-test fixtures (the top-level tests key) could not be cut out line by line.",
+            ),
+        ),
+    }
+}
+
+/// One audit entry as a row of the decisions table: the action in words, the change of
+/// status or assignee, and the note or reason.
+struct Decision {
+    seq: String,
+    at: String,
+    alert: String,
+    actor: String,
+    action: String,
+    change: String,
+    text: String,
+}
+
+fn parse_json(v: &serde_json::Value, key: &str) -> Option<serde_json::Value> {
+    v.get(key)
+        .and_then(|s| s.as_str())
+        .and_then(|s| serde_json::from_str(s).ok())
+}
+
+fn text_of(v: Option<&serde_json::Value>) -> Option<String> {
+    match v? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// `status (assignee)`, for a case state as the audit log records it.
+fn case_state(v: &serde_json::Value) -> Option<String> {
+    let status = text_of(v.get("status"))?;
+    Some(match text_of(v.get("assignee")) {
+        Some(a) => format!("{status} (assignee {a})"),
+        None => status,
+    })
+}
+
+fn decision(e: &serde_json::Value, tz: Tz) -> Decision {
+    let field = |k: &str| text_of(e.get(k)).unwrap_or_default();
+    let action = field("action");
+    let before = parse_json(e, "before");
+    let after = parse_json(e, "after");
+    let after_field = |k: &str| after.as_ref().and_then(|a| text_of(a.get(k)));
+    let (label, change, text) = match action.as_str() {
+        "case.note" => (
+            "note".to_string(),
+            String::new(),
+            after_field("body").unwrap_or_default(),
+        ),
+        "case.request" => (
+            "approval requested".to_string(),
+            format!(
+                "{} → {} (requested)",
+                before.as_ref().and_then(case_state).unwrap_or_default(),
+                after_field("target").unwrap_or_default()
+            ),
+            after_field("reason").unwrap_or_default(),
+        ),
+        other => {
+            let label = match other {
+                "case.status" => "status changed",
+                "case.assign" => "assigned",
+                "case.approve" => "request approved",
+                "case.reject" => "request rejected",
+                // An action this table does not know is shown by its code, its states as
+                // recorded.
+                _ => other,
+            };
+            let change = match (
+                before.as_ref().and_then(case_state),
+                after.as_ref().and_then(case_state),
+            ) {
+                (Some(b), Some(a)) => format!("{b} → {a}"),
+                (None, Some(a)) => format!("→ {a}"),
+                _ => match (field("before"), field("after")) {
+                    (b, a) if b.is_empty() && a.is_empty() => String::new(),
+                    (b, a) => format!("{b} → {a}"),
+                },
+            };
+            (label.to_string(), change, String::new())
+        }
+    };
+    let entity = field("entity");
+    Decision {
+        seq: field("seq"),
+        at: local_text(&field("at"), tz),
+        alert: entity
+            .strip_prefix("alert:")
+            .map_or_else(|| entity.clone(), str::to_string),
+        actor: field("actor"),
+        action: label,
+        change,
+        text,
+    }
+}
+
+/// A key-value table row.
+fn kv(h: &mut String, key: &str, value: &str) {
+    let _ = write!(h, "<tr><th>{}</th><td>{}</td></tr>", esc(key), esc(value));
+}
+
+/// The reporting institution, as the `--entity` file gives it.
+fn entity_block(h: &mut String, e: &ReportingEntity) {
+    h.push_str("<table class=\"kv\"><tbody>");
+    kv(h, "institution code (CAMLMAC RICD)", &e.institution_code);
+    kv(
+        h,
+        "FIU registration (goAML rentity_id)",
+        &e.rentity_id.to_string(),
+    );
+    kv(h, "branch", &e.rentity_branch);
+    let p = &e.reporting_person;
+    let name = [p.title.as_deref(), Some(&p.first_name), Some(&p.last_name)]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    kv(h, "reporting person", &name);
+    if let Some(o) = &p.occupation {
+        kv(h, "occupation", o);
+    }
+    if let Some(m) = &p.email {
+        kv(h, "email", m);
+    }
+    if let Some(ph) = &p.phone {
+        kv(h, "phone", &format!("+{} {}", ph.country_prefix, ph.number));
+    }
+    let l = &e.location;
+    let address = [
+        Some(l.address.as_str()),
+        l.town.as_deref(),
+        Some(l.city.as_str()),
+        l.state.as_deref(),
+        l.zip.as_deref(),
+        Some(l.country_code.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(", ");
+    kv(h, "address", &address);
+    h.push_str("</tbody></table>");
+}
+
+/// Opens a table with a header row (repeated on every printed page).
+fn table_head(h: &mut String, class: &str, headers: &[&str]) {
+    let _ = write!(h, "<table class=\"{class}\"><thead><tr>");
+    for c in headers {
+        let _ = write!(h, "<th>{}</th>", esc(c));
+    }
+    h.push_str("</tr></thead><tbody>");
+}
 
 /// The whole report.
-pub fn html(case: &CaseExport, exported_by: &str, exported_at: &str) -> String {
+pub fn html(case: &CaseExport, meta: &Meta) -> String {
+    let tz = meta.time_zone;
     let mut h = String::new();
     let title = match case.alerts.as_slice() {
         [one] => format!(
@@ -150,33 +476,75 @@ pub fn html(case: &CaseExport, exported_by: &str, exported_at: &str) -> String {
         ),
         many => format!("Case report: {} alerts", many.len()),
     };
+    let offset = meta
+        .exported_at
+        .with_timezone(&tz)
+        .format("%:z")
+        .to_string();
     let _ = write!(
         h,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body><h1>{}</h1><p>Exported by {} at {} with clearwatch {}.</p>",
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body><h1>{}</h1><p class=\"note\">Exported by {} at {} with clearwatch {}. Times in this report are in {} (UTC{} at export).</p>",
         esc(&title),
         esc(&title),
-        esc(exported_by),
-        esc(exported_at),
-        env!("CARGO_PKG_VERSION")
+        esc(meta.exported_by),
+        esc(&local(meta.exported_at, tz)),
+        env!("CARGO_PKG_VERSION"),
+        esc(tz.name()),
+        esc(&offset)
     );
+
+    h.push_str("<h2 id=\"institution\">Reporting institution</h2>");
+    match meta.entity {
+        Some(e) => entity_block(&mut h, e),
+        None => h.push_str(
+            "<p>No reporting institution configured: export with <code>--entity FILE</code> (docs/reporting-entity.example.yaml).</p>",
+        ),
+    }
+
+    h.push_str("<h2 id=\"integrity\">Export and signature</h2><table class=\"kv\"><tbody>");
+    kv(&mut h, "exported by", meta.exported_by);
+    kv(
+        &mut h,
+        "exported at",
+        &format!(
+            "{} ({})",
+            local(meta.exported_at, tz),
+            meta.exported_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+    );
+    kv(
+        &mut h,
+        "tool",
+        &format!("clearwatch {}", env!("CARGO_PKG_VERSION")),
+    );
+    let _ = write!(
+        h,
+        "<tr><th>signing key (SHA-256 fingerprint)</th><td class=\"mono\">{}</td></tr>",
+        esc(meta.key_sha256)
+    );
+    h.push_str("</tbody></table><p class=\"note\">The bundle's manifest.json lists this report with its SHA-256 and names the key as <code>public_key_sha256</code>; manifest.sig is its Ed25519 signature. <code>clearwatch evidence verify</code> checks both and prints the fingerprint of the key the signature holds for: it must equal the one above and the one the exporter published.</p>");
+
+    let _ = write!(h, "<h2 id=\"alerts\">Alerts ({})</h2>", case.alerts.len());
     for s in &case.alerts {
         let a = &s.alert;
         let _ = write!(
             h,
-            "<h2>Alert {}</h2><table><tr><th>rule</th><td>{} — {}</td></tr><tr><th>rule version</th><td>{}</td></tr><tr><th>subject</th><td>{} {}</td></tr><tr><th>window</th><td>{} .. {}</td></tr><tr><th>severity / score</th><td>{} / {}</td></tr><tr><th>status</th><td>{}</td></tr></table><p>{}</p><h3>Figures behind the alert</h3><table><tr><th>metric</th><th>value</th></tr>",
+            "<div class=\"alert\"><h3>Alert {}</h3><table class=\"kv\"><tbody><tr><th>rule</th><td>{} — {}</td></tr><tr><th>rule version</th><td class=\"mono\">{}</td></tr><tr><th>subject</th><td>{} {}</td></tr><tr><th>window</th><td>{} .. {}</td></tr><tr><th>severity / score</th><td>{} / {}</td></tr><tr><th>status</th><td>{}</td></tr></tbody></table><p>{}</p>",
             esc(&a.id),
             esc(&a.rule_id),
             esc(&a.title),
             esc(&a.rule_version),
             esc(a.subject.kind.as_str()),
             esc(&a.subject.id),
-            esc(&format_ts(a.window.from)),
-            esc(&format_ts(a.window.until)),
+            esc(&local_ms(a.window.from, tz)),
+            esc(&local_ms(a.window.until, tz)),
             a.severity,
             a.score,
             esc(s.status.as_str()),
             esc(&a.summary)
         );
+        table_head(&mut h, "keep", &["figure behind the alert", "value"]);
         for (name, value) in &a.metrics {
             let shown = match value {
                 serde_json::Value::String(v) => {
@@ -186,12 +554,17 @@ pub fn html(case: &CaseExport, exported_by: &str, exported_at: &str) -> String {
             };
             let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(name), esc(&shown));
         }
-        h.push_str("</table>");
+        h.push_str("</tbody></table></div>");
     }
     if let Some(n) = &case.narrative {
-        let _ = write!(h, "<h2>Narrative</h2><p>{}</p>", esc(n));
+        let _ = write!(
+            h,
+            "<h2 id=\"narrative\">Narrative</h2><p class=\"text\" style=\"white-space:pre-wrap\">{}</p>",
+            esc(n)
+        );
     }
-    h.push_str("<h2>Fund flow</h2><p class=\"legend\">");
+
+    h.push_str("<h2 id=\"flow\" class=\"major\">Fund flow</h2><p class=\"legend\">");
     for role in Role::ALL {
         let _ = write!(
             h,
@@ -200,19 +573,35 @@ pub fn html(case: &CaseExport, exported_by: &str, exported_at: &str) -> String {
             role
         );
     }
-    h.push_str("<span>squares: licensed institutions; ringed: alert subjects</span></p>");
+    h.push_str("<span>squares: licensed institutions; ringed: alert subjects</span></p><div class=\"graph\">");
     h.push_str(&svg_graph(case));
+    h.push_str("</div>");
+
     let _ = write!(
         h,
-        "<h2>Transactions ({})</h2><table><tr><th>id</th><th>time (UTC)</th><th>from</th><th>to</th><th>amount</th><th>type</th><th>merchant</th><th>memo</th></tr>",
+        "<h2 id=\"transactions\" class=\"major\">Transactions ({})</h2>",
         case.transactions.len()
+    );
+    table_head(
+        &mut h,
+        "tx",
+        &[
+            "id",
+            &format!("time ({})", tz.name()),
+            "from",
+            "to",
+            "amount",
+            "type",
+            "merchant",
+            "memo",
+        ],
     );
     for (t, _) in &case.transactions {
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{} {}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&t.tx_id),
-            esc(&format_ts(t.ts)),
+            esc(&local_ms(t.ts, tz)),
             esc(&t.from),
             esc(&t.to),
             format_amount(t.amount, t.currency.exponent()),
@@ -222,7 +611,19 @@ pub fn html(case: &CaseExport, exported_by: &str, exported_at: &str) -> String {
             esc(t.memo.as_deref().unwrap_or(""))
         );
     }
-    h.push_str("</table><h2>Accounts</h2><table><tr><th>account</th><th>holder</th><th>kind</th><th>role</th><th>licensed</th><th>institution</th></tr>");
+    h.push_str("</tbody></table><h2 id=\"accounts\" class=\"major\">Accounts</h2>");
+    table_head(
+        &mut h,
+        "accounts",
+        &[
+            "account",
+            "holder",
+            "kind",
+            "role",
+            "licensed",
+            "institution",
+        ],
+    );
     for a in &case.accounts {
         let _ = write!(
             h,
@@ -231,49 +632,109 @@ pub fn html(case: &CaseExport, exported_by: &str, exported_at: &str) -> String {
             esc(a.holder_name.as_deref().unwrap_or("")),
             a.kind.map_or("", |k| k.as_str()),
             a.role,
-            a.licensed,
+            if a.licensed { "yes" } else { "no" },
             esc(a.institution.as_deref().unwrap_or(""))
         );
     }
-    h.push_str("</table><h2>Case decisions and notes</h2>");
+    h.push_str(
+        "</tbody></table><h2 id=\"decisions\" class=\"major\">Case decisions and notes</h2>",
+    );
     if case.audit.is_empty() {
         h.push_str("<p>No case activity recorded.</p>");
     } else {
-        h.push_str("<table><tr><th>entry</th></tr>");
-        for e in &case.audit {
-            let _ = write!(h, "<tr><td>{}</td></tr>", esc(&e.to_string()));
+        let many = case.alerts.len() > 1;
+        let mut headers = vec!["#", "time"];
+        if many {
+            headers.push("alert");
         }
-        h.push_str("</table>");
+        headers.extend(["actor", "action", "from → to", "reason / note"]);
+        table_head(&mut h, "decisions", &headers);
+        for e in &case.audit {
+            let d = decision(e, tz);
+            let _ = write!(
+                h,
+                "<tr><td class=\"num\">{}</td><td class=\"t\">{}</td>",
+                esc(&d.seq),
+                esc(&d.at)
+            );
+            if many {
+                let _ = write!(h, "<td class=\"mono\">{}</td>", esc(&d.alert));
+            }
+            let _ = write!(
+                h,
+                "<td>{}</td><td>{}</td><td>{}</td><td class=\"text\">{}</td></tr>",
+                esc(&d.actor),
+                esc(&d.action),
+                esc(&d.change),
+                esc(&d.text)
+            );
+        }
+        h.push_str("</tbody></table><p class=\"note\"># is the entry's sequence number in audit.jsonl, which holds each entry whole with its chain hashes.</p>");
     }
-    h.push_str("<h2>Rules</h2>");
+
+    h.push_str("<h2 id=\"rules\" class=\"major\">Rules as configured</h2>");
     for r in &case.rules {
+        let (text, note) = rule_text_for_report(&r.text);
         let _ = write!(
             h,
-            "<h3>{} (version {})</h3><pre>{}</pre>",
+            "<h3>{} — {}</h3><p class=\"note\">version <span class=\"mono\">{}</span>{}</p><pre>{}</pre>",
             esc(&r.rule_id),
+            esc(&r.title),
             esc(&r.version),
-            esc(&r.text)
+            note.map(|n| format!(". {}", esc(n))).unwrap_or_default(),
+            esc(&text)
         );
     }
-    h.push_str("<h2>Input batches</h2><table><tr><th>batch</th><th>kind</th><th>source</th><th>sha256</th><th>loaded</th></tr>");
+
+    let _ = write!(
+        h,
+        "<h2 id=\"batches\" class=\"major\">Input batches ({})</h2>",
+        case.batches.len()
+    );
+    let mut per_batch: BTreeMap<i64, usize> = BTreeMap::new();
+    for (_, b) in &case.transactions {
+        *per_batch.entry(*b).or_default() += 1;
+    }
+    table_head(
+        &mut h,
+        "batches",
+        &[
+            "batch",
+            "kind",
+            "source",
+            "profile",
+            "sha256",
+            "loaded",
+            "evidence transactions",
+        ],
+    );
     for b in &case.batches {
+        let used = match per_batch.get(&b.batch_id) {
+            Some(n) => n.to_string(),
+            None if b.kind == "transactions" => "0".to_string(),
+            None => "— (registry)".to_string(),
+        };
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"t\">{}</td><td class=\"num\">{}</td></tr>",
             b.batch_id,
             esc(&b.kind),
             esc(&b.source),
+            esc(&b.profile),
             esc(b.sha256.as_deref().unwrap_or("")),
-            esc(&b.loaded_at)
+            esc(&local_text(&b.loaded_at, tz)),
+            esc(&used)
         );
     }
-    h.push_str("</table></body></html>\n");
+    h.push_str("</tbody></table><p class=\"note\">The transaction batches the evidence came from, and every account and merchant registry load: the accounts' and merchants' attributes the rules read come from those.</p></body></html>\n");
     h
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixture::{self, XSS};
+    use clearwatch_store::{BatchInfo, RuleVersion};
 
     #[test]
     fn escapes_markup() {
@@ -281,5 +742,235 @@ mod tests {
             esc("<img src=x onerror=alert(1)> & \"'"),
             "&lt;img src=x onerror=alert(1)&gt; &amp; &quot;&#39;"
         );
+    }
+
+    const RULE: &str = "id: TC-04\ntitle: Pool\nparameters:\n  min_payees: { type: int, default: 10 }\nsummary: >\n  {subject} pooled\ntests:\n  - name: a hub is a pool\n    accounts: |\n      account_id,holder_name\n      HUB,Hub Co\n    expect: [{ subject: HUB }]\n\n# what the regulator codes are\ncodes: { stcr: CW0004 }\n";
+
+    fn audit(
+        seq: i64,
+        actor: &str,
+        action: &str,
+        before: Option<&str>,
+        after: &str,
+    ) -> serde_json::Value {
+        serde_json::json!({
+            "seq": seq, "at": "2026-01-06T01:30:00Z", "actor": actor, "action": action,
+            "entity": "alert:A-1", "before": before, "after": after,
+            "prev_hash": "00", "hash": "11",
+        })
+    }
+
+    fn case() -> CaseExport {
+        let mut case = fixture::case();
+        case.rules = vec![RuleVersion {
+            rule_id: "TC-04".into(),
+            version: "v1".into(),
+            title: format!("Pool {XSS}"),
+            text: RULE.into(),
+        }];
+        let batch = |id: i64, kind: &str, source: &str| BatchInfo {
+            batch_id: id,
+            kind: kind.into(),
+            source: source.into(),
+            profile: "native".into(),
+            sha256: Some(format!("{id:064x}")),
+            loaded_at: "2026-01-05T16:00:00Z".into(),
+        };
+        case.batches = vec![
+            batch(1, "transactions", "tx-january.csv"),
+            batch(2, "accounts", &format!("accounts{XSS}.csv")),
+            batch(3, "merchants", "merchants.csv"),
+        ];
+        let state = |s: &str, a: Option<&str>| {
+            serde_json::json!({ "status": s, "assignee": a, "version": 1 }).to_string()
+        };
+        case.audit = vec![
+            audit(7, "analyst-1", "case.status", Some(&state("new", None)), &state("in_review", Some("analyst-1"))),
+            audit(8, "analyst-1", "case.note", None, &serde_json::json!({ "note": 1, "body": format!("Called the bank.\n{XSS}") }).to_string()),
+            audit(9, "analyst-1", "case.request", Some(&state("in_review", Some("analyst-1"))), &serde_json::json!({ "request": 1, "target": "escalated", "reason": "pool confirmed" }).to_string()),
+            audit(10, "supervisor-1", "case.approve", Some(&state("in_review", Some("analyst-1"))), &state("escalated", Some("analyst-1"))),
+        ];
+        case
+    }
+
+    fn meta<'a>(entity: Option<&'a ReportingEntity>) -> Meta<'a> {
+        Meta {
+            exported_by: "analyst-1",
+            exported_at: "2026-01-20T02:00:00Z".parse().unwrap(),
+            key_sha256: "ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12",
+            entity,
+            time_zone: chrono_tz::Asia::Shanghai,
+        }
+    }
+
+    #[test]
+    fn without_tests_cuts_the_tests_block_and_keeps_every_other_byte() {
+        assert_eq!(
+            without_tests(RULE).unwrap(),
+            "id: TC-04\ntitle: Pool\nparameters:\n  min_payees: { type: int, default: 10 }\nsummary: >\n  {subject} pooled\n# what the regulator codes are\ncodes: { stcr: CW0004 }\n"
+        );
+        // At the end, a sequence in column 0, CRLF line ends, a quoted key.
+        assert_eq!(
+            without_tests("id: X\r\ntests:\r\n- name: a\r\n  expect: []\r\n").unwrap(),
+            "id: X\r\n"
+        );
+        assert_eq!(without_tests("\"tests\" : []\nid: X").unwrap(), "id: X");
+        // Not the key: nested, or a longer name.
+        assert_eq!(without_tests("detect:\n  tests: 1\ntests_x: 2\n"), None);
+        assert_eq!(without_tests("id: X\n"), None);
+    }
+
+    #[test]
+    fn rule_text_is_checked_after_the_cut() {
+        let (text, note) = rule_text_for_report(RULE);
+        assert!(!text.contains("tests:") && !text.contains("a hub is a pool"));
+        assert!(text.contains("codes: { stcr: CW0004 }") && note.unwrap().contains("without"));
+        let (text, note) = rule_text_for_report("id: X\n");
+        assert_eq!((text.as_str(), note), ("id: X\n", None));
+        // A flow sequence running on in column 0 cannot be cut by lines: shown whole.
+        let odd = "id: X\ntests: [\n1, 2]\nsummary: s\n";
+        assert!(top_level_keys(odd).is_some(), "the text is YAML");
+        let (text, note) = rule_text_for_report(odd);
+        assert_eq!(text, odd);
+        assert!(note.unwrap().contains("whole"));
+    }
+
+    #[test]
+    fn every_shipped_rule_loses_its_fixtures_and_nothing_else() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules");
+        let mut cut = 0;
+        for dir in std::fs::read_dir(&root).unwrap() {
+            let dir = dir.unwrap().path();
+            if !dir.is_dir() {
+                continue;
+            }
+            for f in std::fs::read_dir(&dir).unwrap() {
+                let path = f.unwrap().path();
+                if path.extension().is_none_or(|e| e != "yaml") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                let (shown, note) = rule_text_for_report(&text);
+                if text.lines().any(|l| l.starts_with("tests:")) {
+                    assert!(
+                        note.is_some_and(|n| n.starts_with("Shown without")),
+                        "{}",
+                        path.display()
+                    );
+                    assert!(!shown.lines().any(|l| l.starts_with("tests:")));
+                    assert!(text.starts_with(&shown[..text.find("\ntests:").unwrap() + 1]));
+                    cut += 1;
+                } else {
+                    assert_eq!(shown, text);
+                }
+            }
+        }
+        assert!(cut >= 10, "{cut} shipped rules with fixtures");
+    }
+
+    #[test]
+    fn report_is_a_case_file() {
+        let case = case();
+        let mut entity = fixture::entity();
+        entity.rentity_branch = format!("Head office {XSS}");
+        let h = html(&case, &meta(Some(&entity)));
+
+        // The reporting institution and the signing key.
+        assert!(h.contains("Reporting institution"));
+        assert!(h.contains("<td>12345678901234</td>"), "institution code");
+        assert!(h.contains("<td>Wei Zhang</td>"));
+        assert!(h.contains("100 Century Avenue, Shanghai, 200120, CN"));
+        assert!(h.contains(&format!("<td>Head office {}</td>", esc(XSS))));
+        assert!(h.contains(&format!(
+            "<td class=\"mono\">{}</td>",
+            meta(None).key_sha256
+        )));
+
+        // Decisions as rows, not JSON.
+        assert!(!h.contains("&quot;status&quot;") && !h.contains("prev_hash"));
+        assert!(
+            h.contains("<td>status changed</td><td>new → in_review (assignee analyst-1)</td>"),
+            "{h}"
+        );
+        assert!(h.contains(&format!(
+            "<td>note</td><td></td><td class=\"text\">Called the bank.\n{}</td>",
+            esc(XSS)
+        )));
+        assert!(h.contains("<td>approval requested</td><td>in_review (assignee analyst-1) → escalated (requested)</td><td class=\"text\">pool confirmed</td>"));
+        assert!(h.contains("<td>supervisor-1</td><td>request approved</td>"));
+        assert!(
+            h.contains("<td class=\"t\">2026-01-06 09:30:00 +08:00</td>"),
+            "audit time in the zone"
+        );
+        // Two alerts: each row names its alert.
+        assert!(h.contains("<th>alert</th>") && h.contains("<td class=\"mono\">A-1</td>"));
+
+        // The rule as configured, without its fixtures.
+        let rules = &h[h.find("id=\"rules\"").unwrap()..h.find("id=\"batches\"").unwrap()];
+        assert!(!rules.contains("tests:") && !rules.contains("a hub is a pool"));
+        assert!(rules.contains(&esc(&without_tests(RULE).unwrap())));
+        assert!(rules.contains(&format!("TC-04 — Pool {}", esc(XSS))));
+
+        // Every batch.
+        assert!(h.contains("Input batches (3)"));
+        for source in [
+            "tx-january.csv",
+            &esc(&format!("accounts{XSS}.csv")),
+            "merchants.csv",
+        ] {
+            assert!(
+                h.contains(&format!("<td>{source}</td>")),
+                "{source} not listed"
+            );
+        }
+        assert!(
+            h.contains("<td class=\"num\">6</td></tr>"),
+            "evidence count of batch 1"
+        );
+        assert!(h.contains("<td class=\"num\">— (registry)</td>"));
+
+        // Times in the exporting user's zone.
+        assert!(h.contains("Times in this report are in Asia/Shanghai (UTC+08:00 at export)"));
+        assert!(h.contains("<td class=\"t\">2026-01-05 10:00:00 +08:00</td>"));
+        assert!(h.contains("<td class=\"t\">2026-01-05 11:00:00.250 +08:00</td>"));
+        assert!(h.contains("<th>time (Asia/Shanghai)</th>"));
+
+        // Static, printable, and nothing hostile unescaped.
+        assert!(!h.contains(XSS));
+        for forbidden in [
+            "<script",
+            "<link",
+            "@import",
+            "src=\"",
+            "href=\"http",
+            "url(http",
+        ] {
+            assert!(!h.to_lowercase().contains(forbidden), "{forbidden}");
+        }
+        assert!(h.contains("@media print") && h.contains("@page{size:A4"));
+        assert!(
+            h.contains("h2.major{break-before:page}")
+                && h.contains("thead{display:table-header-group}")
+        );
+        assert!(h.contains("tr,td,th,svg{break-inside:avoid}"));
+        assert_eq!(h.matches("<h2 ").count(), h.matches("</h2>").count());
+        assert_eq!(h.matches("<div").count(), h.matches("</div>").count());
+        assert_eq!(h.matches("<table").count(), h.matches("</table>").count());
+        assert_eq!(h.matches("<tr>").count(), h.matches("</tr>").count());
+    }
+
+    #[test]
+    fn without_an_entity_the_report_says_how_to_give_one_and_shows_utc() {
+        let case = case();
+        let mut m = meta(None);
+        m.time_zone = chrono_tz::UTC;
+        let h = html(&case, &m);
+        assert!(h.contains("No reporting institution configured"));
+        assert!(h.contains("<td class=\"t\">2026-01-05 02:00:00 +00:00</td>"));
+        let quiet = CaseExport {
+            alerts: case.alerts.clone(),
+            ..CaseExport::default()
+        };
+        assert!(html(&quiet, &m).contains("No case activity recorded."));
     }
 }

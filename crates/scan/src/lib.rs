@@ -323,22 +323,136 @@ pub fn rule_version(r: &Rule) -> RuleVersion {
     }
 }
 
-/// What a backtest of one rule found, against its stored alerts.
+/// How a subject's alerts change in a backtest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// The subject would be alerted and is not now.
+    Appears,
+    /// The subject is alerted now and would not be.
+    Disappears,
+    /// Alerted both ways, with other windows or scores.
+    Changed,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Appears => "appears",
+            Change::Disappears => "disappears",
+            Change::Changed => "changed",
+        }
+    }
+}
+
+/// One subject whose alerts a backtest changes: what an analyst would see in the queue.
+#[derive(Debug, Clone)]
+pub struct SubjectChange {
+    pub subject: Subject,
+    pub change: Change,
+    /// The edited rule's highest-scoring alert on the subject (the earliest on ties), and
+    /// how many it would raise.
+    pub new: Option<Alert>,
+    pub new_alerts: usize,
+    /// The stored alert with the highest score on the subject, and how many are stored.
+    pub old: Option<StoredAlert>,
+    pub old_alerts: usize,
+}
+
+impl SubjectChange {
+    /// The highest score before and after.
+    pub fn scores(&self) -> (Option<u32>, Option<u32>) {
+        (
+            self.old.as_ref().map(|a| a.alert.score),
+            self.new.as_ref().map(|a| a.score),
+        )
+    }
+}
+
+/// What a backtest of one rule found, against its stored alerts, subject by subject:
+/// windows are how a rule reports, subjects are what analysts triage.
 #[derive(Debug, Clone, Default)]
 pub struct Backtest {
-    /// Alerts the rule would raise that are not stored.
-    pub appear: Vec<Alert>,
-    /// Stored alerts the rule would no longer raise.
-    pub disappear: Vec<StoredAlert>,
-    /// Alerts in both.
+    /// Subjects that appear, disappear or change; by change, then highest score (highest
+    /// first), then subject.
+    pub subjects: Vec<SubjectChange>,
+    /// Subjects alerted the same way (same windows and scores) both times.
     pub unchanged: usize,
     /// Searches of the rule cut short at its work cap, if any.
     pub capped: Option<detect::Capped>,
 }
 
-/// The key a backtest compares alerts by: subject and window.
-fn backtest_key(subject: &Subject, from: Millis, until: Millis) -> (Subject, Millis, Millis) {
-    (subject.clone(), from, until)
+impl Backtest {
+    pub fn count(&self, change: Change) -> usize {
+        self.subjects.iter().filter(|s| s.change == change).count()
+    }
+}
+
+/// Compares the alerts a rule would raise with its stored ones, per subject.
+pub fn compare_by_subject(
+    new: Vec<Alert>,
+    stored: Vec<StoredAlert>,
+) -> (Vec<SubjectChange>, usize) {
+    use std::collections::BTreeMap;
+    type Side<T> = Vec<T>;
+    let mut by: BTreeMap<Subject, (Side<Alert>, Side<StoredAlert>)> = BTreeMap::new();
+    for a in new {
+        by.entry(a.subject.clone()).or_default().0.push(a);
+    }
+    for a in stored {
+        by.entry(a.alert.subject.clone()).or_default().1.push(a);
+    }
+    let mut unchanged = 0;
+    let mut out = Vec::new();
+    for (subject, (new, old)) in by {
+        let shape = |v: Vec<(Millis, Millis, u32)>| -> BTreeSet<_> { v.into_iter().collect() };
+        let new_shape = shape(
+            new.iter()
+                .map(|a| (a.window.from, a.window.until, a.score))
+                .collect(),
+        );
+        let old_shape = shape(
+            old.iter()
+                .map(|a| (a.alert.window.from, a.alert.window.until, a.alert.score))
+                .collect(),
+        );
+        let change = match (new.is_empty(), old.is_empty()) {
+            (false, true) => Change::Appears,
+            (true, false) => Change::Disappears,
+            _ if new_shape == old_shape => {
+                unchanged += 1;
+                continue;
+            }
+            _ => Change::Changed,
+        };
+        let (new_alerts, old_alerts) = (new.len(), old.len());
+        let new = new
+            .into_iter()
+            .min_by_key(|a| (std::cmp::Reverse(a.score), a.window.from));
+        let old = old
+            .into_iter()
+            .min_by_key(|a| (std::cmp::Reverse(a.alert.score), a.alert.window.from));
+        out.push(SubjectChange {
+            subject,
+            change,
+            new,
+            new_alerts,
+            old,
+            old_alerts,
+        });
+    }
+    out.sort_by(|a, b| {
+        let top = |s: &SubjectChange| {
+            let (o, n) = s.scores();
+            o.max(n).unwrap_or(0)
+        };
+        (a.change, std::cmp::Reverse(top(a)), &a.subject).cmp(&(
+            b.change,
+            std::cmp::Reverse(top(b)),
+            &b.subject,
+        ))
+    });
+    (out, unchanged)
 }
 
 /// Sets a [`Stop`] when dropped: a request's work stops when the request goes away.
@@ -387,32 +501,9 @@ async fn backtest_until(store: &AnyStore, rule: Rule, stop: Stop) -> Result<Back
     if report.stopped {
         return Err(ScanError::Cancelled);
     }
-    let old: BTreeSet<_> = stored
-        .iter()
-        .map(|a| backtest_key(&a.alert.subject, a.alert.window.from, a.alert.window.until))
-        .collect();
-    let new: BTreeSet<_> = report
-        .alerts
-        .iter()
-        .map(|a| backtest_key(&a.subject, a.window.from, a.window.until))
-        .collect();
-    let unchanged = new.intersection(&old).count();
+    let (subjects, unchanged) = compare_by_subject(report.alerts, stored);
     Ok(Backtest {
-        appear: report
-            .alerts
-            .into_iter()
-            .filter(|a| !old.contains(&backtest_key(&a.subject, a.window.from, a.window.until)))
-            .collect(),
-        disappear: stored
-            .into_iter()
-            .filter(|a| {
-                !new.contains(&backtest_key(
-                    &a.alert.subject,
-                    a.alert.window.from,
-                    a.alert.window.until,
-                ))
-            })
-            .collect(),
+        subjects,
         unchanged,
         capped: report.capped.into_iter().next(),
     })

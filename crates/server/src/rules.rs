@@ -12,10 +12,10 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::extract::CurrentUser;
-use super::views::{BacktestView, LintLine, PageCtx, RulePage, RuleRow, RulesPage};
+use super::views::{BacktestRow, BacktestView, LintLine, PageCtx, RulePage, RuleRow, RulesPage};
 use super::{AppError, Shared};
+use clearwatch_model::SubjectKind;
 use clearwatch_model::case::UserRole;
-use clearwatch_model::{Subject, Window, format_ts};
 use clearwatch_rules::Rule;
 use clearwatch_rules::diag::Diagnostic;
 use clearwatch_scan::{self as scan, Pack, Published};
@@ -212,14 +212,40 @@ async fn lint(
     Ok(Html(p.render()?).into_response())
 }
 
-fn key(subject: &Subject, window: Window) -> String {
-    format!(
-        "{} {} {} – {}",
-        subject.kind,
-        subject.id,
-        format_ts(window.from),
-        format_ts(window.until)
-    )
+/// The backtest as the rule page shows it.
+pub fn backtest_view(b: &scan::Backtest) -> BacktestView {
+    let score = |s: Option<u32>| s.map_or_else(|| "—".to_string(), |s| s.to_string());
+    BacktestView {
+        rows: b
+            .subjects
+            .iter()
+            .map(|s| {
+                let (old, new) = s.scores();
+                BacktestRow {
+                    change: s.change.as_str(),
+                    subject: format!("{} {}", s.subject.kind, s.subject.id),
+                    href: (s.subject.kind == SubjectKind::Account)
+                        .then(|| crate::views::account_href(&s.subject.id)),
+                    old_score: score(old),
+                    new_score: score(new),
+                    old_alerts: s.old_alerts,
+                    new_alerts: s.new_alerts,
+                    summary: s
+                        .new
+                        .as_ref()
+                        .map(|a| a.summary.clone())
+                        .or_else(|| s.old.as_ref().map(|a| a.alert.summary.clone()))
+                        .unwrap_or_default(),
+                    alert_id: s.old.as_ref().map(|a| a.alert.id.clone()),
+                }
+            })
+            .collect(),
+        appear: b.count(scan::Change::Appears),
+        disappear: b.count(scan::Change::Disappears),
+        changed: b.count(scan::Change::Changed),
+        unchanged: b.unchanged,
+        capped: b.capped.as_ref().map(|c| (c.capped, c.searches)),
+    }
 }
 
 async fn backtest(
@@ -239,20 +265,7 @@ async fn backtest(
             )));
         }
         let b = scan::backtest(&st.store, rule, st.shutdown.child(), st.backtest_budget).await?;
-        let mut appear: Vec<String> = b.appear.iter().map(|a| key(&a.subject, a.window)).collect();
-        let mut disappear: Vec<String> = b
-            .disappear
-            .iter()
-            .map(|a| key(&a.alert.subject, a.alert.window))
-            .collect();
-        appear.sort();
-        disappear.sort();
-        p.backtest = Some(BacktestView {
-            appear,
-            disappear,
-            unchanged: b.unchanged,
-            capped: b.capped.map(|c| (c.capped, c.searches)),
-        });
+        p.backtest = Some(backtest_view(&b));
     }
     Ok(Html(p.render()?).into_response())
 }

@@ -290,11 +290,33 @@ pub struct LintLine {
 }
 
 pub struct BacktestView {
-    pub appear: Vec<String>,
-    pub disappear: Vec<String>,
+    /// Subjects that appear, disappear or change, in that order.
+    pub rows: Vec<BacktestRow>,
+    pub appear: usize,
+    pub disappear: usize,
+    pub changed: usize,
     pub unchanged: usize,
     /// "capped of searches" when the rule's search stopped at its work cap.
     pub capped: Option<(usize, usize)>,
+}
+
+/// One subject of a backtest.
+pub struct BacktestRow {
+    /// `appears`, `disappears` or `changed`.
+    pub change: &'static str,
+    pub subject: String,
+    /// The subject's account page, when it is an account.
+    pub href: Option<String>,
+    /// Highest score stored and after the edit (`—` for none).
+    pub old_score: String,
+    pub new_score: String,
+    /// Alerts stored and after the edit.
+    pub old_alerts: usize,
+    pub new_alerts: usize,
+    /// The summary of the edited rule's best alert, or else of the stored one.
+    pub summary: String,
+    /// The stored alert with the highest score, to open it.
+    pub alert_id: Option<String>,
 }
 
 #[derive(Template)]

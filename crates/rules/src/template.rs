@@ -1,6 +1,8 @@
-//! Summary templates: `"{hub} received {inflow} from {payers} payers"`. Placeholders are
-//! metric names, `subject`, `window`, `from`, `until`, `currency` and `params.NAME`, with an
-//! optional format: `{retention:pct}`, `{dwell_hours:.1}`. `{{` and `}}` are braces.
+//! Summary templates: `"{hub} received {inflow} from {payers:payer|payers}"`. Placeholders
+//! are metric names, `subject`, `window`, `from`, `until`, `currency` and `params.NAME`,
+//! with an optional format: `{retention:pct}`, `{dwell_hours:.1}`, or a count with its
+//! noun in the singular and the plural, `{payers:payer|payers}` (`1 payer`, `3 payers`).
+//! `{{` and `}}` are braces.
 
 use super::aggregate::Unit;
 use super::params::Params;
@@ -19,11 +21,13 @@ enum Piece {
     Param(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Format {
     Default,
     Percent,
     Decimals(usize),
+    /// The number, then the noun for one or for any other count.
+    Plural(String, String),
 }
 
 #[derive(Debug, Clone)]
@@ -89,11 +93,17 @@ impl Template {
                         f if f.starts_with('.') && f[1..].parse::<usize>().is_ok() => {
                             Format::Decimals(f[1..].parse().unwrap_or(0))
                         }
+                        f if f.split('|').count() == 2
+                            && f.split('|').all(|w| !w.trim().is_empty()) =>
+                        {
+                            let (one, many) = f.split_once('|').unwrap_or((f, f));
+                            Format::Plural(one.trim().to_string(), many.trim().to_string())
+                        }
                         other => {
                             return Err((
                                 start,
                                 format!("unknown format `{other}`"),
-                                "valid formats: pct, .N (N decimals)".into(),
+                                "valid formats: pct, .N (N decimals), ONE|MANY (a count and its noun: `payer|payers`)".into(),
                             ));
                         }
                     };
@@ -155,10 +165,16 @@ impl Template {
                         out.push_str(&p.to_string());
                     }
                 }
+                Piece::Metric(i, Format::Plural(one, many)) => {
+                    let m = v.metrics[*i];
+                    let number = format_metric(m, self.units[*i], &Format::Default, v.currency);
+                    let is_one = matches!(m, Metric::Int(1));
+                    out.push_str(&format!("{number} {}", if is_one { one } else { many }));
+                }
                 Piece::Metric(i, fmt) => out.push_str(&format_metric(
                     v.metrics[*i],
                     self.units[*i],
-                    *fmt,
+                    fmt,
                     v.currency,
                 )),
             }
@@ -167,7 +183,7 @@ impl Template {
     }
 }
 
-fn format_metric(m: Metric, unit: Unit, fmt: Format, currency: &str) -> String {
+fn format_metric(m: Metric, unit: Unit, fmt: &Format, currency: &str) -> String {
     let x = match m {
         Metric::Money(minor, exp) => {
             return match fmt {
@@ -175,7 +191,7 @@ fn format_metric(m: Metric, unit: Unit, fmt: Format, currency: &str) -> String {
                 _ => format_float(m.val().as_f64(), fmt),
             };
         }
-        Metric::Int(i) if fmt == Format::Default => return i.to_string(),
+        Metric::Int(i) if *fmt == Format::Default => return i.to_string(),
         Metric::Int(i) => i as f64,
         Metric::Float(x) => x,
     };
@@ -190,11 +206,11 @@ fn format_metric(m: Metric, unit: Unit, fmt: Format, currency: &str) -> String {
     }
 }
 
-fn format_float(x: f64, fmt: Format) -> String {
+fn format_float(x: f64, fmt: &Format) -> String {
     match fmt {
         Format::Decimals(n) => format!("{x:.n$}"),
         Format::Percent => format!("{:.1}%", x * 100.0),
-        Format::Default => format!("{x:.2}"),
+        Format::Default | Format::Plural(..) => format!("{x:.2}"),
     }
 }
 
@@ -237,6 +253,37 @@ mod tests {
             s,
             "H1: 12345.67 CNY, 97.5% kept 0.975, 12 payees, 49.2 h, {x}"
         );
+    }
+
+    #[test]
+    fn counts_take_the_singular_or_the_plural_noun() {
+        let t = Template::parse(
+            "{payees:payee|payees}; {payees:distinct payer|distinct payers}",
+            &metrics(),
+            &Params::new(),
+        )
+        .unwrap();
+        let render = |n: i64| {
+            let vals = [
+                Metric::Money(0, 2),
+                Metric::Float(0.0),
+                Metric::Int(n),
+                Metric::Float(0.0),
+            ];
+            t.render(&Values {
+                metrics: &vals,
+                subject: "H",
+                from: 0,
+                until: 0,
+                currency: "CNY",
+                params: &Params::new(),
+            })
+        };
+        assert_eq!(render(1), "1 payee; 1 distinct payer");
+        assert_eq!(render(0), "0 payees; 0 distinct payers");
+        assert_eq!(render(12), "12 payees; 12 distinct payers");
+        let err = Template::parse("{payees:payee|}", &metrics(), &Params::new()).unwrap_err();
+        assert!(err.2.contains("ONE|MANY"), "{err:?}");
     }
 
     #[test]

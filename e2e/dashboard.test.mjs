@@ -125,6 +125,7 @@ try {
     check(await ana.evaluate(() => window.__cwSamePage === true), 'a link reloaded the page');
     const rows = await ana.locator('#queue tbody tr').count();
     check(rows >= 1, 'no new TC-04 alert on A00000236');
+    check(await ana.locator('#queue tbody td.due .sla[data-sla]').count() === rows, 'a queue row has no deadline');
     // The pushed URL, opened afresh, is the same queue.
     const shared = ana.url();
     await ana.goto(shared);
@@ -141,6 +142,8 @@ try {
     check(await ana.locator('#graph canvas').count() > 0, 'no canvas');
     check(await ana.locator('#balance svg path').count() === 1, 'no balance chart');
     check(await ana.locator('#transactions tbody tr').count() > 0, 'no transactions');
+    const due = await ana.getAttribute('#deadline', 'data-due');
+    check(/^\d{4}-\d{2}-\d{2}$/.test(due || ''), `no review deadline on the case: ${due}`);
     await ana.screenshot({ path: path.join(shots, 'alert-detail.png'), fullPage: true });
     await ana.locator('#graph').screenshot({ path: path.join(shots, 'alert-graph.png') });
   });

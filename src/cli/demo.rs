@@ -103,6 +103,7 @@ pub async fn run(db: &super::Db, args: DemoArgs) -> anyhow::Result<ExitCode> {
             clearwatch_server::DEFAULT_BACKTEST_BUDGET,
             Some(clearwatch_server::DEFAULT_CHECKPOINT_EVERY),
             false,
+            clearwatch_model::case::REVIEW_WORKING_DAYS,
         )
         .await?;
     }

@@ -32,6 +32,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = server::DEFAULT_CHECKPOINT_EVERY.as_secs() / 3600)]
     pub checkpoint_hours: u64,
 
+    /// Working days from detection to a decision, the review deadline every case gets
+    /// (mainland China's working-day calendar; the report deadline after an approved
+    /// escalation is 5 working days).
+    #[arg(long, default_value_t = clearwatch_model::case::REVIEW_WORKING_DAYS, value_parser = clap::value_parser!(u32).range(1..=250))]
+    pub review_days: u32,
+
     /// The dashboard is reached through a TLS-terminating proxy: cookies carry `Secure`
     /// even on loopback (they always do on any other address).
     #[arg(long)]
@@ -50,6 +56,7 @@ pub async fn run(db: &super::Db, args: ServeArgs) -> anyhow::Result<ExitCode> {
         budget,
         checkpoints,
         args.behind_tls,
+        args.review_days,
     )
     .await?;
     Ok(ExitCode::SUCCESS)
@@ -63,6 +70,7 @@ pub async fn serve_store(
     backtest_budget: std::time::Duration,
     checkpoint_every: Option<std::time::Duration>,
     behind_tls: bool,
+    review_days: u32,
 ) -> anyhow::Result<()> {
     if !bind.ip().is_loopback() {
         eprintln!("warning: listening on {bind}, which is not a loopback address");
@@ -72,6 +80,7 @@ pub async fn serve_store(
     if let Some(s) = std::sync::Arc::get_mut(&mut state) {
         s.backtest_budget = backtest_budget;
         s.checkpoint_every = checkpoint_every;
+        s.review_days = review_days;
         s.secure_cookies = server::secure_cookies(bind, behind_tls);
     }
     server::serve(state, bind, |addr| {

@@ -1373,6 +1373,30 @@ async fn alert_page_shows_evidence_far_outside_the_window() {
         page.contains("Far Away Trading"),
         "registered names label the graph"
     );
+    // Every case has a deadline: ten working days of mainland China's calendar from
+    // detection, on the alert page and in the queue.
+    let stored = st.store.alert(&a.id).await.unwrap().unwrap();
+    let detected = clearwatch_model::parse_rfc3339(&stored.created_at).unwrap();
+    let shanghai = |ms: i64| {
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+            .unwrap()
+            .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+            .date_naive()
+    };
+    let due = clearwatch_model::calendar::WorkingCalendar::china()
+        .add_working_days(shanghai(detected), 10);
+    assert!(
+        page.contains(&format!(
+            "id=\"deadline\" data-due=\"{due}\" data-sla=\"on_time\""
+        )),
+        "due {due}: {page}"
+    );
+    let (status, _, queue) = send(&app, request("GET", "/alerts", Some(&cookie), None, "")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        queue.contains(&format!("data-sla=\"on_time\" title=\"on time\">{due}<")),
+        "{queue}"
+    );
 }
 
 /// A backtest has a time budget, and a server that shuts down stops it: both answer 503

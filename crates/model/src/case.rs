@@ -298,3 +298,163 @@ pub(crate) mod tests {
         }
     }
 }
+
+/// Working days from detection to a decision, by default (`serve --review-days`).
+pub const REVIEW_WORKING_DAYS: u32 = 10;
+/// Working days from the approved escalation to the report: "最迟不超过5个工作日" (PBOC
+/// Order 2016 No. 3, as amended in 2018).
+pub const REPORT_WORKING_DAYS: u32 = 5;
+/// A deadline this many working days away or fewer is due soon.
+pub const DUE_SOON_WORKING_DAYS: i64 = 2;
+
+/// Which deadline a case is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadlineKind {
+    /// From detection to a decision (escalate or dismiss).
+    Review,
+    /// From the approved escalation to the report.
+    Report,
+}
+
+/// Where a case stands against its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sla {
+    OnTime,
+    DueSoon,
+    Overdue,
+    /// Reported, dismissed or closed: nothing is due.
+    Done,
+}
+
+impl Sla {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sla::OnTime => "on_time",
+            Sla::DueSoon => "due_soon",
+            Sla::Overdue => "overdue",
+            Sla::Done => "done",
+        }
+    }
+}
+
+/// A case's deadline: every case has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Deadline {
+    pub kind: DeadlineKind,
+    pub due: chrono::NaiveDate,
+    pub sla: Sla,
+    /// Working days from today to the due date (negative when overdue).
+    pub working_days_left: i64,
+}
+
+/// The deadline of a case in `status`, detected on `detected` and, if its escalation was
+/// approved, escalated on `escalated` (local dates of the calendar's jurisdiction).
+pub fn deadline(
+    status: Status,
+    detected: chrono::NaiveDate,
+    escalated: Option<chrono::NaiveDate>,
+    today: chrono::NaiveDate,
+    calendar: &crate::calendar::WorkingCalendar,
+    review_days: u32,
+) -> Deadline {
+    let (kind, due) = match escalated {
+        Some(e) if matches!(status, Status::Escalated | Status::Reported) => (
+            DeadlineKind::Report,
+            calendar.add_working_days(e, REPORT_WORKING_DAYS),
+        ),
+        _ => (
+            DeadlineKind::Review,
+            calendar.add_working_days(detected, review_days),
+        ),
+    };
+    let left = calendar.working_days_between(today, due);
+    let sla = if matches!(
+        status,
+        Status::Reported | Status::Dismissed | Status::Closed
+    ) {
+        Sla::Done
+    } else if today > due {
+        Sla::Overdue
+    } else if left <= DUE_SOON_WORKING_DAYS {
+        Sla::DueSoon
+    } else {
+        Sla::OnTime
+    };
+    Deadline {
+        kind,
+        due,
+        sla,
+        working_days_left: left,
+    }
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    use super::*;
+    use crate::calendar::WorkingCalendar;
+
+    fn day(s: &str) -> chrono::NaiveDate {
+        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn review_and_report_deadlines_count_working_days_and_band() {
+        let cn = WorkingCalendar::china();
+        let d = deadline(
+            Status::New,
+            day("2026-09-30"),
+            None,
+            day("2026-10-08"),
+            cn,
+            10,
+        );
+        assert_eq!(
+            (d.kind, d.due, d.sla),
+            (DeadlineKind::Review, day("2026-10-20"), Sla::OnTime)
+        );
+        assert_eq!(d.working_days_left, 9);
+        let d = deadline(
+            Status::InReview,
+            day("2026-09-30"),
+            None,
+            day("2026-10-16"),
+            cn,
+            10,
+        );
+        assert_eq!(d.sla, Sla::DueSoon);
+        let d = deadline(
+            Status::InReview,
+            day("2026-09-30"),
+            None,
+            day("2026-10-21"),
+            cn,
+            10,
+        );
+        assert_eq!((d.sla, d.working_days_left), (Sla::Overdue, -1));
+        // Escalated on Friday 13 February: the report is due five working days later,
+        // past the Spring Festival.
+        let d = deadline(
+            Status::Escalated,
+            day("2026-02-02"),
+            Some(day("2026-02-13")),
+            day("2026-02-16"),
+            cn,
+            10,
+        );
+        assert_eq!(
+            (d.kind, d.due, d.sla),
+            (DeadlineKind::Report, day("2026-02-27"), Sla::OnTime)
+        );
+        let d = deadline(
+            Status::Dismissed,
+            day("2026-02-02"),
+            None,
+            day("2026-12-01"),
+            cn,
+            10,
+        );
+        assert_eq!(d.sla, Sla::Done);
+    }
+}

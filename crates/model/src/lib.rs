@@ -6,6 +6,7 @@
 
 pub mod alert;
 pub mod audit;
+pub mod calendar;
 pub mod case;
 pub mod money;
 pub mod records;

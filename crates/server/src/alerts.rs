@@ -14,7 +14,9 @@ use super::extract::CurrentUser;
 use super::views::{self, AlertPage, NotesFragment, PageCtx, QueuePage, QueueQuery, TxRow};
 use super::{AppError, Shared};
 use clearwatch_export::flowgraph::flow_graph;
-use clearwatch_model::case::{Status, UserRole};
+use clearwatch_model::StoredAlert;
+use clearwatch_model::calendar::WorkingCalendar;
+use clearwatch_model::case::{Deadline, Status, UserRole};
 use clearwatch_model::{Currency, Severity, Transaction, format_ts, parse_rfc3339};
 use clearwatch_store::cases::CaseUpdate;
 use clearwatch_store::{AlertFilter, AlertSort, AlertStore, AuditStore, CaseStore, UserStore};
@@ -190,6 +192,10 @@ async fn queue_view(
 ) -> Result<QueuePage, AppError> {
     let filter = filter_of(&q)?;
     let rows = st.store.alerts(&filter).await?;
+    let mut deadlines = Vec::with_capacity(rows.len());
+    for r in &rows {
+        deadlines.push(case_deadline(st, r).await?);
+    }
     let total = st.store.count_alerts(&filter).await?;
     let counts = st.store.status_counts(&filter).await?;
     let page = q.page.unwrap_or(1).max(1);
@@ -222,6 +228,7 @@ async fn queue_view(
         next_link: (page < pages).then(|| query_link(&q, None, page + 1)),
         q,
         rows,
+        deadlines,
         total,
         page,
         pages,
@@ -246,6 +253,40 @@ fn render_queue(mut view: QueuePage, fragment: bool) -> Result<Response, AppErro
     html.push('\n');
     html.push_str(&view.as_filters().render()?);
     Ok(vary(Html(html).into_response()))
+}
+
+/// A local date in mainland China, whose working-day calendar deadlines count in.
+fn china_date(ms: i64) -> chrono::NaiveDate {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive()
+}
+
+/// The deadline of an alert's case: the review deadline from detection, or after an
+/// approved escalation the report deadline.
+pub async fn case_deadline(st: &Shared, a: &StoredAlert) -> Result<Deadline, AppError> {
+    let detected = parse_rfc3339(&a.created_at).unwrap_or(a.alert.window.until);
+    let escalated = if matches!(a.status, Status::Escalated | Status::Reported) {
+        st.store
+            .approvals(Some(&a.alert.id), false)
+            .await?
+            .into_iter()
+            .filter(|p| p.target == "escalated" && p.approved == Some(true))
+            .filter_map(|p| p.decided_at.as_deref().and_then(parse_rfc3339))
+            .max()
+            .map(china_date)
+    } else {
+        None
+    };
+    Ok(clearwatch_model::case::deadline(
+        a.status,
+        china_date(detected),
+        escalated,
+        china_date(chrono::Utc::now().timestamp_millis()),
+        WorkingCalendar::china(),
+        st.review_days,
+    ))
 }
 
 fn metric_text(v: &serde_json::Value) -> String {
@@ -355,8 +396,10 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
         });
     let status = a.status;
     let pending = st.store.approvals(Some(id), true).await?.into_iter().next();
+    let deadline = case_deadline(st, &a).await?;
     Ok(AlertPage {
         ctx,
+        deadline,
         metrics: metric_rows(
             &a.alert.metrics,
             current.map_or(&[][..], |r| r.thresholds.as_slice()),

@@ -88,6 +88,8 @@ pub struct AppState {
     /// How often the server copies the audit log's signed head into the checkpoints
     /// folder beside the audit key (`None`: never).
     pub checkpoint_every: Option<Duration>,
+    /// Working days from detection to a decision (the review deadline).
+    pub review_days: u32,
 }
 
 pub type Shared = Arc<AppState>;
@@ -106,6 +108,7 @@ impl AppState {
             ),
             shutdown: Stop::default(),
             backtest_budget: DEFAULT_BACKTEST_BUDGET,
+            review_days: clearwatch_model::case::REVIEW_WORKING_DAYS,
             checkpoint_every: Some(DEFAULT_CHECKPOINT_EVERY),
         })
     }

@@ -88,6 +88,10 @@ impl PageCtx {
         self.t.get(&format!("status.{s}")).to_string()
     }
 
+    pub fn sla_label(&self, sla: &str) -> String {
+        self.t.get(&format!("sla.{sla}")).to_string()
+    }
+
     pub fn role_label(&self, role: &str) -> String {
         self.t.get(&format!("role.{role}")).to_string()
     }
@@ -168,6 +172,8 @@ pub struct QueuePage {
     pub oob: bool,
     pub q: QueueQuery,
     pub rows: Vec<StoredAlert>,
+    /// The deadline of each row's case.
+    pub deadlines: Vec<clearwatch_model::case::Deadline>,
     pub total: u64,
     pub page: u64,
     pub pages: u64,
@@ -199,6 +205,7 @@ pub struct MetricRow {
 pub struct AlertPage {
     pub ctx: PageCtx,
     pub a: StoredAlert,
+    pub deadline: clearwatch_model::case::Deadline,
     pub metrics: Vec<MetricRow>,
     /// Whether the rule version that raised the alert is not the one loaded now (its
     /// thresholds are then not shown).

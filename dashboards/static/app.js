@@ -21,11 +21,13 @@
 
   function edgeElement(l) {
     return { group: 'edges', data: { id: l.id, source: l.source, target: l.target, label: l.label,
-      full: l.label, colour: l.colour, kind: l.kind, currency: l.currency, times: l.times, amounts: l.amounts } };
+      full: l.label, colour: l.colour, kind: l.kind, currency: l.currency, exponent: l.exponent,
+      times: l.times, amounts: l.amounts } };
   }
 
-  function money(x) {
-    return x.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  // An amount as the server writes it: the currency's decimals, no thousands separators.
+  function money(x, exponent) {
+    return x.toFixed(exponent);
   }
 
   function drawGraph() {
@@ -116,10 +118,15 @@
         for (var i = 0; i < times.length; i++) {
           if (times[i] >= from && times[i] <= until) { n += 1; total += amounts[i]; }
         }
-        var hide = n === 0 || total < floor;
+        // A link of several currencies has no single total: only its count is recounted,
+        // and the amount floor does not apply to it.
+        var mixed = String(e.data('currency')).indexOf('+') >= 0;
+        var hide = n === 0 || (!mixed && total < floor);
         e.toggleClass('filtered', hide);
         e.toggleClass('labelled', labelled && !hide);
-        e.data('label', whole ? e.data('full') : n + ' × ' + money(total) + ' ' + e.data('currency'));
+        e.data('label', whole ? e.data('full')
+          : mixed ? n + ' × (' + e.data('currency') + ')'
+            : n + ' × ' + money(total, e.data('exponent')) + ' ' + e.data('currency'));
       });
       cy.nodes().forEach(function (n) {
         var visible = n.data('subject') === 1 || n.connectedEdges().some(function (e) { return !e.hasClass('filtered'); });

@@ -75,6 +75,7 @@ pub async fn serve_store(
     if !bind.ip().is_loopback() {
         eprintln!("warning: listening on {bind}, which is not a loopback address");
     }
+    warn_uncovered_calendar_years();
     let admin = server::bootstrap_admin(&store).await?;
     let mut state = AppState::new(store, PackSource::resolve(&rules));
     if let Some(s) = std::sync::Arc::get_mut(&mut state) {
@@ -94,4 +95,22 @@ pub async fn serve_store(
     .await
     .context("serving the dashboard")?;
     Ok(())
+}
+
+/// Says on stderr when the working-day calendar does not cover this year, or next year
+/// from November on: deadlines then count weekends only and may be off.
+fn warn_uncovered_calendar_years() {
+    use chrono::Datelike as _;
+    let today = chrono::Utc::now().date_naive();
+    let calendar = clearwatch_model::calendar::WorkingCalendar::china();
+    let mut years = vec![today.year()];
+    if today.month() >= 11 {
+        years.push(today.year() + 1);
+    }
+    for y in years.into_iter().filter(|y| !calendar.covers(*y)) {
+        eprintln!(
+            "warning: the working-day calendar has no holidays for {y}: deadlines falling in it \
+             count weekends only (add crates/model/calendars/CN-{y}.txt)"
+        );
+    }
 }

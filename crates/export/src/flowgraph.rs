@@ -74,7 +74,7 @@ pub struct FlowLink {
     pub source: String,
     pub target: String,
     pub count: u64,
-    /// `count × total` per currency, e.g. `3 × 1,200.00 CNY`.
+    /// `count × total` per currency, e.g. `3 × 1200.00 CNY`.
     pub label: String,
     /// The type that carried most of the money, and its colour.
     pub kind: TxType,
@@ -87,6 +87,9 @@ pub struct FlowLink {
     pub amounts: Vec<f64>,
     /// The currency codes of the link, joined with `+`.
     pub currency: String,
+    /// The decimals of the link's currency (of the first, when it has several: a viewer
+    /// recounts only a link of one currency).
+    pub exponent: u32,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -177,7 +180,8 @@ pub fn links(transactions: &[Transaction]) -> (Vec<FlowLink>, usize) {
                 .map(|(c, (m, exp))| format!("{} {c}", format_amount(*m, *exp)))
                 .collect();
             FlowLink {
-                id: format!("{from}\u{1f}{to}"),
+                // The pair as JSON: unique whatever the ids contain.
+                id: serde_json::to_string(&[from, to]).unwrap_or_default(),
                 source: from.to_string(),
                 target: to.to_string(),
                 count: p.count,
@@ -189,6 +193,7 @@ pub fn links(transactions: &[Transaction]) -> (Vec<FlowLink>, usize) {
                 times: p.times,
                 amounts: p.amounts,
                 currency: p.totals.keys().copied().collect::<Vec<_>>().join("+"),
+                exponent: p.totals.values().next().map_or(2, |(_, e)| *e),
             }
         })
         .collect();

@@ -299,6 +299,8 @@ pub(crate) mod tests {
     }
 }
 
+use chrono::Datelike as _;
+
 /// Working days from detection to a decision, by default (`serve --review-days`).
 pub const REVIEW_WORKING_DAYS: u32 = 10;
 /// Working days from the approved escalation to the report: "最迟不超过5个工作日" (PBOC
@@ -347,6 +349,16 @@ pub struct Deadline {
     pub sla: Sla,
     /// Working days from today to the due date (negative when overdue).
     pub working_days_left: i64,
+    /// Whether the count crosses a year the calendar does not cover (its holidays are not
+    /// known: weekends only), so the date may be off.
+    pub approximate: bool,
+}
+
+impl Deadline {
+    /// Working days past the due date (0 when not overdue).
+    pub fn overdue_by(&self) -> i64 {
+        (-self.working_days_left).max(0)
+    }
 }
 
 /// The deadline of a case in `status`, detected on `detected` and, if its escalation was
@@ -360,10 +372,17 @@ pub fn deadline(
     review_days: u32,
 ) -> Deadline {
     let (kind, due) = match escalated {
-        Some(e) if matches!(status, Status::Escalated | Status::Reported) => (
-            DeadlineKind::Report,
-            calendar.add_working_days(e, REPORT_WORKING_DAYS),
-        ),
+        Some(e)
+            if matches!(
+                status,
+                Status::Escalated | Status::Reported | Status::Closed
+            ) =>
+        {
+            (
+                DeadlineKind::Report,
+                calendar.add_working_days(e, REPORT_WORKING_DAYS),
+            )
+        }
         _ => (
             DeadlineKind::Review,
             calendar.add_working_days(detected, review_days),
@@ -382,11 +401,17 @@ pub fn deadline(
     } else {
         Sla::OnTime
     };
+    let start = if kind == DeadlineKind::Report {
+        escalated.unwrap_or(detected)
+    } else {
+        detected
+    };
     Deadline {
         kind,
         due,
         sla,
         working_days_left: left,
+        approximate: (start.year()..=due.year().max(today.year())).any(|y| !calendar.covers(y)),
     }
 }
 
@@ -456,5 +481,16 @@ mod deadline_tests {
             10,
         );
         assert_eq!(d.sla, Sla::Done);
+        assert!(!d.approximate);
+        // A count into a year without a calendar file is flagged.
+        let d = deadline(
+            Status::New,
+            day("2026-12-28"),
+            None,
+            day("2026-12-28"),
+            cn,
+            10,
+        );
+        assert!(d.approximate);
     }
 }

@@ -151,20 +151,6 @@ pub struct Threshold {
     pub value: f64,
 }
 
-impl Threshold {
-    /// Whether `x` passes the test.
-    pub fn holds(&self, x: f64) -> bool {
-        match self.op {
-            "≥" => x >= self.value,
-            ">" => x > self.value,
-            "≤" => x <= self.value,
-            "<" => x < self.value,
-            "=" => x == self.value,
-            _ => x != self.value,
-        }
-    }
-}
-
 /// The metrics of a rule that replay a pool's balance: where a chart of the balance
 /// starts (`balance_open`) and its peak (`balance_peak`).
 #[derive(Debug, Clone, Default, PartialEq)]

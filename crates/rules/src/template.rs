@@ -107,6 +107,7 @@ impl Template {
                             ));
                         }
                     };
+                    let is_plural = matches!(format, Format::Plural(..));
                     let piece = match name {
                         "subject" => Piece::Subject,
                         "window" => Piece::Window,
@@ -127,6 +128,17 @@ impl Template {
                             }
                         },
                     };
+                    let counts = |p: &Piece| match p {
+                        Piece::Metric(idx, _) => metrics[*idx].1 == Unit::Count,
+                        _ => false,
+                    };
+                    if is_plural && !counts(&piece) {
+                        return Err((
+                            start,
+                            format!("`{name}` is not a count: `ONE|MANY` takes a count"),
+                            "use it on count, count_distinct, novel or recurring metrics".into(),
+                        ));
+                    }
                     if !lit.is_empty() {
                         pieces.push(Piece::Text(std::mem::take(&mut lit)));
                     }
@@ -284,6 +296,8 @@ mod tests {
         assert_eq!(render(12), "12 payees; 12 distinct payers");
         let err = Template::parse("{payees:payee|}", &metrics(), &Params::new()).unwrap_err();
         assert!(err.2.contains("ONE|MANY"), "{err:?}");
+        let err = Template::parse("{inflow:yuan|yuan}", &metrics(), &Params::new()).unwrap_err();
+        assert!(err.1.contains("not a count"), "{err:?}");
     }
 
     #[test]

@@ -70,7 +70,7 @@ fn activity(txs: &[clearwatch_model::Transaction], id: &str, tz: chrono_tz::Tz) 
         }
     }
     let days: Vec<(i64, f64, f64)> = days.into_iter().map(|(t, (i, o))| (t, i, o)).collect();
-    super::views::activity_svg(&days, currency.code(), tz)
+    super::views::activity_svg(&days, currency.code(), currency.exponent(), tz)
 }
 
 /// Most transactions drawn when a node of the alert graph is expanded.

@@ -267,7 +267,10 @@ fn china_date(ms: i64) -> chrono::NaiveDate {
 /// approved escalation the report deadline.
 pub async fn case_deadline(st: &Shared, a: &StoredAlert) -> Result<Deadline, AppError> {
     let detected = parse_rfc3339(&a.created_at).unwrap_or(a.alert.window.until);
-    let escalated = if matches!(a.status, Status::Escalated | Status::Reported) {
+    let escalated = if matches!(
+        a.status,
+        Status::Escalated | Status::Reported | Status::Closed
+    ) {
         st.store
             .approvals(Some(&a.alert.id), false)
             .await?
@@ -362,25 +365,34 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
     let graph = flow_graph(&txs, &evidence.accounts, &[subject.as_str()]);
     let graph_json =
         serde_json::to_string(&graph).map_err(|e| AppError::Internal(e.to_string()))?;
-    let pack = super::rules::effective_pack(st).await?;
-    let rule = pack.set.rules.iter().find(|r| r.id == a.alert.rule_id);
+    // The rule as loaded now, for thresholds and the opening balance; a rule folder that
+    // does not load (an edit in progress) costs those extras, not the page.
+    let pack = super::rules::effective_pack(st).await.ok();
+    let rule = pack
+        .as_ref()
+        .and_then(|p| p.set.rules.iter().find(|r| r.id == a.alert.rule_id));
     let current = rule.filter(|r| r.version == a.alert.rule_version);
     let balance = rule.map(|r| r.balance.clone()).unwrap_or_default();
-    let pooled = balance
-        .peak
-        .as_ref()
-        .is_some_and(|p| a.alert.metrics.contains_key(p));
+    // The pool's replay needs both its opening balance and its peak; without them the
+    // chart is the net flow.
     let opening = balance
         .open
         .as_ref()
         .and_then(|n| a.alert.metrics.get(n))
-        .and_then(metric_number);
+        .and_then(metric_number)
+        .filter(|_| {
+            balance
+                .peak
+                .as_ref()
+                .is_some_and(|p| a.alert.metrics.contains_key(p))
+        });
+    let pooled = opening.is_some();
     let chart = balance_points(
         &txs,
         &subject,
         a.alert.currency.as_deref(),
-        a.alert.window.from,
-        pooled.then_some(opening.unwrap_or(0.0)),
+        (a.alert.window.from, a.alert.window.until),
+        opening,
     );
     let ctx = PageCtx::new(user);
     let balance_svg = chart
@@ -437,7 +449,8 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
 
 /// The subject's balance over the alert's window, in major units of one currency (the
 /// alert's, or else the first evidence transaction's; other currencies are left out,
-/// never mixed in), starting at the window start. With `pooled` (the rule's opening
+/// never mixed in), starting at the window start; evidence outside the window (a flow
+/// followed further) is not part of it. With `pooled` (the rule's opening
 /// balance) it is replayed as the rule's `balance_peak` replays it: inflows before
 /// outflows at the same instant and never below zero, so its peak is the metric's;
 /// without, it is the net flow of the evidence from zero.
@@ -445,7 +458,7 @@ fn balance_points(
     txs: &[Transaction],
     subject: &str,
     alert_currency: Option<&str>,
-    from: i64,
+    (from, until): (i64, i64),
     pooled: Option<f64>,
 ) -> Option<(Vec<(i64, f64)>, Currency)> {
     let currency = alert_currency
@@ -454,7 +467,7 @@ fn balance_points(
     let scale = 10f64.powi(currency.exponent() as i32);
     let mut moves: Vec<(i64, bool, i128)> = txs
         .iter()
-        .filter(|t| t.currency == currency)
+        .filter(|t| t.currency == currency && (from..until).contains(&t.ts))
         .filter_map(|t| {
             if t.to == subject {
                 Some((t.ts, false, i128::from(t.amount)))
@@ -743,10 +756,10 @@ mod tests {
             tx("b", 2, "P", "H", 500, "JPY"),
             tx("c", 3, "H", "Q", 200, "JPY"),
         ];
-        let (points, currency) = balance_points(&txs, "H", Some("JPY"), 0, None).unwrap();
+        let (points, currency) = balance_points(&txs, "H", Some("JPY"), (0, 10), None).unwrap();
         assert_eq!(currency.code(), "JPY");
         assert_eq!(points, vec![(0, 0.0), (2, 500.0), (3, 300.0)]);
-        let (points, currency) = balance_points(&txs, "H", Some("CNY"), 0, None).unwrap();
+        let (points, currency) = balance_points(&txs, "H", Some("CNY"), (0, 10), None).unwrap();
         assert_eq!(currency.code(), "CNY");
         assert_eq!(points, vec![(0, 0.0), (1, 123.45)]);
     }
@@ -761,12 +774,12 @@ mod tests {
             tx("c", 2, "P", "H", 4_000, "CNY"),
             tx("d", 3, "P", "H", 1_000, "CNY"),
         ];
-        let (points, _) = balance_points(&txs, "H", Some("CNY"), 0, Some(50.0)).unwrap();
+        let (points, _) = balance_points(&txs, "H", Some("CNY"), (0, 10), Some(50.0)).unwrap();
         assert_eq!(
             points,
             vec![(0, 50.0), (1, 0.0), (2, 40.0), (2, 10.0), (3, 20.0)]
         );
-        let (net, _) = balance_points(&txs, "H", Some("CNY"), 0, None).unwrap();
+        let (net, _) = balance_points(&txs, "H", Some("CNY"), (0, 10), None).unwrap();
         assert_eq!(net[1], (1, -80.0));
     }
 
@@ -776,7 +789,7 @@ mod tests {
         let metrics: BTreeMap<String, serde_json::Value> = [
             ("payees".to_string(), serde_json::json!(12)),
             ("pass_through".to_string(), serde_json::json!(0.95)),
-            ("inflow".to_string(), serde_json::json!("3,500.00")),
+            ("inflow".to_string(), serde_json::json!("3500.00")),
             ("dwell_hours".to_string(), serde_json::json!(3.5)),
         ]
         .into_iter()

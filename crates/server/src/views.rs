@@ -542,7 +542,13 @@ pub fn balance_svg(
 /// An inline SVG bar chart of money in (up, green) and out (down, red) per day:
 /// `days` are `(day start ms, in, out)` in major units, in day order. Labelled amount
 /// axis and first, middle and last day in `tz`; the text is numbers and dates only.
-pub fn activity_svg(days: &[(i64, f64, f64)], currency: &str, tz: chrono_tz::Tz) -> String {
+pub fn activity_svg(
+    days: &[(i64, f64, f64)],
+    currency: &str,
+    exponent: u32,
+    tz: chrono_tz::Tz,
+) -> String {
+    let p = exponent as usize;
     const H: f64 = 200.0;
     const TOP: f64 = 16.0;
     const BOTTOM: f64 = 36.0;
@@ -573,7 +579,7 @@ pub fn activity_svg(days: &[(i64, f64, f64)], currency: &str, tz: chrono_tz::Tz)
         let w = (slot * 0.8).max(1.0);
         if i > 0.0 {
             svg.push_str(&format!(
-                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{:.1}\" class=\"in\"><title>{} +{i:.2}</title></rect>",
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{:.1}\" class=\"in\"><title>{} +{i:.p$}</title></rect>",
                 x(t),
                 zero - i * scale,
                 i * scale,
@@ -582,7 +588,7 @@ pub fn activity_svg(days: &[(i64, f64, f64)], currency: &str, tz: chrono_tz::Tz)
         }
         if o > 0.0 {
             svg.push_str(&format!(
-                "<rect x=\"{:.1}\" y=\"{zero:.1}\" width=\"{w:.1}\" height=\"{:.1}\" class=\"out\"><title>{} -{o:.2}</title></rect>",
+                "<rect x=\"{:.1}\" y=\"{zero:.1}\" width=\"{w:.1}\" height=\"{:.1}\" class=\"out\"><title>{} -{o:.p$}</title></rect>",
                 x(t),
                 o * scale,
                 date(t)
@@ -591,7 +597,7 @@ pub fn activity_svg(days: &[(i64, f64, f64)], currency: &str, tz: chrono_tz::Tz)
     }
     for (v, y) in [(top, TOP), (0.0, zero), (-bottom, H - BOTTOM)] {
         svg.push_str(&format!(
-            "<text x=\"{:.1}\" y=\"{:.1}\" class=\"lbl tick-y\" text-anchor=\"end\">{v:.2}</text>",
+            "<text x=\"{:.1}\" y=\"{:.1}\" class=\"lbl tick-y\" text-anchor=\"end\">{v:.p$}</text>",
             LEFT - 4.0,
             y + 3.0
         ));
@@ -643,13 +649,15 @@ mod tests {
         let day = 86_400_000;
         let svg = activity_svg(
             &[(0, 100.0, 0.0), (2 * day, 50.0, 80.0)],
-            "CNY",
+            "JPY",
+            0,
             time_zone("UTC"),
         );
+        assert!(svg.contains(">100</text>"), "JPY has no decimals: {svg}");
         assert_eq!(svg.matches("class=\"in\"").count(), 2);
         assert_eq!(svg.matches("class=\"out\"").count(), 1);
         assert!(svg.contains(">1970-01-03</text>"), "{svg}");
-        assert!(activity_svg(&[], "CNY", time_zone("UTC")).is_empty());
+        assert!(activity_svg(&[], "CNY", 2, time_zone("UTC")).is_empty());
     }
 
     #[test]

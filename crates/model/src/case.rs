@@ -6,6 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::Datelike as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -298,8 +299,6 @@ pub(crate) mod tests {
         }
     }
 }
-
-use chrono::Datelike as _;
 
 /// Working days from detection to a decision, by default (`serve --review-days`).
 pub const REVIEW_WORKING_DAYS: u32 = 10;

@@ -394,8 +394,7 @@ pub fn compare_by_subject(
     stored: Vec<StoredAlert>,
 ) -> (Vec<SubjectChange>, usize) {
     use std::collections::BTreeMap;
-    type Side<T> = Vec<T>;
-    let mut by: BTreeMap<Subject, (Side<Alert>, Side<StoredAlert>)> = BTreeMap::new();
+    let mut by: BTreeMap<Subject, (Vec<Alert>, Vec<StoredAlert>)> = BTreeMap::new();
     for a in new {
         by.entry(a.subject.clone()).or_default().0.push(a);
     }
@@ -405,17 +404,15 @@ pub fn compare_by_subject(
     let mut unchanged = 0;
     let mut out = Vec::new();
     for (subject, (new, old)) in by {
-        let shape = |v: Vec<(Millis, Millis, u32)>| -> BTreeSet<_> { v.into_iter().collect() };
-        let new_shape = shape(
-            new.iter()
-                .map(|a| (a.window.from, a.window.until, a.score))
-                .collect(),
-        );
-        let old_shape = shape(
-            old.iter()
-                .map(|a| (a.alert.window.from, a.alert.window.until, a.alert.score))
-                .collect(),
-        );
+        // Windows and scores: what an analyst would see change.
+        let new_shape: BTreeSet<_> = new
+            .iter()
+            .map(|a| (a.window.from, a.window.until, a.score))
+            .collect();
+        let old_shape: BTreeSet<_> = old
+            .iter()
+            .map(|a| (a.alert.window.from, a.alert.window.until, a.alert.score))
+            .collect();
         let change = match (new.is_empty(), old.is_empty()) {
             (false, true) => Change::Appears,
             (true, false) => Change::Disappears,

@@ -10,7 +10,7 @@ use clearwatch_ingest::load::CommitPolicy;
 use clearwatch_ingest::{Profile, TableKind};
 use clearwatch_model::Alert;
 use clearwatch_rules::load::PackSource;
-use clearwatch_scan::{self as scan, Pack, Published, Range};
+use clearwatch_scan::{self as scan, Mode, Pack, Published};
 use clearwatch_store::IngestStore;
 
 #[derive(Args, Debug)]
@@ -71,16 +71,14 @@ pub async fn run(db: &super::Db, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let pack = pack.runnable()?;
     let rules = pack.active();
     outln!("scanning with {} rules", rules.len());
-    let report = scan::scan_store(&store, &rules, Range::default())
-        .await?
-        .report;
+    let done = scan::scan_store_marked(&store, &rules, Mode::Full).await?;
+    let report = done.scanned.report;
     for s in &report.skipped {
         eprintln!("note: rule {} skipped: {}", s.rule_id, s.reason);
     }
-    let saved = scan::save(&store, &rules, &report.alerts).await?;
     eprintln!(
         "stored {} new alerts ({} already stored)",
-        saved.inserted, saved.existing
+        done.saved.saved.inserted, done.saved.saved.existing
     );
     let mut top: Vec<&Alert> = report.alerts.iter().collect();
     top.sort_by(|a, b| b.score.cmp(&a.score).then(a.id.cmp(&b.id)));

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::scan::{SourceArgs, scan_source};
+use super::scan::{SourceArgs, scan_source_in};
 use clearwatch_eval::{self as eval, Report, SweepRow, Truth};
 use clearwatch_rules::load::{self, PackSource};
 use clearwatch_rules::sweep::Sweep;
@@ -43,7 +43,8 @@ pub async fn run(db: &super::Db, args: EvalArgs) -> anyhow::Result<ExitCode> {
         &args.truth,
         args.source.input.as_deref(),
     )?;
-    let scanned = scan_source(db, &args.source).await?;
+    // Every alert, not only what an incremental scan would re-evaluate.
+    let scanned = scan_source_in(db, &args.source, true).await?;
     if let Some(sweep) = &args.sweep {
         return run_sweep(&args, sweep, &truth, &scanned);
     }

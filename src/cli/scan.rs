@@ -8,10 +8,12 @@ use clap::{Args, ValueEnum};
 use clearwatch_detect::ScanReport;
 use clearwatch_graph::TemporalGraph;
 use clearwatch_ingest::Profile;
-use clearwatch_model::{Alert, Severity, parse_rfc3339};
+use clearwatch_model::{Alert, Severity, format_ts, parse_rfc3339};
 use clearwatch_rules::RuleStatus;
 use clearwatch_rules::load::PackSource;
-use clearwatch_scan::{self as scan, InputFiles, Pack, Published, Range, ScanError, Scanned};
+use clearwatch_scan::{
+    self as scan, InputFiles, Mode, Pack, Plan, Published, Range, RulePlan, ScanError, Scanned,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -57,6 +59,10 @@ pub struct SourceArgs {
     /// (store scans otherwise run, for each rule id, its newest published version).
     #[arg(long)]
     pub files_only: bool,
+    /// Evaluate every rule over the whole store (a store scan otherwise evaluates, for
+    /// each rule version, only what the loads since its last scan touch).
+    #[arg(long, conflicts_with = "input")]
+    pub full: bool,
 }
 
 #[derive(Args, Debug)]
@@ -90,6 +96,16 @@ fn time_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
 /// effective rule pack; notes on stderr what a user should know (refused input rows,
 /// skipped rules, rules from the store, what was stored).
 pub async fn scan_source(db: &super::Db, args: &SourceArgs) -> anyhow::Result<Scanned> {
+    scan_source_in(db, args, args.full).await
+}
+
+/// [`scan_source`]; with `full`, every rule runs over the whole store, so the report
+/// holds every alert (what `eval` needs).
+pub async fn scan_source_in(
+    db: &super::Db,
+    args: &SourceArgs,
+    full: bool,
+) -> anyhow::Result<Scanned> {
     let range = Range {
         from: time_arg("from", &args.from)?,
         until: time_arg("until", &args.until)?,
@@ -109,14 +125,27 @@ pub async fn scan_source(db: &super::Db, args: &SourceArgs) -> anyhow::Result<Sc
             let pack = pack.runnable().map_err(report_rules)?;
             note_published(pack);
             let rules = pack.with_status(&args.status);
-            let scanned = scan::scan_store(&store, &rules, range).await?;
-            note_skipped(&scanned);
-            let saved = scan::save(&store, &rules, &scanned.report.alerts).await?;
+            if range != Range::default() {
+                // Part of the time range: alerts are added, nothing is superseded.
+                let scanned = scan::scan_store(&store, &rules, range).await?;
+                note_skipped(&scanned);
+                let saved = scan::save(&store, &rules, &scanned.report.alerts).await?;
+                eprintln!(
+                    "stored {} new alerts ({} already stored)",
+                    saved.inserted, saved.existing
+                );
+                return Ok(scanned);
+            }
+            let mode = if full { Mode::Full } else { Mode::Incremental };
+            let done = scan::scan_store_marked(&store, &rules, mode).await?;
+            note_plans(&done.plans);
+            note_skipped(&done.scanned);
+            let s = &done.saved;
             eprintln!(
-                "stored {} new alerts ({} already stored)",
-                saved.inserted, saved.existing
+                "stored {} new alerts ({} already stored); {} superseded alerts removed, {} kept because they were worked on",
+                s.saved.inserted, s.saved.existing, s.removed, s.kept
             );
-            scanned
+            done.scanned
         }
         Some(input) => {
             let pack = Pack::files(source).map_err(report_rules)?;
@@ -144,6 +173,32 @@ pub async fn scan_source(db: &super::Db, args: &SourceArgs) -> anyhow::Result<Sc
         }
     };
     Ok(scanned)
+}
+
+/// Says on stderr what the scan evaluated for each rule, and why.
+fn note_plans(plans: &[RulePlan]) {
+    for p in plans {
+        let what = match &p.plan {
+            Plan::Unchanged => "unchanged: nothing loaded since its last scan".to_string(),
+            Plan::Whole(why) => format!("all windows ({why})"),
+            Plan::Windows {
+                from,
+                windows,
+                subjects,
+                ..
+            } => format!(
+                "{windows} {} from {} (loaded since its last scan), then {subjects} {} over all their windows",
+                if *windows == 1 { "window" } else { "windows" },
+                format_ts(*from),
+                if *subjects == 1 {
+                    "subject"
+                } else {
+                    "subjects"
+                },
+            ),
+        };
+        eprintln!("rule {}: {what}", p.rule_id);
+    }
 }
 
 /// Prints the diagnostics behind a rules error, then passes the error on.

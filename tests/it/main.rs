@@ -6,6 +6,7 @@ mod cli;
 mod demo;
 mod eval;
 mod export;
+mod incremental;
 mod ingest;
 mod rules;
 mod server;

@@ -4,11 +4,11 @@
 
 pub mod testing;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use clearwatch_model::{Alert, Evidence, Subject, Window};
+use clearwatch_model::{Alert, Evidence, Millis, Subject, Window};
 
 use clearwatch_graph::TemporalGraph;
 use clearwatch_rules::Rule;
@@ -43,6 +43,11 @@ pub struct ScanReport {
     pub timings: Vec<(String, std::time::Duration)>,
     /// Rules whose searches were cut short at a work cap, in the order of the rules given.
     pub capped: Vec<Capped>,
+    /// Alert id → the span of the episode it reports (its first window's start to its
+    /// last window's end).
+    pub episodes: HashMap<String, Window>,
+    /// Rules run for part of their subjects ([`Part::Around`]) → those subjects' ids.
+    pub partial: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// A rule some of whose searches stopped at the detector's work cap: alerts through them
@@ -64,8 +69,8 @@ impl std::fmt::Display for Capped {
     }
 }
 
-/// One rule's alerts and its work-cap counts, or why it did not run.
-type RuleOutcome = Result<(Vec<Alert>, (usize, usize)), Skipped>;
+/// One rule's results, or why it did not run.
+type RuleOutcome = Result<RuleDone, Skipped>;
 
 /// Runs `rules` over `g`. Output is sorted by rule, subject and window.
 pub fn run(rules: &[&Rule], g: &TemporalGraph, inputs: Inputs) -> ScanReport {
@@ -74,22 +79,52 @@ pub fn run(rules: &[&Rule], g: &TemporalGraph, inputs: Inputs) -> ScanReport {
 
 /// [`run`], giving up as soon as `stop` is set (the report then says it was stopped).
 pub fn run_until(rules: &[&Rule], g: &TemporalGraph, inputs: Inputs, stop: &Stop) -> ScanReport {
+    let jobs: Vec<(&Rule, Part)> = rules.iter().map(|r| (*r, Part::All)).collect();
+    run_parts(&jobs, g, inputs, stop)
+}
+
+/// Which of a rule's results to compute.
+#[derive(Debug, Clone, Default)]
+pub enum Part {
+    /// Every subject, every window.
+    #[default]
+    All,
+    /// The subjects that fire in a window holding some time in `span`, and those in
+    /// `also` (subjects that fired there before), each over all its windows: exactly
+    /// their alerts of a whole run, episodes included. Needs a rule with a reach; an
+    /// incremental scan stores them in place of the subjects' earlier alerts.
+    Around {
+        span: (Millis, Millis),
+        also: HashSet<String>,
+    },
+}
+
+/// Runs each rule over `g` for the part of its results asked for, rules in parallel,
+/// giving up as soon as `stop` is set.
+pub fn run_parts(
+    jobs: &[(&Rule, Part)],
+    g: &TemporalGraph,
+    inputs: Inputs,
+    stop: &Stop,
+) -> ScanReport {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, RuleOutcome, std::time::Duration)>> = Mutex::new(Vec::new());
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(rules.len().max(1));
+        .min(jobs.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(rule) = rules.get(i) else { break };
+                    let Some((rule, part)) = jobs.get(i) else {
+                        break;
+                    };
                     if stop.is_set() {
                         break;
                     }
                     let started = std::time::Instant::now();
-                    let out = run_rule(rule, g, inputs, stop);
+                    let out = run_rule(rule, part, g, inputs, stop);
                     let took = started.elapsed();
                     results
                         .lock()
@@ -103,13 +138,19 @@ pub fn run_until(rules: &[&Rule], g: &TemporalGraph, inputs: Inputs, stop: &Stop
     results.sort_by_key(|(i, _, _)| *i);
     let mut report = ScanReport::default();
     for (i, r, took) in results {
-        report.timings.push((rules[i].id.clone(), took));
+        let id = &jobs[i].0.id;
+        report.timings.push((id.clone(), took));
         match r {
-            Ok((alerts, (capped, searches))) => {
-                report.alerts.extend(alerts);
+            Ok(done) => {
+                report.alerts.extend(done.alerts);
+                report.episodes.extend(done.episodes);
+                if let Some(subjects) = done.subjects {
+                    report.partial.insert(id.clone(), subjects);
+                }
+                let (capped, searches) = done.caps;
                 if capped > 0 {
                     report.capped.push(Capped {
-                        rule_id: rules[i].id.clone(),
+                        rule_id: id.clone(),
                         capped,
                         searches,
                     });
@@ -125,7 +166,23 @@ pub fn run_until(rules: &[&Rule], g: &TemporalGraph, inputs: Inputs, stop: &Stop
     report
 }
 
-fn run_rule(rule: &Rule, g: &TemporalGraph, inputs: Inputs, stop: &Stop) -> RuleOutcome {
+/// What one rule produced.
+struct RuleDone {
+    alerts: Vec<Alert>,
+    /// Alert id → the span of its episode.
+    episodes: HashMap<String, Window>,
+    /// The subjects computed, for a [`Part::Around`].
+    subjects: Option<BTreeSet<String>>,
+    caps: (usize, usize),
+}
+
+fn run_rule(
+    rule: &Rule,
+    part: &Part,
+    g: &TemporalGraph,
+    inputs: Inputs,
+    stop: &Stop,
+) -> Result<RuleDone, Skipped> {
     let missing = match (
         rule.requires_accounts && !inputs.accounts,
         rule.requires_merchants && !inputs.merchants,
@@ -141,22 +198,44 @@ fn run_rule(rule: &Rule, g: &TemporalGraph, inputs: Inputs, stop: &Stop) -> Rule
             reason: reason.to_string(),
         });
     }
-    let mut alerts = Vec::new();
     let caps = Caps::default();
+    let subjects = match part {
+        Part::All => None,
+        Part::Around { span, also } => {
+            let mut firing = also.clone();
+            for c in 0..g.currencies().len() {
+                let mut exec = Exec::new(g, c as u8, stop, &caps);
+                exec.span = Some(*span);
+                firing.extend(rule.detector.run(&exec).into_iter().map(|f| f.subject.id));
+            }
+            Some(firing)
+        }
+    };
+    let mut done = RuleDone {
+        alerts: Vec::new(),
+        episodes: HashMap::new(),
+        subjects: subjects.as_ref().map(|s| s.iter().cloned().collect()),
+        caps: (0, 0),
+    };
+    if subjects.as_ref().is_some_and(HashSet::is_empty) {
+        done.caps = caps.counts();
+        return Ok(done);
+    }
     for (c, currency) in g.currencies().iter().enumerate() {
-        let exec = Exec {
-            g,
-            currency: c as u8,
-            exponent: currency.exponent(),
-            stop,
-            caps: &caps,
-        };
-        let findings = rule.detector.run(&exec);
-        for f in episodes(rule, g, findings) {
-            alerts.push(to_alert(rule, &f, currency.code(), g));
+        let mut exec = Exec::new(g, c as u8, stop, &caps);
+        exec.subjects = subjects.as_ref();
+        let mut findings = rule.detector.run(&exec);
+        if let Some(only) = &subjects {
+            findings.retain(|f| only.contains(&f.subject.id));
+        }
+        for (f, episode) in episodes(rule, g, findings) {
+            let alert = to_alert(rule, &f, currency.code(), g);
+            done.episodes.insert(alert.id.clone(), episode);
+            done.alerts.push(alert);
         }
     }
-    Ok((alerts, caps.counts()))
+    done.caps = caps.counts();
+    Ok(done)
 }
 
 fn score(rule: &Rule, g: &TemporalGraph, metrics: &[Metric]) -> u32 {
@@ -173,8 +252,8 @@ fn score(rule: &Rule, g: &TemporalGraph, metrics: &[Metric]) -> u32 {
 }
 
 /// Consecutive firing windows of one subject are one episode, reported once: its
-/// highest-scoring window, the earliest on ties.
-fn episodes(rule: &Rule, g: &TemporalGraph, findings: Vec<Finding>) -> Vec<Finding> {
+/// highest-scoring window, the earliest on ties, with the span of the whole episode.
+fn episodes(rule: &Rule, g: &TemporalGraph, findings: Vec<Finding>) -> Vec<(Finding, Window)> {
     let mut by_subject: BTreeMap<Subject, Vec<Finding>> = BTreeMap::new();
     for f in findings {
         by_subject.entry(f.subject.clone()).or_default().push(f);
@@ -182,28 +261,33 @@ fn episodes(rule: &Rule, g: &TemporalGraph, findings: Vec<Finding>) -> Vec<Findi
     let mut out = Vec::new();
     for (_, mut fs) in by_subject {
         fs.sort_by_key(|f| (f.window_index, f.from));
-        let mut best: Option<(u32, Finding)> = None;
+        let mut best: Option<(u32, Finding, Window)> = None;
         let mut prev: Option<i64> = None;
         for f in fs {
             let s = score(rule, g, &f.metrics);
             let continues = prev.is_some_and(|p| f.window_index == p + 1);
             prev = Some(f.window_index);
-            match &best {
-                Some((bs, _)) if continues => {
+            match &mut best {
+                Some((bs, b, span)) if continues => {
+                    span.until = span.until.max(f.until);
                     if s > *bs {
-                        best = Some((s, f));
+                        (*bs, *b) = (s, f);
                     }
                 }
                 _ => {
-                    if let Some((_, b)) = best.take() {
-                        out.push(b);
+                    if let Some((_, b, span)) = best.take() {
+                        out.push((b, span));
                     }
-                    best = Some((s, f));
+                    let span = Window {
+                        from: f.from,
+                        until: f.until,
+                    };
+                    best = Some((s, f, span));
                 }
             }
         }
-        if let Some((_, b)) = best {
-            out.push(b);
+        if let Some((_, b, span)) = best {
+            out.push((b, span));
         }
     }
     out

@@ -143,6 +143,20 @@ impl AggFn {
         )
     }
 
+    /// Whether the function reads transactions before the window (the flows a pool
+    /// carries in, or the subject's contacts).
+    pub fn reads_history(self) -> bool {
+        matches!(
+            self,
+            AggFn::Dwell(_)
+                | AggFn::Retention
+                | AggFn::BalancePeak
+                | AggFn::BalanceOpen
+                | AggFn::Novel { .. }
+                | AggFn::Recurring { .. }
+        )
+    }
+
     /// Whether the function reads the subject's whole history ([`Contacts`]).
     pub fn needs_contacts(self) -> bool {
         matches!(self, AggFn::Novel { .. } | AggFn::Recurring { .. })

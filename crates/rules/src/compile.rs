@@ -16,7 +16,7 @@ use super::aggregate::{AggFn, Aggregate, FIELDS, Field, Unit};
 use super::config::{AggregateConfig, Aggregates, RuleConfig, TestConfig, Text, WindowConfig};
 use super::diag::{self, Diagnostic};
 use super::expr::{self, Const, Macro, Program, Schema, Ty};
-use super::kinds::{self, Detector, Windows};
+use super::kinds::{self, Detector, Reach, Windows};
 use super::load::{Origin, yaml_error};
 use super::params::{PARAM_TYPES, ParamValue, Params, parse_duration};
 use super::scope;
@@ -115,6 +115,8 @@ pub struct Rule {
     /// beside the threshold it passed.
     pub thresholds: Vec<Threshold>,
     pub balance: BalanceMetrics,
+    /// Which windows an incremental scan re-evaluates after new data; `None`: all.
+    pub reach: Option<Reach>,
 }
 
 impl Rule {
@@ -139,6 +141,10 @@ pub struct Cx<'a> {
     /// What the condition holds each metric against (see [`Rule::thresholds`]).
     thresholds: Vec<Threshold>,
     balance: BalanceMetrics,
+    /// Set by kinds whose windows decide their results (see [`Reach`]).
+    pub reach: Option<Reach>,
+    /// Some expression reads an account field of the whole loaded period.
+    whole_period: bool,
 }
 
 /// A metric tested against a constant in the rule's condition, parameters filled in:
@@ -259,6 +265,7 @@ impl<'a> Cx<'a> {
         match expr::compile(&text.value, schema, want) {
             Ok(p) => {
                 self.warn_absent_evidence(text, schema, &p);
+                self.whole_period |= p.reads(&scope::is_whole_period);
                 Some(p)
             }
             Err(errors) => {
@@ -702,6 +709,8 @@ pub fn compile_rule(
         evidence: cfg.evidence.transactions.as_ref(),
         thresholds: Vec::new(),
         balance: BalanceMetrics::default(),
+        reach: None,
+        whole_period: false,
     };
     let id_ok = !cfg.id.value.is_empty()
         && cfg
@@ -843,6 +852,7 @@ pub fn compile_rule(
             warnings: cx.warnings,
             thresholds: cx.thresholds,
             balance: cx.balance,
+            reach: cx.reach.filter(|_| !cx.whole_period),
         }),
         _ => Err(cx.diags),
     }

@@ -325,6 +325,11 @@ impl Program {
         out
     }
 
+    /// Whether the expression reads a variable for which `pred` holds.
+    pub fn reads(&self, pred: &dyn Fn(VarId) -> bool) -> bool {
+        reads_var(&self.root, pred)
+    }
+
     /// The constant value, when the expression uses no variables.
     pub fn constant(&self) -> Option<Const> {
         match &self.root {
@@ -1054,6 +1059,21 @@ struct NoVars;
 impl Env for NoVars {
     fn get(&self, _: VarId) -> Val<'_> {
         Val::Null
+    }
+}
+
+fn reads_var(n: &Node, pred: &dyn Fn(VarId) -> bool) -> bool {
+    match n {
+        Node::Const(_) => false,
+        Node::Var(v) | Node::EnumEq(v, _) | Node::EnumIn(v, _) => pred(*v),
+        Node::Not(a) | Node::Neg(a) => reads_var(a, pred),
+        Node::And(a, b)
+        | Node::Or(a, b)
+        | Node::Cmp(_, a, b)
+        | Node::Arith(_, a, b)
+        | Node::In(a, b) => reads_var(a, pred) || reads_var(b, pred),
+        Node::Cond(a, b, c) => reads_var(a, pred) || reads_var(b, pred) || reads_var(c, pred),
+        Node::Call(_, args) => args.iter().any(|a| reads_var(a, pred)),
     }
 }
 

@@ -32,6 +32,27 @@ pub fn is_optional_text(id: VarId) -> bool {
     }
 }
 
+/// Whether `id` is an account field computed over the whole loaded period (`out_count`,
+/// `payers`, `in_median`…): data added at any time changes it, so a rule that reads one
+/// is re-evaluated in full by an incremental scan.
+pub fn is_whole_period(id: VarId) -> bool {
+    let (source, field) = (id >> 8, usize::from(id & 0xff));
+    (1..=MAX_ACCOUNT_SLOTS as u16).contains(&source)
+        && ACCOUNT_FIELDS.get(field).is_some_and(|(name, _, _)| {
+            matches!(
+                *name,
+                "out_count"
+                    | "in_count"
+                    | "first_ts"
+                    | "last_ts"
+                    | "payers"
+                    | "payees"
+                    | "in_median"
+                    | "out_median"
+            )
+        })
+}
+
 /// `tx.*`: the transaction under evaluation.
 pub const TX_FIELDS: &[(&str, Ty, &str)] = &[
     ("id", Ty::Str, "transaction id"),

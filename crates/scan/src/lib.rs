@@ -11,11 +11,11 @@
 //!   scan asks for the files only ([`Published::Ignore`]). A scan never silently runs
 //!   something other than what was published.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use clearwatch_detect::{self as detect, Inputs, ScanReport, Stop};
+use clearwatch_detect::{self as detect, Inputs, Part, ScanReport, Stop};
 use clearwatch_graph::load::{FileLoad, from_files};
 use clearwatch_graph::{GraphBuilder, TemporalGraph};
 use clearwatch_ingest::{IngestError, Profile};
@@ -25,7 +25,9 @@ use clearwatch_rules::load::{self, PackSource, Replaced, RuleSet};
 use clearwatch_rules::{Rule, RuleStatus};
 use clearwatch_store::AlertStore;
 use clearwatch_store::IngestStore;
+use clearwatch_store::ScanStore;
 use clearwatch_store::cases::StoredRuleVersion;
+use clearwatch_store::scans::{Batches, RuleScan, ScanSave, ScanSaved, Since, Supersede};
 use clearwatch_store::{AlertFilter, AnyStore, RuleVersion, SaveReport, StoreError};
 
 /// Why a scan could not run.
@@ -291,6 +293,218 @@ pub async fn scan_store(
         rules: rules.len(),
         load,
         file_load: None,
+    })
+}
+
+/// Whether a store scan may evaluate only what was loaded since each rule's last scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Incremental,
+    /// Every rule over the whole store (`scan --full`).
+    Full,
+}
+
+/// Why a rule ran over the whole store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whole {
+    /// `scan --full`.
+    Asked,
+    /// This rule version never scanned the store.
+    FirstScan,
+    /// Accounts or merchants were loaded since its last scan.
+    Registry,
+    /// It reads account figures of the whole loaded period (`out_count`, `payers`…).
+    WholePeriod,
+    /// Its kind has no windows that bound what it reads.
+    Kind(&'static str),
+    /// A batch loaded before batches recorded their time span.
+    UnknownSpan,
+}
+
+impl std::fmt::Display for Whole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Whole::Asked => write!(f, "--full"),
+            Whole::FirstScan => write!(f, "first scan of this version"),
+            Whole::Registry => write!(f, "accounts or merchants loaded since its last scan"),
+            Whole::WholePeriod => write!(f, "it reads figures of the whole loaded period"),
+            Whole::Kind(k) => write!(f, "kind {k} is always evaluated in full"),
+            Whole::UnknownSpan => write!(f, "a batch without a recorded time span"),
+        }
+    }
+}
+
+/// What a store scan did with one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing was loaded since this rule version last scanned the store.
+    Unchanged,
+    /// Every window, for this reason.
+    Whole(Whole),
+    /// The windows holding some time in `[from, until]` (what was loaded since its last
+    /// scan, and with history every later window), then every subject firing there or
+    /// alerted there before, over all its windows.
+    Windows {
+        from: Millis,
+        until: Millis,
+        /// How many windows that is, up to the last loaded transaction.
+        windows: u64,
+        /// How many subjects were then evaluated over all their windows.
+        subjects: usize,
+    },
+}
+
+/// One rule of a store scan, and what the scan did with it.
+#[derive(Debug, Clone)]
+pub struct RulePlan {
+    pub rule_id: String,
+    pub plan: Plan,
+}
+
+/// What a whole-store scan did.
+pub struct StoreScan {
+    pub scanned: Scanned,
+    pub plans: Vec<RulePlan>,
+    pub saved: ScanSaved,
+}
+
+/// Scans the whole store with `rules` and stores the results. In [`Mode::Incremental`],
+/// each rule version evaluates only the windows that the transactions loaded since its
+/// last scan touch, and the subjects alerted there; its stored alerts on those subjects
+/// are replaced ([`ScanStore::save_scan`]), so the stored alerts equal those of a full
+/// scan of the same data. Rules that cannot be bounded that way run in full ([`Whole`]).
+pub async fn scan_store_marked(
+    store: &AnyStore,
+    rules: &[&Rule],
+    mode: Mode,
+) -> Result<StoreScan, ScanError> {
+    let newest = store.newest_batches().await?;
+    let marks: HashMap<(String, String), Batches> = store
+        .scan_marks()
+        .await?
+        .into_iter()
+        .map(|m| ((m.rule_id, m.rule_version), m.seen))
+        .collect();
+    let mut since_cache: HashMap<i64, Since> = HashMap::new();
+    let mut plans = Vec::with_capacity(rules.len());
+    for r in rules {
+        let mark = marks.get(&(r.id.clone(), r.version.clone()));
+        let plan = match (mode, mark) {
+            (Mode::Full, _) => Plan::Whole(Whole::Asked),
+            (_, None) => Plan::Whole(Whole::FirstScan),
+            (_, Some(m)) if m.registry != newest.registry => Plan::Whole(Whole::Registry),
+            (_, Some(m)) if m.transactions == newest.transactions => Plan::Unchanged,
+            (_, Some(m)) if m.transactions > newest.transactions => Plan::Whole(Whole::FirstScan),
+            (_, Some(m)) => {
+                let since = match since_cache.get(&m.transactions) {
+                    Some(s) => *s,
+                    None => {
+                        let s = store.loaded_since(m.transactions).await?;
+                        since_cache.insert(m.transactions, s);
+                        s
+                    }
+                };
+                match (since, r.reach) {
+                    (Since::Nothing, _) => Plan::Unchanged,
+                    (Since::Unknown, _) => Plan::Whole(Whole::UnknownSpan),
+                    (Since::Span(..), None) if r.kind == "star" => Plan::Whole(Whole::WholePeriod),
+                    (Since::Span(..), None) => Plan::Whole(Whole::Kind(r.kind)),
+                    (Since::Span(first, last), Some(reach)) => {
+                        let (from, until) = reach.span(first, last);
+                        Plan::Windows {
+                            from,
+                            until,
+                            windows: 0,
+                            subjects: 0,
+                        }
+                    }
+                }
+            }
+        };
+        plans.push(RulePlan {
+            rule_id: r.id.clone(),
+            plan,
+        });
+    }
+    let mut jobs: Vec<(&Rule, Part)> = Vec::new();
+    for (r, p) in rules.iter().zip(&plans) {
+        match &p.plan {
+            Plan::Unchanged => {}
+            Plan::Whole(_) => jobs.push((r, Part::All)),
+            Plan::Windows { from, until, .. } => {
+                let also = store
+                    .episode_subjects(&rule_version(r), *from, *until)
+                    .await?;
+                let span = (*from, *until);
+                jobs.push((
+                    r,
+                    Part::Around {
+                        span,
+                        also: also.into_iter().collect(),
+                    },
+                ));
+            }
+        }
+    }
+    let started = Instant::now();
+    let (builder, inputs) = if jobs.is_empty() {
+        (GraphBuilder::new(), Inputs::default())
+    } else {
+        graph_of_store(store, Range::default()).await?
+    };
+    let graph = builder.build();
+    let load = started.elapsed();
+    let report = detect::run_parts(&jobs, &graph, inputs, &Stop::default());
+    let last_ts = graph.ts.iter().copied().max().unwrap_or(0);
+    let skipped: BTreeSet<&str> = report.skipped.iter().map(|s| s.rule_id.as_str()).collect();
+    let mut saves = Vec::new();
+    for (r, p) in rules.iter().zip(plans.iter_mut()) {
+        if let Plan::Windows {
+            from,
+            until,
+            windows,
+            subjects,
+        } = &mut p.plan
+        {
+            if let Some(reach) = r.reach {
+                *windows = reach.windows.count_covering(*from, (*until).min(last_ts));
+            }
+            *subjects = report.partial.get(&r.id).map_or(0, BTreeSet::len);
+        }
+        let ran = !skipped.contains(r.id.as_str());
+        let supersede = match &p.plan {
+            _ if !ran => Supersede::Nothing,
+            Plan::Unchanged => Supersede::Nothing,
+            Plan::Whole(_) => Supersede::All,
+            Plan::Windows { .. } => {
+                Supersede::Subjects(report.partial.get(&r.id).cloned().unwrap_or_default())
+            }
+        };
+        saves.push(RuleScan {
+            version: rule_version(r),
+            supersede,
+            mark: ran.then_some(newest),
+        });
+    }
+    let saved = store
+        .save_scan(ScanSave {
+            alerts: &report.alerts,
+            episodes: &report.episodes,
+            rules: &saves,
+        })
+        .await?;
+    let rules_run = report.timings.len();
+    Ok(StoreScan {
+        scanned: Scanned {
+            report,
+            graph,
+            inputs,
+            rules: rules_run,
+            load,
+            file_load: None,
+        },
+        plans,
+        saved,
     })
 }
 

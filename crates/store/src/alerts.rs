@@ -119,15 +119,23 @@ impl<DB: Backend> SqlStore<DB> {
 
     /// The evidence of the given alerts, grouped by alert, in stored order.
     async fn evidence_of(&self, ids: &[&str]) -> Result<HashMap<String, Evidence>, StoreError> {
-        let mut found = Vec::new();
         let mut c = self.pool.acquire().await?;
+        Self::evidence_in(&mut c, ids).await
+    }
+
+    /// [`Self::evidence_of`] on a given connection (a transaction in progress).
+    pub(crate) async fn evidence_in(
+        c: &mut DB::Connection,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Evidence>, StoreError> {
+        let mut found = Vec::new();
         for part in ids.chunks(500) {
             let mut b = Builder::new(
                 "SELECT alert_id, kind, ref_id FROM alert_evidence WHERE alert_id IN ",
             );
             b.push_list(part.iter().map(|id| Value::Text(id)))
                 .push(" ORDER BY alert_id, kind, ord");
-            for r in DB::fetch_all(&mut c, b.build()).await? {
+            for r in DB::fetch_all(c, b.build()).await? {
                 found.push((
                     get::<DB, _>(&r, 0)?,
                     get::<DB, _>(&r, 1)?,

@@ -83,6 +83,8 @@ pub struct FileLoad {
     /// The table of the rows staged so far, and how many (PostgreSQL stages a file's
     /// rows and merges them at its end).
     pub staged: Option<(TableKind, u64)>,
+    /// The first and last time of the transactions offered so far (duplicates included).
+    pub ts_span: Option<(Millis, Millis)>,
 }
 
 impl FileLoad {
@@ -289,9 +291,15 @@ impl<DB: Backend> IngestStore for SqlStore<DB> {
                             ..Default::default()
                         },
                         staged: None,
+                        ts_span: None,
                     };
                 }
                 LoadMsg::Transactions(rows) => {
+                    for r in &rows {
+                        let t = r.record.ts;
+                        file.ts_span =
+                            Some(file.ts_span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+                    }
                     put_chunk::<DB, _>(&mut tx, &mut file, TableKind::Transactions, rows).await?
                 }
                 LoadMsg::Accounts(rows) => {
@@ -322,8 +330,8 @@ impl<DB: Backend> IngestStore for SqlStore<DB> {
                     }
                     let mut q = query(
                         "UPDATE batches SET sha256 = $1, rows_read = $2, rows_loaded = $3, \
-                         rows_quarantined = $4, rows_duplicate = $5, unknown_types = $6 \
-                         WHERE batch_id = $7",
+                         rows_quarantined = $4, rows_duplicate = $5, unknown_types = $6, \
+                         ts_first = $7, ts_last = $8 WHERE batch_id = $9",
                     );
                     q = DB::bind(q, r.sha256.clone());
                     for n in [
@@ -335,6 +343,8 @@ impl<DB: Backend> IngestStore for SqlStore<DB> {
                     ] {
                         q = DB::bind(q, n as i64);
                     }
+                    q = DB::bind(q, file.ts_span.map(|s| s.0));
+                    q = DB::bind(q, file.ts_span.map(|s| s.1));
                     q = DB::bind(q, r.batch_id);
                     DB::execute(&mut tx, q).await?;
                     reports.push(std::mem::take(&mut file).report);

@@ -13,6 +13,7 @@ pub mod cases;
 pub mod keys;
 pub mod postgres;
 pub mod records;
+pub mod scans;
 pub mod seal;
 pub mod sql;
 pub mod sqlite;
@@ -295,6 +296,30 @@ store_area! {
         async fn publish_rule(&self, rule: &RuleVersion, actor: &str) -> Result<(), StoreError>;
         /// Alert counts and dispositions per rule.
         async fn rule_hits(&self) -> Result<Vec<RuleHits>, StoreError>;
+    }
+}
+
+store_area! {
+    /// Scan state: the marks of incremental scans, episode spans, and saving a scan in
+    /// place of the results it supersedes ([`scans`]).
+    pub trait ScanStore {
+        /// The newest transaction and registry batches.
+        async fn newest_batches(&self) -> Result<scans::Batches, StoreError>;
+        /// How far each rule version has scanned the store.
+        async fn scan_marks(&self) -> Result<Vec<scans::ScanMark>, StoreError>;
+        /// The time span of the transactions loaded after batch `batch`.
+        async fn loaded_since(&self, batch: i64) -> Result<scans::Since, StoreError>;
+        /// The subjects of `rule`'s stored alerts whose episodes hold some time in
+        /// `[first, last]`, sorted.
+        async fn episode_subjects(
+            &self,
+            rule: &RuleVersion,
+            first: Millis,
+            last: Millis,
+        ) -> Result<Vec<String>, StoreError>;
+        /// Stores a scan's alerts, episode spans and marks in one transaction, removing
+        /// the superseded alerts nobody worked on.
+        async fn save_scan(&self, save: scans::ScanSave<'_>) -> Result<scans::ScanSaved, StoreError>;
     }
 }
 

@@ -628,13 +628,7 @@ mod tests {
 
     fn run(d: &dyn Detector, g: &TemporalGraph) -> (Vec<Finding>, (usize, usize)) {
         let (stop, caps) = (Stop::default(), Caps::default());
-        let exec = Exec {
-            g,
-            currency: 0,
-            exponent: 2,
-            stop: &stop,
-            caps: &caps,
-        };
+        let exec = Exec::new(g, 0, &stop, &caps);
         (d.run(&exec), caps.counts())
     }
 

@@ -9,6 +9,7 @@ use super::scope::Metric;
 use clearwatch_graph::{AccountId, EdgeId, TemporalGraph};
 use clearwatch_model::Millis;
 use clearwatch_model::Subject;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -114,6 +115,63 @@ pub struct Exec<'g> {
     pub exponent: u32,
     pub stop: &'g Stop,
     pub caps: &'g Caps,
+    /// Only the windows that hold some time in `[first, last]` (an incremental scan);
+    /// read by kinds that have a [`Reach`].
+    pub span: Option<(Millis, Millis)>,
+    /// Only these subjects (by id); kinds may check it early, the scan checks it again.
+    pub subjects: Option<&'g HashSet<String>>,
+}
+
+impl<'g> Exec<'g> {
+    /// Every window and subject of one currency.
+    pub fn new(g: &'g TemporalGraph, currency: u8, stop: &'g Stop, caps: &'g Caps) -> Self {
+        Exec {
+            g,
+            currency,
+            exponent: g.currencies()[usize::from(currency)].exponent(),
+            stop,
+            caps,
+            span: None,
+            subjects: None,
+        }
+    }
+
+    /// The window numbers of `w` to evaluate over data spanning `[first, last]`.
+    pub fn windows(
+        &self,
+        w: &Windows,
+        first: Millis,
+        last: Millis,
+    ) -> std::ops::RangeInclusive<i64> {
+        match self.span {
+            None => w.covering(first, last),
+            Some((lo, hi)) => {
+                let (first, last) = (first.max(lo), last.min(hi));
+                if first > last {
+                    #[allow(clippy::reversed_empty_ranges)]
+                    return 1..=0;
+                }
+                w.covering(first, last)
+            }
+        }
+    }
+}
+
+/// What decides a windowed rule's result in window `[from, until)`: the transactions in
+/// it and, with `history`, every earlier one. A rule without a reach (it reads the whole
+/// loaded period, or its kind does not say) is re-evaluated in full by an incremental scan.
+#[derive(Debug, Clone, Copy)]
+pub struct Reach {
+    pub windows: Windows,
+    pub history: bool,
+}
+
+impl Reach {
+    /// The time span of the windows to re-evaluate when transactions in `[first, last]`
+    /// were added: those windows, and with `history` every later one.
+    pub fn span(&self, first: Millis, last: Millis) -> (Millis, Millis) {
+        (first, if self.history { Millis::MAX / 4 } else { last })
+    }
 }
 
 impl Exec<'_> {
@@ -160,6 +218,15 @@ impl Windows {
         let lo = (first - self.length).div_euclid(self.step) + 1;
         let hi = last.div_euclid(self.step);
         lo..=hi
+    }
+
+    /// How many windows hold some time in `[first, last]`.
+    pub fn count_covering(&self, first: Millis, last: Millis) -> u64 {
+        if first > last {
+            return 0;
+        }
+        let r = self.covering(first, last);
+        u64::try_from(r.end() - r.start() + 1).unwrap_or(0)
     }
 
     pub fn bounds(&self, k: i64) -> (Millis, Millis) {

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks_of};
+use super::{Detector, Exec, Finding, KindSpec, Reach, Windows, aggregate_masks_of};
 use crate::aggregate::{self, Aggregate, Contacts, EdgeSet, Flows, Mask, Sliding, Unit};
 use crate::compile::{Cx, Shift};
 use crate::config::{Aggregates, Text, WindowConfig};
@@ -108,6 +108,12 @@ fn compile(cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
         scope::add_account(s, "hub", 0)
     });
     let evidence = cx.evidence_sets(SETS);
+    if let Some(windows) = windows {
+        // Every history-reading function (novel, recurring, balance, dwell, retention)
+        // reads before the window; none reads after it.
+        let history = aggregates.iter().any(|a| a.func.reads_history());
+        cx.reach = Some(Reach { windows, history });
+    }
     Some(Box::new(Star {
         subject: subject.ok()?,
         in_filter: in_filter.ok()?,
@@ -135,7 +141,9 @@ impl Detector for Star {
         // ever read on the edges of hubs, so they are evaluated there only.
         let hub_ok: Vec<bool> = (0..g.account_count() as AccountId)
             .map(|h| {
-                self.subject.as_ref().is_none_or(|p| {
+                exec.subjects
+                    .is_none_or(|s| s.contains(g.account_name(h)))
+                    && self.subject.as_ref().is_none_or(|p| {
                     let mut hub_scope = Scope::new(g);
                     hub_scope.accounts[0] = h;
                     p.test(&hub_scope)
@@ -224,7 +232,7 @@ impl Detector for Star {
             // Windows move forward in time: each bound is a cursor that only advances
             // (the same positions a binary search per window would find).
             let mut cursors = [Cursor::default(); 6];
-            for k in self.windows.covering(first, last) {
+            for k in exec.windows(&self.windows, first, last) {
                 if exec.stopped() {
                     return findings;
                 }

@@ -1,0 +1,327 @@
+//! Scan state: how far each rule version has scanned the store (its mark), the span of
+//! the episode each alert reports, and saving a scan's alerts in place of the earlier
+//! results they supersede. This is what lets `clearwatch scan` evaluate only what new
+//! loads touch.
+//!
+//! An alert an analyst has worked on (a status, an assignee, a note or an approval) is
+//! never removed: when a scan supersedes it, it stays beside the new alert and the save
+//! counts it as kept.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::data::Backend;
+use crate::records::{RuleVersion, SaveReport};
+use crate::rows;
+use crate::sql::{Builder, Value, get, query};
+use crate::{ScanStore, SqlStore, StoreError};
+use clearwatch_model::{Alert, Millis, Window};
+
+/// The newest batches a scan saw: of transactions, and of registry records (accounts
+/// and merchants); 0 when there is none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Batches {
+    pub transactions: i64,
+    pub registry: i64,
+}
+
+/// How far a rule version has scanned the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanMark {
+    pub rule_id: String,
+    pub rule_version: String,
+    pub seen: Batches,
+}
+
+/// What the transaction batches loaded after some batch hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// No transaction was loaded.
+    Nothing,
+    /// Transactions with times in `[first, last]`.
+    Span(Millis, Millis),
+    /// A batch loaded before batches recorded their time span.
+    Unknown,
+}
+
+/// Which stored alerts of a rule version a scan's alerts supersede.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Supersede {
+    /// None: the scan adds alerts only (a scan of part of the time range).
+    Nothing,
+    /// All of them: the rule ran over the whole store.
+    All,
+    /// Those on these subjects (by id): the rule ran for them over the whole store.
+    Subjects(BTreeSet<String>),
+}
+
+/// One rule of a scan being saved.
+#[derive(Debug, Clone)]
+pub struct RuleScan {
+    pub version: RuleVersion,
+    pub supersede: Supersede,
+    /// The batches the scan saw, recorded as the rule version's mark.
+    pub mark: Option<Batches>,
+}
+
+/// A scan's results, saved in one database transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanSave<'a> {
+    pub alerts: &'a [Alert],
+    /// Alert id → the span of its episode (an alert missing here spans its window).
+    pub episodes: &'a HashMap<String, Window>,
+    pub rules: &'a [RuleScan],
+}
+
+/// What saving a scan did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanSaved {
+    pub saved: SaveReport,
+    /// Superseded alerts removed (nobody had worked on them), including those stored
+    /// again with new figures.
+    pub removed: u64,
+    /// Superseded alerts kept because an analyst had worked on them.
+    pub kept: u64,
+}
+
+/// Stored alerts of one rule version, as a save compares them.
+struct Stored {
+    id: String,
+    subject: String,
+    score: i64,
+    summary: String,
+    metrics: String,
+    untouched: bool,
+}
+
+impl<DB: Backend> SqlStore<DB> {
+    async fn stored_of(
+        c: &mut DB::Connection,
+        rule: &RuleVersion,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let q = query(
+            "SELECT a.id, a.subject_id, a.score, a.summary, a.metrics, \
+             CASE WHEN a.status = 'new' AND a.assignee IS NULL AND a.version = 1 \
+               AND NOT EXISTS (SELECT 1 FROM notes n WHERE n.alert_id = a.id) \
+               AND NOT EXISTS (SELECT 1 FROM approvals p WHERE p.alert_id = a.id) \
+             THEN 1 ELSE 0 END \
+             FROM alerts a WHERE a.rule_id = $1 AND a.rule_version = $2",
+        );
+        let q = DB::bind(DB::bind(q, rule.rule_id.as_str()), rule.version.as_str());
+        DB::fetch_all(c, q)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(Stored {
+                    id: get::<DB, _>(r, 0)?,
+                    subject: get::<DB, _>(r, 1)?,
+                    score: get::<DB, _>(r, 2)?,
+                    summary: get::<DB, _>(r, 3)?,
+                    metrics: get::<DB, _>(r, 4)?,
+                    untouched: get::<DB, i32>(r, 5)? == 1,
+                })
+            })
+            .collect()
+    }
+}
+
+impl<DB: Backend> ScanStore for SqlStore<DB> {
+    async fn newest_batches(&self) -> Result<Batches, StoreError> {
+        let mut c = self.pool.acquire().await?;
+        let rows = DB::fetch_all(
+            &mut c,
+            query("SELECT kind, MAX(batch_id) FROM batches GROUP BY kind"),
+        )
+        .await?;
+        let mut b = Batches::default();
+        for r in &rows {
+            let kind: String = get::<DB, _>(r, 0)?;
+            let newest: i64 = get::<DB, _>(r, 1)?;
+            match kind.as_str() {
+                "transactions" => b.transactions = newest,
+                _ => b.registry = b.registry.max(newest),
+            }
+        }
+        Ok(b)
+    }
+
+    async fn scan_marks(&self) -> Result<Vec<ScanMark>, StoreError> {
+        let mut c = self.pool.acquire().await?;
+        let q = query(
+            "SELECT rule_id, rule_version, tx_batch, registry_batch FROM scan_marks \
+             ORDER BY rule_id, rule_version",
+        );
+        DB::fetch_all(&mut c, q)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(ScanMark {
+                    rule_id: get::<DB, _>(r, 0)?,
+                    rule_version: get::<DB, _>(r, 1)?,
+                    seen: Batches {
+                        transactions: get::<DB, _>(r, 2)?,
+                        registry: get::<DB, _>(r, 3)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn loaded_since(&self, batch: i64) -> Result<Since, StoreError> {
+        let mut c = self.pool.acquire().await?;
+        let q = query(
+            "SELECT MIN(ts_first), MAX(ts_last), \
+             SUM(CASE WHEN ts_first IS NULL THEN 1 ELSE 0 END) FROM batches \
+             WHERE kind = 'transactions' AND batch_id > $1 AND rows_loaded > 0",
+        );
+        let row = DB::fetch_optional(&mut c, DB::bind(q, batch)).await?;
+        let Some(r) = row else {
+            return Ok(Since::Nothing);
+        };
+        let first: Option<i64> = get::<DB, _>(&r, 0)?;
+        let last: Option<i64> = get::<DB, _>(&r, 1)?;
+        let unknown: Option<i64> = get::<DB, _>(&r, 2)?;
+        Ok(match (first, last, unknown.unwrap_or(0)) {
+            (_, _, n) if n > 0 => Since::Unknown,
+            (Some(first), Some(last), _) => Since::Span(first, last),
+            _ => Since::Nothing,
+        })
+    }
+
+    async fn episode_subjects(
+        &self,
+        rule: &RuleVersion,
+        first: Millis,
+        last: Millis,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut c = self.pool.acquire().await?;
+        let q = query(
+            "SELECT DISTINCT a.subject_id FROM alerts a \
+             LEFT JOIN alert_episodes e ON e.alert_id = a.id \
+             WHERE a.rule_id = $1 AND a.rule_version = $2 \
+             AND COALESCE(e.episode_until, a.window_until) > $3 \
+             AND COALESCE(e.episode_from, a.window_from) <= $4 \
+             ORDER BY a.subject_id",
+        );
+        let q = DB::bind(DB::bind(q, rule.rule_id.as_str()), rule.version.as_str());
+        let q = DB::bind(DB::bind(q, first), last);
+        DB::fetch_all(&mut c, q)
+            .await?
+            .iter()
+            .map(|r| get::<DB, String>(r, 0))
+            .collect()
+    }
+
+    async fn save_scan(&self, save: ScanSave<'_>) -> Result<ScanSaved, StoreError> {
+        let now = rows::now_text();
+        let mut out = ScanSaved::default();
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "INSERT INTO rule_versions (rule_id, version, title, text, created_at) \
+             VALUES ($1, $2, $3, $4, {}) ON CONFLICT (rule_id, version) DO NOTHING",
+            DB::ts_param(5)
+        );
+        for r in save.rules {
+            let v = &r.version;
+            let mut q = query(&sql);
+            for x in [&v.rule_id, &v.version, &v.title, &v.text, &now] {
+                q = DB::bind(q, x.as_str());
+            }
+            DB::execute(&mut tx, q).await?;
+        }
+        // Superseded alerts nobody worked on go; so do those whose figures changed, to be
+        // stored again below.
+        let new: HashMap<&str, &Alert> = save.alerts.iter().map(|a| (a.id.as_str(), a)).collect();
+        let mut remove: Vec<String> = Vec::new();
+        for r in save.rules {
+            let in_scope = |subject: &str| match &r.supersede {
+                Supersede::Nothing => false,
+                Supersede::All => true,
+                Supersede::Subjects(s) => s.contains(subject),
+            };
+            if r.supersede == Supersede::Nothing {
+                continue;
+            }
+            let stored: Vec<Stored> = Self::stored_of(&mut tx, &r.version)
+                .await?
+                .into_iter()
+                .filter(|s| in_scope(&s.subject))
+                .collect();
+            let same_ids: Vec<&str> = stored
+                .iter()
+                .filter(|s| s.untouched && new.contains_key(s.id.as_str()))
+                .map(|s| s.id.as_str())
+                .collect();
+            let evidence = Self::evidence_in(&mut tx, &same_ids).await?;
+            for s in stored {
+                let stale = match new.get(s.id.as_str()) {
+                    None => true,
+                    Some(a) => {
+                        i64::from(a.score) != s.score
+                            || a.summary != s.summary
+                            || serde_json::to_string(&a.metrics)? != s.metrics
+                            || evidence.get(&s.id).is_none_or(|e| *e != a.evidence)
+                    }
+                };
+                match (stale, s.untouched) {
+                    (true, true) => remove.push(s.id),
+                    (true, false) if !new.contains_key(s.id.as_str()) => out.kept += 1,
+                    _ => {}
+                }
+            }
+        }
+        for part in remove.chunks(500) {
+            let mut b = Builder::new("DELETE FROM alerts WHERE id IN ");
+            b.push_list(part.iter().map(|id| Value::Text(id)));
+            out.removed += DB::execute(&mut tx, b.build()).await?;
+        }
+        let inserted = DB::put_alerts(&mut tx, save.alerts, &now).await?;
+        out.saved = SaveReport {
+            inserted,
+            existing: save.alerts.len() as u64 - inserted,
+        };
+        let mut seen = HashSet::new();
+        let spans: Vec<(&str, Window)> = save
+            .alerts
+            .iter()
+            .filter(|a| seen.insert(a.id.as_str()))
+            .map(|a| {
+                let w = save.episodes.get(&a.id).copied().unwrap_or(a.window);
+                (a.id.as_str(), w)
+            })
+            .collect();
+        for part in spans.chunks(300) {
+            let mut b = Builder::new(
+                "INSERT INTO alert_episodes (alert_id, episode_from, episode_until) VALUES ",
+            );
+            for (i, (id, w)) in part.iter().enumerate() {
+                if i > 0 {
+                    b.push(", ");
+                }
+                b.push_list([Value::Text(id), Value::Int(w.from), Value::Int(w.until)]);
+            }
+            b.push(
+                " ON CONFLICT (alert_id) DO UPDATE SET episode_from = excluded.episode_from, \
+                 episode_until = excluded.episode_until",
+            );
+            DB::execute(&mut tx, b.build()).await?;
+        }
+        let mark = format!(
+            "INSERT INTO scan_marks (rule_id, rule_version, tx_batch, registry_batch, scanned_at) \
+             VALUES ($1, $2, $3, $4, {}) ON CONFLICT (rule_id, rule_version) DO UPDATE SET \
+             tx_batch = excluded.tx_batch, registry_batch = excluded.registry_batch, \
+             scanned_at = excluded.scanned_at",
+            DB::ts_param(5)
+        );
+        for r in save.rules {
+            let Some(seen) = r.mark else { continue };
+            let q = DB::bind(
+                DB::bind(query(&mark), r.version.rule_id.as_str()),
+                r.version.version.as_str(),
+            );
+            let q = DB::bind(DB::bind(q, seen.transactions), seen.registry);
+            DB::execute(&mut tx, DB::bind(q, now.as_str())).await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+}

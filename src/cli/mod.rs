@@ -25,6 +25,7 @@ mod rules;
 mod scan;
 mod serve;
 mod stats;
+mod stream;
 mod users;
 
 use std::path::PathBuf;
@@ -79,6 +80,8 @@ pub enum Command {
     Alerts(alerts::AlertsArgs),
     /// Serve the analyst dashboard and JSON API (loopback by default).
     Serve(serve::ServeArgs),
+    /// Publish transactions to NATS JetStream and run the workers that store and scan them.
+    Stream(stream::StreamArgs),
     /// Manage dashboard users.
     Users(users::UsersArgs),
     /// Check or print the audit log.
@@ -135,6 +138,7 @@ pub fn main() -> ExitCode {
             Command::Migrate(args) => migrate::run(db, args).await,
             Command::Alerts(args) => alerts::run(db, args).await,
             Command::Serve(args) => serve::run(db, args).await,
+            Command::Stream(args) => stream::run(db, args).await,
             Command::Users(args) => users::run(db, args).await,
             Command::Audit(args) => audit::run(db, args).await,
             Command::Export(args) => export::run_export(db, args).await,

@@ -11,4 +11,5 @@ mod ingest;
 mod rules;
 mod server;
 mod store;
+mod stream;
 mod support;

@@ -49,13 +49,18 @@ impl Db {
 
     /// Runs a command that must succeed and parses its standard output as JSON.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.stdout(args)).unwrap()
+    }
+
+    /// Runs a command that must succeed and returns its standard output.
+    pub fn stdout(&self, args: &[&str]) -> String {
         let out = self.cmd().args(args).output().unwrap();
         assert!(
             out.status.success(),
             "{args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).unwrap()
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn write(&self, name: &str, text: &str) -> PathBuf {

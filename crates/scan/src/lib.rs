@@ -684,6 +684,11 @@ pub async fn backtest(
     stop: Stop,
     budget: Duration,
 ) -> Result<Backtest, ScanError> {
+    // No time at all is over budget at once: the timer alone would let work that finishes
+    // before its first tick through.
+    if budget.is_zero() {
+        return Err(ScanError::OverBudget(budget));
+    }
     let _guard = StopOnDrop(stop.clone());
     let work = backtest_until(store, rule, stop.clone());
     match tokio::time::timeout(budget, work).await {

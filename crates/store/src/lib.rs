@@ -444,7 +444,7 @@ store_area! {
 }
 
 /// The whole store interface.
-pub trait Store: IngestStore + AlertStore + CaseStore + UserStore + AuditStore {
+pub trait Store: IngestStore + AlertStore + CaseStore + UserStore + AuditStore + ScanStore {
     /// Every transaction with `ts` in `[from, until)`, in no particular order.
     #[allow(async_fn_in_trait)]
     async fn transactions(
@@ -458,4 +458,4 @@ pub trait Store: IngestStore + AlertStore + CaseStore + UserStore + AuditStore {
     }
 }
 
-impl<S: IngestStore + AlertStore + CaseStore + UserStore + AuditStore> Store for S {}
+impl<S: IngestStore + AlertStore + CaseStore + UserStore + AuditStore + ScanStore> Store for S {}

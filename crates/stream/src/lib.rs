@@ -1,0 +1,516 @@
+//! The streaming pipeline: transactions published to NATS JetStream, partitioned by
+//! account, and workers that commit them to the store and scan it incrementally.
+//!
+//! - [`publish`] reads files through the same profiles, validation and quarantine rules as
+//!   `ingest`, and publishes each transaction to the partition subject of each of its two
+//!   accounts, with a message id (`TX_ID:PARTITION`) so that JetStream drops a republished
+//!   transaction within its duplicate window; past it, the store skips the known id.
+//! - [`work`] consumes a share of the partitions through one durable pull consumer per
+//!   partition, commits each fetched batch to the store in one transaction (transactions
+//!   already stored count as duplicates), acknowledges the messages only after that commit,
+//!   and, if it is the scanning worker, runs the incremental store scan
+//!   ([`clearwatch_scan::scan_store_marked`]) every `batch_every`. A worker killed at any
+//!   point loses nothing: unacknowledged messages are delivered again after `ack_wait`,
+//!   and storing them twice stores nothing new.
+//! - [`status`] reports each partition's consumer lag.
+//!
+//! docs/streaming.md describes the topology and its guarantees.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::{self, stream};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use clearwatch_ingest::load::{CommitPolicy, LoadMsg, LoadRow, stream_files};
+use clearwatch_ingest::{IngestError, Profile, ReadSummary, TableKind};
+use clearwatch_model::table::row_hash;
+use clearwatch_model::{Table, Transaction};
+use clearwatch_rules::Rule;
+use clearwatch_scan::{Mode, ScanError, StoreScan, scan_store_marked};
+use clearwatch_store::{AnyStore, IngestStore, StoreError};
+
+/// Why streaming failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("NATS: {0}")]
+    Nats(String),
+    #[error("stream {stream} has {found} partitions, not {expected}: use --partitions {found}")]
+    Partitions {
+        stream: String,
+        found: u32,
+        expected: u32,
+    },
+    #[error("{0}")]
+    Config(String),
+    #[error("message {subject} #{sequence} is not a transaction: {error}")]
+    BadMessage {
+        subject: String,
+        sequence: u64,
+        error: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+}
+
+fn nats(e: impl std::fmt::Display) -> StreamError {
+    StreamError::Nats(e.to_string())
+}
+
+/// Where transactions flow: the JetStream stream and its partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    /// The stream's name; its subjects are `NAME.tx.PARTITION`.
+    pub stream: String,
+    pub partitions: u32,
+}
+
+impl Topology {
+    pub fn new(stream: &str, partitions: u32) -> Result<Topology, StreamError> {
+        let valid = !stream.is_empty()
+            && stream
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid {
+            return Err(StreamError::Config(format!(
+                "stream name {stream:?}: letters, digits, `_` and `-` only"
+            )));
+        }
+        if !(1..=1024).contains(&partitions) {
+            return Err(StreamError::Config(format!(
+                "--partitions {partitions}: between 1 and 1024"
+            )));
+        }
+        Ok(Topology {
+            stream: stream.to_string(),
+            partitions,
+        })
+    }
+
+    pub fn subject(&self, partition: u32) -> String {
+        format!("{}.tx.{partition}", self.stream)
+    }
+
+    /// The durable consumer of a partition.
+    pub fn consumer(&self, partition: u32) -> String {
+        format!("{}-p{partition}", self.stream)
+    }
+
+    /// The partition of an account: a stable hash of its id.
+    pub fn partition(&self, account: &str) -> u32 {
+        (row_hash(&[account]) as u64 % u64::from(self.partitions)) as u32
+    }
+
+    /// The partitions worker `worker` of `of` owns.
+    pub fn owned(&self, worker: u32, of: u32) -> Vec<u32> {
+        (0..self.partitions).filter(|p| p % of == worker).collect()
+    }
+
+    fn description(&self) -> String {
+        format!("clearwatch transactions; partitions={}", self.partitions)
+    }
+}
+
+/// Connects to NATS and returns its JetStream context.
+pub async fn connect(url: &str) -> Result<jetstream::Context, StreamError> {
+    let client = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|e| StreamError::Nats(format!("cannot reach {url}: {e}")))?;
+    Ok(jetstream::new(client))
+}
+
+/// The stream of `topo`, created if missing; refuses one made with another partition count.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    topo: &Topology,
+) -> Result<stream::Stream, StreamError> {
+    let mut s = js
+        .get_or_create_stream(stream::Config {
+            name: topo.stream.clone(),
+            subjects: vec![format!("{}.tx.*", topo.stream)],
+            description: Some(topo.description()),
+            // A file republished within an hour is dropped by JetStream; later, the store
+            // skips the transactions it has.
+            duplicate_window: Duration::from_secs(3600),
+            ..Default::default()
+        })
+        .await
+        .map_err(nats)?;
+    let info = s.info().await.map_err(nats)?;
+    let found = info
+        .config
+        .description
+        .as_deref()
+        .and_then(|d| d.rsplit("partitions=").next())
+        .and_then(|n| n.parse::<u32>().ok());
+    match found {
+        Some(found) if found != topo.partitions => Err(StreamError::Partitions {
+            stream: topo.stream.clone(),
+            found,
+            expected: topo.partitions,
+        }),
+        _ => Ok(s),
+    }
+}
+
+/// Deletes the stream and its consumers (tests, and an operator starting over).
+pub async fn delete_stream(js: &jetstream::Context, name: &str) -> Result<(), StreamError> {
+    js.delete_stream(name).await.map_err(nats)?;
+    Ok(())
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Published {
+    pub transactions: u64,
+    /// Messages JetStream stored (a transaction between two partitions makes two).
+    pub messages: u64,
+    /// Messages JetStream dropped as already published.
+    pub duplicates: u64,
+    /// Rows refused by validation, and the first of them (`file:line: reason`).
+    pub rejected: u64,
+    pub first_rejection: Option<String>,
+}
+
+/// Publishes the transactions of `files`, read through `profile`.
+pub async fn publish(
+    js: &jetstream::Context,
+    topo: &Topology,
+    files: Vec<PathBuf>,
+    profile: Profile,
+) -> Result<Published, StreamError> {
+    ensure_stream(js, topo).await?;
+    let (tx, mut rx) = mpsc::channel(4);
+    let plan: Vec<(TableKind, PathBuf)> = files
+        .into_iter()
+        .map(|f| (TableKind::Transactions, f))
+        .collect();
+    let reader = tokio::task::spawn_blocking(move || {
+        stream_files(&plan, &profile, CommitPolicy::ANY, tx, &|_| {})
+    });
+    let mut out = Published::default();
+    let mut pending = Vec::new();
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            LoadMsg::Transactions(rows) => {
+                for row in rows {
+                    out.transactions += 1;
+                    let t = &row.record;
+                    let payload = serde_json::to_vec(t).map_err(nats)?;
+                    let parts: BTreeSet<u32> =
+                        [topo.partition(&t.from), topo.partition(&t.to)].into();
+                    for p in parts {
+                        let publish = PublishMessage::build()
+                            .payload(payload.clone().into())
+                            .message_id(format!("{}:{p}", t.tx_id));
+                        let ack = js
+                            .send_publish(topo.subject(p), publish)
+                            .await
+                            .map_err(nats)?;
+                        pending.push(ack);
+                        // Acknowledgements are awaited 256 at a time: publishing is
+                        // pipelined, and the client bounds the acknowledgements in flight.
+                        if pending.len() >= 256 {
+                            settle(&mut pending, &mut out).await?;
+                        }
+                    }
+                }
+            }
+            LoadMsg::Rejected(rows) => {
+                out.rejected += rows.len() as u64;
+                if out.first_rejection.is_none()
+                    && let Some(r) = rows.first()
+                {
+                    out.first_rejection = Some(format!("{}:{}: {}", r.source, r.line, r.reason));
+                }
+            }
+            _ => {}
+        }
+    }
+    settle(&mut pending, &mut out).await?;
+    reader
+        .await
+        .map_err(|e| StreamError::Config(format!("the file reader stopped: {e}")))??;
+    Ok(out)
+}
+
+async fn settle(
+    pending: &mut Vec<async_nats::jetstream::context::PublishAckFuture>,
+    out: &mut Published,
+) -> Result<(), StreamError> {
+    for ack in pending.drain(..) {
+        let ack = ack.await.map_err(nats)?;
+        if ack.duplicate {
+            out.duplicates += 1;
+        } else {
+            out.messages += 1;
+        }
+    }
+    Ok(())
+}
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkOptions {
+    pub topology: Topology,
+    /// This worker's number, `0..of`: it owns the partitions `p` with `p % of == worker`.
+    pub worker: u32,
+    pub of: u32,
+    /// Whether this worker runs the incremental store scan.
+    pub scans: bool,
+    /// How often the scan runs.
+    pub batch_every: Duration,
+    /// How long JetStream waits for an acknowledgement before delivering again.
+    pub ack_wait: Duration,
+    /// Messages fetched, and committed, at a time per partition.
+    pub fetch: usize,
+    /// Stop when every owned partition is drained (after a last scan).
+    pub once: bool,
+}
+
+/// What a worker did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkReport {
+    pub messages: u64,
+    pub stored: u64,
+    /// Transactions already stored (the other partition's copy, or a redelivery).
+    pub duplicates: u64,
+    pub quarantined: u64,
+    pub scans: u64,
+    pub alerts_stored: u64,
+}
+
+async fn consumer_of(
+    stream: &stream::Stream,
+    topo: &Topology,
+    partition: u32,
+    ack_wait: Duration,
+) -> Result<PullConsumer, StreamError> {
+    let name = topo.consumer(partition);
+    stream
+        .get_or_create_consumer(
+            &name,
+            pull::Config {
+                durable_name: Some(name.clone()),
+                filter_subject: topo.subject(partition),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(nats)
+}
+
+/// Consumes the owned partitions into `store` until stopped (or drained, with `once`).
+pub async fn work(
+    js: &jetstream::Context,
+    store: &AnyStore,
+    rules: &[&Rule],
+    opts: &WorkOptions,
+    mut on_scan: impl FnMut(&StoreScan),
+) -> Result<WorkReport, StreamError> {
+    if opts.of == 0 || opts.worker >= opts.of {
+        return Err(StreamError::Config(format!(
+            "--worker {} --of {}: the worker number must be below --of",
+            opts.worker, opts.of
+        )));
+    }
+    let topo = &opts.topology;
+    let stream = ensure_stream(js, topo).await?;
+    let mut consumers = Vec::new();
+    for p in topo.owned(opts.worker, opts.of) {
+        consumers.push((p, consumer_of(&stream, topo, p, opts.ack_wait).await?));
+    }
+    let mut report = WorkReport::default();
+    let mut last_scan = Instant::now();
+    let mut unscanned = false;
+    loop {
+        let mut fetched = 0;
+        for (p, consumer) in &mut consumers {
+            let n = drain_once(store, topo, *p, consumer, opts.fetch, &mut report).await?;
+            fetched += n;
+            unscanned |= opts.scans && n > 0;
+        }
+        let due = last_scan.elapsed() >= opts.batch_every;
+        let drained = fetched == 0 && (!opts.once || pending(&mut consumers).await? == 0);
+        if opts.scans && unscanned && (due || (opts.once && drained)) {
+            let done = scan_store_marked(store, rules, Mode::Incremental).await?;
+            report.scans += 1;
+            report.alerts_stored += done.saved.saved.inserted;
+            on_scan(&done);
+            last_scan = Instant::now();
+            unscanned = false;
+        }
+        if opts.once && drained && !unscanned {
+            return Ok(report);
+        }
+        if fetched == 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Messages of the owned partitions not yet acknowledged.
+async fn pending(consumers: &mut [(u32, PullConsumer)]) -> Result<u64, StreamError> {
+    let mut n = 0;
+    for (_, c) in consumers {
+        let info = c.info().await.map_err(nats)?;
+        n += info.num_pending + info.num_ack_pending as u64;
+    }
+    Ok(n)
+}
+
+/// Fetches up to `max` messages of one partition, commits them in one load, then
+/// acknowledges them; returns how many.
+async fn drain_once(
+    store: &AnyStore,
+    topo: &Topology,
+    partition: u32,
+    consumer: &PullConsumer,
+    max: usize,
+    report: &mut WorkReport,
+) -> Result<u64, StreamError> {
+    let mut batch = consumer
+        .fetch()
+        .max_messages(max)
+        .expires(Duration::from_millis(300))
+        .messages()
+        .await
+        .map_err(nats)?;
+    let mut messages = Vec::new();
+    let mut rows = Vec::new();
+    while let Some(m) = batch.next().await {
+        let m = m.map_err(nats)?;
+        let info = m.info().map_err(nats)?;
+        let sequence = info.stream_sequence;
+        let t: Transaction =
+            serde_json::from_slice(&m.payload).map_err(|e| StreamError::BadMessage {
+                subject: m.subject.to_string(),
+                sequence,
+                error: e.to_string(),
+            })?;
+        rows.push(LoadRow {
+            hash: t.content_hash(),
+            line: sequence,
+            record: t,
+        });
+        messages.push(m);
+    }
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let n = messages.len() as u64;
+    let (tx, rx) = mpsc::channel(4);
+    let source = format!("nats:{}", topo.subject(partition));
+    let load = store.load(rx);
+    let feed = async move {
+        let msgs = [
+            LoadMsg::Begin {
+                kind: TableKind::Transactions,
+                source,
+                profile: "native".to_string(),
+            },
+            LoadMsg::Transactions(rows),
+            LoadMsg::End(ReadSummary {
+                sha256: String::new(),
+                rows_read: n,
+                rejected: 0,
+                unknown_types: 0,
+            }),
+            LoadMsg::Commit(CommitPolicy::ANY),
+        ];
+        for m in msgs {
+            if tx.send(m).await.is_err() {
+                break;
+            }
+        }
+    };
+    let (loaded, ()) = tokio::join!(load, feed);
+    for r in loaded? {
+        report.stored += r.loaded;
+        report.duplicates += r.duplicates;
+        report.quarantined += r.quarantined;
+    }
+    // Acknowledged only once the store has committed: a crash before this point has the
+    // messages delivered again, and the store skips what it already holds.
+    for m in messages {
+        m.ack().await.map_err(nats)?;
+    }
+    report.messages += n;
+    Ok(n)
+}
+
+/// One partition's consumer, as `stream status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionLag {
+    pub partition: u32,
+    pub consumer: String,
+    /// Messages not yet delivered to a worker.
+    pub pending: u64,
+    /// Messages delivered but not yet acknowledged (being stored, or lost with a worker).
+    pub unacknowledged: u64,
+    /// Whether a worker has ever consumed the partition.
+    pub exists: bool,
+}
+
+/// The lag of every partition's consumer.
+pub async fn status(
+    js: &jetstream::Context,
+    topo: &Topology,
+) -> Result<Vec<PartitionLag>, StreamError> {
+    let stream = ensure_stream(js, topo).await?;
+    let mut out = Vec::new();
+    for p in 0..topo.partitions {
+        let name = topo.consumer(p);
+        let lag = match stream.get_consumer::<pull::Config>(&name).await {
+            Ok(mut c) => {
+                let info = c.info().await.map_err(nats)?;
+                PartitionLag {
+                    partition: p,
+                    consumer: name,
+                    pending: info.num_pending,
+                    unacknowledged: info.num_ack_pending as u64,
+                    exists: true,
+                }
+            }
+            Err(_) => PartitionLag {
+                partition: p,
+                consumer: name,
+                pending: 0,
+                unacknowledged: 0,
+                exists: false,
+            },
+        };
+        out.push(lag);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_stable_and_cover_every_worker() {
+        let t = Topology::new("CW", 8).unwrap();
+        assert_eq!(t.partition("A00000001"), t.partition("A00000001"));
+        assert!((0..1000).all(|i| t.partition(&format!("A{i}")) < 8));
+        let owned: Vec<u32> = (0..3).flat_map(|w| t.owned(w, 3)).collect();
+        let mut sorted = owned.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..8).collect::<Vec<_>>(), "each partition once");
+        assert!(Topology::new("a.b", 8).is_err());
+        assert!(Topology::new("CW", 0).is_err());
+    }
+}

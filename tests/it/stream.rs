@@ -1,0 +1,239 @@
+//! `clearwatch stream` against the real NATS JetStream server (CLEARWATCH_TEST_NATS, else
+//! nats://127.0.0.1:4222 when it answers): the stream's stored alerts equal `scan --input`,
+//! republishing counts nothing twice, and a worker killed with SIGKILL loses nothing.
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::support::Db;
+
+/// The NATS URL, or `None` (said on stderr) when no server is configured or answering.
+fn nats() -> Option<String> {
+    if let Ok(url) = std::env::var("CLEARWATCH_TEST_NATS")
+        && !url.is_empty()
+    {
+        // Set explicitly (as CI does): an unreachable server fails the test.
+        return Some(url);
+    }
+    let up = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:4222".parse().unwrap(),
+        Duration::from_millis(300),
+    )
+    .is_ok();
+    if !up {
+        let _ = writeln!(
+            std::io::stderr(),
+            "stream tests: SKIPPED, no NATS server at 127.0.0.1:4222 and CLEARWATCH_TEST_NATS unset"
+        );
+        return None;
+    }
+    Some("nats://127.0.0.1:4222".to_string())
+}
+
+/// A stream of its own for one test, deleted afterwards.
+struct TestStream {
+    url: String,
+    name: String,
+}
+
+impl TestStream {
+    fn new(url: &str, tag: &str) -> TestStream {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        TestStream {
+            url: url.to_string(),
+            name: format!("CWTEST_{tag}_{}_{nanos}", std::process::id()),
+        }
+    }
+
+    fn args<'a>(&'a self, partitions: &'a str) -> [&'a str; 6] {
+        [
+            "--nats",
+            &self.url,
+            "--stream",
+            &self.name,
+            "--partitions",
+            partitions,
+        ]
+    }
+}
+
+impl Drop for TestStream {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                if let Ok(js) = clearwatch_stream::connect(&url).await {
+                    let _ = clearwatch_stream::delete_stream(&js, &name).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+type Alerts = BTreeSet<(String, u64, String)>;
+
+/// `(id, score, summary)` of each alert of a JSON list.
+fn triples(list: &serde_json::Value) -> Alerts {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap().to_string(),
+                a["score"].as_u64().unwrap(),
+                a["summary"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Every stored alert.
+fn stored_alerts(db: &Db) -> Alerts {
+    triples(&db.json(&["alerts", "list", "--json", "--limit", "1000000"]))
+}
+
+/// The alerts of `scan --input` over the files.
+fn scanned_alerts(db: &Db, dir: &Path) -> Alerts {
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let (tx, acc, mer) = (
+        file("transactions.csv"),
+        file("accounts.csv"),
+        file("merchants.csv"),
+    );
+    triples(&db.json(&[
+        "scan",
+        "--input",
+        &tx,
+        "--accounts",
+        &acc,
+        "--merchants",
+        &mer,
+        "--format",
+        "json",
+    ]))
+}
+
+fn ingest_registry(db: &Db, dir: &Path) {
+    db.stdout(&[
+        "ingest",
+        "--accounts",
+        dir.join("accounts.csv").to_str().unwrap(),
+        "--merchants",
+        dir.join("merchants.csv").to_str().unwrap(),
+    ]);
+}
+
+#[test]
+fn stream_alerts_equal_scan_input_on_the_demo_set() {
+    let Some(url) = nats() else { return };
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo");
+    let db = Db::new();
+    let s = TestStream::new(&url, "demo");
+    let at = s.args("4");
+    ingest_registry(&db, &demo);
+    let tx = demo.join("transactions.csv");
+    let publish = |db: &Db| {
+        let mut args = vec!["stream", "publish"];
+        args.extend(at);
+        args.extend(["--transactions", tx.to_str().unwrap()]);
+        db.stdout(&args)
+    };
+    let first = publish(&db);
+    assert!(first.contains("published 6535 transactions"), "{first}");
+    let again = publish(&db);
+    assert!(
+        again.contains("as 0 messages"),
+        "a republished file adds nothing: {again}"
+    );
+    // Two workers share the four partitions; worker 0 also scans.
+    for worker in ["1", "0"] {
+        let mut args = vec!["stream", "work"];
+        args.extend(at);
+        args.extend(["--worker", worker, "--of", "2", "--once"]);
+        db.stdout(&args);
+    }
+    assert_eq!(db.stats()["transactions"], 6535);
+    let expected = scanned_alerts(&db, &demo);
+    assert_eq!(expected.len(), 141);
+    assert_eq!(stored_alerts(&db), expected);
+    let mut args = vec!["stream", "status", "--json"];
+    args.extend(at);
+    let lag: serde_json::Value = serde_json::from_str(&db.stdout(&args)).unwrap();
+    let lags = lag.as_array().unwrap();
+    assert_eq!(lags.len(), 4);
+    assert!(
+        lags.iter()
+            .all(|l| l["pending"] == 0 && l["unacknowledged"] == 0 && l["exists"] == true),
+        "{lag}"
+    );
+}
+
+#[test]
+fn a_worker_killed_mid_stream_loses_and_duplicates_nothing() {
+    let Some(url) = nats() else { return };
+    let db = Db::new();
+    let data = db.dir.path().join("gen");
+    db.stdout(&[
+        "generate",
+        "--seed",
+        "3",
+        "--transactions",
+        "20000",
+        "--out",
+        data.to_str().unwrap(),
+    ]);
+    let s = TestStream::new(&url, "kill");
+    let at = s.args("2");
+    ingest_registry(&db, &data);
+    let tx = data.join("transactions.csv");
+    let mut args = vec!["stream", "publish"];
+    args.extend(at);
+    args.extend(["--transactions", tx.to_str().unwrap()]);
+    db.stdout(&args);
+    // A worker fetching 50 messages at a time is killed once it has stored some.
+    let mut args = vec!["stream", "work"];
+    args.extend(at);
+    args.extend(["--fetch", "50", "--ack-wait", "1s", "--batch-every", "1h"]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clearwatch"))
+        .args(&args)
+        .env("CLEARWATCH_DB", db.url())
+        .current_dir(db.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let n = db.stats()["transactions"].as_u64().unwrap_or(0);
+        if n > 500 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the worker stored nothing in a minute"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let stored = db.stats()["transactions"].as_u64().unwrap();
+    let total = std::fs::read_to_string(&tx).unwrap().lines().count() as u64 - 1;
+    assert!(
+        stored < total,
+        "killed before the end ({stored} of {total})"
+    );
+    // Restarted, it takes up where the acknowledgements stopped.
+    let mut args = vec!["stream", "work"];
+    args.extend(at);
+    args.extend(["--ack-wait", "1s", "--once"]);
+    db.stdout(&args);
+    assert_eq!(db.stats()["transactions"].as_u64().unwrap(), total);
+    assert_eq!(stored_alerts(&db), scanned_alerts(&db, &data));
+}

@@ -7,7 +7,39 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support::Db;
+use assert_cmd::Command;
+
+use crate::store::TestDb;
+use crate::support::{Db, stdout_of};
+
+/// The database the binary is pointed at: SQLite, or a PostgreSQL schema of its own.
+enum Target {
+    Sqlite(Db),
+    Postgres(Box<TestDb>),
+}
+
+impl Target {
+    fn cmd(&self) -> Command {
+        match self {
+            Target::Sqlite(d) => d.cmd(),
+            Target::Postgres(d) => d.cmd(),
+        }
+    }
+
+    fn stdout(&self, args: &[&str]) -> String {
+        stdout_of(self.cmd(), args)
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.stdout(args)).unwrap()
+    }
+
+    fn transactions(&self) -> u64 {
+        self.json(&["stats", "--json"])["transactions"]
+            .as_u64()
+            .unwrap()
+    }
+}
 
 /// The NATS URL, or `None` (said on stderr) when no server is configured or answering.
 fn nats() -> Option<String> {
@@ -95,12 +127,12 @@ fn triples(list: &serde_json::Value) -> Alerts {
 }
 
 /// Every stored alert.
-fn stored_alerts(db: &Db) -> Alerts {
+fn stored_alerts(db: &Target) -> Alerts {
     triples(&db.json(&["alerts", "list", "--json", "--limit", "1000000"]))
 }
 
 /// The alerts of `scan --input` over the files.
-fn scanned_alerts(db: &Db, dir: &Path) -> Alerts {
+fn scanned_alerts(db: &Target, dir: &Path) -> Alerts {
     let file = |name: &str| dir.join(name).to_str().unwrap().to_string();
     let (tx, acc, mer) = (
         file("transactions.csv"),
@@ -120,7 +152,7 @@ fn scanned_alerts(db: &Db, dir: &Path) -> Alerts {
     ]))
 }
 
-fn ingest_registry(db: &Db, dir: &Path) {
+fn ingest_registry(db: &Target, dir: &Path) {
     db.stdout(&[
         "ingest",
         "--accounts",
@@ -131,15 +163,27 @@ fn ingest_registry(db: &Db, dir: &Path) {
 }
 
 #[test]
-fn stream_alerts_equal_scan_input_on_the_demo_set() {
+fn stream_alerts_equal_scan_input_on_the_demo_set_sqlite() {
+    stream_alerts_equal_scan_input_on_the_demo_set(Target::Sqlite(Db::new()));
+}
+
+#[test]
+fn stream_alerts_equal_scan_input_on_the_demo_set_postgres() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    match rt.block_on(TestDb::postgres()) {
+        Some(db) => stream_alerts_equal_scan_input_on_the_demo_set(Target::Postgres(Box::new(db))),
+        None => crate::store::say_skipped("stream_alerts_equal_scan_input_on_the_demo_set"),
+    }
+}
+
+fn stream_alerts_equal_scan_input_on_the_demo_set(db: Target) {
     let Some(url) = nats() else { return };
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo");
-    let db = Db::new();
     let s = TestStream::new(&url, "demo");
     let at = s.args("4");
     ingest_registry(&db, &demo);
     let tx = demo.join("transactions.csv");
-    let publish = |db: &Db| {
+    let publish = |db: &Target| {
         let mut args = vec!["stream", "publish"];
         args.extend(at);
         args.extend(["--transactions", tx.to_str().unwrap()]);
@@ -159,7 +203,7 @@ fn stream_alerts_equal_scan_input_on_the_demo_set() {
         args.extend(["--worker", worker, "--of", "2", "--once"]);
         db.stdout(&args);
     }
-    assert_eq!(db.stats()["transactions"], 6535);
+    assert_eq!(db.transactions(), 6535);
     let expected = scanned_alerts(&db, &demo);
     assert_eq!(expected.len(), 141);
     assert_eq!(stored_alerts(&db), expected);
@@ -178,8 +222,10 @@ fn stream_alerts_equal_scan_input_on_the_demo_set() {
 #[test]
 fn a_worker_killed_mid_stream_loses_and_duplicates_nothing() {
     let Some(url) = nats() else { return };
-    let db = Db::new();
-    let data = db.dir.path().join("gen");
+    let sqlite = Db::new();
+    let (url_db, dir) = (sqlite.url(), sqlite.dir.path().to_path_buf());
+    let db = Target::Sqlite(sqlite);
+    let data = dir.join("gen");
     db.stdout(&[
         "generate",
         "--seed",
@@ -203,15 +249,15 @@ fn a_worker_killed_mid_stream_loses_and_duplicates_nothing() {
     args.extend(["--fetch", "50", "--ack-wait", "1s", "--batch-every", "1h"]);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clearwatch"))
         .args(&args)
-        .env("CLEARWATCH_DB", db.url())
-        .current_dir(db.dir.path())
+        .env("CLEARWATCH_DB", &url_db)
+        .current_dir(&dir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let started = Instant::now();
     loop {
-        let n = db.stats()["transactions"].as_u64().unwrap_or(0);
+        let n = db.transactions();
         if n > 500 {
             break;
         }
@@ -223,7 +269,7 @@ fn a_worker_killed_mid_stream_loses_and_duplicates_nothing() {
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let stored = db.stats()["transactions"].as_u64().unwrap();
+    let stored = db.transactions();
     let total = std::fs::read_to_string(&tx).unwrap().lines().count() as u64 - 1;
     assert!(
         stored < total,
@@ -234,6 +280,6 @@ fn a_worker_killed_mid_stream_loses_and_duplicates_nothing() {
     args.extend(at);
     args.extend(["--ack-wait", "1s", "--once"]);
     db.stdout(&args);
-    assert_eq!(db.stats()["transactions"].as_u64().unwrap(), total);
+    assert_eq!(db.transactions(), total);
     assert_eq!(stored_alerts(&db), scanned_alerts(&db, &data));
 }

@@ -54,13 +54,7 @@ impl Db {
 
     /// Runs a command that must succeed and returns its standard output.
     pub fn stdout(&self, args: &[&str]) -> String {
-        let out = self.cmd().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stdout_of(self.cmd(), args)
     }
 
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
@@ -68,6 +62,17 @@ impl Db {
         std::fs::write(&p, text).unwrap();
         p
     }
+}
+
+/// Runs `cmd` with `args`, which must succeed, and returns its standard output.
+pub fn stdout_of(mut cmd: Command, args: &[&str]) -> String {
+    let out = cmd.args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The numbers of the summary line `read N, loaded N, quarantined N, duplicates skipped N`.

@@ -3,8 +3,8 @@
 //! results they supersede. This is what lets `clearwatch scan` evaluate only what new
 //! loads touch.
 //!
-//! An alert an analyst has worked on (a status, an assignee, a note or an approval) is
-//! never removed: when a scan supersedes it, it stays beside the new alert and the save
+//! An alert an analyst has worked on (a status, an assignee, a note, an approval or any
+//! audit entry) is never removed: when a scan supersedes it, it stays beside the new alert and the save
 //! counts it as kept.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -103,6 +103,7 @@ impl<DB: Backend> SqlStore<DB> {
              CASE WHEN a.status = 'new' AND a.assignee IS NULL AND a.version = 1 \
                AND NOT EXISTS (SELECT 1 FROM notes n WHERE n.alert_id = a.id) \
                AND NOT EXISTS (SELECT 1 FROM approvals p WHERE p.alert_id = a.id) \
+               AND NOT EXISTS (SELECT 1 FROM audit_log l WHERE l.entity = 'alert:' || a.id) \
              THEN 1 ELSE 0 END \
              FROM alerts a WHERE a.rule_id = $1 AND a.rule_version = $2",
         );

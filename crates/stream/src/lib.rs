@@ -290,26 +290,35 @@ pub struct WorkReport {
     pub alerts_stored: u64,
 }
 
+/// The durable consumer of a partition, and how many messages one fetch may take: no more
+/// than the consumer lets be unacknowledged at once, or a fetch waits for its expiry.
 async fn consumer_of(
     stream: &stream::Stream,
     topo: &Topology,
     partition: u32,
-    ack_wait: Duration,
-) -> Result<PullConsumer, StreamError> {
+    opts: &WorkOptions,
+) -> Result<(PullConsumer, usize), StreamError> {
     let name = topo.consumer(partition);
-    stream
+    let c: PullConsumer = stream
         .get_or_create_consumer(
             &name,
             pull::Config {
                 durable_name: Some(name.clone()),
                 filter_subject: topo.subject(partition),
                 ack_policy: AckPolicy::Explicit,
-                ack_wait,
+                ack_wait: opts.ack_wait,
+                max_ack_pending: i64::try_from(opts.fetch).unwrap_or(i64::MAX),
                 ..Default::default()
             },
         )
         .await
-        .map_err(nats)
+        .map_err(nats)?;
+    let limit = c.cached_info().config.max_ack_pending;
+    let fetch = match usize::try_from(limit) {
+        Ok(l) if l > 0 => opts.fetch.min(l),
+        _ => opts.fetch,
+    };
+    Ok((c, fetch))
 }
 
 /// Consumes the owned partitions into `store` until stopped (or drained, with `once`).
@@ -330,15 +339,16 @@ pub async fn work(
     let stream = ensure_stream(js, topo).await?;
     let mut consumers = Vec::new();
     for p in topo.owned(opts.worker, opts.of) {
-        consumers.push((p, consumer_of(&stream, topo, p, opts.ack_wait).await?));
+        let (c, fetch) = consumer_of(&stream, topo, p, opts).await?;
+        consumers.push((p, c, fetch));
     }
     let mut report = WorkReport::default();
     let mut last_scan = Instant::now();
     let mut unscanned = false;
     loop {
         let mut fetched = 0;
-        for (p, consumer) in &mut consumers {
-            let n = drain_once(store, topo, *p, consumer, opts.fetch, &mut report).await?;
+        for (p, consumer, fetch) in &mut consumers {
+            let n = drain_once(store, topo, *p, consumer, *fetch, &mut report).await?;
             fetched += n;
             unscanned |= opts.scans && n > 0;
         }
@@ -362,9 +372,9 @@ pub async fn work(
 }
 
 /// Messages of the owned partitions not yet acknowledged.
-async fn pending(consumers: &mut [(u32, PullConsumer)]) -> Result<u64, StreamError> {
+async fn pending(consumers: &mut [(u32, PullConsumer, usize)]) -> Result<u64, StreamError> {
     let mut n = 0;
-    for (_, c) in consumers {
+    for (_, c, _) in consumers {
         let info = c.info().await.map_err(nats)?;
         n += info.num_pending + info.num_ack_pending as u64;
     }
@@ -384,7 +394,9 @@ async fn drain_once(
     let mut batch = consumer
         .fetch()
         .max_messages(max)
-        .expires(Duration::from_millis(300))
+        // An empty partition answers after this wait: short, so that one idle partition
+        // does not hold up the others.
+        .expires(Duration::from_millis(50))
         .messages()
         .await
         .map_err(nats)?;

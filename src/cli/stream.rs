@@ -184,8 +184,9 @@ pub async fn run(db: &super::Db, args: StreamArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         StreamCommand::Delete { at } => {
+            let topo = at.topology()?;
             let js = stream::connect(&at.nats).await?;
-            stream::delete_stream(&js, &at.stream).await?;
+            stream::delete_stream(&js, &topo.stream).await?;
             outln!("deleted stream {}", at.stream);
             Ok(ExitCode::SUCCESS)
         }

@@ -196,8 +196,9 @@ fn stream_alerts_equal_scan_input_on_the_demo_set(db: Target) {
         again.contains("as 0 messages"),
         "a republished file adds nothing: {again}"
     );
-    // Two workers share the four partitions; worker 0 also scans.
-    for worker in ["1", "0"] {
+    // Two workers share the four partitions; worker 0 also scans. Run last, with nothing
+    // left of its own, it still scans what worker 1 stored.
+    for worker in ["0", "1", "0"] {
         let mut args = vec!["stream", "work"];
         args.extend(at);
         args.extend(["--worker", worker, "--of", "2", "--once"]);
@@ -282,4 +283,62 @@ fn a_worker_killed_mid_stream_loses_and_duplicates_nothing() {
     db.stdout(&args);
     assert_eq!(db.transactions(), total);
     assert_eq!(stored_alerts(&db), scanned_alerts(&db, &data));
+}
+
+/// Anything published on a partition subject that is not a valid transaction is kept in
+/// quarantine and acknowledged: it neither stops the worker nor blocks the partition.
+#[test]
+fn a_message_that_is_not_a_transaction_is_quarantined() {
+    let Some(url) = nats() else { return };
+    let db = Target::Sqlite(Db::new());
+    let s = TestStream::new(&url, "bad");
+    let at = s.args("1");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let js = clearwatch_stream::connect(&url).await.unwrap();
+        let topo = clearwatch_stream::Topology::new(&s.name, 1).unwrap();
+        clearwatch_stream::ensure_stream(&js, &topo).await.unwrap();
+        let good = clearwatch_model::Transaction {
+            tx_id: "t1".into(),
+            ts: 1_767_600_000_000,
+            from: "A".into(),
+            to: "B".into(),
+            amount: 100,
+            currency: clearwatch_model::Currency::from_code("CNY").unwrap(),
+            tx_type: clearwatch_model::TxType::Transfer,
+            merchant_id: None,
+            channel: None,
+            region: None,
+            memo: None,
+        };
+        // A time no store or rule can handle.
+        let far = clearwatch_model::Transaction {
+            tx_id: "t2".into(),
+            ts: i64::MAX,
+            ..good.clone()
+        };
+        let json = |t: &clearwatch_model::Transaction| serde_json::to_vec(t).unwrap();
+        for payload in [b"not json".to_vec(), json(&far), json(&good)] {
+            js.publish(topo.subject(0), payload.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    });
+    let mut args = vec!["stream", "work"];
+    args.extend(at);
+    args.push("--once");
+    let out = db.stdout(&args);
+    assert!(
+        out.contains("1 transactions stored") && out.contains("2 quarantined"),
+        "{out}"
+    );
+    assert_eq!(db.transactions(), 1);
+    let stats = db.json(&["stats", "--json"]);
+    assert_eq!(stats["quarantined"], 2, "{stats}");
+    let mut args = vec!["stream", "status", "--json"];
+    args.extend(at);
+    let lag = db.json(&args);
+    assert_eq!(lag[0]["unacknowledged"], 0, "{lag}");
 }

@@ -230,7 +230,14 @@ fn run_rule(
         }
         for (f, episode) in episodes(rule, g, findings) {
             let alert = to_alert(rule, &f, currency.code(), g);
-            done.episodes.insert(alert.id.clone(), episode);
+            // One subject and window in two currencies share an id: the span covers both.
+            done.episodes
+                .entry(alert.id.clone())
+                .and_modify(|w: &mut Window| {
+                    w.from = w.from.min(episode.from);
+                    w.until = w.until.max(episode.until);
+                })
+                .or_insert(episode);
             done.alerts.push(alert);
         }
     }

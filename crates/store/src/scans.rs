@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use crate::data::Backend;
 use crate::records::{RuleVersion, SaveReport};
 use crate::rows;
-use crate::sql::{Builder, Value, get, query};
+use crate::sql::{self, Builder, Value, get, query};
 use crate::{ScanStore, SqlStore, StoreError};
 use clearwatch_model::{Alert, Millis, Window};
 
@@ -83,6 +83,14 @@ pub struct ScanSaved {
     pub kept: u64,
 }
 
+/// An alert `a` nobody has worked on: new, unassigned, never changed, without a note, an
+/// approval or an audit entry. Checked again in the `DELETE`, so that work committed while
+/// a scan ran is never removed with the alert.
+const UNTOUCHED: &str = "a.status = 'new' AND a.assignee IS NULL AND a.version = 1 \
+    AND NOT EXISTS (SELECT 1 FROM notes n WHERE n.alert_id = a.id) \
+    AND NOT EXISTS (SELECT 1 FROM approvals p WHERE p.alert_id = a.id) \
+    AND NOT EXISTS (SELECT 1 FROM audit_log l WHERE l.entity = 'alert:' || a.id)";
+
 /// Stored alerts of one rule version, as a save compares them.
 struct Stored {
     id: String,
@@ -98,16 +106,15 @@ impl<DB: Backend> SqlStore<DB> {
         c: &mut DB::Connection,
         rule: &RuleVersion,
     ) -> Result<Vec<Stored>, StoreError> {
-        let q = query(
+        let sql = format!(
             "SELECT a.id, a.subject_id, a.score, a.summary, a.metrics, \
-             CASE WHEN a.status = 'new' AND a.assignee IS NULL AND a.version = 1 \
-               AND NOT EXISTS (SELECT 1 FROM notes n WHERE n.alert_id = a.id) \
-               AND NOT EXISTS (SELECT 1 FROM approvals p WHERE p.alert_id = a.id) \
-               AND NOT EXISTS (SELECT 1 FROM audit_log l WHERE l.entity = 'alert:' || a.id) \
-             THEN 1 ELSE 0 END \
-             FROM alerts a WHERE a.rule_id = $1 AND a.rule_version = $2",
+             CASE WHEN {UNTOUCHED} THEN 1 ELSE 0 END \
+             FROM alerts a WHERE a.rule_id = $1 AND a.rule_version = $2"
         );
-        let q = DB::bind(DB::bind(q, rule.rule_id.as_str()), rule.version.as_str());
+        let q = DB::bind(
+            DB::bind(query(&sql), rule.rule_id.as_str()),
+            rule.version.as_str(),
+        );
         DB::fetch_all(c, q)
             .await?
             .iter()
@@ -215,7 +222,7 @@ impl<DB: Backend> ScanStore for SqlStore<DB> {
     async fn save_scan(&self, save: ScanSave<'_>) -> Result<ScanSaved, StoreError> {
         let now = rows::now_text();
         let mut out = ScanSaved::default();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = sql::begin(&self.pool).await?;
         let sql = format!(
             "INSERT INTO rule_versions (rule_id, version, title, text, created_at) \
              VALUES ($1, $2, $3, $4, {}) ON CONFLICT (rule_id, version) DO NOTHING",
@@ -231,7 +238,12 @@ impl<DB: Backend> ScanStore for SqlStore<DB> {
         }
         // Superseded alerts nobody worked on go; so do those whose figures changed, to be
         // stored again below.
-        let new: HashMap<&str, &Alert> = save.alerts.iter().map(|a| (a.id.as_str(), a)).collect();
+        // An id given twice (one subject and window in two currencies) is stored from its
+        // first occurrence, as `put_alerts` does.
+        let mut new: HashMap<&str, &Alert> = HashMap::new();
+        for a in save.alerts {
+            new.entry(a.id.as_str()).or_insert(a);
+        }
         let mut remove: Vec<String> = Vec::new();
         for r in save.rules {
             let in_scope = |subject: &str| match &r.supersede {
@@ -271,8 +283,10 @@ impl<DB: Backend> ScanStore for SqlStore<DB> {
             }
         }
         for part in remove.chunks(500) {
-            let mut b = Builder::new("DELETE FROM alerts WHERE id IN ");
-            b.push_list(part.iter().map(|id| Value::Text(id)));
+            let mut b = Builder::new("DELETE FROM alerts AS a WHERE a.id IN ");
+            b.push_list(part.iter().map(|id| Value::Text(id)))
+                .push(" AND ")
+                .push(UNTOUCHED);
             out.removed += DB::execute(&mut tx, b.build()).await?;
         }
         let inserted = DB::put_alerts(&mut tx, save.alerts, &now).await?;

@@ -27,12 +27,13 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use clearwatch_ingest::load::{CommitPolicy, LoadMsg, LoadRow, stream_files};
-use clearwatch_ingest::{IngestError, Profile, ReadSummary, TableKind};
+use clearwatch_ingest::{IngestError, Profile, ReadSummary, Rejection, TableKind};
 use clearwatch_model::table::row_hash;
 use clearwatch_model::{Table, Transaction};
 use clearwatch_rules::Rule;
 use clearwatch_scan::{Mode, ScanError, StoreScan, scan_store_marked};
-use clearwatch_store::{AnyStore, IngestStore, StoreError};
+use clearwatch_store::scans::Batches;
+use clearwatch_store::{AnyStore, IngestStore, ScanStore, StoreError};
 
 /// Why streaming failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,12 +48,6 @@ pub enum StreamError {
     },
     #[error("{0}")]
     Config(String),
-    #[error("message {subject} #{sequence} is not a transaction: {error}")]
-    BadMessage {
-        subject: String,
-        sequence: u64,
-        error: String,
-    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -344,25 +339,27 @@ pub async fn work(
     }
     let mut report = WorkReport::default();
     let mut last_scan = Instant::now();
-    let mut unscanned = false;
+    // The batches the last scan saw: a scan runs when any worker stored something since.
+    let mut scanned: Option<Batches> = None;
     loop {
         let mut fetched = 0;
         for (p, consumer, fetch) in &mut consumers {
-            let n = drain_once(store, topo, *p, consumer, *fetch, &mut report).await?;
-            fetched += n;
-            unscanned |= opts.scans && n > 0;
+            fetched += drain_once(store, topo, *p, consumer, *fetch, &mut report).await?;
         }
-        let due = last_scan.elapsed() >= opts.batch_every;
         let drained = fetched == 0 && (!opts.once || pending(&mut consumers).await? == 0);
-        if opts.scans && unscanned && (due || (opts.once && drained)) {
-            let done = scan_store_marked(store, rules, Mode::Incremental).await?;
-            report.scans += 1;
-            report.alerts_stored += done.saved.saved.inserted;
-            on_scan(&done);
+        let due = last_scan.elapsed() >= opts.batch_every || (opts.once && drained);
+        if opts.scans && due {
+            let newest = store.newest_batches().await?;
+            if scanned != Some(newest) {
+                let done = scan_store_marked(store, rules, Mode::Incremental).await?;
+                report.scans += 1;
+                report.alerts_stored += done.saved.saved.inserted;
+                on_scan(&done);
+                scanned = Some(newest);
+            }
             last_scan = Instant::now();
-            unscanned = false;
         }
-        if opts.once && drained && !unscanned {
+        if opts.once && drained {
             return Ok(report);
         }
         if fetched == 0 {
@@ -400,31 +397,43 @@ async fn drain_once(
         .messages()
         .await
         .map_err(nats)?;
+    let source = format!("nats:{}", topo.subject(partition));
     let mut messages = Vec::new();
     let mut rows = Vec::new();
+    let mut refused = Vec::new();
     while let Some(m) = batch.next().await {
         let m = m.map_err(nats)?;
-        let info = m.info().map_err(nats)?;
-        let sequence = info.stream_sequence;
-        let t: Transaction =
-            serde_json::from_slice(&m.payload).map_err(|e| StreamError::BadMessage {
-                subject: m.subject.to_string(),
-                sequence,
-                error: e.to_string(),
-            })?;
-        rows.push(LoadRow {
-            hash: t.content_hash(),
-            line: sequence,
-            record: t,
-        });
+        let sequence = m.info().map_err(nats)?.stream_sequence;
+        // Anyone allowed to publish on the subjects can send anything: a message that is
+        // not a valid transaction is quarantined (and acknowledged), never trusted.
+        match serde_json::from_slice::<Transaction>(&m.payload)
+            .map_err(|e| (None, format!("not a transaction: {e}")))
+            .and_then(|t| checked(t).map_err(|(f, r)| (Some(f), r)))
+        {
+            Ok(t) => rows.push(LoadRow {
+                hash: t.content_hash(),
+                line: sequence,
+                record: t,
+            }),
+            Err((field, reason)) => refused.push(Rejection {
+                source: source.clone(),
+                line: sequence,
+                field: field.map(str::to_string),
+                reason,
+                raw: String::from_utf8_lossy(&m.payload)
+                    .chars()
+                    .take(4096)
+                    .collect(),
+            }),
+        }
         messages.push(m);
     }
     if messages.is_empty() {
         return Ok(0);
     }
     let n = messages.len() as u64;
+    let rejected = refused.len() as u64;
     let (tx, rx) = mpsc::channel(4);
-    let source = format!("nats:{}", topo.subject(partition));
     let load = store.load(rx);
     let feed = async move {
         let msgs = [
@@ -434,10 +443,11 @@ async fn drain_once(
                 profile: "native".to_string(),
             },
             LoadMsg::Transactions(rows),
+            LoadMsg::Rejected(refused),
             LoadMsg::End(ReadSummary {
                 sha256: String::new(),
                 rows_read: n,
-                rejected: 0,
+                rejected,
                 unknown_types: 0,
             }),
             LoadMsg::Commit(CommitPolicy::ANY),
@@ -461,6 +471,26 @@ async fn drain_once(
     }
     report.messages += n;
     Ok(n)
+}
+
+/// A decoded transaction, or the field and reason that refuse it: the checks a row read by
+/// `ingest` has passed that decoding JSON does not make (currency and type are enums,
+/// checked by decoding).
+fn checked(t: Transaction) -> Result<Transaction, (&'static str, String)> {
+    let empty = |v: &str| v.trim().is_empty();
+    if empty(&t.tx_id) {
+        return Err(("tx_id", "empty transaction id".into()));
+    }
+    if empty(&t.from) || empty(&t.to) {
+        return Err(("from", "empty account id".into()));
+    }
+    if chrono::DateTime::from_timestamp_millis(t.ts).is_none() {
+        return Err(("ts", format!("time {} ms is out of range", t.ts)));
+    }
+    if t.amount < 0 {
+        return Err(("amount", "negative amount".into()));
+    }
+    Ok(t)
 }
 
 /// One partition's consumer, as `stream status` shows it.

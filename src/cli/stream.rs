@@ -8,7 +8,6 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use clearwatch_ingest::Profile;
-use clearwatch_rules::RuleStatus;
 use clearwatch_rules::load::PackSource;
 use clearwatch_rules::params::parse_duration;
 use clearwatch_scan::{Pack, Published};
@@ -154,11 +153,7 @@ pub async fn run(db: &super::Db, args: StreamArgs) -> anyhow::Result<ExitCode> {
             let store = db.open().await?;
             let pack = Pack::load(PackSource::resolve(&rules), &store, Published::Use).await?;
             let pack = pack.runnable()?;
-            let rules = pack.with_status(&[
-                RuleStatus::Stable,
-                RuleStatus::Test,
-                RuleStatus::Experimental,
-            ]);
+            let rules = pack.active();
             let js = stream::connect(&at.nats).await?;
             eprintln!(
                 "worker {worker} of {of}: partitions {:?} of {}",

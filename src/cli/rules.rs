@@ -128,21 +128,25 @@ pub async fn run(db: &Db, args: RulesArgs) -> anyhow::Result<ExitCode> {
         },
         RulesCommand::List(p) => match load_or_report(p.paths) {
             Ok(set) => {
+                // `reads`: `account` for rules whose findings on an account rest on its own
+                // transactions (stream workers evaluate them as they arrive), else `graph`.
                 outln!(
-                    "{:<8} {:<12} {:<9} {:<9} {:<8} title",
+                    "{:<8} {:<12} {:<9} {:<9} {:<8} {:<8} title",
                     "id",
                     "status",
                     "severity",
                     "kind",
+                    "reads",
                     "source"
                 );
                 for r in &set.rules {
                     outln!(
-                        "{:<8} {:<12} {:<9} {:<9} {:<8} {}",
+                        "{:<8} {:<12} {:<9} {:<9} {:<8} {:<8} {}",
                         r.id,
-                        r.status,
+                        r.status.to_string(),
                         r.severity.as_str(),
                         r.kind,
+                        if r.local { "account" } else { "graph" },
                         r.origin.as_str(),
                         r.title
                     );

@@ -176,10 +176,13 @@ pub async fn scan_source_in(
 }
 
 /// Says on stderr what the scan evaluated for each rule, and why.
-fn note_plans(plans: &[RulePlan]) {
+pub(crate) fn note_plans(plans: &[RulePlan]) {
     for p in plans {
         let what = match &p.plan {
             Plan::Unchanged => "unchanged: nothing loaded since its last scan".to_string(),
+            Plan::Streamed => {
+                "evaluated by the stream workers as its transactions arrived".to_string()
+            }
             Plan::Whole(why) => format!("all windows ({why})"),
             Plan::Windows {
                 from,

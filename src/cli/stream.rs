@@ -52,7 +52,8 @@ pub enum StreamCommand {
         #[arg(long, default_value = "native")]
         profile: String,
     },
-    /// Consume this worker's partitions into the store (--db), and scan it.
+    /// Consume this worker's partitions into the store (--db), evaluate the rules that read
+    /// one account's transactions as they arrive, and scan the store for the others.
     Work {
         #[command(flatten)]
         at: StreamAt,
@@ -68,6 +69,10 @@ pub enum StreamCommand {
         /// This worker does not scan.
         #[arg(long)]
         no_scan: bool,
+        /// This worker does not evaluate the local rules (star, relation by account,
+        /// series by account) as batches arrive; the store scan evaluates them instead.
+        #[arg(long)]
+        no_evaluate: bool,
         /// How long a delivered message may stay unacknowledged before it is delivered
         /// again (a worker that died).
         #[arg(long, default_value = "30s", value_parser = duration)]
@@ -135,6 +140,7 @@ pub async fn run(db: &super::Db, args: StreamArgs) -> anyhow::Result<ExitCode> {
             of,
             batch_every,
             no_scan,
+            no_evaluate,
             ack_wait,
             fetch,
             once,
@@ -145,6 +151,7 @@ pub async fn run(db: &super::Db, args: StreamArgs) -> anyhow::Result<ExitCode> {
                 worker,
                 of,
                 scans: worker == 0 && !no_scan,
+                evaluates: !no_evaluate,
                 batch_every,
                 ack_wait,
                 fetch: fetch.clamp(1, 100_000),
@@ -156,11 +163,17 @@ pub async fn run(db: &super::Db, args: StreamArgs) -> anyhow::Result<ExitCode> {
             let rules = pack.active();
             let js = stream::connect(&at.nats).await?;
             eprintln!(
-                "worker {worker} of {of}: partitions {:?} of {}",
+                "worker {worker} of {of}: partitions {:?} of {}; evaluates {} local rules as batches arrive",
                 opts.topology.owned(worker, of),
-                opts.topology.stream
+                opts.topology.stream,
+                if opts.evaluates {
+                    rules.iter().filter(|r| r.local).count()
+                } else {
+                    0
+                }
             );
             let r = stream::work(&js, &store, &rules, &opts, |s| {
+                super::scan::note_plans(&s.plans);
                 eprintln!(
                     "scan: {} new alerts stored, {} superseded removed",
                     s.saved.saved.inserted, s.saved.removed
@@ -168,11 +181,12 @@ pub async fn run(db: &super::Db, args: StreamArgs) -> anyhow::Result<ExitCode> {
             })
             .await?;
             outln!(
-                "{} messages: {} transactions stored, {} already stored, {} quarantined; {} scans stored {} alerts",
+                "{} messages: {} transactions stored, {} already stored, {} quarantined; {} evaluations and {} scans stored {} alerts",
                 r.messages,
                 r.stored,
                 r.duplicates,
                 r.quarantined,
+                r.evaluations,
                 r.scans,
                 r.alerts_stored
             );

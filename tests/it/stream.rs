@@ -113,9 +113,15 @@ type Alerts = BTreeSet<(String, u64, String)>;
 
 /// `(id, score, summary)` of each alert of a JSON list.
 fn triples(list: &serde_json::Value) -> Alerts {
+    triples_of(list, |_| true)
+}
+
+/// `(id, score, summary)` of the alerts of a JSON list whose rule id passes `keep`.
+fn triples_of(list: &serde_json::Value, keep: impl Fn(&str) -> bool) -> Alerts {
     list.as_array()
         .unwrap()
         .iter()
+        .filter(|a| keep(a["rule_id"].as_str().unwrap()))
         .map(|a| {
             (
                 a["id"].as_str().unwrap().to_string(),
@@ -133,13 +139,17 @@ fn stored_alerts(db: &Target) -> Alerts {
 
 /// The alerts of `scan --input` over the files.
 fn scanned_alerts(db: &Target, dir: &Path) -> Alerts {
+    triples(&scan_input(db, dir))
+}
+
+fn scan_input(db: &Target, dir: &Path) -> serde_json::Value {
     let file = |name: &str| dir.join(name).to_str().unwrap().to_string();
     let (tx, acc, mer) = (
         file("transactions.csv"),
         file("accounts.csv"),
         file("merchants.csv"),
     );
-    triples(&db.json(&[
+    db.json(&[
         "scan",
         "--input",
         &tx,
@@ -149,7 +159,7 @@ fn scanned_alerts(db: &Target, dir: &Path) -> Alerts {
         &mer,
         "--format",
         "json",
-    ]))
+    ])
 }
 
 fn ingest_registry(db: &Target, dir: &Path) {
@@ -218,6 +228,105 @@ fn stream_alerts_equal_scan_input_on_the_demo_set(db: Target) {
             .all(|l| l["pending"] == 0 && l["unacknowledged"] == 0 && l["exists"] == true),
         "{lag}"
     );
+}
+
+#[test]
+fn workers_store_the_local_rules_alerts_as_batches_arrive_sqlite() {
+    workers_store_the_local_rules_alerts_as_batches_arrive(Target::Sqlite(Db::new()));
+}
+
+#[test]
+fn workers_store_the_local_rules_alerts_as_batches_arrive_postgres() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    match rt.block_on(TestDb::postgres()) {
+        Some(db) => {
+            workers_store_the_local_rules_alerts_as_batches_arrive(Target::Postgres(Box::new(db)))
+        }
+        None => crate::store::say_skipped("workers_store_the_local_rules_alerts_as_batches_arrive"),
+    }
+}
+
+/// Without any store scan, the workers alone store exactly the alerts that `scan --input`
+/// raises with the rules that read one account's transactions (`rules list`: reads
+/// `account`). Once the rules have scanned the store, worker 0's scans leave those rules
+/// to the workers, and after a second file the store holds the alerts of one scan of both.
+fn workers_store_the_local_rules_alerts_as_batches_arrive(db: Target) {
+    let Some(url) = nats() else { return };
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo");
+    let listed = db.stdout(&["rules", "list"]);
+    let local: BTreeSet<String> = listed
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols.get(4) == Some(&"account")).then(|| cols[0].to_string())
+        })
+        .collect();
+    assert!(
+        local.contains("TC-04") && local.contains("TC-05") && !local.contains("ML-03"),
+        "{listed}"
+    );
+    // The demo's transactions in two files: the first two thirds of the rows, then the rest.
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first");
+    std::fs::create_dir(&first).unwrap();
+    for f in ["accounts.csv", "merchants.csv"] {
+        std::fs::copy(demo.join(f), first.join(f)).unwrap();
+    }
+    let text = std::fs::read_to_string(demo.join("transactions.csv")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let cut = 1 + (lines.len() - 1) * 2 / 3;
+    let part = |rows: &[&str]| format!("{}\n{}\n", lines[0], rows.join("\n"));
+    std::fs::write(first.join("transactions.csv"), part(&lines[1..cut])).unwrap();
+    let rest = dir.path().join("rest.csv");
+    std::fs::write(&rest, part(&lines[cut..])).unwrap();
+
+    let s = TestStream::new(&url, "local");
+    let at = s.args("3");
+    ingest_registry(&db, &demo);
+    let publish = |file: &Path| {
+        let mut args = vec!["stream", "publish"];
+        args.extend(at);
+        args.extend(["--transactions", file.to_str().unwrap()]);
+        db.stdout(&args)
+    };
+    let work = |worker: &str, more: &[&str]| {
+        let mut args = vec!["stream", "work"];
+        args.extend(at);
+        // Small fetches: many batches, each evaluated before it is acknowledged.
+        args.extend(["--worker", worker, "--of", "2", "--fetch", "300", "--once"]);
+        args.extend(more);
+        let out = db.cmd().args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    publish(&first.join("transactions.csv"));
+    for worker in ["0", "1"] {
+        let (out, _) = work(worker, &["--no-scan"]);
+        assert!(out.contains(" evaluations and 0 scans"), "{out}");
+    }
+    let scanned = scan_input(&db, &first);
+    let expected = triples_of(&scanned, |r| local.contains(r));
+    assert!(expected.len() > 10, "{expected:?}");
+    assert_eq!(stored_alerts(&db), expected);
+    db.stdout(&["scan"]);
+    assert_eq!(stored_alerts(&db), triples(&scanned));
+
+    publish(&rest);
+    work("1", &["--no-scan"]);
+    let (_, said) = work("0", &[]);
+    assert!(
+        said.contains("rule TC-04: evaluated by the stream workers"),
+        "{said}"
+    );
+    assert_eq!(stored_alerts(&db), scanned_alerts(&db, &demo));
 }
 
 #[test]

@@ -46,7 +46,8 @@ pub struct ScanReport {
     /// Alert id → the span of the episode it reports (its first window's start to its
     /// last window's end).
     pub episodes: HashMap<String, Window>,
-    /// Rules run for part of their subjects ([`Part::Around`]) → those subjects' ids.
+    /// Rules run for part of their subjects ([`Part::Around`], [`Part::Subjects`]) →
+    /// those subjects' ids.
     pub partial: BTreeMap<String, BTreeSet<String>>,
 }
 
@@ -97,6 +98,9 @@ pub enum Part {
         span: (Millis, Millis),
         also: HashSet<String>,
     },
+    /// These subjects only, each over all its windows: their alerts of a whole run when
+    /// the graph holds all their transactions and the rule is local ([`Rule::local`]).
+    Subjects(HashSet<String>),
 }
 
 /// Runs each rule over `g` for the part of its results asked for, rules in parallel,
@@ -171,7 +175,7 @@ struct RuleDone {
     alerts: Vec<Alert>,
     /// Alert id → the span of its episode.
     episodes: HashMap<String, Window>,
-    /// The subjects computed, for a [`Part::Around`].
+    /// The subjects computed, for a [`Part::Around`] or [`Part::Subjects`].
     subjects: Option<BTreeSet<String>>,
     caps: (usize, usize),
 }
@@ -210,6 +214,7 @@ fn run_rule(
             }
             Some(firing)
         }
+        Part::Subjects(only) => Some(only.clone()),
     };
     let mut done = RuleDone {
         alerts: Vec::new(),

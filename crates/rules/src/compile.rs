@@ -117,6 +117,10 @@ pub struct Rule {
     pub balance: BalanceMetrics,
     /// Which windows an incremental scan re-evaluates after new data; `None`: all.
     pub reach: Option<Reach>,
+    /// Its findings on an account depend only on that account's own transactions and the
+    /// registries, so they can be evaluated from those alone: stream workers evaluate it
+    /// for the accounts they own as their transactions arrive.
+    pub local: bool,
 }
 
 impl Rule {
@@ -143,6 +147,9 @@ pub struct Cx<'a> {
     balance: BalanceMetrics,
     /// Set by kinds whose windows decide their results (see [`Reach`]).
     pub reach: Option<Reach>,
+    /// Set by kinds whose subject is an account and that read only its transactions (see
+    /// [`Rule::local`]).
+    pub local: bool,
     /// Some expression reads an account field of the whole loaded period.
     whole_period: bool,
 }
@@ -710,6 +717,7 @@ pub fn compile_rule(
         thresholds: Vec::new(),
         balance: BalanceMetrics::default(),
         reach: None,
+        local: false,
         whole_period: false,
     };
     let id_ok = !cfg.id.value.is_empty()
@@ -853,6 +861,8 @@ pub fn compile_rule(
             thresholds: cx.thresholds,
             balance: cx.balance,
             reach: cx.reach.filter(|_| !cx.whole_period),
+            // A whole-period figure of a counterparty reads the counterparty's transactions.
+            local: cx.local && !cx.whole_period,
         }),
         _ => Err(cx.diags),
     }

@@ -11,6 +11,8 @@
 //!   scan asks for the files only ([`Published::Ignore`]). A scan never silently runs
 //!   something other than what was published.
 
+pub mod local;
+
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -302,6 +304,10 @@ pub enum Mode {
     Incremental,
     /// Every rule over the whole store (`scan --full`).
     Full,
+    /// As [`Mode::Incremental`], except that the transactions loaded since are left to
+    /// the stream workers for local rules ([`Rule::local`]), which evaluated them for the
+    /// accounts they touched before acknowledging them ([`Plan::Streamed`]).
+    Stream,
 }
 
 /// Why a rule ran over the whole store.
@@ -339,6 +345,9 @@ impl std::fmt::Display for Whole {
 pub enum Plan {
     /// Nothing was loaded since this rule version last scanned the store.
     Unchanged,
+    /// Only transactions were loaded since, and the stream workers evaluated this local
+    /// rule for the accounts they touched ([`Mode::Stream`]).
+    Streamed,
     /// Every window, for this reason.
     Whole(Whole),
     /// The windows holding some time in `[from, until]` (what was loaded since its last
@@ -395,6 +404,7 @@ pub async fn scan_store_marked(
             (_, Some(m)) if m.registry != newest.registry => Plan::Whole(Whole::Registry),
             (_, Some(m)) if m.transactions == newest.transactions => Plan::Unchanged,
             (_, Some(m)) if m.transactions > newest.transactions => Plan::Whole(Whole::FirstScan),
+            (Mode::Stream, Some(_)) if r.local => Plan::Streamed,
             (_, Some(m)) => {
                 let since = match since_cache.get(&m.transactions) {
                     Some(s) => *s,
@@ -429,7 +439,7 @@ pub async fn scan_store_marked(
     let mut jobs: Vec<(&Rule, Part)> = Vec::new();
     for (r, p) in rules.iter().zip(&plans) {
         match &p.plan {
-            Plan::Unchanged => {}
+            Plan::Unchanged | Plan::Streamed => {}
             Plan::Whole(_) => jobs.push((r, Part::All)),
             Plan::Windows { from, until, .. } => {
                 let also = store
@@ -474,7 +484,7 @@ pub async fn scan_store_marked(
         let ran = !skipped.contains(r.id.as_str());
         let supersede = match &p.plan {
             _ if !ran => Supersede::Nothing,
-            Plan::Unchanged => Supersede::Nothing,
+            Plan::Unchanged | Plan::Streamed => Supersede::Nothing,
             Plan::Whole(_) => Supersede::All,
             Plan::Windows { .. } => {
                 Supersede::Subjects(report.partial.get(&r.id).cloned().unwrap_or_default())

@@ -544,6 +544,32 @@ impl<DB: Backend> IngestStore for SqlStore<DB> {
             .collect()
     }
 
+    async fn each_transaction_of(
+        &self,
+        accounts: &[String],
+        mut sink: impl FnMut(Transaction) + Send,
+    ) -> Result<u64, StoreError> {
+        // A transaction between two accounts of different chunks comes back twice.
+        let mut seen = std::collections::HashSet::new();
+        let mut c = self.pool.acquire().await?;
+        for part in accounts.chunks(400) {
+            let mut b = sql::Builder::new(format!(
+                "SELECT {} FROM transactions t WHERE t.from_account IN ",
+                rows::TX_COLUMNS
+            ));
+            b.push_list(part.iter().map(|id| Value::Text(id)));
+            b.push(" OR t.to_account IN ");
+            b.push_list(part.iter().map(|id| Value::Text(id)));
+            for r in DB::fetch_all(&mut c, b.build()).await? {
+                let t = rows::transaction::<DB>(&r, 0)?;
+                if seen.insert(t.tx_id.clone()) {
+                    sink(t);
+                }
+            }
+        }
+        Ok(seen.len() as u64)
+    }
+
     async fn accounts_of(&self, ids: &[String]) -> Result<Vec<Account>, StoreError> {
         let mut found = std::collections::HashMap::new();
         let mut c = self.pool.acquire().await?;

@@ -235,6 +235,13 @@ store_area! {
             until: Option<Millis>,
             sink: impl FnMut(Transaction) + Send,
         ) -> Result<u64, StoreError>;
+        /// Every transaction from or to one of `accounts` (each once), into `sink`;
+        /// returns how many. Reads through the account indexes, not the whole table.
+        async fn each_transaction_of(
+            &self,
+            accounts: &[String],
+            sink: impl FnMut(Transaction) + Send,
+        ) -> Result<u64, StoreError>;
         /// Every registered account, by id.
         async fn accounts(&self) -> Result<Vec<Account>, StoreError>;
         /// The accounts `ids`, in the order given; those not in the registry come back

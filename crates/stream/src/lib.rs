@@ -31,6 +31,7 @@ use clearwatch_ingest::{IngestError, Profile, ReadSummary, Rejection, TableKind}
 use clearwatch_model::table::row_hash;
 use clearwatch_model::{Table, Transaction};
 use clearwatch_rules::Rule;
+use clearwatch_scan::local::LocalScanner;
 use clearwatch_scan::{Mode, ScanError, StoreScan, scan_store_marked};
 use clearwatch_store::scans::Batches;
 use clearwatch_store::{AnyStore, IngestStore, ScanStore, StoreError};
@@ -263,6 +264,9 @@ pub struct WorkOptions {
     pub of: u32,
     /// Whether this worker runs the incremental store scan.
     pub scans: bool,
+    /// Whether it evaluates the local rules ([`Rule::local`]) for the accounts of each
+    /// committed batch before acknowledging it; without, only the store scan runs them.
+    pub evaluates: bool,
     /// How often the scan runs.
     pub batch_every: Duration,
     /// How long JetStream waits for an acknowledgement before delivering again.
@@ -282,6 +286,8 @@ pub struct WorkReport {
     pub duplicates: u64,
     pub quarantined: u64,
     pub scans: u64,
+    /// Evaluations of local rules for the accounts of a committed batch.
+    pub evaluations: u64,
     pub alerts_stored: u64,
 }
 
@@ -338,20 +344,34 @@ pub async fn work(
         consumers.push((p, c, fetch));
     }
     let mut report = WorkReport::default();
+    let mut local = Local {
+        scanner: LocalScanner::default(),
+        rules: if opts.evaluates {
+            rules.iter().copied().filter(|r| r.local).collect()
+        } else {
+            Vec::new()
+        },
+    };
+    let mode = if opts.evaluates {
+        Mode::Stream
+    } else {
+        Mode::Incremental
+    };
     let mut last_scan = Instant::now();
     // The batches the last scan saw: a scan runs when any worker stored something since.
     let mut scanned: Option<Batches> = None;
     loop {
         let mut fetched = 0;
         for (p, consumer, fetch) in &mut consumers {
-            fetched += drain_once(store, topo, *p, consumer, *fetch, &mut report).await?;
+            fetched +=
+                drain_once(store, topo, *p, consumer, *fetch, &mut local, &mut report).await?;
         }
         let drained = fetched == 0 && (!opts.once || pending(&mut consumers).await? == 0);
         let due = last_scan.elapsed() >= opts.batch_every || (opts.once && drained);
         if opts.scans && due {
             let newest = store.newest_batches().await?;
             if scanned != Some(newest) {
-                let done = scan_store_marked(store, rules, Mode::Incremental).await?;
+                let done = scan_store_marked(store, rules, mode).await?;
                 report.scans += 1;
                 report.alerts_stored += done.saved.saved.inserted;
                 on_scan(&done);
@@ -378,14 +398,22 @@ async fn pending(consumers: &mut [(u32, PullConsumer, usize)]) -> Result<u64, St
     Ok(n)
 }
 
-/// Fetches up to `max` messages of one partition, commits them in one load, then
-/// acknowledges them; returns how many.
+/// The local rules a worker evaluates as batches are committed, and their registries.
+struct Local<'r> {
+    scanner: LocalScanner,
+    rules: Vec<&'r Rule>,
+}
+
+/// Fetches up to `max` messages of one partition, commits them in one load, evaluates the
+/// local rules for the partition's accounts they touched, then acknowledges them; returns
+/// how many.
 async fn drain_once(
     store: &AnyStore,
     topo: &Topology,
     partition: u32,
     consumer: &PullConsumer,
     max: usize,
+    local: &mut Local<'_>,
     report: &mut WorkReport,
 ) -> Result<u64, StreamError> {
     let mut batch = consumer
@@ -401,6 +429,9 @@ async fn drain_once(
     let mut messages = Vec::new();
     let mut rows = Vec::new();
     let mut refused = Vec::new();
+    // The partition's accounts this batch touches, stored before or not: a redelivered
+    // batch is evaluated again, so a worker killed before evaluating loses nothing.
+    let mut touched = BTreeSet::new();
     while let Some(m) = batch.next().await {
         let m = m.map_err(nats)?;
         let sequence = m.info().map_err(nats)?.stream_sequence;
@@ -410,11 +441,18 @@ async fn drain_once(
             .map_err(|e| (None, format!("not a transaction: {e}")))
             .and_then(|t| checked(t).map_err(|(f, r)| (Some(f), r)))
         {
-            Ok(t) => rows.push(LoadRow {
-                hash: t.content_hash(),
-                line: sequence,
-                record: t,
-            }),
+            Ok(t) => {
+                for a in [&t.from, &t.to] {
+                    if topo.partition(a) == partition {
+                        touched.insert(a.clone());
+                    }
+                }
+                rows.push(LoadRow {
+                    hash: t.content_hash(),
+                    line: sequence,
+                    record: t,
+                })
+            }
             Err((field, reason)) => refused.push(Rejection {
                 source: source.clone(),
                 line: sequence,
@@ -464,8 +502,14 @@ async fn drain_once(
         report.duplicates += r.duplicates;
         report.quarantined += r.quarantined;
     }
-    // Acknowledged only once the store has committed: a crash before this point has the
-    // messages delivered again, and the store skips what it already holds.
+    if !local.rules.is_empty() && !touched.is_empty() {
+        let done = local.scanner.scan(store, &local.rules, &touched).await?;
+        report.evaluations += 1;
+        report.alerts_stored += done.saved.saved.inserted;
+    }
+    // Acknowledged only once the store has committed and the local rules were evaluated:
+    // a crash before this point has the messages delivered again, and the store skips
+    // what it already holds.
     for m in messages {
         m.ack().await.map_err(nats)?;
     }

@@ -134,14 +134,18 @@ fn compile(cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
     if !shifts_ok {
         return None;
     }
+    let group = match group?.as_str() {
+        "merchant" => Group::Merchant,
+        "payee" => Group::Payee,
+        _ => Group::Payer,
+    };
+    // A payee or payer group holds that account's transactions only; a merchant's
+    // transactions reach several accounts.
+    cx.local = group != Group::Merchant;
     Some(Box::new(Relation {
         edge: edge.ok()?,
         shifts,
-        group: match group?.as_str() {
-            "merchant" => Group::Merchant,
-            "payee" => Group::Payee,
-            _ => Group::Payer,
-        },
+        group,
         windows: match windows {
             Some(w) => Some(w?),
             None => None,

@@ -114,6 +114,8 @@ fn compile(cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
         let history = aggregates.iter().any(|a| a.func.reads_history());
         cx.reach = Some(Reach { windows, history });
     }
+    // The hub's windows hold only its own transactions.
+    cx.local = true;
     Some(Box::new(Star {
         subject: subject.ok()?,
         in_filter: in_filter.ok()?,

@@ -94,16 +94,7 @@ pub async fn run(db: &super::Db, args: DemoArgs) -> anyhow::Result<ExitCode> {
     outln!("list them with `clearwatch alerts list`, inspect one with `clearwatch alerts show ID`");
     if !args.no_serve {
         outln!();
-        super::serve::serve_store(
-            store,
-            args.bind,
-            Vec::new(),
-            clearwatch_server::DEFAULT_BACKTEST_BUDGET,
-            Some(clearwatch_server::DEFAULT_CHECKPOINT_EVERY),
-            false,
-            clearwatch_model::case::REVIEW_WORKING_DAYS,
-        )
-        .await?;
+        super::serve::serve_store(store, args.bind, super::serve::Serving::default()).await?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -42,6 +42,37 @@ pub struct ServeArgs {
     /// even on loopback (they always do on any other address).
     #[arg(long)]
     pub behind_tls: bool,
+
+    /// A NATS server whose stream the admin page "Stream" shows the lag of (see `clearwatch
+    /// stream`); without it, the page says no stream is watched.
+    #[arg(long, env = "CLEARWATCH_NATS")]
+    pub nats: Option<String>,
+    /// The JetStream stream to watch.
+    #[arg(long, default_value = "CLEARWATCH")]
+    pub stream: String,
+}
+
+/// How the dashboard runs, beside its store and address.
+pub struct Serving {
+    pub rules: Vec<PathBuf>,
+    pub backtest_budget: std::time::Duration,
+    pub checkpoint_every: Option<std::time::Duration>,
+    pub behind_tls: bool,
+    pub review_days: u32,
+    pub stream: Option<server::streaming::StreamWatch>,
+}
+
+impl Default for Serving {
+    fn default() -> Self {
+        Serving {
+            rules: Vec::new(),
+            backtest_budget: server::DEFAULT_BACKTEST_BUDGET,
+            checkpoint_every: Some(server::DEFAULT_CHECKPOINT_EVERY),
+            behind_tls: false,
+            review_days: clearwatch_model::case::REVIEW_WORKING_DAYS,
+            stream: None,
+        }
+    }
 }
 
 pub async fn run(db: &super::Db, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -49,40 +80,40 @@ pub async fn run(db: &super::Db, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let budget = std::time::Duration::from_secs(args.backtest_seconds);
     let checkpoints = (args.checkpoint_hours > 0)
         .then(|| std::time::Duration::from_secs(args.checkpoint_hours * 3600));
+    let stream = args.nats.map(|nats| server::streaming::StreamWatch {
+        nats,
+        stream: args.stream,
+    });
     serve_store(
         store,
         args.bind,
-        args.rules,
-        budget,
-        checkpoints,
-        args.behind_tls,
-        args.review_days,
+        Serving {
+            rules: args.rules,
+            backtest_budget: budget,
+            checkpoint_every: checkpoints,
+            behind_tls: args.behind_tls,
+            review_days: args.review_days,
+            stream,
+        },
     )
     .await?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Bootstraps the first admin if needed, then serves until Ctrl-C.
-pub async fn serve_store(
-    store: AnyStore,
-    bind: SocketAddr,
-    rules: Vec<PathBuf>,
-    backtest_budget: std::time::Duration,
-    checkpoint_every: Option<std::time::Duration>,
-    behind_tls: bool,
-    review_days: u32,
-) -> anyhow::Result<()> {
+pub async fn serve_store(store: AnyStore, bind: SocketAddr, how: Serving) -> anyhow::Result<()> {
     if !bind.ip().is_loopback() {
         eprintln!("warning: listening on {bind}, which is not a loopback address");
     }
     warn_uncovered_calendar_years();
     let admin = server::bootstrap_admin(&store).await?;
-    let mut state = AppState::new(store, PackSource::resolve(&rules));
+    let mut state = AppState::new(store, PackSource::resolve(&how.rules));
     if let Some(s) = std::sync::Arc::get_mut(&mut state) {
-        s.backtest_budget = backtest_budget;
-        s.checkpoint_every = checkpoint_every;
-        s.review_days = review_days;
-        s.secure_cookies = server::secure_cookies(bind, behind_tls);
+        s.backtest_budget = how.backtest_budget;
+        s.checkpoint_every = how.checkpoint_every;
+        s.review_days = how.review_days;
+        s.secure_cookies = server::secure_cookies(bind, how.behind_tls);
+        s.stream = how.stream;
     }
     server::serve(state, bind, |addr| {
         outln!("dashboard: http://{addr}/  (Ctrl-C to stop)");

@@ -51,6 +51,10 @@ pub enum StreamCommand {
         /// Mapping profile of the files.
         #[arg(long, default_value = "native")]
         profile: String,
+        /// Publish at most this many transactions per second (a replay at a steady pace);
+        /// without it, as fast as JetStream takes them.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        rate: Option<u32>,
     },
     /// Consume this worker's partitions into the store (--db), evaluate the rules that read
     /// one account's transactions as they arrive, and scan the store for the others.
@@ -83,6 +87,9 @@ pub enum StreamCommand {
         /// Stop once every owned partition is drained and scanned.
         #[arg(long)]
         once: bool,
+        /// Stop once no message arrived for this long (after a last scan).
+        #[arg(long, value_parser = duration)]
+        idle: Option<Duration>,
         /// Rule files or folders (as for `scan`).
         #[arg(long = "rules")]
         rules: Vec<PathBuf>,
@@ -114,10 +121,12 @@ pub async fn run(db: &super::Db, args: StreamArgs) -> anyhow::Result<ExitCode> {
             at,
             transactions,
             profile,
+            rate,
         } => {
             let topo = at.topology()?;
             let js = stream::connect(&at.nats).await?;
-            let p = stream::publish(&js, &topo, transactions, Profile::load(&profile)?).await?;
+            let profile = Profile::load(&profile)?;
+            let p = stream::publish(&js, &topo, transactions, profile, rate).await?;
             outln!(
                 "published {} transactions as {} messages to {} ({} partitions); {} already published",
                 p.transactions,
@@ -144,6 +153,7 @@ pub async fn run(db: &super::Db, args: StreamArgs) -> anyhow::Result<ExitCode> {
             ack_wait,
             fetch,
             once,
+            idle,
             rules,
         } => {
             let opts = WorkOptions {
@@ -156,6 +166,7 @@ pub async fn run(db: &super::Db, args: StreamArgs) -> anyhow::Result<ExitCode> {
                 ack_wait,
                 fetch: fetch.clamp(1, 100_000),
                 once,
+                idle,
             };
             let store = db.open().await?;
             let pack = Pack::load(PackSource::resolve(&rules), &store, Published::Use).await?;
@@ -190,6 +201,17 @@ pub async fn run(db: &super::Db, args: StreamArgs) -> anyhow::Result<ExitCode> {
                 r.scans,
                 r.alerts_stored
             );
+            for (what, l) in [
+                ("evaluated (local rules)", &r.evaluated),
+                ("scanned (every rule)", &r.scanned),
+            ] {
+                if let (Some(p50), Some(p99)) = (l.quantile_ms(0.5), l.quantile_ms(0.99)) {
+                    outln!(
+                        "latency from publication to {what}: p50 {p50} ms, p99 {p99} ms over {} messages",
+                        l.count()
+                    );
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         StreamCommand::Delete { at } => {

@@ -2404,3 +2404,129 @@ async fn dashboard_lint_shows_absent_field_warnings() {
         "{page}"
     );
 }
+
+/// The admin page and API show each partition's lag of the stream the server watches,
+/// against the real nats-server; other roles are refused, and a server started without
+/// `--nats` says that no stream is watched.
+#[tokio::test]
+async fn the_stream_page_shows_each_partitions_lag_to_admins() {
+    let Some(url) = crate::stream::nats() else {
+        return;
+    };
+    let f = fixture().await;
+    let (cookie, _) = login_as(&f.st, "admin").await;
+    let (status, _, text) = send(
+        &f.app,
+        request("GET", "/admin/stream", Some(&cookie), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("--nats"), "{text}");
+
+    let s = crate::stream::TestStream::new(&url, "lag");
+    let topo = clearwatch_stream::Topology::new(&s.name, 3).unwrap();
+    let js = clearwatch_stream::connect(&url).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let header = "tx_id,ts,from,to,amount,currency,type,merchant_id,channel,region,memo\n";
+    let file = |name: &str, ids: std::ops::Range<u32>| {
+        let mut text = header.to_string();
+        for i in ids {
+            text.push_str(&format!(
+                "T{i},2026-01-05T00:00:{:02}Z,A{i},B{i},10.00,CNY,transfer,,,,\n",
+                i % 60
+            ));
+        }
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        vec![p]
+    };
+    let native = || clearwatch_ingest::Profile::load("native").unwrap();
+    clearwatch_stream::publish(&js, &topo, file("a.csv", 0..5), native(), None)
+        .await
+        .unwrap();
+    // A worker makes the consumers and drains them; what is published next waits.
+    let store = f._db.reopen().await.unwrap();
+    let opts = clearwatch_stream::WorkOptions {
+        topology: topo.clone(),
+        worker: 0,
+        of: 1,
+        scans: false,
+        evaluates: false,
+        batch_every: std::time::Duration::from_secs(3600),
+        ack_wait: std::time::Duration::from_secs(30),
+        fetch: 100,
+        once: true,
+        idle: None,
+    };
+    clearwatch_stream::work(&js, &store, &[], &opts, |_| {})
+        .await
+        .unwrap();
+    let waiting = clearwatch_stream::publish(&js, &topo, file("b.csv", 5..12), native(), None)
+        .await
+        .unwrap()
+        .messages;
+    assert!(waiting >= 7, "{waiting}");
+
+    let mut st = AppState::new(f._db.reopen().await.unwrap(), PackSource::resolve(&[]));
+    std::sync::Arc::get_mut(&mut st).unwrap().stream = Some(server::streaming::StreamWatch {
+        nats: url.clone(),
+        stream: s.name.clone(),
+    });
+    let app = server::app(st.clone());
+    let (cookie, _) = login_as(&st, "admin").await;
+    let (status, _, text) = send(
+        &app,
+        request("GET", "/api/v1/stream", Some(&cookie), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let lag: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(lag["exists"], true);
+    assert_eq!(lag["partitions"], 3);
+    assert_eq!(lag["pending"], waiting);
+    assert_eq!(lag["lags"].as_array().unwrap().len(), 3);
+    assert!(
+        lag["lags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["exists"] == true)
+    );
+    let (status, _, page) = send(
+        &app,
+        request("GET", "/admin/stream", Some(&cookie), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(&format!(
+            r#"<strong id="stream-pending">{waiting}</strong>"#
+        )),
+        "{page}"
+    );
+    assert_eq!(page.matches("data-partition=").count(), 3);
+    for role in ["analyst", "supervisor", "auditor"] {
+        let (cookie, _) = login_as(&st, role).await;
+        let (status, _, _) = send(
+            &app,
+            request("GET", "/api/v1/stream", Some(&cookie), None, ""),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{role}");
+    }
+    // A server whose NATS does not answer says so, and nothing more.
+    let mut st = AppState::new(f._db.reopen().await.unwrap(), PackSource::resolve(&[]));
+    std::sync::Arc::get_mut(&mut st).unwrap().stream = Some(server::streaming::StreamWatch {
+        nats: "nats://127.0.0.1:9".into(),
+        stream: s.name.clone(),
+    });
+    let app = server::app(st.clone());
+    let (cookie, _) = login_as(&st, "admin").await;
+    let (status, _, text) = send(
+        &app,
+        request("GET", "/api/v1/stream", Some(&cookie), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    assert!(!text.contains("127.0.0.1:9"), "{text}");
+}

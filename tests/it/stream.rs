@@ -42,7 +42,7 @@ impl Target {
 }
 
 /// The NATS URL, or `None` (said on stderr) when no server is configured or answering.
-fn nats() -> Option<String> {
+pub(crate) fn nats() -> Option<String> {
     if let Ok(url) = std::env::var("CLEARWATCH_TEST_NATS")
         && !url.is_empty()
     {
@@ -65,13 +65,13 @@ fn nats() -> Option<String> {
 }
 
 /// A stream of its own for one test, deleted afterwards.
-struct TestStream {
+pub(crate) struct TestStream {
     url: String,
-    name: String,
+    pub(crate) name: String,
 }
 
 impl TestStream {
-    fn new(url: &str, tag: &str) -> TestStream {
+    pub(crate) fn new(url: &str, tag: &str) -> TestStream {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()

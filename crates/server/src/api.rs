@@ -1,5 +1,5 @@
 //! The JSON API under `/api/v1` (alerts, cases, accounts, rules, audit; users in
-//! [`super::users`]) and its OpenAPI document at `/api/openapi.json`, generated with utoipa
+//! [`super::users`], the stream's lag in [`super::streaming`]) and its OpenAPI document at `/api/openapi.json`, generated with utoipa
 //! from the handlers.
 
 use axum::extract::{Path, Query, State};
@@ -36,7 +36,8 @@ use clearwatch_store::cases::{Approval, CaseUpdate, Note, RuleHits};
         audit_log,
         super::users::api_list,
         super::users::api_add,
-        super::users::api_change
+        super::users::api_change,
+        super::streaming::api
     ),
     components(schemas(
         ErrorBody,
@@ -53,7 +54,8 @@ use clearwatch_store::cases::{Approval, CaseUpdate, Note, RuleHits};
         RuleHits,
         super::users::UserView,
         super::users::NewUser,
-        super::users::UserPatch
+        super::users::UserPatch,
+        super::streaming::StreamLag
     ))
 )]
 pub struct ApiDoc;

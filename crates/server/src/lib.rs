@@ -15,6 +15,7 @@ pub mod i18n;
 pub mod password;
 pub mod routes;
 pub mod rules;
+pub mod streaming;
 pub mod users;
 pub mod views;
 
@@ -90,6 +91,8 @@ pub struct AppState {
     pub checkpoint_every: Option<Duration>,
     /// Working days from detection to a decision (the review deadline).
     pub review_days: u32,
+    /// The JetStream stream whose lag the admin page shows (`serve --nats`).
+    pub stream: Option<streaming::StreamWatch>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -110,6 +113,7 @@ impl AppState {
             backtest_budget: DEFAULT_BACKTEST_BUDGET,
             review_days: clearwatch_model::case::REVIEW_WORKING_DAYS,
             checkpoint_every: Some(DEFAULT_CHECKPOINT_EVERY),
+            stream: None,
         })
     }
 }
@@ -124,6 +128,7 @@ pub fn app(state: Shared) -> Router {
         .merge(rules::router())
         .merge(audit::router())
         .merge(users::router())
+        .merge(streaming::router())
         .merge(api::router())
         .merge(assets::router())
         .fallback(|| async { AppError::NotFound })

@@ -67,6 +67,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("POST", "/admin/users", Access::Roles(ADMIN)),
     r("POST", "/admin/users/{name}", Access::Roles(ADMIN)),
     r("POST", "/admin/users/{name}/password", Access::Roles(ADMIN)),
+    r("GET", "/admin/stream", Access::Roles(ADMIN)),
     r("GET", "/profile", Access::Roles(ALL)),
     r("GET", "/password", Access::Roles(ALL)),
     r("POST", "/password", Access::Roles(ALL)),
@@ -83,6 +84,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/api/v1/users", Access::Roles(ADMIN)),
     r("POST", "/api/v1/users", Access::Roles(ADMIN)),
     r("POST", "/api/v1/users/{name}", Access::Roles(ADMIN)),
+    r("GET", "/api/v1/stream", Access::Roles(ADMIN)),
 ];
 
 /// The access rule of `(method, path pattern)`; `None` means not in the table (denied).

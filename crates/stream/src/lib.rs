@@ -143,13 +143,7 @@ pub async fn ensure_stream(
         .await
         .map_err(nats)?;
     let info = s.info().await.map_err(nats)?;
-    let found = info
-        .config
-        .description
-        .as_deref()
-        .and_then(|d| d.rsplit("partitions=").next())
-        .and_then(|n| n.parse::<u32>().ok());
-    match found {
+    match partitions_in(info.config.description.as_deref()) {
         Some(found) if found != topo.partitions => Err(StreamError::Partitions {
             stream: topo.stream.clone(),
             found,
@@ -178,13 +172,15 @@ pub struct Published {
     pub first_rejection: Option<String>,
 }
 
-/// Publishes the transactions of `files`, read through `profile`.
+/// Publishes the transactions of `files`, read through `profile`, at most `rate` a second.
 pub async fn publish(
     js: &jetstream::Context,
     topo: &Topology,
     files: Vec<PathBuf>,
     profile: Profile,
+    rate: Option<u32>,
 ) -> Result<Published, StreamError> {
+    let started = Instant::now();
     ensure_stream(js, topo).await?;
     let (tx, mut rx) = mpsc::channel(4);
     let plan: Vec<(TableKind, PathBuf)> = files
@@ -201,6 +197,13 @@ pub async fn publish(
             LoadMsg::Transactions(rows) => {
                 for row in rows {
                     out.transactions += 1;
+                    if let Some(rate) = rate {
+                        let due =
+                            Duration::from_secs_f64(out.transactions as f64 / f64::from(rate));
+                        if let Some(ahead) = due.checked_sub(started.elapsed()) {
+                            tokio::time::sleep(ahead).await;
+                        }
+                    }
                     let t = &row.record;
                     let payload = serde_json::to_vec(t).map_err(nats)?;
                     let parts: BTreeSet<u32> =
@@ -275,10 +278,12 @@ pub struct WorkOptions {
     pub fetch: usize,
     /// Stop when every owned partition is drained (after a last scan).
     pub once: bool,
+    /// Stop once no message arrived for this long (after a last scan).
+    pub idle: Option<Duration>,
 }
 
 /// What a worker did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct WorkReport {
     pub messages: u64,
     pub stored: u64,
@@ -289,7 +294,51 @@ pub struct WorkReport {
     /// Evaluations of local rules for the accounts of a committed batch.
     pub evaluations: u64,
     pub alerts_stored: u64,
+    /// From a message's publication to the end of the evaluation of its batch's local
+    /// rules: by then the alerts it raises on those rules are stored.
+    pub evaluated: Latency,
+    /// From a message's publication to the end of the first store scan after its commit
+    /// (the scanning worker's own messages): by then every rule has seen it.
+    pub scanned: Latency,
 }
+
+/// A distribution of latencies in milliseconds, 1 ms to 1 hour at 3 significant digits, in
+/// constant memory.
+#[derive(Debug, Clone)]
+pub struct Latency(hdrhistogram::Histogram<u64>);
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency(
+            hdrhistogram::Histogram::new_with_bounds(1, 3_600_000, 3).expect("valid fixed bounds"),
+        )
+    }
+}
+
+impl Latency {
+    /// Records how long ago (milliseconds since the Unix epoch) something was published.
+    fn since(&mut self, published_ms: i64, now_ms: i64) {
+        self.0
+            .saturating_record(u64::try_from(now_ms - published_ms).unwrap_or(0).max(1));
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// The latency at quantile `q` (0.5: the median), if anything was recorded.
+    pub fn quantile_ms(&self, q: f64) -> Option<u64> {
+        (self.count() > 0).then(|| self.0.value_at_quantile(q))
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// How many publication times a worker keeps for its next scan's latency (a scan that lags
+/// longer records the first ones only).
+const SCAN_LATENCY_SAMPLES: usize = 1_000_000;
 
 /// The durable consumer of a partition, and how many messages one fetch may take: no more
 /// than the consumer lets be unacknowledged at once, or a fetch waits for its expiry.
@@ -343,14 +392,15 @@ pub async fn work(
         let (c, fetch) = consumer_of(&stream, topo, p, opts).await?;
         consumers.push((p, c, fetch));
     }
-    let mut report = WorkReport::default();
-    let mut local = Local {
+    let mut st = State {
         scanner: LocalScanner::default(),
-        rules: if opts.evaluates {
+        local_rules: if opts.evaluates {
             rules.iter().copied().filter(|r| r.local).collect()
         } else {
             Vec::new()
         },
+        report: WorkReport::default(),
+        unscanned: Vec::new(),
     };
     let mode = if opts.evaluates {
         Mode::Stream
@@ -358,29 +408,41 @@ pub async fn work(
         Mode::Incremental
     };
     let mut last_scan = Instant::now();
+    let mut last_message = Instant::now();
     // The batches the last scan saw: a scan runs when any worker stored something since.
     let mut scanned: Option<Batches> = None;
     loop {
         let mut fetched = 0;
         for (p, consumer, fetch) in &mut consumers {
-            fetched +=
-                drain_once(store, topo, *p, consumer, *fetch, &mut local, &mut report).await?;
+            fetched += drain_once(store, topo, *p, consumer, *fetch, &mut st).await?;
+        }
+        if fetched > 0 {
+            last_message = Instant::now();
         }
         let drained = fetched == 0 && (!opts.once || pending(&mut consumers).await? == 0);
-        let due = last_scan.elapsed() >= opts.batch_every || (opts.once && drained);
+        let idle = fetched == 0 && opts.idle.is_some_and(|d| last_message.elapsed() >= d);
+        let stopping = (opts.once && drained) || idle;
+        let due = last_scan.elapsed() >= opts.batch_every || stopping;
         if opts.scans && due {
             let newest = store.newest_batches().await?;
             if scanned != Some(newest) {
                 let done = scan_store_marked(store, rules, mode).await?;
-                report.scans += 1;
-                report.alerts_stored += done.saved.saved.inserted;
+                st.report.scans += 1;
+                st.report.alerts_stored += done.saved.saved.inserted;
+                let now = now_ms();
+                for published in st.unscanned.drain(..) {
+                    st.report.scanned.since(published, now);
+                }
                 on_scan(&done);
                 scanned = Some(newest);
             }
             last_scan = Instant::now();
         }
-        if opts.once && drained {
-            return Ok(report);
+        if !opts.scans {
+            st.unscanned.clear();
+        }
+        if stopping {
+            return Ok(st.report);
         }
         if fetched == 0 {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -398,10 +460,15 @@ async fn pending(consumers: &mut [(u32, PullConsumer, usize)]) -> Result<u64, St
     Ok(n)
 }
 
-/// The local rules a worker evaluates as batches are committed, and their registries.
-struct Local<'r> {
+/// What a worker keeps between batches.
+struct State<'r> {
+    /// Evaluates the local rules as batches are committed, and keeps their registries.
     scanner: LocalScanner,
-    rules: Vec<&'r Rule>,
+    local_rules: Vec<&'r Rule>,
+    report: WorkReport,
+    /// Publication times (Unix milliseconds) of the messages committed since the last
+    /// scan, at most [`SCAN_LATENCY_SAMPLES`].
+    unscanned: Vec<i64>,
 }
 
 /// Fetches up to `max` messages of one partition, commits them in one load, evaluates the
@@ -413,8 +480,7 @@ async fn drain_once(
     partition: u32,
     consumer: &PullConsumer,
     max: usize,
-    local: &mut Local<'_>,
-    report: &mut WorkReport,
+    st: &mut State<'_>,
 ) -> Result<u64, StreamError> {
     let mut batch = consumer
         .fetch()
@@ -432,9 +498,12 @@ async fn drain_once(
     // The partition's accounts this batch touches, stored before or not: a redelivered
     // batch is evaluated again, so a worker killed before evaluating loses nothing.
     let mut touched = BTreeSet::new();
+    let mut published = Vec::new();
     while let Some(m) = batch.next().await {
         let m = m.map_err(nats)?;
-        let sequence = m.info().map_err(nats)?.stream_sequence;
+        let info = m.info().map_err(nats)?;
+        let sequence = info.stream_sequence;
+        published.push((info.published.unix_timestamp_nanos() / 1_000_000) as i64);
         // Anyone allowed to publish on the subjects can send anything: a message that is
         // not a valid transaction is quarantined (and acknowledged), never trusted.
         match serde_json::from_slice::<Transaction>(&m.payload)
@@ -497,16 +566,25 @@ async fn drain_once(
         }
     };
     let (loaded, ()) = tokio::join!(load, feed);
+    let report = &mut st.report;
     for r in loaded? {
         report.stored += r.loaded;
         report.duplicates += r.duplicates;
         report.quarantined += r.quarantined;
     }
-    if !local.rules.is_empty() && !touched.is_empty() {
-        let done = local.scanner.scan(store, &local.rules, &touched).await?;
-        report.evaluations += 1;
-        report.alerts_stored += done.saved.saved.inserted;
+    if !st.local_rules.is_empty() {
+        if !touched.is_empty() {
+            let done = st.scanner.scan(store, &st.local_rules, &touched).await?;
+            report.evaluations += 1;
+            report.alerts_stored += done.saved.saved.inserted;
+        }
+        let now = now_ms();
+        for &p in &published {
+            report.evaluated.since(p, now);
+        }
     }
+    let room = SCAN_LATENCY_SAMPLES.saturating_sub(st.unscanned.len());
+    st.unscanned.extend(published.into_iter().take(room));
     // Acknowledged only once the store has committed and the local rules were evaluated:
     // a crash before this point has the messages delivered again, and the store skips
     // what it already holds.
@@ -556,6 +634,42 @@ pub async fn status(
     topo: &Topology,
 ) -> Result<Vec<PartitionLag>, StreamError> {
     let stream = ensure_stream(js, topo).await?;
+    lags(&stream, topo).await
+}
+
+/// The stream `name`'s partitions (read from the stream, as its workers made it) and the
+/// lag of each; `None` if there is no such stream yet. Creates nothing (the dashboard).
+pub async fn status_by_name(
+    js: &jetstream::Context,
+    name: &str,
+) -> Result<Option<(Topology, Vec<PartitionLag>)>, StreamError> {
+    use async_nats::jetstream::ErrorCode;
+    use async_nats::jetstream::context::GetStreamErrorKind;
+    let mut stream = match js.get_stream(name).await {
+        Ok(s) => s,
+        Err(e) => match e.kind() {
+            GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND => {
+                return Ok(None);
+            }
+            _ => return Err(nats(e)),
+        },
+    };
+    let info = stream.info().await.map_err(nats)?;
+    let partitions = partitions_in(info.config.description.as_deref())
+        .ok_or_else(|| StreamError::Config(format!("stream {name} was not made by clearwatch")))?;
+    let topo = Topology::new(name, partitions)?;
+    let lags = lags(&stream, &topo).await?;
+    Ok(Some((topo, lags)))
+}
+
+/// The partition count a stream's description records (see [`Topology::description`]).
+fn partitions_in(description: Option<&str>) -> Option<u32> {
+    description?
+        .rsplit_once("partitions=")
+        .and_then(|(_, n)| n.parse().ok())
+}
+
+async fn lags(stream: &stream::Stream, topo: &Topology) -> Result<Vec<PartitionLag>, StreamError> {
     let mut out = Vec::new();
     for p in 0..topo.partitions {
         let name = topo.consumer(p);

@@ -2405,6 +2405,18 @@ async fn dashboard_lint_shows_absent_field_warnings() {
     );
 }
 
+/// A server on the fixture's store watching the stream `name`, and an admin's cookie.
+async fn watching(f: &Fixture, nats: &str, name: &str) -> (Shared, Router, String) {
+    let mut st = AppState::new(f._db.reopen().await.unwrap(), PackSource::resolve(&[]));
+    std::sync::Arc::get_mut(&mut st).unwrap().stream = Some(server::streaming::StreamWatch {
+        nats: nats.to_string(),
+        stream: name.to_string(),
+    });
+    let app = server::app(st.clone());
+    let (cookie, _) = login_as(&st, "admin").await;
+    (st, app, cookie)
+}
+
 /// The admin page and API show each partition's lag of the stream the server watches,
 /// against the real nats-server; other roles are refused, and a server started without
 /// `--nats` says that no stream is watched.
@@ -2467,13 +2479,7 @@ async fn the_stream_page_shows_each_partitions_lag_to_admins() {
         .messages;
     assert!(waiting >= 7, "{waiting}");
 
-    let mut st = AppState::new(f._db.reopen().await.unwrap(), PackSource::resolve(&[]));
-    std::sync::Arc::get_mut(&mut st).unwrap().stream = Some(server::streaming::StreamWatch {
-        nats: url.clone(),
-        stream: s.name.clone(),
-    });
-    let app = server::app(st.clone());
-    let (cookie, _) = login_as(&st, "admin").await;
+    let (st, app, cookie) = watching(&f, &url, &s.name).await;
     let (status, _, text) = send(
         &app,
         request("GET", "/api/v1/stream", Some(&cookie), None, ""),
@@ -2515,13 +2521,7 @@ async fn the_stream_page_shows_each_partitions_lag_to_admins() {
         assert_eq!(status, StatusCode::FORBIDDEN, "{role}");
     }
     // A server whose NATS does not answer says so, and nothing more.
-    let mut st = AppState::new(f._db.reopen().await.unwrap(), PackSource::resolve(&[]));
-    std::sync::Arc::get_mut(&mut st).unwrap().stream = Some(server::streaming::StreamWatch {
-        nats: "nats://127.0.0.1:9".into(),
-        stream: s.name.clone(),
-    });
-    let app = server::app(st.clone());
-    let (cookie, _) = login_as(&st, "admin").await;
+    let (_, app, cookie) = watching(&f, "nats://127.0.0.1:9", &s.name).await;
     let (status, _, text) = send(
         &app,
         request("GET", "/api/v1/stream", Some(&cookie), None, ""),

@@ -211,6 +211,7 @@ store_suite!(
     reused_id_with_other_content_is_quarantined,
     duplicates_and_conflicts_across_chunks,
     reads_every_transaction_across_chunks_and_ranges,
+    account_reads_take_each_transaction_once_and_name_the_accounts_loaded_since,
     aborted_load_leaves_nothing,
     stats_and_reads,
     amounts_at_the_maximum_sum_in_stats_without_overflow,
@@ -312,6 +313,59 @@ async fn reused_id_with_other_content_is_quarantined(db: &TestDb) {
 /// Repeats far apart in one file (several load chunks) count as on SQLite.
 /// SQLite reads transactions in chunks of 20,000 (JSON built by SQLite): every row comes
 /// back once, whole, inside the time range asked for.
+/// What the stream workers read: an account's transactions through the account indexes
+/// (each once, even between accounts of two chunks of the id list), and the accounts of the
+/// batches loaded after a given one.
+async fn account_reads_take_each_transaction_once_and_name_the_accounts_loaded_since(db: &TestDb) {
+    use clearwatch_store::ScanStore;
+    let head = "tx_id,ts,from,to,amount,currency,type,merchant_id,memo\n";
+    let rows = |rows: &[(&str, &str, &str)]| {
+        let mut t = head.to_string();
+        for (id, from, to) in rows {
+            t.push_str(&format!(
+                "{id},2026-01-05T00:00:00Z,{from},{to},1.00,CNY,transfer,,\n"
+            ));
+        }
+        t
+    };
+    let a = db.write(
+        "a.csv",
+        &rows(&[("T1", "A1", "B1"), ("T2", "A2", "A1"), ("T3", "C1", "C2")]),
+    );
+    db.load_ok(vec![(TableKind::Transactions, a)]).await;
+    let first = db.store.newest_batches().await.unwrap();
+    let b = db.write("b.csv", &rows(&[("T4", "D1", "A1"), ("T5", "E1", "E2")]));
+    db.load_ok(vec![(TableKind::Transactions, b)]).await;
+    // A1 first and A2 last of 450 ids: two chunks of the list, both holding T2.
+    let mut ids = vec!["A1".to_string()];
+    ids.extend((0..448).map(|i| format!("Z{i}")));
+    ids.push("A2".to_string());
+    let mut got = Vec::new();
+    let n = db
+        .store
+        .each_transaction_of(&ids, |t| got.push(t.tx_id))
+        .await
+        .unwrap();
+    got.sort();
+    assert_eq!(got, ["T1", "T2", "T4"]);
+    assert_eq!(n, 3);
+    assert_eq!(
+        db.store
+            .accounts_loaded_since(first.transactions)
+            .await
+            .unwrap(),
+        ["A1", "D1", "E1", "E2"]
+    );
+    let newest = db.store.newest_batches().await.unwrap();
+    assert!(
+        db.store
+            .accounts_loaded_since(newest.transactions)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 async fn reads_every_transaction_across_chunks_and_ranges(db: &TestDb) {
     let mut text = String::from("tx_id,ts,from,to,amount,currency,type,merchant_id,memo\n");
     let n = 45_000;

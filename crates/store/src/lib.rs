@@ -316,6 +316,8 @@ store_area! {
         async fn scan_marks(&self) -> Result<Vec<scans::ScanMark>, StoreError>;
         /// The time span of the transactions loaded after batch `batch`.
         async fn loaded_since(&self, batch: i64) -> Result<scans::Since, StoreError>;
+        /// The accounts of the transactions loaded after batch `batch`, sorted, each once.
+        async fn accounts_loaded_since(&self, batch: i64) -> Result<Vec<String>, StoreError>;
         /// The subjects of `rule`'s stored alerts whose episodes hold some time in
         /// `[first, last]`, sorted.
         async fn episode_subjects(

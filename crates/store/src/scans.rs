@@ -195,6 +195,19 @@ impl<DB: Backend> ScanStore for SqlStore<DB> {
         })
     }
 
+    async fn accounts_loaded_since(&self, batch: i64) -> Result<Vec<String>, StoreError> {
+        let mut c = self.pool.acquire().await?;
+        let q = query(
+            "SELECT from_account FROM transactions WHERE batch_id > $1 \
+             UNION SELECT to_account FROM transactions WHERE batch_id > $2 ORDER BY 1",
+        );
+        DB::fetch_all(&mut c, DB::bind(DB::bind(q, batch), batch))
+            .await?
+            .iter()
+            .map(|r| get::<DB, String>(r, 0))
+            .collect()
+    }
+
     async fn episode_subjects(
         &self,
         rule: &RuleVersion,

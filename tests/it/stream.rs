@@ -330,11 +330,29 @@ fn workers_store_the_local_rules_alerts_as_batches_arrive(db: Target) {
 }
 
 #[test]
-fn a_worker_killed_mid_stream_loses_and_duplicates_nothing() {
+fn a_worker_killed_mid_stream_loses_and_duplicates_nothing_sqlite() {
+    a_worker_killed_mid_stream_loses_and_duplicates_nothing(Target::Sqlite(Db::new()));
+}
+
+#[test]
+fn a_worker_killed_mid_stream_loses_and_duplicates_nothing_postgres() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    match rt.block_on(TestDb::postgres()) {
+        Some(db) => {
+            a_worker_killed_mid_stream_loses_and_duplicates_nothing(Target::Postgres(Box::new(db)))
+        }
+        None => {
+            crate::store::say_skipped("a_worker_killed_mid_stream_loses_and_duplicates_nothing")
+        }
+    }
+}
+
+fn a_worker_killed_mid_stream_loses_and_duplicates_nothing(db: Target) {
     let Some(url) = nats() else { return };
-    let sqlite = Db::new();
-    let (url_db, dir) = (sqlite.url(), sqlite.dir.path().to_path_buf());
-    let db = Target::Sqlite(sqlite);
+    let (url_db, dir) = match &db {
+        Target::Sqlite(d) => (d.url(), d.dir.path().to_path_buf()),
+        Target::Postgres(d) => (d.url.clone(), d.dir.path().to_path_buf()),
+    };
     let data = dir.join("gen");
     db.stdout(&[
         "generate",

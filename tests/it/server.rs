@@ -2405,8 +2405,8 @@ async fn dashboard_lint_shows_absent_field_warnings() {
     );
 }
 
-/// A server on the fixture's store watching the stream `name`, and an admin's cookie.
-async fn watching(f: &Fixture, nats: &str, name: &str) -> (Shared, Router, String) {
+/// A server on the fixture's store watching the stream `name`, and an admin's cookie for it.
+async fn watching(f: &Fixture, nats: &str, name: &str) -> (Router, String) {
     let mut st = AppState::new(f._db.reopen().await.unwrap(), PackSource::resolve(&[]));
     std::sync::Arc::get_mut(&mut st).unwrap().stream = Some(server::streaming::StreamWatch {
         nats: nats.to_string(),
@@ -2414,7 +2414,7 @@ async fn watching(f: &Fixture, nats: &str, name: &str) -> (Shared, Router, Strin
     });
     let app = server::app(st.clone());
     let (cookie, _) = login_as(&st, "admin").await;
-    (st, app, cookie)
+    (app, cookie)
 }
 
 /// The admin page and API show each partition's lag of the stream the server watches,
@@ -2422,9 +2422,6 @@ async fn watching(f: &Fixture, nats: &str, name: &str) -> (Shared, Router, Strin
 /// `--nats` says that no stream is watched.
 #[tokio::test]
 async fn the_stream_page_shows_each_partitions_lag_to_admins() {
-    let Some(url) = crate::stream::nats() else {
-        return;
-    };
     let f = fixture().await;
     let (cookie, _) = login_as(&f.st, "admin").await;
     let (status, _, text) = send(
@@ -2434,7 +2431,28 @@ async fn the_stream_page_shows_each_partitions_lag_to_admins() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert!(text.contains("--nats"), "{text}");
+    for role in ["analyst", "supervisor", "auditor", "rule_author"] {
+        let (cookie, _) = login_as(&f.st, role).await;
+        let (status, _, _) = send(
+            &f.app,
+            request("GET", "/api/v1/stream", Some(&cookie), None, ""),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{role}");
+    }
+    // A server whose NATS does not answer says so, and nothing more.
+    let (app, cookie) = watching(&f, "nats://127.0.0.1:9", "CLEARWATCH").await;
+    let (status, _, text) = send(
+        &app,
+        request("GET", "/api/v1/stream", Some(&cookie), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    assert!(!text.contains("127.0.0.1:9"), "{text}");
 
+    let Some(url) = crate::stream::nats() else {
+        return;
+    };
     let s = crate::stream::TestStream::new(&url, "lag");
     let topo = clearwatch_stream::Topology::new(&s.name, 3).unwrap();
     let js = clearwatch_stream::connect(&url).await.unwrap();
@@ -2479,7 +2497,7 @@ async fn the_stream_page_shows_each_partitions_lag_to_admins() {
         .messages;
     assert!(waiting >= 7, "{waiting}");
 
-    let (st, app, cookie) = watching(&f, &url, &s.name).await;
+    let (app, cookie) = watching(&f, &url, &s.name).await;
     let (status, _, text) = send(
         &app,
         request("GET", "/api/v1/stream", Some(&cookie), None, ""),
@@ -2511,22 +2529,4 @@ async fn the_stream_page_shows_each_partitions_lag_to_admins() {
         "{page}"
     );
     assert_eq!(page.matches("data-partition=").count(), 3);
-    for role in ["analyst", "supervisor", "auditor"] {
-        let (cookie, _) = login_as(&st, role).await;
-        let (status, _, _) = send(
-            &app,
-            request("GET", "/api/v1/stream", Some(&cookie), None, ""),
-        )
-        .await;
-        assert_eq!(status, StatusCode::FORBIDDEN, "{role}");
-    }
-    // A server whose NATS does not answer says so, and nothing more.
-    let (_, app, cookie) = watching(&f, "nats://127.0.0.1:9", &s.name).await;
-    let (status, _, text) = send(
-        &app,
-        request("GET", "/api/v1/stream", Some(&cookie), None, ""),
-    )
-    .await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
-    assert!(!text.contains("127.0.0.1:9"), "{text}");
 }

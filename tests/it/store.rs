@@ -211,7 +211,7 @@ store_suite!(
     reused_id_with_other_content_is_quarantined,
     duplicates_and_conflicts_across_chunks,
     reads_every_transaction_across_chunks_and_ranges,
-    account_reads_take_each_transaction_once_and_name_the_accounts_loaded_since,
+    account_reads_take_each_transaction_once_and_streamed_batches_are_told_apart,
     aborted_load_leaves_nothing,
     stats_and_reads,
     amounts_at_the_maximum_sum_in_stats_without_overflow,
@@ -310,14 +310,12 @@ async fn reused_id_with_other_content_is_quarantined(db: &TestDb) {
     );
 }
 
-/// Repeats far apart in one file (several load chunks) count as on SQLite.
-/// SQLite reads transactions in chunks of 20,000 (JSON built by SQLite): every row comes
-/// back once, whole, inside the time range asked for.
-/// What the stream workers read: an account's transactions through the account indexes
-/// (each once, even between accounts of two chunks of the id list), and the accounts of the
-/// batches loaded after a given one.
-async fn account_reads_take_each_transaction_once_and_name_the_accounts_loaded_since(db: &TestDb) {
+/// What the stream workers read: an account's transactions, with and without the account
+/// indexes (each once, even between accounts of two chunks of the id list); and whether a
+/// rule's mark was followed only by batches of evaluating workers loaded after it.
+async fn account_reads_take_each_transaction_once_and_streamed_batches_are_told_apart(db: &TestDb) {
     use clearwatch_store::ScanStore;
+    use clearwatch_store::scans::{RuleScan, ScanSave, Supersede};
     let head = "tx_id,ts,from,to,amount,currency,type,merchant_id,memo\n";
     let rows = |rows: &[(&str, &str, &str)]| {
         let mut t = head.to_string();
@@ -340,32 +338,109 @@ async fn account_reads_take_each_transaction_once_and_name_the_accounts_loaded_s
     let mut ids = vec!["A1".to_string()];
     ids.extend((0..448).map(|i| format!("Z{i}")));
     ids.push("A2".to_string());
-    let mut got = Vec::new();
-    let n = db
-        .store
-        .each_transaction_of(&ids, |t| got.push(t.tx_id))
+    // Without the account indexes (a whole-table read), then with them, made twice (the
+    // second time finds them).
+    for indexed in [false, true] {
+        if indexed {
+            for _ in 0..2 {
+                db.store.ensure_account_indexes().await.unwrap();
+            }
+        }
+        let mut got = Vec::new();
+        let n = db
+            .store
+            .each_transaction_of(&ids, |t| got.push(t.tx_id))
+            .await
+            .unwrap();
+        got.sort();
+        assert_eq!(got, ["T1", "T2", "T4"], "indexed: {indexed}");
+        assert_eq!(n, 3);
+    }
+    // Marks: none yet, then one at the newest batch.
+    let rule = RuleVersion {
+        rule_id: "TC-04".into(),
+        version: "v1".into(),
+        title: "pool".into(),
+        text: "id: TC-04\n".into(),
+    };
+    assert!(!db.store.streamed_since_mark(&rule).await.unwrap());
+    let _ = first;
+    let newest = db.store.newest_batches().await.unwrap();
+    db.store
+        .save_scan(ScanSave {
+            alerts: &[],
+            episodes: &Default::default(),
+            rules: &[RuleScan {
+                version: rule.clone(),
+                supersede: Supersede::Nothing,
+                mark: Some(newest),
+            }],
+        })
         .await
         .unwrap();
-    got.sort();
-    assert_eq!(got, ["T1", "T2", "T4"]);
-    assert_eq!(n, 3);
-    assert_eq!(
-        db.store
-            .accounts_loaded_since(first.transactions)
-            .await
-            .unwrap(),
-        ["A1", "D1", "E1", "E2"]
-    );
-    let newest = db.store.newest_batches().await.unwrap();
-    assert!(
-        db.store
-            .accounts_loaded_since(newest.transactions)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(db.store.streamed_since_mark(&rule).await.unwrap());
+    // A batch of an evaluating worker, loaded in a later second than the mark: streamed.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    load_from_source(db, "stream:CW.tx.0", "T6").await;
+    assert!(db.store.streamed_since_mark(&rule).await.unwrap());
+    // A batch of a worker that does not evaluate, or of `ingest`: not streamed.
+    load_from_source(db, "nats:CW.tx.0", "T7").await;
+    assert!(!db.store.streamed_since_mark(&rule).await.unwrap());
 }
 
+/// A CNY transfer with only the required fields.
+fn transfer(id: &str, ts: i64, from: &str, to: &str, amount: i64) -> Transaction {
+    Transaction {
+        tx_id: id.into(),
+        ts,
+        from: from.into(),
+        to: to.into(),
+        amount,
+        currency: Currency::from_code("CNY").unwrap(),
+        tx_type: "transfer".parse().unwrap(),
+        merchant_id: None,
+        channel: None,
+        region: None,
+        memo: None,
+    }
+}
+
+/// Loads one transaction `id` as a batch named `source`, as a stream worker does.
+async fn load_from_source(db: &TestDb, source: &str, id: &str) {
+    let t = transfer(id, 1_767_571_200_000, "S1", "S2", 100);
+    let hash = t.content_hash();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let msgs = [
+        LoadMsg::Begin {
+            kind: TableKind::Transactions,
+            source: source.into(),
+            profile: "native".into(),
+        },
+        LoadMsg::Transactions(vec![LoadRow {
+            record: t,
+            line: 1,
+            hash,
+        }]),
+        LoadMsg::End(clearwatch_ingest::ReadSummary {
+            sha256: String::new(),
+            rows_read: 1,
+            rejected: 0,
+            unknown_types: 0,
+        }),
+        LoadMsg::Commit(CommitPolicy::ANY),
+    ];
+    let feed = async move {
+        for m in msgs {
+            tx.send(m).await.unwrap();
+        }
+    };
+    let (loaded, ()) = tokio::join!(db.store.load(rx), feed);
+    assert_eq!(loaded.unwrap()[0].loaded, 1);
+}
+
+/// Repeats far apart in one file (several load chunks) count as on SQLite.
+/// SQLite reads transactions in chunks of 20,000 (JSON built by SQLite): every row comes
+/// back once, whole, inside the time range asked for.
 async fn reads_every_transaction_across_chunks_and_ranges(db: &TestDb) {
     let mut text = String::from("tx_id,ts,from,to,amount,currency,type,merchant_id,memo\n");
     let n = 45_000;
@@ -466,19 +541,7 @@ async fn aborted_load_leaves_nothing(db: &TestDb) {
     assert!(matches!(loaded, Err(StoreError::Aborted)), "{loaded:?}");
     // A stream that ends mid-file, after rows and rejections were sent.
     let (tx, rx) = tokio::sync::mpsc::channel(8);
-    let t = Transaction {
-        tx_id: "late".into(),
-        ts: 0,
-        from: "a".into(),
-        to: "b".into(),
-        amount: 1,
-        currency: Currency::from_code("CNY").unwrap(),
-        tx_type: "transfer".parse().unwrap(),
-        merchant_id: None,
-        channel: None,
-        region: None,
-        memo: None,
-    };
+    let t = transfer("late", 0, "a", "b", 1);
     let hash = t.content_hash();
     tx.send(LoadMsg::Begin {
         kind: TableKind::Transactions,
@@ -971,7 +1034,7 @@ async fn newer_schema_is_refused(db: &TestDb) {
 async fn migrate_prints_the_schema_version(db: &TestDb) {
     let backend = db.store.backend();
     let known = db.store.known_schema_version();
-    assert_eq!(known, 9);
+    assert_eq!(known, 8);
     for _ in 0..2 {
         db.cmd()
             .arg("migrate")

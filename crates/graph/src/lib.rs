@@ -244,6 +244,18 @@ impl GraphBuilder {
     /// Numbers accounts in name order (so results never depend on input order), sorts
     /// edges by (source, time, tx id) and builds both indexes.
     pub fn build(mut self) -> TemporalGraph {
+        // Currencies in code order, as accounts in name order: which currency a scan
+        // evaluates first must not depend on the order rows were read in.
+        let mut by_code: Vec<usize> = (0..self.currencies.len()).collect();
+        by_code.sort_unstable_by_key(|&c| self.currencies[c].code());
+        let mut renumber = vec![0u8; by_code.len()];
+        for (new, &old) in by_code.iter().enumerate() {
+            renumber[old] = new as u8;
+        }
+        for c in self.currency.iter_mut() {
+            *c = renumber[usize::from(*c)];
+        }
+        self.currencies = by_code.iter().map(|&c| self.currencies[c]).collect();
         let n = self.attrs.len();
         let e = self.src.len();
         let mut by_name: Vec<u32> = (0..n as u32).collect();

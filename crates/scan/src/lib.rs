@@ -305,8 +305,9 @@ pub enum Mode {
     /// Every rule over the whole store (`scan --full`).
     Full,
     /// As [`Mode::Incremental`], except that the transactions loaded since are left to
-    /// the stream workers for local rules ([`Rule::local`]), which evaluated them for the
-    /// accounts they touched before acknowledging them ([`Plan::Streamed`]).
+    /// the stream workers for local rules ([`Rule::local`]) when those workers evaluated
+    /// them for the accounts they touched before acknowledging them ([`Plan::Streamed`],
+    /// [`ScanStore::streamed_since_mark`]).
     Stream,
 }
 
@@ -345,8 +346,9 @@ impl std::fmt::Display for Whole {
 pub enum Plan {
     /// Nothing was loaded since this rule version last scanned the store.
     Unchanged,
-    /// Only transactions were loaded since, and the stream workers evaluated this local
-    /// rule for the accounts they touched ([`Mode::Stream`]).
+    /// Only transactions were loaded since, all by stream workers that evaluated this
+    /// local rule for the accounts they touched, after this rule's last scan was saved
+    /// ([`Mode::Stream`]).
     Streamed,
     /// Every window, for this reason.
     Whole(Whole),
@@ -404,7 +406,11 @@ pub async fn scan_store_marked(
             (_, Some(m)) if m.registry != newest.registry => Plan::Whole(Whole::Registry),
             (_, Some(m)) if m.transactions == newest.transactions => Plan::Unchanged,
             (_, Some(m)) if m.transactions > newest.transactions => Plan::Whole(Whole::FirstScan),
-            (Mode::Stream, Some(_)) if r.local => Plan::Streamed,
+            (Mode::Stream, Some(_))
+                if r.local && store.streamed_since_mark(&rule_version(r)).await? =>
+            {
+                Plan::Streamed
+            }
             (_, Some(m)) => {
                 let since = match since_cache.get(&m.transactions) {
                     Some(s) => *s,

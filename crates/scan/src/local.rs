@@ -70,7 +70,7 @@ impl LocalScanner {
         let mut txs: Vec<Transaction> = Vec::new();
         let transactions = store.each_transaction_of(&ids, |t| txs.push(t)).await?;
         // Only the records the graph's transactions name: the subjects' own and their
-        // counterparties' (roles, holders) and the merchants of record.
+        // counterparties' (roles, holders), and the merchants of record.
         let mut named: BTreeSet<&str> = accounts.iter().map(String::as_str).collect();
         let mut merchants: BTreeSet<&str> = BTreeSet::new();
         for t in &txs {
@@ -84,10 +84,20 @@ impl LocalScanner {
             .iter()
             .filter_map(|a| self.accounts.get(*a).cloned())
             .collect();
-        let merchant_records: Vec<Merchant> = merchants
-            .iter()
-            .filter_map(|m| self.merchants.get(*m).cloned())
+        // And the merchants settled into those accounts: whether an account is its own
+        // holder's merchant account (`own_merchant_account`) reads them.
+        let mut merchant_records: Vec<Merchant> = self
+            .merchants
+            .values()
+            .filter(|m| {
+                merchants.contains(m.merchant_id.as_str())
+                    || m.settlement_account
+                        .as_deref()
+                        .is_some_and(|a| named.contains(a))
+            })
+            .cloned()
             .collect();
+        merchant_records.sort_by(|a, b| a.merchant_id.cmp(&b.merchant_id));
         let mut builder = GraphBuilder::with_records(&records, &merchant_records);
         for t in &txs {
             builder.add_transaction(t);

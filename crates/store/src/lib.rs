@@ -236,7 +236,8 @@ store_area! {
             sink: impl FnMut(Transaction) + Send,
         ) -> Result<u64, StoreError>;
         /// Every transaction from or to one of `accounts` (each once), into `sink`;
-        /// returns how many. Reads through the account indexes, not the whole table.
+        /// returns how many. Reads through the account indexes when they exist
+        /// ([`ScanStore::ensure_account_indexes`]), else the whole table.
         async fn each_transaction_of(
             &self,
             accounts: &[String],
@@ -312,12 +313,20 @@ store_area! {
     pub trait ScanStore {
         /// The newest transaction and registry batches.
         async fn newest_batches(&self) -> Result<scans::Batches, StoreError>;
+        /// Creates the indexes of transactions by account, if missing: what reads an
+        /// account's transactions (the stream workers) creates them, so that loads into a
+        /// store nothing reads that way do not pay for them ([`scans::ACCOUNT_INDEXES`]).
+        async fn ensure_account_indexes(&self) -> Result<(), StoreError>;
         /// How far each rule version has scanned the store.
         async fn scan_marks(&self) -> Result<Vec<scans::ScanMark>, StoreError>;
         /// The time span of the transactions loaded after batch `batch`.
         async fn loaded_since(&self, batch: i64) -> Result<scans::Since, StoreError>;
-        /// The accounts of the transactions loaded after batch `batch`, sorted, each once.
-        async fn accounts_loaded_since(&self, batch: i64) -> Result<Vec<String>, StoreError>;
+        /// Whether every transaction batch loaded after `rule`'s mark came from a stream
+        /// worker that evaluates the local rules ([`scans::EVALUATED_SOURCE`]) and was
+        /// loaded after the mark was written (a batch loaded while the scan that wrote it
+        /// ran may have had its worker's alerts replaced by that scan's). `false` without
+        /// a mark.
+        async fn streamed_since_mark(&self, rule: &RuleVersion) -> Result<bool, StoreError>;
         /// The subjects of `rule`'s stored alerts whose episodes hold some time in
         /// `[first, last]`, sorted.
         async fn episode_subjects(

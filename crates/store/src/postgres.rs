@@ -87,6 +87,7 @@ impl Dialect for Postgres {
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const ILIKE: &'static str = "ILIKE";
     const INT8: &'static str = "BIGINT";
+    const INDEX_EXISTS: &'static str = "SELECT 1 WHERE to_regclass($1) IS NOT NULL";
 
     fn ts_param(n: usize) -> String {
         format!("${n}::timestamptz")

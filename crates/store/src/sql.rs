@@ -52,6 +52,8 @@ pub trait Dialect: Database + Sized {
     const ILIKE: &'static str;
     /// The 64-bit integer type, for casts of sums.
     const INT8: &'static str;
+    /// A query with one row when the index named `$1` exists in the store's schema.
+    const INDEX_EXISTS: &'static str;
 
     /// Parameter `$n` in a timestamp column (bound as RFC 3339 text).
     fn ts_param(n: usize) -> String;

@@ -78,6 +78,8 @@ impl Dialect for Sqlite {
     const FOR_UPDATE: &'static str = "";
     const ILIKE: &'static str = "LIKE";
     const INT8: &'static str = "INTEGER";
+    const INDEX_EXISTS: &'static str =
+        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = $1";
 
     fn ts_param(n: usize) -> String {
         format!("${n}")

@@ -32,8 +32,8 @@ use clearwatch_model::table::row_hash;
 use clearwatch_model::{Table, Transaction};
 use clearwatch_rules::Rule;
 use clearwatch_scan::local::LocalScanner;
-use clearwatch_scan::{Mode, Plan, ScanError, StoreScan, scan_store_marked};
-use clearwatch_store::scans::Batches;
+use clearwatch_scan::{Mode, ScanError, StoreScan, scan_store_marked};
+use clearwatch_store::scans::{Batches, EVALUATED_SOURCE};
 use clearwatch_store::{AnyStore, IngestStore, ScanStore, StoreError};
 
 /// Why streaming failed.
@@ -387,6 +387,10 @@ pub async fn work(
     }
     let topo = &opts.topology;
     let stream = ensure_stream(js, topo).await?;
+    if opts.evaluates {
+        // Evaluations read the touched accounts' transactions by account.
+        store.ensure_account_indexes().await?;
+    }
     let mut consumers = Vec::new();
     for p in topo.owned(opts.worker, opts.of) {
         let (c, fetch) = consumer_of(&stream, topo, p, opts).await?;
@@ -429,9 +433,6 @@ pub async fn work(
                 let done = scan_store_marked(store, rules, mode).await?;
                 st.report.scans += 1;
                 st.report.alerts_stored += done.saved.saved.inserted;
-                if opts.evaluates {
-                    repair_local(store, rules, &done, newest, &mut st).await?;
-                }
                 let now = now_ms();
                 for published in st.unscanned.drain(..) {
                     st.report.scanned.since(published, now);
@@ -451,44 +452,6 @@ pub async fn work(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-}
-
-/// Evaluates again the accounts of the batches committed while a scan ran every window of
-/// some local rules (a new rule version, a registry load): a worker may have stored those
-/// rules' alerts from such a batch, and the scan's save, made from the data it read before,
-/// replaced them.
-async fn repair_local(
-    store: &AnyStore,
-    rules: &[&Rule],
-    done: &StoreScan,
-    before: Batches,
-    st: &mut State<'_>,
-) -> Result<(), StreamError> {
-    let whole: Vec<&Rule> = rules
-        .iter()
-        .copied()
-        .filter(|r| {
-            r.local
-                && done
-                    .plans
-                    .iter()
-                    .any(|p| p.rule_id == r.id && matches!(p.plan, Plan::Whole(_)))
-        })
-        .collect();
-    if whole.is_empty() {
-        return Ok(());
-    }
-    let accounts: BTreeSet<String> = store
-        .accounts_loaded_since(before.transactions)
-        .await?
-        .into_iter()
-        .collect();
-    if !accounts.is_empty() {
-        let again = st.scanner.scan(store, &whole, &accounts).await?;
-        st.report.evaluations += 1;
-        st.report.alerts_stored += again.saved.saved.inserted;
-    }
-    Ok(())
 }
 
 /// Messages of the owned partitions not yet acknowledged.
@@ -532,7 +495,13 @@ async fn drain_once(
         .messages()
         .await
         .map_err(nats)?;
-    let source = format!("nats:{}", topo.subject(partition));
+    // A batch this worker evaluates is named so that the store scan leaves its local
+    // rules to it (`streamed_since_mark`).
+    let source = if st.local_rules.is_empty() {
+        format!("nats:{}", topo.subject(partition))
+    } else {
+        format!("{EVALUATED_SOURCE}{}", topo.subject(partition))
+    };
     let mut messages = Vec::new();
     let mut rows = Vec::new();
     let mut refused = Vec::new();

@@ -172,9 +172,9 @@ fn compile(cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
         "peer_zscore" => Test::PeerZscore,
         _ => Test::PoissonBurst,
     };
-    // Benford and burst tests read one account's transactions; peer z-scores compare
-    // accounts with their peers.
-    cx.local = test != Test::PeerZscore;
+    // A Benford test reads one account's transactions; a burst test corrects for the
+    // number of accounts tested, and peer z-scores compare accounts with their peers.
+    cx.local = test == Test::Benford;
     let windows = match (&cfg.window, test) {
         (Some(w), _) => Some(cx.windows(Some(w), &cfg.kind)?),
         (None, Test::PeerZscore) => Some(cx.windows(None, &cfg.kind)?),

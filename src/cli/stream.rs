@@ -11,6 +11,7 @@ use clearwatch_ingest::Profile;
 use clearwatch_rules::load::PackSource;
 use clearwatch_rules::params::parse_duration;
 use clearwatch_scan::{Pack, Published};
+use clearwatch_store::AlertStore as _;
 use clearwatch_stream::{self as stream, Topology, WorkOptions};
 
 #[derive(Args, Debug)]
@@ -191,8 +192,13 @@ pub async fn run(db: &super::Db, args: StreamArgs) -> anyhow::Result<ExitCode> {
                 );
             })
             .await?;
+            // Evaluations write an alert again as its episode grows: say what the store
+            // holds, beside how many writes there were.
+            let held = store
+                .count_alerts(&clearwatch_store::AlertFilter::default())
+                .await?;
             outln!(
-                "{} messages: {} transactions stored, {} already stored, {} quarantined; {} evaluations and {} scans stored {} alerts",
+                "{} messages: {} transactions stored, {} already stored, {} quarantined; {} evaluations and {} scans wrote {} alerts; the store holds {held} alerts",
                 r.messages,
                 r.stored,
                 r.duplicates,

@@ -28,8 +28,6 @@ pub struct LocalScanner {
 pub struct LocalScan {
     pub report: ScanReport,
     pub saved: ScanSaved,
-    /// The transactions read for them.
-    pub transactions: u64,
 }
 
 impl LocalScanner {
@@ -47,7 +45,6 @@ impl LocalScanner {
             return Ok(LocalScan {
                 report: ScanReport::default(),
                 saved: ScanSaved::default(),
-                transactions: 0,
             });
         }
         let newest = store.newest_batches().await?;
@@ -68,7 +65,7 @@ impl LocalScanner {
         }
         let ids: Vec<String> = accounts.iter().cloned().collect();
         let mut txs: Vec<Transaction> = Vec::new();
-        let transactions = store.each_transaction_of(&ids, |t| txs.push(t)).await?;
+        store.each_transaction_of(&ids, |t| txs.push(t)).await?;
         // Only the records the graph's transactions name: the subjects' own and their
         // counterparties' (roles, holders), and the merchants of record.
         let mut named: BTreeSet<&str> = accounts.iter().map(String::as_str).collect();
@@ -134,10 +131,6 @@ impl LocalScanner {
                 rules: &saves,
             })
             .await?;
-        Ok(LocalScan {
-            report,
-            saved,
-            transactions,
-        })
+        Ok(LocalScan { report, saved })
     }
 }

@@ -162,6 +162,161 @@ fn a_bank_export_with_thousands_separators_and_symbols_loads_completely() {
     assert_eq!(stats["first_ts"], "2026-03-05T06:22:10Z", "{stats}");
 }
 
+/// A bank statement as Chinese banks export it: GBK text, CRLF line ends, Chinese headers,
+/// date and time in two columns in Beijing time, a 借/贷 (debit/credit) column and amounts
+/// with thousands separators and a currency symbol.
+const STATEMENT_PROFILE: &str = "name: icbc-statement
+encoding: gbk
+transactions:
+  fields:
+    tx_id: 流水号
+    ts: { template: \"{交易日期} {交易时间}\" }
+    amount: 交易金额
+    currency: { value: CNY }
+    type: { value: transfer }
+    memo: 摘要
+  timestamp: { format: \"%Y/%m/%d %H:%M:%S\", timezone: Asia/Shanghai }
+  amount_format: { thousands: \",\", symbols: [\"￥\", \"¥\"] }
+  statement:
+    account: { value: \"6222020000000001\" }
+    counterparty: 对方账号
+    direction: { column: 借贷标志, debit: [借], credit: [贷] }
+";
+
+fn gbk_file(db: &Db, name: &str, text: &str) -> std::path::PathBuf {
+    let (bytes, _, unmappable) = encoding_rs::GBK.encode(text);
+    assert!(!unmappable);
+    let path = db.write(name, "");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn a_gbk_bank_statement_with_local_times_and_debit_credit_columns_loads_completely() {
+    let db = Db::new();
+    let profile = db.write("statement.yaml", STATEMENT_PROFILE);
+    let header = "流水号,交易日期,交易时间,借贷标志,交易金额,对方账号,摘要\r\n";
+    let statement = gbk_file(
+        &db,
+        "statement.csv",
+        &format!(
+            "{header}S1,2026/03/05,14:22:10,贷,\"￥1,234.50\",6222020000000002,货款\r\n\
+             S2,2026/03/05,23:59:59,借,\"23,008.77\",6222020000000003,转账\r\n\
+             S3,2026/03/06,00:00:01,贷,88.00,6222020000000003,退款\r\n"
+        ),
+    );
+    // What the reader makes of each row: line, payer, payee, minor units, instant.
+    let loaded = clearwatch_ingest::Profile::load(profile.to_str().unwrap()).unwrap();
+    let mut rows = Vec::new();
+    let summary = clearwatch_ingest::read_transactions(
+        &statement,
+        &loaded,
+        |rec, id, line| {
+            rows.push((
+                line,
+                id.to_string(),
+                rec.from.to_string(),
+                rec.to.to_string(),
+                rec.amount,
+                clearwatch_model::format_ts(rec.ts),
+            ))
+        },
+        |r| panic!("refused: {r:?}"),
+    )
+    .unwrap();
+    assert_eq!(summary.rejected, 0);
+    let row = |line, id: &str, from: &str, to: &str, amount, ts: &str| {
+        (
+            line,
+            id.into(),
+            from.into(),
+            to.into(),
+            amount,
+            ts.to_string(),
+        )
+    };
+    assert_eq!(
+        rows,
+        [
+            row(
+                2,
+                "S1",
+                "6222020000000002",
+                "6222020000000001",
+                123_450,
+                "2026-03-05T06:22:10Z"
+            ),
+            row(
+                3,
+                "S2",
+                "6222020000000001",
+                "6222020000000003",
+                2_300_877,
+                "2026-03-05T15:59:59Z"
+            ),
+            row(
+                4,
+                "S3",
+                "6222020000000003",
+                "6222020000000001",
+                8_800,
+                "2026-03-05T16:00:01Z"
+            ),
+        ]
+    );
+    db.cmd()
+        .args(["ingest", "--profile"])
+        .arg(&profile)
+        .arg("--transactions")
+        .arg(&statement)
+        .assert()
+        .success()
+        .stdout(contains("read 3, loaded 3, quarantined 0"));
+
+    // A row with an unknown direction is refused at its line (CRLF counted once), and the
+    // file read without its encoding is refused with the likely one named.
+    let bad = gbk_file(
+        &db,
+        "bad.csv",
+        &format!(
+            "{header}S4,2026/03/07,09:00:00,贷,10.00,6222020000000002,货款\r\n\
+             S5,2026/03/07,09:00:01,冲,10.00,6222020000000002,货款\r\n"
+        ),
+    );
+    db.cmd()
+        .args(["ingest", "--accept-partial", "--profile"])
+        .arg(&profile)
+        .arg("--transactions")
+        .arg(&bad)
+        .assert()
+        .success()
+        .stdout(contains("read 2, loaded 1, quarantined 1"));
+    let listed = db.stdout(&["quarantine", "list", "--json"]);
+    let entry: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["line"], 3, "{entry}");
+    assert_eq!(entry["field"], "direction", "{entry}");
+    assert!(
+        entry["reason"]
+            .as_str()
+            .unwrap()
+            .contains("neither debit (借) nor credit (贷)"),
+        "{entry}"
+    );
+    let undeclared = db.write(
+        "undeclared.yaml",
+        &STATEMENT_PROFILE.replace("encoding: gbk\n", ""),
+    );
+    db.cmd()
+        .args(["ingest", "--profile"])
+        .arg(&undeclared)
+        .arg("--transactions")
+        .arg(&statement)
+        .assert()
+        .code(2)
+        .stderr(contains("line 1: the header is not UTF-8"))
+        .stderr(contains("encoding: gb18030"));
+}
+
 #[test]
 fn loading_the_same_file_twice_adds_nothing() {
     let db = Db::new();

@@ -6,6 +6,7 @@ mod cli;
 mod demo;
 mod eval;
 mod export;
+mod fuzz;
 mod incremental;
 mod ingest;
 mod rules;

@@ -697,3 +697,164 @@ fn cli_backtest_compares_a_rule_file_with_the_stored_alerts_by_subject() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown parameter `nope`"));
     assert_eq!(stored(), alerts_before, "a backtest stores nothing");
 }
+
+/// "At least five distinct payers between 00:00 and 05:00 local time within three local
+/// days", for the zone the folder's `_shared` gives or the rule's own.
+fn night_rule(id: &str, time_zone: Option<&str>) -> String {
+    let zone = time_zone.map_or(String::new(), |z| format!("time_zone: {z}\n"));
+    format!(
+        "id: {id}\ntitle: night collections\nstatus: experimental\nseverity: medium\n{zone}\
+         detect:\n  kind: star\n  in: 'tx.local_hour < 5'\n  \
+         window: {{ length: 3d, step: 1d, align: local_day }}\n  aggregates:\n    \
+         payers: {{ fn: count_distinct, over: in, field: counterparty }}\n    \
+         nights: {{ fn: count, over: in }}\n  condition: 'payers >= 5'\n\
+         summary: \"{{subject}} was paid by {{payers}} payers at night between {{from}} and {{until}}\"\n"
+    )
+}
+
+#[test]
+fn a_local_night_rule_fires_on_the_right_local_nights_across_a_daylight_saving_change() {
+    let db = Db::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("_shared")).unwrap();
+    std::fs::write(
+        dir.path().join("_shared/zone.yaml"),
+        "time_zone: Asia/Shanghai\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("N-1-night.yaml"), night_rule("N-1", None)).unwrap();
+    std::fs::write(
+        dir.path().join("N-2-night.yaml"),
+        night_rule("N-2", Some("America/New_York")),
+    )
+    .unwrap();
+    // Each account, and the five payers it receives from at these instants.
+    let payments: [(&str, [&str; 5]); 5] = [
+        // Beijing (UTC+8): 01:00–04:00 on the nights of 10 and 11 March. In UTC these are
+        // 17:00–20:00 the day before: not night hours there.
+        (
+            "BJ",
+            [
+                "2026-03-09T17:00:00Z",
+                "2026-03-09T18:00:00Z",
+                "2026-03-09T20:00:00Z",
+                "2026-03-10T17:30:00Z",
+                "2026-03-10T19:59:00Z",
+            ],
+        ),
+        // 06:00–10:00 Beijing time (22:00–02:00 UTC): mornings, not nights.
+        (
+            "BJ-MORNING",
+            [
+                "2026-03-09T22:00:00Z",
+                "2026-03-09T23:00:00Z",
+                "2026-03-10T00:00:00Z",
+                "2026-03-10T01:00:00Z",
+                "2026-03-10T02:00:00Z",
+            ],
+        ),
+        // Night payers over four local days (10 and 13 March): not within three.
+        (
+            "BJ-SPREAD",
+            [
+                "2026-03-09T17:00:00Z",
+                "2026-03-09T18:00:00Z",
+                "2026-03-09T19:00:00Z",
+                "2026-03-12T17:00:00Z",
+                "2026-03-12T18:00:00Z",
+            ],
+        ),
+        // New York, where daylight saving time begins at 02:00 on 8 March 2026 (UTC-5,
+        // then UTC-4): nights of 7, 8 and 9 March. The last payer of NY pays at 04:59 EDT;
+        // that of NY-DAWN at 05:30 EDT, which a fixed UTC-5 would take for 04:30.
+        (
+            "NY",
+            [
+                "2026-03-07T06:30:00Z",
+                "2026-03-08T06:30:00Z",
+                "2026-03-08T07:30:00Z",
+                "2026-03-09T05:00:00Z",
+                "2026-03-09T08:59:00Z",
+            ],
+        ),
+        (
+            "NY-DAWN",
+            [
+                "2026-03-07T06:30:00Z",
+                "2026-03-08T06:30:00Z",
+                "2026-03-08T07:30:00Z",
+                "2026-03-09T05:00:00Z",
+                "2026-03-09T09:30:00Z",
+            ],
+        ),
+    ];
+    let mut rows = vec!["tx_id,ts,from,to,amount,currency,type".to_string()];
+    for (to, times) in payments {
+        for (i, ts) in times.iter().enumerate() {
+            let n = rows.len();
+            rows.push(format!("t{n},{ts},{to}-P{i},{to},100.00,CNY,transfer"));
+        }
+    }
+    let transactions = db.write("night.csv", &(rows.join("\n") + "\n"));
+    let out = db
+        .cmd()
+        .args(["scan", "--format", "json", "--rules"])
+        .arg(dir.path())
+        .arg("--input")
+        .arg(&transactions)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let fired: Vec<(String, String)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["rule_id"].as_str().unwrap().to_string(),
+                a["subject"]["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fired,
+        [
+            ("N-1".to_string(), "BJ".to_string()),
+            ("N-2".to_string(), "NY".to_string())
+        ],
+        "{alerts:#?}"
+    );
+    // Windows run from local midnight to local midnight: 9 March 00:00 Beijing time is
+    // 8 March 16:00 UTC; in New York, 7 March 00:00 EST is 05:00 UTC and 10 March 00:00
+    // EDT is 04:00 UTC (a 71-hour window).
+    let window = |a: &serde_json::Value| {
+        (
+            a["window"]["from"].as_str().unwrap().to_string(),
+            a["window"]["until"].as_str().unwrap().to_string(),
+        )
+    };
+    assert_eq!(
+        window(&alerts[0]).0,
+        "2026-03-08T16:00:00Z",
+        "{:#?}",
+        alerts[0]
+    );
+    assert_eq!(
+        window(&alerts[1]),
+        (
+            "2026-03-07T05:00:00Z".to_string(),
+            "2026-03-10T04:00:00Z".to_string()
+        ),
+        "{:#?}",
+        alerts[1]
+    );
+    // The summary prints the window in the rule's zone, with its offset.
+    let summary = alerts[1]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("between 2026-03-07T00:00:00-05:00 and 2026-03-10T00:00:00-04:00"),
+        "{summary}"
+    );
+}

@@ -210,6 +210,7 @@ fn run_rule(
             for c in 0..g.currencies().len() {
                 let mut exec = Exec::new(g, c as u8, stop, &caps);
                 exec.span = Some(*span);
+                exec.zone = rule.time_zone;
                 firing.extend(rule.detector.run(&exec).into_iter().map(|f| f.subject.id));
             }
             Some(firing)
@@ -229,6 +230,7 @@ fn run_rule(
     for (c, currency) in g.currencies().iter().enumerate() {
         let mut exec = Exec::new(g, c as u8, stop, &caps);
         exec.subjects = subjects.as_ref();
+        exec.zone = rule.time_zone;
         let mut findings = rule.detector.run(&exec);
         if let Some(only) = &subjects {
             findings.retain(|f| only.contains(&f.subject.id));
@@ -251,7 +253,7 @@ fn run_rule(
 }
 
 fn score(rule: &Rule, g: &TemporalGraph, metrics: &[Metric]) -> u32 {
-    let mut sc = Scope::new(g);
+    let mut sc = Scope::new(g, rule.time_zone);
     sc.metrics = metrics;
     let total = rule.score_base
         + rule
@@ -334,6 +336,7 @@ fn to_alert(rule: &Rule, f: &Finding, currency: &str, g: &TemporalGraph) -> Aler
         until: f.until,
         currency,
         params: &rule.params,
+        zone: rule.time_zone,
     });
     // YAML block scalars leave line breaks and trailing newlines: one line, single spaces.
     let summary = rendered.split_whitespace().collect::<Vec<_>>().join(" ");

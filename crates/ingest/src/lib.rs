@@ -77,6 +77,7 @@ fn open(path: &Path, profile: &Profile) -> Result<TableReader, IngestError> {
         delimiter: profile.delimiter.map_or(b',', |c| c as u8),
         repeated_columns: profile.repeated_columns,
         limits: profile.limits,
+        encoding: profile.encoding.map(|e| e.0),
     };
     Ok(TableReader::open(path, options)?)
 }

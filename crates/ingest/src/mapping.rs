@@ -4,14 +4,14 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
 use super::profile::{
-    AccountTable, AmountFormat, FieldSpec, MerchantTable, TimestampSpec, TransactionTable,
-    UnknownType,
+    AccountTable, AmountFormat, FieldSpec, FieldSpecMap, MerchantTable, StatementSpec,
+    TimestampSpec, TransactionTable, UnknownType,
 };
 use clearwatch_model::{
-    AccountKind, AmountError, Currency, ExcessPrecision, Millis, Role, TxType, parse_amount,
+    AccountKind, AmountError, Currency, ExcessPrecision, Millis, Role, TxType, Zone, parse_amount,
     parse_rfc3339,
 };
 
@@ -255,14 +255,8 @@ enum TimestampParser {
     Rfc3339,
     UnixSeconds,
     UnixMillis,
-    Step {
-        start: Millis,
-        step_ms: i64,
-    },
-    Pattern {
-        pattern: String,
-        offset: FixedOffset,
-    },
+    Step { start: Millis, step_ms: i64 },
+    Pattern { pattern: String, zone: Zone },
 }
 
 impl TimestampParser {
@@ -292,17 +286,13 @@ impl TimestampParser {
                 }
             }
             pattern if pattern.contains('%') => {
-                let offset = match spec.timezone.as_deref() {
-                    None | Some("UTC") | Some("Z") => {
-                        FixedOffset::east_opt(0).expect("zero offset")
-                    }
-                    Some(tz) => tz.parse::<FixedOffset>().map_err(|_| {
-                        invalid(format!("timezone {tz:?} is not an offset like +08:00"))
-                    })?,
+                let zone = match spec.timezone.as_deref() {
+                    None => Zone::UTC,
+                    Some(tz) => Zone::parse(tz).map_err(invalid)?,
                 };
                 TimestampParser::Pattern {
                     pattern: pattern.to_string(),
-                    offset,
+                    zone,
                 }
             }
             other => {
@@ -333,17 +323,13 @@ impl TimestampParser {
                 .and_then(|v| v.checked_mul(*step_ms))
                 .and_then(|v| v.checked_add(*start))
                 .ok_or_else(|| "not a non-negative integer step".to_string()),
-            TimestampParser::Pattern { pattern, offset } => {
+            TimestampParser::Pattern { pattern, zone } => {
                 let naive = NaiveDateTime::parse_from_str(s, pattern).or_else(|_| {
                     NaiveDate::parse_from_str(s, pattern)
                         .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists"))
                 });
                 match naive {
-                    Ok(n) => offset
-                        .from_local_datetime(&n)
-                        .single()
-                        .map(|t: DateTime<FixedOffset>| t.timestamp_millis())
-                        .ok_or_else(|| "time does not exist".to_string()),
+                    Ok(n) => zone.instant(n).map_err(|e| e.to_string()),
                     Err(_) => DateTime::parse_from_str(s, pattern)
                         .map(|t| t.timestamp_millis())
                         .map_err(|e| format!("does not match {pattern:?}: {e}")),
@@ -371,14 +357,54 @@ pub struct TxRecord<'r> {
     pub memo: Option<Cow<'r, str>>,
 }
 
+/// Where a row's payer, payee and amount come from.
+#[derive(Debug, Clone)]
+enum Parties {
+    /// Payer and payee columns, and a non-negative amount.
+    Columns {
+        from: CompiledField,
+        to: CompiledField,
+        amount: CompiledField,
+    },
+    /// A statement of `account`: the direction says which side `counterparty` is on.
+    Statement {
+        account: CompiledField,
+        counterparty: CompiledField,
+        direction: Direction,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Direction {
+    /// The amount's sign: negative is money out of the statement's account.
+    Sign(CompiledField),
+    /// A debit/credit column beside a non-negative amount.
+    Column {
+        column: CompiledField,
+        debit: Vec<String>,
+        credit: Vec<String>,
+        amount: CompiledField,
+    },
+    /// One amount column for money out and one for money in.
+    Amounts {
+        debit: CompiledField,
+        credit: CompiledField,
+    },
+}
+
+/// Money out of the statement's account (the account pays) or into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Out,
+    In,
+}
+
 /// Maps rows of a transactions file.
 #[derive(Debug, Clone)]
 pub struct TxMapper {
     tx_id: CompiledField,
     ts: CompiledField,
-    from: CompiledField,
-    to: CompiledField,
-    amount: CompiledField,
+    parties: Parties,
     currency: CompiledField,
     tx_type: CompiledField,
     merchant_id: CompiledField,
@@ -391,6 +417,94 @@ pub struct TxMapper {
     currencies: HashMap<String, Currency>,
     excess: ExcessPrecision,
     amount_format: AmountFormat,
+}
+
+fn invalid(field: &'static str, message: &str) -> MappingError {
+    MappingError::Invalid {
+        field,
+        message: message.to_string(),
+    }
+}
+
+/// Payer, payee and amount columns, or a statement's account, counterparty and direction.
+fn compile_parties(table: &TransactionTable, header: &[String]) -> Result<Parties, MappingError> {
+    let f = &table.fields;
+    let req = |n, s: &FieldSpec| CompiledField::compile(n, Some(s), header, true);
+    let Some(st) = &table.statement else {
+        let need = |n: &'static str, s: &Option<FieldSpec>| match s {
+            Some(s) => req(n, s),
+            None => Err(invalid(
+                n,
+                "is missing: name its column, or describe the file as a `statement`",
+            )),
+        };
+        return Ok(Parties::Columns {
+            from: need("from", &f.from)?,
+            to: need("to", &f.to)?,
+            amount: need("amount", &f.amount)?,
+        });
+    };
+    if f.from.is_some() || f.to.is_some() {
+        return Err(invalid(
+            "from",
+            "a `statement` names its parties with `account` and `counterparty`: remove `fields.from` and `fields.to`",
+        ));
+    }
+    let StatementSpec {
+        account,
+        counterparty,
+        direction,
+        debit_amount,
+        credit_amount,
+    } = st;
+    let direction = match (direction, debit_amount, credit_amount, &f.amount) {
+        (None, None, None, Some(amount)) => Direction::Sign(req("amount", amount)?),
+        (Some(d), None, None, Some(amount)) => {
+            if d.debit.is_empty() || d.credit.is_empty() {
+                return Err(invalid(
+                    "direction",
+                    "statement.direction needs the values of both `debit` and `credit`",
+                ));
+            }
+            if let Some(both) = d.debit.iter().find(|v| d.credit.contains(v)) {
+                return Err(invalid(
+                    "direction",
+                    &format!("statement.direction: {both:?} is listed as both debit and credit"),
+                ));
+            }
+            let spec = FieldSpec(FieldSpecMap {
+                column: Some(d.column.clone()),
+                ..Default::default()
+            });
+            Direction::Column {
+                column: req("direction", &spec)?,
+                debit: d.debit.iter().map(|v| v.trim().to_string()).collect(),
+                credit: d.credit.iter().map(|v| v.trim().to_string()).collect(),
+                amount: req("amount", amount)?,
+            }
+        }
+        (None, Some(debit), Some(credit), None) => Direction::Amounts {
+            debit: req("debit_amount", debit)?,
+            credit: req("credit_amount", credit)?,
+        },
+        (_, Some(_), _, _) | (_, _, Some(_), _) => {
+            return Err(invalid(
+                "amount",
+                "a statement with `debit_amount` and `credit_amount` takes both, and neither `fields.amount` nor `direction`",
+            ));
+        }
+        (_, None, None, None) => {
+            return Err(invalid(
+                "amount",
+                "is missing: name the amount column, or the statement's `debit_amount` and `credit_amount`",
+            ));
+        }
+    };
+    Ok(Parties::Statement {
+        account: req("account", account)?,
+        counterparty: req("counterparty", counterparty)?,
+        direction,
+    })
 }
 
 /// Refuses a format whose marks could be read two ways.
@@ -485,9 +599,7 @@ impl TxMapper {
         Ok(TxMapper {
             tx_id: opt("tx_id", &f.tx_id)?,
             ts: req("ts", &f.ts)?,
-            from: req("from", &f.from)?,
-            to: req("to", &f.to)?,
-            amount: req("amount", &f.amount)?,
+            parties: compile_parties(table, header)?,
             currency: req("currency", &f.currency)?,
             tx_type: req("type", &f.tx_type)?,
             merchant_id: opt("merchant_id", &f.merchant_id)?,
@@ -501,6 +613,94 @@ impl TxMapper {
             excess: table.excess_precision,
             amount_format: check_amount_format(&table.amount_format)?,
         })
+    }
+
+    /// A non-negative amount in minor units of `currency`.
+    fn amount(
+        &self,
+        field: &CompiledField,
+        text: &str,
+        currency: Currency,
+    ) -> Result<i64, FieldError> {
+        let plain =
+            plain_amount(text, &self.amount_format).map_err(|why| field.refuse(text, why))?;
+        parse_amount(&plain, currency.exponent(), self.excess).map_err(|e| match e {
+            AmountError::TooLarge(..) => field.refuse(text, format!("{e} {currency}")),
+            e => field.refuse(text, e),
+        })
+    }
+
+    /// Which way a statement row's money went, and how much.
+    fn statement_amount<R: Fields + ?Sized>(
+        &self,
+        direction: &Direction,
+        row: &R,
+        currency: Currency,
+    ) -> Result<(Flow, i64), FieldError> {
+        match direction {
+            Direction::Sign(field) => {
+                let text = field.require(row)?;
+                let t = text.trim();
+                match t.strip_prefix('-') {
+                    Some(rest) => Ok((Flow::Out, self.amount(field, rest, currency)?)),
+                    None => Ok((
+                        Flow::In,
+                        self.amount(field, t.strip_prefix('+').unwrap_or(t), currency)?,
+                    )),
+                }
+            }
+            Direction::Column {
+                column,
+                debit,
+                credit,
+                amount,
+            } => {
+                let value = column.require(row)?;
+                let flow = if debit.iter().any(|d| d == value.as_ref()) {
+                    Flow::Out
+                } else if credit.iter().any(|c| c == value.as_ref()) {
+                    Flow::In
+                } else {
+                    return Err(column.refuse(
+                        &value,
+                        format!(
+                            "neither debit ({}) nor credit ({})",
+                            debit.join(", "),
+                            credit.join(", ")
+                        ),
+                    ));
+                };
+                Ok((flow, self.amount(amount, &amount.require(row)?, currency)?))
+            }
+            Direction::Amounts { debit, credit } => {
+                let read = |field: &CompiledField| -> Result<i64, FieldError> {
+                    match field.get(row)? {
+                        Some(text) => self.amount(field, &text, currency),
+                        None => Ok(0),
+                    }
+                };
+                match (read(debit)?, read(credit)?) {
+                    (out, 0) if out > 0 => Ok((Flow::Out, out)),
+                    (0, into) if into > 0 => Ok((Flow::In, into)),
+                    (0, 0) => Err(field_err(
+                        "amount",
+                        format!(
+                            "debit_amount{} and credit_amount{} are both empty or zero",
+                            debit.column_label(),
+                            credit.column_label()
+                        ),
+                    )),
+                    _ => Err(field_err(
+                        "amount",
+                        format!(
+                            "debit_amount{} and credit_amount{} are both filled: a row moves money one way",
+                            debit.column_label(),
+                            credit.column_label()
+                        ),
+                    )),
+                }
+            }
+        }
     }
 
     /// Whether ids come from the source; otherwise the reader derives them from content.
@@ -521,24 +721,31 @@ impl TxMapper {
             .timestamp
             .parse(&ts_text)
             .map_err(|why| self.ts.refuse(&ts_text, why))?;
-        let from = self.from.require(row)?;
-        let to = self.to.require(row)?;
         let cur_text = self.currency.require(row)?;
         let currency = match self.currencies.get(cur_text.as_ref()) {
             Some(c) => *c,
             None => Currency::from_code(&cur_text)
                 .ok_or_else(|| self.currency.refuse(&cur_text, "unknown ISO 4217 currency"))?,
         };
-        let amount_text = self.amount.require(row)?;
-        let plain = plain_amount(&amount_text, &self.amount_format)
-            .map_err(|why| self.amount.refuse(&amount_text, why))?;
-        let amount =
-            parse_amount(&plain, currency.exponent(), self.excess).map_err(|e| match e {
-                AmountError::TooLarge(..) => {
-                    self.amount.refuse(&amount_text, format!("{e} {currency}"))
+        let (from, to, amount) = match &self.parties {
+            Parties::Columns { from, to, amount } => (
+                from.require(row)?,
+                to.require(row)?,
+                self.amount(amount, &amount.require(row)?, currency)?,
+            ),
+            Parties::Statement {
+                account,
+                counterparty,
+                direction,
+            } => {
+                let (flow, amount) = self.statement_amount(direction, row, currency)?;
+                let (us, them) = (account.require(row)?, counterparty.require(row)?);
+                match flow {
+                    Flow::Out => (us, them, amount),
+                    Flow::In => (them, us, amount),
                 }
-                e => self.amount.refuse(&amount_text, e),
-            })?;
+            }
+        };
         let type_text = self.tx_type.require(row)?;
         let (tx_type, unknown_type) = match self.types.get(type_text.as_ref()) {
             Some(t) => (*t, false),
@@ -765,6 +972,96 @@ mod tests {
         assert_eq!(rec.merchant_id, None);
     }
 
+    /// A statement profile of account `A` over columns ts, other, amount (and `extra`).
+    fn statement(extra: &str, amount: &str) -> TransactionTable {
+        let text = format!(
+            "name: s\ntransactions:\n  fields:\n    ts: ts\n{amount}    currency: {{ value: CNY }}\n    \
+             type: {{ value: transfer }}\n  statement:\n    account: {{ value: A }}\n    counterparty: other\n{extra}"
+        );
+        Profile::parse(&text, std::path::Path::new("s.yaml"))
+            .unwrap()
+            .transactions
+    }
+
+    fn parties(m: &TxMapper, r: &[&str]) -> Result<(String, String, i64), String> {
+        m.map(&row(r))
+            .map(|t| (t.from.to_string(), t.to.to_string(), t.amount))
+            .map_err(|e| e.reason)
+    }
+
+    #[test]
+    fn statements_take_the_direction_from_a_column_a_sign_or_two_amount_columns() {
+        let ts = "2026-01-01T00:00:00Z";
+        let column = statement(
+            "    direction: { column: dc, debit: [借, D], credit: [贷, C] }\n",
+            "    amount: amount\n",
+        );
+        let m = TxMapper::compile(&column, &header(&["ts", "other", "amount", "dc"])).unwrap();
+        assert_eq!(
+            parties(&m, &[ts, "B", "5.00", "借"]),
+            Ok(("A".into(), "B".into(), 500))
+        );
+        assert_eq!(
+            parties(&m, &[ts, "B", "5.00", "C"]),
+            Ok(("B".into(), "A".into(), 500))
+        );
+        let err = parties(&m, &[ts, "B", "5.00", "X"]).unwrap_err();
+        assert!(
+            err.contains("neither debit (借, D) nor credit (贷, C)"),
+            "{err}"
+        );
+
+        let signed = statement("", "    amount: amount\n");
+        let m = TxMapper::compile(&signed, &header(&["ts", "other", "amount"])).unwrap();
+        assert_eq!(
+            parties(&m, &[ts, "B", "-7.25"]),
+            Ok(("A".into(), "B".into(), 725))
+        );
+        assert_eq!(
+            parties(&m, &[ts, "B", "+7.25"]),
+            Ok(("B".into(), "A".into(), 725))
+        );
+
+        let two = statement("    debit_amount: out\n    credit_amount: in\n", "");
+        let m = TxMapper::compile(&two, &header(&["ts", "other", "out", "in"])).unwrap();
+        assert_eq!(
+            parties(&m, &[ts, "B", "3.00", "0.00"]),
+            Ok(("A".into(), "B".into(), 300))
+        );
+        assert_eq!(
+            parties(&m, &[ts, "B", "", "4.00"]),
+            Ok(("B".into(), "A".into(), 400))
+        );
+        let both = parties(&m, &[ts, "B", "3.00", "4.00"]).unwrap_err();
+        assert!(both.contains("both filled"), "{both}");
+        let none = parties(&m, &[ts, "B", "", "0"]).unwrap_err();
+        assert!(none.contains("both empty or zero"), "{none}");
+    }
+
+    #[test]
+    fn a_statement_profile_that_could_be_read_two_ways_is_refused() {
+        let with_from = "name: s\ntransactions:\n  fields:\n    ts: ts\n    from: f\n    amount: a\n    \
+             currency: c\n    type: t\n  statement:\n    account: { value: A }\n    counterparty: o\n";
+        let t = Profile::parse(with_from, std::path::Path::new("s.yaml"))
+            .unwrap()
+            .transactions;
+        let err = TxMapper::compile(&t, &header(&["ts", "f", "a", "c", "t", "o"])).unwrap_err();
+        assert!(err.to_string().contains("remove `fields.from`"), "{err}");
+        let both = statement(
+            "    direction: { column: dc, debit: [D], credit: [D] }\n",
+            "    amount: amount\n",
+        );
+        let err = TxMapper::compile(&both, &header(&["ts", "other", "amount", "dc"])).unwrap_err();
+        assert!(err.to_string().contains("both debit and credit"), "{err}");
+        let no_to = "name: s\ntransactions:\n  fields:\n    ts: ts\n    from: f\n    amount: a\n    \
+             currency: c\n    type: t\n";
+        let t = Profile::parse(no_to, std::path::Path::new("s.yaml"))
+            .unwrap()
+            .transactions;
+        let err = TxMapper::compile(&t, &header(&["ts", "f", "a", "c", "t"])).unwrap_err();
+        assert!(err.to_string().contains("field `to`: is missing"), "{err}");
+    }
+
     #[test]
     fn missing_required_column_is_a_mapping_error() {
         let p = Profile::native();
@@ -806,6 +1103,32 @@ mod tests {
             pat.parse("2022/09/01 08:20").unwrap(),
             parse_rfc3339("2022-09-01T00:20:00Z").unwrap()
         );
+    }
+
+    #[test]
+    fn iana_zones_read_local_times_and_report_daylight_saving_gaps_and_overlaps() {
+        let spec = |tz: &str| TimestampSpec {
+            format: "%Y-%m-%d %H:%M:%S".into(),
+            timezone: Some(tz.into()),
+            start: None,
+            step_seconds: None,
+        };
+        let shanghai = TimestampParser::compile(&spec("Asia/Shanghai")).unwrap();
+        assert_eq!(
+            shanghai.parse("2026-03-05 14:22:10").unwrap(),
+            parse_rfc3339("2026-03-05T06:22:10Z").unwrap()
+        );
+        let ny = TimestampParser::compile(&spec("America/New_York")).unwrap();
+        assert_eq!(
+            ny.parse("2026-07-01 12:00:00").unwrap(),
+            parse_rfc3339("2026-07-01T16:00:00Z").unwrap()
+        );
+        let gap = ny.parse("2026-03-08 02:30:00").unwrap_err();
+        assert!(gap.contains("does not exist"), "{gap}");
+        let overlap = ny.parse("2026-11-01 01:30:00").unwrap_err();
+        assert!(overlap.contains("happened twice"), "{overlap}");
+        let err = TimestampParser::compile(&spec("Mars/Olympus")).unwrap_err();
+        assert!(err.to_string().contains("IANA"), "{err}");
     }
 
     #[test]

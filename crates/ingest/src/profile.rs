@@ -80,6 +80,10 @@ pub struct Profile {
     pub format: Option<FileFormat>,
     #[serde(default)]
     pub delimiter: Option<char>,
+    /// The file's text encoding (`utf-8`, `gbk`, `gb18030`, `utf-16le`, `utf-16be`, …).
+    /// When absent, a byte order mark decides, and otherwise the file must be UTF-8.
+    #[serde(default)]
+    pub encoding: Option<TextEncoding>,
     /// What a repeated CSV header name means; by default it is an error.
     #[serde(default)]
     pub repeated_columns: RepeatedColumns,
@@ -91,6 +95,23 @@ pub struct Profile {
     pub accounts: Option<AccountTable>,
     #[serde(default)]
     pub merchants: Option<MerchantTable>,
+}
+
+/// A text encoding by its WHATWG label, as `encoding_rs` knows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextEncoding(pub &'static encoding_rs::Encoding);
+
+impl<'de> Deserialize<'de> for TextEncoding {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let label = String::deserialize(d)?;
+        encoding_rs::Encoding::for_label(label.trim().as_bytes())
+            .map(TextEncoding)
+            .ok_or_else(|| {
+                de::Error::custom(format!(
+                    "unknown encoding {label:?}: use utf-8, gbk, gb18030, utf-16le, utf-16be, big5, shift_jis or another WHATWG label"
+                ))
+            })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -173,6 +194,39 @@ pub struct TransactionTable {
     /// How amounts are written: decimal mark, thousands separator, currency symbols.
     #[serde(default)]
     pub amount_format: AmountFormat,
+    /// An account statement: each row is seen from one account's side, and the payer and
+    /// payee follow from the direction. In place of `fields.from` and `fields.to`.
+    #[serde(default)]
+    pub statement: Option<StatementSpec>,
+}
+
+/// How a statement row names its two parties and which way the money went.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatementSpec {
+    /// Whose statement it is: usually `{ value: "6222…" }`, or a column of the account.
+    pub account: FieldSpec,
+    /// The other party of each row.
+    pub counterparty: FieldSpec,
+    /// A column saying debit (money out of `account`) or credit (money in). Without it,
+    /// and without `debit_amount`/`credit_amount`, the amount's sign says: negative is out.
+    #[serde(default)]
+    pub direction: Option<DirectionSpec>,
+    /// Separate amount columns for money out and money in, in place of `fields.amount`:
+    /// each row fills one of them (the other empty or zero).
+    #[serde(default)]
+    pub debit_amount: Option<FieldSpec>,
+    #[serde(default)]
+    pub credit_amount: Option<FieldSpec>,
+}
+
+/// A debit/credit column and its values (`借`/`贷`, `D`/`C`, `DR`/`CR`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectionSpec {
+    pub column: String,
+    pub debit: Vec<String>,
+    pub credit: Vec<String>,
 }
 
 /// How the amount column writes numbers, for exports that do not write `1234.50`.
@@ -206,9 +260,14 @@ pub struct TransactionFields {
     #[serde(default)]
     pub tx_id: Option<FieldSpec>,
     pub ts: FieldSpec,
-    pub from: FieldSpec,
-    pub to: FieldSpec,
-    pub amount: FieldSpec,
+    /// Payer and payee; absent when the table is a `statement`.
+    #[serde(default)]
+    pub from: Option<FieldSpec>,
+    #[serde(default)]
+    pub to: Option<FieldSpec>,
+    /// Absent only for a `statement` with `debit_amount` and `credit_amount`.
+    #[serde(default)]
+    pub amount: Option<FieldSpec>,
     pub currency: FieldSpec,
     #[serde(rename = "type")]
     pub tx_type: FieldSpec,
@@ -290,7 +349,9 @@ pub struct TimestampSpec {
     /// (`%Y/%m/%d %H:%M`) read in `timezone`.
     #[serde(default = "default_ts_format")]
     pub format: String,
-    /// UTC offset for patterns without one, e.g. `+08:00`. Default UTC.
+    /// The zone that patterns without an offset are read in: an IANA name
+    /// (`Asia/Shanghai`) or an offset (`+08:00`). Default UTC. A local time that the
+    /// zone's daylight-saving change skipped or repeated is refused, not guessed.
     #[serde(default)]
     pub timezone: Option<String>,
     /// For `step`: the instant of step 0 (RFC 3339).
@@ -408,12 +469,24 @@ fn columns_of<'a>(specs: impl IntoIterator<Item = Option<&'a FieldSpec>>) -> Vec
 impl TransactionTable {
     pub fn columns(&self) -> Vec<String> {
         let f = &self.fields;
+        let st = self.statement.as_ref();
+        let direction = st.and_then(|s| s.direction.as_ref()).map(|d| {
+            FieldSpec(FieldSpecMap {
+                column: Some(d.column.clone()),
+                ..Default::default()
+            })
+        });
         columns_of([
             f.tx_id.as_ref(),
             Some(&f.ts),
-            Some(&f.from),
-            Some(&f.to),
-            Some(&f.amount),
+            f.from.as_ref(),
+            f.to.as_ref(),
+            f.amount.as_ref(),
+            st.map(|s| &s.account),
+            st.map(|s| &s.counterparty),
+            st.and_then(|s| s.debit_amount.as_ref()),
+            st.and_then(|s| s.credit_amount.as_ref()),
+            direction.as_ref(),
             Some(&f.currency),
             Some(&f.tx_type),
             f.merchant_id.as_ref(),

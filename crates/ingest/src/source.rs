@@ -12,7 +12,10 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
+use encoding_rs::Encoding;
+use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
 use sha2::{Digest, Sha256};
 
 use super::mapping::Fields;
@@ -51,6 +54,8 @@ pub enum SourceError {
     },
     #[error("{path}: line 1: the header row {reason}")]
     HeaderTooLarge { path: PathBuf, reason: String },
+    #[error("{path}: line 1: the header is not UTF-8 text{guess}")]
+    NotUtf8 { path: PathBuf, guess: String },
 }
 
 /// One row refused before or during mapping, kept for quarantine.
@@ -70,23 +75,57 @@ pub struct ReadOptions {
     pub delimiter: u8,
     pub repeated_columns: RepeatedColumns,
     pub limits: Limits,
+    /// The declared text encoding; `None` reads UTF-8, or what a byte order mark says.
+    pub encoding: Option<&'static Encoding>,
 }
 
-/// Passes bytes through while hashing them, so a file is read once.
+/// Passes the file's bytes through while hashing them, so a file is read once; the hash
+/// is of the bytes as stored, before any decoding.
 struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    /// Shared with the [`TableReader`]: the decoder above it cannot hand it back.
+    hasher: Arc<Mutex<Sha256>>,
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        self.hasher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .update(&buf[..n]);
         Ok(n)
     }
 }
 
-type Input = BufReader<HashingReader<File>>;
+/// The file as UTF-8: decoded from its declared encoding, or from the one its byte order
+/// mark names; otherwise passed through (and checked row by row).
+type Input = BufReader<DecodeReaderBytes<HashingReader<File>, Vec<u8>>>;
+
+fn finish(hasher: &Mutex<Sha256>) -> String {
+    let h = std::mem::take(&mut *hasher.lock().unwrap_or_else(|e| e.into_inner()));
+    hex::encode(h.finalize())
+}
+
+/// What a header that is not UTF-8 probably is, for the error: GB18030 (of which GBK is
+/// a subset) when it decodes as that without error, as Chinese bank exports usually do.
+fn guess_encoding(header: &[u8]) -> String {
+    let (text, had_errors) = encoding_rs::GB18030.decode_without_bom_handling(header);
+    if !had_errors && !text.is_ascii() {
+        let shown: String = text.chars().take(80).collect();
+        return format!(
+            "; it reads as GBK/GB18030 (`{}`): declare `encoding: gb18030` in the profile",
+            shown.trim()
+        );
+    }
+    if header.iter().filter(|&&b| b == 0).count() * 4 >= header.len() {
+        return "; it has many NUL bytes, as UTF-16 without a byte order mark has: declare \
+                `encoding: utf-16le` or `utf-16be` in the profile"
+            .to_string();
+    }
+    "; declare the file's encoding in the profile (`encoding: gbk`, `gb18030`, `utf-16le`, …)"
+        .to_string()
+}
 
 /// Bytes of a refused row kept as its `raw` text in quarantine.
 const PREVIEW_BYTES: usize = 512;
@@ -98,6 +137,7 @@ pub const MAX_FIELDS: usize = 4096;
 pub struct TableReader {
     path: PathBuf,
     inner: Inner,
+    hasher: Arc<Mutex<Sha256>>,
 }
 
 enum Inner {
@@ -108,7 +148,8 @@ enum Inner {
         delimiter: u8,
     },
     Jsonl {
-        reader: Input,
+        /// Boxed: the decoder keeps its state inline.
+        reader: Box<Input>,
         limits: Limits,
     },
 }
@@ -176,13 +217,16 @@ fn open_regular(path: &Path) -> Result<File, SourceError> {
 impl TableReader {
     pub fn open(path: &Path, options: ReadOptions) -> Result<TableReader, SourceError> {
         let file = open_regular(path)?;
-        let input = BufReader::with_capacity(
-            1 << 16,
-            HashingReader {
+        let hasher = Arc::new(Mutex::new(Sha256::new()));
+        let decoder = DecodeReaderBytesBuilder::new()
+            .encoding(options.encoding)
+            .utf8_passthru(true)
+            .strip_bom(true)
+            .build(HashingReader {
                 inner: file,
-                hasher: Sha256::new(),
-            },
-        );
+                hasher: hasher.clone(),
+            });
+        let input = BufReader::with_capacity(1 << 16, decoder);
         let inner = match options.format {
             FileFormat::Csv => {
                 let mut splitter =
@@ -195,10 +239,19 @@ impl TableReader {
                             reason: over.describe(&options.limits, "header"),
                         });
                     }
-                    Split::Row { .. } => splitter
-                        .fields()
-                        .map(|h| String::from_utf8_lossy(h).trim().to_string())
-                        .collect::<Vec<_>>(),
+                    Split::Row { .. } => {
+                        if splitter.fields().any(|h| std::str::from_utf8(h).is_err()) {
+                            let row: Vec<u8> = splitter.fields().collect::<Vec<_>>().join(&b' ');
+                            return Err(SourceError::NotUtf8 {
+                                path: path.to_path_buf(),
+                                guess: guess_encoding(&row),
+                            });
+                        }
+                        splitter
+                            .fields()
+                            .map(|h| String::from_utf8_lossy(h).trim().to_string())
+                            .collect::<Vec<_>>()
+                    }
                 };
                 if header.iter().all(String::is_empty) {
                     return Err(SourceError::Malformed {
@@ -216,13 +269,14 @@ impl TableReader {
                 }
             }
             FileFormat::Jsonl => Inner::Jsonl {
-                reader: input,
+                reader: Box::new(input),
                 limits: options.limits,
             },
         };
         Ok(TableReader {
             path: path.to_path_buf(),
             inner,
+            hasher,
         })
     }
 
@@ -242,6 +296,7 @@ impl TableReader {
         mut f: impl FnMut(u64, RawRow<'_>, &dyn Fn() -> String),
     ) -> Result<String, SourceError> {
         let path = self.path;
+        let hasher = self.hasher;
         match self.inner {
             Inner::Csv {
                 mut splitter,
@@ -295,7 +350,10 @@ impl TableReader {
                             let i = (0..record.len())
                                 .find(|&i| std::str::from_utf8(&record[i]).is_err())
                                 .expect("a record that is not UTF-8 has a field that is not");
-                            let reason = format!("column {:?} is not valid UTF-8", header[i]);
+                            let reason = format!(
+                                "column {:?} is not valid UTF-8 (if the file is in another encoding, such as GBK, declare it with `encoding:` in the profile)",
+                                header[i]
+                            );
                             f(
                                 line,
                                 RawRow::rejected(Some(header[i].clone()), reason),
@@ -304,7 +362,8 @@ impl TableReader {
                         }
                     }
                 }
-                Ok(hex::encode(splitter.input.into_inner().hasher.finalize()))
+                drop(splitter);
+                Ok(finish(&hasher))
             }
             Inner::Jsonl { mut reader, limits } => {
                 // A JSON Lines row is one line: the tighter of the two limits holds.
@@ -342,7 +401,8 @@ impl TableReader {
                         Err((field, reason)) => f(line, RawRow::Rejected { field, reason }, &raw),
                     }
                 }
-                Ok(hex::encode(reader.into_inner().hasher.finalize()))
+                drop(reader);
+                Ok(finish(&hasher))
             }
         }
     }
@@ -833,6 +893,7 @@ mod tests {
             delimiter: b',',
             repeated_columns: RepeatedColumns::Reject,
             limits: Limits::default(),
+            encoding: None,
         }
     }
 
@@ -969,10 +1030,12 @@ mod tests {
         let f = with_50_mb_value(b"a,b\n1,x\n2,", b"\n3,z\n");
         let limits = Limits::default();
         // The splitter's buffers stay near the field limit while 50 MB pass through.
-        let input = BufReader::new(HashingReader {
-            inner: File::open(f.path()).unwrap(),
-            hasher: Sha256::new(),
-        });
+        let input = BufReader::new(DecodeReaderBytesBuilder::new().utf8_passthru(true).build(
+            HashingReader {
+                inner: File::open(f.path()).unwrap(),
+                hasher: Arc::default(),
+            },
+        ));
         let mut splitter = CsvSplitter::new(input, b',', limits);
         let mut splits = Vec::new();
         loop {
@@ -1084,6 +1147,54 @@ mod tests {
             .unwrap();
         let rows = collect(g.path(), FileFormat::Csv, &[]);
         assert_eq!(rows, [(2, Ok("1".into())), (4, Ok("2".into()))]);
+    }
+
+    #[test]
+    fn declared_and_marked_encodings_are_decoded_and_others_are_named() {
+        let text = "账号,金额\r\n甲,1\r\n乙,2\r\n";
+        let read = |bytes: &[u8], encoding| {
+            let mut f = tempfile::NamedTempFile::new().unwrap();
+            f.write_all(bytes).unwrap();
+            let options = ReadOptions {
+                encoding,
+                ..options(FileFormat::Csv)
+            };
+            let reader = TableReader::open(f.path(), options)?;
+            let header = reader.header().unwrap().to_vec();
+            let mut rows = Vec::new();
+            let sha = reader.for_each(&[], |line, row, _| {
+                if let RawRow::Fields(f) = row {
+                    rows.push((line, f.text(0).unwrap().to_string()));
+                }
+            })?;
+            assert_eq!(
+                sha,
+                hex::encode(Sha256::digest(bytes)),
+                "the hash is of the stored bytes"
+            );
+            Ok::<_, SourceError>((header, rows))
+        };
+        let expected = (
+            vec!["账号".to_string(), "金额".to_string()],
+            vec![(2, "甲".to_string()), (3, "乙".to_string())],
+        );
+        let (gbk, _, _) = encoding_rs::GBK.encode(text);
+        assert_eq!(read(&gbk, Some(encoding_rs::GBK)).unwrap(), expected);
+        let mut utf16 = vec![0xff, 0xfe];
+        utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+        assert_eq!(
+            read(&utf16, None).unwrap(),
+            expected,
+            "a UTF-16 byte order mark decides"
+        );
+        let bom: Vec<u8> = [&b"\xef\xbb\xbf"[..], text.as_bytes()].concat();
+        assert_eq!(read(&bom, None).unwrap(), expected);
+        let err = read(&gbk, None).unwrap_err().to_string();
+        assert!(err.contains("line 1: the header is not UTF-8"), "{err}");
+        assert!(
+            err.contains("`encoding: gb18030`") && err.contains("账号"),
+            "{err}"
+        );
     }
 
     #[test]

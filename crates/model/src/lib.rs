@@ -21,4 +21,4 @@ pub use money::{
 };
 pub use records::{Account, AccountKind, Merchant, Role, Transaction, TxType};
 pub use table::Table;
-pub use time::{Millis, format_ts, parse_rfc3339};
+pub use time::{LocalTimeError, Millis, Zone, format_ts, parse_rfc3339};

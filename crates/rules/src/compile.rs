@@ -16,13 +16,13 @@ use super::aggregate::{AggFn, Aggregate, FIELDS, Field, Unit};
 use super::config::{AggregateConfig, Aggregates, RuleConfig, TestConfig, Text, WindowConfig};
 use super::diag::{self, Diagnostic};
 use super::expr::{self, Const, Macro, Program, Schema, Ty};
-use super::kinds::{self, Detector, Reach, Windows};
+use super::kinds::{self, Align, Detector, Reach, Windows};
 use super::load::{Origin, yaml_error};
 use super::params::{PARAM_TYPES, ParamValue, Params, parse_duration};
 use super::scope;
 use super::template::Template;
-use clearwatch_model::Millis;
 use clearwatch_model::Severity;
+use clearwatch_model::{Millis, Zone};
 
 /// How far a rule is along its life: what a scan runs by default (all but `deprecated`),
 /// and what a `stable` rule must carry (a positive and a negative test case).
@@ -83,6 +83,8 @@ impl std::str::FromStr for RuleStatus {
 pub struct Shared {
     pub consts: BTreeMap<String, Const>,
     pub macros: BTreeMap<String, Arc<Macro>>,
+    /// The folder's default zone of local times.
+    pub time_zone: Option<Zone>,
 }
 
 /// A compiled rule.
@@ -121,6 +123,9 @@ pub struct Rule {
     /// registries, so they can be evaluated from those alone: stream workers evaluate it
     /// for the accounts they own as their transactions arrive.
     pub local: bool,
+    /// The zone of its local times and local-day windows: its own `time_zone`, else its
+    /// folder's (`_shared`), else UTC.
+    pub time_zone: Zone,
 }
 
 impl Rule {
@@ -366,7 +371,31 @@ impl<'a> Cx<'a> {
             Some(s) => self.duration(s)?,
             None => length,
         };
-        Some(Windows { length, step })
+        let align = match w.align.as_ref().map(|a| (a, a.value.as_str())) {
+            None | Some((_, "epoch")) => Align::Epoch,
+            Some((at, "local_day")) => {
+                const DAY: Millis = 86_400_000;
+                if length % DAY != 0 || step % DAY != 0 {
+                    self.error(
+                        at,
+                        "`align: local_day` needs a window `length` and `step` of whole days",
+                        Some("write them as `1d`, `3d`, `7d`…".into()),
+                    );
+                    return None;
+                }
+                Align::LocalDay
+            }
+            Some((at, other)) => {
+                let msg = format!("unknown window alignment `{other}`");
+                self.error(at, msg, Some("valid values: epoch, local_day".into()));
+                return None;
+            }
+        };
+        Some(Windows {
+            length,
+            step,
+            align,
+        })
     }
 
     /// Compiles the `aggregates` block against the sets a kind binds; `shift` says whether
@@ -658,9 +687,15 @@ fn resolve_params(
     params
 }
 
-fn version_hash(text: &str, shared: &Shared, params: &Params) -> String {
+fn version_hash(text: &str, shared: &Shared, params: &Params, zone: Zone) -> String {
     let mut h = Sha256::new();
     h.update(text.as_bytes());
+    // A zone from `_shared` changes what the rule finds; UTC, the default, adds nothing
+    // so that versions from before zones existed stay the same.
+    if zone != Zone::UTC {
+        h.update(b"\x1fzone ");
+        h.update(zone.to_string().as_bytes());
+    }
     for (name, definition) in shared_used(text, shared) {
         h.update(b"\x1f");
         h.update(name.as_bytes());
@@ -773,6 +808,13 @@ pub fn compile_rule(
         }
     }
     cx.params = resolve_params(&mut cx, cfg, overrides);
+    let time_zone = match &cfg.time_zone {
+        Some(z) => Zone::parse(&z.value).unwrap_or_else(|e| {
+            cx.error(z, e, None);
+            Zone::UTC
+        }),
+        None => shared.time_zone.unwrap_or(Zone::UTC),
+    };
 
     let kind = kinds::kind(&cfg.detect.kind.value);
     let detector = match kind {
@@ -847,7 +889,7 @@ pub fn compile_rule(
             path: path.to_path_buf(),
             origin: Origin::File,
             text: source.to_string(),
-            version: version_hash(source, shared, &cx.params),
+            version: version_hash(source, shared, &cx.params, time_zone),
             params: cx.params,
             requires_accounts,
             requires_merchants,
@@ -863,6 +905,7 @@ pub fn compile_rule(
             reach: cx.reach.filter(|_| !cx.whole_period),
             // A whole-period figure of a counterparty reads the counterparty's transactions.
             local: cx.local && !cx.whole_period,
+            time_zone,
         }),
         _ => Err(cx.diags),
     }

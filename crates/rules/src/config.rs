@@ -40,6 +40,10 @@ pub struct RuleConfig {
     /// Inputs the rule needs beyond transactions: `accounts`, `merchants`.
     #[serde(default)]
     pub requires: Vec<Text>,
+    /// The zone of `tx.local_*` and of `align: local_day` windows (`Asia/Shanghai`,
+    /// `+08:00`); default: the `time_zone` of the folder's `_shared`, else UTC.
+    #[serde(default)]
+    pub time_zone: Option<Text>,
     #[serde(default)]
     pub parameters: BTreeMap<String, Spanned<ParamConfig>>,
     pub detect: DetectHeader,
@@ -87,6 +91,10 @@ pub struct WindowConfig {
     /// How far consecutive windows start apart; default: the length.
     #[serde(default)]
     pub step: Option<Text>,
+    /// `epoch` (default: windows start at multiples of the step since 1970-01-01 UTC) or
+    /// `local_day` (they start at local midnight, in whole local days).
+    #[serde(default)]
+    pub align: Option<Text>,
 }
 
 /// An aggregate computed by the engine over a set the detector binds.
@@ -198,4 +206,7 @@ pub struct SharedConfig {
     pub lists: BTreeMap<String, Vec<serde_json::Value>>,
     #[serde(default)]
     pub macros: BTreeMap<String, Text>,
+    /// The zone of local times for every rule of the folder that names none itself.
+    #[serde(default)]
+    pub time_zone: Option<Text>,
 }

@@ -12,6 +12,7 @@ use super::compile::{Rule, Shared, compile_rule};
 use super::config::{RuleConfig, SharedConfig};
 use super::diag::{self, Diagnostic};
 use super::expr::{self, Const, Macro};
+use clearwatch_model::Zone;
 
 /// The shipped rule pack (`rules/` of the sources), embedded in the binary so that a
 /// binary copied anywhere has it.
@@ -336,6 +337,15 @@ fn parse_shared(files: Vec<(PathBuf, String)>, diags: &mut Vec<Diagnostic>) -> S
                     shared.consts.insert(name.clone(), Const::List(c.into()));
                 }
                 Err(e) => diags.push(Diagnostic::new(&path, 0, 0, e)),
+            }
+        }
+        if let Some(z) = &cfg.time_zone {
+            match Zone::parse(&z.value) {
+                Ok(zone) => shared.time_zone = Some(zone),
+                Err(e) => {
+                    let (line, column) = diag::position_in_scalar(&text, z, 0);
+                    diags.push(Diagnostic::new(&path, line, column, e).with_snippet(&text));
+                }
             }
         }
         for (name, m) in &cfg.macros {

@@ -6,6 +6,7 @@ use std::cell::RefCell;
 
 use super::expr::{Env, Schema, Ty, Val, VarId};
 use clearwatch_graph::{AccountId, EdgeId, TemporalGraph};
+use clearwatch_model::Zone;
 
 const TX: u16 = 0;
 const MERCHANT: u16 = 10;
@@ -73,6 +74,21 @@ pub const TX_FIELDS: &[(&str, Ty, &str)] = &[
     ("region", Ty::Str, "region, or \"\""),
     ("merchant", Ty::Str, "merchant of record, or \"\""),
     ("currency", Ty::Str, "ISO 4217 code"),
+    (
+        "local_hour",
+        Ty::Int,
+        "hour of day, 0-23, in the rule's time zone (`time_zone`, else the data set's)",
+    ),
+    (
+        "local_weekday",
+        Ty::Int,
+        "day of week, 0 = Monday, in the rule's time zone",
+    ),
+    (
+        "local_date",
+        Ty::Int,
+        "calendar date in the rule's time zone, as the number yyyymmdd (20260305)",
+    ),
 ];
 
 /// Fields of every account binding (`hub.*`, `peer.*`, `node.*`, …).
@@ -242,15 +258,18 @@ pub struct Scope<'g> {
     pub edge: EdgeId,
     pub accounts: [AccountId; MAX_ACCOUNT_SLOTS],
     pub metrics: &'g [Metric],
+    /// The zone of `tx.local_*`.
+    pub zone: Zone,
 }
 
 impl<'g> Scope<'g> {
-    pub fn new(g: &'g TemporalGraph) -> Self {
+    pub fn new(g: &'g TemporalGraph, zone: Zone) -> Self {
         Scope {
             g,
             edge: NONE,
             accounts: [NONE; MAX_ACCOUNT_SLOTS],
             metrics: &[],
+            zone,
         }
     }
 
@@ -326,6 +345,9 @@ impl<'g> Scope<'g> {
             7 => Val::Str(g.region(e)),
             8 => Val::Str(g.merchant(e).map_or("", |m| m.merchant_id.as_str())),
             9 => Val::Str(g.currency(e).code()),
+            10 => Val::Int(self.zone.hour(g.ts[i])),
+            11 => Val::Int(self.zone.weekday(g.ts[i])),
+            12 => Val::Int(self.zone.date_number(g.ts[i])),
             _ => Val::Null,
         }
     }
@@ -485,7 +507,7 @@ mod tests {
         let mut schema = Schema::new();
         add_metrics(&mut schema, &[("a".into(), Ty::Int), ("b".into(), Ty::Int)]);
         let cond = compile("a > 1 && b > 1", &schema, Ty::Bool).unwrap();
-        let scope = Scope::new(&g);
+        let scope = Scope::new(&g, clearwatch_model::Zone::UTC);
         for (a, want_calls, want) in [(0, vec![0], false), (5, vec![0, 1], true)] {
             let mut calls = Vec::new();
             let mut compute = |i: usize| {

@@ -7,7 +7,7 @@
 use super::aggregate::Unit;
 use super::params::Params;
 use super::scope::Metric;
-use clearwatch_model::{format_amount, format_ts};
+use clearwatch_model::{Zone, format_amount, format_ts};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Piece {
@@ -44,6 +44,17 @@ pub struct Values<'a> {
     pub until: i64,
     pub currency: &'a str,
     pub params: &'a Params,
+    /// Times print in this zone with its offset (`2026-03-05T00:00:00+08:00`); in UTC as
+    /// `2026-03-04T16:00:00Z`.
+    pub zone: Zone,
+}
+
+fn time_in(zone: Zone, ts: i64) -> String {
+    if zone == Zone::UTC {
+        format_ts(ts)
+    } else {
+        zone.format(ts)
+    }
 }
 
 impl Template {
@@ -166,11 +177,13 @@ impl Template {
             match p {
                 Piece::Text(t) => out.push_str(t),
                 Piece::Subject => out.push_str(v.subject),
-                Piece::Window => {
-                    out.push_str(&format!("{} .. {}", format_ts(v.from), format_ts(v.until)))
-                }
-                Piece::From => out.push_str(&format_ts(v.from)),
-                Piece::Until => out.push_str(&format_ts(v.until)),
+                Piece::Window => out.push_str(&format!(
+                    "{} .. {}",
+                    time_in(v.zone, v.from),
+                    time_in(v.zone, v.until)
+                )),
+                Piece::From => out.push_str(&time_in(v.zone, v.from)),
+                Piece::Until => out.push_str(&time_in(v.zone, v.until)),
                 Piece::Currency => out.push_str(v.currency),
                 Piece::Param(name) => {
                     if let Some(p) = v.params.get(name) {
@@ -260,6 +273,7 @@ mod tests {
             until: 1,
             currency: "CNY",
             params: &Params::new(),
+            zone: Zone::UTC,
         });
         assert_eq!(
             s,
@@ -289,6 +303,7 @@ mod tests {
                 until: 0,
                 currency: "CNY",
                 params: &Params::new(),
+                zone: Zone::UTC,
             })
         };
         assert_eq!(render(1), "1 payee; 1 distinct payer");

@@ -483,7 +483,9 @@ pub async fn scan_store_marked(
         } = &mut p.plan
         {
             if let Some(reach) = r.reach {
-                *windows = reach.windows.count_covering(*from, (*until).min(last_ts));
+                *windows = reach
+                    .windows
+                    .count_covering(*from, (*until).min(last_ts), r.time_zone);
             }
             *subjects = report.partial.get(&r.id).map_or(0, BTreeSet::len);
         }

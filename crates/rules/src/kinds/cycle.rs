@@ -451,7 +451,7 @@ impl Detector for Cycle {
     fn run(&self, exec: &Exec<'_>) -> Vec<Finding> {
         let g = exec.g;
         let mut mask = Mask::new(g.edge_count());
-        let mut sc = Scope::new(g);
+        let mut sc = Scope::new(g, exec.zone);
         for e in 0..g.edge_count() as EdgeId {
             let (s, d) = (g.src[e as usize], g.dst[e as usize]);
             if !exec.in_currency(e) || s == d {
@@ -551,7 +551,7 @@ impl Detector for Cycle {
                 } else {
                     g.amount[last] as f64 / g.amount[first] as f64
                 }));
-                let mut sc = Scope::new(g);
+                let mut sc = Scope::new(g, exec.zone);
                 sc.accounts[0] = origin;
                 sc.metrics = &metrics;
                 if !self.condition.test(&sc) {

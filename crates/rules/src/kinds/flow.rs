@@ -247,7 +247,7 @@ impl Flow {
             .map(|p| {
                 (0..g.account_count() as AccountId)
                     .map(|a| {
-                        let mut s = Scope::new(g);
+                        let mut s = Scope::new(g, exec.zone);
                         s.accounts[0] = a;
                         p.as_ref().is_none_or(|p| p.test(&s))
                     })
@@ -257,7 +257,7 @@ impl Flow {
         (0..self.hops())
             .map(|h| {
                 let mut m = Mask::new(g.edge_count());
-                let mut s = Scope::new(g);
+                let mut s = Scope::new(g, exec.zone);
                 for e in 0..g.edge_count() as EdgeId {
                     let (src, dst) = (g.src[e as usize], g.dst[e as usize]);
                     if !exec.in_currency(e)
@@ -446,11 +446,11 @@ impl Detector for Flow {
             // Paths are sorted by first-hop time: each window's paths are a contiguous
             // run found by binary search.
             let firsts: Vec<i64> = (0..n).map(first_ts).collect();
-            for k in self.windows.covering(firsts[0], firsts[n - 1]) {
+            for k in self.windows.covering(firsts[0], firsts[n - 1], exec.zone) {
                 if exec.stopped() {
                     return findings;
                 }
-                let (from, until) = self.windows.bounds(k);
+                let (from, until) = self.windows.bounds(k, exec.zone);
                 let lo = firsts.partition_point(|&t| t < from);
                 let hi = lo + firsts[lo..].partition_point(|&t| t < until);
                 if lo == hi {
@@ -523,7 +523,7 @@ impl Detector for Flow {
                         exec.exponent,
                     )
                 };
-                let mut sc = Scope::new(g);
+                let mut sc = Scope::new(g, exec.zone);
                 sc.accounts[0] = subject;
                 let lazy = LazyMetrics::new(&sc, &mut cache, n_aggs + builtins.len(), &mut metric);
                 if !self.condition.test(&lazy) {

@@ -7,8 +7,8 @@ use super::aggregate::{Aggregate, Mask, Unit};
 use super::compile::Cx;
 use super::scope::Metric;
 use clearwatch_graph::{AccountId, EdgeId, TemporalGraph};
-use clearwatch_model::Millis;
 use clearwatch_model::Subject;
+use clearwatch_model::{Millis, Zone};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -120,6 +120,8 @@ pub struct Exec<'g> {
     pub span: Option<(Millis, Millis)>,
     /// Only these subjects (by id); kinds may check it early, the scan checks it again.
     pub subjects: Option<&'g HashSet<String>>,
+    /// The zone of local times and local-day windows: the rule's [`crate::Rule::time_zone`].
+    pub zone: Zone,
 }
 
 impl<'g> Exec<'g> {
@@ -133,6 +135,7 @@ impl<'g> Exec<'g> {
             caps,
             span: None,
             subjects: None,
+            zone: Zone::UTC,
         }
     }
 
@@ -144,14 +147,14 @@ impl<'g> Exec<'g> {
         last: Millis,
     ) -> std::ops::RangeInclusive<i64> {
         match self.span {
-            None => w.covering(first, last),
+            None => w.covering(first, last, self.zone),
             Some((lo, hi)) => {
                 let (first, last) = (first.max(lo), last.min(hi));
                 if first > last {
                     #[allow(clippy::reversed_empty_ranges)]
                     return 1..=0;
                 }
-                w.covering(first, last)
+                w.covering(first, last, self.zone)
             }
         }
     }
@@ -205,33 +208,73 @@ pub trait Detector: Send + Sync {
     fn metrics(&self) -> Vec<(String, Unit)>;
 }
 
-/// Window placement: window `k` covers `[k·step, k·step + length)`.
+/// Where windows start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Align {
+    /// Window `k` covers `[k·step, k·step + length)` in UTC milliseconds.
+    Epoch,
+    /// Window `k` covers local days `[k·step, k·step + length)` (days since 1970-01-01 in
+    /// the rule's zone), from local midnight to local midnight: 23 or 25 hours a day
+    /// where daylight saving time begins or ends.
+    LocalDay,
+}
+
+const DAY: Millis = 86_400_000;
+
+/// Window placement: window `k` covers `[k·step, k·step + length)`, in milliseconds or,
+/// with [`Align::LocalDay`], in local days of a zone.
 #[derive(Debug, Clone, Copy)]
 pub struct Windows {
     pub length: Millis,
     pub step: Millis,
+    pub align: Align,
 }
 
 impl Windows {
     /// The window numbers whose windows contain some time in `[first, last]`.
-    pub fn covering(&self, first: Millis, last: Millis) -> std::ops::RangeInclusive<i64> {
-        let lo = (first - self.length).div_euclid(self.step) + 1;
-        let hi = last.div_euclid(self.step);
+    pub fn covering(
+        &self,
+        first: Millis,
+        last: Millis,
+        zone: Zone,
+    ) -> std::ops::RangeInclusive<i64> {
+        let (first, last, length, step) = match self.align {
+            Align::Epoch => (first, last, self.length, self.step),
+            Align::LocalDay => (
+                zone.day_number(first),
+                zone.day_number(last),
+                self.length / DAY,
+                self.step / DAY,
+            ),
+        };
+        let lo = (first - length).div_euclid(step) + 1;
+        let hi = last.div_euclid(step);
         lo..=hi
     }
 
     /// How many windows hold some time in `[first, last]`.
-    pub fn count_covering(&self, first: Millis, last: Millis) -> u64 {
+    pub fn count_covering(&self, first: Millis, last: Millis, zone: Zone) -> u64 {
         if first > last {
             return 0;
         }
-        let r = self.covering(first, last);
+        let r = self.covering(first, last, zone);
         u64::try_from(r.end() - r.start() + 1).unwrap_or(0)
     }
 
-    pub fn bounds(&self, k: i64) -> (Millis, Millis) {
-        let from = k * self.step;
-        (from, from + self.length)
+    pub fn bounds(&self, k: i64, zone: Zone) -> (Millis, Millis) {
+        match self.align {
+            Align::Epoch => {
+                let from = k * self.step;
+                (from, from + self.length)
+            }
+            Align::LocalDay => {
+                let first_day = k * (self.step / DAY);
+                (
+                    zone.day_start(first_day),
+                    zone.day_start(first_day + self.length / DAY),
+                )
+            }
+        }
     }
 
     /// One window spanning all time, for kinds without a window.
@@ -239,6 +282,7 @@ impl Windows {
         Windows {
             length: i64::MAX / 4,
             step: i64::MAX / 4,
+            align: Align::Epoch,
         }
     }
 }
@@ -284,7 +328,7 @@ pub fn aggregate_masks_of(
                 .find(|a| a.filter == Some(fi))
                 .map_or(0, |a| a.set);
             let mut m = Mask::new(g.edge_count());
-            let mut scope = super::scope::Scope::new(g);
+            let mut scope = super::scope::Scope::new(g, exec.zone);
             for e in 0..g.edge_count() as EdgeId {
                 if !relevant(e) {
                     continue;

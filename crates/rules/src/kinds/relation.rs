@@ -166,7 +166,7 @@ impl Detector for Relation {
 
     fn run(&self, exec: &Exec<'_>) -> Vec<Finding> {
         let g = exec.g;
-        let mut sc = Scope::new(g);
+        let mut sc = Scope::new(g, exec.zone);
         // Group key: merchant number, or account id.
         let mut groups: BTreeMap<u64, Vec<EdgeId>> = BTreeMap::new();
         for e in 0..g.edge_count() as EdgeId {
@@ -206,10 +206,10 @@ impl Detector for Relation {
             let range = if whole {
                 0..=0
             } else {
-                windows.covering(first, last)
+                windows.covering(first, last, exec.zone)
             };
             // Shifts are fixed per group: evaluated with its merchant and account.
-            let mut gs = Scope::new(g);
+            let mut gs = Scope::new(g, exec.zone);
             gs.edge = edges[0];
             if self.group != Group::Merchant {
                 gs.accounts[0] = key as AccountId;
@@ -235,7 +235,7 @@ impl Detector for Relation {
                 let (from, until) = if whole {
                     (first, last + 1)
                 } else {
-                    windows.bounds(k)
+                    windows.bounds(k, exec.zone)
                 };
                 let slice = time_slice(g, &edges, from, until);
                 if slice.is_empty() {
@@ -258,7 +258,7 @@ impl Detector for Relation {
                         aggregate::compute(a, g, &view, &masks, None, exec.exponent)
                     })
                     .collect();
-                let mut cs = Scope::new(g);
+                let mut cs = Scope::new(g, exec.zone);
                 cs.metrics = &metrics;
                 cs.edge = slice[0];
                 if self.group != Group::Merchant {

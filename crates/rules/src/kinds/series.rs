@@ -277,7 +277,7 @@ impl Series {
     fn edge_mask(&self, exec: &Exec<'_>) -> Mask {
         let g = exec.g;
         let mut m = Mask::new(g.edge_count());
-        let mut sc = Scope::new(g);
+        let mut sc = Scope::new(g, exec.zone);
         for e in 0..g.edge_count() as EdgeId {
             if !exec.in_currency(e) {
                 continue;
@@ -328,7 +328,7 @@ impl Series {
             .map(|a| aggregate::compute(a, g, &view, masks, None, exec.exponent))
             .collect();
         metrics.extend_from_slice(stats);
-        let mut sc = Scope::new(g);
+        let mut sc = Scope::new(g, exec.zone);
         sc.metrics = &metrics;
         if !self.condition.test(&sc) {
             return;
@@ -383,7 +383,7 @@ impl Detector for Series {
                     );
                     let w = self.windows;
                     let ks = match w {
-                        Some(w) => w.covering(first, last),
+                        Some(w) => w.covering(first, last, exec.zone),
                         None => 0..=0,
                     };
                     for k in ks {
@@ -391,7 +391,7 @@ impl Detector for Series {
                         return out;
                     }
                         let (from, until) = match w {
-                            Some(w) => w.bounds(k),
+                            Some(w) => w.bounds(k, exec.zone),
                             None => (first, last + 1),
                         };
                         let slice = time_slice(g, &edges, from, until);
@@ -430,11 +430,11 @@ impl Detector for Series {
                 let Some((lo, hi)) = g.time_range() else {
                     return out;
                 };
-                for k in w.covering(lo, hi) {
+                for k in w.covering(lo, hi, exec.zone) {
                     if exec.stopped() {
                         return out;
                     }
-                    let (from, until) = w.bounds(k);
+                    let (from, until) = w.bounds(k, exec.zone);
                     // Per merchant in this window: (mcc, value, edges).
                     let mut rows: Vec<(String, f64, usize, &[EdgeId])> = Vec::new();
                     for (&m, edges) in &by_merchant {

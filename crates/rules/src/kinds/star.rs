@@ -146,7 +146,7 @@ impl Detector for Star {
                 exec.subjects
                     .is_none_or(|s| s.contains(g.account_name(h)))
                     && self.subject.as_ref().is_none_or(|p| {
-                    let mut hub_scope = Scope::new(g);
+                    let mut hub_scope = Scope::new(g, exec.zone);
                     hub_scope.accounts[0] = h;
                     p.test(&hub_scope)
                 })
@@ -154,7 +154,7 @@ impl Detector for Star {
             .collect();
         let mut in_mask = Mask::new(n_edges);
         let mut out_mask = Mask::new(n_edges);
-        let mut scope = Scope::new(g);
+        let mut scope = Scope::new(g, exec.zone);
         for e in 0..n_edges as EdgeId {
             if !exec.in_currency(e) {
                 continue;
@@ -238,7 +238,7 @@ impl Detector for Star {
                 if exec.stopped() {
                     return findings;
                 }
-                let (from, until) = self.windows.bounds(k);
+                let (from, until) = self.windows.bounds(k, exec.zone);
                 // Dwell and balance carry the pool's state from one window length back.
                 let lookback = from.saturating_sub(self.windows.length);
                 let [i_from, i_until, i_back, o_from, o_until, o_back] = &mut cursors;
@@ -278,7 +278,7 @@ impl Detector for Star {
                             aggregate::compute(a, g, &sets, &masks, Some(flows), exec.exponent)
                         })
                 };
-                let mut cond_scope = Scope::new(g);
+                let mut cond_scope = Scope::new(g, exec.zone);
                 cond_scope.accounts[0] = h;
                 let lazy =
                     LazyMetrics::new(&cond_scope, &mut cache, self.aggregates.len(), &mut metric);

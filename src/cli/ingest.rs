@@ -7,10 +7,11 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use clearwatch_ingest::load::{CommitPolicy, stream_files};
-use clearwatch_ingest::{Profile, TableKind};
+use clearwatch_ingest::load::{CommitPolicy, LoadMsg, stream_files};
+use clearwatch_ingest::{IngestError, Profile, TableKind};
 use clearwatch_store::IngestStore;
 use clearwatch_store::{self as store, BatchReport};
+use tokio::sync::mpsc::Sender;
 
 #[derive(Args, Debug)]
 pub struct IngestArgs {
@@ -106,6 +107,17 @@ pub async fn load_files(
     profile: Profile,
     policy: CommitPolicy,
 ) -> anyhow::Result<Vec<BatchReport>> {
+    load_stream(store, move |tx, progress| {
+        stream_files(&plan, &profile, policy, tx, progress)
+    })
+    .await
+}
+
+/// Loads what `produce` reads (on a blocking thread) into the store in one transaction.
+pub async fn load_stream(
+    store: &store::AnyStore,
+    produce: impl FnOnce(Sender<LoadMsg>, &dyn Fn(u64)) -> Result<(), IngestError> + Send + 'static,
+) -> anyhow::Result<Vec<BatchReport>> {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let bar = ProgressBar::new_spinner();
     bar.set_style(
@@ -113,9 +125,7 @@ pub async fn load_files(
             .expect("valid progress template"),
     );
     let progress_bar = bar.clone();
-    let producer = tokio::task::spawn_blocking(move || {
-        stream_files(&plan, &profile, policy, tx, &|n| progress_bar.inc(n))
-    });
+    let producer = tokio::task::spawn_blocking(move || produce(tx, &|n| progress_bar.inc(n)));
     let loaded = store.load(rx).await;
     let produced = producer.await.context("the file reader panicked")?;
     bar.finish_and_clear();

@@ -1,13 +1,19 @@
-//! `clearwatch quarantine list|export|purge`: the rows a load refused, kept with file,
-//! line, field, reason and the raw row, to read, hand back to whoever sent the file, and
-//! clear once dealt with.
+//! `clearwatch quarantine list|show|export|retry|purge`: the rows a load refused, kept
+//! with file, line, field, reason and the raw row, to read, hand back to whoever sent the
+//! file, load again through a fixed profile, and clear once dealt with.
 
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
-use clearwatch_store::{IngestStore, QuarantineRow};
+use clearwatch_ingest::load::{Retry, stream_retry};
+use clearwatch_ingest::{Profile, TableKind};
+use clearwatch_store::{AnyStore, IngestStore, QuarantineRow};
+
+use super::ingest::{load_stream, print_reports};
 
 #[derive(Args, Debug)]
 pub struct QuarantineArgs {
@@ -19,8 +25,13 @@ pub struct QuarantineArgs {
 pub enum QuarantineCommand {
     /// List quarantined rows by batch and line: id, batch, file:line, field, reason, raw row.
     List(ListArgs),
+    /// Show one quarantined row in full: where it came from, why it was refused, the row.
+    Show(ShowArgs),
     /// Write quarantined rows as CSV (id, batch_id, source, line, field, reason, raw).
     Export(ExportArgs),
+    /// Read a batch's quarantined rows again from its file through a (fixed) profile: the
+    /// rows that now load are stored as a new batch and leave the quarantine.
+    Retry(RetryArgs),
     /// Delete the quarantined rows of one batch (or all), recorded in the audit log.
     Purge(PurgeArgs),
 }
@@ -46,6 +57,32 @@ pub struct ExportArgs {
     /// The CSV file to write (`-` for standard output).
     #[arg(long)]
     pub out: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// The row's id (the first column of `quarantine list`).
+    pub id: i64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RetryArgs {
+    /// The batch whose quarantined rows to read again (see `quarantine list`).
+    #[arg(long)]
+    pub batch: i64,
+    /// The mapping profile to read them with: a built-in name or a YAML file.
+    #[arg(long, default_value = "native")]
+    pub profile: String,
+    /// The batch's file, when it is no longer where it was loaded from; it must be the same
+    /// file (same SHA-256).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Who retries, for the audit log (default: $USER).
+    #[arg(long, env = "USER", default_value = "unknown")]
+    pub user: String,
 }
 
 #[derive(Args, Debug)]
@@ -113,6 +150,27 @@ pub async fn run(db: &super::Db, args: QuarantineArgs) -> anyhow::Result<ExitCod
                 eprintln!("wrote {} quarantined rows to {}", rows.len(), a.out);
             }
         }
+        QuarantineCommand::Show(a) => {
+            let Some(q) = store.quarantine_entry(a.id).await? else {
+                bail!(
+                    "no quarantined row {} (see `clearwatch quarantine list`)",
+                    a.id
+                );
+            };
+            if a.json {
+                outln!("{}", serde_json::to_string_pretty(&q)?);
+            } else {
+                outln!("row {} of batch {}", q.id, q.batch_id);
+                outln!("file:   {}:{}", q.source, q.line);
+                outln!(
+                    "field:  {}",
+                    q.field.as_deref().unwrap_or("(the whole row)")
+                );
+                outln!("reason: {}", q.reason);
+                outln!("raw:    {}", q.raw);
+            }
+        }
+        QuarantineCommand::Retry(a) => return retry(&store, a).await,
         QuarantineCommand::Purge(a) => {
             let batch = if a.all { None } else { a.batch };
             let purged = store.purge_quarantine(batch, &a.user).await?;
@@ -121,6 +179,58 @@ pub async fn run(db: &super::Db, args: QuarantineArgs) -> anyhow::Result<ExitCod
             outln!("purged {purged} quarantined rows of {which}");
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `quarantine retry`: the batch's file read again, only at its quarantined lines.
+async fn retry(store: &AnyStore, a: RetryArgs) -> anyhow::Result<ExitCode> {
+    let profile = Profile::load(&a.profile)?;
+    let Some(batch) = store
+        .batches()
+        .await?
+        .into_iter()
+        .find(|b| b.batch_id == a.batch)
+    else {
+        bail!("no batch {} (see `clearwatch stats`)", a.batch);
+    };
+    let kind = match batch.kind.as_str() {
+        "transactions" => TableKind::Transactions,
+        "accounts" => TableKind::Accounts,
+        "merchants" => TableKind::Merchants,
+        other => bail!(
+            "batch {} holds {other}, which is not read from a file",
+            a.batch
+        ),
+    };
+    let Some(sha256) = batch.sha256.clone() else {
+        bail!(
+            "batch {} has no file hash: it did not come from a file",
+            a.batch
+        );
+    };
+    let lines: BTreeSet<u64> = store
+        .quarantine(Some(a.batch), u64::MAX / 2)
+        .await?
+        .iter()
+        .map(|q| q.line)
+        .collect();
+    if lines.is_empty() {
+        outln!("batch {} has no quarantined rows", a.batch);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let retry = Retry {
+        batch_id: a.batch,
+        kind,
+        file: a.file.unwrap_or_else(|| PathBuf::from(&batch.source)),
+        sha256,
+        lines,
+        actor: a.user,
+    };
+    let reports = load_stream(store, move |tx, progress| {
+        stream_retry(&retry, &profile, tx, progress)
+    })
+    .await?;
+    print_reports(&reports);
     Ok(ExitCode::SUCCESS)
 }
 

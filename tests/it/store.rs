@@ -226,6 +226,7 @@ store_suite!(
     migrate_prints_the_schema_version,
     cli_ingest_and_stats,
     cli_quarantine_list_export_and_purge,
+    cli_quarantine_retry_loads_what_a_fixed_profile_reads,
     cli_alerts_list_and_show,
 );
 
@@ -1135,6 +1136,93 @@ async fn cli_quarantine_list_export_and_purge(db: &TestDb) {
     assert!(String::from_utf8_lossy(&out.stderr).contains("batch 99 not found"));
     let audit = db.store.audit_log(Some("batch:99"), 10, 0).await.unwrap();
     assert!(audit.is_empty(), "a refused purge is not audited");
+}
+
+async fn cli_quarantine_retry_loads_what_a_fixed_profile_reads(db: &TestDb) {
+    let run = |args: &[&str]| {
+        let out = db.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let export = db.write(
+        "export.csv",
+        "tx_id,ts,from,to,amount,currency,type\r\n\
+         e1,2026-03-05T06:00:00Z,A,B,12.00,CNY,transfer\r\n\
+         e2,2026-03-05T07:00:00Z,A,C,\"1,234.50\",CNY,transfer\r\n\
+         e3,2026-03-05T08:00:00Z,B,C,\"23,008.77\",CNY,transfer\r\n",
+    );
+    let first = run(&[
+        "ingest",
+        "--accept-partial",
+        "--transactions",
+        export.to_str().unwrap(),
+    ]);
+    assert!(first.contains("read 3, loaded 1, quarantined 2"), "{first}");
+    let listed: Vec<serde_json::Value> = run(&["quarantine", "list", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["line"], 3, "CRLF lines counted once");
+    let id = listed[0]["id"].as_i64().unwrap().to_string();
+    let shown = run(&["quarantine", "show", &id]);
+    assert!(
+        shown.contains(&format!("{}:3", export.display())),
+        "{shown}"
+    );
+    assert!(shown.contains("reason: amount"), "{shown}");
+
+    // A file changed since the batch loaded it is refused, and nothing moves.
+    let changed = std::fs::read_to_string(&export).unwrap()
+        + "e4,2026-03-05T09:00:00Z,C,A,1.00,CNY,transfer\r\n";
+    let moved = db.write("moved.csv", &changed);
+    let out = db
+        .cmd()
+        .args([
+            "quarantine",
+            "retry",
+            "--batch",
+            "1",
+            "--file",
+            moved.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("changed since batch 1"));
+    assert_eq!(db.store.quarantine(None, 10).await.unwrap().len(), 2);
+
+    let fixed = db.write(
+        "fixed.yaml",
+        "name: fixed\ntransactions:\n  fields: { tx_id: tx_id, ts: ts, from: from, to: to, amount: amount, currency: currency, type: type }\n  amount_format: { thousands: \",\" }\n",
+    );
+    let retried = run(&[
+        "quarantine",
+        "retry",
+        "--batch",
+        "1",
+        "--profile",
+        fixed.to_str().unwrap(),
+        "--user",
+        "analyst-3",
+    ]);
+    assert!(
+        retried.contains("read 2, loaded 2, quarantined 0"),
+        "{retried}"
+    );
+    assert!(retried.contains("(retry of batch 1)"), "{retried}");
+    assert!(db.store.quarantine(None, 10).await.unwrap().is_empty());
+    let stats: serde_json::Value = serde_json::from_str(&run(&["stats", "--json"])).unwrap();
+    assert_eq!(stats["transactions"], 3, "{stats}");
+    let audit = db.store.audit_log(Some("batch:1"), 10, 0).await.unwrap();
+    assert_eq!(audit[0].action, "quarantine.retry");
+    assert_eq!(audit[0].actor, "analyst-3");
+    let nothing = run(&["quarantine", "retry", "--batch", "1"]);
+    assert!(nothing.contains("no quarantined rows"), "{nothing}");
 }
 
 async fn cli_alerts_list_and_show(db: &TestDb) {

@@ -34,6 +34,10 @@ pub enum IngestError {
         profile: String,
         error: MappingError,
     },
+    #[error(
+        "{path}: the file changed since batch {batch_id} loaded it (its SHA-256 differs): give the original with --file"
+    )]
+    Changed { path: PathBuf, batch_id: i64 },
     #[error("{path}: profile {profile:?} has no `{table}` table")]
     NoTable {
         path: PathBuf,

@@ -2,7 +2,8 @@
 //! records and rejections, framed per file, and finally committed. A stream that ends
 //! without `Commit` (a file failed) must leave the store unchanged.
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc::Sender;
 
@@ -32,6 +33,13 @@ pub enum LoadMsg {
     Merchants(Vec<LoadRow<Merchant>>),
     Rejected(Vec<Rejection>),
     End(ReadSummary),
+    /// The quarantined rows of `batch_id` on these lines were read again (by the batch
+    /// this load made): they leave that batch's quarantine, audited as `quarantine.retry`.
+    Retried {
+        batch_id: i64,
+        lines: Vec<u64>,
+        actor: String,
+    },
     Commit(CommitPolicy),
 }
 
@@ -118,65 +126,179 @@ pub fn stream_files(
     progress: &dyn Fn(u64),
 ) -> Result<(), IngestError> {
     for (kind, path) in plan {
-        let begin = LoadMsg::Begin {
-            kind: *kind,
-            source: path.display().to_string(),
-            profile: profile.name.clone(),
-        };
-        if tx.blocking_send(begin).is_err() {
-            return Ok(());
-        }
-        let mut rejected = Chunker::new(&tx, LoadMsg::Rejected, progress);
-        let summary = match kind {
-            TableKind::Transactions => {
-                let mut rows = Chunker::new(&tx, LoadMsg::Transactions, progress);
-                let s = super::read_transactions(
-                    path,
-                    profile,
-                    |rec, id, line| {
-                        let record = rec.to_transaction(id);
-                        let hash = record.content_hash();
-                        rows.push(LoadRow { record, line, hash });
-                    },
-                    |r| rejected.push(r),
-                )?;
-                rows.flush();
-                s
-            }
-            TableKind::Accounts => {
-                let mut rows = Chunker::new(&tx, LoadMsg::Accounts, progress);
-                let s = super::read_accounts(
-                    path,
-                    profile,
-                    |record, line| {
-                        let hash = record.content_hash();
-                        rows.push(LoadRow { record, line, hash });
-                    },
-                    |r| rejected.push(r),
-                )?;
-                rows.flush();
-                s
-            }
-            TableKind::Merchants => {
-                let mut rows = Chunker::new(&tx, LoadMsg::Merchants, progress);
-                let s = super::read_merchants(
-                    path,
-                    profile,
-                    |record, line| {
-                        let hash = record.content_hash();
-                        rows.push(LoadRow { record, line, hash });
-                    },
-                    |r| rejected.push(r),
-                )?;
-                rows.flush();
-                s
-            }
-        };
-        rejected.flush();
-        if tx.blocking_send(LoadMsg::End(summary)).is_err() {
+        let source = path.display().to_string();
+        if send_file(*kind, path, source, profile, &|_| true, &tx, progress)?.is_none() {
             return Ok(());
         }
     }
     let _ = tx.blocking_send(LoadMsg::Commit(policy));
     Ok(())
+}
+
+/// What `quarantine retry` re-reads: the rows a batch quarantined, from its file.
+#[derive(Debug, Clone)]
+pub struct Retry {
+    pub batch_id: i64,
+    pub kind: TableKind,
+    pub file: PathBuf,
+    /// The file's SHA-256 when the batch loaded it: a file changed since is refused.
+    pub sha256: String,
+    /// The lines of the quarantined rows.
+    pub lines: BTreeSet<u64>,
+    /// Who retries, for the audit log.
+    pub actor: String,
+}
+
+/// Reads the quarantined lines of `retry.file` again through `profile`, as a new batch:
+/// rows that now load are stored, the others are quarantined again with today's reason,
+/// and the old batch's quarantined rows of those lines are removed (`LoadMsg::Retried`).
+/// Nothing is committed when the file is not the one the batch loaded.
+pub fn stream_retry(
+    retry: &Retry,
+    profile: &Profile,
+    tx: Sender<LoadMsg>,
+    progress: &dyn Fn(u64),
+) -> Result<(), IngestError> {
+    let source = format!(
+        "{} (retry of batch {})",
+        retry.file.display(),
+        retry.batch_id
+    );
+    let keep = |line| retry.lines.contains(&line);
+    let Some(summary) = send_file(
+        retry.kind,
+        &retry.file,
+        source,
+        profile,
+        &keep,
+        &tx,
+        progress,
+    )?
+    else {
+        return Ok(());
+    };
+    if summary.sha256 != retry.sha256 {
+        return Err(IngestError::Changed {
+            path: retry.file.clone(),
+            batch_id: retry.batch_id,
+        });
+    }
+    let retried = LoadMsg::Retried {
+        batch_id: retry.batch_id,
+        lines: retry.lines.iter().copied().collect(),
+        actor: retry.actor.clone(),
+    };
+    if tx.blocking_send(retried).is_ok() {
+        let _ = tx.blocking_send(LoadMsg::Commit(CommitPolicy::ANY));
+    }
+    Ok(())
+}
+
+/// Streams the rows of one file whose line `keep` accepts, framed by `Begin` and `End`;
+/// `None` when the store stopped listening.
+fn send_file(
+    kind: TableKind,
+    path: &Path,
+    source: String,
+    profile: &Profile,
+    keep: &dyn Fn(u64) -> bool,
+    tx: &Sender<LoadMsg>,
+    progress: &dyn Fn(u64),
+) -> Result<Option<ReadSummary>, IngestError> {
+    let begin = LoadMsg::Begin {
+        kind,
+        source,
+        profile: profile.name.clone(),
+    };
+    if tx.blocking_send(begin).is_err() {
+        return Ok(None);
+    }
+    let mut kept = 0u64;
+    let mut rejected = Chunker::new(tx, LoadMsg::Rejected, progress);
+    let mut on_reject = |r: Rejection| {
+        if keep(r.line) {
+            kept += 1;
+            rejected.push(r);
+        }
+    };
+    let mut summary = match kind {
+        TableKind::Transactions => {
+            let mut rows = Chunker::new(tx, LoadMsg::Transactions, progress);
+            let (mut kept_rows, mut unknown_types) = (0, 0);
+            let s = super::read_transactions(
+                path,
+                profile,
+                |rec, id, line| {
+                    if keep(line) {
+                        kept_rows += 1;
+                        unknown_types += u64::from(rec.unknown_type);
+                        let record = rec.to_transaction(id);
+                        let hash = record.content_hash();
+                        rows.push(LoadRow { record, line, hash });
+                    }
+                },
+                &mut on_reject,
+            )?;
+            rows.flush();
+            ReadSummary {
+                rows_read: kept_rows,
+                unknown_types,
+                ..s
+            }
+        }
+        TableKind::Accounts => registry(
+            tx,
+            LoadMsg::Accounts,
+            progress,
+            keep,
+            |rec, rej| super::read_accounts(path, profile, rec, rej),
+            &mut on_reject,
+        )?,
+        TableKind::Merchants => registry(
+            tx,
+            LoadMsg::Merchants,
+            progress,
+            keep,
+            |rec, rej| super::read_merchants(path, profile, rec, rej),
+            &mut on_reject,
+        )?,
+    };
+    rejected.flush();
+    summary.rows_read += kept;
+    summary.rejected = kept;
+    if tx.blocking_send(LoadMsg::End(summary.clone())).is_err() {
+        return Ok(None);
+    }
+    Ok(Some(summary))
+}
+
+/// The registry rows of one file whose line `keep` accepts, in chunks.
+fn registry<T: Table>(
+    tx: &Sender<LoadMsg>,
+    wrap: fn(Vec<LoadRow<T>>) -> LoadMsg,
+    progress: &dyn Fn(u64),
+    keep: &dyn Fn(u64) -> bool,
+    read: impl FnOnce(
+        &mut dyn FnMut(T, u64),
+        &mut dyn FnMut(Rejection),
+    ) -> Result<ReadSummary, IngestError>,
+    on_reject: &mut dyn FnMut(Rejection),
+) -> Result<ReadSummary, IngestError> {
+    let mut rows = Chunker::new(tx, wrap, progress);
+    let mut kept_rows = 0;
+    let s = read(
+        &mut |record, line| {
+            if keep(line) {
+                kept_rows += 1;
+                let hash = record.content_hash();
+                rows.push(LoadRow { record, line, hash });
+            }
+        },
+        on_reject,
+    )?;
+    rows.flush();
+    Ok(ReadSummary {
+        rows_read: kept_rows,
+        ..s
+    })
 }

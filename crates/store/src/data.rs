@@ -261,6 +261,7 @@ impl<DB: Backend> IngestStore for SqlStore<DB> {
         let mut reports = Vec::new();
         let mut file = FileLoad::default();
         let mut first_rejection: Option<String> = None;
+        let mut sealed = Vec::new();
         while let Some(msg) = rx.recv().await {
             match msg {
                 LoadMsg::Begin {
@@ -349,6 +350,48 @@ impl<DB: Backend> IngestStore for SqlStore<DB> {
                     DB::execute(&mut tx, q).await?;
                     reports.push(std::mem::take(&mut file).report);
                 }
+                LoadMsg::Retried {
+                    batch_id,
+                    lines,
+                    actor,
+                } => {
+                    let q = DB::bind(
+                        query("SELECT batch_id FROM batches WHERE batch_id = $1"),
+                        batch_id,
+                    );
+                    if DB::fetch_optional(&mut tx, q).await?.is_none() {
+                        return Err(CaseError::NotFound(format!("batch {batch_id}")).into());
+                    }
+                    let mut removed = 0;
+                    for line in &lines {
+                        let q = query("DELETE FROM quarantine WHERE batch_id = $1 AND line = $2");
+                        let q = DB::bind(DB::bind(q, batch_id), *line as i64);
+                        removed += DB::execute(&mut tx, q).await?;
+                    }
+                    let into = reports.last().map_or(0, |r: &BatchReport| r.batch_id);
+                    let (loaded, quarantined) = reports
+                        .last()
+                        .map_or((0, 0), |r: &BatchReport| (r.loaded, r.quarantined));
+                    let after = serde_json::json!({
+                        "retried_rows": removed,
+                        "into_batch": into,
+                        "loaded": loaded,
+                        "quarantined_again": quarantined,
+                    })
+                    .to_string();
+                    sealed.push(
+                        crate::audit::append::<DB>(
+                            &mut tx,
+                            self.seal.key(),
+                            &actor,
+                            "quarantine.retry",
+                            &format!("batch:{batch_id}"),
+                            None,
+                            Some(after),
+                        )
+                        .await?,
+                    );
+                }
                 LoadMsg::Commit(policy) => {
                     if let Some(r) = reports
                         .iter()
@@ -364,6 +407,9 @@ impl<DB: Backend> IngestStore for SqlStore<DB> {
                         });
                     }
                     tx.commit().await?;
+                    for entry in &sealed {
+                        self.sealed(entry)?;
+                    }
                     return Ok(reports);
                 }
             }
@@ -488,6 +534,19 @@ impl<DB: Backend> IngestStore for SqlStore<DB> {
             .iter()
             .map(rows::quarantine::<DB>)
             .collect()
+    }
+
+    async fn quarantine_entry(&self, id: i64) -> Result<Option<QuarantineRow>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM quarantine WHERE id = $1",
+            rows::QUARANTINE_COLUMNS
+        );
+        let mut c = self.pool.acquire().await?;
+        DB::fetch_optional(&mut c, DB::bind(query(&sql), id))
+            .await?
+            .as_ref()
+            .map(rows::quarantine::<DB>)
+            .transpose()
     }
 
     async fn purge_quarantine(&self, batch: Option<i64>, actor: &str) -> Result<u64, StoreError> {

@@ -222,6 +222,8 @@ store_area! {
             batch: Option<i64>,
             limit: u64,
         ) -> Result<Vec<QuarantineRow>, StoreError>;
+        /// One quarantined row by its id.
+        async fn quarantine_entry(&self, id: i64) -> Result<Option<QuarantineRow>, StoreError>;
         /// Deletes the quarantined rows of one batch, or all of them, in one transaction
         /// with its audit entry (`quarantine.purge`); returns how many. An unknown batch
         /// is an error (`not found`), not an audited purge of nothing.

@@ -130,6 +130,10 @@ fn guess_encoding(header: &[u8]) -> String {
 /// Bytes of a refused row kept as its `raw` text in quarantine.
 const PREVIEW_BYTES: usize = 512;
 
+/// Bytes of a CSV row kept while it is read: the preview, its line break, and more to
+/// know it was cut.
+const RAW_BYTES: usize = PREVIEW_BYTES + 16;
+
 /// Fields per CSV row beyond which the row is refused unread (bounds the field index).
 pub const MAX_FIELDS: usize = 4096;
 
@@ -145,7 +149,6 @@ enum Inner {
         /// Boxed: `csv-core` keeps its state tables inline.
         splitter: Box<CsvSplitter>,
         header: Vec<String>,
-        delimiter: u8,
     },
     Jsonl {
         /// Boxed: the decoder keeps its state inline.
@@ -262,11 +265,7 @@ impl TableReader {
                 if options.repeated_columns == RepeatedColumns::Reject {
                     check_repeated_columns(path, &header)?;
                 }
-                Inner::Csv {
-                    splitter,
-                    header,
-                    delimiter: options.delimiter,
-                }
+                Inner::Csv { splitter, header }
             }
             FileFormat::Jsonl => Inner::Jsonl {
                 reader: Box::new(input),
@@ -301,7 +300,6 @@ impl TableReader {
             Inner::Csv {
                 mut splitter,
                 header,
-                delimiter,
             } => {
                 let limits = splitter.limits;
                 let mut record = csv::ByteRecord::new();
@@ -321,7 +319,7 @@ impl TableReader {
                             None => "row".to_string(),
                         };
                         let reason = over.describe(&limits, &what);
-                        let raw = || splitter.preview(delimiter);
+                        let raw = || splitter.raw_text();
                         f(line, RawRow::rejected(field, reason), &raw);
                         continue;
                     }
@@ -330,7 +328,7 @@ impl TableReader {
                         record.push_field(field);
                     }
                     if record.len() != header.len() {
-                        let raw = || join_lossy(&record, delimiter);
+                        let raw = || splitter.raw_text();
                         let reason =
                             format!("expected {} fields, found {}", header.len(), record.len());
                         f(line, RawRow::rejected(None, reason), &raw);
@@ -340,13 +338,13 @@ impl TableReader {
                     // field boundaries); the mapper then reads fields as text unchecked.
                     match csv::StringRecord::from_byte_record(std::mem::take(&mut record)) {
                         Ok(text) => {
-                            let raw = || join_lossy(text.as_byte_record(), delimiter);
+                            let raw = || splitter.raw_text();
                             f(line, RawRow::Fields(&text), &raw);
                             record = text.into_byte_record();
                         }
                         Err(e) => {
                             record = e.into_byte_record();
-                            let raw = || join_lossy(&record, delimiter);
+                            let raw = || splitter.raw_text();
                             let i = (0..record.len())
                                 .find(|&i| std::str::from_utf8(&record[i]).is_err())
                                 .expect("a record that is not UTF-8 has a field that is not");
@@ -506,6 +504,9 @@ struct CsvSplitter {
     scratch: Vec<u8>,
     scratch_ends: Vec<usize>,
     scanner: Scanner,
+    /// The current row's bytes as read (quotes and all), up to [`RAW_BYTES`]: what
+    /// quarantine keeps of a refused row.
+    raw: Vec<u8>,
 }
 
 impl CsvSplitter {
@@ -521,7 +522,23 @@ impl CsvSplitter {
             scratch: vec![0; 1 << 14],
             scratch_ends: vec![0; 256],
             scanner: Scanner::new(delimiter),
+            raw: Vec::with_capacity(RAW_BYTES),
         }
+    }
+
+    /// The current row as the file wrote it (decoded to UTF-8), without the line breaks
+    /// around it; cut at [`PREVIEW_BYTES`] with `...`.
+    fn raw_text(&self) -> String {
+        let row = &self.raw[..];
+        if self.raw.len() >= RAW_BYTES {
+            let mut text =
+                String::from_utf8_lossy(&row[..row.len().min(PREVIEW_BYTES)]).into_owned();
+            text.push_str("...");
+            return text;
+        }
+        let row = row.strip_suffix(b"\n").unwrap_or(row);
+        let row = row.strip_suffix(b"\r").unwrap_or(row);
+        String::from_utf8_lossy(row).into_owned()
     }
 
     /// The fields of the row [`Split::Row`] returned.
@@ -534,22 +551,6 @@ impl CsvSplitter {
         })
     }
 
-    /// The start of the row as far as it was kept, for quarantine.
-    fn preview(&self, delimiter: u8) -> String {
-        let mut bytes = Vec::new();
-        let mut start = 0;
-        for &end in &self.ends[..self.kept_ends] {
-            bytes.extend_from_slice(&self.out[start..end]);
-            bytes.push(delimiter);
-            start = end;
-            if bytes.len() > PREVIEW_BYTES {
-                break;
-            }
-        }
-        bytes.extend_from_slice(&self.out[start.min(self.kept)..self.kept]);
-        preview_text(&bytes)
-    }
-
     /// Reads the next row, keeping at most the limits of it in memory.
     fn next(&mut self) -> Result<Split, SplitError> {
         use csv_core::ReadRecordResult as R;
@@ -559,6 +560,7 @@ impl CsvSplitter {
         let mut over: Option<Over> = None;
         self.kept = 0;
         self.kept_ends = 0;
+        self.raw.clear();
         loop {
             let input = self.input.fill_buf().map_err(SplitError::Io)?;
             if input.is_empty() && self.scanner.state == ScanState::InQuoted {
@@ -578,6 +580,14 @@ impl CsvSplitter {
                     .read_record(input, &mut self.scratch, &mut self.scratch_ends),
             };
             let line_over = self.scanner.scan(&input[..nin], limits.max_line_bytes);
+            let mut read = &input[..nin];
+            if self.raw.is_empty() {
+                // The line break that ended the row before, and blank lines.
+                let start = read.iter().position(|&b| b != b'\n' && b != b'\r');
+                read = &read[start.unwrap_or(read.len())..];
+            }
+            let room = RAW_BYTES.saturating_sub(self.raw.len());
+            self.raw.extend_from_slice(&read[..read.len().min(room)]);
             self.input.consume(nin);
             raw += nin;
             pos += nout;
@@ -771,37 +781,6 @@ fn preview_text(bytes: &[u8]) -> String {
     text
 }
 
-/// A row's fields joined back into one CSV row, quoting each field that holds the
-/// delimiter, a quote or a line break (quotes doubled), so that the raw row kept in
-/// quarantine reads back to the same fields: `x,"23,008.77",人民币`, not `x,23,008.77,人民币`.
-/// It is the file's own bytes whenever the file quoted only where it had to.
-fn join_lossy(record: &csv::ByteRecord, delimiter: u8) -> String {
-    let mut out = Vec::new();
-    for (i, field) in record.iter().enumerate() {
-        if i > 0 {
-            out.push(delimiter);
-        }
-        // A row of one empty field is written `""`, not as an empty line.
-        let quote = (record.len() == 1 && field.is_empty())
-            || field
-                .iter()
-                .any(|&b| b == delimiter || b == b'"' || b == b'\n' || b == b'\r');
-        if quote {
-            out.push(b'"');
-            for &b in field {
-                if b == b'"' {
-                    out.push(b'"');
-                }
-                out.push(b);
-            }
-            out.push(b'"');
-        } else {
-            out.extend_from_slice(field);
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// A JSON object's members in order, duplicates kept (serde_json's map keeps the last).
 struct Members(Vec<(String, serde_json::Value)>);
 
@@ -938,18 +917,25 @@ mod tests {
     }
 
     #[test]
-    fn a_rejected_row_keeps_its_quoting_in_the_raw_text() {
+    fn a_rejected_row_is_kept_byte_for_byte() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
-        let row = "x,\"23,008.77\",\"say \"\"hi\"\"\",人民币";
-        f.write_all(format!("a,b,c\n{row}\n").as_bytes()).unwrap();
+        // Quoted where it need not be, quotes doubled, CRLF line ends, a blank line.
+        let row = "\"x\",\"23,008.77\",\"say \"\"hi\"\"\",人民币";
+        let long = format!("1,{}", "9".repeat(600));
+        f.write_all(format!("a,b,c\r\n\r\n{row}\r\n{long}\r\n").as_bytes())
+            .unwrap();
         let reader = TableReader::open(f.path(), options(FileFormat::Csv)).unwrap();
         let mut raws = Vec::new();
-        reader.for_each(&[], |_, _, raw| raws.push(raw())).unwrap();
+        reader
+            .for_each(&[], |line, _, raw| raws.push((line, raw())))
+            .unwrap();
         assert_eq!(
-            raws,
-            [row],
-            "four fields under a three-column header, kept as written"
+            raws[0],
+            (3, row.to_string()),
+            "four fields under a three-column header"
         );
+        assert_eq!(raws[1].0, 4);
+        assert_eq!(raws[1].1, format!("{}...", &long[..PREVIEW_BYTES]));
     }
 
     #[test]

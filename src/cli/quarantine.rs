@@ -73,9 +73,10 @@ pub struct RetryArgs {
     /// The batch whose quarantined rows to read again (see `quarantine list`).
     #[arg(long)]
     pub batch: i64,
-    /// The mapping profile to read them with: a built-in name or a YAML file.
-    #[arg(long, default_value = "native")]
-    pub profile: String,
+    /// The mapping profile to read them with: a built-in name or a YAML file (default:
+    /// the batch's, when it was a built-in one).
+    #[arg(long)]
+    pub profile: Option<String>,
     /// The batch's file, when it is no longer where it was loaded from; it must be the same
     /// file (same SHA-256).
     #[arg(long)]
@@ -161,13 +162,11 @@ pub async fn run(db: &super::Db, args: QuarantineArgs) -> anyhow::Result<ExitCod
                 outln!("{}", serde_json::to_string_pretty(&q)?);
             } else {
                 outln!("row {} of batch {}", q.id, q.batch_id);
-                outln!("file:   {}:{}", q.source, q.line);
-                outln!(
-                    "field:  {}",
-                    q.field.as_deref().unwrap_or("(the whole row)")
-                );
-                outln!("reason: {}", q.reason);
-                outln!("raw:    {}", q.raw);
+                outln!("file:   {}:{}", printable(&q.source), q.line);
+                let field = q.field.as_deref().unwrap_or("(the whole row)");
+                outln!("field:  {}", printable(field));
+                outln!("reason: {}", printable(&q.reason));
+                outln!("raw:    {}", printable(&q.raw));
             }
         }
         QuarantineCommand::Retry(a) => return retry(&store, a).await,
@@ -184,7 +183,6 @@ pub async fn run(db: &super::Db, args: QuarantineArgs) -> anyhow::Result<ExitCod
 
 /// `quarantine retry`: the batch's file read again, only at its quarantined lines.
 async fn retry(store: &AnyStore, a: RetryArgs) -> anyhow::Result<ExitCode> {
-    let profile = Profile::load(&a.profile)?;
     let Some(batch) = store
         .batches()
         .await?
@@ -192,6 +190,18 @@ async fn retry(store: &AnyStore, a: RetryArgs) -> anyhow::Result<ExitCode> {
         .find(|b| b.batch_id == a.batch)
     else {
         bail!("no batch {} (see `clearwatch stats`)", a.batch);
+    };
+    let builtin = clearwatch_ingest::profile::BUILTIN
+        .iter()
+        .any(|(name, _)| *name == batch.profile);
+    let profile = match &a.profile {
+        Some(p) => Profile::load(p)?,
+        None if builtin => Profile::load(&batch.profile)?,
+        None => bail!(
+            "batch {} was loaded with the profile named {:?}, which is not a built-in one: give its file with --profile",
+            a.batch,
+            batch.profile
+        ),
     };
     let kind = match batch.kind.as_str() {
         "transactions" => TableKind::Transactions,
@@ -202,10 +212,11 @@ async fn retry(store: &AnyStore, a: RetryArgs) -> anyhow::Result<ExitCode> {
             a.batch
         ),
     };
-    let Some(sha256) = batch.sha256.clone() else {
+    let Some(sha256) = batch.sha256.clone().filter(|h| !h.is_empty()) else {
         bail!(
-            "batch {} has no file hash: it did not come from a file",
-            a.batch
+            "batch {} did not come from a file (it came from {}): there is nothing to read again",
+            a.batch,
+            batch.source
         );
     };
     let lines: BTreeSet<u64> = store
@@ -230,6 +241,7 @@ async fn retry(store: &AnyStore, a: RetryArgs) -> anyhow::Result<ExitCode> {
         stream_retry(&retry, &profile, tx, progress)
     })
     .await?;
+    outln!("read again the quarantined rows of batch {}:", a.batch);
     print_reports(&reports);
     Ok(ExitCode::SUCCESS)
 }
@@ -246,7 +258,21 @@ pub fn line_of(q: &QuarantineRow) -> String {
             .as_deref()
             .map(|f| format!("[{f}] "))
             .unwrap_or_default(),
-        q.reason,
-        q.raw.replace('\r', "\\r").replace('\n', "\\n")
+        printable(&q.reason),
+        printable(&q.raw)
     )
+}
+
+/// `text` with its control characters escaped (`\n`, `\u{1b}`): a file's bytes never
+/// reach the terminal as line breaks or escape sequences.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

@@ -37,13 +37,44 @@ fn scratch(extension: &str, data: &[u8]) -> PathBuf {
     path
 }
 
-/// Reads `data` as each table of a shipped profile chosen by its first byte.
+/// Profiles of bank exports beside the shipped ones: a declared encoding, local times in
+/// zones with and without daylight saving time, statements with a debit/credit column, a
+/// signed amount, or two amount columns; amounts with separators and symbols.
+const EXPORTS: &[&str] = &[
+    "name: gbk-statement\nencoding: gbk\ntransactions:\n  fields:\n    tx_id: id\n    \
+     ts: { template: \"{date} {time}\" }\n    amount: amount\n    currency: { value: CNY }\n    \
+     type: { value: transfer }\n  timestamp: { format: \"%Y/%m/%d %H:%M:%S\", timezone: Asia/Shanghai }\n  \
+     amount_format: { thousands: \",\", symbols: [\"￥\", \"人民币\"] }\n  statement:\n    \
+     account: { value: \"6222020000000001\" }\n    counterparty: other\n    \
+     direction: { column: dc, debit: [借, D], credit: [贷, C] }\n",
+    "name: signed\nencoding: utf-16le\ntransactions:\n  fields:\n    ts: ts\n    amount: amount\n    \
+     currency: currency\n    type: { value: transfer }\n  timestamp: { format: \"%d.%m.%Y %H:%M\", timezone: Europe/Berlin }\n  \
+     amount_format: { decimal: \",\", thousands: \".\" }\n  statement:\n    account: account\n    counterparty: other\n",
+    "name: two-columns\nencoding: gb18030\ntransactions:\n  fields:\n    ts: ts\n    \
+     currency: { value: CNY }\n    type: type\n  timestamp: { format: \"%Y-%m-%d %H:%M\", timezone: America/New_York }\n  \
+     statement:\n    account: { value: A }\n    counterparty: other\n    debit_amount: out\n    credit_amount: in\n",
+];
+
+fn profiles() -> &'static [Profile] {
+    static ALL: OnceLock<Vec<Profile>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let shipped = BUILTIN
+            .iter()
+            .map(|(name, _)| Profile::load(name).expect("shipped profiles parse"));
+        let exports = EXPORTS.iter().map(|text| {
+            Profile::parse(text, Path::new("export.yaml")).expect("export profiles parse")
+        });
+        shipped.chain(exports).collect()
+    })
+}
+
+/// Reads `data` as each table of a profile chosen by its first byte.
 fn read_table(data: &[u8], format: FileFormat) {
     let Some((&pick, rest)) = data.split_first() else {
         return;
     };
-    let (name, _) = BUILTIN[usize::from(pick) % BUILTIN.len()];
-    let mut profile = Profile::load(name).expect("shipped profiles parse");
+    let all = profiles();
+    let mut profile = all[usize::from(pick) % all.len()].clone();
     profile.format = Some(format);
     let path = scratch("txt", rest);
     let _ = clearwatch_ingest::read_transactions(&path, &profile, |_, _, _| {}, |_| {});
@@ -94,15 +125,27 @@ pub fn rule(data: &[u8]) {
     let _ = compile_text(shipped(), Path::new("rules/fuzz/FZ-01.yaml"), &text);
 }
 
-/// Every variable answers with a value of its type, so an expression runs to the end.
+/// Every variable answers with a value of its declared type, so an expression runs to
+/// the end.
 struct Values<'s>(&'s Schema);
 
 impl Env for Values<'_> {
     fn get(&self, var: VarId) -> Val<'_> {
-        match self.0.var_name(var).unwrap_or("") {
-            n if n.ends_with(".licensed") || n.ends_with(".registered") => Val::Bool(true),
-            n if n.ends_with("amount") || n.ends_with("median") => Val::Float(1234.5),
-            n if n.ends_with("count") || n.ends_with("_ts") || n.ends_with("hour") => Val::Int(3),
+        let name = self.0.var_name(var).unwrap_or("");
+        let field = name.rsplit_once('.').map_or(name, |(_, f)| f);
+        let ty = [
+            scope::TX_FIELDS,
+            scope::ACCOUNT_FIELDS,
+            scope::MERCHANT_FIELDS,
+        ]
+        .iter()
+        .flat_map(|fields| fields.iter())
+        .find(|(n, _, _)| *n == field)
+        .map(|(_, ty, _)| *ty);
+        match ty {
+            Some(Ty::Bool) => Val::Bool(true),
+            Some(Ty::Int) => Val::Int(3),
+            Some(Ty::Float) => Val::Float(1234.5),
             _ => Val::Str("6222 0001"),
         }
     }

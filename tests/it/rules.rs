@@ -858,3 +858,52 @@ fn a_local_night_rule_fires_on_the_right_local_nights_across_a_daylight_saving_c
         "{summary}"
     );
 }
+
+#[test]
+fn local_day_windows_need_whole_days_a_known_zone_and_a_calendar_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = |id: &str, body: &str| {
+        std::fs::write(
+            dir.path().join(format!("{id}-x.yaml")),
+            format!("id: {id}\ntitle: t\nstatus: experimental\nseverity: low\n{body}summary: \"{{subject}}\"\n"),
+        )
+        .unwrap();
+    };
+    rule(
+        "L-1",
+        "detect:\n  kind: star\n  window: { length: 36h, align: local_day }\n  \
+         aggregates:\n    n: { fn: count, over: in }\n  condition: 'n > 1'\n",
+    );
+    rule(
+        "L-2",
+        "detect:\n  kind: cycle\n  edge: 'true'\n  min_length: 2\n  max_length: 3\n  \
+         window: { length: 2d, align: local_day }\n  condition: 'true'\n",
+    );
+    rule(
+        "L-3",
+        "time_zone: Asia/Beijing\ndetect:\n  kind: star\n  window: { length: 1d, align: midnight }\n  \
+         aggregates:\n    n: { fn: count, over: in }\n  condition: 'n > 1'\n",
+    );
+    let out = Db::new()
+        .cmd()
+        .args(["rules", "lint"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for (at, what) in [
+        (
+            "L-1-x.yaml:7:",
+            "needs a window `length` and `step` of whole days",
+        ),
+        ("L-2-x.yaml:10:", "`align` does not apply"),
+        ("L-3-x.yaml:5:", "neither an IANA zone name"),
+        ("L-3-x.yaml:8:", "valid values: epoch, local_day"),
+    ] {
+        assert!(
+            err.contains(at) && err.contains(what),
+            "no {what:?} at {at}:\n{err}"
+        );
+    }
+}

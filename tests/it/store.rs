@@ -1153,7 +1153,8 @@ async fn cli_quarantine_retry_loads_what_a_fixed_profile_reads(db: &TestDb) {
         "tx_id,ts,from,to,amount,currency,type\r\n\
          e1,2026-03-05T06:00:00Z,A,B,12.00,CNY,transfer\r\n\
          e2,2026-03-05T07:00:00Z,A,C,\"1,234.50\",CNY,transfer\r\n\
-         e3,2026-03-05T08:00:00Z,B,C,\"23,008.77\",CNY,transfer\r\n",
+         e3,2026-03-05T08:00:00Z,B,C,\"23,008.77\",CNY,transfer\r\n\
+         e4,2026-03-05T09:00:00Z,B,C,\"5,000\",元,transfer\r\n",
     );
     let first = run(&[
         "ingest",
@@ -1161,13 +1162,17 @@ async fn cli_quarantine_retry_loads_what_a_fixed_profile_reads(db: &TestDb) {
         "--transactions",
         export.to_str().unwrap(),
     ]);
-    assert!(first.contains("read 3, loaded 1, quarantined 2"), "{first}");
+    assert!(first.contains("read 4, loaded 1, quarantined 3"), "{first}");
     let listed: Vec<serde_json::Value> = run(&["quarantine", "list", "--json"])
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(listed.len(), 2);
+    assert_eq!(listed.len(), 3);
     assert_eq!(listed[0]["line"], 3, "CRLF lines counted once");
+    assert_eq!(
+        listed[0]["raw"],
+        "e2,2026-03-05T07:00:00Z,A,C,\"1,234.50\",CNY,transfer"
+    );
     let id = listed[0]["id"].as_i64().unwrap().to_string();
     let shown = run(&["quarantine", "show", &id]);
     assert!(
@@ -1194,7 +1199,14 @@ async fn cli_quarantine_retry_loads_what_a_fixed_profile_reads(db: &TestDb) {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("changed since batch 1"));
-    assert_eq!(db.store.quarantine(None, 10).await.unwrap().len(), 2);
+    assert_eq!(db.store.quarantine(None, 10).await.unwrap().len(), 3);
+    assert_eq!(
+        db.store.batches().await.unwrap().len(),
+        1,
+        "no batch was added"
+    );
+    let stats: serde_json::Value = serde_json::from_str(&run(&["stats", "--json"])).unwrap();
+    assert_eq!(stats["transactions"], 1, "{stats}");
 
     let fixed = db.write(
         "fixed.yaml",
@@ -1211,11 +1223,15 @@ async fn cli_quarantine_retry_loads_what_a_fixed_profile_reads(db: &TestDb) {
         "analyst-3",
     ]);
     assert!(
-        retried.contains("read 2, loaded 2, quarantined 0"),
+        retried.contains("read 3, loaded 2, quarantined 1"),
         "{retried}"
     );
-    assert!(retried.contains("(retry of batch 1)"), "{retried}");
-    assert!(db.store.quarantine(None, 10).await.unwrap().is_empty());
+    assert!(retried.contains("quarantined rows of batch 1"), "{retried}");
+    // The row still refused is quarantined again under the new batch, with today's reason.
+    let left = db.store.quarantine(None, 10).await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!((left[0].batch_id, left[0].line), (2, 5));
+    assert_eq!(left[0].field.as_deref(), Some("currency"));
     let stats: serde_json::Value = serde_json::from_str(&run(&["stats", "--json"])).unwrap();
     assert_eq!(stats["transactions"], 3, "{stats}");
     let audit = db.store.audit_log(Some("batch:1"), 10, 0).await.unwrap();
@@ -1223,6 +1239,23 @@ async fn cli_quarantine_retry_loads_what_a_fixed_profile_reads(db: &TestDb) {
     assert_eq!(audit[0].actor, "analyst-3");
     let nothing = run(&["quarantine", "retry", "--batch", "1"]);
     assert!(nothing.contains("no quarantined rows"), "{nothing}");
+    // Without --profile, a retry reads with the batch's profile if it is a built-in one.
+    let out = db
+        .cmd()
+        .args(["quarantine", "retry", "--batch", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give its file with --profile"));
+    let again = run(&[
+        "quarantine",
+        "retry",
+        "--batch",
+        "2",
+        "--profile",
+        fixed.to_str().unwrap(),
+    ]);
+    assert!(again.contains("read 1, loaded 0, quarantined 1"), "{again}");
 }
 
 async fn cli_alerts_list_and_show(db: &TestDb) {

@@ -28,11 +28,13 @@ pub enum IngestError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Profile(#[from] ProfileError),
-    #[error("{path}: profile {profile:?} does not fit this file: {error}")]
+    #[error("{path}: profile {profile:?} does not fit this file: {error}{hint}")]
     Mapping {
         path: PathBuf,
         profile: String,
-        error: MappingError,
+        error: Box<MappingError>,
+        /// What may explain it, such as a header in another encoding; may be empty.
+        hint: String,
     },
     #[error(
         "{path}: the file changed since batch {batch_id} loaded it (its SHA-256 differs): give the original with --file"
@@ -94,11 +96,17 @@ fn header_of(reader: &TableReader, keys: &[String]) -> Vec<String> {
         .unwrap_or_else(|| keys.to_vec())
 }
 
-fn mapping_error(path: &Path, profile: &Profile, error: MappingError) -> IngestError {
+fn mapping_error(
+    path: &Path,
+    profile: &Profile,
+    reader: &TableReader,
+    error: MappingError,
+) -> IngestError {
     IngestError::Mapping {
         path: path.to_path_buf(),
         profile: profile.name.clone(),
-        error,
+        error: Box::new(error),
+        hint: reader.encoding_hint().to_string(),
     }
 }
 
@@ -175,7 +183,7 @@ pub fn read_transactions(
     let keys = profile.transactions.columns();
     let header = header_of(&reader, &keys);
     let mapper = TxMapper::compile(&profile.transactions, &header)
-        .map_err(|e| mapping_error(path, profile, e))?;
+        .map_err(|e| mapping_error(path, profile, &reader, e))?;
     let mut ids = (!mapper.has_ids()).then(ContentIds::default);
     let mut summary = ReadSummary::default();
     summary.sha256 = reader.for_each(&keys, |line, row, raw| {
@@ -223,7 +231,7 @@ pub fn read_accounts(
     let reader = open(path, profile)?;
     let keys = table.columns();
     let mapper = AccountMapper::compile(table, &header_of(&reader, &keys))
-        .map_err(|e| mapping_error(path, profile, e))?;
+        .map_err(|e| mapping_error(path, profile, &reader, e))?;
     read_registry(
         path,
         reader,
@@ -252,7 +260,7 @@ pub fn read_merchants(
     let reader = open(path, profile)?;
     let keys = table.columns();
     let mapper = MerchantMapper::compile(table, &header_of(&reader, &keys))
-        .map_err(|e| mapping_error(path, profile, e))?;
+        .map_err(|e| mapping_error(path, profile, &reader, e))?;
     read_registry(
         path,
         reader,

@@ -159,12 +159,17 @@ pub fn stream_retry(
     tx: Sender<LoadMsg>,
     progress: &dyn Fn(u64),
 ) -> Result<(), IngestError> {
-    let source = format!(
-        "{} (retry of batch {})",
-        retry.file.display(),
-        retry.batch_id
-    );
-    let keep = |line| retry.lines.contains(&line);
+    let source = retry.file.display().to_string();
+    // Only the lines the new read found a row on leave the old quarantine: a profile that
+    // splits the file differently may find none at some of them.
+    let seen = std::cell::RefCell::new(Vec::new());
+    let keep = |line| {
+        let kept = retry.lines.contains(&line);
+        if kept {
+            seen.borrow_mut().push(line);
+        }
+        kept
+    };
     let Some(summary) = send_file(
         retry.kind,
         &retry.file,
@@ -183,9 +188,12 @@ pub fn stream_retry(
             batch_id: retry.batch_id,
         });
     }
+    let mut lines = seen.into_inner();
+    lines.sort_unstable();
+    lines.dedup();
     let retried = LoadMsg::Retried {
         batch_id: retry.batch_id,
-        lines: retry.lines.iter().copied().collect(),
+        lines,
         actor: retry.actor.clone(),
     };
     if tx.blocking_send(retried).is_ok() {

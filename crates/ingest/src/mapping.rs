@@ -249,6 +249,10 @@ impl CompiledField {
     }
 }
 
+/// The instants a transaction may have: anything else is a misread column (seconds read
+/// as milliseconds, a row number), and would put a row millennia from the others.
+const YEARS_1900_TO_2199: std::ops::Range<Millis> = -2_208_988_800_000..7_258_118_400_000;
+
 /// How source timestamps become UTC milliseconds.
 #[derive(Debug, Clone)]
 enum TimestampParser {
@@ -720,6 +724,11 @@ impl TxMapper {
         let ts = self
             .timestamp
             .parse(&ts_text)
+            .and_then(|ts| {
+                (YEARS_1900_TO_2199.contains(&ts))
+                    .then_some(ts)
+                    .ok_or_else(|| "is not between the years 1900 and 2199".to_string())
+            })
             .map_err(|why| self.ts.refuse(&ts_text, why))?;
         let cur_text = self.currency.require(row)?;
         let currency = match self.currencies.get(cur_text.as_ref()) {

@@ -54,8 +54,6 @@ pub enum SourceError {
     },
     #[error("{path}: line 1: the header row {reason}")]
     HeaderTooLarge { path: PathBuf, reason: String },
-    #[error("{path}: line 1: the header is not UTF-8 text{guess}")]
-    NotUtf8 { path: PathBuf, guess: String },
 }
 
 /// One row refused before or during mapping, kept for quarantine.
@@ -107,24 +105,41 @@ fn finish(hasher: &Mutex<Sha256>) -> String {
     hex::encode(h.finalize())
 }
 
-/// What a header that is not UTF-8 probably is, for the error: GB18030 (of which GBK is
-/// a subset) when it decodes as that without error, as Chinese bank exports usually do.
+/// What a header that is not UTF-8 text probably is, for the error of a profile that
+/// does not find its columns: GB18030 (of which GBK is a subset) when it decodes as that
+/// without error, as Chinese bank exports usually do; UTF-16 when it is full of NULs.
 fn guess_encoding(header: &[u8]) -> String {
+    let lead = "line 1: the header is not UTF-8 text";
+    if header.iter().filter(|&&b| b == 0).count() * 4 >= header.len() {
+        return format!(
+            "; {lead}: it has many NUL bytes, as UTF-16 without a byte order mark has: \
+             declare `encoding: utf-16le` or `utf-16be` in the profile"
+        );
+    }
     let (text, had_errors) = encoding_rs::GB18030.decode_without_bom_handling(header);
     if !had_errors && !text.is_ascii() {
         let shown: String = text.chars().take(80).collect();
         return format!(
-            "; it reads as GBK/GB18030 (`{}`): declare `encoding: gb18030` in the profile",
+            "; {lead}: it reads as GBK/GB18030 (`{}`): declare `encoding: gb18030` in the profile",
             shown.trim()
         );
     }
-    if header.iter().filter(|&&b| b == 0).count() * 4 >= header.len() {
-        return "; it has many NUL bytes, as UTF-16 without a byte order mark has: declare \
-                `encoding: utf-16le` or `utf-16be` in the profile"
-            .to_string();
+    format!(
+        "; {lead}: declare the file's encoding in the profile (`encoding: gbk`, `gb18030`, `utf-16le`, …)"
+    )
+}
+
+/// The longest start of `bytes` of at most `max` bytes that ends on a character boundary
+/// (bytes that are not UTF-8 at all are cut at `max`).
+fn cut_at_char(bytes: &[u8], max: usize) -> &[u8] {
+    if bytes.len() <= max {
+        return bytes;
     }
-    "; declare the file's encoding in the profile (`encoding: gbk`, `gb18030`, `utf-16le`, …)"
-        .to_string()
+    let cut = &bytes[..max];
+    match std::str::from_utf8(cut) {
+        Err(e) if e.error_len().is_none() => &cut[..e.valid_up_to()],
+        _ => cut,
+    }
 }
 
 /// Bytes of a refused row kept as its `raw` text in quarantine.
@@ -142,6 +157,11 @@ pub struct TableReader {
     path: PathBuf,
     inner: Inner,
     hasher: Arc<Mutex<Sha256>>,
+    /// Why the header's names may not be what the profile expects: it was not UTF-8.
+    encoding_hint: Option<String>,
+    /// The declared encoding the file is decoded from: bytes that are not valid in it
+    /// become U+FFFD, and a row holding one is refused rather than loaded garbled.
+    replaced: Option<&'static str>,
 }
 
 enum Inner {
@@ -221,8 +241,10 @@ impl TableReader {
     pub fn open(path: &Path, options: ReadOptions) -> Result<TableReader, SourceError> {
         let file = open_regular(path)?;
         let hasher = Arc::new(Mutex::new(Sha256::new()));
+        // A declared UTF-8 is read as undeclared: passed through and checked row by row
+        // (the decoder would replace bad bytes with U+FFFD instead).
         let decoder = DecodeReaderBytesBuilder::new()
-            .encoding(options.encoding)
+            .encoding(options.encoding.filter(|e| *e != encoding_rs::UTF_8))
             .utf8_passthru(true)
             .strip_bom(true)
             .build(HashingReader {
@@ -230,6 +252,7 @@ impl TableReader {
                 hasher: hasher.clone(),
             });
         let input = BufReader::with_capacity(1 << 16, decoder);
+        let mut encoding_hint = None;
         let inner = match options.format {
             FileFormat::Csv => {
                 let mut splitter =
@@ -243,12 +266,13 @@ impl TableReader {
                         });
                     }
                     Split::Row { .. } => {
-                        if splitter.fields().any(|h| std::str::from_utf8(h).is_err()) {
-                            let row: Vec<u8> = splitter.fields().collect::<Vec<_>>().join(&b' ');
-                            return Err(SourceError::NotUtf8 {
-                                path: path.to_path_buf(),
-                                guess: guess_encoding(&row),
-                            });
+                        let garbled = |h: &[u8]| std::str::from_utf8(h).is_err() || h.contains(&0);
+                        if splitter.fields().any(garbled) {
+                            let row = splitter
+                                .fields()
+                                .collect::<Vec<_>>()
+                                .join(&options.delimiter);
+                            encoding_hint = Some(guess_encoding(&row));
                         }
                         splitter
                             .fields()
@@ -276,7 +300,18 @@ impl TableReader {
             path: path.to_path_buf(),
             inner,
             hasher,
+            encoding_hint,
+            replaced: options
+                .encoding
+                .filter(|e| *e != encoding_rs::UTF_8)
+                .map(Encoding::name),
         })
+    }
+
+    /// Said after a profile's error when the header was not UTF-8 text: which encoding to
+    /// declare (`; line 1: the header is not UTF-8 text: it reads as GBK/GB18030 …`).
+    pub fn encoding_hint(&self) -> &str {
+        self.encoding_hint.as_deref().unwrap_or("")
     }
 
     /// The CSV header, or `None` for JSON Lines (whose keys are looked up by name).
@@ -296,6 +331,7 @@ impl TableReader {
     ) -> Result<String, SourceError> {
         let path = self.path;
         let hasher = self.hasher;
+        let replaced = self.replaced;
         match self.inner {
             Inner::Csv {
                 mut splitter,
@@ -339,7 +375,24 @@ impl TableReader {
                     match csv::StringRecord::from_byte_record(std::mem::take(&mut record)) {
                         Ok(text) => {
                             let raw = || splitter.raw_text();
-                            f(line, RawRow::Fields(&text), &raw);
+                            match replaced.and_then(|enc| {
+                                text.iter()
+                                    .position(|v| v.contains('\u{fffd}'))
+                                    .map(|i| (i, enc))
+                            }) {
+                                Some((i, enc)) => {
+                                    let reason = format!(
+                                        "column {:?} has bytes that are not valid {enc}",
+                                        header[i]
+                                    );
+                                    f(
+                                        line,
+                                        RawRow::rejected(Some(header[i].clone()), reason),
+                                        &raw,
+                                    )
+                                }
+                                None => f(line, RawRow::Fields(&text), &raw),
+                            }
                             record = text.into_byte_record();
                         }
                         Err(e) => {
@@ -394,6 +447,11 @@ impl TableReader {
                         continue;
                     }
                     let raw = || text.clone();
+                    if let Some(enc) = replaced.filter(|_| text.contains('\u{fffd}')) {
+                        let reason = format!("the line has bytes that are not valid {enc}");
+                        f(line, RawRow::rejected(None, reason), &raw);
+                        continue;
+                    }
                     match json_fields(&buf, keys, limits.max_field_bytes) {
                         Ok(fields) => f(line, RawRow::Fields(&fields), &raw),
                         Err((field, reason)) => f(line, RawRow::Rejected { field, reason }, &raw),
@@ -529,16 +587,17 @@ impl CsvSplitter {
     /// The current row as the file wrote it (decoded to UTF-8), without the line breaks
     /// around it; cut at [`PREVIEW_BYTES`] with `...`.
     fn raw_text(&self) -> String {
-        let row = &self.raw[..];
-        if self.raw.len() >= RAW_BYTES {
-            let mut text =
-                String::from_utf8_lossy(&row[..row.len().min(PREVIEW_BYTES)]).into_owned();
-            text.push_str("...");
-            return text;
+        let full = self.raw.len() >= RAW_BYTES;
+        let mut row = &self.raw[..];
+        if !full {
+            row = row.strip_suffix(b"\n").unwrap_or(row);
+            row = row.strip_suffix(b"\r").unwrap_or(row);
         }
-        let row = row.strip_suffix(b"\n").unwrap_or(row);
-        let row = row.strip_suffix(b"\r").unwrap_or(row);
-        String::from_utf8_lossy(row).into_owned()
+        let mut text = String::from_utf8_lossy(cut_at_char(row, PREVIEW_BYTES)).into_owned();
+        if full || row.len() > PREVIEW_BYTES {
+            text.push_str("...");
+        }
+        text
     }
 
     /// The fields of the row [`Split::Row`] returned.
@@ -773,7 +832,7 @@ fn read_line_capped(
 
 /// The start of a refused row as text, cut at [`PREVIEW_BYTES`].
 fn preview_text(bytes: &[u8]) -> String {
-    let cut = &bytes[..bytes.len().min(PREVIEW_BYTES)];
+    let cut = cut_at_char(bytes, PREVIEW_BYTES);
     let mut text = String::from_utf8_lossy(cut).trim_end().to_string();
     if bytes.len() > PREVIEW_BYTES {
         text.push_str("...");
@@ -1175,12 +1234,40 @@ mod tests {
         );
         let bom: Vec<u8> = [&b"\xef\xbb\xbf"[..], text.as_bytes()].concat();
         assert_eq!(read(&bom, None).unwrap(), expected);
-        let err = read(&gbk, None).unwrap_err().to_string();
-        assert!(err.contains("line 1: the header is not UTF-8"), "{err}");
+        // Undeclared, the header's names are garbled: the hint says what to declare.
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&gbk).unwrap();
+        let reader = TableReader::open(f.path(), options(FileFormat::Csv)).unwrap();
+        let hint = reader.encoding_hint();
+        assert!(hint.contains("line 1: the header is not UTF-8"), "{hint}");
         assert!(
-            err.contains("`encoding: gb18030`") && err.contains("账号"),
-            "{err}"
+            hint.contains("`encoding: gb18030`") && hint.contains("账号,金额"),
+            "{hint}"
         );
+        // A byte that is not GBK is refused, not loaded as U+FFFD.
+        let mut bad = gbk.to_vec();
+        bad.extend_from_slice(b"\x81\x20,3\r\n");
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&bad).unwrap();
+        let reader = TableReader::open(
+            f.path(),
+            ReadOptions {
+                encoding: Some(encoding_rs::GBK),
+                ..options(FileFormat::Csv)
+            },
+        )
+        .unwrap();
+        let mut refused = Vec::new();
+        reader
+            .for_each(&[], |line, row, _| {
+                if let RawRow::Rejected { reason, .. } = row {
+                    refused.push((line, reason));
+                }
+            })
+            .unwrap();
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, 4);
+        assert!(refused[0].1.contains("not valid GBK"), "{refused:?}");
     }
 
     #[test]

@@ -79,9 +79,9 @@ impl Zone {
         })
     }
 
-    /// The local date and time of `ts` in this zone.
+    /// The local date and time of `ts` in this zone (`ts` clamped to [`TS_RANGE`]).
     pub fn local(self, ts: Millis) -> NaiveDateTime {
-        let utc = DateTime::<Utc>::from_timestamp_millis(ts).unwrap_or_default();
+        let utc = utc(ts);
         match self {
             Zone::Fixed(o) => utc.with_timezone(&o).naive_local(),
             Zone::Named(z) => utc.with_timezone(&z).naive_local(),
@@ -90,7 +90,7 @@ impl Zone {
 
     /// The offset from UTC in force at `ts`.
     pub fn offset_at(self, ts: Millis) -> FixedOffset {
-        let utc = DateTime::<Utc>::from_timestamp_millis(ts).unwrap_or_default();
+        let utc = utc(ts);
         match self {
             Zone::Fixed(o) => o,
             Zone::Named(z) => z.offset_from_utc_datetime(&utc.naive_utc()).fix(),
@@ -123,6 +123,14 @@ impl Zone {
     /// The first instant of local day `day` (days since 1970-01-01): its midnight, or the
     /// first instant after it where the clocks skipped midnight.
     pub fn day_start(self, day: i64) -> Millis {
+        let lo = self.day_number(*TS_RANGE.start());
+        let hi = self.day_number(*TS_RANGE.end());
+        if day <= lo {
+            return *TS_RANGE.start();
+        }
+        if day > hi {
+            return *TS_RANGE.end();
+        }
         let date = i32::try_from(day + EPOCH_DAYS_FROM_CE)
             .ok()
             .and_then(NaiveDate::from_num_days_from_ce_opt)
@@ -174,6 +182,16 @@ impl Zone {
     }
 }
 
+/// The instants local times are computed for: about ±250,000 years, inside what chrono
+/// represents in every zone. Times outside are clamped (ingest refuses them long before).
+pub const TS_RANGE: std::ops::RangeInclusive<Millis> =
+    -8_000_000_000_000_000..=8_000_000_000_000_000;
+
+fn utc(ts: Millis) -> DateTime<Utc> {
+    let ts = ts.clamp(*TS_RANGE.start(), *TS_RANGE.end());
+    DateTime::<Utc>::from_timestamp_millis(ts).expect("TS_RANGE is representable")
+}
+
 /// Days from 0001-01-01 (day 1) to 1970-01-01.
 const EPOCH_DAYS_FROM_CE: i64 = 719_163;
 
@@ -216,6 +234,45 @@ mod tests {
         assert_eq!(
             ny.instant(at("2026-03-08 03:30")).unwrap(),
             parse_rfc3339("2026-03-08T07:30:00Z").unwrap()
+        );
+    }
+
+    #[test]
+    fn days_whose_midnight_the_clocks_skip_or_repeat_start_at_their_first_instant() {
+        // Havana moves its clocks at midnight: forward on 8 March 2026, back on 1 November.
+        let havana = Zone::parse("America/Havana").unwrap();
+        let day = |s: &str| havana.day_number(parse_rfc3339(s).unwrap());
+        let spring = day("2026-03-08T12:00:00Z");
+        assert_eq!(
+            havana.day_start(spring),
+            parse_rfc3339("2026-03-08T05:00:00Z").unwrap()
+        );
+        let autumn = day("2026-11-01T12:00:00Z");
+        assert_eq!(
+            havana.day_start(autumn),
+            parse_rfc3339("2026-11-01T04:00:00Z").unwrap()
+        );
+        assert!(havana.day_start(spring) < havana.day_start(spring + 1));
+    }
+
+    #[test]
+    fn extreme_instants_keep_days_in_order() {
+        let z = Zone::parse("Asia/Shanghai").unwrap();
+        for ts in [
+            i64::MIN,
+            -9_000_000_000_000_000,
+            0,
+            9_000_000_000_000_000,
+            i64::MAX,
+        ] {
+            let d = z.day_number(ts);
+            assert!(z.day_start(d) <= z.day_start(d + 1), "{ts}");
+        }
+        assert!(z.day_number(i64::MIN) < z.day_number(0));
+        assert!(z.day_number(i64::MAX) > z.day_number(0));
+        assert_eq!(
+            Zone::UTC.hour(parse_rfc3339("2026-03-05T23:10:00Z").unwrap()),
+            23
         );
     }
 

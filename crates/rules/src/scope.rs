@@ -77,7 +77,7 @@ pub const TX_FIELDS: &[(&str, Ty, &str)] = &[
     (
         "local_hour",
         Ty::Int,
-        "hour of day, 0-23, in the rule's time zone (`time_zone`, else the data set's)",
+        "hour of day, 0-23, in the rule's time zone (its `time_zone`, else its folder's `_shared`, else UTC)",
     ),
     (
         "local_weekday",

@@ -139,6 +139,15 @@ fn compile(cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
         ok = false;
     }
     let windows = cx.windows(cfg.window.as_ref(), &cfg.kind);
+    if let Some(at) = cfg.window.as_ref().and_then(|w| w.align.as_ref())
+        && windows.is_some_and(|w| w.align != super::Align::Epoch)
+    {
+        cx.error(
+            at,
+            "a cycle's window is how long the cycle may take, not a calendar span: `align` does not apply",
+            None,
+        );
+    }
     let (aggregates, filters) = cx.aggregates(&cfg.aggregates, SETS, Shift::Refused, &|cx, _| {
         cx.edge_schema("from", "to")
     });

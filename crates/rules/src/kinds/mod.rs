@@ -277,6 +277,15 @@ impl Windows {
         }
     }
 
+    /// One window length before `from`: in local days, the local midnight that many days
+    /// earlier.
+    pub fn back(&self, from: Millis, zone: Zone) -> Millis {
+        match self.align {
+            Align::Epoch => from.saturating_sub(self.length),
+            Align::LocalDay => zone.day_start(zone.day_number(from) - self.length / DAY),
+        }
+    }
+
     /// One window spanning all time, for kinds without a window.
     pub fn whole() -> Windows {
         Windows {

@@ -240,7 +240,7 @@ impl Detector for Star {
                 }
                 let (from, until) = self.windows.bounds(k, exec.zone);
                 // Dwell and balance carry the pool's state from one window length back.
-                let lookback = from.saturating_sub(self.windows.length);
+                let lookback = self.windows.back(from, exec.zone);
                 let [i_from, i_until, i_back, o_from, o_until, o_back] = &mut cursors;
                 let (il, ih) = (i_from.seek(&in_ts, from), i_until.seek(&in_ts, until));
                 let (ol, oh) = (o_from.seek(&out_ts, from), o_until.seek(&out_ts, until));

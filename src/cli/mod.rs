@@ -62,7 +62,7 @@ pub enum Command {
     Ingest(ingest::IngestArgs),
     /// Summarise what the store holds.
     Stats(stats::StatsArgs),
-    /// List, export or purge the rows that loads refused.
+    /// List, show, export, retry or purge the rows that loads refused.
     Quarantine(quarantine::QuarantineArgs),
     /// Load the demo data set into the store and summarise it.
     Demo(demo::DemoArgs),

@@ -3,7 +3,7 @@
 //! file, load again through a fixed profile, and clear once dealt with.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -189,7 +189,7 @@ async fn retry(store: &AnyStore, a: RetryArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .find(|b| b.batch_id == a.batch)
     else {
-        bail!("no batch {} (see `clearwatch stats`)", a.batch);
+        bail!("no batch {} (see `clearwatch quarantine list`)", a.batch);
     };
     let builtin = clearwatch_ingest::profile::BUILTIN
         .iter()
@@ -229,10 +229,19 @@ async fn retry(store: &AnyStore, a: RetryArgs) -> anyhow::Result<ExitCode> {
         outln!("batch {} has no quarantined rows", a.batch);
         return Ok(ExitCode::SUCCESS);
     }
+    let file = match a.file {
+        Some(f) => f,
+        None if Path::new(&batch.source).exists() => PathBuf::from(&batch.source),
+        None => bail!(
+            "batch {}'s file {} is not there any more: give it with --file",
+            a.batch,
+            batch.source
+        ),
+    };
     let retry = Retry {
         batch_id: a.batch,
         kind,
-        file: a.file.unwrap_or_else(|| PathBuf::from(&batch.source)),
+        file,
         sha256,
         lines,
         actor: a.user,

@@ -1198,7 +1198,7 @@ async fn cli_quarantine_retry_loads_what_a_fixed_profile_reads(db: &TestDb) {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("changed since batch 1"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not the file batch 1 loaded"));
     assert_eq!(db.store.quarantine(None, 10).await.unwrap().len(), 3);
     assert_eq!(
         db.store.batches().await.unwrap().len(),

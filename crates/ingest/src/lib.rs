@@ -37,7 +37,7 @@ pub enum IngestError {
         hint: String,
     },
     #[error(
-        "{path}: the file changed since batch {batch_id} loaded it (its SHA-256 differs): give the original with --file"
+        "{path}: not the file batch {batch_id} loaded (its SHA-256 differs): give the original with --file"
     )]
     Changed { path: PathBuf, batch_id: i64 },
     #[error("{path}: profile {profile:?} has no `{table}` table")]

@@ -630,6 +630,10 @@ impl TxMapper {
             plain_amount(text, &self.amount_format).map_err(|why| field.refuse(text, why))?;
         parse_amount(&plain, currency.exponent(), self.excess).map_err(|e| match e {
             AmountError::TooLarge(..) => field.refuse(text, format!("{e} {currency}")),
+            AmountError::NotDecimal(_) if plain.as_ref() != text => field.refuse(
+                text,
+                "not a decimal number once `amount_format` is applied (a currency sign or name missing from `symbols`?)",
+            ),
             e => field.refuse(text, e),
         })
     }

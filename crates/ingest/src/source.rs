@@ -120,7 +120,7 @@ fn guess_encoding(header: &[u8]) -> String {
     if !had_errors && !text.is_ascii() {
         let shown: String = text.chars().take(80).collect();
         return format!(
-            "; {lead}: it reads as GBK/GB18030 (`{}`): declare `encoding: gb18030` in the profile",
+            "; {lead}: it reads as GBK/GB18030 (`{}`): declare `encoding: gbk` in the profile (or `encoding: gb18030`, of which GBK is a part)",
             shown.trim()
         );
     }
@@ -1241,7 +1241,7 @@ mod tests {
         let hint = reader.encoding_hint();
         assert!(hint.contains("line 1: the header is not UTF-8"), "{hint}");
         assert!(
-            hint.contains("`encoding: gb18030`") && hint.contains("账号,金额"),
+            hint.contains("`encoding: gbk`") && hint.contains("账号,金额"),
             "{hint}"
         );
         // A byte that is not GBK is refused, not loaded as U+FFFD.

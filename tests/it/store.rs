@@ -24,7 +24,7 @@ use predicates::str::contains;
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use tempfile::TempDir;
 
-use crate::support::{fixture, summary_counts};
+use crate::support::{fixture, stdout_of, summary_counts};
 
 /// One fresh database of one backend, with a folder for input files.
 pub struct TestDb {
@@ -1079,15 +1079,7 @@ async fn cli_ingest_and_stats(db: &TestDb) {
 }
 
 async fn cli_quarantine_list_export_and_purge(db: &TestDb) {
-    let run = |args: &[&str]| {
-        let out = db.cmd().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| stdout_of(db.cmd(), args);
     let bad = fixture("bad_rows.csv");
     run(&[
         "ingest",
@@ -1139,15 +1131,7 @@ async fn cli_quarantine_list_export_and_purge(db: &TestDb) {
 }
 
 async fn cli_quarantine_retry_loads_what_a_fixed_profile_reads(db: &TestDb) {
-    let run = |args: &[&str]| {
-        let out = db.cmd().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| stdout_of(db.cmd(), args);
     let export = db.write(
         "export.csv",
         "tx_id,ts,from,to,amount,currency,type\r\n\

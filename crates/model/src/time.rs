@@ -123,12 +123,12 @@ impl Zone {
     /// The first instant of local day `day` (days since 1970-01-01): its midnight, or the
     /// first instant after it where the clocks skipped midnight.
     pub fn day_start(self, day: i64) -> Millis {
-        let lo = self.day_number(*TS_RANGE.start());
-        let hi = self.day_number(*TS_RANGE.end());
-        if day <= lo {
+        // Days well inside TS_RANGE (±92.5 million days) in every zone; beyond, saturate.
+        const DAYS: i64 = 90_000_000;
+        if day < -DAYS {
             return *TS_RANGE.start();
         }
-        if day > hi {
+        if day > DAYS {
             return *TS_RANGE.end();
         }
         let date = i32::try_from(day + EPOCH_DAYS_FROM_CE)

@@ -28,6 +28,12 @@ and comes back through intermediaries, usually a little less each hop.
 
 ### Fields
 - `edge` (CEL, optional): which transactions may form cycles. Binds `tx`, `from`, `to`, `merchant`.
+- `start` (CEL, optional, only with `ordered: false`): a cycle is reported only when at
+  least one of its transactions matches, and the search begins at those alone. Binds
+  `tx`, `from`, `to`, `merchant`. When the condition cannot hold without such a
+  transaction (for example "half the hops sent by one-off accounts"), saying so here
+  gives the same cycles for a fraction of the work on a busy background, where most
+  transactions would otherwise each start a search.
 - `min_length`, `max_length`: cycle length in transactions (default 2 and 6, at most 12).
 - `ordered` (default true): each hop no earlier than the one before; with `false`, the
   hops may happen in any order as long as all fall within the window length.
@@ -40,7 +46,7 @@ and comes back through intermediaries, usually a little less each hop.
 
 Each distinct cycle (sequence of accounts) is reported once, whichever account sends
 first; `first_amount` is the cycle's earliest transaction and `last_amount` the one that
-closes it.
+closes it (the transaction before it round the cycle).
 Candidate accounts are restricted to strongly connected components (petgraph), and a path
 is extended only to accounts that can still reach the start within the hops left. Each
 start transaction examines at most 10,000 transactions: on dense backgrounds a search can
@@ -68,6 +74,10 @@ pub struct CycleConfig {
     /// Which transactions may form cycles (binds `tx`, `from`, `to`, `merchant`).
     #[serde(default)]
     pub edge: Option<Text>,
+    /// Unordered cycles only: a cycle needs one transaction that matches, and searches
+    /// begin there (binds `tx`, `from`, `to`, `merchant`).
+    #[serde(default)]
+    pub start: Option<Text>,
     /// Shortest and longest cycle, in transactions (default 2 and 6).
     #[serde(default)]
     pub min_length: Option<Spanned<usize>>,
@@ -111,6 +121,7 @@ const CHUNK: usize = 256;
 
 struct Cycle {
     edge: Option<Program>,
+    start: Option<Program>,
     ordered: bool,
     min_len: usize,
     max_len: usize,
@@ -124,6 +135,8 @@ fn compile(cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
     let cfg: CycleConfig = cx.detect_config()?;
     let schema = cx.edge_schema("from", "to");
     let edge = cx.opt_expr(cfg.edge.as_ref(), &schema, Ty::Bool);
+    let start = cx.opt_expr(cfg.start.as_ref(), &schema, Ty::Bool);
+    let ordered = cfg.ordered.as_ref().is_none_or(|o| o.value);
     let min_len = cfg.min_length.as_ref().map_or(2, |m| m.value);
     let max_len = cfg.max_length.as_ref().map_or(6, |m| m.value);
     let mut ok = true;
@@ -155,12 +168,23 @@ fn compile(cx: &mut Cx<'_>) -> Option<Box<dyn Detector>> {
     let condition = cx.condition(&cfg.condition, &metrics, &|s| {
         scope::add_account(s, "origin", 0)
     });
+    if let (Some(at), true) = (cfg.start.as_ref(), ordered) {
+        // An ordered cycle is a chain from its earliest hop, so "begins at a matching
+        // transaction" would mean something else than "contains one".
+        cx.error(
+            at,
+            "`start` applies to unordered cycles only",
+            Some("add `ordered: false`, or move the test into `condition`".into()),
+        );
+        ok = false;
+    }
     if !ok {
         return None;
     }
     Some(Box::new(Cycle {
         edge: edge.ok()?,
-        ordered: cfg.ordered.as_ref().is_none_or(|o| o.value),
+        start: start.ok()?,
+        ordered,
         min_len,
         max_len,
         length: windows?.length,
@@ -316,9 +340,14 @@ struct Search<'a> {
     layers: &'a Layers,
     comp: &'a [u32],
     origin: AccountId,
-    /// The cycle's first edge: every other edge comes after it in (time, id) order.
+    /// The edge the search began at: every other edge that may start a search comes
+    /// after it in (time, id) order.
     start: (i64, EdgeId),
     deadline: i64,
+    /// Edges that may start a search, when not all may (`start`).
+    starts: Option<&'a Mask>,
+    /// Earliest and latest time on the path.
+    span: (i64, i64),
     /// Arcs examined so far, and the cap.
     work: usize,
     cap: usize,
@@ -347,12 +376,12 @@ impl Cycle {
     fn search_starts(
         &self,
         exec: &Exec<'_>,
-        graph: (&Mask, &[u32], &Adjacency, &Adjacency),
+        graph: (&Mask, Option<&Mask>, &[u32], &Adjacency, &Adjacency),
         starts: &dyn Fn() -> Option<std::ops::Range<EdgeId>>,
         found: &mut Found,
     ) -> (usize, usize) {
         let g = exec.g;
-        let (mask, comp, adj, incoming) = graph;
+        let (mask, eligible, comp, adj, incoming) = graph;
         let mut layers = Layers::new(g.account_count());
         let cap = MAX_WORK_PER_START;
         let (mut searched, mut capped) = (0, 0);
@@ -363,6 +392,7 @@ impl Cycle {
                 }
                 let (origin, d) = (g.src[e0 as usize], g.dst[e0 as usize]);
                 if !mask.get(e0 as usize)
+                    || eligible.is_some_and(|m| !m.get(e0 as usize))
                     || comp[origin as usize] == u32::MAX
                     || comp[d as usize] != comp[origin as usize]
                 {
@@ -370,7 +400,13 @@ impl Cycle {
                 }
                 let t0 = g.ts[e0 as usize];
                 let deadline = t0.saturating_add(self.length);
-                layers.build(incoming, origin, t0, deadline);
+                // From a start that need not be the cycle's earliest edge, the cycle lies
+                // within one window length either side of it.
+                let earliest = match eligible {
+                    Some(_) => t0.saturating_sub(self.length - 1),
+                    None => t0,
+                };
+                layers.build(incoming, origin, earliest, deadline);
                 searched += 1;
                 if !layers.may_close(d, self.max_len - 1) {
                     continue;
@@ -383,6 +419,8 @@ impl Cycle {
                     origin,
                     start: (t0, e0),
                     deadline,
+                    starts: eligible,
+                    span: (t0, t0),
                     work: 0,
                     cap,
                     path: vec![e0],
@@ -401,11 +439,17 @@ impl Cycle {
     /// below returns as soon as it is reached).
     fn search(&self, s: &mut Search<'_>, found: &mut Found) {
         let v = *s.nodes.last().expect("the path's end");
-        // Ordered cycles move forward in time; unordered ones only stay in the window.
-        let from = if self.ordered {
-            s.g.ts[*s.path.last().expect("non-empty") as usize]
+        // Ordered cycles move forward in time; unordered ones only stay in the window:
+        // after their first edge, or with `start` within one length of every edge so far.
+        let (from, until) = if self.ordered {
+            (s.g.ts[*s.path.last().expect("non-empty") as usize], s.deadline)
+        } else if s.starts.is_some() {
+            (
+                s.span.1.saturating_sub(self.length - 1),
+                s.span.0.saturating_add(self.length),
+            )
         } else {
-            s.start.0
+            (s.start.0, s.deadline)
         };
         // Every account on the path is in the origin's component, so the adjacency's
         // edges are exactly those the mask and component tests below used to let through,
@@ -414,22 +458,32 @@ impl Cycle {
             ts,
             edge: e,
             dst: d,
-        } in s.adj.window(v, from, s.deadline)
+        } in s.adj.window(v, from, until)
         {
             s.work += 1;
             if s.work >= s.cap {
                 return;
             }
-            // Unordered cycles are searched from their first edge in (time, id) order only;
-            // ordered ones from any edge (equal timestamps allow several starts), and the
-            // canonical key keeps one copy.
-            if !self.ordered && (ts, e) <= s.start {
+            // Unordered cycles are searched from their first edge in (time, id) order only
+            // (with `start`, their first matching edge); ordered ones from any edge (equal
+            // timestamps allow several starts), and the canonical key keeps one copy.
+            if !self.ordered
+                && (ts, e) <= s.start
+                && s.starts.is_none_or(|m| m.get(e as usize))
+            {
                 continue;
             }
             if d == s.origin {
                 if s.path.len() + 1 >= self.min_len {
                     let mut edges = s.path.clone();
                     edges.push(e);
+                    if s.starts.is_some() {
+                        // Listed from the earliest edge, as a search from it lists them.
+                        let first = (0..edges.len())
+                            .min_by_key(|&i| (s.g.ts[edges[i] as usize], edges[i]))
+                            .unwrap_or(0);
+                        edges.rotate_left(first);
+                    }
                     found
                         .entry(canonical(&s.nodes))
                         .or_insert((s.start.1, edges));
@@ -443,11 +497,14 @@ impl Cycle {
             {
                 continue;
             }
+            let span = s.span;
+            s.span = (span.0.min(ts), span.1.max(ts));
             s.path.push(e);
             s.nodes.push(d);
             self.search(s, found);
             s.path.pop();
             s.nodes.pop();
+            s.span = span;
         }
     }
 }
@@ -473,6 +530,20 @@ impl Detector for Cycle {
                 mask.set(e as usize);
             }
         }
+        let eligible = self.start.as_ref().map(|p| {
+            let mut starts = Mask::new(g.edge_count());
+            for e in 0..g.edge_count() as EdgeId {
+                if mask.get(e as usize) {
+                    sc.edge = e;
+                    sc.accounts[0] = g.src[e as usize];
+                    sc.accounts[1] = g.dst[e as usize];
+                    if p.test(&sc) {
+                        starts.set(e as usize);
+                    }
+                }
+            }
+            starts
+        });
         // Strongly connected components of the filtered account graph.
         let comp = g.component_ids(|e| mask.get(e as usize));
         let adj = Adjacency::new(g, &mask, &comp, false);
@@ -482,8 +553,8 @@ impl Detector for Cycle {
             scope.accounts[0] = g.src[e as usize];
             scope.accounts[1] = g.dst[e as usize];
         });
-        // Every cycle is searched from its first edge in (time, id) order, so each is found
-        // once whatever account it starts at; one copy is kept per account sequence, the
+        // Every cycle is searched from its first edge in (time, id) order (with `start`, its
+        // first matching edge), so each is found once whatever account it starts at; one copy is kept per account sequence, the
         // one from the lowest start edge (so the result does not depend on how the starts
         // were shared out). Workers take chunks of start edges in increasing order; plain
         // scoped threads suffice for one split of independent chunks.
@@ -500,7 +571,12 @@ impl Detector for Cycle {
                     sc.spawn(|| {
                         let mut found = Found::new();
                         let counts =
-                            self.search_starts(exec, (&mask, &comp, &adj, &incoming), &starts, &mut found);
+                            self.search_starts(
+                                exec,
+                                (&mask, eligible.as_ref(), &comp, &adj, &incoming),
+                                &starts,
+                                &mut found,
+                            );
                         (found, counts)
                     })
                 })
@@ -604,10 +680,14 @@ mod tests {
     const HOUR: i64 = 3_600_000;
 
     fn detector(ordered: bool, max_length: usize, hours: i64) -> Box<dyn Detector> {
+        detector_from(ordered, max_length, hours, "")
+    }
+
+    fn detector_from(ordered: bool, max_length: usize, hours: i64, extra: &str) -> Box<dyn Detector> {
         let text = format!(
             "id: K-1\ntitle: t\nstatus: test\nseverity: low\ndetect:\n  kind: cycle\n  \
              ordered: {ordered}\n  max_length: {max_length}\n  window: {{ length: {hours}h }}\n  \
-             condition: 'true'\nsummary: s\n"
+             {extra}condition: 'true'\nsummary: s\n"
         );
         let cfg: RuleConfig = serde_saphyr::from_str(&text).expect("parses");
         compile_rule(&cfg, Path::new("K-1-cycle.yaml"), &text, &Shared::default(), &BTreeMap::new())
@@ -650,6 +730,17 @@ mod tests {
     /// accounts, all times within `hours` of the earliest and, when `ordered`, not
     /// decreasing from some edge on.
     fn brute_force(edges: &[(u8, u8, i64)], ordered: bool, max: usize, hours: i64) -> BTreeSet<Vec<u8>> {
+        brute_force_with(edges, ordered, max, hours, &|_| true)
+    }
+
+    /// As [`brute_force`], keeping only edge sequences with an edge `starts` accepts.
+    fn brute_force_with(
+        edges: &[(u8, u8, i64)],
+        ordered: bool,
+        max: usize,
+        hours: i64,
+        starts: &dyn Fn(&(u8, u8, i64)) -> bool,
+    ) -> BTreeSet<Vec<u8>> {
         fn extend(
             edges: &[(u8, u8, i64)],
             path: &mut Vec<usize>,
@@ -688,6 +779,7 @@ mod tests {
                 let span = ts.iter().max().expect("non-empty") - ts.iter().min().expect("non-empty");
                 span < hours && (!ordered || ts.windows(2).all(|w| w[0] <= w[1]))
             })
+            .filter(|c| c.iter().any(|&i| starts(&edges[i])))
             .map(|c| canonical_names(&c.iter().map(|&i| edges[i].0).collect::<Vec<_>>()))
             .collect()
     }
@@ -718,6 +810,44 @@ mod tests {
             prop_assert_eq!(got.len(), findings.len(), "one finding per cycle");
             prop_assert_eq!(got, brute_force(&edges, ordered, max, hours));
         }
+
+        /// With `start`, an unordered search finds exactly the cycles that have a matching
+        /// edge, and lists each from its earliest edge.
+        #[test]
+        fn cycle_search_from_matching_starts_equals_brute_force(
+            edges in prop::collection::vec((0u8..6, 0u8..6, 0i64..48), 1..28),
+            modulus in 1i64..4,
+            max in 2usize..6,
+            hours in 1i64..30,
+        ) {
+            let g = graph(&edges);
+            let start = format!("start: 'tx.hour % {modulus} == 0'\n  ");
+            let (findings, (capped, _)) = run(detector_from(false, max, hours, &start).as_ref(), &g);
+            prop_assert_eq!(capped, 0);
+            let mut got = BTreeSet::new();
+            for f in &findings {
+                let ts: Vec<(i64, EdgeId)> = f.edges.iter().map(|&e| (g.ts[e as usize], e)).collect();
+                prop_assert_eq!(ts.iter().min(), ts.first(), "listed from the earliest edge");
+                let names: Vec<u8> = f.accounts.iter()
+                    .map(|&a| g.account_name(a)[1..].parse().expect("a<digit>"))
+                    .collect();
+                got.insert(canonical_names(&names));
+            }
+            prop_assert_eq!(got.len(), findings.len(), "one finding per cycle");
+            let matches = |e: &(u8, u8, i64)| (e.2 % 24) % modulus == 0;
+            prop_assert_eq!(got, brute_force_with(&edges, false, max, hours, &matches));
+        }
+    }
+
+    #[test]
+    fn start_is_refused_on_ordered_cycles() {
+        let text = "id: K-1\ntitle: t\nstatus: test\nseverity: low\ndetect:\n  kind: cycle\n  \
+                    start: 'tx.amount > 1.0'\n  window: { length: 1d }\n  condition: 'true'\nsummary: s\n";
+        let cfg: RuleConfig = serde_saphyr::from_str(text).expect("parses");
+        let err = compile_rule(&cfg, Path::new("K-1-cycle.yaml"), text, &Shared::default(), &BTreeMap::new())
+            .err()
+            .expect("refused");
+        assert!(format!("{err:?}").contains("unordered cycles only"), "{err:?}");
     }
 
     #[test]

@@ -402,7 +402,9 @@ impl Detector for Flow {
         let mut findings = Vec::new();
         // Per-window buffers, reused from window to window.
         let mut sets: [Vec<EdgeId>; 5] = Default::default();
-        let (mut sources, mut sinks): (Vec<AccountId>, Vec<AccountId>) = (Vec::new(), Vec::new());
+        // Distinct sources and sinks are counted by stamping accounts, not by sorting: a
+        // sink's window can hold many thousand paths, and each path is in several windows.
+        let mut stamps = Stamps::new(g.account_count());
         // The path positions each set takes its edges from.
         let positions: [Vec<usize>; 5] = [
             if s_at > 0 { vec![s_at - 1] } else { vec![] },
@@ -456,23 +458,24 @@ impl Detector for Flow {
                 if lo == hi {
                     continue;
                 }
-                sources.clear();
-                sinks.clear();
-                for i in lo..hi {
-                    let p = paths.get(i);
-                    sources.push(g.src[p[0] as usize]);
-                    sinks.push(g.dst[p[hops - 1] as usize]);
-                }
-                let distinct = |v: &mut Vec<AccountId>| {
-                    v.sort_unstable();
-                    v.dedup();
-                    v.len() as i64
+                // `paths`, `sources`, `sinks`, counted when the condition first reads them.
+                let mut builtin = |b: usize| match b {
+                    0 => Metric::Int((hi - lo) as i64),
+                    _ => {
+                        stamps.next_round();
+                        let distinct = (lo..hi)
+                            .filter(|&i| {
+                                let p = paths.get(i);
+                                stamps.first_visit(if b == 1 {
+                                    g.src[p[0] as usize]
+                                } else {
+                                    g.dst[p[hops - 1] as usize]
+                                })
+                            })
+                            .count();
+                        Metric::Int(distinct as i64)
+                    }
                 };
-                let builtins = [
-                    Metric::Int((hi - lo) as i64),
-                    Metric::Int(distinct(&mut sources)),
-                    Metric::Int(distinct(&mut sinks)),
-                ];
                 // The sets are gathered when the condition first reads an aggregate.
                 let mut built = false;
                 let mut gather = |sets: &mut [Vec<EdgeId>; 5]| {
@@ -504,7 +507,7 @@ impl Detector for Flow {
                 let n_aggs = self.aggregates.len();
                 let mut metric = |i: usize| {
                     if i >= n_aggs {
-                        return builtins[i - n_aggs];
+                        return builtin(i - n_aggs);
                     }
                     gather(&mut sets);
                     let views = set_views(&sets);
@@ -525,7 +528,7 @@ impl Detector for Flow {
                 };
                 let mut sc = Scope::new(g, exec.zone);
                 sc.accounts[0] = subject;
-                let lazy = LazyMetrics::new(&sc, &mut cache, n_aggs + builtins.len(), &mut metric);
+                let lazy = LazyMetrics::new(&sc, &mut cache, n_aggs + BUILTINS.len(), &mut metric);
                 if !self.condition.test(&lazy) {
                     continue;
                 }
@@ -558,5 +561,33 @@ impl Detector for Flow {
             }
         }
         findings
+    }
+}
+
+/// Marks accounts as seen within one round; a new round forgets them all at once.
+struct Stamps {
+    round_of: Vec<u32>,
+    round: u32,
+}
+
+impl Stamps {
+    fn new(accounts: usize) -> Stamps {
+        Stamps {
+            round_of: vec![0; accounts],
+            round: 0,
+        }
+    }
+
+    fn next_round(&mut self) {
+        self.round = self.round.wrapping_add(1);
+        if self.round == 0 {
+            self.round_of.fill(0);
+            self.round = 1;
+        }
+    }
+
+    /// Whether `a` is seen for the first time this round (and marks it).
+    fn first_visit(&mut self, a: AccountId) -> bool {
+        std::mem::replace(&mut self.round_of[a as usize], self.round) != self.round
     }
 }

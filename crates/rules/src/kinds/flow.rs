@@ -309,16 +309,13 @@ impl Flow {
             self.extend(g, hop_masks, &mut stack, &mut nodes, &mut groups);
         }
         for p in groups.iter_mut().filter(|p| p.len() > 1) {
-            // By first-hop time, then by the edges: compared in place, not as copied keys.
-            let mut order: Vec<usize> = (0..p.len()).collect();
-            order.sort_by(|&a, &b| {
-                let (pa, pb) = (p.get(a), p.get(b));
-                g.ts[pa[0] as usize]
-                    .cmp(&g.ts[pb[0] as usize])
-                    .then_with(|| pa.cmp(pb))
-            });
+            // By first-hop time, then by the edges; the time is read once per path.
+            let mut order: Vec<(i64, usize)> = (0..p.len())
+                .map(|i| (g.ts[p.get(i)[0] as usize], i))
+                .collect();
+            order.sort_unstable_by(|&(ta, a), &(tb, b)| ta.cmp(&tb).then_with(|| p.get(a).cmp(p.get(b))));
             let mut flat = Vec::with_capacity(p.flat.len());
-            for &i in &order {
+            for &(_, i) in &order {
                 flat.extend_from_slice(p.get(i));
             }
             p.flat = flat;
@@ -374,10 +371,15 @@ fn sorted_set(g: &TemporalGraph, mut v: Vec<EdgeId>) -> Vec<EdgeId> {
     v
 }
 
-/// Sorts by (time, id) and drops repeats, in place.
+/// Sorts by (time, id) and drops repeats, in place. Each time is read once into a key:
+/// the edges lie anywhere in the graph's columns, and a comparison sort reading them
+/// would miss the caches log n times per edge.
 fn sort_set(g: &TemporalGraph, v: &mut Vec<EdgeId>) {
-    v.sort_unstable_by_key(|&e| (g.ts[e as usize], e));
-    v.dedup();
+    let mut keys: Vec<(i64, EdgeId)> = v.iter().map(|&e| (g.ts[e as usize], e)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    v.clear();
+    v.extend(keys.into_iter().map(|(_, e)| e));
 }
 
 impl Detector for Flow {

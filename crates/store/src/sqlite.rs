@@ -228,31 +228,53 @@ impl Backend for Sqlite {
              WHERE t.rowid > $1 AND t.ts >= $2 AND t.ts < $3 ORDER BY t.rowid LIMIT $4)",
             rows::TX_COLUMNS
         );
-        let (mut after, mut n) = (i64::MIN, 0u64);
-        loop {
+        // One chunk is parsed (on a blocking thread) and handed to `sink` while SQLite
+        // builds the next one in sqlx's worker thread.
+        let fetch = |c: &'e mut SqliteConnection, after: i64| {
             let q = sql::query::<Sqlite>(&sql)
                 .bind(after)
                 .bind(lo)
                 .bind(hi)
                 .bind(TX_PER_CHUNK);
-            let Some(row) = Sqlite::fetch_optional(c, q).await? else {
-                break;
-            };
-            let count: i64 = get::<Sqlite, _>(&row, 0)?;
-            if count == 0 {
-                break;
+            async move {
+                let Some(row) = Sqlite::fetch_optional(&mut *c, q).await? else {
+                    return Ok::<_, StoreError>((c, None));
+                };
+                let count: i64 = get::<Sqlite, _>(&row, 0)?;
+                if count == 0 {
+                    return Ok((c, None));
+                }
+                let last: i64 = get::<Sqlite, _>(&row, 1)?;
+                let json: String = get::<Sqlite, _>(&row, 2)?;
+                Ok((c, Some((count, last, json))))
             }
-            after = get::<Sqlite, _>(&row, 1)?;
-            let json: String = get::<Sqlite, _>(&row, 2)?;
-            let chunk: Vec<rows::TxFields> = serde_json::from_str(&json)
-                .map_err(|e| StoreError::Corrupt(format!("a transaction chunk: {e}")))?;
-            for fields in chunk {
-                sink(rows::transaction_of(fields)?);
+        };
+        let mut n = 0u64;
+        let (mut c, mut next) = fetch(c, i64::MIN).await?;
+        while let Some((count, last, json)) = next.take() {
+            let parse = tokio::task::spawn_blocking(move || {
+                serde_json::from_str::<Vec<rows::TxFields>>(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("a transaction chunk: {e}")))?
+                    .into_iter()
+                    .map(rows::transaction_of)
+                    .collect::<Result<Vec<Transaction>, StoreError>>()
+            });
+            let more = count == TX_PER_CHUNK;
+            let deliver = async {
+                let chunk = parse
+                    .await
+                    .map_err(|e| StoreError::Corrupt(format!("a transaction chunk: {e}")))??;
+                chunk.into_iter().for_each(&mut *sink);
+                Ok::<_, StoreError>(())
+            };
+            if more {
+                let (fetched, delivered) = tokio::join!(fetch(c, last), deliver);
+                delivered?;
+                (c, next) = fetched?;
+            } else {
+                deliver.await?;
             }
             n += count as u64;
-            if count < TX_PER_CHUNK {
-                break;
-            }
         }
         Ok(n)
     }

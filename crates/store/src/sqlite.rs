@@ -261,9 +261,11 @@ impl Backend for Sqlite {
             });
             let more = count == TX_PER_CHUNK;
             let deliver = async {
-                let chunk = parse
-                    .await
-                    .map_err(|e| StoreError::Corrupt(format!("a transaction chunk: {e}")))??;
+                let chunk = match parse.await {
+                    Ok(chunk) => chunk?,
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(e) => return Err(StoreError::Corrupt(format!("a transaction chunk: {e}"))),
+                };
                 chunk.into_iter().for_each(&mut *sink);
                 Ok::<_, StoreError>(())
             };

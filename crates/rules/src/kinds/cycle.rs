@@ -32,8 +32,10 @@ and comes back through intermediaries, usually a little less each hop.
   least one of its transactions matches, and the search begins at those alone. Binds
   `tx`, `from`, `to`, `merchant`. When the condition cannot hold without such a
   transaction (for example "half the hops sent by one-off accounts"), saying so here
-  gives the same cycles for a fraction of the work on a busy background, where most
-  transactions would otherwise each start a search.
+  gives the same cycles (account sequences) for a fraction of the work on a busy
+  background, where most transactions would otherwise each start a search. Where
+  parallel transactions make one cycle in several ways, the one reported is found from
+  its earliest matching transaction.
 - `min_length`, `max_length`: cycle length in transactions (default 2 and 6, at most 12).
 - `ordered` (default true): each hop no earlier than the one before; with `false`, the
   hops may happen in any order as long as all fall within the window length.
@@ -345,7 +347,7 @@ struct Search<'a> {
     start: (i64, EdgeId),
     deadline: i64,
     /// Edges that may start a search, when not all may (`start`).
-    starts: Option<&'a Mask>,
+    eligible: Option<&'a Mask>,
     /// Earliest and latest time on the path.
     span: (i64, i64),
     /// Arcs examined so far, and the cap.
@@ -419,7 +421,7 @@ impl Cycle {
                     origin,
                     start: (t0, e0),
                     deadline,
-                    starts: eligible,
+                    eligible,
                     span: (t0, t0),
                     work: 0,
                     cap,
@@ -443,7 +445,7 @@ impl Cycle {
         // after their first edge, or with `start` within one length of every edge so far.
         let (from, until) = if self.ordered {
             (s.g.ts[*s.path.last().expect("non-empty") as usize], s.deadline)
-        } else if s.starts.is_some() {
+        } else if s.eligible.is_some() {
             (
                 s.span.1.saturating_sub(self.length - 1),
                 s.span.0.saturating_add(self.length),
@@ -469,7 +471,7 @@ impl Cycle {
             // timestamps allow several starts), and the canonical key keeps one copy.
             if !self.ordered
                 && (ts, e) <= s.start
-                && s.starts.is_none_or(|m| m.get(e as usize))
+                && s.eligible.is_none_or(|m| m.get(e as usize))
             {
                 continue;
             }
@@ -477,7 +479,7 @@ impl Cycle {
                 if s.path.len() + 1 >= self.min_len {
                     let mut edges = s.path.clone();
                     edges.push(e);
-                    if s.starts.is_some() {
+                    if s.eligible.is_some() {
                         // Listed from the earliest edge, as a search from it lists them.
                         let first = (0..edges.len())
                             .min_by_key(|&i| (s.g.ts[edges[i] as usize], edges[i]))
@@ -543,7 +545,9 @@ impl Detector for Cycle {
                 }
             }
             starts
-        });
+        })
+        // A `start` every transaction matches (ML-03 with a zero share) is no `start`.
+        .filter(|starts| (0..g.edge_count()).any(|e| mask.get(e) && !starts.get(e)));
         // Strongly connected components of the filtered account graph.
         let comp = g.component_ids(|e| mask.get(e as usize));
         let adj = Adjacency::new(g, &mask, &comp, false);
@@ -837,6 +841,19 @@ mod tests {
             let matches = |e: &(u8, u8, i64)| (e.2 % 24) % modulus == 0;
             prop_assert_eq!(got, brute_force_with(&edges, false, max, hours, &matches));
         }
+    }
+
+    #[test]
+    fn only_cycles_with_a_matching_transaction_are_reported() {
+        // a0 ⇄ a1 at hours 1 and 2 (no match), a2 ⇄ a3 at hours 3 and 4 (hour 3 matches).
+        let g = graph(&[(0, 1, 1), (1, 0, 2), (2, 3, 3), (3, 2, 4)]);
+        let (all, _) = run(detector(false, 4, 24).as_ref(), &g);
+        assert_eq!(all.len(), 2);
+        let start = "start: 'tx.hour % 3 == 0'\n  ";
+        let (found, (_, searched)) = run(detector_from(false, 4, 24, start).as_ref(), &g);
+        let names: Vec<&str> = found[0].accounts.iter().map(|&a| g.account_name(a)).collect();
+        assert_eq!((found.len(), names), (1, vec!["a2", "a3"]));
+        assert_eq!(searched, 1, "one search, from the one matching transaction");
     }
 
     #[test]

@@ -33,7 +33,8 @@ scatter-gather and layering are longer paths.
 - `aggregates` over the sets `in` (hops into the subject), `out` (hops out of it),
   `first`, `last` and `edges`; `dwell`, `retention`, `balance_peak` and `balance_open` use `in` and `out`.
 - Built-in metrics: `paths`, `sources` (distinct origins), `sinks` (distinct ends).
-  They cost one pass over the window's paths; an aggregate first gathers its set. The
+  `sources` and `sinks` cost one pass over the window's paths, `paths` nothing; an
+  aggregate first gathers its edge set. The
   condition reads metrics from left to right as it needs them, so a test of a built-in
   placed first spares the aggregates of every window it rejects.
 - `condition` (CEL): binds the metrics and `node` (the subject).

@@ -4,21 +4,12 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::support::Db;
+use crate::support::{Db, ingest_demo};
 
 /// A database holding the demo set and its pool alerts; returns the id of the demo hub's.
 fn demo_with_alerts(db: &Db) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let demo = root.join("datasets/demo");
-    db.cmd()
-        .args(["ingest", "--transactions"])
-        .arg(demo.join("transactions.csv"))
-        .arg("--accounts")
-        .arg(demo.join("accounts.csv"))
-        .arg("--merchants")
-        .arg(demo.join("merchants.csv"))
-        .assert()
-        .success();
+    ingest_demo(db.cmd());
     db.cmd()
         .current_dir(root)
         .args(["scan", "--rules", "rules/two-clear/TC-04-fund-pool.yaml"])

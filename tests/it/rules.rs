@@ -4,7 +4,7 @@ use std::path::Path;
 
 use predicates::str::contains;
 
-use crate::support::{Db, external, fixture};
+use crate::support::{Db, external, fixture, ingest_demo};
 use clearwatch_store::AlertStore;
 
 #[test]
@@ -336,6 +336,43 @@ fn every_shipped_rule_has_a_snapshot_of_its_demo_alerts() {
     }
 }
 
+/// A stored alert's summary renders again from its stored metrics: the same text in UTC,
+/// and times with the reader's offset in another zone (what the dashboard shows).
+#[test]
+fn stored_summaries_render_again_in_a_readers_zone() {
+    let alerts = scan_demo("rules");
+    let (set, _) = clearwatch_rules::load::load_shipped();
+    let shanghai = clearwatch_model::Zone::parse("Asia/Shanghai").expect("known zone");
+    let (mut with_times, mut rendered) = (0, 0);
+    for value in &alerts {
+        let alert: clearwatch_model::Alert =
+            serde_json::from_value(value.clone()).expect("an alert");
+        let rule = set
+            .rules
+            .iter()
+            .find(|r| r.id == alert.rule_id)
+            .expect("a shipped rule");
+        // Where rounded metrics would print differently, nothing is rendered again.
+        let Some(utc) = rule.summary_in(&alert, clearwatch_model::Zone::UTC) else {
+            continue;
+        };
+        rendered += 1;
+        assert_eq!(utc, alert.summary, "{}", alert.id);
+        let local = rule.summary_in(&alert, shanghai).expect("renders");
+        if alert.summary.contains("Z ") || alert.summary.contains("Z.") {
+            with_times += 1;
+            assert!(local.contains("+08:00"), "{local}");
+            assert!(!local.contains("Z "), "{local}");
+        }
+    }
+    assert!(
+        rendered * 10 >= alerts.len() * 9,
+        "{rendered} of {} summaries render again",
+        alerts.len()
+    );
+    assert!(with_times > 50, "only {with_times} summaries print times");
+}
+
 #[test]
 fn fail_on_severity_sets_the_exit_code() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -505,16 +542,7 @@ async fn a_published_rule_version_changes_the_next_store_scan() {
     use clearwatch_store::RuleVersion;
     let db = Db::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let demo = root.join("datasets/demo");
-    db.cmd()
-        .args(["ingest", "--transactions"])
-        .arg(demo.join("transactions.csv"))
-        .arg("--accounts")
-        .arg(demo.join("accounts.csv"))
-        .arg("--merchants")
-        .arg(demo.join("merchants.csv"))
-        .assert()
-        .success();
+    ingest_demo(db.cmd());
     let file = "rules/two-clear/TC-04-fund-pool.yaml";
     let scan = |extra: &[&str]| {
         let out = db

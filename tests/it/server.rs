@@ -23,6 +23,7 @@ use clearwatch_store::{AlertFilter, RuleVersion};
 use tower::ServiceExt;
 
 use crate::store::TestDb;
+use crate::support::ingest_demo;
 
 struct Fixture {
     _db: TestDb,
@@ -1157,6 +1158,58 @@ async fn times_show_in_the_users_time_zone() {
     );
 }
 
+/// A stored summary prints its times in the reader's zone, rendered again from the
+/// alert's metrics by the rule version that raised it.
+#[tokio::test]
+async fn alert_summaries_show_times_in_the_users_time_zone() {
+    let f = fixture().await;
+    ingest_demo(f._db.cmd());
+    let rule = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("rules/two-clear/TC-04-fund-pool.yaml");
+    f._db
+        .cmd()
+        .arg("scan")
+        .arg("--rules")
+        .arg(rule)
+        .assert()
+        .success();
+    let filter = AlertFilter {
+        rule_id: Some("TC-04".into()),
+        limit: 1,
+        ..AlertFilter::default()
+    };
+    let stored = f.st.store.alerts(&filter).await.unwrap().remove(0);
+    assert!(
+        stored.alert.summary.contains("T00:00:00Z"),
+        "{}",
+        stored.alert.summary
+    );
+    let (cookie, csrf) = login_as(&f.st, "analyst").await;
+    let summary_of = |page: &str| {
+        let at = page.find("<p id=\"summary\">").expect("a summary");
+        page[at..at + page[at..].find("</p>").unwrap()].to_string()
+    };
+    let path = format!("/alerts/{}", stored.alert.id);
+    let (_, _, page) = send(&f.app, request("GET", &path, Some(&cookie), None, "")).await;
+    assert!(summary_of(&page).contains("T00:00:00Z"), "{page}");
+    let (status, _, _) = send(
+        &f.app,
+        request(
+            "POST",
+            "/profile",
+            Some(&cookie),
+            Some(&csrf),
+            "time_zone=Asia%2FShanghai",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = send(&f.app, request("GET", &path, Some(&cookie), None, "")).await;
+    let local = summary_of(&page);
+    assert!(local.contains("T08:00:00+08:00"), "{local}");
+    assert!(!local.contains("T00:00:00Z"), "{local}");
+}
+
 /// The dashboard shows which rules run a published version; a publication is stored and
 /// audited, and the rule page then shows it as what scans run.
 #[tokio::test]
@@ -1218,18 +1271,7 @@ async fn published_rules_are_marked_on_the_rules_pages() {
 #[tokio::test]
 async fn backtest_compares_an_edited_rule_with_the_stored_alerts() {
     let f = fixture().await;
-    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo");
-    f._db
-        .cmd()
-        .arg("ingest")
-        .arg("--transactions")
-        .arg(demo.join("transactions.csv"))
-        .arg("--accounts")
-        .arg(demo.join("accounts.csv"))
-        .arg("--merchants")
-        .arg(demo.join("merchants.csv"))
-        .assert()
-        .success();
+    ingest_demo(f._db.cmd());
     let (cookie, csrf) = login_as(&f.st, "rule_author").await;
     let file = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -90,3 +90,17 @@ pub fn summary_counts(stdout: &[u8]) -> [u64; 4] {
         .collect();
     [nums[0], nums[1], nums[2], nums[3]]
 }
+
+/// Loads the demo set's transactions, accounts and merchants with `cmd` (a store's
+/// `clearwatch` command).
+pub fn ingest_demo(mut cmd: Command) {
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo");
+    cmd.args(["ingest", "--transactions"])
+        .arg(demo.join("transactions.csv"))
+        .arg("--accounts")
+        .arg(demo.join("accounts.csv"))
+        .arg("--merchants")
+        .arg(demo.join("merchants.csv"))
+        .assert()
+        .success();
+}

@@ -329,7 +329,7 @@ fn to_alert(rule: &Rule, f: &Finding, currency: &str, g: &TemporalGraph) -> Aler
         from: f.from,
         until: f.until,
     };
-    let rendered = rule.summary.render(&Values {
+    let summary = rule.summary_of(&Values {
         metrics: &f.metrics,
         subject: &f.subject.id,
         from: f.from,
@@ -338,8 +338,6 @@ fn to_alert(rule: &Rule, f: &Finding, currency: &str, g: &TemporalGraph) -> Aler
         params: &rule.params,
         zone: rule.time_zone,
     });
-    // YAML block scalars leave line breaks and trailing newlines: one line, single spaces.
-    let summary = rendered.split_whitespace().collect::<Vec<_>>().join(" ");
     let metrics = rule
         .metrics
         .iter()

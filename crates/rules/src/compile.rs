@@ -20,9 +20,10 @@ use super::kinds::{self, Align, Detector, Reach, Windows};
 use super::load::{Origin, yaml_error};
 use super::params::{PARAM_TYPES, ParamValue, Params, parse_duration};
 use super::scope;
-use super::template::Template;
+use super::scope::Metric;
+use super::template::{Template, Values};
 use clearwatch_model::Severity;
-use clearwatch_model::{Millis, Zone};
+use clearwatch_model::{Alert, Currency, ExcessPrecision, Millis, Zone, parse_amount};
 
 /// How far a rule is along its life: what a scan runs by default (all but `deprecated`),
 /// and what a `stable` rule must carry (a positive and a negative test case).
@@ -131,6 +132,61 @@ pub struct Rule {
 impl Rule {
     pub fn tests(&self) -> &[TestConfig] {
         &self.config.tests
+    }
+
+    /// Its summary of `values` on one line with single spaces (YAML block scalars leave
+    /// line breaks and trailing newlines).
+    pub fn summary_of(&self, values: &Values<'_>) -> String {
+        let rendered = self.summary.render(values);
+        rendered.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// The summary of a stored alert of this rule version again, with its times in `zone`
+    /// (a reader's zone), from the metrics the alert stored. `None` when the alert is of
+    /// another version, a metric is missing or of another type, or the stored metrics do
+    /// not give back the stored summary in the rule's own zone (they are rounded to four
+    /// places, so a percentage can print differently): the stored text then stands.
+    pub fn summary_in(&self, alert: &Alert, zone: Zone) -> Option<String> {
+        if alert.rule_version != self.version {
+            return None;
+        }
+        let exponent = alert
+            .currency
+            .as_deref()
+            .and_then(Currency::from_code)
+            .map(Currency::exponent);
+        let metrics = self
+            .metrics
+            .iter()
+            .map(|(name, _)| match alert.metrics.get(name)? {
+                serde_json::Value::String(text) => {
+                    let exp = exponent?;
+                    parse_amount(text, exp, ExcessPrecision::Reject)
+                        .ok()
+                        .map(|minor| Metric::Money(minor, exp))
+                }
+                serde_json::Value::Number(n) => n
+                    .as_i64()
+                    .map(Metric::Int)
+                    .or_else(|| n.as_f64().map(Metric::Float)),
+                serde_json::Value::Null => Some(Metric::Float(f64::NAN)),
+                _ => None,
+            })
+            .collect::<Option<Vec<Metric>>>()?;
+        let mut values = Values {
+            metrics: &metrics,
+            subject: &alert.subject.id,
+            from: alert.window.from,
+            until: alert.window.until,
+            currency: alert.currency.as_deref().unwrap_or(""),
+            params: &self.params,
+            zone: self.time_zone,
+        };
+        if self.summary_of(&values) != alert.summary {
+            return None;
+        }
+        values.zone = zone;
+        Some(self.summary_of(&values))
     }
 }
 

@@ -17,7 +17,7 @@ use clearwatch_export::flowgraph::flow_graph;
 use clearwatch_model::StoredAlert;
 use clearwatch_model::calendar::WorkingCalendar;
 use clearwatch_model::case::{Deadline, Status, UserRole};
-use clearwatch_model::{Currency, Severity, Transaction, format_ts, parse_rfc3339};
+use clearwatch_model::{Currency, Severity, Transaction, Zone, format_ts, parse_rfc3339};
 use clearwatch_store::cases::CaseUpdate;
 use clearwatch_store::{AlertFilter, AlertSort, AlertStore, AuditStore, CaseStore, UserStore};
 
@@ -409,6 +409,9 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
     let status = a.status;
     let pending = st.store.approvals(Some(id), true).await?.into_iter().next();
     let deadline = case_deadline(st, &a).await?;
+    let summary = current
+        .and_then(|r| r.summary_in(&a.alert, Zone::Named(ctx.tz)))
+        .unwrap_or_else(|| a.alert.summary.clone());
     Ok(AlertPage {
         ctx,
         deadline,
@@ -417,6 +420,7 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
             current.map_or(&[][..], |r| r.thresholds.as_slice()),
         ),
         rule_changed: current.is_none(),
+        summary,
         window: (
             format_ts(a.alert.window.from),
             format_ts(a.alert.window.until),

@@ -210,6 +210,9 @@ pub struct AlertPage {
     /// Whether the rule version that raised the alert is not the one loaded now (its
     /// thresholds are then not shown).
     pub rule_changed: bool,
+    /// The summary with its times in the user's zone (as stored when the rule version
+    /// that raised it is not loaded).
+    pub summary: String,
     pub window: (String, String),
     /// JSON for the graph, placed in a `data-` attribute (escaped as any attribute).
     pub graph_json: String,

@@ -557,11 +557,12 @@ impl Detector for Cycle {
             scope.accounts[0] = g.src[e as usize];
             scope.accounts[1] = g.dst[e as usize];
         });
-        // Every cycle is searched from its first edge in (time, id) order (with `start`, its
-        // first matching edge), so each is found once whatever account it starts at; one copy is kept per account sequence, the
-        // one from the lowest start edge (so the result does not depend on how the starts
-        // were shared out). Workers take chunks of start edges in increasing order; plain
-        // scoped threads suffice for one split of independent chunks.
+        // Every cycle is searched from its first edge in (time, id) order (with `start`,
+        // its first matching edge), so each is found once whatever account it starts at;
+        // one copy is kept per account sequence, the one from the lowest start edge (so
+        // the result does not depend on how the starts were shared out). Workers take
+        // chunks of start edges in increasing order; plain scoped threads suffice for one
+        // split of independent chunks.
         let next = AtomicUsize::new(0);
         let starts = || {
             let lo = next.fetch_add(CHUNK, Ordering::Relaxed).min(g.edge_count());

@@ -34,9 +34,9 @@ scatter-gather and layering are longer paths.
   `first`, `last` and `edges`; `dwell`, `retention`, `balance_peak` and `balance_open` use `in` and `out`.
 - Built-in metrics: `paths`, `sources` (distinct origins), `sinks` (distinct ends).
   `sources` and `sinks` cost one pass over the window's paths, `paths` nothing; an
-  aggregate first gathers its edge set. The
-  condition reads metrics from left to right as it needs them, so a test of a built-in
-  placed first spares the aggregates of every window it rejects.
+  aggregate first gathers its edge set. The condition reads metrics from left to right
+  as it needs them, so a test of a built-in placed first spares the aggregates of every
+  window it rejects.
 - `condition` (CEL): binds the metrics and `node` (the subject).
 
 A subject keeps at most 20,000 paths; when it finds more, `scan` says for how many
@@ -314,7 +314,9 @@ impl Flow {
             let mut order: Vec<(i64, usize)> = (0..p.len())
                 .map(|i| (g.ts[p.get(i)[0] as usize], i))
                 .collect();
-            order.sort_unstable_by(|&(ta, a), &(tb, b)| ta.cmp(&tb).then_with(|| p.get(a).cmp(p.get(b))));
+            order.sort_unstable_by(|&(ta, a), &(tb, b)| {
+                ta.cmp(&tb).then_with(|| p.get(a).cmp(p.get(b)))
+            });
             let mut flat = Vec::with_capacity(p.flat.len());
             for &(_, i) in &order {
                 flat.extend_from_slice(p.get(i));

@@ -26,6 +26,9 @@ def main() -> None:
         if name in ("rows", "agree", "stable_alerts"):
             s[name] = int(float(wall))
             continue
+        if name.startswith("step:"):
+            s.setdefault("steps", {}).setdefault(name[5:], []).append(float(wall))
+            continue
         m = s["measurements"].setdefault(name, {"wall_s": [], "cpu_s": [], "rss_kib": [], "timed_out": False})
         if rc == "124":
             m["timed_out"] = True
@@ -34,6 +37,7 @@ def main() -> None:
         m["rss_kib"].append(int(rss))
     rows_out = []
     for size, s in sizes.items():
+        s["steps"] = {k: round(statistics.median(v), 3) for k, v in s.get("steps", {}).items()}
         n = s.get("rows", 0)
         for name, m in s["measurements"].items():
             med = {k: statistics.median(v) for k, v in m.items() if isinstance(v, list)}
@@ -76,6 +80,26 @@ def main() -> None:
     for size, name, m in rows_out:
         tps = f"{m['tx_per_s']:,}" if m["tx_per_s"] else "-"
         print(f"{size:>5}  {name:<28} {m['wall_s']:>8.2f} {m['cpu_s']:>8.2f} {m['peak_rss_mib']:>12.1f} {tps:>12} {m['rss_bytes_per_tx'] or '-':>9}")
+    # Steps and rules of the stable pack's scan (seconds from `scan --timings`, the rule
+    # times CPU seconds of their worker), medians, and how each grows from the smallest
+    # size to the largest: a ratio well above the ratio of the sizes is a superlinear step.
+    names = list(sizes)
+    steps = sorted({k for s in sizes.values() for k in s["steps"]},
+                   key=lambda k: (k != "read input and build graph", -sizes[names[-1]]["steps"].get(k, 0), k))
+    if steps:
+        print()
+        ratio = len(names) > 1
+        head = "".join(f"{n:>10}" for n in names) + (f"{names[-1] + ' / ' + names[0]:>14}" if ratio else "")
+        print(f"{'step (s)':<34}{head}")
+        rows_ratio = sizes[names[-1]].get("rows", 0) / max(sizes[names[0]].get("rows", 0), 1)
+        for k in steps:
+            vals = [sizes[n]["steps"].get(k) for n in names]
+            line = "".join(f"{v:>10.3f}" if v is not None else f"{'-':>10}" for v in vals)
+            if ratio and vals[0] and vals[-1] is not None:
+                line += f"{vals[-1] / vals[0]:>14.1f}"
+            print(f"{k:<34}{line}")
+        if ratio:
+            print(f"{'(transactions)':<34}{'':>{10 * len(names)}}{rows_ratio:>14.1f}")
     for size, s in sizes.items():
         agree = {1: "agree", 0: "DIFFER"}.get(s.get("agree"), "not compared")
         print(f"{size:>5}  {s.get('rows', 0):,} transactions; stable pack alerts {s.get('stable_alerts', '-')}; "

@@ -10,7 +10,10 @@
 --   * per subject, consecutive firing windows form one episode reported once, at its
 --     highest-scoring window (the earliest on ties);
 --   * TC-04's dwell (median, amount-weighted, FIFO) and pass-through start from the pool's
---     state one window length before the window.
+--     state one window length before the window;
+--   * TC-04's `pays_on_pool_cadence` (rules/_shared): the comparison scans run without the
+--     merchant registry, so no settlement is for another holder's registered merchant and
+--     the cadence test always applies: payouts * 48 h >= payees * settled days * 24 h.
 -- Statements are separated by lines holding only `;`; run.py times them all, together
 -- with the CSV load. Parameters: {tx}, {accounts} (file paths).
 
@@ -55,13 +58,15 @@ WHERE NOT (s_lic OR s_role IN ('acquirer', 'bank'))
 -- Window k (7 d long, stepped by 1 d) holds day k .. k+6.
 CREATE TABLE tc04_win AS
 WITH daily AS (
-  SELECT currency, hub, is_out, ts // 86400000 AS day, peer, sum(amt) AS amt
+  SELECT currency, hub, is_out, ts // 86400000 AS day, peer, sum(amt) AS amt, count(*) AS n
   FROM tc04_rows GROUP BY ALL
 )
 SELECT currency, hub, day - i AS k,
        coalesce(sum(amt) FILTER (WHERE is_out = 0), 0) AS inflow,
        coalesce(sum(amt) FILTER (WHERE is_out = 1), 0) AS outflow,
-       count(DISTINCT peer) FILTER (WHERE is_out = 1) AS payees
+       count(DISTINCT peer) FILTER (WHERE is_out = 1) AS payees,
+       coalesce(sum(n) FILTER (WHERE is_out = 1), 0) AS payouts,
+       count(DISTINCT day) FILTER (WHERE is_out = 0) AS settled_days
 FROM daily, range(0, 7) AS r(i)
 GROUP BY ALL
 ;
@@ -71,6 +76,7 @@ WHERE payees >= 10
   AND inflow > 0 AND outflow::DOUBLE / inflow::DOUBLE >= 0.9::DOUBLE
   AND outflow::DOUBLE / inflow::DOUBLE <= 1.5::DOUBLE
   AND inflow::DOUBLE / 100.0::DOUBLE >= 3000.0::DOUBLE
+  AND payouts::DOUBLE * 48.0::DOUBLE >= payees::DOUBLE * settled_days::DOUBLE * 24.0::DOUBLE
 ;
 -- Dwell of the firing windows: events from one window length before the window to its
 -- end, inflows first at equal times. The FIFO queue's total is the balance clamped at

@@ -1070,6 +1070,22 @@ async fn admin_manages_users() {
     ));
 }
 
+/// Posts the profile form with `zone` (URL-encoded) as the signed-in user's time zone.
+async fn set_time_zone(
+    f: &Fixture,
+    cookie: &str,
+    csrf: &str,
+    zone: &str,
+) -> (StatusCode, axum::http::HeaderMap) {
+    let body = format!("time_zone={zone}");
+    let (status, headers, _) = send(
+        &f.app,
+        request("POST", "/profile", Some(cookie), Some(csrf), &body),
+    )
+    .await;
+    (status, headers)
+}
+
 /// A user sets their own time zone (audited); every page then shows times in it.
 #[tokio::test]
 async fn times_show_in_the_users_time_zone() {
@@ -1102,17 +1118,7 @@ async fn times_show_in_the_users_time_zone() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, headers, _) = send(
-        &f.app,
-        request(
-            "POST",
-            "/profile",
-            Some(&cookie),
-            Some(&csrf),
-            "time_zone=Asia%2FShanghai",
-        ),
-    )
-    .await;
+    let (status, headers) = set_time_zone(&f, &cookie, &csrf, "Asia%2FShanghai").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(headers[header::LOCATION], "/profile?saved=1");
     let (_, _, page) = send(
@@ -1192,17 +1198,7 @@ async fn alert_summaries_show_times_in_the_users_time_zone() {
     let path = format!("/alerts/{}", stored.alert.id);
     let (_, _, page) = send(&f.app, request("GET", &path, Some(&cookie), None, "")).await;
     assert!(summary_of(&page).contains("T00:00:00Z"), "{page}");
-    let (status, _, _) = send(
-        &f.app,
-        request(
-            "POST",
-            "/profile",
-            Some(&cookie),
-            Some(&csrf),
-            "time_zone=Asia%2FShanghai",
-        ),
-    )
-    .await;
+    let (status, _) = set_time_zone(&f, &cookie, &csrf, "Asia%2FShanghai").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (_, _, page) = send(&f.app, request("GET", &path, Some(&cookie), None, "")).await;
     let local = summary_of(&page);

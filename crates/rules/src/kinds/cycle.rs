@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Detector, Exec, Finding, KindSpec, aggregate_masks};
+use super::{Detector, Exec, Finding, KindSpec, Stamps, aggregate_masks};
 use crate::aggregate::{self, Aggregate, EdgeSet, Mask, Unit};
 use crate::compile::{Cx, Shift};
 use crate::config::{Aggregates, Text, WindowConfig};
@@ -267,10 +267,9 @@ impl Adjacency {
 /// end that cannot reach the origin in the hops left is not expanded: this prunes only
 /// branches that close no cycle, so the search finds what it found without them.
 struct Layers {
-    /// Per account, the start it was last reached for (`round`) and its hop count then.
-    round_of: Vec<u32>,
+    /// The accounts reached for this start, and their hop counts.
+    reached: Stamps,
     hops: Vec<u8>,
-    round: u32,
     /// Hop counts up to this are exact; beyond it, nothing is known.
     depth: u8,
     frontier: Vec<AccountId>,
@@ -280,9 +279,8 @@ struct Layers {
 impl Layers {
     fn new(accounts: usize) -> Layers {
         Layers {
-            round_of: vec![0; accounts],
+            reached: Stamps::new(accounts),
             hops: vec![0; accounts],
-            round: 0,
             depth: 0,
             frontier: Vec::new(),
             next: Vec::new(),
@@ -291,11 +289,7 @@ impl Layers {
 
     /// Builds the layers of `origin` over incoming arcs in `[from, until)`.
     fn build(&mut self, incoming: &Adjacency, origin: AccountId, from: i64, until: i64) {
-        self.round = self.round.wrapping_add(1);
-        if self.round == 0 {
-            self.round_of.fill(0);
-            self.round = 1;
-        }
+        self.reached.next_round();
         self.depth = 0;
         self.frontier.clear();
         self.frontier.push(origin);
@@ -312,8 +306,7 @@ impl Layers {
                 }
                 for arc in arcs {
                     let a = arc.dst as usize;
-                    if self.round_of[a] != self.round && arc.dst != origin {
-                        self.round_of[a] = self.round;
+                    if arc.dst != origin && self.reached.first_visit(arc.dst) {
                         self.hops[a] = level;
                         self.next.push(arc.dst);
                     }
@@ -332,7 +325,7 @@ impl Layers {
     /// Whether `a` may reach the origin in at most `left` hops.
     fn may_close(&self, a: AccountId, left: usize) -> bool {
         left > usize::from(self.depth)
-            || (self.round_of[a as usize] == self.round && usize::from(self.hops[a as usize]) <= left)
+            || (self.reached.seen(a) && usize::from(self.hops[a as usize]) <= left)
     }
 }
 
@@ -519,6 +512,10 @@ impl Detector for Cycle {
     fn run(&self, exec: &Exec<'_>) -> Vec<Finding> {
         let g = exec.g;
         let mut mask = Mask::new(g.edge_count());
+        let mut starts = self.start.as_ref().map(|_| Mask::new(g.edge_count()));
+        // Whether some searchable transaction fails `start`: one every transaction matches
+        // (ML-03 with a zero share) is no `start`.
+        let mut restricts = false;
         let mut sc = Scope::new(g, exec.zone);
         for e in 0..g.edge_count() as EdgeId {
             let (s, d) = (g.src[e as usize], g.dst[e as usize]);
@@ -530,24 +527,16 @@ impl Detector for Cycle {
             sc.accounts[1] = d;
             if self.edge.as_ref().is_none_or(|p| p.test(&sc)) {
                 mask.set(e as usize);
-            }
-        }
-        let eligible = self.start.as_ref().map(|p| {
-            let mut starts = Mask::new(g.edge_count());
-            for e in 0..g.edge_count() as EdgeId {
-                if mask.get(e as usize) {
-                    sc.edge = e;
-                    sc.accounts[0] = g.src[e as usize];
-                    sc.accounts[1] = g.dst[e as usize];
+                if let (Some(p), Some(m)) = (&self.start, starts.as_mut()) {
                     if p.test(&sc) {
-                        starts.set(e as usize);
+                        m.set(e as usize);
+                    } else {
+                        restricts = true;
                     }
                 }
             }
-            starts
-        })
-        // A `start` every transaction matches (ML-03 with a zero share) is no `start`.
-        .filter(|starts| (0..g.edge_count()).any(|e| mask.get(e) && !starts.get(e)));
+        }
+        let eligible = starts.filter(|_| restricts);
         // Strongly connected components of the filtered account graph.
         let comp = g.component_ids(|e| mask.get(e as usize));
         let adj = Adjacency::new(g, &mask, &comp, false);

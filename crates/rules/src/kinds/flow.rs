@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks_of};
+use super::{Stamps, Detector, Exec, Finding, KindSpec, Windows, aggregate_masks_of};
 use crate::aggregate::{self, Aggregate, EdgeSet, Flows, Mask, Unit};
 use crate::compile::{Cx, Shift};
 use crate::config::{Aggregates, Text, WindowConfig};
@@ -569,33 +569,5 @@ impl Detector for Flow {
             }
         }
         findings
-    }
-}
-
-/// Marks accounts as seen within one round; a new round forgets them all at once.
-struct Stamps {
-    round_of: Vec<u32>,
-    round: u32,
-}
-
-impl Stamps {
-    fn new(accounts: usize) -> Stamps {
-        Stamps {
-            round_of: vec![0; accounts],
-            round: 0,
-        }
-    }
-
-    fn next_round(&mut self) {
-        self.round = self.round.wrapping_add(1);
-        if self.round == 0 {
-            self.round_of.fill(0);
-            self.round = 1;
-        }
-    }
-
-    /// Whether `a` is seen for the first time this round (and marks it).
-    fn first_visit(&mut self, a: AccountId) -> bool {
-        std::mem::replace(&mut self.round_of[a as usize], self.round) != self.round
     }
 }

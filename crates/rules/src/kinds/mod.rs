@@ -352,6 +352,39 @@ pub fn aggregate_masks_of(
         .collect()
 }
 
+/// Marks accounts as seen within one round; a new round forgets them all at once.
+pub(crate) struct Stamps {
+    round_of: Vec<u32>,
+    round: u32,
+}
+
+impl Stamps {
+    pub(crate) fn new(accounts: usize) -> Stamps {
+        Stamps {
+            round_of: vec![0; accounts],
+            round: 0,
+        }
+    }
+
+    pub(crate) fn next_round(&mut self) {
+        self.round = self.round.wrapping_add(1);
+        if self.round == 0 {
+            self.round_of.fill(0);
+            self.round = 1;
+        }
+    }
+
+    /// Whether `a` has been marked this round.
+    pub(crate) fn seen(&self, a: AccountId) -> bool {
+        self.round_of[a as usize] == self.round
+    }
+
+    /// Whether `a` is seen for the first time this round (and marks it).
+    pub(crate) fn first_visit(&mut self, a: AccountId) -> bool {
+        std::mem::replace(&mut self.round_of[a as usize], self.round) != self.round
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

@@ -87,7 +87,7 @@ async function login(page, user) {
   await page.goto(`${base}/login`);
   await page.fill('#username', user);
   await page.fill('#password', PASSWORD);
-  await Promise.all([page.waitForURL(`${base}/alerts`), page.click('#login')]);
+  await Promise.all([page.waitForURL(`${base}/cases`), page.click('#login')]);
 }
 
 let graphEdges = 0;
@@ -97,6 +97,32 @@ try {
   await step('analyst signs in', async () => {
     await login(ana, 'ana');
     check((await ana.textContent('#current-user')).includes('ana'), 'user not shown');
+  });
+  await step('the case queue shows one row per entity, with holder, rules, amount and deadline', async () => {
+    const rows = ana.locator('#cases tbody tr');
+    const n = await rows.count();
+    check(n > 0, 'no case on the demo set');
+    const subjects = await rows.evaluateAll((trs) => trs.map((t) => t.dataset.subject));
+    check(new Set(subjects).size === subjects.length, `a subject has two rows: ${subjects.join(', ')}`);
+    const scores = await rows.evaluateAll((trs) => trs.map((t) => Number(t.dataset.score)));
+    check(scores.every((s, i) => i === 0 || scores[i - 1] >= s), `not ranked by risk: ${scores.join(', ')}`);
+    // The top case folds several alerts; the alert queue lists each of them.
+    const top = rows.first();
+    const alertCount = Number(await top.locator('a.case-alerts').textContent());
+    check(alertCount > 1, `the top case folds ${alertCount} alert`);
+    check((await top.locator('.rule-chip').count()) > 1, 'the top case names one rule');
+    check(/\d[\d,]*\.\d\d CNY/.test(await top.locator('td.amount').textContent()), 'no amount on the top case');
+    check(/^\d{4}-\d\d-\d\d$/.test((await top.locator('td.due .sla').textContent()).trim()), 'no due date on the top case');
+    check((await top.locator('.holder').count()) === 1, 'no holder name on the top case');
+    // The bulk form sits above the table.
+    const bulkY = (await ana.locator('#case-bulk fieldset.bulk').boundingBox()).y;
+    const tableY = (await ana.locator('#cases').boundingBox()).y;
+    check(bulkY < tableY, 'the bulk actions are below the table');
+    await ana.screenshot({ path: path.join(shots, 'cases.png'), fullPage: true });
+    await Promise.all([ana.waitForLoadState('load'), top.locator('a.case-alerts').click()]);
+    await ana.waitForSelector('#queue tbody tr');
+    check((await ana.locator('#queue tbody tr').count()) === alertCount, 'the case\'s alerts are not one click away');
+    await ana.goto(`${base}/alerts`);
   });
   await step('queue filters by rule and subject with htmx: the URL changes, no page load', async () => {
     await ana.waitForFunction(() => typeof window.htmx === 'object' && window.htmx !== null);
@@ -315,6 +341,9 @@ try {
     await zh.waitForSelector('#graph[data-drawn]', { timeout: 15000 });
     check((await zh.textContent('#metrics thead')).includes('触发条件'), 'the figures table is not in Chinese');
     await zh.screenshot({ path: path.join(shots, 'alert-detail-zh.png'), fullPage: true });
+    await zh.goto(`${base}/cases`);
+    check((await zh.textContent('#cases thead')).includes('命中规则'), 'the case queue is not in Chinese');
+    await zh.screenshot({ path: path.join(shots, 'cases-zh.png'), fullPage: true });
     await zh.goto(`${base}/accounts/A00000236`);
     check((await zh.textContent('#counterparties thead')).includes('交易对手'), 'the counterparty table is not in Chinese');
     await zh.screenshot({ path: path.join(shots, 'account-zh.png'), fullPage: true });

@@ -6,7 +6,6 @@ use clap::{Args, Subcommand};
 
 use clearwatch_model::case::Status;
 use clearwatch_model::format_ts;
-use clearwatch_model::triage::{EntityRisk, entity_risk_of_hits};
 use clearwatch_model::{Severity, StoredAlert};
 use clearwatch_store::AlertFilter;
 use clearwatch_store::AlertStore;
@@ -23,29 +22,7 @@ pub enum AlertsCommand {
     List(ListArgs),
     /// Show one alert with its metrics and evidence.
     Show(ShowArgs),
-    /// Rank alert subjects by entity risk: one score per account or merchant from all of
-    /// its alerts across rules and windows (docs/evaluation.md, "Entity risk").
-    Entities(EntitiesArgs),
 }
-
-#[derive(Args, Debug)]
-pub struct EntitiesArgs {
-    /// Only alerts in this case status.
-    #[arg(long, value_parser = parse_status)]
-    pub status: Option<Status>,
-    /// Only alerts of this rule id.
-    #[arg(long)]
-    pub rule: Option<String>,
-    /// At most this many subjects.
-    #[arg(long, default_value_t = 50)]
-    pub limit: usize,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// The most alerts `alerts entities` reads from the store.
-const MAX_ENTITY_ALERTS: u64 = 1_000_000;
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
@@ -109,27 +86,6 @@ pub async fn run(db: &super::Db, args: AlertsArgs) -> anyhow::Result<ExitCode> {
                 print_table(&alerts);
             }
         }
-        AlertsCommand::Entities(a) => {
-            let filter = AlertFilter {
-                status: a.status,
-                rule_id: a.rule,
-                limit: MAX_ENTITY_ALERTS,
-                ..AlertFilter::default()
-            };
-            let hits = store.alert_hits(&filter).await?;
-            if hits.len() as u64 == MAX_ENTITY_ALERTS {
-                eprintln!(
-                    "note: ranked the first {MAX_ENTITY_ALERTS} alerts only; narrow with --status or --rule"
-                );
-            }
-            let mut ranked = entity_risk_of_hits(&hits);
-            ranked.truncate(a.limit);
-            if a.json {
-                outln!("{}", serde_json::to_string_pretty(&ranked)?);
-            } else {
-                print_entities(&ranked);
-            }
-        }
         AlertsCommand::Show(a) => {
             let Some(alert) = store.alert(&a.id).await? else {
                 anyhow::bail!("no alert with id {:?} in the store", a.id);
@@ -179,23 +135,6 @@ fn print_table(alerts: &[StoredAlert]) {
             window(s),
             s.status,
             a.summary
-        );
-    }
-}
-
-fn print_entities(ranked: &[EntityRisk]) {
-    if ranked.is_empty() {
-        outln!("no alerts");
-        return;
-    }
-    outln!("{:>5} {:<30} {:>6} rules", "risk", "subject", "alerts");
-    for r in ranked {
-        outln!(
-            "{:>5} {:<30} {:>6} {}",
-            r.score,
-            format!("{}:{}", r.subject.kind, r.subject.id),
-            r.alerts,
-            r.rules.join(", ")
         );
     }
 }

@@ -14,6 +14,7 @@ macro_rules! out {
 
 mod alerts;
 mod audit;
+mod cases;
 mod demo;
 mod eval;
 mod export;
@@ -78,6 +79,8 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// List and show stored alerts.
     Alerts(alerts::AlertsArgs),
+    /// List cases: one per account or merchant over all of its alerts.
+    Cases(cases::CasesArgs),
     /// Serve the analyst dashboard and JSON API (loopback by default).
     Serve(serve::ServeArgs),
     /// Publish transactions to NATS JetStream and run the workers that store and scan them.
@@ -137,6 +140,7 @@ pub fn main() -> ExitCode {
             Command::Eval(args) => eval::run(db, args).await,
             Command::Migrate(args) => migrate::run(db, args).await,
             Command::Alerts(args) => alerts::run(db, args).await,
+            Command::Cases(args) => cases::run(db, args).await,
             Command::Serve(args) => serve::run(db, args).await,
             Command::Stream(args) => stream::run(db, args).await,
             Command::Users(args) => users::run(db, args).await,

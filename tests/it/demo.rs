@@ -106,7 +106,8 @@ fn a_copied_binary_runs_the_shipped_pack_and_demo_from_an_empty_folder() {
 }
 
 #[test]
-fn alerts_entities_ranks_each_subject_once_over_all_its_alerts() {
+fn cases_list_folds_each_subjects_alerts_into_one_case() {
+    use std::collections::{BTreeMap, BTreeSet};
     let db = Db::new();
     db.cmd()
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -122,35 +123,87 @@ fn alerts_entities_ranks_each_subject_once_over_all_its_alerts() {
         );
         serde_json::from_slice(&out.stdout).unwrap()
     };
+    // Each subject's alert ids, rules and evidence transactions.
+    type Folded = (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>);
+    let mut by_subject: BTreeMap<String, Folded> = BTreeMap::new();
     let alerts = json(&["alerts", "list", "--json", "--limit", "100000"]);
-    let mut by_subject: std::collections::BTreeMap<
-        String,
-        (u64, std::collections::BTreeSet<String>),
-    > = Default::default();
     for a in alerts.as_array().unwrap() {
-        let key = a["subject"]["id"].as_str().unwrap().to_string();
+        let key = format!(
+            "{}:{}",
+            a["subject"]["kind"].as_str().unwrap(),
+            a["subject"]["id"].as_str().unwrap()
+        );
         let e = by_subject.entry(key).or_default();
-        e.0 += 1;
+        e.0.insert(a["id"].as_str().unwrap().to_string());
         e.1.insert(a["rule_id"].as_str().unwrap().to_string());
+        for t in a["evidence"]["transactions"].as_array().unwrap() {
+            e.2.insert(t.as_str().unwrap().to_string());
+        }
     }
-    let ranked = json(&["alerts", "entities", "--json", "--limit", "100000"]);
-    let ranked = ranked.as_array().unwrap();
-    assert_eq!(ranked.len(), by_subject.len(), "one row per subject");
-    let scores: Vec<u64> = ranked
-        .iter()
-        .map(|r| r["score"].as_u64().unwrap())
+    // Demo amounts in cents, by transaction id.
+    let csv = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo/transactions.csv"),
+    )
+    .unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|c| *c == name).unwrap();
+    let (id_col, amount_col) = (col("tx_id"), col("amount"));
+    let cents: BTreeMap<&str, i64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let (units, frac) = f[amount_col]
+                .split_once('.')
+                .unwrap_or((f[amount_col], "0"));
+            let frac = format!("{frac:0<2}");
+            (
+                f[id_col],
+                units.parse::<i64>().unwrap() * 100 + frac[..2].parse::<i64>().unwrap(),
+            )
+        })
         .collect();
+    let mut cases = Vec::new();
+    let mut page = 1;
+    loop {
+        let list = json(&[
+            "cases",
+            "list",
+            "--json",
+            "--status",
+            "any",
+            "--page",
+            &page.to_string(),
+        ]);
+        cases.extend(list["cases"].as_array().unwrap().iter().cloned());
+        if page >= list["pages"].as_u64().unwrap() {
+            break;
+        }
+        page += 1;
+    }
+    assert_eq!(cases.len(), by_subject.len(), "one case per subject");
+    let scores: Vec<u64> = cases.iter().map(|c| c["score"].as_u64().unwrap()).collect();
     assert!(
         scores.windows(2).all(|w| w[0] >= w[1]),
         "highest risk first"
     );
-    for r in ranked {
-        let (count, rules) = &by_subject[r["subject"]["id"].as_str().unwrap()];
-        assert_eq!(r["alerts"].as_u64().unwrap(), *count);
-        let listed: std::collections::BTreeSet<String> =
-            serde_json::from_value(r["rules"].clone()).unwrap();
-        assert_eq!(&listed, rules);
+    for c in &cases {
+        let (ids, rules, txs) = &by_subject[c["id"].as_str().unwrap()];
+        let listed: BTreeSet<String> = serde_json::from_value(c["alert_ids"].clone()).unwrap();
+        assert_eq!(&listed, ids, "{c}");
+        let listed: BTreeSet<String> = serde_json::from_value(c["rules"].clone()).unwrap();
+        assert_eq!(&listed, rules, "{c}");
+        // Each evidence transaction once (the demo is in CNY).
+        let expected: i64 = txs.iter().map(|t| cents[t.as_str()]).sum();
+        let amount = if txs.is_empty() {
+            serde_json::json!([])
+        } else {
+            serde_json::json!([{ "currency": "CNY", "amount": format!("{}.{:02}", expected / 100, expected % 100) }])
+        };
+        assert_eq!(c["amounts"], amount, "{c}");
+        assert_eq!(c["status"], "new");
+        assert!(c["due"].as_str().is_some_and(|d| d.len() == 10), "{c}");
     }
-    // The top subject is corroborated by more than one rule on the demo set.
-    assert!(ranked[0]["rules"].as_array().unwrap().len() > 1);
+    // The top case is corroborated by more than one rule on the demo set.
+    assert!(cases[0]["rules"].as_array().unwrap().len() > 1);
 }

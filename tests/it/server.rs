@@ -1875,7 +1875,7 @@ async fn another_client_cannot_lock_a_user_out() {
         StatusCode::SEE_OTHER,
         "the user's own address is not"
     );
-    assert_eq!(headers[header::LOCATION], "/alerts");
+    assert_eq!(headers[header::LOCATION], "/cases");
     // One address trying many names meets the per-client limit.
     // (Each refused attempt costs a hash, during which cells come back: try a few more.)
     let mut limited = false;
@@ -2270,7 +2270,7 @@ async fn the_bootstrap_password_only_opens_the_password_change() {
     );
     let (status, headers, _) = sign_in(&app, &name, "granite-lantern-orbit", "10.0.0.6:3").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert_eq!(headers[header::LOCATION], "/alerts");
+    assert_eq!(headers[header::LOCATION], "/cases");
 }
 
 /// The fixture alert's assignee.
@@ -2348,13 +2348,14 @@ async fn cases_are_assigned_only_to_active_case_workers() {
     assert_eq!(assignee_of(&f).await.as_deref(), Some("analyst"));
 }
 
-/// `/api/v1/entities` and `/entities` rank subjects by entity risk over the stored alerts:
-/// a subject with two rules outranks one with a single rule at the same score, filters
-/// apply, and a limit outside 1..=500 is a 400 in the API's error format.
+/// `/api/v1/cases` and `/cases` fold every alert on a subject into one case ranked by
+/// entity risk: a subject with two rules outranks one with a single rule at the same
+/// score, filters apply, a value the queue does not know is a 400 in the API's error
+/// format, and the bulk form acts on all of a case's alerts at once.
 #[tokio::test]
-async fn entities_rank_subjects_by_risk_over_their_alerts() {
+async fn cases_fold_each_subjects_alerts_into_one_row() {
     let f = fixture().await;
-    let (cookie, _) = login_as(&f.st, "analyst").await;
+    let (cookie, csrf) = login_as(&f.st, "analyst").await;
     // H1 gets a second rule; H2 keeps one.
     let mut second = alert();
     second.rule_id = "ML-02".into();
@@ -2365,47 +2366,96 @@ async fn entities_rank_subjects_by_risk_over_their_alerts() {
         .await
         .unwrap();
     let get = |uri: &str| request("GET", uri, Some(&cookie), None, "");
-    let (status, _, text) = send(&f.app, get("/api/v1/entities")).await;
+    let (status, _, text) = send(&f.app, get("/api/v1/cases")).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     let list: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let ids: Vec<&str> = list["entities"]
+    let ids: Vec<&str> = list["cases"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["H1", "H2"], "{text}");
+    assert_eq!(ids, ["account:H1", "account:H2"], "{text}");
+    let h1 = &list["cases"][0];
+    assert_eq!(h1["rules"], serde_json::json!(["ML-02", "TC-04"]));
     assert_eq!(
-        list["entities"][0]["rules"],
-        serde_json::json!(["ML-02", "TC-04"])
+        h1["alert_ids"],
+        serde_json::json!([f.alert_id, second.id]),
+        "highest score first"
     );
-    assert_eq!(list["entities"][0]["score"], 90, "1 - 0.2 * 0.5");
+    assert_eq!(h1["score"], 90, "1 - 0.2 * 0.5");
+    assert_eq!(h1["status"], "new");
+    assert_eq!(h1["deadline"], "review");
+    assert!(
+        h1["due"].as_str().is_some_and(|d| d.len() == 10),
+        "every case has a due date: {text}"
+    );
+    assert_eq!(list["total"], 2);
     assert_eq!(list["alerts_read"], 3);
     assert_eq!(list["truncated"], false);
-    let (_, _, text) = send(&f.app, get("/api/v1/entities?rule=ML-02&limit=1")).await;
+    let (_, _, text) = send(&f.app, get("/api/v1/cases?rule=ML-02")).await;
     let list: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(list["entities"].as_array().unwrap().len(), 1, "{text}");
-    assert_eq!(list["entities"][0]["score"], 50, "{text}");
+    assert_eq!(list["total"], 1, "{text}");
+    assert_eq!(list["cases"][0]["score"], 50, "{text}");
+    for (band, total) in [("on_time", 2), ("overdue", 0), ("done", 0)] {
+        let (_, _, text) = send(&f.app, get(&format!("/api/v1/cases?sla={band}"))).await;
+        let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(list["total"], total, "{band}: {text}");
+    }
     for bad in [
-        "/api/v1/entities?limit=0",
-        "/api/v1/entities?limit=501",
-        "/api/v1/entities?status=nope",
+        "/api/v1/cases?status=nope",
+        "/api/v1/cases?sort=nope",
+        "/api/v1/cases?sla=late",
     ] {
         let (status, _, text) = send(&f.app, get(bad)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {text}");
         let body: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert!(body["error"].is_string(), "{bad}: {text}");
+        assert!(
+            body["error"].as_str().unwrap().contains("valid"),
+            "{bad}: {text}"
+        );
     }
-    let (status, _, page) = send(&f.app, get("/entities")).await;
+    let (status, _, page) = send(&f.app, get("/cases")).await;
     assert_eq!(status, StatusCode::OK);
     let h1 = page.find(">H1<").expect("H1 listed");
     let h2 = page.find(">H2<").expect("H2 listed");
     assert!(h1 < h2, "ranked by risk");
+    assert_eq!(
+        page.matches("<tr data-subject=").count(),
+        2,
+        "one row per subject"
+    );
     assert!(
         page.contains("/alerts?subject=H1"),
         "links to the subject's alerts"
     );
-    let (status, _, _) = send(&f.app, request("GET", "/api/v1/entities", None, None, "")).await;
+    // One selected case assigns both of its alerts.
+    let sel = format!("{}:1 {}:1", f.alert_id, second.id);
+    let body =
+        serde_urlencoded::to_string([("sel", sel.as_str()), ("assignee", "analyst")]).unwrap();
+    let (status, headers, _) = send(
+        &f.app,
+        request("POST", "/cases/bulk", Some(&cookie), Some(&csrf), &body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/cases?done=2&failed=0");
+    for id in [&f.alert_id, &second.id] {
+        let a = f.st.store.alert(id).await.unwrap().unwrap();
+        assert_eq!(a.assignee.as_deref(), Some("analyst"), "{id}");
+    }
+    let (_, _, text) = send(&f.app, get("/api/v1/cases?assignee=-")).await;
+    let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(list["cases"][0]["id"], "account:H2", "{text}");
+    assert_eq!(list["total"], 1, "{text}");
+    // A stale version refuses the whole case.
+    let (_, headers, _) = send(
+        &f.app,
+        request("POST", "/cases/bulk", Some(&cookie), Some(&csrf), &body),
+    )
+    .await;
+    assert_eq!(headers[header::LOCATION], "/cases?done=0&failed=2");
+    let (status, _, _) = send(&f.app, request("GET", "/api/v1/cases", None, None, "")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 

@@ -220,6 +220,7 @@ store_suite!(
     save_alerts_is_idempotent,
     alert_filters_and_order,
     alert_hits_are_the_filtered_alerts_without_evidence,
+    case_hits_and_amounts_read_what_the_alerts_hold,
     alert_with_100k_evidence_round_trips,
     rule_versions_keep_their_text,
     newer_schema_is_refused,
@@ -852,6 +853,141 @@ async fn alert_hits_are_the_filtered_alerts_without_evidence(db: &TestDb) {
             "{filter:?}"
         );
     }
+}
+
+/// What the case queue reads: each alert's version, status, assignee, detection time and
+/// approved escalation, `open_only` leaving out reported work, and the amounts of a
+/// subject's evidence with each transaction counted once.
+async fn case_hits_and_amounts_read_what_the_alerts_hold(db: &TestDb) {
+    use clearwatch_model::case::UserRole;
+    use clearwatch_store::{CaseStore, UserStore};
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo");
+    db.load_ok(vec![(
+        TableKind::Transactions,
+        demo.join("transactions.csv"),
+    )])
+    .await;
+    let amount: BTreeMap<String, i64> = db
+        .store
+        .transactions(None, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.tx_id, t.amount))
+        .collect();
+    let mut a = alert("TC-04", "v1", "HUB-7", 0, Severity::High, 80);
+    a.evidence.transactions = vec!["T000000001".into(), "T000000002".into()];
+    let mut b = alert("ML-02", "v1", "HUB-7", 3, Severity::Medium, 50);
+    // T000000002 again, and one id the store does not hold.
+    b.evidence.transactions = vec!["T000000002".into(), "T000000003".into(), "NOPE".into()];
+    let c = alert("TC-02", "v1", "SHOP-1", 1, Severity::Low, 30);
+    db.store
+        .save_alerts(&[a.clone(), b.clone(), c.clone()], &[])
+        .await
+        .unwrap();
+    // b is escalated (approved) and then reported; c is in review.
+    for (name, role) in [("ana", UserRole::Analyst), ("sue", UserRole::Supervisor)] {
+        db.store.add_user(name, role, "x", "test").await.unwrap();
+    }
+    let review = |id: &str| clearwatch_store::cases::CaseUpdate {
+        alert_id: id.to_string(),
+        expected_version: 1,
+        actor: "ana".into(),
+        status: Some(Status::InReview),
+        assignee: None,
+    };
+    db.store.update_case(&review(&b.id)).await.unwrap();
+    db.store.update_case(&review(&c.id)).await.unwrap();
+    let req = db
+        .store
+        .request_approval(&b.id, 2, Status::Escalated, None, "ana")
+        .await
+        .unwrap();
+    db.store.decide_approval(req.id, true, "sue").await.unwrap();
+    let escalated = db.store.alert(&b.id).await.unwrap().unwrap();
+    db.store
+        .update_case(&clearwatch_store::cases::CaseUpdate {
+            alert_id: b.id.clone(),
+            expected_version: escalated.version,
+            actor: "ana".into(),
+            status: Some(Status::Reported),
+            assignee: Some(Some("ana".into())),
+        })
+        .await
+        .unwrap();
+    let stored = db.store.alerts(&AlertFilter::default()).await.unwrap();
+    let hits = db.store.case_hits(&AlertFilter::default()).await.unwrap();
+    assert_eq!(hits.len(), 3);
+    for (h, s) in hits.iter().zip(&stored) {
+        assert_eq!(h.alert_id, s.alert.id);
+        assert_eq!(h.version, s.version);
+        assert_eq!(h.subject, s.alert.subject);
+        assert_eq!(h.rule_id, s.alert.rule_id);
+        assert_eq!(h.score, s.alert.score);
+        assert_eq!(h.status, s.status);
+        assert_eq!(h.assignee, s.assignee);
+        assert_eq!(h.window, s.alert.window);
+        assert_eq!(
+            Some(h.detected),
+            clearwatch_model::parse_rfc3339(&s.created_at)
+        );
+        assert_eq!(h.escalated.is_some(), h.alert_id == b.id, "{}", h.alert_id);
+    }
+    let open = db
+        .store
+        .case_hits(&AlertFilter {
+            open_only: true,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = open.iter().map(|h| h.alert_id.as_str()).collect();
+    ids.sort();
+    let mut want = vec![a.id.as_str(), c.id.as_str()];
+    want.sort();
+    assert_eq!(ids, want, "reported work is not open");
+    let hub = Subject {
+        kind: SubjectKind::Account,
+        id: "HUB-7".into(),
+    };
+    let sum = |ids: &[&str]| -> i128 { ids.iter().map(|t| i128::from(amount[*t])).sum() };
+    assert_eq!(
+        db.store
+            .case_amounts(&hub, &AlertFilter::default())
+            .await
+            .unwrap(),
+        [(
+            "CNY".to_string(),
+            sum(&["T000000001", "T000000002", "T000000003"])
+        )]
+    );
+    assert_eq!(
+        db.store
+            .case_amounts(
+                &hub,
+                &AlertFilter {
+                    open_only: true,
+                    ..AlertFilter::default()
+                }
+            )
+            .await
+            .unwrap(),
+        [("CNY".to_string(), sum(&["T000000001", "T000000002"]))]
+    );
+    assert!(
+        db.store
+            .case_amounts(
+                &Subject {
+                    kind: SubjectKind::Merchant,
+                    id: "HUB-7".into()
+                },
+                &AlertFilter::default()
+            )
+            .await
+            .unwrap()
+            .is_empty(),
+        "the subject's kind counts"
+    );
 }
 
 async fn alert_filters_and_order(db: &TestDb) {

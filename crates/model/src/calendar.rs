@@ -16,6 +16,15 @@ use chrono::{Datelike, Days, NaiveDate, Weekday};
 /// The shipped calendar files of mainland China.
 const CHINA: &[&str] = &[include_str!("../calendars/CN-2026.txt")];
 
+/// The local date in mainland China (Asia/Shanghai) of an instant: the day the shipped
+/// calendar counts working days in.
+pub fn china_date(ms: crate::time::Millis) -> NaiveDate {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive()
+}
+
 /// The calendar files of one jurisdiction, merged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkingCalendar {

@@ -97,6 +97,11 @@ impl Status {
         }
     }
 
+    /// Whether work on the case is still open: new, in review or escalated.
+    pub fn is_open(self) -> bool {
+        matches!(self, Status::New | Status::InReview | Status::Escalated)
+    }
+
     /// Whether moving to this state waits for a second person with the supervisor role.
     pub fn needs_approval(self) -> bool {
         matches!(self, Status::Escalated | Status::Dismissed)

@@ -8,6 +8,7 @@ pub mod alert;
 pub mod audit;
 pub mod calendar;
 pub mod case;
+pub mod cases;
 pub mod money;
 pub mod records;
 pub mod table;

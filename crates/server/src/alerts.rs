@@ -15,7 +15,7 @@ use super::views::{self, AlertPage, NotesFragment, PageCtx, QueuePage, QueueQuer
 use super::{AppError, Shared};
 use clearwatch_export::flowgraph::flow_graph;
 use clearwatch_model::StoredAlert;
-use clearwatch_model::calendar::WorkingCalendar;
+use clearwatch_model::calendar::{WorkingCalendar, china_date};
 use clearwatch_model::case::{Deadline, Status, UserRole};
 use clearwatch_model::{Currency, Severity, Transaction, Zone, format_ts, parse_rfc3339};
 use clearwatch_store::cases::CaseUpdate;
@@ -74,7 +74,9 @@ fn parse_day(s: &str) -> Option<i64> {
 /// The store filter of a queue query (shared with the JSON API).
 pub fn filter_of(q: &QueueQuery) -> Result<AlertFilter, AppError> {
     let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
-    let status = match opt(&q.status) {
+    // `open`: new, in review or escalated.
+    let open_only = opt(&q.status).as_deref() == Some("open");
+    let status = match opt(&q.status).filter(|_| !open_only) {
         Some(s) => Some(s.parse::<Status>().map_err(AppError::BadRequest)?),
         None => None,
     };
@@ -100,6 +102,7 @@ pub fn filter_of(q: &QueueQuery) -> Result<AlertFilter, AppError> {
     let page = q.page.unwrap_or(1).max(1);
     Ok(AlertFilter {
         status,
+        open_only,
         min_severity,
         rule_id: opt(&q.rule),
         subject: opt(&q.subject),
@@ -144,7 +147,7 @@ fn sorted_link(q: &QueueQuery, status: Option<&str>, sort: Option<&str>, page: u
     format!("/alerts?{}", s.join("&"))
 }
 
-async fn case_workers(st: &Shared) -> Result<Vec<String>, AppError> {
+pub async fn case_workers(st: &Shared) -> Result<Vec<String>, AppError> {
     Ok(st
         .store
         .users()
@@ -155,12 +158,20 @@ async fn case_workers(st: &Shared) -> Result<Vec<String>, AppError> {
         .collect())
 }
 
+/// The outcome of a bulk change, carried to the queue it redirects to.
 #[derive(serde::Deserialize, Default)]
-struct QueueExtra {
+pub struct BulkOutcome {
     #[serde(default)]
     done: Option<u64>,
     #[serde(default)]
     failed: Option<u64>,
+}
+
+impl BulkOutcome {
+    /// The flash message, if a bulk change was made.
+    pub fn message(&self) -> Option<String> {
+        self.done.map(|d| bulk_message(d, self.failed.unwrap_or(0)))
+    }
 }
 
 async fn queue(
@@ -168,11 +179,9 @@ async fn queue(
     user: CurrentUser,
     headers: HeaderMap,
     Query(q): Query<QueueQuery>,
-    Query(extra): Query<QueueExtra>,
+    Query(outcome): Query<BulkOutcome>,
 ) -> Result<Response, AppError> {
-    let flash = extra
-        .done
-        .map(|d| bulk_message(d, extra.failed.unwrap_or(0)));
+    let flash = outcome.message();
     let view = queue_view(&st, &user, q, flash).await?;
     render_queue(view, is_htmx(&headers))
 }
@@ -253,14 +262,6 @@ fn render_queue(mut view: QueuePage, fragment: bool) -> Result<Response, AppErro
     html.push('\n');
     html.push_str(&view.as_filters().render()?);
     Ok(vary(Html(html).into_response()))
-}
-
-/// A local date in mainland China, whose working-day calendar deadlines count in.
-fn china_date(ms: i64) -> chrono::NaiveDate {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .with_timezone(&chrono_tz::Asia::Shanghai)
-        .date_naive()
 }
 
 /// The deadline of an alert's case: the review deadline from detection, or after an
@@ -543,7 +544,7 @@ fn back_to(id: &str) -> Response {
     Redirect::to(&format!("/alerts/{}", views::urlencode(id))).into_response()
 }
 
-fn see_other(mut r: Response) -> Response {
+pub fn see_other(mut r: Response) -> Response {
     *r.status_mut() = axum::http::StatusCode::SEE_OTHER;
     r
 }
@@ -677,35 +678,55 @@ async fn decide(
     Ok(see_other(back_to(&a.alert_id)))
 }
 
-/// Bulk form: `sel=ID:VERSION` repeated, `assignee`, `status`, applied in one transaction
-/// (all or none). Without JavaScript it
-/// redirects to the queue; for htmx it answers the queue's results fragment under the
-/// filter of the page it was sent from (`HX-Current-URL`), with the outcome.
+/// Bulk form: `sel=ID:VERSION` repeated (a value may hold several, space-separated: a
+/// case selects all of its alerts), `assignee`, `status`, applied in one transaction
+/// (all or none). Without JavaScript it redirects to the queue; for htmx it answers the
+/// queue's results fragment under the filter of the page it was sent from
+/// (`HX-Current-URL`), with the outcome.
 async fn bulk(
     State(st): State<Shared>,
     user: CurrentUser,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+    let (done, failed) = apply_bulk(&st, &user, &body).await?;
+    if is_htmx(&headers) {
+        let q = current_query(&headers);
+        let view = queue_view(&st, &user, q, Some(bulk_message(done, failed))).await?;
+        return render_queue(view, true);
+    }
+    Ok(see_other(
+        Redirect::to(&format!("/alerts?done={done}&failed={failed}")).into_response(),
+    ))
+}
+
+/// Applies a bulk form (see [`bulk`]): the alerts changed and the alerts not changed.
+pub async fn apply_bulk(
+    st: &Shared,
+    user: &CurrentUser,
+    body: &[u8],
+) -> Result<(u64, u64), AppError> {
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|_| AppError::BadRequest("malformed form".into()))?;
     let mut selected: BTreeMap<String, i64> = BTreeMap::new();
     let (mut assignee, mut status) = (None, None);
     for (k, v) in &fields {
         match k.as_str() {
             "sel" => {
-                let (id, version) = v
-                    .rsplit_once(':')
-                    .and_then(|(i, ver)| Some((i.to_string(), ver.parse::<i64>().ok()?)))
-                    .ok_or_else(|| AppError::BadRequest("malformed selection".into()))?;
-                selected.insert(id, version);
+                for one in v.split_whitespace() {
+                    let (id, version) = one
+                        .rsplit_once(':')
+                        .and_then(|(i, ver)| Some((i.to_string(), ver.parse::<i64>().ok()?)))
+                        .ok_or_else(|| AppError::BadRequest("malformed selection".into()))?;
+                    selected.insert(id, version);
+                }
             }
             "assignee" => assignee = parse_assignee(Some(v)),
             "status" => status = parse_status(Some(v))?,
             _ => {}
         }
     }
-    check_assignee(&st, &assignee).await?;
+    check_assignee(st, &assignee).await?;
     let updates: Vec<CaseUpdate> = selected
         .into_iter()
         .map(|(id, version)| CaseUpdate {
@@ -717,19 +738,11 @@ async fn bulk(
         })
         .collect();
     // All or nothing: one refused change leaves every alert as it was.
-    let (done, failed) = match st.store.bulk_update(&updates).await {
-        Ok(changed) => (changed, 0),
-        Err(clearwatch_store::StoreError::Case(_)) => (0, updates.len() as u64),
-        Err(e) => return Err(e.into()),
-    };
-    if is_htmx(&headers) {
-        let q = current_query(&headers);
-        let view = queue_view(&st, &user, q, Some(bulk_message(done, failed))).await?;
-        return render_queue(view, true);
+    match st.store.bulk_update(&updates).await {
+        Ok(changed) => Ok((changed, 0)),
+        Err(clearwatch_store::StoreError::Case(_)) => Ok((0, updates.len() as u64)),
+        Err(e) => Err(e.into()),
     }
-    Ok(see_other(
-        Redirect::to(&format!("/alerts?done={done}&failed={failed}")).into_response(),
-    ))
 }
 
 #[cfg(test)]

@@ -481,7 +481,7 @@ pub fn router() -> Router<Shared> {
         .route("/logout", post(logout))
         .route("/password", get(password_page).post(change_password))
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
-        .route("/", get(|| async { Redirect::to("/alerts") }))
+        .route("/", get(|| async { Redirect::to("/cases") }))
 }
 
 fn set_cookie(
@@ -589,7 +589,7 @@ async fn login(
     let next = if user.must_change_password {
         "/password"
     } else {
-        "/alerts"
+        "/cases"
     };
     let mut resp = Redirect::to(next).into_response();
     *resp.status_mut() = StatusCode::SEE_OTHER;

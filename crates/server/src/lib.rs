@@ -9,7 +9,7 @@ pub mod api;
 pub mod assets;
 pub mod audit;
 pub mod auth;
-pub mod entities;
+pub mod cases;
 pub mod extract;
 pub mod i18n;
 pub mod password;
@@ -124,7 +124,7 @@ pub fn app(state: Shared) -> Router {
         .merge(auth::router())
         .merge(alerts::router())
         .merge(accounts::router())
-        .merge(entities::router())
+        .merge(cases::router())
         .merge(rules::router())
         .merge(audit::router())
         .merge(users::router())

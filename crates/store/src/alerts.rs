@@ -11,8 +11,11 @@ use crate::rows::{self, contains_pattern};
 use crate::sql::{self, Builder, Dialect, Value, get, query};
 use crate::{AlertStore, SqlStore, StoreError};
 use clearwatch_model::case::Status;
+use clearwatch_model::cases::CaseHit;
 use clearwatch_model::triage::AlertHit;
-use clearwatch_model::{Account, Alert, Evidence, Severity, StoredAlert, Subject, Transaction};
+use clearwatch_model::{
+    Account, Alert, Evidence, Severity, StoredAlert, Subject, Transaction, Window, parse_rfc3339,
+};
 
 /// Appends the status, severity and rule conditions of `f`: columns of both `alerts` and
 /// `alert_counts`.
@@ -20,6 +23,14 @@ fn push_key_columns<'a>(b: &mut Builder<'a>, f: &'a AlertFilter) {
     if let Some(status) = f.status {
         b.push(" AND status = ")
             .push_value(Value::Text(status.as_str()));
+    }
+    if f.open_only {
+        b.push(" AND status IN ").push_list(
+            Status::ALL
+                .into_iter()
+                .filter(|s| s.is_open())
+                .map(|s| Value::Text(s.as_str())),
+        );
     }
     if let Some(min) = f.min_severity {
         b.push(" AND severity IN ").push_list(
@@ -211,6 +222,92 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
                 })
             })
             .collect()
+    }
+
+    async fn case_hits(&self, filter: &AlertFilter) -> Result<Vec<CaseHit>, StoreError> {
+        let columns = format!(
+            "id, version, subject_kind, subject_id, rule_id, score, status, assignee, {}, \
+             window_from, window_until",
+            DB::ts_text("created_at")
+        );
+        let found = self.page_of(&columns, filter).await?;
+        // Approved escalations start the report deadline: few (one per decision), read whole.
+        let escalated: HashMap<String, i64> = {
+            let mut c = self.pool.acquire().await?;
+            let q = DB::bind(
+                query(
+                    "SELECT alert_id, decided_at FROM approvals \
+                     WHERE target = 'escalated' AND approved = $1 AND decided_at IS NOT NULL",
+                ),
+                true,
+            );
+            let mut m = HashMap::new();
+            for r in DB::fetch_all(&mut c, q).await? {
+                let id: String = get::<DB, _>(&r, 0)?;
+                let at: String = get::<DB, _>(&r, 1)?;
+                if let Some(ms) = parse_rfc3339(&at) {
+                    let e = m.entry(id).or_insert(ms);
+                    *e = (*e).max(ms);
+                }
+            }
+            m
+        };
+        found
+            .iter()
+            .map(|r| {
+                let id: String = get::<DB, _>(r, 0)?;
+                let bad = |what: String| rows::corrupt(format!("alert {id}: {what}"));
+                let score: i64 = get::<DB, _>(r, 5)?;
+                let created: String = get::<DB, _>(r, 8)?;
+                Ok(CaseHit {
+                    version: get::<DB, _>(r, 1)?,
+                    subject: Subject {
+                        kind: get::<DB, String>(r, 2)?.parse().map_err(bad)?,
+                        id: get::<DB, _>(r, 3)?,
+                    },
+                    rule_id: get::<DB, _>(r, 4)?,
+                    score: u32::try_from(score.clamp(0, 100)).unwrap_or(0),
+                    status: get::<DB, String>(r, 6)?.parse().map_err(bad)?,
+                    assignee: get::<DB, _>(r, 7)?,
+                    detected: parse_rfc3339(&created)
+                        .ok_or_else(|| bad(format!("created_at {created:?}")))?,
+                    escalated: escalated.get(&id).copied(),
+                    window: Window {
+                        from: get::<DB, _>(r, 9)?,
+                        until: get::<DB, _>(r, 10)?,
+                    },
+                    alert_id: id,
+                })
+            })
+            .collect()
+    }
+
+    async fn case_amounts(
+        &self,
+        subject: &Subject,
+        filter: &AlertFilter,
+    ) -> Result<Vec<(String, i128)>, StoreError> {
+        let pattern = filter.subject.as_deref().map(contains_pattern);
+        let kind = subject.kind.to_string();
+        let mut b = Builder::new(
+            "SELECT currency, amount FROM transactions WHERE tx_id IN \
+             (SELECT ref_id FROM alert_evidence WHERE kind = 'transaction' AND alert_id IN \
+             (SELECT id FROM alerts WHERE subject_kind = ",
+        );
+        b.push_value(Value::Text(&kind))
+            .push(" AND subject_id = ")
+            .push_value(Value::Text(&subject.id));
+        push_filter::<DB>(&mut b, filter, &pattern);
+        b.push("))");
+        let mut sums: std::collections::BTreeMap<String, i128> = Default::default();
+        let mut c = self.pool.acquire().await?;
+        let mut rows = DB::fetch(&mut c, b.build());
+        while let Some(r) = futures_util::TryStreamExt::try_next(&mut rows).await? {
+            let currency: String = get::<DB, _>(&r, 0)?;
+            let amount: i64 = get::<DB, _>(&r, 1)?;
+            *sums.entry(currency).or_default() += i128::from(amount);
+        }
+        Ok(sums.into_iter().collect())
     }
 
     async fn alert(&self, id: &str) -> Result<Option<StoredAlert>, StoreError> {

@@ -12,6 +12,7 @@
 pub mod cases;
 pub mod keys;
 pub mod postgres;
+pub mod queue;
 pub mod records;
 pub mod scans;
 pub mod seal;
@@ -32,8 +33,9 @@ use tokio::sync::mpsc::Receiver;
 use clearwatch_ingest::load::LoadMsg;
 use clearwatch_model::audit::{AuditReport, SignedHead};
 use clearwatch_model::case::{AuditCheck, AuditEntry, Status, UserRole};
+use clearwatch_model::cases::CaseHit;
 use clearwatch_model::triage::AlertHit;
-use clearwatch_model::{Account, Alert, Merchant, Millis, StoredAlert, Transaction};
+use clearwatch_model::{Account, Alert, Merchant, Millis, StoredAlert, Subject, Transaction};
 
 pub use cases::{
     Approval, CaseError, CaseUpdate, NewSession, Note, RuleHits, SessionInfo, StoredRuleVersion,
@@ -281,6 +283,16 @@ store_area! {
         /// The subject, rule and score of the alerts matching `filter`, in its order and
         /// within its limit: what entity risk reads, without evidence.
         async fn alert_hits(&self, filter: &AlertFilter) -> Result<Vec<AlertHit>, StoreError>;
+        /// What a case reads of the alerts matching `filter`, in its order and within its
+        /// limit: no evidence, no metrics.
+        async fn case_hits(&self, filter: &AlertFilter) -> Result<Vec<CaseHit>, StoreError>;
+        /// The stored evidence transactions of `subject`'s alerts matching `filter`, each
+        /// counted once, summed per currency (minor units), by currency.
+        async fn case_amounts(
+            &self,
+            subject: &Subject,
+            filter: &AlertFilter,
+        ) -> Result<Vec<(String, i128)>, StoreError>;
         /// How many alerts match `filter` (its limit and offset aside).
         async fn count_alerts(&self, filter: &AlertFilter) -> Result<u64, StoreError>;
         /// Alerts per status, for every status, under `filter` without its status condition.

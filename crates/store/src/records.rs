@@ -90,6 +90,8 @@ pub struct SaveReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertFilter {
     pub status: Option<Status>,
+    /// Only alerts whose case work is open: new, in review or escalated.
+    pub open_only: bool,
     /// This severity or above.
     pub min_severity: Option<Severity>,
     pub rule_id: Option<String>,
@@ -153,6 +155,7 @@ impl Default for AlertFilter {
     fn default() -> Self {
         AlertFilter {
             status: None,
+            open_only: false,
             min_severity: None,
             rule_id: None,
             subject: None,

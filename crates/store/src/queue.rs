@@ -1,0 +1,135 @@
+//! The case queue, read the same way by the dashboard, the JSON API and `clearwatch cases
+//! list`: the alerts under a filter, folded into one case per subject
+//! ([`clearwatch_model::cases`]), filtered by deadline band, sorted and paged, and each case
+//! on the page completed with its holder, role and the amounts of its evidence.
+
+use serde::Serialize;
+
+use clearwatch_model::calendar::WorkingCalendar;
+use clearwatch_model::case::Sla;
+use clearwatch_model::cases::{Case, CaseSort, fold_cases};
+use clearwatch_model::{Currency, Role, SubjectKind, format_amount};
+
+use crate::{AlertFilter, AlertStore, AnyStore, IngestStore, StoreError};
+
+/// The most alerts one case list folds (about 150 bytes each): beyond it the list covers
+/// the highest-scored alerts only and says so.
+pub const CASE_ALERT_LIMIT: u64 = 200_000;
+
+/// Which cases, in what order, which page.
+#[derive(Debug, Clone, Default)]
+pub struct CaseQuery {
+    /// The alerts that make up the cases: status, rule, subject, assignee. Its sort, limit
+    /// and offset are not used.
+    pub filter: AlertFilter,
+    /// Only cases in this deadline band.
+    pub sla: Option<Sla>,
+    pub sort: CaseSort,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// An amount in one currency, as a decimal string in major units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Amount {
+    pub currency: String,
+    pub amount: String,
+}
+
+/// A case with what the queue shows beside it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseRow {
+    #[serde(flatten)]
+    pub case: Case,
+    /// From the account or merchant registry.
+    pub holder_name: Option<String>,
+    /// The registry's role of an account subject.
+    pub role: Option<Role>,
+    /// The evidence transactions of its alerts, each counted once, per currency.
+    pub amounts: Vec<Amount>,
+}
+
+/// One page of cases.
+#[derive(Debug, Clone, Serialize)]
+pub struct CasePage {
+    pub cases: Vec<CaseRow>,
+    /// Cases under the query, before paging.
+    pub total: usize,
+    /// Alerts folded.
+    pub alerts_read: u64,
+    /// Whether more alerts matched than one list folds.
+    pub truncated: bool,
+}
+
+/// The page of cases `q` asks for, with deadlines as of `today`.
+pub async fn case_page(
+    store: &AnyStore,
+    q: &CaseQuery,
+    today: chrono::NaiveDate,
+    review_days: u32,
+) -> Result<CasePage, StoreError> {
+    let read = AlertFilter {
+        limit: CASE_ALERT_LIMIT,
+        offset: 0,
+        sort: Default::default(),
+        ..q.filter.clone()
+    };
+    let hits = store.case_hits(&read).await?;
+    let mut cases = fold_cases(&hits, today, WorkingCalendar::china(), review_days, q.sort);
+    if let Some(sla) = q.sla {
+        cases.retain(|c| c.deadline.sla == sla);
+    }
+    let total = cases.len();
+    let page: Vec<Case> = cases.into_iter().skip(q.offset).take(q.limit).collect();
+    let account_ids: Vec<String> = page
+        .iter()
+        .filter(|c| c.subject.kind == SubjectKind::Account)
+        .map(|c| c.subject.id.clone())
+        .collect();
+    let mut accounts = store.accounts_of(&account_ids).await?.into_iter();
+    let merchants = if page.iter().any(|c| c.subject.kind == SubjectKind::Merchant) {
+        store.merchants().await?
+    } else {
+        Vec::new()
+    };
+    let mut rows = Vec::with_capacity(page.len());
+    for case in page {
+        let (holder_name, role) = match case.subject.kind {
+            SubjectKind::Account => match accounts.next() {
+                Some(a) => (a.holder_name, Some(a.role)),
+                None => (None, None),
+            },
+            SubjectKind::Merchant => (
+                merchants
+                    .iter()
+                    .find(|m| m.merchant_id == case.subject.id)
+                    .and_then(|m| m.legal_name.clone()),
+                None,
+            ),
+        };
+        let amounts = store
+            .case_amounts(&case.subject, &read)
+            .await?
+            .into_iter()
+            .map(|(code, minor)| Amount {
+                amount: format_amount(
+                    minor,
+                    Currency::from_code(&code).map_or(2, |c| c.exponent()),
+                ),
+                currency: code,
+            })
+            .collect();
+        rows.push(CaseRow {
+            case,
+            holder_name,
+            role,
+            amounts,
+        });
+    }
+    Ok(CasePage {
+        cases: rows,
+        total,
+        alerts_read: hits.len() as u64,
+        truncated: hits.len() as u64 == CASE_ALERT_LIMIT,
+    })
+}

@@ -2431,15 +2431,23 @@ async fn cases_fold_each_subjects_alerts_into_one_row() {
     );
     // One selected case assigns both of its alerts.
     let sel = format!("{}:1 {}:1", f.alert_id, second.id);
-    let body =
-        serde_urlencoded::to_string([("sel", sel.as_str()), ("assignee", "analyst")]).unwrap();
+    let body = serde_urlencoded::to_string([
+        ("sel", sel.as_str()),
+        ("assignee", "analyst"),
+        ("back", "rule=TC-04&sort=due&page=3"),
+    ])
+    .unwrap();
     let (status, headers, _) = send(
         &f.app,
         request("POST", "/cases/bulk", Some(&cookie), Some(&csrf), &body),
     )
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert_eq!(headers[header::LOCATION], "/cases?done=2&failed=0");
+    // Back to the queue under the filter the form came from, on its first page.
+    assert_eq!(
+        headers[header::LOCATION],
+        "/cases?status=&rule=TC-04&assignee=&subject=&sla=&sort=due&page=1&done=2&failed=0"
+    );
     for id in [&f.alert_id, &second.id] {
         let a = f.st.store.alert(id).await.unwrap().unwrap();
         assert_eq!(a.assignee.as_deref(), Some("analyst"), "{id}");
@@ -2454,9 +2462,123 @@ async fn cases_fold_each_subjects_alerts_into_one_row() {
         request("POST", "/cases/bulk", Some(&cookie), Some(&csrf), &body),
     )
     .await;
-    assert_eq!(headers[header::LOCATION], "/cases?done=0&failed=2");
+    assert!(
+        headers[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .ends_with("&done=0&failed=2"),
+        "{:?}",
+        headers[header::LOCATION]
+    );
+    // A status change moves the alerts that can make the move and leaves the rest: the
+    // TC-04 alert is put in review first, so only the ML-02 alert moves.
+    f.st.store
+        .update_case(&clearwatch_store::cases::CaseUpdate {
+            alert_id: f.alert_id.clone(),
+            expected_version: 2,
+            actor: "analyst".into(),
+            status: Some(Status::InReview),
+            assignee: None,
+        })
+        .await
+        .unwrap();
+    let sel = format!("{}:3 {}:2", f.alert_id, second.id);
+    let body =
+        serde_urlencoded::to_string([("sel", sel.as_str()), ("status", "in_review")]).unwrap();
+    let (_, headers, _) = send(
+        &f.app,
+        request("POST", "/cases/bulk", Some(&cookie), Some(&csrf), &body),
+    )
+    .await;
+    assert!(
+        headers[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .ends_with("&done=1&failed=1"),
+        "{:?}",
+        headers[header::LOCATION]
+    );
+    let moved = f.st.store.alert(&second.id).await.unwrap().unwrap();
+    assert_eq!(moved.status, Status::InReview);
+    let (_, _, page) = send(&f.app, get("/cases?done=1&failed=1")).await;
+    assert!(page.contains("1 alerts changed, 1 not changed"), "{page}");
+    // The case bulk form offers only the statuses that need no approval.
+    let offered = page[page.find(r#"id="cb-status""#).unwrap()..]
+        .split("</select>")
+        .next()
+        .unwrap();
+    assert!(offered.contains(r#"value="in_review""#), "{offered}");
+    for needs_approval in ["escalated", "dismissed"] {
+        assert!(
+            !offered.contains(&format!(r#"value="{needs_approval}""#)),
+            "{offered}"
+        );
+    }
     let (status, _, _) = send(&f.app, request("GET", "/api/v1/cases", None, None, "")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// "Next case" hands out unassigned open cases one at a time, most urgent and riskiest
+/// first, assigning all of a case's alerts, and says so when none is left.
+#[tokio::test]
+async fn next_case_takes_the_most_urgent_unassigned_case() {
+    let f = fixture().await;
+    let mut second = alert();
+    second.rule_id = "ML-02".into();
+    second.score = 50;
+    second.id = Alert::make_id("ML-02", "v1", &second.subject, second.window);
+    f.st.store
+        .save_alerts(std::slice::from_ref(&second), &[])
+        .await
+        .unwrap();
+    let h2 =
+        f.st.store
+            .alerts(&AlertFilter {
+                subject: Some("H2".into()),
+                ..AlertFilter::default()
+            })
+            .await
+            .unwrap()
+            .remove(0);
+    let (cookie, csrf) = login_as(&f.st, "analyst").await;
+    let next = || request("POST", "/cases/next", Some(&cookie), Some(&csrf), "");
+    // H1 (two rules) outranks H2 at the same deadline.
+    let (status, headers, _) = send(&f.app, next()).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], format!("/alerts/{}", f.alert_id));
+    for id in [&f.alert_id, &second.id] {
+        let a = f.st.store.alert(id).await.unwrap().unwrap();
+        assert_eq!(a.assignee.as_deref(), Some("analyst"), "{id}");
+    }
+    // A new alert on H1 joins the case its analyst holds: it is not handed out again.
+    let mut third = alert();
+    third.rule_id = "ML-05".into();
+    third.id = Alert::make_id("ML-05", "v1", &third.subject, third.window);
+    f.st.store
+        .save_alerts(std::slice::from_ref(&third), &[])
+        .await
+        .unwrap();
+    let (_, headers, _) = send(&f.app, next()).await;
+    assert_eq!(
+        headers[header::LOCATION],
+        format!("/alerts/{}", h2.alert.id)
+    );
+    let (_, headers, _) = send(&f.app, next()).await;
+    assert_eq!(headers[header::LOCATION], "/cases?empty=1");
+    let (_, _, page) = send(
+        &f.app,
+        request("GET", "/cases?empty=1", Some(&cookie), None, ""),
+    )
+    .await;
+    assert!(page.contains("No unassigned open case is left."), "{page}");
+    // Not for roles that do not work cases.
+    let (cookie, csrf) = login_as(&f.st, "auditor").await;
+    let (status, _, _) = send(
+        &f.app,
+        request("POST", "/cases/next", Some(&cookie), Some(&csrf), ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
 /// The dashboard's lint shows the absent-field warning of an edited rule, and the shipped

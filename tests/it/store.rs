@@ -946,6 +946,19 @@ async fn case_hits_and_amounts_read_what_the_alerts_hold(db: &TestDb) {
     let mut want = vec![a.id.as_str(), c.id.as_str()];
     want.sort();
     assert_eq!(ids, want, "reported work is not open");
+    // The status tabs of an `open` queue still count every status.
+    let counts = db
+        .store
+        .status_counts(&AlertFilter {
+            open_only: true,
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        counts.contains(&(Status::Reported, 1)) && counts.contains(&(Status::InReview, 1)),
+        "{counts:?}"
+    );
     let hub = Subject {
         kind: SubjectKind::Account,
         id: "HUB-7".into(),

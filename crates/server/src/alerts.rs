@@ -11,6 +11,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use super::extract::CurrentUser;
+use super::i18n::Catalog;
 use super::views::{self, AlertPage, NotesFragment, PageCtx, QueuePage, QueueQuery, TxRow};
 use super::{AppError, Shared};
 use clearwatch_export::flowgraph::flow_graph;
@@ -168,9 +169,10 @@ pub struct BulkOutcome {
 }
 
 impl BulkOutcome {
-    /// The flash message, if a bulk change was made.
-    pub fn message(&self) -> Option<String> {
-        self.done.map(|d| bulk_message(d, self.failed.unwrap_or(0)))
+    /// The flash message (`key` of the catalogue `t`), if a bulk change was made.
+    pub fn message(&self, t: &Catalog, key: &str) -> Option<String> {
+        self.done
+            .map(|d| bulk_message(t, key, d, self.failed.unwrap_or(0)))
     }
 }
 
@@ -181,15 +183,16 @@ async fn queue(
     Query(q): Query<QueueQuery>,
     Query(outcome): Query<BulkOutcome>,
 ) -> Result<Response, AppError> {
-    let flash = outcome.message();
+    let flash = outcome.message(user.catalog, "bulk.result");
     let view = queue_view(&st, &user, q, flash).await?;
     render_queue(view, is_htmx(&headers))
 }
 
-fn bulk_message(done: u64, failed: u64) -> String {
-    format!(
-        "{done} changed, {failed} not changed (changed by someone else, or not allowed; a bulk change is all or nothing)"
-    )
+/// The message `key` with its `{done}` and `{failed}` counts filled in.
+fn bulk_message(t: &Catalog, key: &str, done: u64, failed: u64) -> String {
+    t.get(key)
+        .replace("{done}", &done.to_string())
+        .replace("{failed}", &failed.to_string())
 }
 
 /// The queue page for `q`.
@@ -689,10 +692,16 @@ async fn bulk(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    let (done, failed) = apply_bulk(&st, &user, &body).await?;
+    let (done, failed) = apply_bulk(&st, &user, &body, false).await?;
     if is_htmx(&headers) {
         let q = current_query(&headers);
-        let view = queue_view(&st, &user, q, Some(bulk_message(done, failed))).await?;
+        let view = queue_view(
+            &st,
+            &user,
+            q,
+            Some(bulk_message(user.catalog, "bulk.result", done, failed)),
+        )
+        .await?;
         return render_queue(view, true);
     }
     Ok(see_other(
@@ -701,10 +710,13 @@ async fn bulk(
 }
 
 /// Applies a bulk form (see [`bulk`]): the alerts changed and the alerts not changed.
+/// With `skip_unmovable`, a status change leaves out the alerts that are at that status
+/// or cannot move to it (a case's alerts stand at different steps), counted as not changed.
 pub async fn apply_bulk(
     st: &Shared,
     user: &CurrentUser,
     body: &[u8],
+    skip_unmovable: bool,
 ) -> Result<(u64, u64), AppError> {
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|_| AppError::BadRequest("malformed form".into()))?;
@@ -727,6 +739,19 @@ pub async fn apply_bulk(
         }
     }
     check_assignee(st, &assignee).await?;
+    let mut skipped = 0;
+    if let (true, Some(target)) = (skip_unmovable, status) {
+        let mut movable = BTreeMap::new();
+        for (id, version) in selected {
+            match st.store.alert(&id).await? {
+                Some(a) if a.status.can_move_to(target) => {
+                    movable.insert(id, version);
+                }
+                _ => skipped += 1,
+            }
+        }
+        selected = movable;
+    }
     let updates: Vec<CaseUpdate> = selected
         .into_iter()
         .map(|(id, version)| CaseUpdate {
@@ -739,8 +764,8 @@ pub async fn apply_bulk(
         .collect();
     // All or nothing: one refused change leaves every alert as it was.
     match st.store.bulk_update(&updates).await {
-        Ok(changed) => Ok((changed, 0)),
-        Err(clearwatch_store::StoreError::Case(_)) => Ok((0, updates.len() as u64)),
+        Ok(changed) => Ok((changed, skipped)),
+        Err(clearwatch_store::StoreError::Case(_)) => Ok((0, updates.len() as u64 + skipped)),
         Err(e) => Err(e.into()),
     }
 }

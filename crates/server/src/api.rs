@@ -86,7 +86,7 @@ pub struct AlertList {
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct ListParams {
-    /// Case status.
+    /// Case status, or `open` (new, in review or escalated).
     pub status: Option<String>,
     /// This severity or above.
     pub severity: Option<String>,

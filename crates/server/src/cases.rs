@@ -1,7 +1,7 @@
 //! The case queue: one row per subject over all of its alerts ([`clearwatch_model::cases`]),
 //! with holder, role, rules, amounts, entity risk, age and deadline, at `/cases` (page,
 //! the dashboard's landing page), `/cases/bulk` (the selected cases' alerts changed in one
-//! transaction) and `/api/v1/cases` (JSON). The alert queue stays at `/alerts`.
+//! transaction), `/cases/next` (take the next unassigned case) and `/api/v1/cases` (JSON). The alert queue stays at `/alerts`.
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -15,12 +15,14 @@ use super::alerts::{BulkOutcome, apply_bulk, case_workers, see_other};
 use super::extract::CurrentUser;
 use super::views::PageCtx;
 use super::{ApiError, AppError, Shared};
+use clearwatch_model::calendar::WorkingCalendar;
 use clearwatch_model::calendar::china_date;
 use clearwatch_model::case::{Sla, Status};
-use clearwatch_model::cases::CaseSort;
+use clearwatch_model::cases::{CaseSort, fold_cases};
 use clearwatch_model::format_ts;
+use clearwatch_store::cases::CaseUpdate;
 use clearwatch_store::queue::{Amount, CASE_ALERT_LIMIT, CasePage, CaseQuery, CaseRow, case_page};
-use clearwatch_store::{AlertFilter, AlertStore};
+use clearwatch_store::{AlertFilter, AlertStore, CaseStore};
 
 /// Cases per page.
 pub const CASES_PER_PAGE: usize = 50;
@@ -29,6 +31,7 @@ pub fn router() -> Router<Shared> {
     Router::new()
         .route("/cases", get(page))
         .route("/cases/bulk", post(bulk))
+        .route("/cases/next", post(next))
         .route("/api/v1/cases", get(api))
 }
 
@@ -214,6 +217,8 @@ pub struct CasesPage {
     pub ctx: PageCtx,
     pub p: CaseParams,
     pub statuses: Vec<&'static str>,
+    /// The statuses a bulk change may set: those that need no approval.
+    pub bulk_statuses: Vec<&'static str>,
     pub rules: Vec<String>,
     pub users: Vec<String>,
     pub slas: Vec<&'static str>,
@@ -230,6 +235,19 @@ pub struct CasesPage {
 }
 
 impl CasesPage {
+    /// This page's filter, for the bulk form to come back to.
+    pub fn back(&self) -> String {
+        serde_urlencoded::to_string(&self.p).unwrap_or_default()
+    }
+
+    /// The message key of the kind of a case's deadline.
+    pub fn deadline_label(&self, r: &CaseRow) -> &'static str {
+        match r.case.deadline.kind {
+            clearwatch_model::case::DeadlineKind::Review => "deadline.review",
+            clearwatch_model::case::DeadlineKind::Report => "deadline.report",
+        }
+    }
+
     /// The `sel` value that selects every alert of a case at the version shown.
     pub fn selection(&self, r: &CaseRow) -> String {
         r.case
@@ -303,6 +321,7 @@ async fn page(
     user: CurrentUser,
     Query(p): Query<CaseParams>,
     Query(outcome): Query<BulkOutcome>,
+    Query(next): Query<NextOutcome>,
 ) -> Result<Response, AppError> {
     let r = read(&st, &p).await?;
     let page = p.page.unwrap_or(1).max(1);
@@ -319,6 +338,11 @@ async fn page(
         prev_link: (page > 1).then(|| link(&p, page - 1)),
         next_link: (page < pages).then(|| link(&p, page + 1)),
         statuses: Status::ALL.iter().map(|s| s.as_str()).collect(),
+        bulk_statuses: Status::ALL
+            .iter()
+            .filter(|s| !s.needs_approval())
+            .map(|s| s.as_str())
+            .collect(),
         rules,
         users: case_workers(&st).await?,
         slas: ["overdue", "due_soon", "on_time", "done"].to_vec(),
@@ -329,23 +353,94 @@ async fn page(
         pages,
         truncated: r.truncated,
         limit: CASE_ALERT_LIMIT,
-        flash: outcome.message(),
+        flash: outcome
+            .message(user.catalog, "bulk.result.cases")
+            .or_else(|| {
+                next.empty
+                    .is_some()
+                    .then(|| user.catalog.get("cases.next.none").to_string())
+            }),
         p,
     };
     Ok(Html(view.render()?).into_response())
 }
 
-/// The bulk form of the case queue: each selected case stands for all of its alerts, at
-/// the versions the page showed; all change or none.
+#[derive(Deserialize, Default)]
+struct NextOutcome {
+    /// Set when "next case" found no unassigned open case.
+    #[serde(default)]
+    empty: Option<String>,
+}
+
+/// The bulk form of the case queue: each selected case stands for the alerts it listed, at
+/// the versions the page showed. A status change leaves out the alerts that cannot make
+/// that move; the rest change together or not at all. Back to the queue under the filter
+/// the form was sent from (`back`, read as the queue's parameters, never as a URL).
 async fn bulk(
     State(st): State<Shared>,
     user: CurrentUser,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    let (done, failed) = apply_bulk(&st, &user, &body).await?;
-    Ok(see_other(
-        Redirect::to(&format!("/cases?done={done}&failed={failed}")).into_response(),
-    ))
+    let (done, failed) = apply_bulk(&st, &user, &body, true).await?;
+    let back: Option<CaseParams> = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+        .ok()
+        .and_then(|f| f.into_iter().find(|(k, _)| k == "back"))
+        .and_then(|(_, v)| serde_urlencoded::from_str(&v).ok());
+    let mut to = link(&back.unwrap_or_default(), 1);
+    to.push_str(&format!("&done={done}&failed={failed}"));
+    Ok(see_other(Redirect::to(&to).into_response()))
+}
+
+/// Tries before "next case" gives up on cases that others take at the same moment.
+const NEXT_CASE_TRIES: usize = 3;
+
+/// "Next case": assigns the signed-in user the most urgent open case that nobody holds
+/// (earliest deadline, then highest risk; a case with any assigned alert is someone's) and
+/// opens its highest-scored alert; back to the queue with a message when there is none.
+async fn next(State(st): State<Shared>, user: CurrentUser) -> Result<Response, AppError> {
+    let open = AlertFilter {
+        open_only: true,
+        limit: CASE_ALERT_LIMIT,
+        ..AlertFilter::default()
+    };
+    let today = china_date(chrono::Utc::now().timestamp_millis());
+    for _ in 0..NEXT_CASE_TRIES {
+        let hits = st.store.case_hits(&open).await?;
+        let cases = fold_cases(
+            &hits,
+            today,
+            WorkingCalendar::china(),
+            st.review_days,
+            CaseSort::Due,
+        );
+        let Some(case) = cases.iter().find(|c| c.assignees.is_empty()) else {
+            break;
+        };
+        let updates: Vec<CaseUpdate> = case
+            .alerts
+            .iter()
+            .map(|a| CaseUpdate {
+                alert_id: a.id.clone(),
+                expected_version: a.version,
+                actor: user.user.name.clone(),
+                status: None,
+                assignee: Some(Some(user.user.name.clone())),
+            })
+            .collect();
+        match st.store.bulk_update(&updates).await {
+            Ok(_) => {
+                let top = &case.alerts[0].id;
+                return Ok(see_other(
+                    Redirect::to(&format!("/alerts/{}", super::views::urlencode(top)))
+                        .into_response(),
+                ));
+            }
+            // Taken or changed by someone else meanwhile: look again.
+            Err(clearwatch_store::StoreError::Case(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(see_other(Redirect::to("/cases?empty=1").into_response()))
 }
 
 #[cfg(test)]

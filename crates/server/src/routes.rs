@@ -58,6 +58,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/flows", Access::Roles(ALL)),
     r("GET", "/cases", Access::Roles(ALL)),
     r("POST", "/cases/bulk", Access::Roles(CASE_WORK)),
+    r("POST", "/cases/next", Access::Roles(CASE_WORK)),
     r("GET", "/rules", Access::Roles(ALL)),
     r("GET", "/rules/{id}", Access::Roles(ALL)),
     r("POST", "/rules/{id}/lint", Access::Roles(RULE_TOOLS)),

@@ -259,6 +259,10 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
                 let bad = |what: String| rows::corrupt(format!("alert {id}: {what}"));
                 let score: i64 = get::<DB, _>(r, 5)?;
                 let created: String = get::<DB, _>(r, 8)?;
+                let window = Window {
+                    from: get::<DB, _>(r, 9)?,
+                    until: get::<DB, _>(r, 10)?,
+                };
                 Ok(CaseHit {
                     version: get::<DB, _>(r, 1)?,
                     subject: Subject {
@@ -269,13 +273,10 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
                     score: u32::try_from(score.clamp(0, 100)).unwrap_or(0),
                     status: get::<DB, String>(r, 6)?.parse().map_err(bad)?,
                     assignee: get::<DB, _>(r, 7)?,
-                    detected: parse_rfc3339(&created)
-                        .ok_or_else(|| bad(format!("created_at {created:?}")))?,
+                    // As the alert page: an unreadable stored time counts from the window's end.
+                    detected: parse_rfc3339(&created).unwrap_or(window.until),
                     escalated: escalated.get(&id).copied(),
-                    window: Window {
-                        from: get::<DB, _>(r, 9)?,
-                        until: get::<DB, _>(r, 10)?,
-                    },
+                    window,
                     alert_id: id,
                 })
             })
@@ -287,7 +288,11 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
         subject: &Subject,
         filter: &AlertFilter,
     ) -> Result<Vec<(String, i128)>, StoreError> {
-        let pattern = filter.subject.as_deref().map(contains_pattern);
+        // The subject is matched exactly: its filter's substring adds nothing.
+        let filter = &AlertFilter {
+            subject: None,
+            ..filter.clone()
+        };
         let kind = subject.kind.to_string();
         let mut b = Builder::new(
             "SELECT currency, amount FROM transactions WHERE tx_id IN \
@@ -297,7 +302,7 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
         b.push_value(Value::Text(&kind))
             .push(" AND subject_id = ")
             .push_value(Value::Text(&subject.id));
-        push_filter::<DB>(&mut b, filter, &pattern);
+        push_filter::<DB>(&mut b, filter, &None);
         b.push("))");
         let mut sums: std::collections::BTreeMap<String, i128> = Default::default();
         let mut c = self.pool.acquire().await?;
@@ -344,6 +349,7 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
     async fn status_counts(&self, f: &AlertFilter) -> Result<Vec<(Status, u64)>, StoreError> {
         let f = AlertFilter {
             status: None,
+            open_only: false,
             ..f.clone()
         };
         let got = self.counts_by_status(&f).await?;

@@ -45,7 +45,8 @@ pub struct CaseRow {
     pub holder_name: Option<String>,
     /// The registry's role of an account subject.
     pub role: Option<Role>,
-    /// The evidence transactions of its alerts, each counted once, per currency.
+    /// The evidence transactions of its alerts under the filter, each counted once, per
+    /// currency (of all of them, when the list was cut at [`CASE_ALERT_LIMIT`]).
     pub amounts: Vec<Amount>,
 }
 
@@ -69,12 +70,15 @@ pub async fn case_page(
     review_days: u32,
 ) -> Result<CasePage, StoreError> {
     let read = AlertFilter {
-        limit: CASE_ALERT_LIMIT,
+        // One more, to tell a cut list from one that fits exactly.
+        limit: CASE_ALERT_LIMIT + 1,
         offset: 0,
         sort: Default::default(),
         ..q.filter.clone()
     };
-    let hits = store.case_hits(&read).await?;
+    let mut hits = store.case_hits(&read).await?;
+    let truncated = hits.len() as u64 > CASE_ALERT_LIMIT;
+    hits.truncate(CASE_ALERT_LIMIT as usize);
     let mut cases = fold_cases(&hits, today, WorkingCalendar::china(), review_days, q.sort);
     if let Some(sla) = q.sla {
         cases.retain(|c| c.deadline.sla == sla);
@@ -130,6 +134,6 @@ pub async fn case_page(
         cases: rows,
         total,
         alerts_read: hits.len() as u64,
-        truncated: hits.len() as u64 == CASE_ALERT_LIMIT,
+        truncated,
     })
 }

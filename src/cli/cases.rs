@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use clearwatch_model::calendar::china_date;
-use clearwatch_server::cases::{CASES_PER_PAGE, CaseList, CaseParams, CaseView, query_of};
+use clearwatch_model::group_thousands;
+use clearwatch_server::cases::{CASES_PER_PAGE, CaseList, CaseParams, CaseSummary, query_of};
 use clearwatch_store::queue::case_page;
 
 #[derive(Args, Debug)]
@@ -28,17 +29,17 @@ pub struct ListArgs {
     #[arg(long, default_value = "open")]
     pub status: String,
     /// Only alerts of this rule id.
-    #[arg(long, default_value = "")]
-    pub rule: String,
+    #[arg(long)]
+    pub rule: Option<String>,
     /// Only alerts assigned to this user; `-` for unassigned.
-    #[arg(long, default_value = "")]
-    pub assignee: String,
+    #[arg(long)]
+    pub assignee: Option<String>,
     /// Only subjects whose id contains this text.
-    #[arg(long, default_value = "")]
-    pub subject: String,
+    #[arg(long)]
+    pub subject: Option<String>,
     /// Only cases in this deadline band: on_time, due_soon, overdue, done.
-    #[arg(long, default_value = "")]
-    pub sla: String,
+    #[arg(long)]
+    pub sla: Option<String>,
     /// risk, due, oldest or alerts.
     #[arg(long, default_value = "risk")]
     pub sort: String,
@@ -57,10 +58,10 @@ pub async fn run(db: &super::Db, args: CasesArgs) -> anyhow::Result<ExitCode> {
     let CasesCommand::List(a) = args.command;
     let params = CaseParams {
         status: a.status,
-        rule: a.rule,
-        assignee: a.assignee,
-        subject: a.subject,
-        sla: a.sla,
+        rule: a.rule.unwrap_or_default(),
+        assignee: a.assignee.unwrap_or_default(),
+        subject: a.subject.unwrap_or_default(),
+        sla: a.sla.unwrap_or_default(),
         sort: a.sort,
         page: Some(a.page.max(1)),
     };
@@ -75,7 +76,7 @@ pub async fn run(db: &super::Db, args: CasesArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let list = CaseList {
-        cases: page.cases.iter().map(CaseView::from).collect(),
+        cases: page.cases.iter().map(CaseSummary::from).collect(),
         total: page.total,
         page: a.page.max(1),
         pages: page.total.div_ceil(CASES_PER_PAGE).max(1),
@@ -96,7 +97,7 @@ fn print_table(list: &CaseList) {
         return;
     }
     outln!(
-        "{:>4} {:<28} {:<20} {:<10} {:>6} {:<22} {:<10} {:<10} {:<19} rules",
+        "{:>4} {:<28} {:<20} {:<10} {:>6} {:<22} {:<10} {:<10} {:<19} {:<12} rules",
         "risk",
         "case",
         "holder",
@@ -105,17 +106,18 @@ fn print_table(list: &CaseList) {
         "amount",
         "status",
         "opened",
-        "due"
+        "due",
+        "assignees"
     );
     for c in &list.cases {
         let amount = c
             .amounts
             .iter()
-            .map(|a| format!("{} {}", a.amount, a.currency))
+            .map(|a| format!("{} {}", group_thousands(&a.amount), a.currency))
             .collect::<Vec<_>>()
             .join(" + ");
         outln!(
-            "{:>4} {:<28} {:<20} {:<10} {:>6} {:<22} {:<10} {:<10} {:<19} {}",
+            "{:>4} {:<28} {:<20} {:<10} {:>6} {:<22} {:<10} {:<10} {:<19} {:<12} {}",
             c.score,
             c.id,
             c.holder_name.as_deref().unwrap_or("-"),
@@ -125,6 +127,11 @@ fn print_table(list: &CaseList) {
             c.status,
             c.opened,
             format!("{} {}", c.due, c.sla),
+            if c.assignees.is_empty() {
+                "-".to_string()
+            } else {
+                c.assignees.join(",")
+            },
             c.rules.join(", ")
         );
     }

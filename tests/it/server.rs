@@ -549,6 +549,26 @@ async fn headers_limits_and_escaping() {
     assert_eq!(status, StatusCode::OK);
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(doc["paths"]["/api/v1/alerts"].is_object());
+    // Query parameters are documented as query parameters, and the case list and the
+    // single case keep schemas of their own.
+    for path in ["/api/v1/alerts", "/api/v1/cases", "/api/v1/audit"] {
+        for p in doc["paths"][path]["get"]["parameters"].as_array().unwrap() {
+            assert_eq!(p["in"], "query", "{path}: {p}");
+        }
+    }
+    let body_of = |path: &str| {
+        doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+            ["$ref"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(body_of("/api/v1/cases"), "#/components/schemas/CaseList");
+    assert_eq!(
+        body_of("/api/v1/cases/{id}"),
+        "#/components/schemas/CaseView"
+    );
+    assert!(doc["components"]["schemas"]["CaseSummary"]["properties"]["due"].is_object());
     let (_, _, text) = send(
         &f.app,
         request("GET", "/api/v1/alerts?status=new", Some(&cookie), None, ""),

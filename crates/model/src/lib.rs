@@ -17,8 +17,8 @@ pub mod triage;
 
 pub use alert::{Alert, Evidence, Severity, StoredAlert, Subject, SubjectKind, Window};
 pub use money::{
-    AmountError, Currency, ExcessPrecision, MAX_MAJOR_UNITS, format_amount, max_minor_units,
-    parse_amount,
+    AmountError, Currency, ExcessPrecision, MAX_MAJOR_UNITS, format_amount, group_thousands,
+    max_minor_units, parse_amount,
 };
 pub use records::{Account, AccountKind, Merchant, Role, Transaction, TxType};
 pub use table::Table;

@@ -172,8 +172,36 @@ pub fn format_amount(minor: impl Into<i128>, exponent: u32) -> String {
     )
 }
 
+/// A decimal string with its whole part grouped by thousands: `1234567.89` → `1,234,567.89`.
+pub fn group_thousands(amount: &str) -> String {
+    let (sign, rest) = amount.strip_prefix('-').map_or(("", amount), |r| ("-", r));
+    let (int, frac) = rest
+        .split_once('.')
+        .map_or((rest, None), |(i, f)| (i, Some(f)));
+    let mut out = String::new();
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    match frac {
+        Some(f) => format!("{sign}{out}.{f}"),
+        None => format!("{sign}{out}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn amounts_are_grouped_by_thousands() {
+        use super::group_thousands;
+        assert_eq!(group_thousands("1234567.89"), "1,234,567.89");
+        assert_eq!(group_thousands("123.00"), "123.00");
+        assert_eq!(group_thousands("-1000"), "-1,000");
+        assert_eq!(group_thousands("0.5"), "0.5");
+    }
+
     use super::*;
 
     fn cny(s: &str) -> Result<i64, AmountError> {

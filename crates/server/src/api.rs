@@ -46,7 +46,7 @@ use clearwatch_store::cases::{Approval, CaseUpdate, Note, RuleHits};
         CaseChange,
         AccountView,
         super::cases::CaseList,
-        super::cases::CaseView,
+        super::cases::CaseSummary,
         clearwatch_store::queue::Amount,
         RuleView,
         Note,
@@ -85,6 +85,7 @@ pub struct AlertList {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Case status, or `open` (new, in review or escalated).
     pub status: Option<String>,
@@ -293,6 +294,7 @@ async fn list_rules(State(st): State<Shared>) -> Result<Json<Vec<RuleView>>, Api
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// `kind:id`, e.g. `alert:TC-04-…`.
     pub entity: Option<String>,

@@ -19,7 +19,7 @@ use clearwatch_model::calendar::WorkingCalendar;
 use clearwatch_model::calendar::china_date;
 use clearwatch_model::case::{Sla, Status};
 use clearwatch_model::cases::{CaseSort, fold_cases};
-use clearwatch_model::format_ts;
+use clearwatch_model::{format_ts, group_thousands};
 use clearwatch_store::cases::CaseUpdate;
 use clearwatch_store::queue::{Amount, CASE_ALERT_LIMIT, CasePage, CaseQuery, CaseRow, case_page};
 use clearwatch_store::{AlertFilter, AlertStore, CaseStore};
@@ -37,6 +37,7 @@ pub fn router() -> Router<Shared> {
 
 /// The case queue's filter, as the page's form and the API take it.
 #[derive(Deserialize, Serialize, IntoParams, Default, Clone)]
+#[into_params(parameter_in = Query)]
 pub struct CaseParams {
     /// `open` (new, in review or escalated: the default), `any`, or one case status:
     /// the alerts that make up the cases.
@@ -59,6 +60,7 @@ pub struct CaseParams {
     pub sort: String,
     /// From 1.
     #[serde(default)]
+    #[param(minimum = 1)]
     pub page: Option<usize>,
 }
 
@@ -72,7 +74,14 @@ pub fn query_of(p: &CaseParams) -> Result<CaseQuery, String> {
     let (status, open_only) = match opt(&p.status).unwrap_or("open") {
         "open" => (None, true),
         "any" => (None, false),
-        s => (Some(s.parse::<Status>()?), false),
+        s => (
+            Some(s.parse::<Status>().map_err(|_| {
+                format!(
+                    "unknown case status {s:?} (valid: open, any, new, in_review, escalated, reported, dismissed, closed)"
+                )
+            })?),
+            false,
+        ),
     };
     let sla = match opt(&p.sla) {
         None => None,
@@ -118,7 +127,7 @@ async fn read(st: &Shared, p: &CaseParams) -> Result<CasePage, AppError> {
 
 /// One case as the API gives it.
 #[derive(Serialize, ToSchema)]
-pub struct CaseView {
+pub struct CaseSummary {
     /// `KIND:ID` of its subject: one case per subject.
     pub id: String,
     /// `account` or `merchant`.
@@ -151,10 +160,10 @@ pub struct CaseView {
     pub window_until: String,
 }
 
-impl From<&CaseRow> for CaseView {
+impl From<&CaseRow> for CaseSummary {
     fn from(r: &CaseRow) -> Self {
         let c = &r.case;
-        CaseView {
+        CaseSummary {
             id: format!("{}:{}", c.subject.kind, c.subject.id),
             subject_kind: c.subject.kind.to_string(),
             subject: c.subject.id.clone(),
@@ -183,7 +192,7 @@ impl From<&CaseRow> for CaseView {
 /// One page of cases.
 #[derive(Serialize, ToSchema)]
 pub struct CaseList {
-    pub cases: Vec<CaseView>,
+    pub cases: Vec<CaseSummary>,
     /// Cases under the filter, all pages.
     pub total: usize,
     pub page: usize,
@@ -194,7 +203,7 @@ pub struct CaseList {
     pub truncated: bool,
 }
 
-#[utoipa::path(get, path = "/api/v1/cases", params(CaseParams),
+#[utoipa::path(get, path = "/api/v1/cases", params(CaseParams), operation_id = "list_cases", tag = "cases",
     responses((status = 200, body = CaseList), (status = 400, description = "bad filter", body = super::ErrorBody)))]
 pub async fn api(
     State(st): State<Shared>,
@@ -202,7 +211,7 @@ pub async fn api(
 ) -> Result<Json<CaseList>, ApiError> {
     let r = read(&st, &p).await?;
     Ok(Json(CaseList {
-        cases: r.cases.iter().map(CaseView::from).collect(),
+        cases: r.cases.iter().map(CaseSummary::from).collect(),
         total: r.total,
         page: p.page.unwrap_or(1).max(1),
         pages: r.total.div_ceil(CASES_PER_PAGE).max(1),
@@ -283,25 +292,6 @@ impl CasesPage {
             .map(|a| format!("{} {}", group_thousands(&a.amount), a.currency))
             .collect::<Vec<_>>()
             .join(" + ")
-    }
-}
-
-/// `1234567.89` → `1,234,567.89`.
-fn group_thousands(amount: &str) -> String {
-    let (sign, rest) = amount.strip_prefix('-').map_or(("", amount), |r| ("-", r));
-    let (int, frac) = rest
-        .split_once('.')
-        .map_or((rest, None), |(i, f)| (i, Some(f)));
-    let mut out = String::new();
-    for (i, ch) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    match frac {
-        Some(f) => format!("{sign}{out}.{f}"),
-        None => format!("{sign}{out}"),
     }
 }
 
@@ -441,17 +431,4 @@ async fn next(State(st): State<Shared>, user: CurrentUser) -> Result<Response, A
         }
     }
     Ok(see_other(Redirect::to("/cases?empty=1").into_response()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn amounts_are_grouped_by_thousands() {
-        assert_eq!(group_thousands("1234567.89"), "1,234,567.89");
-        assert_eq!(group_thousands("123.00"), "123.00");
-        assert_eq!(group_thousands("-1000"), "-1,000");
-        assert_eq!(group_thousands("0.5"), "0.5");
-    }
 }

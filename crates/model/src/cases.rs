@@ -22,7 +22,7 @@ use crate::alert::{Subject, Window};
 use crate::calendar::{WorkingCalendar, china_date};
 use crate::case::{Deadline, Sla, Status, deadline};
 use crate::time::Millis;
-use crate::triage::{AlertHit, entity_risk_of_hits};
+use crate::triage::entity_score;
 
 /// What a case reads of one alert: no evidence, no metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,19 +140,6 @@ pub fn fold_cases(
     for h in hits {
         by_subject.entry(&h.subject).or_default().push(h);
     }
-    let risk: BTreeMap<Subject, u32> = entity_risk_of_hits(
-        &hits
-            .iter()
-            .map(|h| AlertHit {
-                subject: h.subject.clone(),
-                rule_id: h.rule_id.clone(),
-                score: h.score,
-            })
-            .collect::<Vec<_>>(),
-    )
-    .into_iter()
-    .map(|e| (e.subject, e.score))
-    .collect();
     let mut cases: Vec<Case> = by_subject
         .into_iter()
         .map(|(subject, hits)| {
@@ -201,7 +188,7 @@ pub fn fold_cases(
                 assignees,
                 alerts,
                 rules,
-                score: risk.get(subject).copied().unwrap_or(0),
+                score: entity_score(hits.iter().map(|h| (h.rule_id.as_str(), h.score))),
                 opened: hits
                     .iter()
                     .map(|h| china_date(h.detected))

@@ -61,6 +61,28 @@ pub fn entity_risk_of_hits(hits: &[AlertHit]) -> Vec<EntityRisk> {
     )
 }
 
+/// The entity risk of one subject whose alerts are `(rule, score)`: the formula above.
+pub fn entity_score<'a>(hits: impl Iterator<Item = (&'a str, u32)>) -> u32 {
+    let mut rules: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
+    for (rule_id, score) in hits {
+        let e = rules.entry(rule_id).or_insert((0, 0));
+        e.0 = e.0.max(score.min(100));
+        e.1 += 1;
+    }
+    score_of_rules(rules.into_values())
+}
+
+/// The score from each rule's `(highest score, windows)`.
+fn score_of_rules(rules: impl Iterator<Item = (u32, u32)>) -> u32 {
+    let doubt: f64 = rules
+        .map(|(score, windows)| {
+            let extra = windows.saturating_sub(1).min(MAX_EXTRA_WINDOWS);
+            (1.0 - f64::from(score) / 100.0) * WINDOW_DECAY.powi(extra as i32)
+        })
+        .product();
+    (100.0 * (1.0 - doubt)).round() as u32
+}
+
 fn rank<'a>(hits: impl Iterator<Item = (&'a Subject, &'a str, u32)>) -> Vec<EntityRisk> {
     // subject -> rule -> (highest score, windows)
     let mut by_subject: BTreeMap<&Subject, BTreeMap<&str, (u32, u32)>> = BTreeMap::new();
@@ -75,20 +97,11 @@ fn rank<'a>(hits: impl Iterator<Item = (&'a Subject, &'a str, u32)>) -> Vec<Enti
     }
     let mut out: Vec<EntityRisk> = by_subject
         .into_iter()
-        .map(|(subject, rules)| {
-            let doubt: f64 = rules
-                .values()
-                .map(|&(score, windows)| {
-                    let extra = windows.saturating_sub(1).min(MAX_EXTRA_WINDOWS);
-                    (1.0 - f64::from(score) / 100.0) * WINDOW_DECAY.powi(extra as i32)
-                })
-                .product();
-            EntityRisk {
-                subject: subject.clone(),
-                score: (100.0 * (1.0 - doubt)).round() as u32,
-                alerts: rules.values().map(|&(_, w)| w as usize).sum(),
-                rules: rules.keys().map(|r| r.to_string()).collect(),
-            }
+        .map(|(subject, rules)| EntityRisk {
+            subject: subject.clone(),
+            score: score_of_rules(rules.values().copied()),
+            alerts: rules.values().map(|&(_, w)| w as usize).sum(),
+            rules: rules.keys().map(|r| r.to_string()).collect(),
         })
         .collect();
     out.sort_by(|a, b| {

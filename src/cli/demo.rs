@@ -91,7 +91,9 @@ pub async fn run(db: &super::Db, args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let counts: Vec<String> = per_rule.iter().map(|(r, n)| format!("{r}: {n}")).collect();
     outln!("{} alerts ({})", report.alerts.len(), counts.join(", "));
-    outln!("list them with `clearwatch alerts list`, inspect one with `clearwatch alerts show ID`");
+    outln!(
+        "one case per subject: `clearwatch cases list`; the alerts: `clearwatch alerts list`, one of them: `clearwatch alerts show ID`"
+    );
     if !args.no_serve {
         outln!();
         super::serve::serve_store(store, args.bind, super::serve::Serving::default()).await?;

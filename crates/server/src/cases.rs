@@ -272,17 +272,18 @@ impl CasesPage {
         (china_date(chrono::Utc::now().timestamp_millis()) - r.case.opened).num_days()
     }
 
-    /// The case's status as an alert list filter: the subject's alerts under this filter.
+    /// The alert queue on this case's subject under the queue's status, rule and assignee.
     pub fn alerts_link(&self, r: &CaseRow) -> String {
         let status = match opt(&self.p.status).unwrap_or("open") {
             "any" => "",
             s => s,
         };
         format!(
-            "/alerts?subject={}&status={}&rule={}",
+            "/alerts?subject={}&status={}&rule={}&assignee={}",
             super::views::urlencode(&r.case.subject.id),
             super::views::urlencode(status),
-            super::views::urlencode(&self.p.rule)
+            super::views::urlencode(&self.p.rule),
+            super::views::urlencode(&self.p.assignee)
         )
     }
 

@@ -1,7 +1,8 @@
 //! The case queue: one row per subject over all of its alerts ([`clearwatch_model::cases`]),
 //! with holder, role, rules, amounts, entity risk, age and deadline, at `/cases` (page,
 //! the dashboard's landing page), `/cases/bulk` (the selected cases' alerts changed in one
-//! transaction), `/cases/next` (take the next unassigned case) and `/api/v1/cases` (JSON). The alert queue stays at `/alerts`.
+//! transaction), `/cases/next` (take the next case nobody holds) and `/api/v1/cases`
+//! (JSON). The alert queue stays at `/alerts`.
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -15,8 +16,7 @@ use super::alerts::{BulkOutcome, apply_bulk, case_workers, see_other};
 use super::extract::CurrentUser;
 use super::views::PageCtx;
 use super::{ApiError, AppError, Shared};
-use clearwatch_model::calendar::WorkingCalendar;
-use clearwatch_model::calendar::china_date;
+use clearwatch_model::calendar::{WorkingCalendar, china_date};
 use clearwatch_model::case::{Sla, Status};
 use clearwatch_model::cases::{CaseSort, fold_cases};
 use clearwatch_model::{format_ts, group_thousands};

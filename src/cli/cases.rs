@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use clearwatch_model::calendar::china_date;
+use clearwatch_model::calendar::china_today;
 use clearwatch_model::group_thousands;
 use clearwatch_server::cases::{CASES_PER_PAGE, CaseList, CaseParams, CaseSummary, query_of};
 use clearwatch_store::queue::case_page;
@@ -67,8 +67,7 @@ pub async fn run(db: &super::Db, args: CasesArgs) -> anyhow::Result<ExitCode> {
     };
     let q = query_of(&params).map_err(anyhow::Error::msg)?;
     let store = db.open().await?;
-    let today = china_date(chrono::Utc::now().timestamp_millis());
-    let page = case_page(&store, &q, today, a.review_days).await?;
+    let page = case_page(&store, &q, china_today(), a.review_days).await?;
     if page.truncated {
         eprintln!(
             "note: folded the {} highest-scored alerts only; narrow with --status, --rule or --subject",

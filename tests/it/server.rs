@@ -2449,6 +2449,15 @@ async fn cases_fold_each_subjects_alerts_into_one_row() {
         page.contains("/alerts?subject=H1"),
         "links to the subject's alerts"
     );
+    // Posts the case bulk form; where it sends the browser back to.
+    let bulk = |body: &str| {
+        let req = request("POST", "/cases/bulk", Some(&cookie), Some(&csrf), body);
+        async {
+            let (status, headers, _) = send(&f.app, req).await;
+            assert_eq!(status, StatusCode::SEE_OTHER);
+            headers[header::LOCATION].to_str().unwrap().to_string()
+        }
+    };
     // One selected case assigns both of its alerts.
     let sel = format!("{}:1 {}:1", f.alert_id, second.id);
     let body = serde_urlencoded::to_string([
@@ -2457,15 +2466,9 @@ async fn cases_fold_each_subjects_alerts_into_one_row() {
         ("back", "rule=TC-04&sort=due&page=3"),
     ])
     .unwrap();
-    let (status, headers, _) = send(
-        &f.app,
-        request("POST", "/cases/bulk", Some(&cookie), Some(&csrf), &body),
-    )
-    .await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
     // Back to the queue under the filter the form came from, on its first page.
     assert_eq!(
-        headers[header::LOCATION],
+        bulk(&body).await,
         "/cases?status=&rule=TC-04&assignee=&subject=&sla=&sort=due&page=1&done=2&failed=0"
     );
     for id in [&f.alert_id, &second.id] {
@@ -2477,19 +2480,7 @@ async fn cases_fold_each_subjects_alerts_into_one_row() {
     assert_eq!(list["cases"][0]["id"], "account:H2", "{text}");
     assert_eq!(list["total"], 1, "{text}");
     // A stale version refuses the whole case.
-    let (_, headers, _) = send(
-        &f.app,
-        request("POST", "/cases/bulk", Some(&cookie), Some(&csrf), &body),
-    )
-    .await;
-    assert!(
-        headers[header::LOCATION]
-            .to_str()
-            .unwrap()
-            .ends_with("&done=0&failed=2"),
-        "{:?}",
-        headers[header::LOCATION]
-    );
+    assert!(bulk(&body).await.ends_with("&done=0&failed=2"));
     // A status change moves the alerts that can make the move and leaves the rest: the
     // TC-04 alert is put in review first, so only the ML-02 alert moves.
     f.st.store
@@ -2505,19 +2496,7 @@ async fn cases_fold_each_subjects_alerts_into_one_row() {
     let sel = format!("{}:3 {}:2", f.alert_id, second.id);
     let body =
         serde_urlencoded::to_string([("sel", sel.as_str()), ("status", "in_review")]).unwrap();
-    let (_, headers, _) = send(
-        &f.app,
-        request("POST", "/cases/bulk", Some(&cookie), Some(&csrf), &body),
-    )
-    .await;
-    assert!(
-        headers[header::LOCATION]
-            .to_str()
-            .unwrap()
-            .ends_with("&done=1&failed=1"),
-        "{:?}",
-        headers[header::LOCATION]
-    );
+    assert!(bulk(&body).await.ends_with("&done=1&failed=1"));
     let moved = f.st.store.alert(&second.id).await.unwrap().unwrap();
     assert_eq!(moved.status, Status::InReview);
     let (_, _, page) = send(&f.app, get("/cases?done=1&failed=1")).await;

@@ -25,6 +25,11 @@ pub fn china_date(ms: crate::time::Millis) -> NaiveDate {
         .date_naive()
 }
 
+/// Today's date in mainland China: what deadlines are counted from.
+pub fn china_today() -> NaiveDate {
+    china_date(chrono::Utc::now().timestamp_millis())
+}
+
 /// The calendar files of one jurisdiction, merged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkingCalendar {

@@ -334,7 +334,18 @@ pub enum Sla {
     Done,
 }
 
+impl DeadlineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadlineKind::Review => "review",
+            DeadlineKind::Report => "report",
+        }
+    }
+}
+
 impl Sla {
+    pub const ALL: [Sla; 4] = [Sla::Overdue, Sla::DueSoon, Sla::OnTime, Sla::Done];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Sla::OnTime => "on_time",

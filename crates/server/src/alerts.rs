@@ -16,7 +16,7 @@ use super::views::{self, AlertPage, NotesFragment, PageCtx, QueuePage, QueueQuer
 use super::{AppError, Shared};
 use clearwatch_export::flowgraph::flow_graph;
 use clearwatch_model::StoredAlert;
-use clearwatch_model::calendar::{WorkingCalendar, china_date};
+use clearwatch_model::calendar::{WorkingCalendar, china_date, china_today};
 use clearwatch_model::case::{Deadline, Status, UserRole};
 use clearwatch_model::{Currency, Severity, Transaction, Zone, format_ts, parse_rfc3339};
 use clearwatch_store::cases::CaseUpdate;
@@ -290,7 +290,7 @@ pub async fn case_deadline(st: &Shared, a: &StoredAlert) -> Result<Deadline, App
         a.status,
         china_date(detected),
         escalated,
-        china_date(chrono::Utc::now().timestamp_millis()),
+        china_today(),
         WorkingCalendar::china(),
         st.review_days,
     ))

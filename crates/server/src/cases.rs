@@ -16,12 +16,14 @@ use super::alerts::{BulkOutcome, apply_bulk, case_workers, see_other};
 use super::extract::CurrentUser;
 use super::views::PageCtx;
 use super::{ApiError, AppError, Shared};
-use clearwatch_model::calendar::{WorkingCalendar, china_date};
+use clearwatch_model::calendar::china_today;
 use clearwatch_model::case::{Sla, Status};
-use clearwatch_model::cases::{CaseSort, fold_cases};
+use clearwatch_model::cases::CaseSort;
 use clearwatch_model::{format_ts, group_thousands};
 use clearwatch_store::cases::CaseUpdate;
-use clearwatch_store::queue::{Amount, CASE_ALERT_LIMIT, CasePage, CaseQuery, CaseRow, case_page};
+use clearwatch_store::queue::{
+    Amount, CASE_ALERT_LIMIT, CasePage, CaseQuery, CaseRow, case_page, cases,
+};
 use clearwatch_store::{AlertFilter, AlertStore, CaseStore};
 
 /// Cases per page.
@@ -86,7 +88,7 @@ pub fn query_of(p: &CaseParams) -> Result<CaseQuery, String> {
     let sla = match opt(&p.sla) {
         None => None,
         Some(s) => Some(
-            [Sla::OnTime, Sla::DueSoon, Sla::Overdue, Sla::Done]
+            Sla::ALL
                 .into_iter()
                 .find(|v| v.as_str() == s)
                 .ok_or_else(|| {
@@ -121,8 +123,7 @@ pub fn query_of(p: &CaseParams) -> Result<CaseQuery, String> {
 
 async fn read(st: &Shared, p: &CaseParams) -> Result<CasePage, AppError> {
     let q = query_of(p).map_err(AppError::BadRequest)?;
-    let today = china_date(chrono::Utc::now().timestamp_millis());
-    Ok(case_page(&st.store, &q, today, st.review_days).await?)
+    Ok(case_page(&st.store, &q, china_today(), st.review_days).await?)
 }
 
 /// One case as the API gives it.
@@ -177,11 +178,7 @@ impl From<&CaseRow> for CaseSummary {
             amounts: r.amounts.clone(),
             opened: c.opened.to_string(),
             due: c.deadline.due.to_string(),
-            deadline: match c.deadline.kind {
-                clearwatch_model::case::DeadlineKind::Review => "review",
-                clearwatch_model::case::DeadlineKind::Report => "report",
-            }
-            .to_string(),
+            deadline: c.deadline.kind.as_str().to_string(),
             sla: c.deadline.sla.as_str().to_string(),
             window_from: format_ts(c.span.from),
             window_until: format_ts(c.span.until),
@@ -241,6 +238,8 @@ pub struct CasesPage {
     pub truncated: bool,
     pub limit: u64,
     pub flash: Option<String>,
+    /// The day deadlines and ages are counted to.
+    pub today: chrono::NaiveDate,
 }
 
 impl CasesPage {
@@ -250,11 +249,8 @@ impl CasesPage {
     }
 
     /// The message key of the kind of a case's deadline.
-    pub fn deadline_label(&self, r: &CaseRow) -> &'static str {
-        match r.case.deadline.kind {
-            clearwatch_model::case::DeadlineKind::Review => "deadline.review",
-            clearwatch_model::case::DeadlineKind::Report => "deadline.report",
-        }
+    pub fn deadline_label(&self, r: &CaseRow) -> String {
+        format!("deadline.{}", r.case.deadline.kind.as_str())
     }
 
     /// The `sel` value that selects every alert of a case at the version shown.
@@ -267,9 +263,9 @@ impl CasesPage {
             .join(" ")
     }
 
-    /// Calendar days since the case was opened, as of today.
+    /// Calendar days since the case was opened, as of the page's day.
     pub fn age_days(&self, r: &CaseRow) -> i64 {
-        (china_date(chrono::Utc::now().timestamp_millis()) - r.case.opened).num_days()
+        (self.today - r.case.opened).num_days()
     }
 
     /// The alert queue on this case's subject under the queue's status, rule and assignee.
@@ -336,7 +332,7 @@ async fn page(
             .collect(),
         rules,
         users: case_workers(&st).await?,
-        slas: ["overdue", "due_soon", "on_time", "done"].to_vec(),
+        slas: Sla::ALL.iter().map(|s| s.as_str()).collect(),
         sorts: CaseSort::ALL.iter().map(|s| s.as_str()).collect(),
         rows: r.cases,
         total: r.total,
@@ -344,6 +340,7 @@ async fn page(
         pages,
         truncated: r.truncated,
         limit: CASE_ALERT_LIMIT,
+        today: china_today(),
         flash: outcome
             .message(user.catalog, "bulk.result.cases")
             .or_else(|| {
@@ -391,20 +388,18 @@ const NEXT_CASE_TRIES: usize = 3;
 async fn next(State(st): State<Shared>, user: CurrentUser) -> Result<Response, AppError> {
     let open = AlertFilter {
         open_only: true,
-        limit: CASE_ALERT_LIMIT,
         ..AlertFilter::default()
     };
-    let today = china_date(chrono::Utc::now().timestamp_millis());
     for _ in 0..NEXT_CASE_TRIES {
-        let hits = st.store.case_hits(&open).await?;
-        let cases = fold_cases(
-            &hits,
-            today,
-            WorkingCalendar::china(),
-            st.review_days,
+        let (open_cases, _, _) = cases(
+            &st.store,
+            &open,
             CaseSort::Due,
-        );
-        let Some(case) = cases.iter().find(|c| c.assignees.is_empty()) else {
+            china_today(),
+            st.review_days,
+        )
+        .await?;
+        let Some(case) = open_cases.iter().find(|c| c.assignees.is_empty()) else {
             break;
         };
         let updates: Vec<CaseUpdate> = case

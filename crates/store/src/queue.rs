@@ -63,6 +63,30 @@ pub struct CasePage {
     pub truncated: bool,
 }
 
+/// The cases of the alerts under `filter` (its sort, limit and offset aside), in `sort`
+/// order with deadlines as of `today`; the alerts folded; whether more matched than
+/// [`CASE_ALERT_LIMIT`].
+pub async fn cases(
+    store: &AnyStore,
+    filter: &AlertFilter,
+    sort: CaseSort,
+    today: chrono::NaiveDate,
+    review_days: u32,
+) -> Result<(Vec<Case>, u64, bool), StoreError> {
+    let read = AlertFilter {
+        // One more, to tell a cut list from one that fits exactly.
+        limit: CASE_ALERT_LIMIT + 1,
+        offset: 0,
+        sort: Default::default(),
+        ..filter.clone()
+    };
+    let mut hits = store.case_hits(&read).await?;
+    let truncated = hits.len() as u64 > CASE_ALERT_LIMIT;
+    hits.truncate(CASE_ALERT_LIMIT as usize);
+    let cases = fold_cases(&hits, today, WorkingCalendar::china(), review_days, sort);
+    Ok((cases, hits.len() as u64, truncated))
+}
+
 /// The page of cases `q` asks for, with deadlines as of `today`.
 pub async fn case_page(
     store: &AnyStore,
@@ -70,17 +94,8 @@ pub async fn case_page(
     today: chrono::NaiveDate,
     review_days: u32,
 ) -> Result<CasePage, StoreError> {
-    let read = AlertFilter {
-        // One more, to tell a cut list from one that fits exactly.
-        limit: CASE_ALERT_LIMIT + 1,
-        offset: 0,
-        sort: Default::default(),
-        ..q.filter.clone()
-    };
-    let mut hits = store.case_hits(&read).await?;
-    let truncated = hits.len() as u64 > CASE_ALERT_LIMIT;
-    hits.truncate(CASE_ALERT_LIMIT as usize);
-    let mut cases = fold_cases(&hits, today, WorkingCalendar::china(), review_days, q.sort);
+    let (mut cases, alerts_read, truncated) =
+        cases(store, &q.filter, q.sort, today, review_days).await?;
     if let Some(sla) = q.sla {
         cases.retain(|c| c.deadline.sla == sla);
     }
@@ -113,7 +128,7 @@ pub async fn case_page(
             ),
         };
         let amounts = store
-            .case_amounts(&case.subject, &read)
+            .case_amounts(&case.subject, &q.filter)
             .await?
             .into_iter()
             .map(|(code, minor)| Amount {
@@ -134,7 +149,7 @@ pub async fn case_page(
     Ok(CasePage {
         cases: rows,
         total,
-        alerts_read: hits.len() as u64,
+        alerts_read,
         truncated,
     })
 }

@@ -7,8 +7,8 @@ use clap::{Args, Subcommand};
 use clearwatch_model::case::Status;
 use clearwatch_model::format_ts;
 use clearwatch_model::{Severity, StoredAlert};
-use clearwatch_store::AlertFilter;
 use clearwatch_store::AlertStore;
+use clearwatch_store::{AlertFilter, Suppressed};
 
 #[derive(Args, Debug)]
 pub struct AlertsArgs {
@@ -38,6 +38,9 @@ pub struct ListArgs {
     /// Only alerts whose subject id contains this text.
     #[arg(long)]
     pub subject: Option<String>,
+    /// Alerts an active suppression covers: hide, only or include.
+    #[arg(long, default_value = "hide", value_parser = parse_suppressed)]
+    pub suppressed: Suppressed,
     /// At most this many alerts.
     #[arg(long, default_value_t = 50)]
     pub limit: u64,
@@ -66,6 +69,10 @@ fn parse_status(s: &str) -> Result<Status, String> {
     s.parse()
 }
 
+fn parse_suppressed(s: &str) -> Result<Suppressed, String> {
+    s.parse()
+}
+
 pub async fn run(db: &super::Db, args: AlertsArgs) -> anyhow::Result<ExitCode> {
     let store = db.open().await?;
     match args.command {
@@ -75,6 +82,7 @@ pub async fn run(db: &super::Db, args: AlertsArgs) -> anyhow::Result<ExitCode> {
                 min_severity: a.severity,
                 rule_id: a.rule,
                 subject: a.subject,
+                suppressed: a.suppressed,
                 limit: a.limit,
                 offset: a.offset,
                 ..AlertFilter::default()

@@ -43,6 +43,9 @@ pub struct ListArgs {
     /// risk, due, oldest or alerts.
     #[arg(long, default_value = "risk")]
     pub sort: String,
+    /// Alerts an active suppression covers: hide, only or include.
+    #[arg(long, default_value = "hide")]
+    pub suppressed: String,
     /// The page, 50 cases each.
     #[arg(long, default_value_t = 1)]
     pub page: usize,
@@ -63,6 +66,7 @@ pub async fn run(db: &super::Db, args: CasesArgs) -> anyhow::Result<ExitCode> {
         subject: a.subject.unwrap_or_default(),
         sla: a.sla.unwrap_or_default(),
         sort: a.sort,
+        suppressed: a.suppressed,
         page: Some(a.page.max(1)),
     };
     let q = query_of(&params).map_err(anyhow::Error::msg)?;

@@ -220,12 +220,12 @@ async fn approvals_need_another_supervisor(db: &TestDb) {
     s.update_case(&u).await.unwrap();
     // A dismissal needs a reason.
     let e = s
-        .request_approval(&ids[1], 1, Status::Dismissed, Some("  "), "ann")
+        .request_approval(&ids[1], 1, Status::Dismissed, Some("  "), "ann", None)
         .await
         .unwrap_err();
     assert_eq!(case_err(e), CaseError::ReasonRequired);
     let req = s
-        .request_approval(&ids[0], 2, Status::Escalated, None, "sue")
+        .request_approval(&ids[0], 2, Status::Escalated, None, "sue", None)
         .await
         .unwrap();
     assert_eq!(
@@ -233,7 +233,7 @@ async fn approvals_need_another_supervisor(db: &TestDb) {
         Status::InReview
     );
     let again = s
-        .request_approval(&ids[0], 3, Status::Escalated, None, "ann")
+        .request_approval(&ids[0], 3, Status::Escalated, None, "ann", None)
         .await
         .unwrap_err();
     assert!(matches!(case_err(again), CaseError::AlreadyPending(_)));
@@ -258,7 +258,14 @@ async fn approvals_need_another_supervisor(db: &TestDb) {
     assert!(s.approvals(None, true).await.unwrap().is_empty());
     // A rejected dismissal leaves the case where it was.
     let d = s
-        .request_approval(&ids[1], 1, Status::Dismissed, Some("false positive"), "ann")
+        .request_approval(
+            &ids[1],
+            1,
+            Status::Dismissed,
+            Some("false positive"),
+            "ann",
+            None,
+        )
         .await
         .unwrap();
     s.decide_approval(d.id, false, "sue").await.unwrap();
@@ -619,7 +626,7 @@ async fn rules_hits_and_publication(db: &TestDb) {
     u.status = Some(Status::InReview);
     s.update_case(&u).await.unwrap();
     let r = s
-        .request_approval(&ids[0], 2, Status::Escalated, None, "ann")
+        .request_approval(&ids[0], 2, Status::Escalated, None, "ann", None)
         .await
         .unwrap();
     s.decide_approval(r.id, true, "sue").await.unwrap();
@@ -627,7 +634,14 @@ async fn rules_hits_and_publication(db: &TestDb) {
     rep.status = Some(Status::Reported);
     s.update_case(&rep).await.unwrap();
     let d = s
-        .request_approval(&ids[2], 1, Status::Dismissed, Some("known merchant"), "ann")
+        .request_approval(
+            &ids[2],
+            1,
+            Status::Dismissed,
+            Some("known merchant"),
+            "ann",
+            None,
+        )
         .await
         .unwrap();
     s.decide_approval(d.id, true, "sue").await.unwrap();

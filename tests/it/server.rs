@@ -96,7 +96,7 @@ async fn fixture() -> Fixture {
         .unwrap();
     let req = db
         .store
-        .request_approval(&b.id, 1, Status::Dismissed, Some("known"), "analyst")
+        .request_approval(&b.id, 1, Status::Dismissed, Some("known"), "analyst", None)
         .await
         .unwrap();
     let store = db.reopen().await.unwrap();
@@ -137,6 +137,7 @@ fn concrete(path: &str, f: &Fixture) -> String {
     )
     .replace("{*path}", "app.css")
     .replace("/approvals/{id}", &format!("/approvals/{}", f.approval_id))
+    .replace("/suppressions/{id}", "/suppressions/1")
     .replace("/accounts/{id}", "/accounts/H1")
     .replace("/rules/{id}", "/rules/TC-04")
     .replace("{name}", "auditor")
@@ -2366,6 +2367,170 @@ async fn cases_are_assigned_only_to_active_case_workers() {
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(assignee_of(&f).await.as_deref(), Some("analyst"));
+}
+
+/// A dismissal asks to suppress its rule on its subject; the supervisor's approval
+/// activates it, the subject's other new alert of that rule leaves the queues (the API,
+/// the alert and case pages say how many are hidden and list them under
+/// `suppressed=only`), the suppression is listed, and a supervisor's lift brings the alert
+/// back. Bad scopes and times are 400s naming what is valid.
+#[tokio::test]
+async fn a_dismissal_suppresses_the_rule_on_its_subject_until_lifted() {
+    let f = fixture().await;
+    let mut later = alert();
+    later.window.from += 7 * 86_400_000;
+    later.window.until += 7 * 86_400_000;
+    later.id = Alert::make_id("TC-04", "v1", &later.subject, later.window);
+    f.st.store
+        .save_alerts(std::slice::from_ref(&later), &[])
+        .await
+        .unwrap();
+    let (cookie, csrf) = login_as(&f.st, "analyst").await;
+    let (sup_cookie, sup_csrf) = login_as(&f.st, "supervisor").await;
+    let get = |uri: &str, cookie: &str| request("GET", uri, Some(cookie), None, "");
+    let listed = |text: &str| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        v["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let ask = format!("/alerts/{}/request", f.alert_id);
+    let in_an_hour = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    for (form, says) in [
+        (
+            format!("suppress=forever&suppress_until={in_an_hour}"),
+            "rule, all_rules",
+        ),
+        (
+            "suppress=rule&suppress_until=tomorrow".to_string(),
+            "YYYY-MM-DDTHH:MM",
+        ),
+        (
+            "suppress=rule&suppress_until=2020-01-01T00:00".to_string(),
+            "future",
+        ),
+    ] {
+        let body = format!("version=1&target=dismissed&reason=known&{form}");
+        let (status, _, page) = send(
+            &f.app,
+            request("POST", &ask, Some(&cookie), Some(&csrf), &body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{form}");
+        assert!(page.contains(says), "{form}: {page}");
+    }
+    let body = format!(
+        "version=1&target=dismissed&reason=group+treasury&suppress=rule&suppress_until={in_an_hour}"
+    );
+    let (status, _, _) = send(
+        &f.app,
+        request("POST", &ask, Some(&cookie), Some(&csrf), &body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = send(&f.app, get(&format!("/alerts/{}", f.alert_id), &sup_cookie)).await;
+    assert!(page.contains("id=\"pending-suppression\""), "{page}");
+    let (_, _, text) = send(&f.app, get("/api/v1/alerts?subject=H1", &cookie)).await;
+    assert_eq!(listed(&text).len(), 2, "pending hides nothing: {text}");
+    let pending = f.st.store.approvals(Some(&f.alert_id), true).await.unwrap();
+    let (status, _, _) = send(
+        &f.app,
+        request(
+            "POST",
+            &format!("/approvals/{}/decide", pending[0].id),
+            Some(&sup_cookie),
+            Some(&sup_csrf),
+            "decision=approve",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    // The later alert is hidden from the lists and listed under `only`; never dropped.
+    let (_, _, text) = send(&f.app, get("/api/v1/alerts?subject=H1", &cookie)).await;
+    assert_eq!(listed(&text), std::slice::from_ref(&f.alert_id), "{text}");
+    let (_, _, text) = send(
+        &f.app,
+        get("/api/v1/alerts?subject=H1&suppressed=only", &cookie),
+    )
+    .await;
+    assert_eq!(listed(&text), std::slice::from_ref(&later.id), "{text}");
+    let (_, _, text) = send(
+        &f.app,
+        get("/api/v1/alerts?subject=H1&suppressed=include", &cookie),
+    )
+    .await;
+    assert_eq!(listed(&text).len(), 2, "{text}");
+    let (status, _, text) = send(&f.app, get("/api/v1/alerts?suppressed=never", &cookie)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.contains("include, hide, only"), "{text}");
+    let (_, _, page) = send(&f.app, get("/alerts", &cookie)).await;
+    assert!(page.contains("id=\"hidden-note\""), "{page}");
+    assert!(!page.contains(&format!("data-alert=\"{}\"", later.id)));
+    let (_, _, page) = send(&f.app, get("/cases", &cookie)).await;
+    assert!(page.contains("id=\"hidden-note\""), "{page}");
+    assert!(page.contains("suppressed=only"), "{page}");
+    let (_, _, page) = send(&f.app, get(&format!("/alerts/{}", later.id), &cookie)).await;
+    assert!(
+        page.contains("id=\"suppressed-note\" data-hidden=\"true\""),
+        "{page}"
+    );
+
+    // Listed, with who decided and what it hides; only a supervisor sees Lift.
+    let (_, _, text) = send(&f.app, get("/api/v1/suppressions", &cookie)).await;
+    let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{text}");
+    let s = &list[0];
+    assert_eq!(s["state"], "active");
+    assert_eq!(s["rule_id"], "TC-04");
+    assert_eq!(s["subject_id"], "H1");
+    assert_eq!(s["hidden"], 1);
+    assert_eq!(s["decided_by"], "supervisor");
+    assert_eq!(s["reason"], "group treasury");
+    let id = s["id"].as_i64().unwrap();
+    let (_, _, page) = send(&f.app, get("/suppressions", &cookie)).await;
+    assert!(
+        page.contains(&format!("data-suppression=\"{id}\"")),
+        "{page}"
+    );
+    assert!(!page.contains("class=\"lift\""));
+    let (_, _, page) = send(&f.app, get("/suppressions", &sup_cookie)).await;
+    assert!(page.contains("class=\"lift\""));
+    let (status, _, text) = send(&f.app, get("/api/v1/suppressions?state=later", &cookie)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        text.contains("pending, active, expired, rejected, lifted"),
+        "{text}"
+    );
+
+    let lift = format!("/suppressions/{id}/lift");
+    let (status, _, _) = send(
+        &f.app,
+        request("POST", &lift, Some(&cookie), Some(&csrf), ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = send(
+        &f.app,
+        request("POST", &lift, Some(&sup_cookie), Some(&sup_csrf), ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, text) = send(&f.app, get("/api/v1/alerts?subject=H1", &cookie)).await;
+    assert_eq!(listed(&text).len(), 2, "lifted: back in the queue: {text}");
+    let (_, _, text) = send(&f.app, get("/api/v1/suppressions?state=lifted", &cookie)).await;
+    assert!(text.contains("\"state\":\"lifted\""), "{text}");
+    let (status, _, _) = send(
+        &f.app,
+        request("POST", &lift, Some(&sup_cookie), Some(&sup_csrf), ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "no longer active");
 }
 
 /// `/api/v1/cases` and `/cases` fold every alert on a subject into one case ranked by

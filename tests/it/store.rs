@@ -221,6 +221,7 @@ store_suite!(
     alert_filters_and_order,
     alert_hits_are_the_filtered_alerts_without_evidence,
     case_hits_and_amounts_read_what_the_alerts_hold,
+    suppressions_hide_untaken_alerts_until_they_expire_or_are_lifted,
     alert_with_100k_evidence_round_trips,
     rule_versions_keep_their_text,
     newer_schema_is_refused,
@@ -858,6 +859,284 @@ async fn alert_hits_are_the_filtered_alerts_without_evidence(db: &TestDb) {
 /// What the case queue reads: each alert's version, status, assignee, detection time and
 /// approved escalation, `open_only` leaving out reported work, and the amounts of a
 /// subject's evidence with each transaction counted once.
+/// The ids of the alerts `f` lists, sorted.
+async fn listed(db: &TestDb, f: &AlertFilter) -> Vec<String> {
+    let mut ids: Vec<String> = db
+        .store
+        .alerts(f)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.alert.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The suppressions in `state`.
+async fn in_state(
+    db: &TestDb,
+    state: clearwatch_model::suppression::SuppressionState,
+) -> Vec<clearwatch_model::suppression::Suppression> {
+    use clearwatch_store::{SuppressionQuery, SuppressionStore};
+    db.store
+        .suppressions(&SuppressionQuery {
+            state: Some(state),
+            ..SuppressionQuery::default()
+        })
+        .await
+        .unwrap()
+}
+
+async fn suppressions_hide_untaken_alerts_until_they_expire_or_are_lifted(db: &TestDb) {
+    use clearwatch_model::case::UserRole;
+    use clearwatch_model::suppression::{NewSuppression, SuppressionScope, SuppressionState};
+    use clearwatch_store::cases::{CaseError, CaseUpdate};
+    use clearwatch_store::{
+        CaseStore, StoreError, Suppressed, SuppressionQuery, SuppressionStore, UserStore,
+    };
+    for (name, role) in [("ana", UserRole::Analyst), ("sue", UserRole::Supervisor)] {
+        db.store.add_user(name, role, "x", "test").await.unwrap();
+    }
+    let dismissed = alert("TC-04", "v1", "HUB-7", 0, Severity::High, 80);
+    let covered = alert("TC-04", "v1", "HUB-7", 3, Severity::High, 70);
+    let other_rule = alert("ML-02", "v1", "HUB-7", 1, Severity::Medium, 50);
+    let taken = alert("TC-04", "v1", "HUB-7", 5, Severity::High, 60);
+    let other_subject = alert("TC-04", "v1", "SHOP-1", 0, Severity::High, 40);
+    let all = [&dismissed, &covered, &other_rule, &taken, &other_subject];
+    db.store
+        .save_alerts(&all.map(|a| a.clone()), &[])
+        .await
+        .unwrap();
+    db.store
+        .update_case(&CaseUpdate {
+            alert_id: taken.id.clone(),
+            expected_version: 1,
+            actor: "ana".into(),
+            status: None,
+            assignee: Some(Some("ana".into())),
+        })
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let case_err = |e: StoreError| match e {
+        StoreError::Case(c) => c,
+        other => panic!("{other}"),
+    };
+    let rule_scope = |expires_at| NewSuppression {
+        scope: SuppressionScope::Rule,
+        expires_at,
+    };
+    // Only a dismissal asks for one, and only until a time ahead.
+    let e = db
+        .store
+        .request_approval(
+            &dismissed.id,
+            1,
+            Status::Escalated,
+            None,
+            "ana",
+            Some(&rule_scope(now + 60_000)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(case_err(e), CaseError::SuppressionNeedsDismissal);
+    let e = db
+        .store
+        .request_approval(
+            &dismissed.id,
+            1,
+            Status::Dismissed,
+            Some("known"),
+            "ana",
+            Some(&rule_scope(now - 1)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(case_err(e), CaseError::BadSuppression(_)));
+
+    let hide = AlertFilter {
+        suppressed: Suppressed::Hide,
+        ..AlertFilter::default()
+    };
+    let only = AlertFilter {
+        suppressed: Suppressed::Only,
+        ..AlertFilter::default()
+    };
+    let mut everything: Vec<String> = all.iter().map(|a| a.id.clone()).collect();
+    everything.sort();
+    // Three seconds to approve it and look while it is active.
+    let expires_at = chrono::Utc::now().timestamp_millis() + 3_000;
+    let req = db
+        .store
+        .request_approval(
+            &dismissed.id,
+            1,
+            Status::Dismissed,
+            Some("the group's own treasury"),
+            "ana",
+            Some(&rule_scope(expires_at)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        listed(db, &hide).await,
+        everything,
+        "a pending suppression hides nothing"
+    );
+    let pending = in_state(db, SuppressionState::Pending).await;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].rule_id.as_deref(), Some("TC-04"));
+    assert_eq!(pending[0].subject, dismissed.subject);
+    assert_eq!(pending[0].approval_id, req.id);
+    db.store.decide_approval(req.id, true, "sue").await.unwrap();
+
+    // Active: the subject's new, unassigned TC-04 alert is hidden and only it.
+    let active = db
+        .store
+        .suppressions(&SuppressionQuery {
+            state: Some(SuppressionState::Active),
+            subject_id: Some("HUB-7".into()),
+            ..SuppressionQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(active.len(), 1, "{active:?}");
+    assert_eq!(active[0].hidden, 1);
+    assert_eq!(active[0].decided_by.as_deref(), Some("sue"));
+    let visible: Vec<String> = everything
+        .iter()
+        .filter(|id| **id != covered.id)
+        .cloned()
+        .collect();
+    assert_eq!(listed(db, &hide).await, visible);
+    assert_eq!(listed(db, &only).await, vec![covered.id.clone()]);
+    assert_eq!(
+        listed(db, &AlertFilter::default()).await,
+        everything,
+        "never dropped"
+    );
+    assert_eq!(db.store.count_alerts(&hide).await.unwrap(), 4);
+    assert_eq!(db.store.count_alerts(&only).await.unwrap(), 1);
+    let on_hub = AlertFilter {
+        subject: Some("HUB".into()),
+        ..hide.clone()
+    };
+    assert_eq!(db.store.count_alerts(&on_hub).await.unwrap(), 3);
+    let counts = db.store.status_counts(&hide).await.unwrap();
+    assert!(
+        counts.contains(&(Status::New, 3)) && counts.contains(&(Status::Dismissed, 1)),
+        "{counts:?}"
+    );
+    let hits = db.store.case_hits(&hide).await.unwrap();
+    assert!(hits.iter().all(|h| h.alert_id != covered.id));
+    assert_eq!(hits.len(), 4);
+    // Only a supervisor lifts.
+    let e = db
+        .store
+        .lift_suppression(active[0].id, "ana")
+        .await
+        .unwrap_err();
+    assert_eq!(case_err(e), CaseError::NotSupervisor);
+
+    // It expires by itself: the alert comes back, and it can no longer be lifted.
+    let wait = expires_at - chrono::Utc::now().timestamp_millis() + 50;
+    if wait > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+    }
+    assert_eq!(listed(db, &hide).await, everything);
+    assert!(listed(db, &only).await.is_empty());
+    let expired = in_state(db, SuppressionState::Expired).await;
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].hidden, 0);
+    let e = db
+        .store
+        .lift_suppression(expired[0].id, "sue")
+        .await
+        .unwrap_err();
+    assert!(matches!(case_err(e), CaseError::NotActive(..)));
+
+    // Every rule on the subject, lifted early by a supervisor.
+    let req = db
+        .store
+        .request_approval(
+            &other_rule.id,
+            1,
+            Status::Dismissed,
+            Some("payroll"),
+            "ana",
+            Some(&NewSuppression {
+                scope: SuppressionScope::AllRules,
+                expires_at: chrono::Utc::now().timestamp_millis() + 3_600_000,
+            }),
+        )
+        .await
+        .unwrap();
+    db.store.decide_approval(req.id, true, "sue").await.unwrap();
+    assert_eq!(
+        listed(db, &only).await,
+        vec![covered.id.clone()],
+        "the assigned alert stays"
+    );
+    let all_rules = in_state(db, SuppressionState::Active).await;
+    assert_eq!(all_rules.len(), 1);
+    assert_eq!(all_rules[0].rule_id, None);
+    let lifted = db
+        .store
+        .lift_suppression(all_rules[0].id, "sue")
+        .await
+        .unwrap();
+    assert_eq!(lifted.state, SuppressionState::Lifted);
+    assert!(listed(db, &only).await.is_empty());
+
+    // A rejected dismissal rejects its suppression.
+    let req = db
+        .store
+        .request_approval(
+            &other_subject.id,
+            1,
+            Status::Dismissed,
+            Some("refunds"),
+            "ana",
+            Some(&rule_scope(
+                chrono::Utc::now().timestamp_millis() + 3_600_000,
+            )),
+        )
+        .await
+        .unwrap();
+    db.store
+        .decide_approval(req.id, false, "sue")
+        .await
+        .unwrap();
+    let rejected = in_state(db, SuppressionState::Rejected).await;
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].subject.id, "SHOP-1");
+    assert!(listed(db, &only).await.is_empty());
+
+    // Every step is audited, and the chain holds.
+    let actions: Vec<String> = db
+        .store
+        .audit_log(None, 100, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.entity.starts_with("suppression:"))
+        .map(|e| e.action)
+        .collect();
+    for want in [
+        "suppression.request",
+        "suppression.approve",
+        "suppression.reject",
+        "suppression.lift",
+    ] {
+        assert!(actions.iter().any(|a| a == want), "{want} in {actions:?}");
+    }
+    assert!(matches!(
+        db.store.audit_verify().await.unwrap(),
+        clearwatch_model::case::AuditCheck::Intact { .. }
+    ));
+}
+
 async fn case_hits_and_amounts_read_what_the_alerts_hold(db: &TestDb) {
     use clearwatch_model::case::UserRole;
     use clearwatch_store::{CaseStore, UserStore};
@@ -900,7 +1179,7 @@ async fn case_hits_and_amounts_read_what_the_alerts_hold(db: &TestDb) {
     db.store.update_case(&review(&c.id)).await.unwrap();
     let req = db
         .store
-        .request_approval(&b.id, 2, Status::Escalated, None, "ana")
+        .request_approval(&b.id, 2, Status::Escalated, None, "ana", None)
         .await
         .unwrap();
     db.store.decide_approval(req.id, true, "sue").await.unwrap();

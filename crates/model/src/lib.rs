@@ -1,8 +1,8 @@
 //! clearwatch's domain types, shared by every layer above: money and time ([`money`],
 //! [`time`]), the loaded records ([`records`]), alerts ([`alert`]) and the case workflow
 //! with the audit log ([`case`]; its keyed chain, signed head and verification in
-//! [`audit`]), entity-level risk ([`triage`]), and one description of each loaded table
-//! ([`table`]). Nothing here does I/O.
+//! [`audit`]), remembered dismissals ([`suppression`]), entity-level risk ([`triage`]),
+//! and one description of each loaded table ([`table`]). Nothing here does I/O.
 
 pub mod alert;
 pub mod audit;
@@ -11,6 +11,7 @@ pub mod case;
 pub mod cases;
 pub mod money;
 pub mod records;
+pub mod suppression;
 pub mod table;
 pub mod time;
 pub mod triage;

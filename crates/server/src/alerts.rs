@@ -18,9 +18,15 @@ use clearwatch_export::flowgraph::flow_graph;
 use clearwatch_model::StoredAlert;
 use clearwatch_model::calendar::{WorkingCalendar, china_date, china_today};
 use clearwatch_model::case::{Deadline, Status, UserRole};
+use clearwatch_model::suppression::{
+    NewSuppression, Suppression, SuppressionScope, SuppressionState,
+};
 use clearwatch_model::{Currency, Severity, Transaction, Zone, format_ts, parse_rfc3339};
 use clearwatch_store::cases::CaseUpdate;
-use clearwatch_store::{AlertFilter, AlertSort, AlertStore, AuditStore, CaseStore, UserStore};
+use clearwatch_store::{
+    AlertFilter, AlertSort, AlertStore, AuditStore, CaseStore, Suppressed, SuppressionQuery,
+    SuppressionStore, UserStore,
+};
 
 /// Alerts per queue page.
 pub const PAGE_SIZE: u64 = 50;
@@ -102,6 +108,7 @@ pub fn filter_of(q: &QueueQuery) -> Result<AlertFilter, AppError> {
     });
     let page = q.page.unwrap_or(1).max(1);
     Ok(AlertFilter {
+        suppressed: suppressed_of(&q.suppressed).map_err(AppError::BadRequest)?,
         status,
         open_only,
         min_severity,
@@ -120,6 +127,14 @@ pub fn filter_of(q: &QueueQuery) -> Result<AlertFilter, AppError> {
     })
 }
 
+/// A queue's `suppressed` parameter: hidden unless it says otherwise.
+pub fn suppressed_of(s: &str) -> Result<Suppressed, String> {
+    match s.trim() {
+        "" => Ok(Suppressed::Hide),
+        s => s.parse(),
+    }
+}
+
 fn query_link(q: &QueueQuery, status: Option<&str>, page: u64) -> String {
     sorted_link(q, status, None, page)
 }
@@ -136,6 +151,7 @@ fn sorted_link(q: &QueueQuery, status: Option<&str>, sort: Option<&str>, page: u
         ("until", q.until.as_str()),
         ("subject", q.subject.as_str()),
         ("sort", sort),
+        ("suppressed", q.suppressed.as_str()),
     ];
     let mut s: Vec<String> = pairs
         .iter()
@@ -210,6 +226,15 @@ async fn queue_view(
     }
     let total = st.store.count_alerts(&filter).await?;
     let counts = st.store.status_counts(&filter).await?;
+    let hidden = hidden_count(st, &filter).await?;
+    let hidden_link = query_link(
+        &QueueQuery {
+            suppressed: Suppressed::Only.as_str().into(),
+            ..q.clone()
+        },
+        None,
+        1,
+    );
     let page = q.page.unwrap_or(1).max(1);
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let rules: Vec<String> = st
@@ -252,7 +277,23 @@ async fn queue_view(
         statuses: Status::ALL.iter().map(|s| s.as_str()).collect(),
         sorts: AlertSort::ALL.iter().map(|s| s.as_str()).collect(),
         flash,
+        hidden,
+        hidden_link,
     })
+}
+
+/// How many alerts under `filter` suppressions hide, when the filter hides them.
+pub async fn hidden_count(st: &Shared, filter: &AlertFilter) -> Result<u64, AppError> {
+    if filter.suppressed != Suppressed::Hide {
+        return Ok(0);
+    }
+    Ok(st
+        .store
+        .count_alerts(&AlertFilter {
+            suppressed: Suppressed::Only,
+            ..filter.clone()
+        })
+        .await?)
 }
 
 /// The whole page, or for htmx the results fragment with the filter form out of band.
@@ -399,6 +440,7 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
         opening,
     );
     let ctx = PageCtx::new(user);
+    let ctx_tz = ctx.tz;
     let balance_svg = chart
         .as_ref()
         .map_or_else(String::new, |(points, currency)| {
@@ -412,6 +454,28 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
         });
     let status = a.status;
     let pending = st.store.approvals(Some(id), true).await?.into_iter().next();
+    let suppressions: Vec<Suppression> = st
+        .store
+        .suppressions(&SuppressionQuery {
+            subject_id: Some(a.alert.subject.id.clone()),
+            subject_kind: Some(a.alert.subject.kind),
+            ..SuppressionQuery::default()
+        })
+        .await?
+        .into_iter()
+        .filter(|s| {
+            s.covers(&a.alert.rule_id)
+                && matches!(
+                    s.state,
+                    SuppressionState::Active | SuppressionState::Pending
+                )
+        })
+        .collect();
+    let hidden = status == Status::New
+        && a.assignee.is_none()
+        && suppressions
+            .iter()
+            .any(|s| s.state == SuppressionState::Active);
     let deadline = case_deadline(st, &a).await?;
     let summary = current
         .and_then(|r| r.summary_in(&a.alert, Zone::Named(ctx.tz)))
@@ -451,6 +515,12 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
         can_request_dismissal: status.can_move_to(Status::Dismissed),
         users: case_workers(st).await?,
         flash: None,
+        suppress_until: views::input_time(
+            super::auth::now_ms() + SUPPRESS_DEFAULT_DAYS * 86_400_000,
+            ctx_tz,
+        ),
+        suppressions,
+        hidden,
         a,
     })
 }
@@ -637,12 +707,37 @@ async fn add_note(
     Ok(see_other(back_to(&id)))
 }
 
+/// The dismissal form's default suppression length, in days.
+const SUPPRESS_DEFAULT_DAYS: i64 = 90;
+
 #[derive(serde::Deserialize)]
 struct RequestForm {
     version: i64,
     target: String,
     #[serde(default)]
     reason: Option<String>,
+    /// With a dismissal: `rule` or `all_rules` to suppress; empty for none.
+    #[serde(default)]
+    suppress: String,
+    /// When the suppression ends: a local time in the user's zone (`YYYY-MM-DDTHH:MM`,
+    /// seconds optional).
+    #[serde(default)]
+    suppress_until: String,
+}
+
+/// The suppression a request form asks for, its end read in `tz`.
+fn suppression_of(f: &RequestForm, tz: chrono_tz::Tz) -> Result<Option<NewSuppression>, String> {
+    let scope = match f.suppress.trim() {
+        "" | "none" => return Ok(None),
+        s => s.parse::<SuppressionScope>()?,
+    };
+    let text = f.suppress_until.trim();
+    let local = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|fmt| chrono::NaiveDateTime::parse_from_str(text, fmt).ok())
+        .ok_or_else(|| format!("suppress_until {text:?} is not a local time YYYY-MM-DDTHH:MM"))?;
+    let expires_at = Zone::Named(tz).instant(local).map_err(|e| e.to_string())?;
+    Ok(Some(NewSuppression { scope, expires_at }))
 }
 
 async fn request(
@@ -652,8 +747,17 @@ async fn request(
     axum::Form(f): axum::Form<RequestForm>,
 ) -> Result<Response, AppError> {
     let target = f.target.parse::<Status>().map_err(AppError::BadRequest)?;
+    let tz = views::time_zone(&user.user.time_zone);
+    let suppress = suppression_of(&f, tz).map_err(AppError::BadRequest)?;
     st.store
-        .request_approval(&id, f.version, target, f.reason.as_deref(), &user.user.name)
+        .request_approval(
+            &id,
+            f.version,
+            target,
+            f.reason.as_deref(),
+            &user.user.name,
+            suppress.as_ref(),
+        )
         .await?;
     Ok(see_other(back_to(&id)))
 }

@@ -32,6 +32,7 @@ use clearwatch_store::cases::{Approval, CaseUpdate, Note, RuleHits};
         update_case,
         get_account,
         super::cases::api,
+        super::suppressions::api,
         list_rules,
         audit_log,
         super::users::api_list,
@@ -47,6 +48,7 @@ use clearwatch_store::cases::{Approval, CaseUpdate, Note, RuleHits};
         AccountView,
         super::cases::CaseList,
         super::cases::CaseSummary,
+        super::suppressions::SuppressionView,
         clearwatch_store::queue::Amount,
         RuleView,
         Note,
@@ -101,6 +103,8 @@ pub struct ListParams {
     pub subject: Option<String>,
     /// score, newest, oldest or updated.
     pub sort: Option<String>,
+    /// Alerts an active suppression covers: `hide` (the default), `only` or `include`.
+    pub suppressed: Option<String>,
     /// 1-based page of 50.
     pub page: Option<u64>,
 }
@@ -120,6 +124,7 @@ async fn list_alerts(
         until: p.until.unwrap_or_default(),
         subject: p.subject.unwrap_or_default(),
         sort: p.sort.unwrap_or_default(),
+        suppressed: p.suppressed.unwrap_or_default(),
         page: p.page,
     };
     let filter = filter_of(&q)?;

@@ -24,7 +24,7 @@ use clearwatch_store::cases::CaseUpdate;
 use clearwatch_store::queue::{
     Amount, CASE_ALERT_LIMIT, CasePage, CaseQuery, CaseRow, case_page, cases,
 };
-use clearwatch_store::{AlertFilter, AlertStore, CaseStore};
+use clearwatch_store::{AlertFilter, AlertStore, CaseStore, Suppressed};
 
 /// Cases per page.
 pub const CASES_PER_PAGE: usize = 50;
@@ -60,6 +60,9 @@ pub struct CaseParams {
     /// `risk` (the default), `due`, `oldest` or `alerts`.
     #[serde(default)]
     pub sort: String,
+    /// Alerts an active suppression covers: `hide` (the default), `only` or `include`.
+    #[serde(default)]
+    pub suppressed: String,
     /// From 1.
     #[serde(default)]
     #[param(minimum = 1)]
@@ -112,6 +115,7 @@ pub fn query_of(p: &CaseParams) -> Result<CaseQuery, String> {
                 Some("-") => Some(String::new()),
                 Some(a) => Some(a.to_string()),
             },
+            suppressed: super::alerts::suppressed_of(&p.suppressed)?,
             ..AlertFilter::default()
         },
         sla,
@@ -240,6 +244,9 @@ pub struct CasesPage {
     pub flash: Option<String>,
     /// The day deadlines and ages are counted to.
     pub today: chrono::NaiveDate,
+    /// Alerts under the filter that suppressions hide, and the link that lists them.
+    pub hidden: u64,
+    pub hidden_link: String,
 }
 
 impl CasesPage {
@@ -311,6 +318,17 @@ async fn page(
     Query(next): Query<NextOutcome>,
 ) -> Result<Response, AppError> {
     let r = read(&st, &p).await?;
+    let hidden = match query_of(&p) {
+        Ok(q) => super::alerts::hidden_count(&st, &q.filter).await?,
+        Err(e) => return Err(AppError::BadRequest(e)),
+    };
+    let hidden_link = link(
+        &CaseParams {
+            suppressed: Suppressed::Only.as_str().into(),
+            ..p.clone()
+        },
+        1,
+    );
     let page = p.page.unwrap_or(1).max(1);
     let pages = r.total.div_ceil(CASES_PER_PAGE).max(1);
     let rules = st
@@ -341,6 +359,8 @@ async fn page(
         truncated: r.truncated,
         limit: CASE_ALERT_LIMIT,
         today: china_today(),
+        hidden,
+        hidden_link,
         flash: outcome
             .message(user.catalog, "bulk.result.cases")
             .or_else(|| {
@@ -388,6 +408,7 @@ const NEXT_CASE_TRIES: usize = 3;
 async fn next(State(st): State<Shared>, user: CurrentUser) -> Result<Response, AppError> {
     let open = AlertFilter {
         open_only: true,
+        suppressed: Suppressed::Hide,
         ..AlertFilter::default()
     };
     for _ in 0..NEXT_CASE_TRIES {

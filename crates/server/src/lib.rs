@@ -16,6 +16,7 @@ pub mod password;
 pub mod routes;
 pub mod rules;
 pub mod streaming;
+pub mod suppressions;
 pub mod users;
 pub mod views;
 
@@ -125,6 +126,7 @@ pub fn app(state: Shared) -> Router {
         .merge(alerts::router())
         .merge(accounts::router())
         .merge(cases::router())
+        .merge(suppressions::router())
         .merge(rules::router())
         .merge(audit::router())
         .merge(users::router())
@@ -322,9 +324,9 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Case(c) => match c {
-                CaseError::Conflict { .. } | CaseError::AlreadyPending(_) => {
-                    AppError::Conflict(c.to_string())
-                }
+                CaseError::Conflict { .. }
+                | CaseError::AlreadyPending(_)
+                | CaseError::NotActive(..) => AppError::Conflict(c.to_string()),
                 CaseError::NotFound(_) => AppError::NotFound,
                 CaseError::NotSupervisor | CaseError::SelfApproval => {
                     AppError::BadRequest(c.to_string())

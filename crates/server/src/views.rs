@@ -158,6 +158,9 @@ pub struct QueueQuery {
     pub subject: String,
     #[serde(default)]
     pub sort: String,
+    /// `hide` (the default), `only` or `include`: the alerts a suppression covers.
+    #[serde(default)]
+    pub suppressed: String,
     #[serde(default)]
     pub page: Option<u64>,
 }
@@ -188,6 +191,10 @@ pub struct QueuePage {
     pub statuses: Vec<&'static str>,
     pub sorts: Vec<&'static str>,
     pub flash: Option<String>,
+    /// Alerts under the filter that suppressions hide (when they are hidden), and the
+    /// link that lists them.
+    pub hidden: u64,
+    pub hidden_link: String,
 }
 
 /// One figure of an alert, with the test of the rule's condition it was held against.
@@ -225,6 +232,12 @@ pub struct AlertPage {
     pub balance_svg: String,
     pub notes: Vec<Note>,
     pub pending: Option<Approval>,
+    /// The subject's suppressions that cover this alert's rule, active or pending.
+    pub suppressions: Vec<clearwatch_model::suppression::Suppression>,
+    /// Whether an active suppression hides this alert from the queues now.
+    pub hidden: bool,
+    /// The dismissal form's default suppression end: 90 days on, in the user's zone.
+    pub suppress_until: String,
     pub history: Vec<AuditEntry>,
     pub next_statuses: Vec<&'static str>,
     pub can_request_escalation: bool,
@@ -386,6 +399,11 @@ pub fn local_time(ms: i64, tz: chrono_tz::Tz) -> String {
             .to_string(),
         None => format_ts(ms),
     }
+}
+
+/// `YYYY-MM-DDTHH:MM` of a millisecond UTC time in `tz`: a `datetime-local` value.
+pub fn input_time(ms: i64, tz: chrono_tz::Tz) -> String {
+    local_format(ms, tz, "%Y-%m-%dT%H:%M")
 }
 
 /// RFC 3339 UTC of a millisecond time (templates pass references).

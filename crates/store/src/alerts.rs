@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::cases::{RuleHits, StoredRuleVersion};
 use crate::data::Backend;
-use crate::records::{AlertFilter, RuleVersion, SaveReport};
+use crate::records::{AlertFilter, RuleVersion, SaveReport, Suppressed};
 use crate::rows::{self, contains_pattern};
 use crate::sql::{self, Builder, Dialect, Value, get, query};
 use crate::{AlertStore, SqlStore, StoreError};
@@ -78,18 +78,79 @@ fn push_filter<'a, DB: Dialect>(
     if let Some(until) = f.until {
         b.push(" AND window_from < ").push_value(Value::Int(until));
     }
+    push_suppressed(b, f.suppressed, rows::now_ms());
 }
 
-/// Whether `f` filters only on the columns `alert_counts` is keyed by.
+/// The alerts of `alerts` an active suppression covers at `now`: nobody has taken them up
+/// and a suppression of their subject is active and names their rule or none.
+const COVERED: &str = "status = 'new' AND assignee IS NULL AND EXISTS (SELECT 1 FROM \
+     suppressions s WHERE s.subject_id = alerts.subject_id AND s.state = 'active' AND \
+     s.expires_at > ";
+const COVERED_END: &str = " AND s.subject_kind = alerts.subject_kind \
+     AND (s.rule_id IS NULL OR s.rule_id = alerts.rule_id))";
+
+/// Appends the condition of [`Suppressed`] at `now` (UTC milliseconds).
+pub(crate) fn push_suppressed(b: &mut Builder<'_>, view: Suppressed, now: i64) {
+    match view {
+        Suppressed::Include => {}
+        Suppressed::Hide => {
+            b.push(" AND NOT (")
+                .push(COVERED)
+                .push_value(Value::Int(now))
+                .push(COVERED_END)
+                .push(")");
+        }
+        Suppressed::Only => {
+            // The uncorrelated subject list first, so the planner reads the subject index.
+            b.push(
+                " AND subject_id IN (SELECT subject_id FROM suppressions \
+                 WHERE state = 'active' AND expires_at > ",
+            )
+            .push_value(Value::Int(now))
+            .push(") AND ")
+            .push(COVERED)
+            .push_value(Value::Int(now))
+            .push(COVERED_END);
+        }
+    }
+}
+
+/// Whether `f` filters only on the columns `alert_counts` is keyed by (suppressions
+/// aside: [`SqlStore::counts_by_status`] subtracts the covered alerts).
 fn counted_by_key(f: &AlertFilter) -> bool {
     f.subject.is_none() && f.from.is_none() && f.until.is_none()
 }
 
 impl<DB: Backend> SqlStore<DB> {
-    /// Alerts matching `f`, grouped by status.
+    /// Alerts matching `f`, grouped by status. Hiding suppressed alerts under a filter the
+    /// counts table serves is that table's counts less the covered alerts, which the
+    /// subject index finds.
     async fn counts_by_status(&self, f: &AlertFilter) -> Result<HashMap<String, i64>, StoreError> {
+        if f.suppressed != Suppressed::Hide || !counted_by_key(f) {
+            return self.counted(f).await;
+        }
+        let mut all = self
+            .counted(&AlertFilter {
+                suppressed: Suppressed::Include,
+                ..f.clone()
+            })
+            .await?;
+        let covered = self
+            .counted(&AlertFilter {
+                suppressed: Suppressed::Only,
+                ..f.clone()
+            })
+            .await?;
+        for (status, n) in covered {
+            *all.entry(status).or_default() -= n;
+        }
+        Ok(all)
+    }
+
+    /// [`Self::counts_by_status`] by one query: the counts table when `f` allows.
+    async fn counted(&self, f: &AlertFilter) -> Result<HashMap<String, i64>, StoreError> {
         let pattern = f.subject.as_deref().map(contains_pattern);
-        let mut b = if counted_by_key(f) {
+        let mut b = if counted_by_key(f) && f.suppressed == Suppressed::Include {
             let mut b = Builder::new(format!(
                 "SELECT status, CAST(SUM(n) AS {}) FROM alert_counts WHERE 1 = 1",
                 DB::INT8
@@ -337,7 +398,7 @@ impl<DB: Backend> AlertStore for SqlStore<DB> {
     }
 
     async fn count_alerts(&self, f: &AlertFilter) -> Result<u64, StoreError> {
-        if counted_by_key(f) {
+        if counted_by_key(f) && f.suppressed != Suppressed::Only {
             let n: i64 = self.counts_by_status(f).await?.values().sum();
             return Ok(n as u64);
         }

@@ -40,6 +40,12 @@ pub enum CaseError {
     UserExists(String),
     #[error("a note cannot be empty")]
     EmptyNote,
+    #[error("only a dismissal can ask for a suppression")]
+    SuppressionNeedsDismissal,
+    #[error("{0}")]
+    BadSuppression(String),
+    #[error("suppression {0} is {1}, not active")]
+    NotActive(i64, &'static str),
     /// One change of a bulk change was refused, so none was made.
     #[error("nothing was changed: alert {alert_id}: {source}")]
     Bulk {

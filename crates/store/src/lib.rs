@@ -2,7 +2,8 @@
 //!
 //! Its interface is split by area: [`IngestStore`] (loads and the data they produced),
 //! [`AlertStore`] (alerts, their evidence and the rule versions behind them),
-//! [`CaseStore`] (the workflow: status, assignment, notes, approvals), [`UserStore`]
+//! [`CaseStore`] (the workflow: status, assignment, notes, approvals),
+//! [`SuppressionStore`] (remembered dismissals), [`UserStore`]
 //! (users and sessions) and [`AuditStore`] (the hash-chained audit log); [`Store`] is all
 //! of them. Each area is implemented once, in one module, for [`SqlStore`] over any
 //! [`sql::Dialect`]; the two backends ([`sqlite`], the embedded default, and
@@ -18,6 +19,7 @@ pub mod scans;
 pub mod seal;
 pub mod sql;
 pub mod sqlite;
+pub mod suppressions;
 
 mod alerts;
 mod audit;
@@ -34,6 +36,7 @@ use clearwatch_ingest::load::LoadMsg;
 use clearwatch_model::audit::{AuditReport, SignedHead};
 use clearwatch_model::case::{AuditCheck, AuditEntry, Status, UserRole};
 use clearwatch_model::cases::CaseHit;
+use clearwatch_model::suppression::{NewSuppression, Suppression};
 use clearwatch_model::triage::AlertHit;
 use clearwatch_model::{Account, Alert, Merchant, Millis, StoredAlert, Subject, Transaction};
 
@@ -43,7 +46,7 @@ pub use cases::{
 };
 pub use records::{
     AlertFilter, AlertSort, BatchInfo, BatchReport, CurrencyTotal, Degree, QuarantineRow,
-    RuleVersion, SaveReport, Stats,
+    RuleVersion, SaveReport, Stats, Suppressed, SuppressionQuery,
 };
 
 /// The default database when neither `--db` nor `CLEARWATCH_DB` is given.
@@ -370,7 +373,8 @@ store_area! {
         async fn add_note(&self, alert_id: &str, author: &str, body: &str) -> Result<Note, StoreError>;
         async fn notes(&self, alert_id: &str) -> Result<Vec<Note>, StoreError>;
         /// Asks a supervisor to approve an escalation or dismissal (a reason is required
-        /// for dismissal); bumps the alert's version.
+        /// for dismissal); bumps the alert's version. A dismissal may ask for a
+        /// suppression, which the same decision activates or rejects.
         async fn request_approval(
             &self,
             alert_id: &str,
@@ -378,6 +382,7 @@ store_area! {
             target: Status,
             reason: Option<&str>,
             actor: &str,
+            suppress: Option<&NewSuppression>,
         ) -> Result<Approval, StoreError>;
         /// A supervisor other than the requester approves (the case moves) or rejects.
         async fn decide_approval(
@@ -392,6 +397,18 @@ store_area! {
             alert_id: Option<&str>,
             pending_only: bool,
         ) -> Result<Vec<Approval>, StoreError>;
+    }
+}
+
+store_area! {
+    /// Suppressions: listed and lifted here; written and decided with their dismissal
+    /// requests ([`CaseStore`]).
+    pub trait SuppressionStore {
+        /// Suppressions, newest first (at most [`suppressions::LIST_LIMIT`]), with their
+        /// state and the alerts they hide now.
+        async fn suppressions(&self, q: &SuppressionQuery) -> Result<Vec<Suppression>, StoreError>;
+        /// A supervisor ends an active suppression before it expires, audited.
+        async fn lift_suppression(&self, id: i64, actor: &str) -> Result<Suppression, StoreError>;
     }
 }
 
@@ -476,7 +493,9 @@ store_area! {
 }
 
 /// The whole store interface.
-pub trait Store: IngestStore + AlertStore + CaseStore + UserStore + AuditStore + ScanStore {
+pub trait Store:
+    IngestStore + AlertStore + CaseStore + SuppressionStore + UserStore + AuditStore + ScanStore
+{
     /// Every transaction with `ts` in `[from, until)`, in no particular order.
     #[allow(async_fn_in_trait)]
     async fn transactions(
@@ -490,4 +509,8 @@ pub trait Store: IngestStore + AlertStore + CaseStore + UserStore + AuditStore +
     }
 }
 
-impl<S: IngestStore + AlertStore + CaseStore + UserStore + AuditStore + ScanStore> Store for S {}
+impl<
+    S: IngestStore + AlertStore + CaseStore + SuppressionStore + UserStore + AuditStore + ScanStore,
+> Store for S
+{
+}

@@ -1,10 +1,11 @@
 //! The records the store reads and writes besides the domain types: load reports, the
-//! quarantine, statistics, rule versions, and the alert filter of the queue.
+//! quarantine, statistics, rule versions, and the filters of the queue and suppressions.
 
 use serde::Serialize;
 
 use clearwatch_model::case::Status;
-use clearwatch_model::{Millis, Severity};
+use clearwatch_model::suppression::SuppressionState;
+use clearwatch_model::{Millis, Severity, SubjectKind};
 
 /// What one file's load amounted to. `read = loaded + quarantined + duplicates`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -103,9 +104,66 @@ pub struct AlertFilter {
     pub from: Option<Millis>,
     /// Alerts whose window starts before this time.
     pub until: Option<Millis>,
+    /// What to do with the alerts an active suppression covers.
+    pub suppressed: Suppressed,
     pub sort: AlertSort,
     pub limit: u64,
     pub offset: u64,
+}
+
+/// The alerts an active suppression covers (status `new`, no assignee, its subject and
+/// scope; see [`clearwatch_model::suppression`]): listed with the rest, left out (what the
+/// queues show by default), or the only ones listed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Suppressed {
+    #[default]
+    Include,
+    Hide,
+    Only,
+}
+
+impl Suppressed {
+    pub const ALL: [Suppressed; 3] = [Suppressed::Include, Suppressed::Hide, Suppressed::Only];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Suppressed::Include => "include",
+            Suppressed::Hide => "hide",
+            Suppressed::Only => "only",
+        }
+    }
+}
+
+impl std::str::FromStr for Suppressed {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Suppressed::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("unknown suppressed filter {s:?} (valid: include, hide, only)"))
+    }
+}
+
+/// Which suppressions to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuppressionQuery {
+    /// The subject id, exactly.
+    pub subject_id: Option<String>,
+    pub subject_kind: Option<SubjectKind>,
+    pub state: Option<SuppressionState>,
+    pub limit: u64,
+}
+
+impl Default for SuppressionQuery {
+    fn default() -> Self {
+        SuppressionQuery {
+            subject_id: None,
+            subject_kind: None,
+            state: None,
+            limit: 100,
+        }
+    }
 }
 
 /// The order of an alert list.
@@ -162,6 +220,7 @@ impl Default for AlertFilter {
             assignee: None,
             from: None,
             until: None,
+            suppressed: Suppressed::Include,
             sort: AlertSort::Score,
             limit: 100,
             offset: 0,

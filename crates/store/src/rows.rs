@@ -11,6 +11,7 @@ use crate::cases::{Approval, Note, StoredRuleVersion, User};
 use crate::records::{BatchInfo, QuarantineRow, RuleVersion};
 use crate::sql::{Dialect, get};
 use clearwatch_model::case::{AuditEntry, UserRole};
+use clearwatch_model::suppression::{Suppression, SuppressionState};
 use clearwatch_model::{
     Account, AccountKind, Alert, Currency, Evidence, Merchant, Role, Severity, StoredAlert,
     Subject, Transaction, TxType, Window,
@@ -24,6 +25,11 @@ pub const EVIDENCE_ACCOUNT: &str = "account";
 pub fn now() -> DateTime<Utc> {
     let t = Utc::now();
     t.with_nanosecond(0).unwrap_or(t)
+}
+
+/// Now in UTC milliseconds, to the millisecond (what expiries are compared with).
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
 }
 
 /// Now as stored: RFC 3339 UTC text, to the second.
@@ -330,6 +336,36 @@ pub fn approval<DB: Dialect>(r: &DB::Row) -> Result<Approval, StoreError> {
         decided_by: get::<DB, _>(r, 6)?,
         decided_at: get::<DB, _>(r, 7)?,
         approved: get::<DB, _>(r, 8)?,
+    })
+}
+
+pub const SUPPRESSION_COLUMNS: &str = "id, subject_kind, subject_id, rule_id, reason, expires_at, \
+     approval_id, alert_id, requested_by, requested_at, decided_by, decided_at, state";
+
+/// A suppression row of [`SUPPRESSION_COLUMNS`], its state read at `now` and its count
+/// of hidden alerts left at zero.
+pub fn suppression<DB: Dialect>(r: &DB::Row, now: i64) -> Result<Suppression, StoreError> {
+    let id: i64 = get::<DB, _>(r, 0)?;
+    let bad = |what: String| corrupt(format!("suppression {id}: {what}"));
+    let expires_at: i64 = get::<DB, _>(r, 5)?;
+    let stored: SuppressionState = get::<DB, String>(r, 12)?.parse().map_err(bad)?;
+    Ok(Suppression {
+        id,
+        subject: Subject {
+            kind: get::<DB, String>(r, 1)?.parse().map_err(bad)?,
+            id: get::<DB, _>(r, 2)?,
+        },
+        rule_id: get::<DB, _>(r, 3)?,
+        reason: get::<DB, _>(r, 4)?,
+        expires_at,
+        approval_id: get::<DB, _>(r, 6)?,
+        alert_id: get::<DB, _>(r, 7)?,
+        requested_by: get::<DB, _>(r, 8)?,
+        requested_at: get::<DB, _>(r, 9)?,
+        decided_by: get::<DB, _>(r, 10)?,
+        decided_at: get::<DB, _>(r, 11)?,
+        state: SuppressionState::at(stored, expires_at, now),
+        hidden: 0,
     })
 }
 

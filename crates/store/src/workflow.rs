@@ -1,17 +1,19 @@
 //! The case area: status and assignment changes guarded by the alert's version, notes,
 //! and the maker-checker approvals of escalations and dismissals. Every change appends its
 //! audit entry in the same transaction; on PostgreSQL the alert row is locked first. A
-//! bulk change is one transaction: all of its changes and entries, or none.
+//! bulk change is one transaction: all of its changes and entries, or none. A dismissal
+//! request may carry a suppression ([`crate::suppressions`]), decided with it.
 
 use crate::audit;
 use crate::cases::{Approval, CaseError, CaseUpdate, Note};
 use crate::data::Backend;
 use crate::rows::{self, APPROVAL_COLUMNS, NOTE_COLUMNS};
 use crate::sql::{self, Dialect, get, query};
-use crate::{AlertStore, CaseStore, SqlStore, StoreError};
+use crate::{AlertStore, CaseStore, SqlStore, StoreError, suppressions};
 use clearwatch_model::StoredAlert;
 use clearwatch_model::audit::AuditKey;
 use clearwatch_model::case::{AuditEntry, Status, UserRole};
+use clearwatch_model::suppression::NewSuppression;
 
 /// The alert's `(status, assignee, version)`, locked for the transaction where the
 /// backend locks rows.
@@ -30,6 +32,24 @@ async fn case_state<DB: Dialect>(
         .parse::<Status>()
         .map_err(StoreError::Corrupt)?;
     Ok((status, get::<DB, _>(&row, 1)?, get::<DB, _>(&row, 2)?))
+}
+
+/// Refuses `actor` unless they are a supervisor, as stored now.
+pub(crate) async fn require_supervisor<DB: Dialect>(
+    c: &mut DB::Connection,
+    actor: &str,
+) -> Result<(), StoreError> {
+    let role = DB::fetch_optional(
+        c,
+        DB::bind(query("SELECT role FROM users WHERE name = $1"), actor),
+    )
+    .await?
+    .map(|r| get::<DB, String>(&r, 0))
+    .transpose()?;
+    if role.as_deref() != Some(UserRole::Supervisor.as_str()) {
+        return Err(CaseError::NotSupervisor.into());
+    }
+    Ok(())
 }
 
 fn check_version(alert_id: &str, expected: i64, found: i64) -> Result<(), StoreError> {
@@ -217,6 +237,7 @@ impl<DB: Backend> CaseStore for SqlStore<DB> {
         target: Status,
         reason: Option<&str>,
         actor: &str,
+        suppress: Option<&NewSuppression>,
     ) -> Result<Approval, StoreError> {
         if !target.needs_approval() {
             return Err(CaseError::NoApprovalNeeded(target).into());
@@ -224,6 +245,13 @@ impl<DB: Backend> CaseStore for SqlStore<DB> {
         let reason = reason.map(str::trim).filter(|r| !r.is_empty());
         if target == Status::Dismissed && reason.is_none() {
             return Err(CaseError::ReasonRequired.into());
+        }
+        if let Some(sup) = suppress {
+            if target != Status::Dismissed {
+                return Err(CaseError::SuppressionNeedsDismissal.into());
+            }
+            sup.check(rows::now_ms())
+                .map_err(CaseError::BadSuppression)?;
         }
         let mut tx = sql::begin(&self.pool).await?;
         let (status, assignee, version) = case_state::<DB>(&mut tx, alert_id).await?;
@@ -261,7 +289,7 @@ impl<DB: Backend> CaseStore for SqlStore<DB> {
         let after =
             serde_json::json!({ "request": id, "target": target.as_str(), "reason": reason })
                 .to_string();
-        let sealed = audit::append::<DB>(
+        let mut sealed = audit::append::<DB>(
             &mut tx,
             self.seal.key(),
             actor,
@@ -271,6 +299,19 @@ impl<DB: Backend> CaseStore for SqlStore<DB> {
             Some(after),
         )
         .await?;
+        if let (Some(sup), Some(reason)) = (suppress, reason) {
+            sealed = suppressions::insert::<DB>(
+                &mut tx,
+                self.seal.key(),
+                alert_id,
+                id,
+                sup,
+                reason,
+                actor,
+                &at,
+            )
+            .await?;
+        }
         tx.commit().await?;
         self.sealed(&sealed)?;
         Ok(Approval {
@@ -293,16 +334,7 @@ impl<DB: Backend> CaseStore for SqlStore<DB> {
         actor: &str,
     ) -> Result<Approval, StoreError> {
         let mut tx = sql::begin(&self.pool).await?;
-        let role = DB::fetch_optional(
-            &mut tx,
-            DB::bind(query("SELECT role FROM users WHERE name = $1"), actor),
-        )
-        .await?
-        .map(|r| get::<DB, String>(&r, 0))
-        .transpose()?;
-        if role.as_deref() != Some(UserRole::Supervisor.as_str()) {
-            return Err(CaseError::NotSupervisor.into());
-        }
+        require_supervisor::<DB>(&mut tx, actor).await?;
         let sql = format!(
             "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = $1{}",
             DB::FOR_UPDATE
@@ -341,6 +373,8 @@ impl<DB: Backend> CaseStore for SqlStore<DB> {
         );
         let q = DB::bind(DB::bind(q, actor), at.as_str());
         DB::execute(&mut tx, DB::bind(DB::bind(q, approve), approval_id)).await?;
+        suppressions::decide::<DB>(&mut tx, self.seal.key(), approval_id, approve, actor, &at)
+            .await?;
         let sealed = audit::append::<DB>(
             &mut tx,
             self.seal.key(),

@@ -38,6 +38,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = clearwatch_model::case::REVIEW_WORKING_DAYS, value_parser = clap::value_parser!(u32).range(1..=250))]
     pub review_days: u32,
 
+    /// Minutes between automatic assignments: the server deals the unassigned open cases
+    /// to the analysts who are not away, as a supervisor's "Assign in turn" does; 0 (the
+    /// default) leaves assignment to people.
+    #[arg(long, default_value_t = 0)]
+    pub auto_assign_minutes: u64,
+
     /// The dashboard is reached through a TLS-terminating proxy: cookies carry `Secure`
     /// even on loopback (they always do on any other address).
     #[arg(long)]
@@ -59,6 +65,7 @@ pub struct Serving {
     pub checkpoint_every: Option<std::time::Duration>,
     pub behind_tls: bool,
     pub review_days: u32,
+    pub auto_assign_every: Option<std::time::Duration>,
     pub stream: Option<server::streaming::StreamWatch>,
 }
 
@@ -70,6 +77,7 @@ impl Default for Serving {
             checkpoint_every: Some(server::DEFAULT_CHECKPOINT_EVERY),
             behind_tls: false,
             review_days: clearwatch_model::case::REVIEW_WORKING_DAYS,
+            auto_assign_every: None,
             stream: None,
         }
     }
@@ -93,6 +101,8 @@ pub async fn run(db: &super::Db, args: ServeArgs) -> anyhow::Result<ExitCode> {
             checkpoint_every: checkpoints,
             behind_tls: args.behind_tls,
             review_days: args.review_days,
+            auto_assign_every: (args.auto_assign_minutes > 0)
+                .then(|| std::time::Duration::from_secs(args.auto_assign_minutes * 60)),
             stream,
         },
     )
@@ -112,6 +122,7 @@ pub async fn serve_store(store: AnyStore, bind: SocketAddr, how: Serving) -> any
         s.backtest_budget = how.backtest_budget;
         s.checkpoint_every = how.checkpoint_every;
         s.review_days = how.review_days;
+        s.auto_assign_every = how.auto_assign_every;
         s.secure_cookies = server::secure_cookies(bind, how.behind_tls);
         s.stream = how.stream;
     }

@@ -878,6 +878,7 @@ async fn users_change_audited_and_disabled(db: &TestDb) {
                 role: Some(UserRole::Supervisor),
                 time_zone: Some("Asia/Shanghai".into()),
                 disabled: None,
+                unavailable_until: Some(Some(4_102_444_800_000)),
             },
             "admin",
         )
@@ -888,6 +889,7 @@ async fn users_change_audited_and_disabled(db: &TestDb) {
         (UserRole::Supervisor, "Asia/Shanghai")
     );
     assert_eq!(s.user("ann").await.unwrap().unwrap(), u);
+    assert_eq!(u.unavailable_until, Some(4_102_444_800_000));
     assert!(s.session("tok", 1_000).await.unwrap().is_some());
     // No change, no entry.
     let before = s.audit_log(None, 100, 0).await.unwrap().len();
@@ -912,14 +914,23 @@ async fn users_change_audited_and_disabled(db: &TestDb) {
     assert!(s.users().await.unwrap()[0].disabled);
     let log = s.audit_log(Some("user:ann"), 10, 0).await.unwrap();
     let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
-    assert_eq!(actions, ["user.disable", "user.role+time_zone", "user.add"]);
+    assert_eq!(
+        actions,
+        [
+            "user.disable",
+            "user.role+time_zone+availability",
+            "user.add"
+        ]
+    );
     assert_eq!(
         log[1].before.as_deref(),
-        Some(r#"{"role":"analyst","time_zone":"UTC"}"#)
+        Some(r#"{"role":"analyst","time_zone":"UTC","unavailable_until":null}"#)
     );
     assert_eq!(
         log[1].after.as_deref(),
-        Some(r#"{"role":"supervisor","time_zone":"Asia/Shanghai"}"#)
+        Some(
+            r#"{"role":"supervisor","time_zone":"Asia/Shanghai","unavailable_until":4102444800000}"#
+        )
     );
     let missing = s
         .update_user("nobody", &UserChange::default(), "admin")

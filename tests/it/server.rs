@@ -2369,6 +2369,110 @@ async fn cases_are_assigned_only_to_active_case_workers() {
     assert_eq!(assignee_of(&f).await.as_deref(), Some("analyst"));
 }
 
+/// "Assign in turn" deals the open unassigned cases, most urgent first, to the active
+/// analysts who are not away, each to whoever holds the fewest: equal loads alternate. An
+/// analyst marks themselves away on the profile page; only supervisors deal.
+#[tokio::test]
+async fn cases_are_dealt_in_turn_to_analysts_who_are_not_away() {
+    let f = fixture().await;
+    let hash = auth::hash_password("password-123").unwrap();
+    for name in ["ann", "bob"] {
+        f.st.store
+            .add_user(name, UserRole::Analyst, &hash, "test")
+            .await
+            .unwrap();
+    }
+    for subject in ["H3", "H4", "H5"] {
+        let mut a = alert();
+        a.subject.id = subject.into();
+        a.id = Alert::make_id("TC-04", "v1", &a.subject, a.window);
+        f.st.store
+            .save_alerts(std::slice::from_ref(&a), &[])
+            .await
+            .unwrap();
+    }
+    // bob is away; a time in the past is refused.
+    let (bob, bob_csrf) = login_as(&f.st, "bob").await;
+    let profile = |form: &str| request("POST", "/profile", Some(&bob), Some(&bob_csrf), form);
+    let (status, _, page) = send(
+        &f.app,
+        profile("time_zone=Asia%2FShanghai&unavailable_until=2020-01-01T09%3A00"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("in the future"), "{page}");
+    let (status, _, _) = send(
+        &f.app,
+        profile("time_zone=Asia%2FShanghai&unavailable_until=2099-01-01T09%3A00"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let away = f.st.store.user("bob").await.unwrap().unwrap();
+    assert_eq!(
+        away.unavailable_until,
+        clearwatch_model::parse_rfc3339("2099-01-01T01:00:00Z"),
+        "read in the chosen zone"
+    );
+    let (_, _, page) = send(&f.app, request("GET", "/profile", Some(&bob), None, "")).await;
+    assert!(page.contains("value=\"2099-01-01T09:00\""), "{page}");
+
+    let (cookie, csrf) = login_as(&f.st, "analyst").await;
+    let deal = |cookie: &str, csrf: &str| {
+        request(
+            "POST",
+            "/cases/assign",
+            Some(cookie),
+            Some(csrf),
+            "back=status%3Dopen",
+        )
+    };
+    let (status, _, _) = send(&f.app, deal(&cookie, &csrf)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "analysts do not deal");
+    let (sup, sup_csrf) = login_as(&f.st, "supervisor").await;
+    let (status, headers, _) = send(&f.app, deal(&sup, &sup_csrf)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let to = headers[header::LOCATION].to_str().unwrap().to_string();
+    assert!(to.contains("dealt=5&analysts=2"), "{to}");
+    let mut held: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for a in f.st.store.alerts(&AlertFilter::default()).await.unwrap() {
+        let who = a.assignee.clone().expect("every open case is assigned");
+        held.entry(who).or_default().push(a.alert.subject.id);
+    }
+    assert_eq!(
+        held.keys().collect::<Vec<_>>(),
+        ["analyst", "ann"],
+        "bob is away"
+    );
+    assert_eq!(held["analyst"].len(), 3, "{held:?}");
+    assert_eq!(held["ann"].len(), 2, "{held:?}");
+    let (_, _, page) = send(&f.app, request("GET", &to, Some(&sup), None, "")).await;
+    assert!(
+        page.contains("5 cases assigned in turn to 2 available analysts"),
+        "{page}"
+    );
+    // Nothing left to deal; bob back (an empty field) would take the next one.
+    let (_, _, _) = send(&f.app, profile("time_zone=UTC&unavailable_until=")).await;
+    assert_eq!(
+        f.st.store
+            .user("bob")
+            .await
+            .unwrap()
+            .unwrap()
+            .unavailable_until,
+        None
+    );
+    let (_, headers, _) = send(&f.app, deal(&sup, &sup_csrf)).await;
+    assert!(
+        headers[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .contains("dealt=0&analysts=3"),
+        "{headers:?}"
+    );
+    let log = f.st.store.audit_log(Some("user:bob"), 10, 0).await.unwrap();
+    assert_eq!(log[0].action, "user.time_zone+availability");
+}
+
 /// A dismissal asks to suppress its rule on its subject; the supervisor's approval
 /// activates it, the subject's other new alert of that rule leaves the queues (the API,
 /// the alert and case pages say how many are hidden and list them under
@@ -2634,7 +2738,7 @@ async fn cases_fold_each_subjects_alerts_into_one_row() {
     // Back to the queue under the filter the form came from, on its first page.
     assert_eq!(
         bulk(&body).await,
-        "/cases?status=&rule=TC-04&assignee=&subject=&sla=&sort=due&page=1&done=2&failed=0"
+        "/cases?status=&rule=TC-04&assignee=&subject=&sla=&sort=due&suppressed=&page=1&done=2&failed=0"
     );
     for id in [&f.alert_id, &second.id] {
         let a = f.st.store.alert(id).await.unwrap().unwrap();

@@ -731,12 +731,8 @@ fn suppression_of(f: &RequestForm, tz: chrono_tz::Tz) -> Result<Option<NewSuppre
         "" | "none" => return Ok(None),
         s => s.parse::<SuppressionScope>()?,
     };
-    let text = f.suppress_until.trim();
-    let local = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
-        .iter()
-        .find_map(|fmt| chrono::NaiveDateTime::parse_from_str(text, fmt).ok())
-        .ok_or_else(|| format!("suppress_until {text:?} is not a local time YYYY-MM-DDTHH:MM"))?;
-    let expires_at = Zone::Named(tz).instant(local).map_err(|e| e.to_string())?;
+    let expires_at = views::parse_input_time(&f.suppress_until, tz)
+        .map_err(|e| format!("suppress_until {e}"))?;
     Ok(Some(NewSuppression { scope, expires_at }))
 }
 

@@ -18,13 +18,13 @@ use super::views::PageCtx;
 use super::{ApiError, AppError, Shared};
 use clearwatch_model::calendar::china_today;
 use clearwatch_model::case::{Sla, Status};
-use clearwatch_model::cases::CaseSort;
+use clearwatch_model::cases::{Case, CaseSort};
 use clearwatch_model::{format_ts, group_thousands};
 use clearwatch_store::cases::CaseUpdate;
 use clearwatch_store::queue::{
     Amount, CASE_ALERT_LIMIT, CasePage, CaseQuery, CaseRow, case_page, cases,
 };
-use clearwatch_store::{AlertFilter, AlertStore, CaseStore, Suppressed};
+use clearwatch_store::{AlertFilter, AlertStore, CaseStore, Suppressed, UserStore};
 
 /// Cases per page.
 pub const CASES_PER_PAGE: usize = 50;
@@ -34,6 +34,7 @@ pub fn router() -> Router<Shared> {
         .route("/cases", get(page))
         .route("/cases/bulk", post(bulk))
         .route("/cases/next", post(next))
+        .route("/cases/assign", post(assign))
         .route("/api/v1/cases", get(api))
 }
 
@@ -363,11 +364,7 @@ async fn page(
         hidden_link,
         flash: outcome
             .message(user.catalog, "bulk.result.cases")
-            .or_else(|| {
-                next.empty
-                    .is_some()
-                    .then(|| user.catalog.get("cases.next.none").to_string())
-            }),
+            .or_else(|| next.message(user.catalog)),
         p,
     };
     Ok(Html(view.render()?).into_response())
@@ -378,6 +375,27 @@ struct NextOutcome {
     /// Set when "next case" found no unassigned open case.
     #[serde(default)]
     empty: Option<String>,
+    /// Set after "assign in turn": cases dealt, and to how many analysts.
+    #[serde(default)]
+    dealt: Option<u64>,
+    #[serde(default)]
+    analysts: Option<usize>,
+}
+
+impl NextOutcome {
+    fn message(&self, t: &super::i18n::Catalog) -> Option<String> {
+        if self.empty.is_some() {
+            return Some(t.get("cases.next.none").to_string());
+        }
+        let n = self.dealt?;
+        Some(match self.analysts.unwrap_or(0) {
+            0 => t.get("cases.dealt.nobody").to_string(),
+            m => t
+                .get("cases.dealt")
+                .replace("{n}", &n.to_string())
+                .replace("{m}", &m.to_string()),
+        })
+    }
 }
 
 /// The bulk form of the case queue: each selected case stands for the alerts it listed, at
@@ -390,13 +408,141 @@ async fn bulk(
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
     let (done, failed) = apply_bulk(&st, &user, &body, true).await?;
-    let back: Option<CaseParams> = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
-        .ok()
-        .and_then(|f| f.into_iter().find(|(k, _)| k == "back"))
-        .and_then(|(_, v)| serde_urlencoded::from_str(&v).ok());
-    let mut to = link(&back.unwrap_or_default(), 1);
+    let mut to = link(&back_of(&body), 1);
     to.push_str(&format!("&done={done}&failed={failed}"));
     Ok(see_other(Redirect::to(&to).into_response()))
+}
+
+/// The actor that automatic assignment (`serve --auto-assign-minutes`) is audited under.
+pub const AUTO_ASSIGNER: &str = "auto-assign";
+
+/// What dealing cases did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dealt {
+    /// Cases assigned.
+    pub cases: u64,
+    /// Analysts who could take cases.
+    pub analysts: usize,
+}
+
+/// Deals the open cases nobody holds under `filter` (most urgent first; suppressed alerts
+/// left out) to the analysts who take cases now (active, not away), each case with all of
+/// its alerts to whoever holds the fewest open cases, ties by name: with equal loads that
+/// is round robin, and an analyst back from leave catches up before the others get more.
+/// A case someone changes meanwhile is left for next time.
+pub async fn deal_cases(st: &Shared, filter: &AlertFilter, actor: &str) -> Result<Dealt, AppError> {
+    let now = super::auth::now_ms();
+    let analysts: Vec<String> = st
+        .store
+        .users()
+        .await?
+        .into_iter()
+        .filter(|u| u.takes_cases_at(now))
+        .map(|u| u.name)
+        .collect();
+    let mut dealt = Dealt {
+        cases: 0,
+        analysts: analysts.len(),
+    };
+    if analysts.is_empty() {
+        return Ok(dealt);
+    }
+    let open = AlertFilter {
+        open_only: true,
+        suppressed: Suppressed::Hide,
+        ..AlertFilter::default()
+    };
+    let today = china_today();
+    let (held, _, _) = cases(&st.store, &open, CaseSort::Due, today, st.review_days).await?;
+    let mut load: std::collections::BTreeMap<&str, u64> =
+        analysts.iter().map(|a| (a.as_str(), 0)).collect();
+    for c in &held {
+        for a in &c.assignees {
+            if let Some(n) = load.get_mut(a.as_str()) {
+                *n += 1;
+            }
+        }
+    }
+    let wanted = AlertFilter {
+        open_only: true,
+        status: None,
+        suppressed: Suppressed::Hide,
+        ..filter.clone()
+    };
+    let (todo, _, _) = cases(&st.store, &wanted, CaseSort::Due, today, st.review_days).await?;
+    for case in todo.iter().filter(|c| c.assignees.is_empty()) {
+        let Some((&to, _)) = load.iter().min_by_key(|(name, n)| (**n, **name)) else {
+            break;
+        };
+        match st.store.bulk_update(&assign_all(case, to, actor)).await {
+            Ok(_) => {
+                *load.entry(to).or_default() += 1;
+                dealt.cases += 1;
+            }
+            Err(clearwatch_store::StoreError::Case(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(dealt)
+}
+
+/// The changes that assign every alert of `case`, at the versions read, to `to`.
+fn assign_all(case: &Case, to: &str, actor: &str) -> Vec<CaseUpdate> {
+    case.alerts
+        .iter()
+        .map(|a| CaseUpdate {
+            alert_id: a.id.clone(),
+            expected_version: a.version,
+            actor: actor.to_string(),
+            status: None,
+            assignee: Some(Some(to.to_string())),
+        })
+        .collect()
+}
+
+/// The queue filter a case form came from: its `back` field, read as the queue's
+/// parameters (never as a URL); the default queue without one.
+fn back_of(body: &[u8]) -> CaseParams {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .ok()
+        .and_then(|f| f.into_iter().find(|(k, _)| k == "back"))
+        .and_then(|(_, v)| serde_urlencoded::from_str(&v).ok())
+        .unwrap_or_default()
+}
+
+/// "Assign in turn" (supervisors): deals the open unassigned cases under the queue's
+/// filter (`back`) to the available analysts, then back to that queue with the count.
+async fn assign(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let back = back_of(&body);
+    let q = query_of(&back).map_err(AppError::BadRequest)?;
+    let dealt = deal_cases(&st, &q.filter, &user.user.name).await?;
+    let mut to = link(&back, 1);
+    to.push_str(&format!(
+        "&dealt={}&analysts={}",
+        dealt.cases, dealt.analysts
+    ));
+    Ok(see_other(Redirect::to(&to).into_response()))
+}
+
+/// Deals cases every `every` (`serve --auto-assign-minutes`); a failure is reported on
+/// stderr and tried again next time.
+pub async fn auto_assign(st: Shared, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match deal_cases(&st, &AlertFilter::default(), AUTO_ASSIGNER).await {
+            Ok(d) if d.cases > 0 => {
+                eprintln!("auto-assign: {} cases to {} analysts", d.cases, d.analysts);
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: auto-assign failed: {e:?}"),
+        }
+    }
 }
 
 /// Tries before "next case" gives up on cases that others take at the same moment.
@@ -423,18 +569,8 @@ async fn next(State(st): State<Shared>, user: CurrentUser) -> Result<Response, A
         let Some(case) = open_cases.iter().find(|c| c.assignees.is_empty()) else {
             break;
         };
-        let updates: Vec<CaseUpdate> = case
-            .alerts
-            .iter()
-            .map(|a| CaseUpdate {
-                alert_id: a.id.clone(),
-                expected_version: a.version,
-                actor: user.user.name.clone(),
-                status: None,
-                assignee: Some(Some(user.user.name.clone())),
-            })
-            .collect();
-        match st.store.bulk_update(&updates).await {
+        let me = &user.user.name;
+        match st.store.bulk_update(&assign_all(case, me, me)).await {
             Ok(_) => {
                 let top = &case.alerts[0].id;
                 return Ok(see_other(

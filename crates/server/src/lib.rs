@@ -92,6 +92,9 @@ pub struct AppState {
     pub checkpoint_every: Option<Duration>,
     /// Working days from detection to a decision (the review deadline).
     pub review_days: u32,
+    /// How often the server deals unassigned open cases to available analysts
+    /// (`None`: never; supervisors can still do it from the case queue).
+    pub auto_assign_every: Option<Duration>,
     /// The JetStream stream whose lag the admin page shows (`serve --nats`).
     pub stream: Option<streaming::StreamWatch>,
 }
@@ -114,6 +117,7 @@ impl AppState {
             backtest_budget: DEFAULT_BACKTEST_BUDGET,
             review_days: clearwatch_model::case::REVIEW_WORKING_DAYS,
             checkpoint_every: Some(DEFAULT_CHECKPOINT_EVERY),
+            auto_assign_every: None,
             stream: None,
         })
     }
@@ -241,6 +245,9 @@ pub async fn serve(
     let checkpoints = state
         .checkpoint_every
         .map(|every| tokio::spawn(write_checkpoints(state.clone(), every)));
+    let dealing = state
+        .auto_assign_every
+        .map(|every| tokio::spawn(cases::auto_assign(state.clone(), every)));
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, service)
         .with_graceful_shutdown(async move {
@@ -250,7 +257,7 @@ pub async fn serve(
         })
         .await
         .map_err(ServerError::Serve);
-    if let Some(task) = checkpoints {
+    for task in [checkpoints, dealing].into_iter().flatten() {
         task.abort();
     }
     served

@@ -59,6 +59,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/cases", Access::Roles(ALL)),
     r("POST", "/cases/bulk", Access::Roles(CASE_WORK)),
     r("POST", "/cases/next", Access::Roles(CASE_WORK)),
+    r("POST", "/cases/assign", Access::Roles(DECIDE)),
     r("GET", "/suppressions", Access::Roles(ALL)),
     r("POST", "/suppressions/{id}/lift", Access::Roles(DECIDE)),
     r("GET", "/rules", Access::Roles(ALL)),

@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::auth::{FORM_LIMIT, normalise_name, random_token};
+use super::auth::{FORM_LIMIT, normalise_name, now_ms, random_token};
 use super::extract::CurrentUser;
 use super::i18n::{Catalog, english};
 use super::password;
@@ -56,6 +56,10 @@ pub struct ProfilePage {
     pub time_zone: String,
     pub zones: Vec<&'static str>,
     pub flash: Option<String>,
+    /// Whether the user works cases (and so may mark themselves away), and until when
+    /// they are away (a `datetime-local` value in their zone; empty when available).
+    pub works_cases: bool,
+    pub unavailable_until: String,
 }
 
 /// A new user's name, normalised ([`normalise_name`]).
@@ -236,6 +240,7 @@ fn change_of(f: &ChangeForm) -> Result<UserChange, AppError> {
         role,
         time_zone: None,
         disabled,
+        unavailable_until: None,
     })
 }
 
@@ -266,6 +271,13 @@ async fn profile(user: CurrentUser, Query(s): Query<Saved>) -> Result<Response, 
         flash: s
             .saved
             .map(|_| user.catalog.get("profile.saved").to_string()),
+        works_cases: crate::routes::CASE_WORK.contains(&user.user.role),
+        unavailable_until: user
+            .user
+            .unavailable_until
+            .filter(|u| *u > now_ms())
+            .map(|u| views::input_time(u, views::time_zone(&user.user.time_zone)))
+            .unwrap_or_default(),
     };
     Ok(Html(page.render()?).into_response())
 }
@@ -273,6 +285,10 @@ async fn profile(user: CurrentUser, Query(s): Query<Saved>) -> Result<Response, 
 #[derive(Deserialize)]
 struct ProfileForm {
     time_zone: String,
+    /// Away until this local time (in the chosen zone); empty: available. Absent for
+    /// users who do not work cases.
+    #[serde(default)]
+    unavailable_until: Option<String>,
 }
 
 async fn save_profile(
@@ -281,8 +297,24 @@ async fn save_profile(
     axum::Form(f): axum::Form<ProfileForm>,
 ) -> Result<Response, AppError> {
     let tz = check_time_zone(&f.time_zone)?;
+    let unavailable_until = match f.unavailable_until.as_deref().map(str::trim) {
+        None => None,
+        Some("") => Some(None),
+        Some(text) => {
+            let until = views::parse_input_time(text, views::time_zone(&tz))
+                .map_err(|e| AppError::BadRequest(format!("unavailable until {e}")))?;
+            if until <= now_ms() {
+                return Err(AppError::BadRequest(
+                    "unavailable until must be in the future (leave it empty when available)"
+                        .into(),
+                ));
+            }
+            Some(Some(until))
+        }
+    };
     let change = UserChange {
         time_zone: Some(tz),
+        unavailable_until,
         ..UserChange::default()
     };
     st.store
@@ -302,6 +334,8 @@ pub struct UserView {
     pub time_zone: String,
     pub created_at: String,
     pub disabled: bool,
+    /// Away until this time (RFC 3339 UTC): automatic assignment passes over them.
+    pub unavailable_until: Option<String>,
 }
 
 impl From<User> for UserView {
@@ -312,6 +346,7 @@ impl From<User> for UserView {
             time_zone: u.time_zone,
             created_at: u.created_at,
             disabled: u.disabled,
+            unavailable_until: u.unavailable_until.map(clearwatch_model::format_ts),
         }
     }
 }
@@ -371,6 +406,7 @@ pub async fn api_change(
         role: p.role.as_deref().map(parse_role).transpose()?,
         disabled: p.disabled,
         time_zone: p.time_zone.as_deref().map(check_time_zone).transpose()?,
+        unavailable_until: None,
     };
     let u = apply(&st, &user.user.name, &name, change).await?;
     Ok(Json(u.into()))

@@ -75,8 +75,19 @@ impl PageCtx {
         self.role == UserRole::Supervisor
     }
 
-    pub fn role_name(&self) -> &'static str {
-        self.role.as_str()
+    /// The signed-in user's role, in the page's language.
+    pub fn role_name(&self) -> String {
+        self.user_role_label(self.role.as_str())
+    }
+
+    /// The message of a user role value (`admin`, `analyst`, …).
+    pub fn user_role_label(&self, role: &str) -> String {
+        self.t.get(&format!("user_role.{role}")).to_string()
+    }
+
+    /// The message of a severity value (`info` … `critical`).
+    pub fn severity_label(&self, severity: &str) -> String {
+        self.t.get(&format!("severity.{severity}")).to_string()
     }
 
     pub fn sort_label(&self, s: &str) -> String {
@@ -404,6 +415,18 @@ pub fn local_time(ms: i64, tz: chrono_tz::Tz) -> String {
 /// `YYYY-MM-DDTHH:MM` of a millisecond UTC time in `tz`: a `datetime-local` value.
 pub fn input_time(ms: i64, tz: chrono_tz::Tz) -> String {
     local_format(ms, tz, "%Y-%m-%dT%H:%M")
+}
+
+/// The instant of a `datetime-local` value (`YYYY-MM-DDTHH:MM`, seconds optional) in `tz`.
+pub fn parse_input_time(text: &str, tz: chrono_tz::Tz) -> Result<i64, String> {
+    let text = text.trim();
+    let local = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|fmt| chrono::NaiveDateTime::parse_from_str(text, fmt).ok())
+        .ok_or_else(|| format!("{text:?} is not a local time YYYY-MM-DDTHH:MM"))?;
+    clearwatch_model::Zone::Named(tz)
+        .instant(local)
+        .map_err(|e| e.to_string())
 }
 
 /// RFC 3339 UTC of a millisecond time (templates pass references).

@@ -70,6 +70,18 @@ pub struct User {
     /// Set by an administrator's password reset (and on the first admin): the user's
     /// sessions may do nothing but choose a new password.
     pub must_change_password: bool,
+    /// Away until this time (UTC milliseconds): automatic assignment passes over them.
+    pub unavailable_until: Option<i64>,
+}
+
+impl User {
+    /// Whether automatic assignment may give this user a case at `now`: an active
+    /// analyst who is not away.
+    pub fn takes_cases_at(&self, now: i64) -> bool {
+        self.role == UserRole::Analyst
+            && !self.disabled
+            && self.unavailable_until.is_none_or(|u| u <= now)
+    }
 }
 
 /// A change to a user: each field that is `Some` is set.
@@ -79,6 +91,8 @@ pub struct UserChange {
     /// An IANA time zone name (the caller checks it).
     pub time_zone: Option<String>,
     pub disabled: Option<bool>,
+    /// `Some(None)` marks the user available again.
+    pub unavailable_until: Option<Option<i64>>,
 }
 
 /// A session to create: `id` is the SHA-256 (hex) of the cookie's token.

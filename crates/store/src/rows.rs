@@ -296,7 +296,9 @@ pub fn stored_rule_version<DB: Dialect>(r: &DB::Row) -> Result<StoredRuleVersion
 
 /// The user columns, in [`user`] order, of a table aliased `u`.
 pub const USER_COLUMNS: &str = "u.name, u.role, u.password_hash, u.time_zone, u.created_at, u.disabled, \
-     u.must_change_password";
+     u.must_change_password, u.unavailable_until";
+/// How many columns [`USER_COLUMNS`] has: what a query selecting more reads after them.
+pub const USER_COLUMN_COUNT: usize = 8;
 
 pub fn user<DB: Dialect>(r: &DB::Row) -> Result<User, StoreError> {
     Ok(User {
@@ -307,6 +309,7 @@ pub fn user<DB: Dialect>(r: &DB::Row) -> Result<User, StoreError> {
         created_at: get::<DB, _>(r, 4)?,
         disabled: get::<DB, i32>(r, 5)? != 0,
         must_change_password: get::<DB, i32>(r, 6)? != 0,
+        unavailable_until: get::<DB, _>(r, 7)?,
     })
 }
 
@@ -383,4 +386,14 @@ pub fn audit_entry<DB: Dialect>(r: &DB::Row) -> Result<AuditEntry, StoreError> {
         prev_hash: get::<DB, _>(r, 7)?,
         hash: get::<DB, _>(r, 8)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_user_column_count_is_the_user_columns() {
+        assert_eq!(USER_COLUMNS.split(',').count(), USER_COLUMN_COUNT);
+    }
 }

@@ -1,10 +1,10 @@
-//! The user area: dashboard users (audited changes of role, time zone and the disabled
-//! flag) and their sessions.
+//! The user area: dashboard users (audited changes of role, time zone, the disabled flag
+//! and availability) and their sessions.
 
 use crate::audit;
 use crate::cases::{CaseError, NewSession, SessionInfo, User, UserChange};
 use crate::data::Backend;
-use crate::rows::{self, USER_COLUMNS};
+use crate::rows::{self, USER_COLUMN_COUNT, USER_COLUMNS};
 use crate::sql::{self, get, query};
 use crate::{SqlStore, StoreError, UserStore};
 use clearwatch_model::case::UserRole;
@@ -62,6 +62,7 @@ impl<DB: Backend> UserStore for SqlStore<DB> {
             created_at: at,
             disabled: false,
             must_change_password: false,
+            unavailable_until: None,
         })
     }
 
@@ -119,12 +120,25 @@ impl<DB: Backend> UserStore for SqlStore<DB> {
             new.disabled = d;
             actions.push(if d { "disable" } else { "enable" });
         }
+        if let Some(u) = change
+            .unavailable_until
+            .filter(|u| *u != old.unavailable_until)
+        {
+            before.insert("unavailable_until".into(), old.unavailable_until.into());
+            after.insert("unavailable_until".into(), u.into());
+            new.unavailable_until = u;
+            actions.push("availability");
+        }
         if actions.is_empty() {
             return Ok(old);
         }
-        let q = query("UPDATE users SET role = $1, time_zone = $2, disabled = $3 WHERE name = $4");
+        let q = query(
+            "UPDATE users SET role = $1, time_zone = $2, disabled = $3, unavailable_until = $4 \
+             WHERE name = $5",
+        );
         let q = DB::bind(DB::bind(q, new.role.as_str()), new.time_zone.as_str());
-        let q = DB::bind(DB::bind(q, i32::from(new.disabled)), name);
+        let q = DB::bind(DB::bind(q, i32::from(new.disabled)), new.unavailable_until);
+        let q = DB::bind(q, name);
         DB::execute(&mut tx, q).await?;
         if new.disabled {
             let q = DB::bind(query("DELETE FROM sessions WHERE user_name = $1"), name);
@@ -204,8 +218,8 @@ impl<DB: Backend> UserStore for SqlStore<DB> {
         let Some(r) = row else { return Ok(None) };
         Ok(Some(SessionInfo {
             user: rows::user::<DB>(&r)?,
-            csrf: get::<DB, _>(&r, 7)?,
-            expires_at: get::<DB, _>(&r, 8)?,
+            csrf: get::<DB, _>(&r, USER_COLUMN_COUNT)?,
+            expires_at: get::<DB, _>(&r, USER_COLUMN_COUNT + 1)?,
         }))
     }
 

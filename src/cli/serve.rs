@@ -40,8 +40,8 @@ pub struct ServeArgs {
 
     /// Minutes between automatic assignments: the server deals the unassigned open cases
     /// to the analysts who are not away, as a supervisor's "Assign in turn" does; 0 (the
-    /// default) leaves assignment to people.
-    #[arg(long, default_value_t = 0)]
+    /// default) leaves assignment to people; at most 10080 (a week).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10080))]
     pub auto_assign_minutes: u64,
 
     /// The dashboard is reached through a TLS-terminating proxy: cookies carry `Secure`

@@ -2410,11 +2410,14 @@ async fn cases_are_dealt_in_turn_to_analysts_who_are_not_away() {
     let away = f.st.store.user("bob").await.unwrap().unwrap();
     assert_eq!(
         away.unavailable_until,
-        clearwatch_model::parse_rfc3339("2099-01-01T01:00:00Z"),
-        "read in the chosen zone"
+        clearwatch_model::parse_rfc3339("2099-01-01T09:00:00Z"),
+        "read in the zone the form was shown in (UTC), not the one chosen with it"
     );
     let (_, _, page) = send(&f.app, request("GET", "/profile", Some(&bob), None, "")).await;
-    assert!(page.contains("value=\"2099-01-01T09:00\""), "{page}");
+    assert!(
+        page.contains("value=\"2099-01-01T17:00\""),
+        "shown in the new zone: {page}"
+    );
 
     let (cookie, csrf) = login_as(&f.st, "analyst").await;
     let deal = |cookie: &str, csrf: &str| {

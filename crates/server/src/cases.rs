@@ -413,6 +413,9 @@ async fn bulk(
     Ok(see_other(Redirect::to(&to).into_response()))
 }
 
+/// The most cases one deal assigns (one transaction each): the rest wait for the next.
+pub const DEAL_LIMIT: usize = 500;
+
 /// The actor that automatic assignment (`serve --auto-assign-minutes`) is audited under.
 pub const AUTO_ASSIGNER: &str = "auto-assign";
 
@@ -429,8 +432,14 @@ pub struct Dealt {
 /// left out) to the analysts who take cases now (active, not away), each case with all of
 /// its alerts to whoever holds the fewest open cases, ties by name: with equal loads that
 /// is round robin, and an analyst back from leave catches up before the others get more.
-/// A case someone changes meanwhile is left for next time.
-pub async fn deal_cases(st: &Shared, filter: &AlertFilter, actor: &str) -> Result<Dealt, AppError> {
+/// A subject of which anyone holds an open alert is left to them. At most [`DEAL_LIMIT`]
+/// cases per call; a case someone changes meanwhile is left for next time.
+pub async fn deal_cases(
+    st: &Shared,
+    filter: &AlertFilter,
+    sla: Option<Sla>,
+    actor: &str,
+) -> Result<Dealt, AppError> {
     let now = super::auth::now_ms();
     let analysts: Vec<String> = st
         .store
@@ -456,7 +465,10 @@ pub async fn deal_cases(st: &Shared, filter: &AlertFilter, actor: &str) -> Resul
     let (held, _, _) = cases(&st.store, &open, CaseSort::Due, today, st.review_days).await?;
     let mut load: std::collections::BTreeMap<&str, u64> =
         analysts.iter().map(|a| (a.as_str(), 0)).collect();
-    for c in &held {
+    // A subject someone holds any open alert of is theirs, whatever the queue's filter.
+    let mut taken = std::collections::HashSet::new();
+    for c in held.iter().filter(|c| !c.assignees.is_empty()) {
+        taken.insert(&c.subject);
         for a in &c.assignees {
             if let Some(n) = load.get_mut(a.as_str()) {
                 *n += 1;
@@ -470,7 +482,12 @@ pub async fn deal_cases(st: &Shared, filter: &AlertFilter, actor: &str) -> Resul
         ..filter.clone()
     };
     let (todo, _, _) = cases(&st.store, &wanted, CaseSort::Due, today, st.review_days).await?;
-    for case in todo.iter().filter(|c| c.assignees.is_empty()) {
+    let free = todo.iter().filter(|c| {
+        c.assignees.is_empty()
+            && !taken.contains(&c.subject)
+            && sla.is_none_or(|b| c.deadline.sla == b)
+    });
+    for case in free.take(DEAL_LIMIT) {
         let Some((&to, _)) = load.iter().min_by_key(|(name, n)| (**n, **name)) else {
             break;
         };
@@ -519,7 +536,7 @@ async fn assign(
 ) -> Result<Response, AppError> {
     let back = back_of(&body);
     let q = query_of(&back).map_err(AppError::BadRequest)?;
-    let dealt = deal_cases(&st, &q.filter, &user.user.name).await?;
+    let dealt = deal_cases(&st, &q.filter, q.sla, &user.user.name).await?;
     let mut to = link(&back, 1);
     to.push_str(&format!(
         "&dealt={}&analysts={}",
@@ -535,7 +552,7 @@ pub async fn auto_assign(st: Shared, every: std::time::Duration) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match deal_cases(&st, &AlertFilter::default(), AUTO_ASSIGNER).await {
+        match deal_cases(&st, &AlertFilter::default(), None, AUTO_ASSIGNER).await {
             Ok(d) if d.cases > 0 => {
                 eprintln!("auto-assign: {} cases to {} analysts", d.cases, d.analysts);
             }

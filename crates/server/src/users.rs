@@ -297,13 +297,17 @@ async fn save_profile(
     axum::Form(f): axum::Form<ProfileForm>,
 ) -> Result<Response, AppError> {
     let tz = check_time_zone(&f.time_zone)?;
+    let now = now_ms();
     let unavailable_until = match f.unavailable_until.as_deref().map(str::trim) {
         None => None,
+        // Empty while the stored time has passed: nothing to change.
+        Some("") if user.user.unavailable_until.is_none_or(|u| u <= now) => None,
         Some("") => Some(None),
         Some(text) => {
-            let until = views::parse_input_time(text, views::time_zone(&tz))
+            // The form showed it in the zone the user had, so it is read in that zone.
+            let until = views::parse_input_time(text, views::time_zone(&user.user.time_zone))
                 .map_err(|e| AppError::BadRequest(format!("unavailable until {e}")))?;
-            if until <= now_ms() {
+            if until <= now {
                 return Err(AppError::BadRequest(
                     "unavailable until must be in the future (leave it empty when available)"
                         .into(),

@@ -142,7 +142,9 @@ impl<DB: Backend> SqlStore<DB> {
             })
             .await?;
         for (status, n) in covered {
-            *all.entry(status).or_default() -= n;
+            // Two reads, not one snapshot: an alert stored between them is never below zero.
+            let left = all.entry(status).or_default();
+            *left = (*left - n).max(0);
         }
         Ok(all)
     }

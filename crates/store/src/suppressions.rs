@@ -121,7 +121,9 @@ pub(crate) async fn decide<DB: Dialect>(
     } else {
         SuppressionState::Rejected
     };
-    set_state::<DB>(c, s.id, to, actor, at).await?;
+    if !set_state::<DB>(c, s.id, SuppressionState::Pending, to, actor, at).await? {
+        return Ok(());
+    }
     let action = if approve {
         "suppression.approve"
     } else {
@@ -140,18 +142,22 @@ pub(crate) async fn decide<DB: Dialect>(
     Ok(())
 }
 
+/// Moves suppression `id` from stored state `from` to `to`; false when it was no longer
+/// in `from` (someone else moved it first).
 async fn set_state<DB: Dialect>(
     c: &mut DB::Connection,
     id: i64,
+    from: SuppressionState,
     to: SuppressionState,
     actor: &str,
     at: &str,
-) -> Result<(), StoreError> {
-    let q =
-        query("UPDATE suppressions SET state = $1, decided_by = $2, decided_at = $3 WHERE id = $4");
+) -> Result<bool, StoreError> {
+    let q = query(
+        "UPDATE suppressions SET state = $1, decided_by = $2, decided_at = $3 \
+         WHERE id = $4 AND state = $5",
+    );
     let q = DB::bind(DB::bind(DB::bind(q, to.as_str()), actor), at);
-    DB::execute(c, DB::bind(q, id)).await?;
-    Ok(())
+    Ok(DB::execute(c, DB::bind(DB::bind(q, id), from.as_str())).await? == 1)
 }
 
 /// The alerts `s` hides now: its subject's alerts under its scope that nobody has taken
@@ -229,7 +235,10 @@ impl<DB: Backend> SuppressionStore for SqlStore<DB> {
             return Err(CaseError::NotActive(id, s.state.as_str()).into());
         }
         let at = rows::now_text();
-        set_state::<DB>(&mut tx, id, SuppressionState::Lifted, actor, &at).await?;
+        let lifted = SuppressionState::Lifted;
+        if !set_state::<DB>(&mut tx, id, SuppressionState::Active, lifted, actor, &at).await? {
+            return Err(CaseError::NotActive(id, "lifted").into());
+        }
         let sealed = audit::append::<DB>(
             &mut tx,
             self.seal.key(),

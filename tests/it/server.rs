@@ -2369,6 +2369,100 @@ async fn cases_are_assigned_only_to_active_case_workers() {
     assert_eq!(assignee_of(&f).await.as_deref(), Some("analyst"));
 }
 
+/// The audit page filters by actor, group of actions and entity (one, or a kind), keeps
+/// the filter in its paging links, and shows each change field by field: the assignment
+/// as `assignee: — → analyst`, fields that did not change left out. The API takes the
+/// same filter.
+#[tokio::test]
+async fn audit_filters_by_actor_action_and_entity_and_shows_each_change() {
+    let f = fixture().await;
+    let (cookie, csrf) = login_as(&f.st, "analyst").await;
+    let (status, _, _) = send(
+        &f.app,
+        request(
+            "POST",
+            &format!("/alerts/{}/case", f.alert_id),
+            Some(&cookie),
+            Some(&csrf),
+            "version=1&assignee=analyst",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (auditor, _) = login_as(&f.st, "auditor").await;
+    let page = |uri: &str| {
+        let req = request("GET", uri, Some(&auditor), None, "");
+        async {
+            let (status, _, page) = send(&f.app, req).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            page
+        }
+    };
+    let actions = |page: &str| -> Vec<String> {
+        page.split("<tr data-action=\"")
+            .skip(1)
+            .map(|r| r.split('"').next().unwrap().to_string())
+            .collect()
+    };
+    let all = actions(&page("/audit").await);
+    assert!(all.iter().any(|a| a == "user.add"), "{all:?}");
+    let cases = actions(&page("/audit?action=case.").await);
+    assert!(
+        !cases.is_empty() && cases.iter().all(|a| a.starts_with("case.")),
+        "{cases:?}"
+    );
+    assert!(
+        cases.contains(&"case.assign".to_string()) && cases.contains(&"case.request".to_string())
+    );
+    let one = actions(&page("/audit?action=case.assign").await);
+    assert_eq!(one, ["case.assign"]);
+    let by_analyst = page("/audit?actor=analyst").await;
+    assert!(
+        actions(&by_analyst).iter().all(|a| a.starts_with("case.")),
+        "{by_analyst}"
+    );
+    let users = page("/audit?entity=user").await;
+    assert!(
+        actions(&users).iter().all(|a| a.starts_with("user.")),
+        "{users}"
+    );
+    assert!(!actions(&users).is_empty());
+    let alert = page(&format!("/audit?entity=alert:{}", f.alert_id)).await;
+    assert_eq!(actions(&alert), ["case.assign"]);
+    // Field by field: what changed, and nothing that did not.
+    assert!(
+        alert.contains("<b>assignee</b>: <del>—</del> → <ins>analyst</ins>"),
+        "{alert}"
+    );
+    assert!(
+        alert.contains("<b>version</b>: <del>1</del> → <ins>2</ins>"),
+        "{alert}"
+    );
+    assert!(
+        !alert.contains("<b>status</b>"),
+        "an unchanged status is not a change: {alert}"
+    );
+    // The API takes the same filter.
+    let (_, _, text) = send(
+        &f.app,
+        request(
+            "GET",
+            "/api/v1/audit?action=case.&actor=analyst",
+            Some(&auditor),
+            None,
+            "",
+        ),
+    )
+    .await;
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    assert!(!entries.is_empty(), "{text}");
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["actor"] == "analyst" && e["action"].as_str().unwrap().starts_with("case."))
+    );
+}
+
 /// "Assign in turn" deals the open unassigned cases, most urgent first, to the active
 /// analysts who are not away, each to whoever holds the fewest: equal loads alternate. An
 /// analyst marks themselves away on the profile page; only supervisors deal.
@@ -2391,6 +2485,29 @@ async fn cases_are_dealt_in_turn_to_analysts_who_are_not_away() {
             .await
             .unwrap();
     }
+    // ann already holds H6 through its ML-02 alert: H6's TC-04 alert stays hers even on a
+    // TC-04 queue, where H6 looks unassigned.
+    let mut held = alert();
+    held.subject.id = "H6".into();
+    held.rule_id = "ML-02".into();
+    held.id = Alert::make_id("ML-02", "v1", &held.subject, held.window);
+    let mut loose = alert();
+    loose.subject.id = "H6".into();
+    loose.id = Alert::make_id("TC-04", "v1", &loose.subject, loose.window);
+    f.st.store
+        .save_alerts(&[held.clone(), loose.clone()], &[])
+        .await
+        .unwrap();
+    f.st.store
+        .update_case(&clearwatch_store::cases::CaseUpdate {
+            alert_id: held.id.clone(),
+            expected_version: 1,
+            actor: "test".into(),
+            status: None,
+            assignee: Some(Some("ann".into())),
+        })
+        .await
+        .unwrap();
     // bob is away; a time in the past is refused.
     let (bob, bob_csrf) = login_as(&f.st, "bob").await;
     let profile = |form: &str| request("POST", "/profile", Some(&bob), Some(&bob_csrf), form);
@@ -2426,7 +2543,7 @@ async fn cases_are_dealt_in_turn_to_analysts_who_are_not_away() {
             "/cases/assign",
             Some(cookie),
             Some(csrf),
-            "back=status%3Dopen",
+            "back=rule%3DTC-04",
         )
     };
     let (status, _, _) = send(&f.app, deal(&cookie, &csrf)).await;
@@ -2436,18 +2553,23 @@ async fn cases_are_dealt_in_turn_to_analysts_who_are_not_away() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     let to = headers[header::LOCATION].to_str().unwrap().to_string();
     assert!(to.contains("dealt=5&analysts=2"), "{to}");
-    let mut held: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut dealt_to: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for a in f.st.store.alerts(&AlertFilter::default()).await.unwrap() {
+        if a.alert.id == loose.id {
+            assert_eq!(a.assignee, None, "H6 is ann's case: not dealt again");
+            continue;
+        }
         let who = a.assignee.clone().expect("every open case is assigned");
-        held.entry(who).or_default().push(a.alert.subject.id);
+        dealt_to.entry(who).or_default().push(a.alert.subject.id);
     }
     assert_eq!(
-        held.keys().collect::<Vec<_>>(),
+        dealt_to.keys().collect::<Vec<_>>(),
         ["analyst", "ann"],
         "bob is away"
     );
-    assert_eq!(held["analyst"].len(), 3, "{held:?}");
-    assert_eq!(held["ann"].len(), 2, "{held:?}");
+    // ann starts with one case (H6), so the five are dealt 3 and 2 (plus her H6).
+    assert_eq!(dealt_to["analyst"].len(), 3, "{dealt_to:?}");
+    assert_eq!(dealt_to["ann"].len(), 3, "{dealt_to:?}");
     let (_, _, page) = send(&f.app, request("GET", &to, Some(&sup), None, "")).await;
     assert!(
         page.contains("5 cases assigned in turn to 2 available analysts"),

@@ -454,23 +454,32 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
         });
     let status = a.status;
     let pending = st.store.approvals(Some(id), true).await?.into_iter().next();
-    let suppressions: Vec<Suppression> = st
+    // The subject's active suppressions that cover this rule, and the one this alert's
+    // pending dismissal asks for.
+    let mut suppressions: Vec<Suppression> = st
         .store
         .suppressions(&SuppressionQuery {
             subject_id: Some(a.alert.subject.id.clone()),
             subject_kind: Some(a.alert.subject.kind),
+            state: Some(SuppressionState::Active),
+            count_hidden: false,
             ..SuppressionQuery::default()
         })
         .await?
         .into_iter()
-        .filter(|s| {
-            s.covers(&a.alert.rule_id)
-                && matches!(
-                    s.state,
-                    SuppressionState::Active | SuppressionState::Pending
-                )
-        })
+        .filter(|s| s.covers(&a.alert.rule_id))
         .collect();
+    if let Some(p) = &pending {
+        suppressions.extend(
+            st.store
+                .suppressions(&SuppressionQuery {
+                    approval_id: Some(p.id),
+                    count_hidden: false,
+                    ..SuppressionQuery::default()
+                })
+                .await?,
+        );
+    }
     let hidden = status == Status::New
         && a.assignee.is_none()
         && suppressions

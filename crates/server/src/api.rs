@@ -301,8 +301,13 @@ async fn list_rules(State(st): State<Shared>) -> Result<Json<Vec<RuleView>>, Api
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
-    /// `kind:id`, e.g. `alert:TC-04-…`.
+    /// `kind:id` for one entity (e.g. `alert:TC-04-…`), or a kind (`alert`, `user`,
+    /// `suppression`, `rule`) for all of its entities.
     pub entity: Option<String>,
+    /// A user name, exactly.
+    pub actor: Option<String>,
+    /// An action (`case.approve`), or a group of them by prefix (`case.`).
+    pub action: Option<String>,
     pub limit: Option<u64>,
     pub offset: Option<u64>,
 }
@@ -313,10 +318,16 @@ async fn audit_log(
     State(st): State<Shared>,
     Query(p): Query<AuditParams>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    let q = super::audit::AuditQuery {
+        actor: p.actor.unwrap_or_default(),
+        action: p.action.unwrap_or_default(),
+        entity: p.entity.unwrap_or_default(),
+        page: None,
+    };
     Ok(Json(
         st.store
-            .audit_log(
-                p.entity.as_deref(),
+            .audit_search(
+                &q.filter(),
                 p.limit.unwrap_or(100).min(1000),
                 p.offset.unwrap_or(0),
             )

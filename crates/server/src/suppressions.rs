@@ -49,9 +49,9 @@ fn query_of(p: &SuppressionParams) -> Result<SuppressionQuery, String> {
     let subject = p.subject.trim();
     Ok(SuppressionQuery {
         subject_id: (!subject.is_empty()).then(|| subject.to_string()),
-        subject_kind: None,
         state,
         limit: clearwatch_store::suppressions::LIST_LIMIT,
+        ..SuppressionQuery::default()
     })
 }
 

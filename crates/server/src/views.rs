@@ -382,6 +382,62 @@ pub struct AuditPage {
     pub page: u64,
     pub prev_link: Option<String>,
     pub next_link: Option<String>,
+    pub q: super::audit::AuditQuery,
+    pub groups: Vec<&'static str>,
+}
+
+/// One field an audit entry changed: its name, the value before and after (`None` where
+/// the entry has no such side).
+pub struct FieldChange {
+    pub field: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// The fields an audit entry changed, when both sides are JSON objects (or one side is
+/// and the other absent); `None` when the entry is not of that shape, to be shown as it is.
+pub fn audit_changes(e: &clearwatch_model::case::AuditEntry) -> Option<Vec<FieldChange>> {
+    use serde_json::{Map, Value};
+    let object = |side: &Option<String>| -> Option<Option<Map<String, Value>>> {
+        match side {
+            None => Some(None),
+            Some(text) => match serde_json::from_str::<Value>(text) {
+                Ok(Value::Object(m)) => Some(Some(m)),
+                _ => None,
+            },
+        }
+    };
+    let (before, after) = (object(&e.before)?, object(&e.after)?);
+    if before.is_none() && after.is_none() {
+        return None;
+    }
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "—".to_string(),
+        other => other.to_string(),
+    };
+    let mut fields: Vec<&String> = before
+        .iter()
+        .chain(after.iter())
+        .flat_map(|m| m.keys())
+        .collect();
+    fields.sort();
+    fields.dedup();
+    Some(
+        fields
+            .into_iter()
+            .filter_map(|f| {
+                let b = before.as_ref().and_then(|m| m.get(f));
+                let a = after.as_ref().and_then(|m| m.get(f));
+                // A field both sides hold unchanged says nothing.
+                (b != a || before.is_none() || after.is_none()).then(|| FieldChange {
+                    field: f.clone(),
+                    before: b.map(text),
+                    after: a.map(text),
+                })
+            })
+            .collect(),
+    )
 }
 
 /// The time zone named `name` (IANA), UTC when the name is unknown.

@@ -6,8 +6,9 @@
 //! the first open that finds no signed head, if its unkeyed chain holds.
 
 use crate::data::Backend;
+use crate::records::AuditFilter;
 use crate::rows::{self, AUDIT_COLUMNS};
-use crate::sql::{self, Dialect, get, query};
+use crate::sql::{self, Builder, Dialect, Value, get, query};
 use std::path::{Path, PathBuf};
 
 use crate::seal::{signed_json, write_atomically};
@@ -126,6 +127,13 @@ impl<DB: Backend> SqlStore<DB> {
     }
 }
 
+/// A `LIKE … ESCAPE '\'` pattern matching values that start with `prefix` literally.
+fn prefix_pattern(prefix: &str) -> String {
+    let mut p = rows::contains_pattern(prefix);
+    p.remove(0);
+    p
+}
+
 impl<DB: Backend> AuditStore for SqlStore<DB> {
     async fn audit(
         &self,
@@ -151,24 +159,68 @@ impl<DB: Backend> AuditStore for SqlStore<DB> {
         Ok(e)
     }
 
+    async fn audit_search(
+        &self,
+        f: &AuditFilter,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let kind = f
+            .entity_kind
+            .as_deref()
+            .map(|k| prefix_pattern(&format!("{k}:")));
+        // A group of actions by its prefix (`case.`), or one action exactly.
+        let group = f
+            .action
+            .as_deref()
+            .filter(|a| a.ends_with('.'))
+            .map(prefix_pattern);
+        let mut b = Builder::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1"));
+        if let Some(e) = &f.entity {
+            b.push(" AND entity = ").push_value(Value::Text(e));
+        }
+        if let Some(k) = &kind {
+            b.push(" AND entity LIKE ")
+                .push_value(Value::Text(k))
+                .push(" ESCAPE '\\'");
+        }
+        if let Some(a) = &f.actor {
+            b.push(" AND actor = ").push_value(Value::Text(a));
+        }
+        match (&group, &f.action) {
+            (Some(g), _) => {
+                b.push(" AND action LIKE ")
+                    .push_value(Value::Text(g))
+                    .push(" ESCAPE '\\'");
+            }
+            (None, Some(a)) => {
+                b.push(" AND action = ").push_value(Value::Text(a));
+            }
+            (None, None) => {}
+        }
+        b.push(" ORDER BY seq DESC LIMIT ")
+            .push_value(Value::Int(sql::count(limit)))
+            .push(" OFFSET ")
+            .push_value(Value::Int(sql::count(offset)));
+        let mut c = self.pool.acquire().await?;
+        DB::fetch_all(&mut c, b.build())
+            .await?
+            .iter()
+            .map(rows::audit_entry::<DB>)
+            .collect()
+    }
+
     async fn audit_log(
         &self,
         entity: Option<&str>,
         limit: u64,
         offset: u64,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let sql = format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE ($1 IS NULL OR entity = $1) \
-             ORDER BY seq DESC LIMIT $2 OFFSET $3"
-        );
-        let q = DB::bind(query(&sql), entity);
-        let q = DB::bind(DB::bind(q, sql::count(limit)), sql::count(offset));
-        let mut c = self.pool.acquire().await?;
-        DB::fetch_all(&mut c, q)
-            .await?
-            .iter()
-            .map(rows::audit_entry::<DB>)
-            .collect()
+        let f = AuditFilter {
+            entity: entity.map(str::to_string),
+            ..AuditFilter::default()
+        };
+        self.audit_search(&f, limit, offset).await
     }
 
     async fn audit_verify(&self) -> Result<AuditCheck, StoreError> {

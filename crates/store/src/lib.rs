@@ -45,8 +45,8 @@ pub use cases::{
     User, UserChange,
 };
 pub use records::{
-    AlertFilter, AlertSort, BatchInfo, BatchReport, CurrencyTotal, Degree, QuarantineRow,
-    RuleVersion, SaveReport, Stats, Suppressed, SuppressionQuery,
+    AlertFilter, AlertSort, AuditFilter, BatchInfo, BatchReport, CurrencyTotal, Degree,
+    QuarantineRow, RuleVersion, SaveReport, Stats, Suppressed, SuppressionQuery,
 };
 
 /// The default database when neither `--db` nor `CLEARWATCH_DB` is given.
@@ -463,6 +463,13 @@ store_area! {
             before: Option<String>,
             after: Option<String>,
         ) -> Result<AuditEntry, StoreError>;
+        /// Entries newest first matching `filter`.
+        async fn audit_search(
+            &self,
+            filter: &AuditFilter,
+            limit: u64,
+            offset: u64,
+        ) -> Result<Vec<AuditEntry>, StoreError>;
         /// Entries newest first, optionally of one entity (`alert:ID`).
         async fn audit_log(
             &self,

@@ -145,6 +145,18 @@ impl std::str::FromStr for Suppressed {
     }
 }
 
+/// Which audit entries to list (newest first); every field that is set must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// One entity, exactly (`alert:ID`, `user:NAME`, …).
+    pub entity: Option<String>,
+    /// Entities of one kind: the part of `entity` before its `:` (`alert`, `user`, …).
+    pub entity_kind: Option<String>,
+    pub actor: Option<String>,
+    /// An action (`case.approve`), or a group of them by their prefix (`case.`).
+    pub action: Option<String>,
+}
+
 /// Which suppressions to list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SuppressionQuery {
@@ -152,6 +164,10 @@ pub struct SuppressionQuery {
     pub subject_id: Option<String>,
     pub subject_kind: Option<SubjectKind>,
     pub state: Option<SuppressionState>,
+    /// The one asked for with this dismissal request.
+    pub approval_id: Option<i64>,
+    /// Whether to count the alerts each active one hides (a query each).
+    pub count_hidden: bool,
     pub limit: u64,
 }
 
@@ -161,6 +177,8 @@ impl Default for SuppressionQuery {
             subject_id: None,
             subject_kind: None,
             state: None,
+            approval_id: None,
+            count_hidden: true,
             limit: 100,
         }
     }

@@ -190,6 +190,10 @@ impl<DB: Backend> SuppressionStore for SqlStore<DB> {
         if let Some(id) = &q.subject_id {
             b.push(" AND subject_id = ").push_value(Value::Text(id));
         }
+        if let Some(approval) = q.approval_id {
+            b.push(" AND approval_id = ")
+                .push_value(Value::Int(approval));
+        }
         if let Some(kind) = q.subject_kind {
             b.push(" AND subject_kind = ")
                 .push_value(Value::Text(kind.as_str()));
@@ -217,7 +221,7 @@ impl<DB: Backend> SuppressionStore for SqlStore<DB> {
             .map(|r| rows::suppression::<DB>(r, now))
             .collect::<Result<Vec<_>, _>>()?;
         for s in &mut found {
-            if s.state == SuppressionState::Active {
+            if q.count_hidden && s.state == SuppressionState::Active {
                 s.hidden = hidden_by::<DB>(&mut c, s).await?;
             }
         }

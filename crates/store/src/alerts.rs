@@ -94,11 +94,18 @@ pub(crate) fn push_suppressed(b: &mut Builder<'_>, view: Suppressed, now: i64) {
     match view {
         Suppressed::Include => {}
         Suppressed::Hide => {
-            b.push(" AND NOT (")
-                .push(COVERED)
-                .push_value(Value::Int(now))
-                .push(COVERED_END)
-                .push(")");
+            // The uncorrelated subject list is built once per query; only the alerts of
+            // suppressed subjects reach the correlated test of kind and rule.
+            b.push(
+                " AND NOT (subject_id IN (SELECT subject_id FROM suppressions \
+                 WHERE state = 'active' AND expires_at > ",
+            )
+            .push_value(Value::Int(now))
+            .push(") AND ")
+            .push(COVERED)
+            .push_value(Value::Int(now))
+            .push(COVERED_END)
+            .push(")");
         }
         Suppressed::Only => {
             // The uncorrelated subject list first, so the planner reads the subject index.

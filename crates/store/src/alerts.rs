@@ -91,35 +91,25 @@ const COVERED_END: &str = " AND s.subject_kind = alerts.subject_kind \
 
 /// Appends the condition of [`Suppressed`] at `now` (UTC milliseconds).
 pub(crate) fn push_suppressed(b: &mut Builder<'_>, view: Suppressed, now: i64) {
-    match view {
-        Suppressed::Include => {}
-        Suppressed::Hide => {
-            // The uncorrelated subject list is built once per query; only the alerts of
-            // suppressed subjects reach the correlated test of kind and rule.
-            b.push(
-                " AND NOT (subject_id IN (SELECT subject_id FROM suppressions \
-                 WHERE state = 'active' AND expires_at > ",
-            )
-            .push_value(Value::Int(now))
-            .push(") AND ")
-            .push(COVERED)
-            .push_value(Value::Int(now))
-            .push(COVERED_END)
-            .push(")");
-        }
-        Suppressed::Only => {
-            // The uncorrelated subject list first, so the planner reads the subject index.
-            b.push(
-                " AND subject_id IN (SELECT subject_id FROM suppressions \
-                 WHERE state = 'active' AND expires_at > ",
-            )
-            .push_value(Value::Int(now))
-            .push(") AND ")
-            .push(COVERED)
-            .push_value(Value::Int(now))
-            .push(COVERED_END);
-        }
-    }
+    let open = match view {
+        Suppressed::Include => return,
+        Suppressed::Hide => " AND NOT (",
+        Suppressed::Only => " AND (",
+    };
+    // The uncorrelated list of suppressed subjects first: it is built once per query (and
+    // lets the planner read the subject index), so only the alerts of suppressed subjects
+    // reach the correlated test of kind and rule.
+    b.push(open)
+        .push(
+            "subject_id IN (SELECT subject_id FROM suppressions \
+             WHERE state = 'active' AND expires_at > ",
+        )
+        .push_value(Value::Int(now))
+        .push(") AND ")
+        .push(COVERED)
+        .push_value(Value::Int(now))
+        .push(COVERED_END)
+        .push(")");
 }
 
 /// Whether `f` filters only on the columns `alert_counts` is keyed by (suppressions

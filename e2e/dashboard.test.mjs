@@ -83,6 +83,24 @@ async function newPage(locale = 'en-US') {
   });
   return page;
 }
+// English words (four letters or more) left on a page shown in another language: text
+// outside data (ids, account links, holder names, memos, code, user names).
+const USER_NAMES = ['ana', 'sue', 'root', 'rita', 'clearwatch'];
+async function englishLeft(page) {
+  return page.evaluate((names) => {
+    const data = 'code, pre, script, style, .memo, .note-body, .holder, .subject-id, a[href^="/accounts/"], [data-raw]';
+    const words = [];
+    const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+      const el = n.parentElement;
+      if (!el || el.closest(data) || !el.getClientRects().length) { continue; }
+      for (const w of n.textContent.match(/[A-Za-z]{4,}/g) || []) {
+        if (!names.includes(w)) { words.push(w); }
+      }
+    }
+    return [...new Set(words)];
+  }, USER_NAMES);
+}
 async function login(page, user) {
   await page.goto(`${base}/login`);
   await page.fill('#username', user);
@@ -264,8 +282,9 @@ try {
   await step('the audit page shows the chain intact and the approval', async () => {
     await sue.goto(`${base}/audit`);
     check((await sue.getAttribute('#chain', 'class')) === 'ok', 'chain not intact');
-    const text = await sue.textContent('#audit');
-    for (const a of ['case.approve', 'case.request', 'case.note', 'case.status']) { check(text.includes(a), `${a} missing`); }
+    const actions = await sue.locator('#audit tr[data-action]').evaluateAll((rows) => rows.map((r) => r.dataset.action));
+    for (const a of ['case.approve', 'case.request', 'case.note', 'case.status']) { check(actions.includes(a), `${a} missing`); }
+    check((await sue.textContent('#audit')).includes('request approved'), 'actions are not named in words');
     await sue.screenshot({ path: path.join(shots, 'audit.png'), fullPage: true });
   });
   await step('a dismissal suppresses its rule on the subject: alerts hide, then return on expiry', async () => {
@@ -348,8 +367,8 @@ try {
     check((await adm.getAttribute('tr[data-user="rita"] .role', 'data-role')) === 'auditor', 'role not changed');
     await adm.screenshot({ path: path.join(shots, 'users.png'), fullPage: true });
     await adm.goto(`${base}/audit`);
-    const text = await adm.textContent('#audit');
-    for (const a of ['user.add', 'user.role', 'user.time_zone']) { check(text.includes(a), `${a} missing`); }
+    const actions = await adm.locator('#audit tr[data-action]').evaluateAll((rows) => rows.map((r) => r.dataset.action));
+    for (const a of ['user.add', 'user.role', 'user.time_zone']) { check(actions.some((x) => x.includes(a)), `${a} missing`); }
     check((await adm.getAttribute('#chain', 'class')) === 'ok', 'chain not intact');
     const other = await newPage();
     await login(other, 'rita');
@@ -398,13 +417,30 @@ try {
     await zh.goto(alertUrl);
     await zh.waitForSelector('#graph[data-drawn]', { timeout: 15000 });
     check((await zh.textContent('#metrics thead')).includes('触发条件'), 'the figures table is not in Chinese');
+    const cjk = /[\u4e00-\u9fff]/;
+    check(cjk.test(await zh.textContent('#alert-title')), 'the rule title is not in Chinese');
+    check(cjk.test(await zh.textContent('#summary')), 'the summary is not in Chinese');
+    const figures = await zh.locator('#metrics tbody th').allTextContents();
+    check(figures.length > 0 && figures.every((f) => cjk.test(f)), `figures not named in Chinese: ${figures.join(', ')}`);
+    let english = await englishLeft(zh);
+    check(english.length === 0, `English on the Chinese alert page: ${english.join(', ')}`);
     await zh.screenshot({ path: path.join(shots, 'alert-detail-zh.png'), fullPage: true });
     await zh.goto(`${base}/cases`);
     check((await zh.textContent('#cases thead')).includes('命中规则'), 'the case queue is not in Chinese');
+    english = await englishLeft(zh);
+    check(english.length === 0, `English on the Chinese case queue: ${english.join(', ')}`);
     await zh.screenshot({ path: path.join(shots, 'cases-zh.png'), fullPage: true });
     await zh.goto(`${base}/accounts/A00000236`);
     check((await zh.textContent('#counterparties thead')).includes('交易对手'), 'the counterparty table is not in Chinese');
+    english = await englishLeft(zh);
+    check(english.length === 0, `English on the Chinese account page: ${english.join(', ')}`);
     await zh.screenshot({ path: path.join(shots, 'account-zh.png'), fullPage: true });
+    for (const [page, shot] of [['/alerts', 'queue-zh.png'], ['/rules', 'rules-zh.png'], ['/suppressions', 'suppressions-list-zh.png']]) {
+      await zh.goto(`${base}${page}`);
+      english = await englishLeft(zh);
+      check(english.length === 0, `English on the Chinese ${page}: ${english.join(', ')}`);
+      await zh.screenshot({ path: path.join(shots, shot), fullPage: true });
+    }
     await zh.close();
   });
   await step('the exported evidence report opens with no network request and no console error', async () => {

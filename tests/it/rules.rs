@@ -336,29 +336,42 @@ fn every_shipped_rule_has_a_snapshot_of_its_demo_alerts() {
     }
 }
 
+/// The shipped pack's alerts on the demo set, each with the rule that raised it.
+fn demo_alerts_with_rules(
+    set: &clearwatch_rules::load::RuleSet,
+) -> Vec<(clearwatch_model::Alert, &clearwatch_rules::Rule)> {
+    scan_demo("rules")
+        .into_iter()
+        .map(|value| {
+            let alert: clearwatch_model::Alert = serde_json::from_value(value).expect("an alert");
+            let rule = set.rules.iter().find(|r| r.id == alert.rule_id);
+            (alert, rule.expect("a shipped rule"))
+        })
+        .collect()
+}
+
 /// A stored alert's summary renders again from its stored metrics: the same text in UTC,
 /// and times with the reader's offset in another zone (what the dashboard shows).
 #[test]
 fn stored_summaries_render_again_in_a_readers_zone() {
-    let alerts = scan_demo("rules");
     let (set, _) = clearwatch_rules::load::load_shipped();
+    let alerts = demo_alerts_with_rules(&set);
     let shanghai = clearwatch_model::Zone::parse("Asia/Shanghai").expect("known zone");
     let (mut with_times, mut rendered) = (0, 0);
-    for value in &alerts {
-        let alert: clearwatch_model::Alert =
-            serde_json::from_value(value.clone()).expect("an alert");
-        let rule = set
-            .rules
-            .iter()
-            .find(|r| r.id == alert.rule_id)
-            .expect("a shipped rule");
+    for (alert, rule) in &alerts {
         // Where rounded metrics would print differently, nothing is rendered again.
-        let Some(utc) = rule.summary_in(&alert, clearwatch_model::Zone::UTC) else {
+        let Some(utc) = rule.summary_in(
+            alert,
+            clearwatch_model::Zone::UTC,
+            clearwatch_model::Lang::En,
+        ) else {
             continue;
         };
         rendered += 1;
         assert_eq!(utc, alert.summary, "{}", alert.id);
-        let local = rule.summary_in(&alert, shanghai).expect("renders");
+        let local = rule
+            .summary_in(alert, shanghai, clearwatch_model::Lang::En)
+            .expect("renders");
         if alert.summary.contains("Z ") || alert.summary.contains("Z.") {
             with_times += 1;
             assert!(local.contains("+08:00"), "{local}");
@@ -371,6 +384,67 @@ fn stored_summaries_render_again_in_a_readers_zone() {
         alerts.len()
     );
     assert!(with_times > 50, "only {with_times} summaries print times");
+}
+
+/// Every shipped rule reads in Chinese: its title and every demo alert's summary are in
+/// Chinese, state the same figures as the English summary, and leave no English word;
+/// the pack lints without a warning (a missing translation or figure name would be one).
+#[test]
+fn shipped_rules_read_in_chinese_with_the_same_figures() {
+    use clearwatch_model::{Lang, Zone};
+    let (set, diags) = clearwatch_rules::load::load_shipped();
+    assert!(diags.is_empty(), "{diags:?}");
+    for rule in &set.rules {
+        assert!(rule.warnings.is_empty(), "{}: {:?}", rule.id, rule.warnings);
+        let title = rule.title_in(Lang::ZhCn);
+        assert!(
+            title.chars().any(|c| c > '\u{2e80}'),
+            "{}: {title}",
+            rule.id
+        );
+    }
+    let ids: Vec<&str> = set.rules.iter().map(|r| r.id.as_str()).collect();
+    for id in set.shared.texts.rule_ids(Lang::ZhCn) {
+        assert!(
+            ids.contains(&id),
+            "texts for `{id}`, which is no shipped rule"
+        );
+    }
+    // The figures of a text: runs of digits and the signs inside numbers and times.
+    let numbers = |text: &str| {
+        let mut found: Vec<String> = text
+            .split(|c: char| !(c.is_ascii_digit() || ",.:+-TZ".contains(c)))
+            .map(|t| t.trim_matches(|c: char| !c.is_ascii_digit()).to_string())
+            .filter(|t| !t.is_empty())
+            .collect();
+        found.sort();
+        found
+    };
+    let has_english_word = |text: &str| {
+        text.split(|c: char| !c.is_ascii_alphabetic())
+            .any(|w| w.len() >= 4)
+    };
+    let alerts = demo_alerts_with_rules(&set);
+    let mut rendered = 0;
+    for (alert, rule) in &alerts {
+        let Some(zh) = rule.summary_in(alert, Zone::UTC, Lang::ZhCn) else {
+            continue;
+        };
+        rendered += 1;
+        assert_eq!(
+            numbers(&zh),
+            numbers(&alert.summary),
+            "{zh}\n{}",
+            alert.summary
+        );
+        let words = zh.replace(&alert.subject.id, "");
+        assert!(!has_english_word(&words), "English left in: {zh}");
+    }
+    assert!(
+        rendered * 10 >= alerts.len() * 9,
+        "{rendered} of {}",
+        alerts.len()
+    );
 }
 
 #[test]

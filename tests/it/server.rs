@@ -1997,6 +1997,86 @@ async fn weak_passwords_are_refused_with_messages_in_both_languages() {
     assert_eq!(status, StatusCode::SEE_OTHER);
 }
 
+/// Rule titles, rule statuses and figure names follow the reader's language, from the
+/// pack's `_shared` texts; the stored alert keeps its English title.
+#[tokio::test]
+async fn rule_titles_and_figure_names_follow_the_readers_language() {
+    let f = fixture().await;
+    let (cookie, _) = login_as(&f.st, "analyst").await;
+    let get = |uri: String, lang: &str| {
+        let mut req = request("GET", &uri, Some(&cookie), None, "");
+        req.headers_mut()
+            .insert(header::ACCEPT_LANGUAGE, lang.parse().unwrap());
+        req
+    };
+    let alert = format!("/alerts/{}", f.alert_id);
+    let (status, _, page) = send(&f.app, get(alert.clone(), "zh-CN")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("资金池：集中转入、分散转出"), "{page}");
+    assert!(
+        page.contains(r#"<th title="payers">付款方数</th>"#),
+        "{page}"
+    );
+    let (_, _, page) = send(&f.app, get(alert, "en")).await;
+    assert!(
+        page.contains(">pool <span"),
+        "the stored English title: {page}"
+    );
+    assert!(page.contains(r#"<th title="payers">payers</th>"#), "{page}");
+    let (_, _, page) = send(&f.app, get("/alerts".into(), "zh-CN")).await;
+    assert!(page.contains("资金池：集中转入、分散转出"), "{page}");
+    let (_, _, page) = send(&f.app, get("/rules".into(), "zh-CN")).await;
+    for (en, zh) in [
+        ("Settlement to a non-same-name account", "结算至非同名账户"),
+        ("Rapid movement of funds", "资金快进快出"),
+    ] {
+        assert!(page.contains(zh) && !page.contains(en), "{page}");
+    }
+    assert!(
+        page.contains(r#"<td data-status="stable">稳定</td>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<td data-severity="high">高</td>"#),
+        "{page}"
+    );
+    let (_, _, page) = send(&f.app, get("/rules".into(), "en")).await;
+    assert!(page.contains("Rapid movement of funds"), "{page}");
+}
+
+/// Error pages speak the reader's language too: the fixed messages are translated, and
+/// the page keeps the security headers of every response.
+#[tokio::test]
+async fn error_pages_follow_the_readers_language() {
+    let f = fixture().await;
+    let (cookie, _) = login_as(&f.st, "analyst").await;
+    let get = |uri: &str, lang: &str| {
+        let mut req = request("GET", uri, Some(&cookie), None, "");
+        req.headers_mut()
+            .insert(header::ACCEPT_LANGUAGE, lang.parse().unwrap());
+        req
+    };
+    let (status, headers, page) = send(&f.app, get("/admin/users", "zh-CN")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains(r#"<html lang="zh-CN">"#), "{page}");
+    assert!(
+        page.contains("错误 403") && page.contains("您的角色无权执行此操作"),
+        "{page}"
+    );
+    assert!(headers.contains_key(header::CONTENT_SECURITY_POLICY));
+    let (status, _, page) = send(&f.app, get("/no/such/page", "zh-CN")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(page.contains("未找到"), "{page}");
+    let (_, _, page) = send(&f.app, get("/admin/users", "en")).await;
+    assert!(page.contains("Your role does not allow this."), "{page}");
+    let (status, _, body) = send(&f.app, get("/api/v1/users", "zh-CN")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        body.contains(r#""code":"forbidden""#),
+        "the API keeps its body: {body}"
+    );
+}
+
 /// Finding 6: cookies lacked `Secure` when the dashboard was exposed.
 #[tokio::test]
 async fn cookies_are_secure_off_loopback_or_behind_tls() {

@@ -2,13 +2,15 @@
 //! [`time`]), the loaded records ([`records`]), alerts ([`alert`]) and the case workflow
 //! with the audit log ([`case`]; its keyed chain, signed head and verification in
 //! [`audit`]), remembered dismissals ([`suppression`]), entity-level risk ([`triage`]),
-//! and one description of each loaded table ([`table`]). Nothing here does I/O.
+//! one description of each loaded table ([`table`]) and the languages ([`lang`]).
+//! Nothing here does I/O.
 
 pub mod alert;
 pub mod audit;
 pub mod calendar;
 pub mod case;
 pub mod cases;
+pub mod lang;
 pub mod money;
 pub mod records;
 pub mod suppression;
@@ -17,6 +19,7 @@ pub mod time;
 pub mod triage;
 
 pub use alert::{Alert, Evidence, Severity, StoredAlert, Subject, SubjectKind, Window};
+pub use lang::Lang;
 pub use money::{
     AmountError, Currency, ExcessPrecision, MAX_MAJOR_UNITS, format_amount, group_thousands,
     max_minor_units, parse_amount,

@@ -22,8 +22,9 @@ use super::params::{PARAM_TYPES, ParamValue, Params, parse_duration};
 use super::scope;
 use super::scope::Metric;
 use super::template::{Template, Values};
+use super::texts::{self, RuleText, Texts};
 use clearwatch_model::Severity;
-use clearwatch_model::{Alert, Currency, ExcessPrecision, Millis, Zone, parse_amount};
+use clearwatch_model::{Alert, Currency, ExcessPrecision, Lang, Millis, Zone, parse_amount};
 
 /// How far a rule is along its life: what a scan runs by default (all but `deprecated`),
 /// and what a `stable` rule must carry (a positive and a negative test case).
@@ -86,6 +87,8 @@ pub struct Shared {
     pub macros: BTreeMap<String, Arc<Macro>>,
     /// The folder's default zone of local times.
     pub time_zone: Option<Zone>,
+    /// Rule titles, summaries and figure names in other languages.
+    pub texts: Texts,
 }
 
 /// A compiled rule.
@@ -111,6 +114,8 @@ pub struct Rule {
     pub score_base: i64,
     pub score_mods: Vec<(Program, i64)>,
     pub summary: Template,
+    /// Its title and summary in the other languages that have them.
+    pub texts: BTreeMap<Lang, RuleText>,
     pub config: RuleConfig,
     /// What `rules lint` warns about (the rule runs regardless).
     pub warnings: Vec<Diagnostic>,
@@ -141,12 +146,21 @@ impl Rule {
         rendered.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 
-    /// The summary of a stored alert of this rule version again, with its times in `zone`
-    /// (a reader's zone), from the metrics the alert stored. `None` when the alert is of
-    /// another version, a metric is missing or of another type, or the stored metrics do
-    /// not give back the stored summary in the rule's own zone (they are rounded to four
-    /// places, so a percentage can print differently): the stored text then stands.
-    pub fn summary_in(&self, alert: &Alert, zone: Zone) -> Option<String> {
+    /// Its title in `lang`, else in English.
+    pub fn title_in(&self, lang: Lang) -> &str {
+        self.texts
+            .get(&lang)
+            .and_then(|t| t.title.as_deref())
+            .unwrap_or(&self.title)
+    }
+
+    /// The summary of a stored alert of this rule version again, in `lang` (English where
+    /// the rule has no summary in it) with its times in `zone` (a reader's zone), from the
+    /// metrics the alert stored. `None` when the alert is of another version, a metric is
+    /// missing or of another type, or the stored metrics do not give back the stored
+    /// summary in the rule's own zone (they are rounded to four places, so a percentage
+    /// can print differently): the stored text then stands.
+    pub fn summary_in(&self, alert: &Alert, zone: Zone, lang: Lang) -> Option<String> {
         if alert.rule_version != self.version {
             return None;
         }
@@ -186,7 +200,13 @@ impl Rule {
             return None;
         }
         values.zone = zone;
-        Some(self.summary_of(&values))
+        let template = self
+            .texts
+            .get(&lang)
+            .and_then(|t| t.summary.as_ref())
+            .unwrap_or(&self.summary);
+        let rendered = template.render(&values);
+        Some(rendered.split_whitespace().collect::<Vec<_>>().join(" "))
     }
 }
 
@@ -935,6 +955,16 @@ pub fn compile_rule(
             );
         }
     }
+    let texts = texts::compile(
+        &shared.texts,
+        &cfg.id,
+        path,
+        source,
+        &metrics,
+        &cx.params,
+        status == Some(RuleStatus::Stable),
+        &mut cx.warnings,
+    );
     match (detector, status, severity, summary, cx.diags.is_empty()) {
         (Some(detector), Some(status), Some(severity), Some(summary), true) => Ok(Rule {
             id: cfg.id.value.clone(),
@@ -954,6 +984,7 @@ pub fn compile_rule(
             score_base: cfg.score.base.unwrap_or_else(|| severity.base_score()),
             score_mods,
             summary,
+            texts,
             config: cfg.clone(),
             warnings: cx.warnings,
             thresholds: cx.thresholds,

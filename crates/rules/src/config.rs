@@ -209,4 +209,31 @@ pub struct SharedConfig {
     /// The zone of local times for every rule of the folder that names none itself.
     #[serde(default)]
     pub time_zone: Option<Text>,
+    /// Rule titles, summaries and figure names in other languages, by language tag
+    /// (`zh-CN`); English ones are the rules' own (figure names excepted).
+    #[serde(default)]
+    pub translations: BTreeMap<String, Spanned<TranslationConfig>>,
+}
+
+/// One language's texts of a pack.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranslationConfig {
+    /// What the dashboard calls each figure (aggregate or detector metric), by its name.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, String>,
+    /// Each rule's title and summary, by rule id.
+    #[serde(default)]
+    pub rules: BTreeMap<String, Spanned<RuleTextConfig>>,
+}
+
+/// A rule's title and summary template in one language.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleTextConfig {
+    #[serde(default)]
+    pub title: Option<String>,
+    /// A template with the placeholders of the rule's own `summary`.
+    #[serde(default)]
+    pub summary: Option<Text>,
 }

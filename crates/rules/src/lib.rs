@@ -1,8 +1,8 @@
 //! Rules: the YAML rule format ([`config`]), its compilation into runtime rules
 //! ([`compile`]) with CEL expressions ([`expr`]) and engine-computed aggregates
 //! ([`aggregate`]), the registry of detector kinds ([`kinds`]), loading of rule folders
-//! with their shared lists and macros ([`load`]), rule test cases ([`testing`]) and
-//! parameter sweeps for tuning ([`sweep`]).
+//! with their shared lists and macros ([`load`]), their texts in other languages
+//! ([`texts`]), rule test cases ([`testing`]) and parameter sweeps for tuning ([`sweep`]).
 
 pub mod aggregate;
 pub mod compile;
@@ -16,6 +16,7 @@ pub mod params;
 pub mod scope;
 pub mod sweep;
 pub mod template;
+pub mod texts;
 
 pub use compile::{Rule, RuleStatus, Shared};
 pub use diag::Diagnostic;

@@ -12,6 +12,7 @@ use super::compile::{Rule, Shared, compile_rule};
 use super::config::{RuleConfig, SharedConfig};
 use super::diag::{self, Diagnostic};
 use super::expr::{self, Const, Macro};
+use super::texts::Texts;
 use clearwatch_model::Zone;
 
 /// The shipped rule pack (`rules/` of the sources), embedded in the binary so that a
@@ -339,6 +340,7 @@ fn parse_shared(files: Vec<(PathBuf, String)>, diags: &mut Vec<Diagnostic>) -> S
                 Err(e) => diags.push(Diagnostic::new(&path, 0, 0, e)),
             }
         }
+        shared.texts.add(&path, &text, &cfg.translations, diags);
         if let Some(z) = &cfg.time_zone {
             match Zone::parse(&z.value) {
                 Ok(zone) => shared.time_zone = Some(zone),
@@ -424,6 +426,28 @@ pub fn load_shipped() -> (RuleSet, Vec<Diagnostic>) {
     )
 }
 
+/// The `_shared` files of a pack on disk: the shipped lists and macros first, so that a
+/// rule written anywhere can use them by name; the `_shared` folder beside the rules (or
+/// above them) overrides them by name.
+fn shared_files(paths: &[PathBuf], diags: &mut Vec<Diagnostic>) -> Vec<(PathBuf, String)> {
+    let mut shared = shipped_shared_files();
+    if let Some(dir) = paths.first().and_then(|p| shared_dir_for(p)) {
+        shared.extend(read_shared_dir(&dir, diags));
+    }
+    shared
+}
+
+/// The texts in other languages of `source`'s `_shared` files, without compiling a rule:
+/// what the dashboard names rules and figures with. Problems are `rules lint`'s to report.
+pub fn load_texts(source: &PackSource) -> Texts {
+    let mut diags = Vec::new();
+    let files = match source {
+        PackSource::Shipped => shipped_shared_files(),
+        PackSource::Paths(paths) => shared_files(paths, &mut diags),
+    };
+    parse_shared(files, &mut diags).texts
+}
+
 /// Loads and compiles every rule under `paths` (files or folders). Returns the rules that
 /// compiled and every diagnostic, across all files.
 pub fn load(paths: &[PathBuf]) -> (RuleSet, Vec<Diagnostic>) {
@@ -438,12 +462,7 @@ pub fn load(paths: &[PathBuf]) -> (RuleSet, Vec<Diagnostic>) {
             diags.push(Diagnostic::new(p, 0, 0, "no such file or folder"));
         }
     }
-    // The shipped lists and macros first, so that a rule written anywhere can use them by
-    // name; the `_shared` folder beside the rules (or above them) overrides them by name.
-    let mut shared = shipped_shared_files();
-    if let Some(dir) = paths.first().and_then(|p| shared_dir_for(p)) {
-        shared.extend(read_shared_dir(&dir, &mut diags));
-    }
+    let shared = shared_files(paths, &mut diags);
     let shared = parse_shared(shared, &mut diags);
     let files = found
         .into_iter()

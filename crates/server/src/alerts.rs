@@ -487,7 +487,7 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
             .any(|s| s.state == SuppressionState::Active);
     let deadline = case_deadline(st, &a).await?;
     let summary = current
-        .and_then(|r| r.summary_in(&a.alert, Zone::Named(ctx.tz)))
+        .and_then(|r| r.summary_in(&a.alert, Zone::Named(ctx.tz), ctx.t.language))
         .unwrap_or_else(|| a.alert.summary.clone());
     Ok(AlertPage {
         ctx,

@@ -430,6 +430,7 @@ pub async fn guard(State(st): State<Shared>, mut req: Request, next: Next) -> Re
         user: session.user,
         csrf: session.csrf,
         catalog,
+        texts: st.texts(),
     });
     next.run(req).await
 }

@@ -4,8 +4,11 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
+use std::sync::Arc;
+
 use crate::AppError;
 use crate::i18n::Catalog;
+use clearwatch_rules::texts::Texts;
 use clearwatch_store::cases::User;
 
 /// The signed-in user of a request, put there by [`crate::auth::guard`].
@@ -14,6 +17,8 @@ pub struct CurrentUser {
     pub user: User,
     pub csrf: String,
     pub catalog: &'static Catalog,
+    /// The rule pack's titles, summaries and figure names in every language.
+    pub texts: Arc<Texts>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {

@@ -7,11 +7,13 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use axum::http::{HeaderMap, header};
+use clearwatch_model::Lang;
 
 /// One language's messages, with English behind it.
 #[derive(Debug)]
 pub struct Catalog {
     pub lang: &'static str,
+    pub language: Lang,
     messages: HashMap<String, String>,
     fallback: Option<&'static Catalog>,
 }
@@ -27,6 +29,7 @@ pub fn english() -> &'static Catalog {
     static C: OnceLock<Catalog> = OnceLock::new();
     C.get_or_init(|| Catalog {
         lang: "en",
+        language: Lang::En,
         messages: parse(EN),
         fallback: None,
     })
@@ -36,6 +39,7 @@ pub fn chinese() -> &'static Catalog {
     static C: OnceLock<Catalog> = OnceLock::new();
     C.get_or_init(|| Catalog {
         lang: "zh-CN",
+        language: Lang::ZhCn,
         messages: parse(ZH_CN),
         fallback: Some(english()),
     })
@@ -102,6 +106,57 @@ mod tests {
         );
         for (k, v) in &zh {
             assert!(!v.trim().is_empty(), "zh-CN {k} is empty");
+        }
+    }
+
+    /// Every action the store audits (a literal `"case.assign"` in its source, or a field a
+    /// user change names) and every value of the vocabularies shown has a name.
+    #[test]
+    fn every_audited_action_and_vocabulary_value_has_a_name() {
+        let en = parse(EN);
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/src");
+        let mut actions = Vec::new();
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for literal in text.split('"').skip(1).step_by(2) {
+                let group = literal.split('.').next().unwrap_or("");
+                let known = crate::audit::ACTION_GROUPS.contains(&format!("{group}.").as_str());
+                if known
+                    && literal.len() > group.len() + 1
+                    && literal
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_')
+                {
+                    actions.push(literal.to_string());
+                }
+            }
+        }
+        actions.extend(
+            ["role", "time_zone", "disable", "enable", "availability"].map(|f| format!("user.{f}")),
+        );
+        assert!(actions.len() > 15, "{actions:?}");
+        for a in &actions {
+            assert!(
+                en.contains_key(&format!("action.{a}")),
+                "no name for action {a}"
+            );
+        }
+        use clearwatch_model::{AccountKind, Role, SubjectKind, TxType};
+        let values = TxType::ALL.iter().map(|t| format!("txtype.{}", t.as_str()));
+        let values = values
+            .chain(
+                AccountKind::ALL
+                    .iter()
+                    .map(|k| format!("account_kind.{}", k.as_str())),
+            )
+            .chain(Role::ALL.iter().map(|r| format!("role.{}", r.as_str())))
+            .chain(
+                SubjectKind::ALL
+                    .iter()
+                    .map(|k| format!("subject_kind.{}", k.as_str())),
+            );
+        for key in values {
+            assert!(en.contains_key(&key), "no name for {key}");
         }
     }
 

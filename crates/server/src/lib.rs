@@ -22,7 +22,7 @@ pub mod views;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -33,6 +33,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use clearwatch_rules::kinds::Stop;
 use clearwatch_rules::load::PackSource;
+use clearwatch_rules::texts::Texts;
 use clearwatch_scan::ScanError;
 use clearwatch_store::UserStore;
 use clearwatch_store::cases::CaseError;
@@ -97,6 +98,9 @@ pub struct AppState {
     pub auto_assign_every: Option<Duration>,
     /// The JetStream stream whose lag the admin page shows (`serve --nats`).
     pub stream: Option<streaming::StreamWatch>,
+    /// The pack's texts in every language, read from its `_shared` files on first use (a
+    /// changed translation shows after a restart).
+    texts: OnceLock<Arc<Texts>>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -119,7 +123,15 @@ impl AppState {
             checkpoint_every: Some(DEFAULT_CHECKPOINT_EVERY),
             auto_assign_every: None,
             stream: None,
+            texts: OnceLock::new(),
         })
+    }
+
+    /// Rule titles, summaries and figure names in every language.
+    pub fn texts(&self) -> Arc<Texts> {
+        self.texts
+            .get_or_init(|| Arc::new(clearwatch_rules::load::load_texts(&self.rules)))
+            .clone()
     }
 }
 
@@ -146,6 +158,7 @@ pub fn app(state: Shared) -> Router {
     areas
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(axum::middleware::from_fn(api_errors))
+        .layer(axum::middleware::from_fn(localise_errors))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),
@@ -391,19 +404,31 @@ impl AppError {
         }
     }
 
-    /// The message shown to the user (never internal details).
+    /// The catalogue key of a message that does not depend on the error's detail.
+    fn message_key(&self) -> Option<&'static str> {
+        Some(match self {
+            AppError::NotFound => "error.not_found",
+            AppError::Forbidden => "error.forbidden",
+            AppError::Unauthenticated { .. } => "error.sign_in",
+            AppError::TooManyRequests => "error.too_many",
+            AppError::TooLarge => "error.too_large",
+            AppError::Internal(_) => "error.internal",
+            _ => return None,
+        })
+    }
+
+    /// The message shown to the user (never internal details), in English.
     pub fn public_message(&self) -> String {
-        match self {
-            AppError::NotFound => "Not found.".into(),
-            AppError::Forbidden => "Your role does not allow this.".into(),
-            AppError::Unauthenticated { .. } => "Please sign in.".into(),
-            AppError::BadRequest(m)
-            | AppError::Refused(m)
-            | AppError::Conflict(m)
-            | AppError::Unavailable(m) => m.clone(),
-            AppError::TooManyRequests => "Too many attempts: wait a few minutes.".into(),
-            AppError::TooLarge => "The request is too large.".into(),
-            AppError::Internal(_) => "Something went wrong on the server; it was logged.".into(),
+        match (self, self.message_key()) {
+            (_, Some(key)) => i18n::english().get(key).to_string(),
+            (
+                AppError::BadRequest(m)
+                | AppError::Refused(m)
+                | AppError::Conflict(m)
+                | AppError::Unavailable(m),
+                None,
+            ) => m.clone(),
+            _ => "error".into(),
         }
     }
 }
@@ -416,15 +441,52 @@ impl IntoResponse for AppError {
         if let AppError::Unauthenticated { api: false } = self {
             return Redirect::to("/login").into_response();
         }
-        let status = self.status();
-        let page = views::ErrorPage {
-            status: status.as_u16(),
+        let shown = ShownError {
+            key: self.message_key(),
             message: self.public_message(),
         };
-        match askama::Template::render(&page) {
-            Ok(html) => (status, axum::response::Html(html)).into_response(),
-            Err(_) => (status, self.public_message()).into_response(),
+        let mut resp = error_page(i18n::english(), self.status(), &shown);
+        resp.extensions_mut().insert(shown);
+        resp
+    }
+}
+
+/// What an error page shows, kept on the response so that [`localise_errors`] can show it
+/// in the reader's language.
+#[derive(Clone)]
+struct ShownError {
+    key: Option<&'static str>,
+    message: String,
+}
+
+fn error_page(t: &'static i18n::Catalog, status: StatusCode, shown: &ShownError) -> Response {
+    let page = views::ErrorPage {
+        t,
+        status: status.as_u16(),
+        message: shown
+            .key
+            .map_or_else(|| shown.message.clone(), |k| t.get(k).to_string()),
+    };
+    match askama::Template::render(&page) {
+        Ok(html) => (status, axum::response::Html(html)).into_response(),
+        Err(_) => (status, shown.message.clone()).into_response(),
+    }
+}
+
+/// Error pages in the language of the request's `Accept-Language` (an error is made where
+/// the request is no longer at hand). Messages that carry a detail stay as written.
+async fn localise_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let t = i18n::Catalog::for_request(req.headers());
+    let resp = next.run(req).await;
+    match resp.extensions().get::<ShownError>() {
+        Some(shown) if t.language != clearwatch_model::Lang::En => {
+            let page = error_page(t, resp.status(), shown);
+            let (mut parts, _) = resp.into_parts();
+            let (new, body) = page.into_parts();
+            parts.headers = new.headers;
+            Response::from_parts(parts, body)
         }
+        _ => resp,
     }
 }
 

@@ -1,15 +1,18 @@
 //! The pages: one askama template struct per page (templates in `dashboards/templates/`,
 //! HTML auto-escaped), the context every page shares, and display helpers.
 
+use std::sync::Arc;
+
 use askama::Template;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::extract::CurrentUser;
 use super::i18n::Catalog;
-use clearwatch_model::StoredAlert;
 use clearwatch_model::case::{AuditCheck, AuditEntry, UserRole};
+use clearwatch_model::{Lang, StoredAlert};
 use clearwatch_model::{Transaction, format_amount, format_ts};
+use clearwatch_rules::texts::Texts;
 use clearwatch_store::cases::{Approval, Note, StoredRuleVersion};
 
 /// What the layout needs: who is signed in, their CSRF token, the catalogue.
@@ -22,6 +25,8 @@ pub struct PageCtx {
     pub hx_headers: String,
     /// The user's time zone: every time on the page is shown in it.
     pub tz: chrono_tz::Tz,
+    /// Rule titles and figure names in every language.
+    pub texts: Arc<Texts>,
 }
 
 impl PageCtx {
@@ -33,7 +38,26 @@ impl PageCtx {
             csrf: u.csrf.clone(),
             hx_headers: serde_json::json!({ "X-CSRF-Token": u.csrf }).to_string(),
             tz: time_zone(&u.user.time_zone),
+            texts: u.texts.clone(),
         }
+    }
+
+    /// The title of rule `id` in the page's language (`english`, its own, otherwise).
+    pub fn rule_title(&self, id: &str, english: &str) -> String {
+        self.texts
+            .title(self.t.language, id)
+            .unwrap_or(english)
+            .to_string()
+    }
+
+    /// What figure `metric` is called in the page's language (in English, else its name,
+    /// when it has no name there).
+    pub fn metric_label(&self, metric: &str) -> String {
+        self.texts
+            .metric(self.t.language, metric)
+            .or_else(|| self.texts.metric(Lang::En, metric))
+            .unwrap_or(metric)
+            .to_string()
     }
 
     pub fn is_admin(&self) -> bool {
@@ -88,6 +112,39 @@ impl PageCtx {
     /// The message of a severity value (`info` … `critical`).
     pub fn severity_label(&self, severity: &str) -> String {
         self.t.get(&format!("severity.{severity}")).to_string()
+    }
+
+    /// The name of a value of one of the vocabularies (`txtype`, `account_kind`,
+    /// `subject_kind`, `role`) in the page's language; a value outside the catalogue (data
+    /// that predates a vocabulary) is shown as it is.
+    pub fn term(&self, vocabulary: &str, value: &str) -> String {
+        let key = format!("{vocabulary}.{value}");
+        match self.t.get(&key) {
+            m if m == key => value.to_string(),
+            m => m.to_string(),
+        }
+    }
+
+    /// What an audited action did (`case.assign`: "assigned"); a user change of several
+    /// fields (`user.role+time_zone`) names each.
+    pub fn action_label(&self, action: &str) -> String {
+        let (group, parts) = action.split_once('.').unwrap_or(("", action));
+        parts
+            .split('+')
+            .map(|p| self.term("action", &format!("{group}.{p}")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// A group of actions of the audit filter (`case.`) by its name, with its prefix.
+    pub fn action_group_label(&self, group: &str) -> String {
+        let name = self.term("action_group", group.trim_end_matches('.'));
+        format!("{name} ({group}*)")
+    }
+
+    /// The message of a rule status (`stable`, `experimental`, …).
+    pub fn rule_status_label(&self, status: &str) -> String {
+        self.t.get(&format!("rule_status.{status}")).to_string()
     }
 
     pub fn sort_label(&self, s: &str) -> String {
@@ -146,6 +203,7 @@ pub struct LoginPage {
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage {
+    pub t: &'static Catalog,
     pub status: u16,
     pub message: String,
 }
@@ -622,7 +680,7 @@ pub fn balance_svg(
     }
     svg.push_str(&format!(
         "<text x=\"4\" y=\"12\" class=\"lbl\">{currency}</text>\
-<text x=\"{:.1}\" y=\"{:.1}\" class=\"lbl\" text-anchor=\"middle\">{}</text>\
+<text x=\"{:.1}\" y=\"{:.1}\" class=\"lbl zone\" text-anchor=\"middle\" data-raw=\"\">{}</text>\
 <path d=\"{path}\" class=\"line\"/>\
 <circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"3.5\" class=\"peak\"/>\
 <text x=\"{lx:.1}\" y=\"{ly:.1}\" class=\"lbl peak-label\" text-anchor=\"{la}\">{p} {currency}</text></svg>",

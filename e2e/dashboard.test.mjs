@@ -443,6 +443,35 @@ try {
     }
     await zh.close();
   });
+  await step('a supervisor keeps an allow list; an analyst sees it, in both languages', async () => {
+    const sup = await newPage();
+    await login(sup, 'sue');
+    await sup.goto(`${base}/lists`);
+    await sup.fill('#list-name', 'group_treasury');
+    await sup.selectOption('#list-kind', 'allow');
+    await sup.fill('#list-description', 'groups paying their own shops');
+    await Promise.all([sup.waitForURL(`${base}/lists/group_treasury`), sup.click('#list-create')]);
+    await sup.fill('#entry-value', 'A00000236');
+    await sup.fill('#entry-reason', 'the group treasury of case 12');
+    await Promise.all([sup.waitForURL(`${base}/lists/group_treasury`), sup.click('#entry-add')]);
+    check(await sup.locator('#entries tr[data-state="active"][data-value="A00000236"]').count() === 1, 'the entry is not in force');
+    await sup.screenshot({ path: path.join(shots, 'list.png'), fullPage: true });
+    await sup.close();
+    await ana.goto(`${base}/lists/group_treasury`);
+    check(await ana.locator('#add-entry').count() === 0, 'an analyst is offered the allow list form');
+    await ana.goto(`${base}/lists`);
+    check((await ana.textContent('#lists tr[data-list="group_treasury"] .active-count')).trim() === '1', 'the list does not count its entry');
+    await ana.screenshot({ path: path.join(shots, 'lists.png'), fullPage: true });
+    const zh = await newPage('zh-CN');
+    await login(zh, 'ana');
+    for (const [page, shot] of [['/lists', 'lists-zh.png'], ['/lists/group_treasury', 'list-zh.png']]) {
+      await zh.goto(`${base}${page}`);
+      const english = await englishLeft(zh);
+      check(english.length === 0, `English on the Chinese ${page}: ${english.join(', ')}`);
+      await zh.screenshot({ path: path.join(shots, shot), fullPage: true });
+    }
+    await zh.close();
+  });
   await step('the exported evidence report opens with no network request and no console error', async () => {
     await ana.goto(alertUrl);
     const href = await ana.getAttribute('#export', 'href');

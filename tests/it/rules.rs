@@ -609,6 +609,63 @@ fn ordered_cycles_with_equal_timestamps_are_found() {
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
 }
 
+/// A rule reads the store's lists at each scan: an allow-list entry on a pool's account
+/// takes it out of the next full scan, and only it.
+#[tokio::test]
+async fn an_allow_list_entry_takes_its_account_out_of_the_next_scan() {
+    use clearwatch_model::case::UserRole;
+    use clearwatch_model::lists::{EntryKind, ListKind, NewListEntry};
+    use clearwatch_store::{ListStore, UserStore};
+    let db = Db::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    ingest_demo(db.cmd());
+    let shipped =
+        std::fs::read_to_string(root.join("rules/two-clear/TC-04-fund-pool.yaml")).unwrap();
+    let listed = shipped.replace(
+        "subject: '!is_institution'",
+        "subject: '!is_institution && !in_list(\"group_treasury\", hub.id)'",
+    );
+    assert_ne!(listed, shipped);
+    let rule = db.dir.path().join("TC-04-listed.yaml");
+    std::fs::write(&rule, listed).unwrap();
+    let rule = rule.to_str().unwrap();
+    let scan = || {
+        let alerts = db.json(&["scan", "--full", "--format", "json", "--rules", rule]);
+        let alerts = alerts.as_array().unwrap();
+        let mut subjects: Vec<String> = alerts
+            .iter()
+            .map(|a| a["subject"]["id"].as_str().unwrap().to_string())
+            .collect();
+        subjects.dedup();
+        subjects
+    };
+    let before = scan();
+    assert!(before.len() >= 2, "{before:?}");
+    let store = clearwatch_store::open(&db.url()).await.unwrap();
+    store
+        .add_user("sue", UserRole::Supervisor, "x", "test")
+        .await
+        .unwrap();
+    store
+        .create_list("group_treasury", ListKind::Allow, "checked groups", "sue")
+        .await
+        .unwrap();
+    let entry = NewListEntry {
+        kind: EntryKind::Account,
+        value: before[0].clone(),
+        reason: "the group's own treasury".into(),
+        expires_at: chrono::Utc::now().timestamp_millis() + 86_400_000,
+    };
+    store
+        .add_list_entry("group_treasury", &entry, "sue")
+        .await
+        .unwrap();
+    drop(store);
+    let after = scan();
+    assert!(!after.contains(&before[0]), "{after:?}");
+    assert_eq!(after, before[1..].to_vec());
+}
+
 /// A rule version published from the dashboard (stored in the database) is what the next
 /// store scan runs in place of the rule file of the same id; `--files-only` runs the file.
 #[tokio::test]

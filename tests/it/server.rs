@@ -2077,6 +2077,117 @@ async fn error_pages_follow_the_readers_language() {
     );
 }
 
+/// Lists are managed from the dashboard: a supervisor creates them, an analyst adds to a
+/// watch list but not to an allow list, and a supervisor removes an entry, which stays
+/// listed as removed.
+#[tokio::test]
+async fn watch_and_allow_lists_are_managed_from_the_dashboard() {
+    let f = fixture().await;
+    let (sue, sue_csrf) = login_as(&f.st, "supervisor").await;
+    let (ana, ana_csrf) = login_as(&f.st, "analyst").await;
+    let post = |uri: &str, cookie: &str, csrf: &str, form: &[(&str, &str)]| {
+        let form = serde_urlencoded::to_string(form).unwrap();
+        request("POST", uri, Some(cookie), Some(csrf), &form)
+    };
+    let create = |name: &'static str, kind: &'static str| {
+        [("name", name), ("kind", kind), ("description", "checked")]
+    };
+    let (status, _, _) = send(
+        &f.app,
+        post("/lists", &ana, &ana_csrf, &create("w", "watch")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "an analyst creates no list");
+    for (name, kind) in [("watched", "watch"), ("treasury", "allow")] {
+        let (status, headers, page) =
+            send(&f.app, post("/lists", &sue, &sue_csrf, &create(name, kind))).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+        assert_eq!(headers[header::LOCATION], format!("/lists/{name}").as_str());
+    }
+    let in_a_month = (chrono::Utc::now() + chrono::Duration::days(30))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let entry = [
+        ("kind", "account"),
+        ("value", "H1"),
+        ("reason", "a new agent"),
+        ("expires", in_a_month.as_str()),
+    ];
+    let (status, _, _) = send(
+        &f.app,
+        post("/lists/watched/entries", &ana, &ana_csrf, &entry),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, _) = send(
+        &f.app,
+        post("/lists/treasury/entries", &ana, &ana_csrf, &entry),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "an allow list takes a supervisor"
+    );
+    let (status, _, page) = send(
+        &f.app,
+        request("GET", "/lists/treasury", Some(&ana), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !page.contains(r#"id="add-entry""#),
+        "no form an analyst cannot use: {page}"
+    );
+    let (status, _, page) = send(
+        &f.app,
+        request("GET", "/lists/watched", Some(&ana), None, ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(r#"data-state="active" data-value="H1""#),
+        "{page}"
+    );
+    assert!(page.contains(r#"id="add-entry""#), "{page}");
+    use clearwatch_store::ListStore;
+    let id = f.st.store.list("watched").await.unwrap().unwrap().1[0].id;
+    let remove = format!("/lists/entries/{id}/remove");
+    let (status, _, _) = send(&f.app, post(&remove, &ana, &ana_csrf, &[])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = send(&f.app, post(&remove, &sue, &sue_csrf, &[])).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = send(&f.app, request("GET", "/lists", Some(&ana), None, "")).await;
+    assert!(
+        page.contains(r#"data-list="watched" data-kind="watch""#),
+        "{page}"
+    );
+    let (_, _, page) = send(
+        &f.app,
+        request("GET", "/lists/watched", Some(&sue), None, ""),
+    )
+    .await;
+    assert!(
+        page.contains(r#"data-state="removed" data-value="H1""#),
+        "{page}"
+    );
+    let bad = [
+        ("kind", "account"),
+        ("value", "H2"),
+        ("reason", " "),
+        ("expires", "2099-01-01T00:00"),
+    ];
+    let (status, _, page) = send(
+        &f.app,
+        post("/lists/watched/entries", &sue, &sue_csrf, &bad),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("an entry needs a reason"), "{page}");
+    let (status, _, _) = send(&f.app, request("GET", "/lists/nope", Some(&ana), None, "")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
 /// Finding 6: cookies lacked `Secure` when the dashboard was exposed.
 #[tokio::test]
 async fn cookies_are_secure_off_loopback_or_behind_tls() {

@@ -222,6 +222,7 @@ store_suite!(
     alert_hits_are_the_filtered_alerts_without_evidence,
     case_hits_and_amounts_read_what_the_alerts_hold,
     suppressions_hide_untaken_alerts_until_they_expire_or_are_lifted,
+    list_entries_count_until_they_expire_or_are_removed,
     alert_with_100k_evidence_round_trips,
     rule_versions_keep_their_text,
     newer_schema_is_refused,
@@ -1114,15 +1115,7 @@ async fn suppressions_hide_untaken_alerts_until_they_expire_or_are_lifted(db: &T
     assert!(listed(db, &only).await.is_empty());
 
     // Every step is audited, and the chain holds.
-    let actions: Vec<String> = db
-        .store
-        .audit_log(None, 100, 0)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.entity.starts_with("suppression:"))
-        .map(|e| e.action)
-        .collect();
+    let actions = audit_actions(db, "suppression:").await;
     for want in [
         "suppression.request",
         "suppression.approve",
@@ -1131,6 +1124,153 @@ async fn suppressions_hide_untaken_alerts_until_they_expire_or_are_lifted(db: &T
     ] {
         assert!(actions.iter().any(|a| a == want), "{want} in {actions:?}");
     }
+    assert!(matches!(
+        db.store.audit_verify().await.unwrap(),
+        clearwatch_model::case::AuditCheck::Intact { .. }
+    ));
+}
+
+/// The actions audited on entities whose name starts with `prefix`, newest first.
+async fn audit_actions(db: &TestDb, prefix: &str) -> Vec<String> {
+    use clearwatch_store::AuditStore;
+    db.store
+        .audit_log(None, 100, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.entity.starts_with(prefix))
+        .map(|e| e.action)
+        .collect()
+}
+
+async fn list_entries_count_until_they_expire_or_are_removed(db: &TestDb) {
+    use clearwatch_model::case::UserRole;
+    use clearwatch_model::lists::{EntryKind, EntryState, ListKind, NewListEntry};
+    use clearwatch_store::cases::CaseError;
+    use clearwatch_store::{AuditStore, ListStore, StoreError, UserStore};
+    for (name, role) in [("ana", UserRole::Analyst), ("sue", UserRole::Supervisor)] {
+        db.store.add_user(name, role, "x", "test").await.unwrap();
+    }
+    fn refused<T>(r: Result<T, StoreError>) -> CaseError {
+        match r {
+            Err(StoreError::Case(e)) => e,
+            Err(other) => panic!("not a refusal: {other}"),
+            Ok(_) => panic!("not refused"),
+        }
+    }
+    let e = refused(
+        db.store
+            .create_list("vip", ListKind::Watch, "", "ana")
+            .await,
+    );
+    assert!(matches!(e, CaseError::NotAllowed(_)), "{e}");
+    let e = refused(
+        db.store
+            .create_list("Bad-Name", ListKind::Watch, "", "sue")
+            .await,
+    );
+    assert!(matches!(e, CaseError::BadListEntry(_)), "{e}");
+    db.store
+        .create_list("watched", ListKind::Watch, "new agents", "sue")
+        .await
+        .unwrap();
+    db.store
+        .create_list("group_treasury", ListKind::Allow, "checked groups", "sue")
+        .await
+        .unwrap();
+    let e = refused(
+        db.store
+            .create_list("watched", ListKind::Allow, "", "sue")
+            .await,
+    );
+    assert!(matches!(e, CaseError::ListExists(_)), "{e}");
+    let now = chrono::Utc::now().timestamp_millis();
+    let entry = |value: &str, expires_at: i64| NewListEntry {
+        kind: EntryKind::Account,
+        value: value.into(),
+        reason: "seen in case 12".into(),
+        expires_at,
+    };
+    // An analyst raises attention; passing over an account takes a supervisor.
+    db.store
+        .add_list_entry("watched", &entry("A1", now + 86_400_000), "ana")
+        .await
+        .unwrap();
+    let e = refused(
+        db.store
+            .add_list_entry("group_treasury", &entry("A2", now + 86_400_000), "ana")
+            .await,
+    );
+    assert!(matches!(e, CaseError::NotAllowed(_)), "{e}");
+    let kept = db
+        .store
+        .add_list_entry("group_treasury", &entry("A2", now + 86_400_000), "sue")
+        .await
+        .unwrap();
+    db.store
+        .add_list_entry("group_treasury", &entry("A3", now + 3_000), "sue")
+        .await
+        .unwrap();
+    let e = refused(
+        db.store
+            .add_list_entry(
+                "group_treasury",
+                &NewListEntry {
+                    reason: " ".into(),
+                    ..entry("A4", now + 60_000)
+                },
+                "sue",
+            )
+            .await,
+    );
+    assert!(matches!(e, CaseError::BadListEntry(_)), "{e}");
+    let e = refused(
+        db.store
+            .add_list_entry("nope", &entry("A4", now + 60_000), "sue")
+            .await,
+    );
+    assert!(matches!(e, CaseError::NotFound(_)), "{e}");
+    let values = db.store.list_values().await.unwrap();
+    assert!(values.contains("watched", "A1") && values.contains("group_treasury", "A3"));
+    assert!(!values.contains("watched", "A2"), "lists are kept apart");
+    let lists = db.store.lists().await.unwrap();
+    let names: Vec<(&str, u64)> = lists.iter().map(|l| (l.name.as_str(), l.active)).collect();
+    assert_eq!(names, [("group_treasury", 2), ("watched", 1)]);
+    // An entry ends by itself at its expiry, and a supervisor may end one earlier.
+    tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
+    let e = refused(db.store.remove_list_entry(kept.id, "ana").await);
+    assert!(matches!(e, CaseError::NotAllowed(_)), "{e}");
+    db.store.remove_list_entry(kept.id, "sue").await.unwrap();
+    let e = refused(db.store.remove_list_entry(kept.id, "sue").await);
+    assert!(matches!(e, CaseError::AlreadyRemoved(_)), "{e}");
+    let values = db.store.list_values().await.unwrap();
+    assert!(!values.contains("group_treasury", "A2") && !values.contains("group_treasury", "A3"));
+    assert!(values.contains("watched", "A1"));
+    let (list, entries) = db.store.list("group_treasury").await.unwrap().unwrap();
+    assert_eq!(list.active, 0);
+    let now = chrono::Utc::now().timestamp_millis();
+    let states: Vec<(&str, EntryState)> = entries
+        .iter()
+        .map(|e| (e.value.as_str(), e.state(now)))
+        .collect();
+    assert_eq!(
+        states,
+        [("A3", EntryState::Expired), ("A2", EntryState::Removed)]
+    );
+    assert_eq!(entries[1].removed_by.as_deref(), Some("sue"));
+    assert!(db.store.list("nope").await.unwrap().is_none());
+    let actions = audit_actions(db, "list:").await;
+    assert_eq!(
+        actions,
+        [
+            "list.remove",
+            "list.add",
+            "list.add",
+            "list.add",
+            "list.create",
+            "list.create"
+        ]
+    );
     assert!(matches!(
         db.store.audit_verify().await.unwrap(),
         clearwatch_model::case::AuditCheck::Intact { .. }

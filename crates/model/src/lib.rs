@@ -2,7 +2,8 @@
 //! [`time`]), the loaded records ([`records`]), alerts ([`alert`]) and the case workflow
 //! with the audit log ([`case`]; its keyed chain, signed head and verification in
 //! [`audit`]), remembered dismissals ([`suppression`]), entity-level risk ([`triage`]),
-//! one description of each loaded table ([`table`]) and the languages ([`lang`]).
+//! watch and allow lists ([`lists`]), one description of each loaded table ([`table`])
+//! and the languages ([`lang`]).
 //! Nothing here does I/O.
 
 pub mod alert;
@@ -11,6 +12,7 @@ pub mod calendar;
 pub mod case;
 pub mod cases;
 pub mod lang;
+pub mod lists;
 pub mod money;
 pub mod records;
 pub mod suppression;

@@ -50,6 +50,8 @@ macro_rules! vocabulary {
     };
 }
 
+pub(crate) use vocabulary;
+
 vocabulary!(
     /// What a transaction is, in clearwatch's vocabulary.
     TxType {

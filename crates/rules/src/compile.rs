@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::aggregate::{AggFn, Aggregate, FIELDS, Field, Unit};
 use super::config::{AggregateConfig, Aggregates, RuleConfig, TestConfig, Text, WindowConfig};
 use super::diag::{self, Diagnostic};
-use super::expr::{self, Const, Macro, Program, Schema, Ty};
+use super::expr::{self, Const, ListTable, Macro, Program, Schema, Ty};
 use super::kinds::{self, Align, Detector, Reach, Windows};
 use super::load::{Origin, yaml_error};
 use super::params::{PARAM_TYPES, ParamValue, Params, parse_duration};
@@ -89,6 +89,8 @@ pub struct Shared {
     pub time_zone: Option<Zone>,
     /// Rule titles, summaries and figure names in other languages.
     pub texts: Texts,
+    /// The watch and allow lists of the store, for `in_list`.
+    pub lists: Arc<ListTable>,
 }
 
 /// A compiled rule.
@@ -345,6 +347,7 @@ impl<'a> Cx<'a> {
         for (name, m) in &self.shared.macros {
             s.add_macro(name, m.clone());
         }
+        s.lists(self.shared.lists.clone());
         s
     }
 

@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use clearwatch_model::lists::{ListValues, valid_list_name};
 
 use cel::common::ast::{Expr, IdedExpr, LiteralValue, SourceInfo, operators};
 
@@ -128,6 +130,22 @@ pub trait Env {
 /// Index of a variable in a [`Schema`].
 pub type VarId = u16;
 
+/// The watch and allow lists that `in_list` reads, filled from the store once a pack is
+/// loaded for a scan (empty until then, and for scans of files).
+#[derive(Debug, Default)]
+pub struct ListTable(OnceLock<ListValues>);
+
+impl ListTable {
+    /// Sets the entries in force; a table is set once, for the scan it serves.
+    pub fn set(&self, values: ListValues) {
+        let _ = self.0.set(values);
+    }
+
+    fn contains(&self, list: &str, value: &str) -> bool {
+        self.0.get().is_some_and(|v| v.contains(list, value))
+    }
+}
+
 /// The variables an expression may use, by dotted name, with their types.
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
@@ -135,6 +153,7 @@ pub struct Schema {
     vocab: BTreeMap<VarId, &'static [&'static str]>,
     consts: BTreeMap<String, Const>,
     macros: BTreeMap<String, Arc<Macro>>,
+    lists: Arc<ListTable>,
 }
 
 /// A named expression from `rules/_shared/`, expanded where its name is used.
@@ -178,6 +197,12 @@ impl Schema {
 
     pub fn constant(&mut self, name: &str, value: Const) -> &mut Self {
         self.consts.insert(name.to_string(), value);
+        self
+    }
+
+    /// The lists `in_list` reads.
+    pub fn lists(&mut self, lists: Arc<ListTable>) -> &mut Self {
+        self.lists = lists;
         self
     }
 
@@ -272,6 +297,8 @@ enum Node {
     EnumEq(VarId, i64),
     /// `var in [...]` for a vocabulary variable: a bit per code.
     EnumIn(VarId, u64),
+    /// `in_list("name", value)`: whether the value is an entry in force of the list.
+    InList(Arc<ListTable>, Arc<str>, Box<Node>),
 }
 
 /// A compiled expression.
@@ -1041,13 +1068,35 @@ impl Compiler<'_> {
                 };
                 Some((Node::Call(f, nodes), Ty::Bool))
             }
+            "in_list" if tys == [Ty::Str, Ty::Str] => {
+                let value = nodes.pop()?;
+                let Some(Node::Const(Const::Str(list))) = nodes.pop() else {
+                    self.error(
+                        e,
+                        "in_list takes the list's name as a literal: in_list(\"name\", value)"
+                            .into(),
+                        None,
+                    );
+                    return None;
+                };
+                if !valid_list_name(&list) {
+                    self.error(
+                        e,
+                        format!("`{list}` cannot name a list"),
+                        Some("a list name has 1 to 64 lower-case letters, digits and _".into()),
+                    );
+                    return None;
+                }
+                let table = self.schema.lists.clone();
+                Some((Node::InList(table, list, Box::new(value)), Ty::Bool))
+            }
             "abs" | "double" | "int" | "min" | "max" | "size" | "startsWith" | "endsWith"
-            | "contains" => mismatch(self, name),
+            | "contains" | "in_list" => mismatch(self, name),
             other => {
                 self.error(
                     e,
                     format!("unknown function `{other}`"),
-                    Some("valid functions: abs, contains, double, endsWith, int, max, min, size, startsWith".into()),
+                    Some("valid functions: abs, contains, double, endsWith, in_list, int, max, min, size, startsWith".into()),
                 );
                 None
             }
@@ -1074,6 +1123,7 @@ fn reads_var(n: &Node, pred: &dyn Fn(VarId) -> bool) -> bool {
         | Node::In(a, b) => reads_var(a, pred) || reads_var(b, pred),
         Node::Cond(a, b, c) => reads_var(a, pred) || reads_var(b, pred) || reads_var(c, pred),
         Node::Call(_, args) => args.iter().any(|a| reads_var(a, pred)),
+        Node::InList(_, _, a) => reads_var(a, pred),
     }
 }
 
@@ -1089,6 +1139,8 @@ fn has_vars(n: &Node) -> bool {
         | Node::In(a, b) => has_vars(a) || has_vars(b),
         Node::Cond(a, b, c) => has_vars(a) || has_vars(b) || has_vars(c),
         Node::Call(_, args) => args.iter().any(has_vars),
+        // The lists are read at run time: never folded.
+        Node::InList(..) => true,
     }
 }
 
@@ -1194,6 +1246,10 @@ fn eval<'a>(node: &'a Node, env: &'a dyn Env) -> Val<'a> {
             Val::Bool(false) => eval(f, env),
             _ => Val::Null,
         },
+        Node::InList(table, list, value) => match eval(value, env) {
+            Val::Str(s) => Val::Bool(table.contains(list, s)),
+            _ => Val::Null,
+        },
         Node::Call(func, args) => {
             let v: Vec<Val<'a>> = args.iter().map(|a| eval(a, env)).collect();
             match (func, v.as_slice()) {
@@ -1260,6 +1316,37 @@ mod tests {
             Val::Bool(false),
             Val::Int(12),
         ])
+    }
+
+    #[test]
+    fn in_list_reads_the_lists_set_for_the_scan_and_is_never_folded() {
+        let table = Arc::new(ListTable::default());
+        let mut s = schema();
+        s.lists(table.clone());
+        let on_list = compile(r#"in_list("vip", tx.type)"#, &s, Ty::Bool).unwrap();
+        let literal = compile(r#"in_list("vip", "settlement")"#, &s, Ty::Bool).unwrap();
+        assert!(!on_list.test(&env()), "an unset table lists nothing");
+        let mut values = ListValues::default();
+        values.insert("vip", "settlement");
+        table.set(values);
+        assert!(on_list.test(&env()));
+        assert!(
+            literal.test(&env()),
+            "a constant argument is read at run time too"
+        );
+        let other = compile(r#"in_list("other", tx.type)"#, &s, Ty::Bool).unwrap();
+        assert!(!other.test(&env()));
+        for (bad, want) in [
+            (r#"in_list(tx.type, "vip")"#, "as a literal"),
+            (r#"in_list("Not-a-name", tx.type)"#, "cannot name a list"),
+            (r#"in_list("vip", payees)"#, "type mismatch: in_list"),
+        ] {
+            let errs = compile(bad, &s, Ty::Bool).unwrap_err();
+            assert!(
+                errs.iter().any(|e| e.message.contains(want)),
+                "{bad}: {errs:?}"
+            );
+        }
     }
 
     /// Compiles `src` on a thread with a small stack, as the dashboard's workers would.

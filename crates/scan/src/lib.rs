@@ -27,6 +27,7 @@ use clearwatch_rules::load::{self, PackSource, Replaced, RuleSet};
 use clearwatch_rules::{Rule, RuleStatus};
 use clearwatch_store::AlertStore;
 use clearwatch_store::IngestStore;
+use clearwatch_store::ListStore;
 use clearwatch_store::ScanStore;
 use clearwatch_store::cases::StoredRuleVersion;
 use clearwatch_store::scans::{Batches, RuleScan, ScanSave, ScanSaved, Since, Supersede};
@@ -110,7 +111,7 @@ impl Pack {
     }
 
     /// Loads the rules of `source` and, with [`Published::Use`], applies the versions
-    /// published to `store`.
+    /// published to `store`; `in_list` reads the store's lists as they are now.
     pub async fn load(
         source: PackSource,
         store: &AnyStore,
@@ -124,6 +125,8 @@ impl Pack {
             let stored = store.published_rules().await?;
             pack.apply(&stored);
         }
+        // The watch and allow lists as they stand now: `in_list` reads them for this scan.
+        pack.set.shared.lists.set(store.list_values().await?);
         Ok(pack)
     }
 

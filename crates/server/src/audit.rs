@@ -65,9 +65,10 @@ impl AuditQuery {
 }
 
 /// The groups of actions the filter offers.
-pub const ACTION_GROUPS: [&str; 7] = [
+pub const ACTION_GROUPS: [&str; 8] = [
     "case.",
     "suppression.",
+    "list.",
     "user.",
     "session.",
     "rule.",

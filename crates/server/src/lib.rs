@@ -12,6 +12,7 @@ pub mod auth;
 pub mod cases;
 pub mod extract;
 pub mod i18n;
+pub mod lists;
 pub mod password;
 pub mod routes;
 pub mod rules;
@@ -143,6 +144,7 @@ pub fn app(state: Shared) -> Router {
         .merge(accounts::router())
         .merge(cases::router())
         .merge(suppressions::router())
+        .merge(lists::router())
         .merge(rules::router())
         .merge(audit::router())
         .merge(users::router())
@@ -346,7 +348,10 @@ impl From<StoreError> for AppError {
             StoreError::Case(c) => match c {
                 CaseError::Conflict { .. }
                 | CaseError::AlreadyPending(_)
-                | CaseError::NotActive(..) => AppError::Conflict(c.to_string()),
+                | CaseError::NotActive(..)
+                | CaseError::ListExists(_)
+                | CaseError::AlreadyRemoved(_) => AppError::Conflict(c.to_string()),
+                CaseError::NotAllowed(_) => AppError::Forbidden,
                 CaseError::NotFound(_) => AppError::NotFound,
                 CaseError::NotSupervisor | CaseError::SelfApproval => {
                     AppError::BadRequest(c.to_string())

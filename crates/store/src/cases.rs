@@ -46,6 +46,14 @@ pub enum CaseError {
     BadSuppression(String),
     #[error("suppression {0} is {1}, not active")]
     NotActive(i64, &'static str),
+    #[error("{0}")]
+    BadListEntry(String),
+    #[error("list {0} already exists")]
+    ListExists(String),
+    #[error("list entry {0} was already removed")]
+    AlreadyRemoved(i64),
+    #[error("{0}")]
+    NotAllowed(&'static str),
     /// One change of a bulk change was refused, so none was made.
     #[error("nothing was changed: alert {alert_id}: {source}")]
     Bulk {

@@ -3,8 +3,8 @@
 //! Its interface is split by area: [`IngestStore`] (loads and the data they produced),
 //! [`AlertStore`] (alerts, their evidence and the rule versions behind them),
 //! [`CaseStore`] (the workflow: status, assignment, notes, approvals),
-//! [`SuppressionStore`] (remembered dismissals), [`UserStore`]
-//! (users and sessions) and [`AuditStore`] (the hash-chained audit log); [`Store`] is all
+//! [`SuppressionStore`] (remembered dismissals), [`ListStore`] (watch and allow lists),
+//! [`UserStore`] (users and sessions) and [`AuditStore`] (the hash-chained audit log); [`Store`] is all
 //! of them. Each area is implemented once, in one module, for [`SqlStore`] over any
 //! [`sql::Dialect`]; the two backends ([`sqlite`], the embedded default, and
 //! [`postgres`], for teams) keep only connecting, migrating and bulk loading. [`open`]
@@ -12,6 +12,7 @@
 
 pub mod cases;
 pub mod keys;
+pub mod lists;
 pub mod postgres;
 pub mod queue;
 pub mod records;
@@ -36,6 +37,7 @@ use clearwatch_ingest::load::LoadMsg;
 use clearwatch_model::audit::{AuditReport, SignedHead};
 use clearwatch_model::case::{AuditCheck, AuditEntry, Status, UserRole};
 use clearwatch_model::cases::CaseHit;
+use clearwatch_model::lists::{ListEntry, ListKind, ListValues, NewListEntry, WatchList};
 use clearwatch_model::suppression::{NewSuppression, Suppression};
 use clearwatch_model::triage::AlertHit;
 use clearwatch_model::{Account, Alert, Merchant, Millis, StoredAlert, Subject, Transaction};
@@ -413,6 +415,36 @@ store_area! {
 }
 
 store_area! {
+    /// Watch lists and allow lists ([`lists`]).
+    pub trait ListStore {
+        /// Every list, by name, with its entries in force.
+        async fn lists(&self) -> Result<Vec<WatchList>, StoreError>;
+        /// A list and its entries, newest first (at most [`lists::ENTRY_LIMIT`]).
+        async fn list(&self, name: &str) -> Result<Option<(WatchList, Vec<ListEntry>)>, StoreError>;
+        /// A supervisor creates a list, audited.
+        async fn create_list(
+            &self,
+            name: &str,
+            kind: ListKind,
+            description: &str,
+            actor: &str,
+        ) -> Result<WatchList, StoreError>;
+        /// Adds an entry, audited: to an allow list a supervisor, to a watch list an
+        /// analyst or a supervisor.
+        async fn add_list_entry(
+            &self,
+            list: &str,
+            new: &NewListEntry,
+            actor: &str,
+        ) -> Result<ListEntry, StoreError>;
+        /// A supervisor ends an entry before it expires, audited; it stays listed.
+        async fn remove_list_entry(&self, id: i64, actor: &str) -> Result<ListEntry, StoreError>;
+        /// The entries in force now, for the rules of a scan.
+        async fn list_values(&self) -> Result<ListValues, StoreError>;
+    }
+}
+
+store_area! {
     /// Dashboard users and their sessions.
     pub trait UserStore {
         /// Adds a user; refuses a name that exists.
@@ -501,7 +533,14 @@ store_area! {
 
 /// The whole store interface.
 pub trait Store:
-    IngestStore + AlertStore + CaseStore + SuppressionStore + UserStore + AuditStore + ScanStore
+    IngestStore
+    + AlertStore
+    + CaseStore
+    + SuppressionStore
+    + ListStore
+    + UserStore
+    + AuditStore
+    + ScanStore
 {
     /// Every transaction with `ts` in `[from, until)`, in no particular order.
     #[allow(async_fn_in_trait)]
@@ -517,7 +556,14 @@ pub trait Store:
 }
 
 impl<
-    S: IngestStore + AlertStore + CaseStore + SuppressionStore + UserStore + AuditStore + ScanStore,
+    S: IngestStore
+        + AlertStore
+        + CaseStore
+        + SuppressionStore
+        + ListStore
+        + UserStore
+        + AuditStore
+        + ScanStore,
 > Store for S
 {
 }

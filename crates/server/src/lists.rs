@@ -1,0 +1,166 @@
+//! The lists area: watch lists and allow lists (`/lists`), one list with its entries
+//! (`/lists/{name}`), and the forms that create a list, add an entry and remove one. Who
+//! may do what is the store's rule ([`clearwatch_store::lists`]): the pages only offer
+//! the forms a user may use.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+
+use super::alerts::see_other;
+use super::extract::CurrentUser;
+use super::views::{self, PageCtx};
+use super::{AppError, Shared};
+use clearwatch_model::case::UserRole;
+use clearwatch_model::lists::{EntryKind, ListEntry, ListKind, NewListEntry, WatchList};
+use clearwatch_store::ListStore;
+
+/// How long a new entry lasts unless the form says otherwise.
+const DEFAULT_ENTRY_DAYS: i64 = 365;
+
+pub fn router() -> Router<Shared> {
+    Router::new()
+        .route("/lists", get(index).post(create))
+        .route("/lists/{name}", get(page))
+        .route("/lists/{name}/entries", post(add))
+        .route("/lists/entries/{id}/remove", post(remove))
+}
+
+#[derive(Template)]
+#[template(path = "lists.html")]
+pub struct ListsPage {
+    pub ctx: PageCtx,
+    pub lists: Vec<WatchList>,
+    pub kinds: Vec<&'static str>,
+}
+
+async fn index(State(st): State<Shared>, user: CurrentUser) -> Result<Response, AppError> {
+    let view = ListsPage {
+        ctx: PageCtx::new(&user),
+        lists: st.store.lists().await?,
+        kinds: ListKind::ALL.iter().map(|k| k.as_str()).collect(),
+    };
+    Ok(Html(view.render()?).into_response())
+}
+
+#[derive(Deserialize)]
+struct CreateForm {
+    name: String,
+    kind: String,
+    #[serde(default)]
+    description: String,
+}
+
+async fn create(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Form(f): Form<CreateForm>,
+) -> Result<Response, AppError> {
+    let kind: ListKind = f.kind.parse().map_err(AppError::BadRequest)?;
+    let name = f.name.trim();
+    st.store
+        .create_list(name, kind, &f.description, &user.user.name)
+        .await?;
+    Ok(see_other(
+        Redirect::to(&format!("/lists/{}", views::urlencode(name))).into_response(),
+    ))
+}
+
+/// One entry as the list page shows it.
+pub struct EntryRow {
+    pub entry: ListEntry,
+    /// `active`, `expired` or `removed`.
+    pub state: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "list.html")]
+pub struct ListPage {
+    pub ctx: PageCtx,
+    pub list: WatchList,
+    pub entries: Vec<EntryRow>,
+    pub entry_kinds: Vec<&'static str>,
+    /// Whether the user may add to this list (an allow list needs a supervisor).
+    pub can_add: bool,
+    /// The expiry the form proposes, as a `datetime-local` value in the user's zone.
+    pub default_expiry: String,
+    /// Who may change the list, by its kind.
+    pub help: String,
+}
+
+async fn page(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Path(name): Path<String>,
+) -> Result<Response, AppError> {
+    let (list, entries) = st.store.list(&name).await?.ok_or(AppError::NotFound)?;
+    let ctx = PageCtx::new(&user);
+    let now = super::auth::now_ms();
+    let can_add = match list.kind {
+        ListKind::Allow => user.user.role == UserRole::Supervisor,
+        ListKind::Watch => ctx.can_work_cases(),
+    };
+    let view = ListPage {
+        help: ctx
+            .t
+            .get(&format!("list.help.{}", list.kind.as_str()))
+            .to_string(),
+        default_expiry: views::input_time(now + DEFAULT_ENTRY_DAYS * 86_400_000, ctx.tz),
+        ctx,
+        entries: entries
+            .into_iter()
+            .map(|entry| EntryRow {
+                state: entry.state(now).as_str(),
+                entry,
+            })
+            .collect(),
+        entry_kinds: EntryKind::ALL.iter().map(|k| k.as_str()).collect(),
+        can_add,
+        list,
+    };
+    Ok(Html(view.render()?).into_response())
+}
+
+#[derive(Deserialize)]
+struct EntryForm {
+    kind: String,
+    value: String,
+    reason: String,
+    expires: String,
+}
+
+async fn add(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Path(name): Path<String>,
+    Form(f): Form<EntryForm>,
+) -> Result<Response, AppError> {
+    let tz = views::time_zone(&user.user.time_zone);
+    let new = NewListEntry {
+        kind: f.kind.parse().map_err(AppError::BadRequest)?,
+        value: f.value,
+        reason: f.reason,
+        expires_at: views::parse_input_time(&f.expires, tz)
+            .map_err(|e| AppError::BadRequest(format!("expires {e}")))?,
+    };
+    st.store
+        .add_list_entry(&name, &new, &user.user.name)
+        .await?;
+    Ok(see_other(
+        Redirect::to(&format!("/lists/{}", views::urlencode(&name))).into_response(),
+    ))
+}
+
+async fn remove(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    let removed = st.store.remove_list_entry(id, &user.user.name).await?;
+    Ok(see_other(
+        Redirect::to(&format!("/lists/{}", views::urlencode(&removed.list))).into_response(),
+    ))
+}

@@ -2152,7 +2152,7 @@ async fn watch_and_allow_lists_are_managed_from_the_dashboard() {
     assert!(page.contains(r#"id="add-entry""#), "{page}");
     use clearwatch_store::ListStore;
     let id = f.st.store.list("watched").await.unwrap().unwrap().1[0].id;
-    let remove = format!("/lists/entries/{id}/remove");
+    let remove = format!("/lists/watched/entries/{id}/remove");
     let (status, _, _) = send(&f.app, post(&remove, &ana, &ana_csrf, &[])).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, _) = send(&f.app, post(&remove, &sue, &sue_csrf, &[])).await;

@@ -1231,21 +1231,47 @@ async fn list_entries_count_until_they_expire_or_are_removed(db: &TestDb) {
     );
     assert!(matches!(e, CaseError::NotFound(_)), "{e}");
     let values = db.store.list_values().await.unwrap();
-    assert!(values.contains("watched", "A1") && values.contains("group_treasury", "A3"));
-    assert!(!values.contains("watched", "A2"), "lists are kept apart");
+    let now = chrono::Utc::now().timestamp_millis();
+    let account = |list: &str, value: &str| values.contains(list, EntryKind::Account, value, now);
+    assert!(account("watched", "A1") && account("group_treasury", "A3"));
+    assert!(!account("watched", "A2"), "lists are kept apart");
     let lists = db.store.lists().await.unwrap();
     let names: Vec<(&str, u64)> = lists.iter().map(|l| (l.name.as_str(), l.active)).collect();
     assert_eq!(names, [("group_treasury", 2), ("watched", 1)]);
     // An entry ends by itself at its expiry, and a supervisor may end one earlier.
     tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
-    let e = refused(db.store.remove_list_entry(kept.id, "ana").await);
+    let e = refused(
+        db.store
+            .remove_list_entry("group_treasury", kept.id, "ana")
+            .await,
+    );
     assert!(matches!(e, CaseError::NotAllowed(_)), "{e}");
-    db.store.remove_list_entry(kept.id, "sue").await.unwrap();
-    let e = refused(db.store.remove_list_entry(kept.id, "sue").await);
+    let e = refused(db.store.remove_list_entry("watched", kept.id, "sue").await);
+    assert!(
+        matches!(e, CaseError::NotFound(_)),
+        "an entry of another list: {e}"
+    );
+    db.store
+        .remove_list_entry("group_treasury", kept.id, "sue")
+        .await
+        .unwrap();
+    let e = refused(
+        db.store
+            .remove_list_entry("group_treasury", kept.id, "sue")
+            .await,
+    );
     assert!(matches!(e, CaseError::AlreadyRemoved(_)), "{e}");
     let values = db.store.list_values().await.unwrap();
-    assert!(!values.contains("group_treasury", "A2") && !values.contains("group_treasury", "A3"));
-    assert!(values.contains("watched", "A1"));
+    let now = chrono::Utc::now().timestamp_millis();
+    let account = |list: &str, value: &str| values.contains(list, EntryKind::Account, value, now);
+    assert!(!account("group_treasury", "A2") && !account("group_treasury", "A3"));
+    assert!(account("watched", "A1"));
+    let long = NewListEntry {
+        reason: "x".repeat(1001),
+        ..entry("A5", now + 60_000)
+    };
+    let e = refused(db.store.add_list_entry("watched", &long, "sue").await);
+    assert!(matches!(e, CaseError::BadListEntry(_)), "{e}");
     let (list, entries) = db.store.list("group_treasury").await.unwrap().unwrap();
     assert_eq!(list.active, 0);
     let now = chrono::Utc::now().timestamp_millis();

@@ -5,7 +5,7 @@
 //! legitimate (a rule may pass over it). An entry counts from when it is added until it
 //! expires or is removed; nothing is deleted.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -16,6 +16,10 @@ use crate::records::vocabulary;
 
 /// The longest an entry may last: five years, so that every entry is reviewed again.
 pub const MAX_ENTRY_MS: Millis = 5 * 366 * 86_400_000;
+/// The longest value, reason and list description, in characters.
+pub const MAX_VALUE_CHARS: usize = 200;
+pub const MAX_REASON_CHARS: usize = 1000;
+pub const MAX_DESCRIPTION_CHARS: usize = 500;
 
 vocabulary!(
     /// What a list is for.
@@ -67,12 +71,20 @@ pub struct NewListEntry {
 impl NewListEntry {
     /// Why the entry cannot be added at `now`, if it cannot.
     pub fn check(&self, now: Millis) -> Result<(), String> {
-        let value = self.value.trim();
-        if value.is_empty() || value.len() > 200 {
-            return Err("the account or holder id must have 1 to 200 characters".into());
+        let value = self.value.trim().chars().count();
+        if value == 0 || value > MAX_VALUE_CHARS {
+            return Err(format!(
+                "the account or holder id must have 1 to {MAX_VALUE_CHARS} characters"
+            ));
         }
-        if self.reason.trim().is_empty() {
+        let reason = self.reason.trim().chars().count();
+        if reason == 0 {
             return Err("an entry needs a reason".into());
+        }
+        if reason > MAX_REASON_CHARS {
+            return Err(format!(
+                "a reason has at most {MAX_REASON_CHARS} characters"
+            ));
         }
         if self.expires_at <= now {
             return Err("the expiry must be in the future".into());
@@ -130,21 +142,29 @@ impl ListEntry {
     }
 }
 
-/// The entries in force, by list: what rules read.
+/// The entries in force when a scan starts, by list, kind and value, with when each ends:
+/// what rules read. A long-running reader (a stream worker) still sees each end at its
+/// time; a removal reaches it when it reads the lists again.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListValues(BTreeMap<String, BTreeSet<String>>);
+pub struct ListValues(BTreeMap<(String, EntryKind, String), Millis>);
 
 impl ListValues {
-    pub fn insert(&mut self, list: &str, value: &str) {
-        self.0
-            .entry(list.to_string())
-            .or_default()
-            .insert(value.to_string());
+    pub fn insert(&mut self, list: &str, kind: EntryKind, value: &str, expires_at: Millis) {
+        let end = self
+            .0
+            .entry((list.to_string(), kind, value.to_string()))
+            .or_insert(expires_at);
+        *end = (*end).max(expires_at);
     }
 
-    /// Whether `value` is an entry in force of `list` (false for a list that does not exist).
-    pub fn contains(&self, list: &str, value: &str) -> bool {
-        !value.is_empty() && self.0.get(list).is_some_and(|l| l.contains(value))
+    /// Whether `value` is an entry of `kind` in force at `now` in `list` (false for a list
+    /// that does not exist, and for an absent value).
+    pub fn contains(&self, list: &str, kind: EntryKind, value: &str, now: Millis) -> bool {
+        !value.is_empty()
+            && self
+                .0
+                .get(&(list.to_string(), kind, value.to_string()))
+                .is_some_and(|end| *end > now)
     }
 }
 
@@ -198,9 +218,17 @@ mod tests {
         entry.removed_at = Some("t".into());
         assert_eq!(entry.state(now), EntryState::Removed);
         let mut v = ListValues::default();
-        v.insert("x", "H1");
-        assert!(v.contains("x", "H1") && !v.contains("x", "H2") && !v.contains("y", "H1"));
-        assert!(!v.contains("x", ""));
+        v.insert("x", EntryKind::Holder, "H1", now + 10);
+        v.insert("x", EntryKind::Holder, "H1", now + 5);
+        let holder =
+            |list: &str, value: &str, at: Millis| v.contains(list, EntryKind::Holder, value, at);
+        assert!(holder("x", "H1", now) && !holder("x", "H2", now) && !holder("y", "H1", now));
+        assert!(!holder("x", "H1", now + 10), "ends at its latest expiry");
+        assert!(
+            !v.contains("x", EntryKind::Account, "H1", now),
+            "an account id is not a holder id"
+        );
+        assert!(!holder("x", "", now));
         assert_eq!("allow".parse::<ListKind>(), Ok(ListKind::Allow));
     }
 }

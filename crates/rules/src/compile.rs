@@ -144,8 +144,7 @@ impl Rule {
     /// Its summary of `values` on one line with single spaces (YAML block scalars leave
     /// line breaks and trailing newlines).
     pub fn summary_of(&self, values: &Values<'_>) -> String {
-        let rendered = self.summary.render(values);
-        rendered.split_whitespace().collect::<Vec<_>>().join(" ")
+        self.summary.render_line(values)
     }
 
     /// Its title in `lang`, else in English.
@@ -207,8 +206,7 @@ impl Rule {
             .get(&lang)
             .and_then(|t| t.summary.as_ref())
             .unwrap_or(&self.summary);
-        let rendered = template.render(&values);
-        Some(rendered.split_whitespace().collect::<Vec<_>>().join(" "))
+        Some(template.render_line(&values))
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use clearwatch_model::lists::{ListValues, valid_list_name};
+use clearwatch_model::lists::{EntryKind, ListValues, valid_list_name};
 
 use cel::common::ast::{Expr, IdedExpr, LiteralValue, SourceInfo, operators};
 
@@ -141,8 +141,13 @@ impl ListTable {
         let _ = self.0.set(values);
     }
 
-    fn contains(&self, list: &str, value: &str) -> bool {
-        self.0.get().is_some_and(|v| v.contains(list, value))
+    fn contains(&self, list: &str, kind: EntryKind, value: &str) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        self.0
+            .get()
+            .is_some_and(|v| v.contains(list, kind, value, now))
     }
 }
 
@@ -297,8 +302,9 @@ enum Node {
     EnumEq(VarId, i64),
     /// `var in [...]` for a vocabulary variable: a bit per code.
     EnumIn(VarId, u64),
-    /// `in_list("name", value)`: whether the value is an entry in force of the list.
-    InList(Arc<ListTable>, Arc<str>, Box<Node>),
+    /// `in_list("name", value)`: whether the value is an entry in force of the list, as
+    /// a holder id when the value is a `.holder` field, else as an account id.
+    InList(Arc<ListTable>, Arc<str>, EntryKind, Box<Node>),
 }
 
 /// A compiled expression.
@@ -1088,7 +1094,16 @@ impl Compiler<'_> {
                     return None;
                 }
                 let table = self.schema.lists.clone();
-                Some((Node::InList(table, list, Box::new(value)), Ty::Bool))
+                let holder = args
+                    .last()
+                    .and_then(|a| path_of(&a.expr))
+                    .is_some_and(|p| p.ends_with(".holder"));
+                let kind = if holder {
+                    EntryKind::Holder
+                } else {
+                    EntryKind::Account
+                };
+                Some((Node::InList(table, list, kind, Box::new(value)), Ty::Bool))
             }
             "abs" | "double" | "int" | "min" | "max" | "size" | "startsWith" | "endsWith"
             | "contains" | "in_list" => mismatch(self, name),
@@ -1123,7 +1138,7 @@ fn reads_var(n: &Node, pred: &dyn Fn(VarId) -> bool) -> bool {
         | Node::In(a, b) => reads_var(a, pred) || reads_var(b, pred),
         Node::Cond(a, b, c) => reads_var(a, pred) || reads_var(b, pred) || reads_var(c, pred),
         Node::Call(_, args) => args.iter().any(|a| reads_var(a, pred)),
-        Node::InList(_, _, a) => reads_var(a, pred),
+        Node::InList(_, _, _, a) => reads_var(a, pred),
     }
 }
 
@@ -1246,8 +1261,8 @@ fn eval<'a>(node: &'a Node, env: &'a dyn Env) -> Val<'a> {
             Val::Bool(false) => eval(f, env),
             _ => Val::Null,
         },
-        Node::InList(table, list, value) => match eval(value, env) {
-            Val::Str(s) => Val::Bool(table.contains(list, s)),
+        Node::InList(table, list, kind, value) => match eval(value, env) {
+            Val::Str(s) => Val::Bool(table.contains(list, *kind, s)),
             _ => Val::Null,
         },
         Node::Call(func, args) => {
@@ -1323,15 +1338,31 @@ mod tests {
         let table = Arc::new(ListTable::default());
         let mut s = schema();
         s.lists(table.clone());
+        s.var("hub.holder", 4, Ty::Str);
         let on_list = compile(r#"in_list("vip", tx.type)"#, &s, Ty::Bool).unwrap();
         let literal = compile(r#"in_list("vip", "settlement")"#, &s, Ty::Bool).unwrap();
-        assert!(!on_list.test(&env()), "an unset table lists nothing");
+        let holder = compile(r#"in_list("vip", hub.holder)"#, &s, Ty::Bool).unwrap();
+        let mut vars = env();
+        vars.0.push(Val::Str("settlement"));
+        assert!(!on_list.test(&vars), "an unset table lists nothing");
         let mut values = ListValues::default();
-        values.insert("vip", "settlement");
+        let in_a_minute = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            + 60_000;
+        values.insert("vip", EntryKind::Account, "settlement", in_a_minute);
+        values.insert("vip", EntryKind::Holder, "ended", 1);
         table.set(values);
-        assert!(on_list.test(&env()));
+        assert!(on_list.test(&vars));
         assert!(
-            literal.test(&env()),
+            !holder.test(&vars),
+            "a `.holder` value is looked up among holder entries"
+        );
+        vars.0[4] = Val::Str("ended");
+        assert!(!holder.test(&vars), "an entry past its expiry is out");
+        assert!(
+            literal.test(&vars),
             "a constant argument is read at run time too"
         );
         let other = compile(r#"in_list("other", tx.type)"#, &s, Ty::Bool).unwrap();

@@ -171,6 +171,13 @@ impl Template {
         })
     }
 
+    /// [`Template::render`] on one line with single spaces (YAML block scalars leave line
+    /// breaks and trailing newlines).
+    pub fn render_line(&self, v: &Values<'_>) -> String {
+        let rendered = self.render(v);
+        rendered.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
     pub fn render(&self, v: &Values<'_>) -> String {
         let mut out = String::new();
         for p in &self.pieces {

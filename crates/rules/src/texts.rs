@@ -72,16 +72,26 @@ impl Texts {
                     );
                     continue;
                 }
+                // A later file overrides field by field: a title alone keeps the summary.
                 let RuleTextConfig { title, summary } = &r.value;
-                self.rules.insert(
-                    (lang, id.clone()),
-                    TextSource {
+                let entry = self
+                    .rules
+                    .entry((lang, id.clone()))
+                    .or_insert_with(|| TextSource {
                         path: path.to_path_buf(),
                         source: source.clone(),
-                        title: title.as_ref().map(|t| t.trim().to_string()),
-                        summary: summary.clone(),
-                    },
-                );
+                        title: None,
+                        summary: None,
+                    });
+                if let Some(t) = title {
+                    entry.title = Some(t.trim().to_string());
+                }
+                if let Some(s) = summary {
+                    // Positions in the summary point into the file that wrote it.
+                    entry.path = path.to_path_buf();
+                    entry.source = source.clone();
+                    entry.summary = Some(s.clone());
+                }
             }
         }
     }
@@ -169,10 +179,10 @@ pub fn compile(
             continue;
         };
         if stable && (src.title.is_none() || src.summary.is_none()) {
-            let missing = if src.title.is_none() {
-                "title"
-            } else {
-                "summary"
+            let missing = match (&src.title, &src.summary) {
+                (None, None) => "title and summary",
+                (None, _) => "title",
+                _ => "summary",
             };
             warnings.push(
                 diag::at(path, source, id, format!("no {lang} {missing}"))
@@ -255,6 +265,33 @@ mod tests {
             "a translation is not a new version"
         );
         assert!(set.shared.texts.rule_ids(Lang::ZhCn).any(|id| id == "X-1"));
+    }
+
+    #[test]
+    fn a_later_file_overrides_a_translation_field_by_field() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("X-1-payers.yaml"), RULE).unwrap();
+        std::fs::create_dir(dir.path().join("_shared")).unwrap();
+        let write = |name: &str, text: &str| {
+            std::fs::write(dir.path().join("_shared").join(name), text).unwrap();
+        };
+        write(
+            "a.yaml",
+            "translations:\n  zh-CN:\n    rules:\n      X-1:\n        title: 旧标题\n        \
+             summary: '{subject} 有 {payers:个付款方|个付款方}'\n",
+        );
+        write(
+            "b.yaml",
+            "translations:\n  zh-CN:\n    rules:\n      X-1: { title: 新标题 }\n",
+        );
+        let (set, diags) = load(&[dir.path().to_path_buf()]);
+        assert!(diags.is_empty(), "{diags:?}");
+        let rule = &set.rules[0];
+        assert_eq!(rule.title_in(Lang::ZhCn), "新标题");
+        assert!(
+            rule.texts[&Lang::ZhCn].summary.is_some(),
+            "the summary of a.yaml stays"
+        );
     }
 
     #[test]

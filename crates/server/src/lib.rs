@@ -488,7 +488,12 @@ async fn localise_errors(req: axum::extract::Request, next: axum::middleware::Ne
             let page = error_page(t, resp.status(), shown);
             let (mut parts, _) = resp.into_parts();
             let (new, body) = page.into_parts();
-            parts.headers = new.headers;
+            for name in [header::CONTENT_TYPE, header::CONTENT_LENGTH] {
+                match new.headers.get(&name) {
+                    Some(v) => parts.headers.insert(name, v.clone()),
+                    None => parts.headers.remove(name),
+                };
+            }
             Response::from_parts(parts, body)
         }
         _ => resp,

@@ -26,7 +26,7 @@ pub fn router() -> Router<Shared> {
         .route("/lists", get(index).post(create))
         .route("/lists/{name}", get(page))
         .route("/lists/{name}/entries", post(add))
-        .route("/lists/entries/{id}/remove", post(remove))
+        .route("/lists/{name}/entries/{id}/remove", post(remove))
 }
 
 #[derive(Template)]
@@ -157,9 +157,12 @@ async fn add(
 async fn remove(
     State(st): State<Shared>,
     user: CurrentUser,
-    Path(id): Path<i64>,
+    Path((name, id)): Path<(String, i64)>,
 ) -> Result<Response, AppError> {
-    let removed = st.store.remove_list_entry(id, &user.user.name).await?;
+    let removed = st
+        .store
+        .remove_list_entry(&name, id, &user.user.name)
+        .await?;
     Ok(see_other(
         Redirect::to(&format!("/lists/{}", views::urlencode(&removed.list))).into_response(),
     ))

@@ -66,7 +66,11 @@ pub const ROUTES: &[RouteSpec] = &[
     r("POST", "/lists", Access::Roles(DECIDE)),
     r("GET", "/lists/{name}", Access::Roles(ALL)),
     r("POST", "/lists/{name}/entries", Access::Roles(CASE_WORK)),
-    r("POST", "/lists/entries/{id}/remove", Access::Roles(DECIDE)),
+    r(
+        "POST",
+        "/lists/{name}/entries/{id}/remove",
+        Access::Roles(DECIDE),
+    ),
     r("GET", "/rules", Access::Roles(ALL)),
     r("GET", "/rules/{id}", Access::Roles(ALL)),
     r("POST", "/rules/{id}/lint", Access::Roles(RULE_TOOLS)),

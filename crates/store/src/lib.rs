@@ -438,7 +438,12 @@ store_area! {
             actor: &str,
         ) -> Result<ListEntry, StoreError>;
         /// A supervisor ends an entry before it expires, audited; it stays listed.
-        async fn remove_list_entry(&self, id: i64, actor: &str) -> Result<ListEntry, StoreError>;
+        async fn remove_list_entry(
+            &self,
+            list: &str,
+            id: i64,
+            actor: &str,
+        ) -> Result<ListEntry, StoreError>;
         /// The entries in force now, for the rules of a scan.
         async fn list_values(&self) -> Result<ListValues, StoreError>;
     }

@@ -6,7 +6,8 @@
 
 use clearwatch_model::case::UserRole;
 use clearwatch_model::lists::{
-    EntryKind, ListEntry, ListKind, ListValues, NewListEntry, WatchList, valid_list_name,
+    EntryKind, ListEntry, ListKind, ListValues, MAX_DESCRIPTION_CHARS, NewListEntry, WatchList,
+    valid_list_name,
 };
 
 use crate::audit;
@@ -14,7 +15,7 @@ use crate::cases::CaseError;
 use crate::data::Backend;
 use crate::rows::{self, corrupt};
 use crate::sql::{self, Dialect, get, query};
-use crate::{ListStore, SqlStore, StoreError};
+use crate::{ListStore, SqlStore, StoreError, workflow};
 
 /// The most entries one list page returns (the newest).
 pub const ENTRY_LIMIT: i64 = 1000;
@@ -52,20 +53,14 @@ fn entry_json(e: &ListEntry) -> String {
     .to_string()
 }
 
-/// The role of `actor`; refuses anyone outside `allowed`.
+/// Refuses `actor` unless their role is in `allowed`.
 async fn require_role<DB: Dialect>(
     c: &mut DB::Connection,
     actor: &str,
     allowed: &[UserRole],
     refusal: &'static str,
 ) -> Result<(), StoreError> {
-    let row = DB::fetch_optional(
-        c,
-        DB::bind(query("SELECT role FROM users WHERE name = $1"), actor),
-    )
-    .await?;
-    let role = row.map(|r| get::<DB, String>(&r, 0)).transpose()?;
-    match role.and_then(|r| r.parse::<UserRole>().ok()) {
+    match workflow::user_role::<DB>(c, actor).await? {
         Some(r) if allowed.contains(&r) => Ok(()),
         _ => Err(CaseError::NotAllowed(refusal).into()),
     }
@@ -142,6 +137,12 @@ impl<DB: Backend> ListStore for SqlStore<DB> {
             ))
             .into());
         }
+        if description.trim().chars().count() > MAX_DESCRIPTION_CHARS {
+            return Err(CaseError::BadListEntry(format!(
+                "a description has at most {MAX_DESCRIPTION_CHARS} characters"
+            ))
+            .into());
+        }
         let mut tx = sql::begin(&self.pool).await?;
         require_role::<DB>(
             &mut tx,
@@ -150,19 +151,19 @@ impl<DB: Backend> ListStore for SqlStore<DB> {
             "only a supervisor may create a list",
         )
         .await?;
-        if list_in::<DB>(&mut tx, name).await?.is_some() {
-            return Err(CaseError::ListExists(name.to_string()).into());
-        }
         let at = rows::now_text();
+        // Two supervisors creating the same name at once: one insert, one refusal.
         let q = query(
             "INSERT INTO lists (name, kind, description, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
         );
         let q = DB::bind(
             DB::bind(DB::bind(q, name), kind.as_str()),
             description.trim(),
         );
-        DB::execute(&mut tx, DB::bind(DB::bind(q, actor), at.as_str())).await?;
+        if DB::execute(&mut tx, DB::bind(DB::bind(q, actor), at.as_str())).await? != 1 {
+            return Err(CaseError::ListExists(name.to_string()).into());
+        }
         let after = serde_json::json!({ "kind": kind.as_str(), "description": description.trim() });
         let sealed = audit::append::<DB>(
             &mut tx,
@@ -257,7 +258,12 @@ impl<DB: Backend> ListStore for SqlStore<DB> {
         Ok(written)
     }
 
-    async fn remove_list_entry(&self, id: i64, actor: &str) -> Result<ListEntry, StoreError> {
+    async fn remove_list_entry(
+        &self,
+        list: &str,
+        id: i64,
+        actor: &str,
+    ) -> Result<ListEntry, StoreError> {
         let mut tx = sql::begin(&self.pool).await?;
         require_role::<DB>(
             &mut tx,
@@ -266,12 +272,13 @@ impl<DB: Backend> ListStore for SqlStore<DB> {
             "only a supervisor may remove a list entry",
         )
         .await?;
-        let sql = format!("SELECT {ENTRY_COLUMNS} FROM list_entries WHERE id = $1");
-        let old = DB::fetch_optional(&mut tx, DB::bind(query(&sql), id))
+        let sql =
+            format!("SELECT {ENTRY_COLUMNS} FROM list_entries WHERE id = $1 AND list_name = $2");
+        let old = DB::fetch_optional(&mut tx, DB::bind(DB::bind(query(&sql), id), list))
             .await?
             .map(|r| entry::<DB>(&r))
             .transpose()?
-            .ok_or_else(|| CaseError::NotFound(format!("list entry {id}")))?;
+            .ok_or_else(|| CaseError::NotFound(format!("entry {id} of list {list}")))?;
         let at = rows::now_text();
         let q = query(
             "UPDATE list_entries SET removed_by = $1, removed_at = $2 \
@@ -304,11 +311,17 @@ impl<DB: Backend> ListStore for SqlStore<DB> {
     async fn list_values(&self) -> Result<ListValues, StoreError> {
         let mut c = self.pool.acquire().await?;
         let q = query(
-            "SELECT list_name, value FROM list_entries WHERE removed_at IS NULL AND expires_at > $1",
+            "SELECT list_name, kind, value, expires_at FROM list_entries \
+             WHERE removed_at IS NULL AND expires_at > $1",
         );
         let mut values = ListValues::default();
         for r in DB::fetch_all(&mut c, DB::bind(q, rows::now_ms())).await? {
-            values.insert(&get::<DB, String>(&r, 0)?, &get::<DB, String>(&r, 1)?);
+            let list: String = get::<DB, _>(&r, 0)?;
+            let kind: EntryKind = get::<DB, String>(&r, 1)?
+                .parse()
+                .map_err(|e| corrupt(format!("list {list}: {e}")))?;
+            let value: String = get::<DB, _>(&r, 2)?;
+            values.insert(&list, kind, &value, get::<DB, _>(&r, 3)?);
         }
         Ok(values)
     }

@@ -39,17 +39,24 @@ pub(crate) async fn require_supervisor<DB: Dialect>(
     c: &mut DB::Connection,
     actor: &str,
 ) -> Result<(), StoreError> {
-    let role = DB::fetch_optional(
-        c,
-        DB::bind(query("SELECT role FROM users WHERE name = $1"), actor),
-    )
-    .await?
-    .map(|r| get::<DB, String>(&r, 0))
-    .transpose()?;
-    if role.as_deref() != Some(UserRole::Supervisor.as_str()) {
+    if user_role::<DB>(c, actor).await? != Some(UserRole::Supervisor) {
         return Err(CaseError::NotSupervisor.into());
     }
     Ok(())
+}
+
+/// The role of user `actor`, if there is such a user.
+pub(crate) async fn user_role<DB: Dialect>(
+    c: &mut DB::Connection,
+    actor: &str,
+) -> Result<Option<UserRole>, StoreError> {
+    let row = DB::fetch_optional(
+        c,
+        DB::bind(query("SELECT role FROM users WHERE name = $1"), actor),
+    )
+    .await?;
+    let role = row.map(|r| get::<DB, String>(&r, 0)).transpose()?;
+    Ok(role.and_then(|r| r.parse().ok()))
 }
 
 fn check_version(alert_id: &str, expected: i64, found: i64) -> Result<(), StoreError> {

@@ -501,6 +501,23 @@ try {
     check(outbound.length === 0, `the report made requests: ${outbound.join(', ')}`);
     check(consoleErrors.length === 0, `console errors: ${consoleErrors.join(' | ')}`);
     await report.close();
+    // Exported by a reader of Chinese, the case file speaks Chinese.
+    const zh = await newPage('zh-CN');
+    await login(zh, 'ana');
+    const zhResp = await zh.request.get(`${base}${href}`, { headers: { 'Accept-Language': 'zh-CN' } });
+    check(zhResp.status() === 200, `zh export answered ${zhResp.status()}`);
+    const zhZip = path.join(work, 'bundle-zh.zip');
+    writeFileSync(zhZip, await zhResp.body());
+    const zhDir = path.join(work, 'zh');
+    const zhUnpack = spawnSync('python3', ['-c', 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("report.html", sys.argv[2])', zhZip, zhDir]);
+    check(zhUnpack.status === 0, `cannot unpack the Chinese report.html: ${zhUnpack.stderr}`);
+    await zh.close();
+    const zhReport = await browser.newPage();
+    await zhReport.goto(`file://${path.join(zhDir, 'report.html')}`);
+    check((await zhReport.getAttribute('html', 'lang')) === 'zh-CN', 'the report is not marked Chinese');
+    check((await zhReport.textContent('#institution')).includes('报告机构'), 'the report headings are not in Chinese');
+    await zhReport.screenshot({ path: path.join(shots, 'report-zh.png'), fullPage: false });
+    await zhReport.close();
   });
   await step('no request left the machine and no CSP violation', async () => {
     check(foreign.length === 0, `requests to other hosts: ${foreign.join(', ')}`);

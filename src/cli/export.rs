@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 
 use clearwatch_export::{self as export, bundle, keys};
+use clearwatch_rules::load::PackSource;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
@@ -45,6 +46,10 @@ pub struct ExportArgs {
     /// dashboard user named by --user, else UTC).
     #[arg(long, value_parser = parse_time_zone)]
     pub time_zone: Option<export::Tz>,
+    /// The language of report.html: en or zh-CN (rule titles and figure names from the
+    /// rule pack's texts; summaries stay as stored).
+    #[arg(long, default_value = "en", value_parser = parse_lang)]
+    pub lang: clearwatch_model::Lang,
     /// CAMLMAC: the sequence number of the first file of the day (files are numbered on).
     #[arg(long, default_value_t = 1)]
     pub seq: u32,
@@ -103,10 +108,19 @@ pub async fn run_export(db: &super::Db, args: ExportArgs) -> anyhow::Result<Exit
                 Some(tz) => Some(tz),
                 None => export::user_time_zone(&store, &args.user).await?,
             };
+            let rule_texts = clearwatch_rules::load::load_texts(&PackSource::resolve(&[]));
+            let lang = args.lang;
+            let texts = export::report::ReportTexts::for_case(
+                &case,
+                |id, english| rule_texts.title_or(lang, id, english).to_string(),
+                |m| rule_texts.metric_name(lang, m).to_string(),
+            );
             let extra = bundle::Options {
                 goaml: goaml.as_deref(),
                 entity: entity.as_ref(),
                 time_zone,
+                lang,
+                texts: Some(&texts),
             };
             let manifest = bundle::write(&args.out, &case, &key, &args.user, now, &extra)?;
             export::record_export(&store, &args.user, &case, &manifest).await?;
@@ -148,6 +162,15 @@ pub async fn run_export(db: &super::Db, args: ExportArgs) -> anyhow::Result<Exit
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_lang(s: &str) -> Result<clearwatch_model::Lang, String> {
+    clearwatch_model::Lang::parse(s).ok_or_else(|| {
+        format!(
+            "{s:?} is not a language (valid: {})",
+            clearwatch_model::Lang::tags()
+        )
+    })
 }
 
 fn parse_time_zone(s: &str) -> Result<export::Tz, String> {

@@ -38,11 +38,16 @@ fn demo_with_alerts(db: &Db) -> String {
 }
 
 fn export(db: &Db, id: &str, out: &Path, key: &Path) {
+    export_with(db, id, out, key, &[]);
+}
+
+fn export_with(db: &Db, id: &str, out: &Path, key: &Path, extra: &[&str]) {
     db.cmd()
         .args(["export", id, "--user", "analyst-1", "--out"])
         .arg(out)
         .arg("--key")
         .arg(key)
+        .args(extra)
         .assert()
         .success();
 }
@@ -81,6 +86,38 @@ fn verify(db: &Db, bundle: &Path, pubkey: Option<&Path>) -> (bool, String) {
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// `export --lang zh-CN` writes the case file in Chinese: its own words, the rule's title
+/// and the figures' names from the pack's texts; the data and the English summary as
+/// stored. The bundle still verifies.
+#[test]
+fn a_bundle_exported_in_chinese_has_a_chinese_case_file() {
+    let db = Db::new();
+    let id = demo_with_alerts(&db);
+    let key = db.dir.path().join("export.key");
+    let bundle = db.dir.path().join("case-zh.zip");
+    export_with(&db, &id, &bundle, &key, &["--lang", "zh-CN"]);
+    let (ok, text) = verify(&db, &bundle, None);
+    assert!(ok, "{text}");
+    let files = entries(&bundle);
+    let report = files.iter().find(|(n, _)| n == "report.html").unwrap();
+    let report = String::from_utf8_lossy(&report.1);
+    assert!(report.starts_with("<!DOCTYPE html><html lang=\"zh-CN\">"));
+    for want in [
+        "案件报告",
+        "资金池：集中转入、分散转出",
+        "收款方数",
+        "A00000236",
+    ] {
+        assert!(report.contains(want), "{want}");
+    }
+    db.cmd()
+        .args(["export", &id, "--lang", "fr", "--out"])
+        .arg(&bundle)
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("valid: en, zh-CN"));
 }
 
 #[test]

@@ -145,6 +145,10 @@ pub struct Options<'a> {
     pub entity: Option<&'a ReportingEntity>,
     /// The zone the report shows times in (the exporting user's); UTC when `None`.
     pub time_zone: Option<chrono_tz::Tz>,
+    /// The language of the report's own words (the exporting user's).
+    pub lang: clearwatch_model::Lang,
+    /// Rule titles, summaries and figure names in that language, where known.
+    pub texts: Option<&'a report::ReportTexts>,
 }
 
 /// Writes the bundle to `out`.
@@ -178,6 +182,8 @@ pub fn write(
         key_sha256: &key_sha256,
         entity: extra.entity,
         time_zone: extra.time_zone.unwrap_or(chrono_tz::UTC),
+        lang: extra.lang,
+        texts: extra.texts,
     };
     add_file(&mut zip, &mut listed, "report.html", |w| {
         w.write_all(report::html(case, &meta).as_bytes())

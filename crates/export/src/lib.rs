@@ -218,15 +218,19 @@ pub async fn user_time_zone(
 }
 
 /// Gathers one alert's case and writes its signed bundle, returning the bytes (for the
-/// dashboard's download); the report shows times in the user's zone, and the export is
-/// recorded in the audit log.
+/// dashboard's download); the report shows times in the user's zone and speaks `lang`
+/// with the rule texts `texts` gives for the case, and the export is recorded in the
+/// audit log.
 pub async fn export_bundle_bytes(
     store: &(impl AlertStore + IngestStore + AuditStore + UserStore),
     alert_id: &str,
     user: &str,
     key_path: &std::path::Path,
+    lang: clearwatch_model::Lang,
+    texts: impl FnOnce(&CaseExport) -> report::ReportTexts,
 ) -> Result<Vec<u8>, ExportError> {
     let case = gather(store, &[alert_id.to_string()], None).await?;
+    let texts = texts(&case);
     let time_zone = user_time_zone(store, user).await?;
     let key = keys::load_or_create(key_path)?;
     let dir = tempfile::tempdir().map_err(|source| ExportError::Io {
@@ -236,6 +240,8 @@ pub async fn export_bundle_bytes(
     let path = dir.path().join("bundle.zip");
     let extra = bundle::Options {
         time_zone,
+        lang,
+        texts: Some(&texts),
         ..Default::default()
     };
     let manifest = bundle::write(&path, &case, &key, user, chrono::Utc::now(), &extra)?;

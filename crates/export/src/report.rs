@@ -3,7 +3,9 @@
 //! behind each condition, the fund-flow graph as inline SVG, the transactions, the
 //! accounts, the case's decisions and notes as a table, each rule as configured (without
 //! its `tests:` fixtures) and every input batch; with a print stylesheet for A4. Times are
-//! shown in one IANA zone, named at the top. Written by hand rather than with a template
+//! shown in one IANA zone, named at the top; its own words in English or Chinese
+//! ([`Meta::lang`]), rule titles and figure names as the caller gives them
+//! ([`ReportTexts`]). Written by hand rather than with a template
 //! engine: it is one static document, and every value from the data goes through [`esc`].
 
 use std::collections::BTreeMap;
@@ -15,7 +17,7 @@ use chrono_tz::Tz;
 use super::CaseExport;
 use super::entity::ReportingEntity;
 use super::flowgraph;
-use clearwatch_model::{Millis, Role, format_amount, format_ts};
+use clearwatch_model::{Lang, Millis, Role, format_amount, format_ts};
 
 /// HTML-escapes text (element content and quoted attribute values).
 pub fn esc(s: &str) -> String {
@@ -192,6 +194,225 @@ pub struct Meta<'a> {
     pub entity: Option<&'a ReportingEntity>,
     /// The zone every time in the report is shown in.
     pub time_zone: Tz,
+    /// The language of the report's own words; data and rule texts stay as written.
+    pub lang: Lang,
+    /// Rule titles, summaries and figure names in `lang`, where the caller knows them.
+    pub texts: Option<&'a ReportTexts>,
+}
+
+/// What the caller knows of the case in the report's language: each rule's title (by rule
+/// id), each alert's summary (by alert id) and each figure's name (by metric name).
+#[derive(Debug, Clone, Default)]
+pub struct ReportTexts {
+    pub titles: BTreeMap<String, String>,
+    pub summaries: BTreeMap<String, String>,
+    pub metrics: BTreeMap<String, String>,
+}
+
+impl ReportTexts {
+    /// The titles of `case`'s rules and the names of its alerts' figures, from `title`
+    /// (rule id, English title) and `metric` (name); summaries are the caller's to add.
+    pub fn for_case(
+        case: &CaseExport,
+        title: impl Fn(&str, &str) -> String,
+        metric: impl Fn(&str) -> String,
+    ) -> ReportTexts {
+        let mut t = ReportTexts::default();
+        for a in case.alerts.iter().map(|s| &s.alert) {
+            t.titles
+                .insert(a.rule_id.clone(), title(&a.rule_id, &a.title));
+            for name in a.metrics.keys() {
+                t.metrics.insert(name.clone(), metric(name));
+            }
+        }
+        for r in &case.rules {
+            t.titles
+                .insert(r.rule_id.clone(), title(&r.rule_id, &r.title));
+        }
+        t
+    }
+}
+
+/// The report's own words in Chinese, by their English text. Written here rather than in
+/// the dashboard's catalogue: the report is made below the dashboard (by the CLI too), and
+/// these words are its alone. A word missing here is shown in English (and fails the
+/// `every_word_of_the_report_has_its_chinese` test).
+const ZH_CN: &[(&str, &str)] = &[
+    ("Case report", "案件报告"),
+    ("alerts", "条预警"),
+    ("on", "对象"),
+    ("Exported by", "导出人"),
+    ("at", "导出时间"),
+    ("with", "工具"),
+    ("Times in this report are in", "本报告的时间均为"),
+    ("at export", "导出时"),
+    ("Reporting institution", "报告机构"),
+    (
+        "No reporting institution configured: export with",
+        "未配置报告机构：导出时请使用",
+    ),
+    ("Export and signature", "导出与签名"),
+    ("exported by", "导出人"),
+    ("exported at", "导出时间"),
+    ("tool", "工具"),
+    (
+        "signing key (SHA-256 fingerprint)",
+        "签名密钥（SHA-256 指纹）",
+    ),
+    (
+        "The bundle's manifest.json lists this report with its SHA-256 and names the key as",
+        "证据包的 manifest.json 列出本报告及其 SHA-256，并以此字段指明密钥：",
+    ),
+    (
+        "manifest.sig is its Ed25519 signature.",
+        "manifest.sig 是其 Ed25519 签名。",
+    ),
+    (
+        "checks both and prints the fingerprint of the key the signature holds for: it must equal the one above and the one the exporter published.",
+        "会校验两者并打印签名所对应密钥的指纹：它必须与上方及导出方公布的指纹一致。",
+    ),
+    ("Alerts", "预警"),
+    ("Alert", "预警"),
+    ("rule", "规则"),
+    ("rule version", "规则版本"),
+    ("subject", "对象"),
+    ("window", "时间窗口"),
+    ("severity / score", "严重程度 / 评分"),
+    ("status", "状态"),
+    ("figure behind the alert", "预警所依据的数据"),
+    ("value", "数值"),
+    ("Narrative", "案情叙述"),
+    ("Fund flow", "资金流向"),
+    (
+        "squares: licensed institutions; ringed: alert subjects",
+        "方形：持牌机构；带环：预警对象",
+    ),
+    ("Transactions", "交易"),
+    ("id", "编号"),
+    ("time", "时间"),
+    ("from", "付款方"),
+    ("to", "收款方"),
+    ("amount", "金额"),
+    ("type", "类型"),
+    ("merchant", "商户"),
+    ("memo", "附言"),
+    ("Accounts", "账户"),
+    ("account", "账户"),
+    ("holder", "持有人"),
+    ("kind", "类别"),
+    ("role", "角色"),
+    ("licensed", "持牌"),
+    ("institution", "开户机构"),
+    ("yes", "是"),
+    ("no", "否"),
+    ("Case decisions and notes", "案件决定与备注"),
+    ("No case activity recorded.", "没有案件处理记录。"),
+    ("alert", "预警"),
+    ("actor", "操作人"),
+    ("action", "操作"),
+    ("from → to", "变更"),
+    ("reason / note", "原因 / 备注"),
+    (
+        "# is the entry's sequence number in audit.jsonl, which holds each entry whole with its chain hashes.",
+        "# 是该条目在 audit.jsonl 中的序号；audit.jsonl 完整保存每个条目及其链式哈希。",
+    ),
+    ("Rules as configured", "规则（按配置）"),
+    ("version", "版本"),
+    (
+        "Shown without its unit-test fixtures (the top-level tests key); the full text is in manifest.json.",
+        "已略去其单元测试用例（顶层 tests 键）；全文见 manifest.json。",
+    ),
+    (
+        "Shown whole: its unit-test fixtures (the top-level tests key) could not be cut out line by line.",
+        "完整显示：其单元测试用例（顶层 tests 键）无法逐行剔除。",
+    ),
+    ("Input batches", "输入批次"),
+    ("batch", "批次"),
+    ("source", "来源"),
+    ("profile", "映射配置"),
+    ("loaded", "载入时间"),
+    ("evidence transactions", "证据交易数"),
+    ("— (registry)", "—（登记表）"),
+    (
+        "The transaction batches the evidence came from, and every account and merchant registry load: the accounts' and merchants' attributes the rules read come from those.",
+        "证据所来自的交易批次，以及每一次账户与商户登记表的载入：规则读取的账户与商户属性均来自这些批次。",
+    ),
+    ("note", "备注"),
+    ("approval requested", "提交审批"),
+    ("requested", "待批"),
+    ("status changed", "状态变更"),
+    ("assigned", "分派"),
+    ("request approved", "批准申请"),
+    ("request rejected", "驳回申请"),
+    ("assignee", "处理人"),
+    (
+        "institution code (CAMLMAC RICD)",
+        "机构代码（CAMLMAC RICD）",
+    ),
+    (
+        "FIU registration (goAML rentity_id)",
+        "金融情报机构登记号（goAML rentity_id）",
+    ),
+    ("branch", "分支机构"),
+    ("reporting person", "报告人"),
+    ("occupation", "职务"),
+    ("email", "电子邮件"),
+    ("phone", "电话"),
+    ("address", "地址"),
+    // Values of the vocabularies, as the dashboard's catalogue names them.
+    ("info", "提示"),
+    ("low", "低"),
+    ("medium", "中"),
+    ("high", "高"),
+    ("critical", "严重"),
+    ("new", "新建"),
+    ("in_review", "审查中"),
+    ("escalated", "已升级"),
+    ("reported", "已上报"),
+    ("closed", "已关闭"),
+    ("dismissed", "已排除"),
+    ("payment", "支付"),
+    ("settlement", "结算"),
+    ("transfer", "转账"),
+    ("cash_in", "现金存入"),
+    ("cash_out", "现金支取"),
+    ("fee", "手续费"),
+    ("refund", "退款"),
+    ("acquirer", "收单机构"),
+    ("agent", "代理/服务商"),
+    ("individual", "个人"),
+    ("bank", "银行"),
+    ("unknown", "未知"),
+    ("personal", "个人"),
+    ("corporate", "单位"),
+];
+
+/// The report's own words in one language.
+#[derive(Clone, Copy)]
+struct Words(Lang);
+
+impl Words {
+    /// `en` in the report's language (English when it has no translation).
+    fn w(self, en: &'static str) -> &'static str {
+        match self.0 {
+            Lang::En => en,
+            Lang::ZhCn => match ZH_CN.iter().find(|(e, _)| *e == en) {
+                Some((_, zh)) => zh,
+                None => {
+                    #[cfg(test)]
+                    UNTRANSLATED.with(|u| u.borrow_mut().push(en));
+                    en
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The words a test's reports showed in English for want of a translation.
+    static UNTRANSLATED: std::cell::RefCell<Vec<&'static str>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// A time in `tz` with its UTC offset, e.g. `2026-01-05 10:00:00 +08:00` (milliseconds
@@ -341,15 +562,16 @@ fn text_of(v: Option<&serde_json::Value>) -> Option<String> {
 }
 
 /// `status (assignee)`, for a case state as the audit log records it.
-fn case_state(v: &serde_json::Value) -> Option<String> {
+fn case_state(v: &serde_json::Value, words: Words) -> Option<String> {
     let status = text_of(v.get("status"))?;
     Some(match text_of(v.get("assignee")) {
-        Some(a) => format!("{status} (assignee {a})"),
+        Some(a) => format!("{status} ({} {a})", words.w("assignee")),
         None => status,
     })
 }
 
-fn decision(e: &serde_json::Value, tz: Tz) -> Decision {
+fn decision(e: &serde_json::Value, tz: Tz, words: Words) -> Decision {
+    let case_state = |v: &serde_json::Value| case_state(v, words);
     let field = |k: &str| text_of(e.get(k)).unwrap_or_default();
     let action = field("action");
     let before = parse_json(e, "before");
@@ -357,25 +579,26 @@ fn decision(e: &serde_json::Value, tz: Tz) -> Decision {
     let after_field = |k: &str| after.as_ref().and_then(|a| text_of(a.get(k)));
     let (label, change, text) = match action.as_str() {
         "case.note" => (
-            "note".to_string(),
+            words.w("note").to_string(),
             String::new(),
             after_field("body").unwrap_or_default(),
         ),
         "case.request" => (
-            "approval requested".to_string(),
+            words.w("approval requested").to_string(),
             format!(
-                "{} → {} (requested)",
+                "{} → {} ({})",
                 before.as_ref().and_then(case_state).unwrap_or_default(),
-                after_field("target").unwrap_or_default()
+                after_field("target").unwrap_or_default(),
+                words.w("requested")
             ),
             after_field("reason").unwrap_or_default(),
         ),
         other => {
             let label = match other {
-                "case.status" => "status changed",
-                "case.assign" => "assigned",
-                "case.approve" => "request approved",
-                "case.reject" => "request rejected",
+                "case.status" => words.w("status changed"),
+                "case.assign" => words.w("assigned"),
+                "case.approve" => words.w("request approved"),
+                "case.reject" => words.w("request rejected"),
                 // An action this table does not know is shown by its code, its states as
                 // recorded.
                 _ => other,
@@ -414,7 +637,8 @@ fn kv(h: &mut String, key: &str, value: &str) {
 }
 
 /// The reporting institution, as the `--entity` file gives it.
-fn entity_block(h: &mut String, e: &ReportingEntity) {
+fn entity_block(h: &mut String, e: &ReportingEntity, words: Words) {
+    let kv = |h: &mut String, key: &'static str, value: &str| kv(h, words.w(key), value);
     h.push_str("<table class=\"kv\"><tbody>");
     kv(h, "institution code (CAMLMAC RICD)", &e.institution_code);
     kv(
@@ -457,10 +681,14 @@ fn entity_block(h: &mut String, e: &ReportingEntity) {
 }
 
 /// Opens a table with a header row (repeated on every printed page).
-fn table_head(h: &mut String, class: &str, headers: &[&str]) {
+fn table_head(h: &mut String, class: &str, headers: &[&str], words: Words) {
     let _ = write!(h, "<table class=\"{class}\"><thead><tr>");
     for c in headers {
-        let _ = write!(h, "<th>{}</th>", esc(c));
+        let shown = ZH_CN
+            .iter()
+            .find(|(e, _)| e == c)
+            .map_or(*c, |(e, _)| words.w(e));
+        let _ = write!(h, "<th>{}</th>", esc(shown));
     }
     h.push_str("</tr></thead><tbody>");
 }
@@ -468,13 +696,18 @@ fn table_head(h: &mut String, class: &str, headers: &[&str]) {
 /// The whole report.
 pub fn html(case: &CaseExport, meta: &Meta) -> String {
     let tz = meta.time_zone;
+    let words = Words(meta.lang);
+    let w = |en: &'static str| words.w(en);
     let mut h = String::new();
     let title = match case.alerts.as_slice() {
         [one] => format!(
-            "Case report: {} on {}",
-            one.alert.rule_id, one.alert.subject.id
+            "{}: {} {} {}",
+            w("Case report"),
+            one.alert.rule_id,
+            w("on"),
+            one.alert.subject.id
         ),
-        many => format!("Case report: {} alerts", many.len()),
+        many => format!("{}: {} {}", w("Case report"), many.len(), w("alerts")),
     };
     let offset = meta
         .exported_at
@@ -483,29 +716,47 @@ pub fn html(case: &CaseExport, meta: &Meta) -> String {
         .to_string();
     let _ = write!(
         h,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body><h1>{}</h1><p class=\"note\">Exported by {} at {} with clearwatch {}. Times in this report are in {} (UTC{} at export).</p>",
+        "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body><h1>{}</h1><p class=\"note\">{} {} · {} {} · {} clearwatch {}. {} {} (UTC{} {}).</p>",
+        meta.lang.tag(),
         esc(&title),
         esc(&title),
+        w("Exported by"),
         esc(meta.exported_by),
+        w("at"),
         esc(&local(meta.exported_at, tz)),
+        w("with"),
         env!("CARGO_PKG_VERSION"),
+        w("Times in this report are in"),
         esc(tz.name()),
-        esc(&offset)
+        esc(&offset),
+        w("at export")
     );
 
-    h.push_str("<h2 id=\"institution\">Reporting institution</h2>");
+    let _ = write!(
+        h,
+        "<h2 id=\"institution\">{}</h2>",
+        w("Reporting institution")
+    );
     match meta.entity {
-        Some(e) => entity_block(&mut h, e),
-        None => h.push_str(
-            "<p>No reporting institution configured: export with <code>--entity FILE</code> (docs/reporting-entity.example.yaml).</p>",
-        ),
+        Some(e) => entity_block(&mut h, e, words),
+        None => {
+            let _ = write!(
+                h,
+                "<p>{} <code>--entity FILE</code> (docs/reporting-entity.example.yaml).</p>",
+                w("No reporting institution configured: export with")
+            );
+        }
     }
 
-    h.push_str("<h2 id=\"integrity\">Export and signature</h2><table class=\"kv\"><tbody>");
-    kv(&mut h, "exported by", meta.exported_by);
+    let _ = write!(
+        h,
+        "<h2 id=\"integrity\">{}</h2><table class=\"kv\"><tbody>",
+        w("Export and signature")
+    );
+    kv(&mut h, w("exported by"), meta.exported_by);
     kv(
         &mut h,
-        "exported at",
+        w("exported at"),
         &format!(
             "{} ({})",
             local(meta.exported_at, tz),
@@ -515,36 +766,62 @@ pub fn html(case: &CaseExport, meta: &Meta) -> String {
     );
     kv(
         &mut h,
-        "tool",
+        w("tool"),
         &format!("clearwatch {}", env!("CARGO_PKG_VERSION")),
     );
     let _ = write!(
         h,
-        "<tr><th>signing key (SHA-256 fingerprint)</th><td class=\"mono\">{}</td></tr>",
+        "<tr><th>{}</th><td class=\"mono\">{}</td></tr>",
+        w("signing key (SHA-256 fingerprint)"),
         esc(meta.key_sha256)
     );
-    h.push_str("</tbody></table><p class=\"note\">The bundle's manifest.json lists this report with its SHA-256 and names the key as <code>public_key_sha256</code>; manifest.sig is its Ed25519 signature. <code>clearwatch evidence verify</code> checks both and prints the fingerprint of the key the signature holds for: it must equal the one above and the one the exporter published.</p>");
+    let _ = write!(
+        h,
+        "</tbody></table><p class=\"note\">{} <code>public_key_sha256</code>; {} <code>clearwatch evidence verify</code> {}</p>",
+        w("The bundle's manifest.json lists this report with its SHA-256 and names the key as"),
+        w("manifest.sig is its Ed25519 signature."),
+        w(
+            "checks both and prints the fingerprint of the key the signature holds for: it must equal the one above and the one the exporter published."
+        )
+    );
 
-    let _ = write!(h, "<h2 id=\"alerts\">Alerts ({})</h2>", case.alerts.len());
+    let known = |pick: fn(&ReportTexts) -> &BTreeMap<String, String>, key: &str| {
+        meta.texts.and_then(|t| pick(t).get(key)).cloned()
+    };
+    let _ = write!(
+        h,
+        "<h2 id=\"alerts\">{} ({})</h2>",
+        w("Alerts"),
+        case.alerts.len()
+    );
     for s in &case.alerts {
         let a = &s.alert;
+        let title = known(|t| &t.titles, &a.rule_id).unwrap_or_else(|| a.title.clone());
+        let summary = known(|t| &t.summaries, &a.id).unwrap_or_else(|| a.summary.clone());
         let _ = write!(
             h,
-            "<div class=\"alert\"><h3>Alert {}</h3><table class=\"kv\"><tbody><tr><th>rule</th><td>{} — {}</td></tr><tr><th>rule version</th><td class=\"mono\">{}</td></tr><tr><th>subject</th><td>{} {}</td></tr><tr><th>window</th><td>{} .. {}</td></tr><tr><th>severity / score</th><td>{} / {}</td></tr><tr><th>status</th><td>{}</td></tr></tbody></table><p>{}</p>",
+            "<div class=\"alert\"><h3>{} {}</h3><table class=\"kv\"><tbody><tr><th>{}</th><td>{} — {}</td></tr><tr><th>{}</th><td class=\"mono\">{}</td></tr><tr><th>{}</th><td>{} {}</td></tr><tr><th>{}</th><td>{} .. {}</td></tr><tr><th>{}</th><td>{} / {}</td></tr><tr><th>{}</th><td>{}</td></tr></tbody></table><p>{}</p>",
+            w("Alert"),
             esc(&a.id),
+            w("rule"),
             esc(&a.rule_id),
-            esc(&a.title),
+            esc(&title),
+            w("rule version"),
             esc(&a.rule_version),
-            esc(a.subject.kind.as_str()),
+            w("subject"),
+            w(a.subject.kind.as_str()),
             esc(&a.subject.id),
+            w("window"),
             esc(&local_ms(a.window.from, tz)),
             esc(&local_ms(a.window.until, tz)),
-            a.severity,
+            w("severity / score"),
+            w(a.severity.as_str()),
             a.score,
-            esc(s.status.as_str()),
-            esc(&a.summary)
+            w("status"),
+            w(s.status.as_str()),
+            esc(&summary)
         );
-        table_head(&mut h, "keep", &["figure behind the alert", "value"]);
+        table_head(&mut h, "keep", &["figure behind the alert", "value"], words);
         for (name, value) in &a.metrics {
             let shown = match value {
                 serde_json::Value::String(v) => {
@@ -552,49 +829,61 @@ pub fn html(case: &CaseExport, meta: &Meta) -> String {
                 }
                 other => other.to_string(),
             };
-            let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(name), esc(&shown));
+            let label = known(|t| &t.metrics, name).unwrap_or_else(|| name.clone());
+            let _ = write!(
+                h,
+                "<tr><td title=\"{}\">{}</td><td>{}</td></tr>",
+                esc(name),
+                esc(&label),
+                esc(&shown)
+            );
         }
         h.push_str("</tbody></table></div>");
     }
     if let Some(n) = &case.narrative {
         let _ = write!(
             h,
-            "<h2 id=\"narrative\">Narrative</h2><p class=\"text\" style=\"white-space:pre-wrap\">{}</p>",
+            "<h2 id=\"narrative\">{}</h2><p class=\"text\" style=\"white-space:pre-wrap\">{}</p>",
+            w("Narrative"),
             esc(n)
         );
     }
 
-    h.push_str("<h2 id=\"flow\" class=\"major\">Fund flow</h2><p class=\"legend\">");
+    let _ = write!(
+        h,
+        "<h2 id=\"flow\" class=\"major\">{}</h2><p class=\"legend\">",
+        w("Fund flow")
+    );
     for role in Role::ALL {
         let _ = write!(
             h,
             "<span><svg width=\"10\" height=\"10\"><circle cx=\"5\" cy=\"5\" r=\"5\" fill=\"{}\"/></svg> {}</span>",
             flowgraph::role_colour(*role),
-            role
+            w(role.as_str())
         );
     }
-    h.push_str("<span>squares: licensed institutions; ringed: alert subjects</span></p><div class=\"graph\">");
+    let _ = write!(
+        h,
+        "<span>{}</span></p><div class=\"graph\">",
+        w("squares: licensed institutions; ringed: alert subjects")
+    );
     h.push_str(&svg_graph(case));
     h.push_str("</div>");
 
     let _ = write!(
         h,
-        "<h2 id=\"transactions\" class=\"major\">Transactions ({})</h2>",
+        "<h2 id=\"transactions\" class=\"major\">{} ({})</h2>",
+        w("Transactions"),
         case.transactions.len()
     );
+    let time = format!("{} ({})", w("time"), tz.name());
     table_head(
         &mut h,
         "tx",
         &[
-            "id",
-            &format!("time ({})", tz.name()),
-            "from",
-            "to",
-            "amount",
-            "type",
-            "merchant",
-            "memo",
+            "id", &time, "from", "to", "amount", "type", "merchant", "memo",
         ],
+        words,
     );
     for (t, _) in &case.transactions {
         let _ = write!(
@@ -606,12 +895,16 @@ pub fn html(case: &CaseExport, meta: &Meta) -> String {
             esc(&t.to),
             format_amount(t.amount, t.currency.exponent()),
             t.currency,
-            t.tx_type,
+            w(t.tx_type.as_str()),
             esc(t.merchant_id.as_deref().unwrap_or("")),
             esc(t.memo.as_deref().unwrap_or(""))
         );
     }
-    h.push_str("</tbody></table><h2 id=\"accounts\" class=\"major\">Accounts</h2>");
+    let _ = write!(
+        h,
+        "</tbody></table><h2 id=\"accounts\" class=\"major\">{}</h2>",
+        w("Accounts")
+    );
     table_head(
         &mut h,
         "accounts",
@@ -623,6 +916,7 @@ pub fn html(case: &CaseExport, meta: &Meta) -> String {
             "licensed",
             "institution",
         ],
+        words,
     );
     for a in &case.accounts {
         let _ = write!(
@@ -630,17 +924,19 @@ pub fn html(case: &CaseExport, meta: &Meta) -> String {
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&a.account_id),
             esc(a.holder_name.as_deref().unwrap_or("")),
-            a.kind.map_or("", |k| k.as_str()),
-            a.role,
-            if a.licensed { "yes" } else { "no" },
+            a.kind.map_or("", |k| w(k.as_str())),
+            w(a.role.as_str()),
+            if a.licensed { w("yes") } else { w("no") },
             esc(a.institution.as_deref().unwrap_or(""))
         );
     }
-    h.push_str(
-        "</tbody></table><h2 id=\"decisions\" class=\"major\">Case decisions and notes</h2>",
+    let _ = write!(
+        h,
+        "</tbody></table><h2 id=\"decisions\" class=\"major\">{}</h2>",
+        w("Case decisions and notes")
     );
     if case.audit.is_empty() {
-        h.push_str("<p>No case activity recorded.</p>");
+        let _ = write!(h, "<p>{}</p>", w("No case activity recorded."));
     } else {
         let many = case.alerts.len() > 1;
         let mut headers = vec!["#", "time"];
@@ -648,9 +944,9 @@ pub fn html(case: &CaseExport, meta: &Meta) -> String {
             headers.push("alert");
         }
         headers.extend(["actor", "action", "from → to", "reason / note"]);
-        table_head(&mut h, "decisions", &headers);
+        table_head(&mut h, "decisions", &headers, words);
         for e in &case.audit {
-            let d = decision(e, tz);
+            let d = decision(e, tz, words);
             let _ = write!(
                 h,
                 "<tr><td class=\"num\">{}</td><td class=\"t\">{}</td>",
@@ -669,26 +965,39 @@ pub fn html(case: &CaseExport, meta: &Meta) -> String {
                 esc(&d.text)
             );
         }
-        h.push_str("</tbody></table><p class=\"note\"># is the entry's sequence number in audit.jsonl, which holds each entry whole with its chain hashes.</p>");
-    }
-
-    h.push_str("<h2 id=\"rules\" class=\"major\">Rules as configured</h2>");
-    for r in &case.rules {
-        let (text, note) = rule_text_for_report(&r.text);
         let _ = write!(
             h,
-            "<h3>{} — {}</h3><p class=\"note\">version <span class=\"mono\">{}</span>{}</p><pre>{}</pre>",
+            "</tbody></table><p class=\"note\">{}</p>",
+            w(
+                "# is the entry's sequence number in audit.jsonl, which holds each entry whole with its chain hashes."
+            )
+        );
+    }
+
+    let _ = write!(
+        h,
+        "<h2 id=\"rules\" class=\"major\">{}</h2>",
+        w("Rules as configured")
+    );
+    for r in &case.rules {
+        let (text, note) = rule_text_for_report(&r.text);
+        let title = known(|t| &t.titles, &r.rule_id).unwrap_or_else(|| r.title.clone());
+        let _ = write!(
+            h,
+            "<h3>{} — {}</h3><p class=\"note\">{} <span class=\"mono\">{}</span>{}</p><pre>{}</pre>",
             esc(&r.rule_id),
-            esc(&r.title),
+            esc(&title),
+            w("version"),
             esc(&r.version),
-            note.map(|n| format!(". {}", esc(n))).unwrap_or_default(),
+            note.map(|n| format!(". {}", esc(w(n)))).unwrap_or_default(),
             esc(&text)
         );
     }
 
     let _ = write!(
         h,
-        "<h2 id=\"batches\" class=\"major\">Input batches ({})</h2>",
+        "<h2 id=\"batches\" class=\"major\">{} ({})</h2>",
+        w("Input batches"),
         case.batches.len()
     );
     let mut per_batch: BTreeMap<i64, usize> = BTreeMap::new();
@@ -707,12 +1016,13 @@ pub fn html(case: &CaseExport, meta: &Meta) -> String {
             "loaded",
             "evidence transactions",
         ],
+        words,
     );
     for b in &case.batches {
         let used = match per_batch.get(&b.batch_id) {
             Some(n) => n.to_string(),
             None if b.kind == "transactions" => "0".to_string(),
-            None => "— (registry)".to_string(),
+            None => w("— (registry)").to_string(),
         };
         let _ = write!(
             h,
@@ -726,7 +1036,13 @@ pub fn html(case: &CaseExport, meta: &Meta) -> String {
             esc(&used)
         );
     }
-    h.push_str("</tbody></table><p class=\"note\">The transaction batches the evidence came from, and every account and merchant registry load: the accounts' and merchants' attributes the rules read come from those.</p></body></html>\n");
+    let _ = writeln!(
+        h,
+        "</tbody></table><p class=\"note\">{}</p></body></html>",
+        w(
+            "The transaction batches the evidence came from, and every account and merchant registry load: the accounts' and merchants' attributes the rules read come from those."
+        )
+    );
     h
 }
 
@@ -800,7 +1116,62 @@ mod tests {
             key_sha256: "ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12",
             entity,
             time_zone: chrono_tz::Asia::Shanghai,
+            lang: Lang::En,
+            texts: None,
         }
+    }
+
+    /// In Chinese every word of the report's own is translated, the rule titles, summaries
+    /// and figure names the caller gives are used, and data stays as written.
+    #[test]
+    fn every_word_of_the_report_has_its_chinese() {
+        let entity = fixture::entity();
+        let mut case = fixture::case();
+        case.alerts[0]
+            .alert
+            .metrics
+            .insert("payees".into(), serde_json::json!(12));
+        let a = &case.alerts[0].alert;
+        let texts = ReportTexts {
+            titles: BTreeMap::from([(a.rule_id.clone(), "资金池".to_string())]),
+            summaries: BTreeMap::from([(a.id.clone(), "摘要".to_string())]),
+            metrics: a
+                .metrics
+                .keys()
+                .map(|k| (k.clone(), format!("指标{k}")))
+                .collect(),
+        };
+        let zh = |entity: Option<&ReportingEntity>, case: &CaseExport| {
+            let m = Meta {
+                lang: Lang::ZhCn,
+                texts: Some(&texts),
+                ..meta(entity)
+            };
+            html(case, &m)
+        };
+        let h = zh(Some(&entity), &case);
+        let mut quiet = fixture::case();
+        quiet.audit.clear();
+        quiet.narrative = Some("n".into());
+        let q = zh(None, &quiet);
+        let missing = UNTRANSLATED.with(|u| u.borrow().clone());
+        assert!(missing.is_empty(), "no Chinese for {missing:?}");
+        assert!(h.starts_with("<!DOCTYPE html><html lang=\"zh-CN\">"));
+        for want in [
+            "报告机构",
+            "导出与签名",
+            "案件决定与备注",
+            "资金池",
+            "<p>摘要</p>",
+        ] {
+            assert!(h.contains(want), "{want}");
+        }
+        assert!(h.contains("指标payees"), "figure names");
+        assert!(q.contains("没有案件处理记录。") && q.contains("未配置报告机构"));
+        assert!(
+            h.contains(&esc(&case.transactions[0].0.tx_id)),
+            "data stays"
+        );
     }
 
     #[test]

@@ -4,8 +4,9 @@
 use std::fmt;
 
 /// A language by its BCP 47 tag. English is every text's original.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Lang {
+    #[default]
     En,
     ZhCn,
 }

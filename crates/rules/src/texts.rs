@@ -110,6 +110,18 @@ impl Texts {
             .and_then(|t| t.title.as_deref())
     }
 
+    /// The title of rule `id` in `lang`, else `english` (the rule's own).
+    pub fn title_or<'a>(&'a self, lang: Lang, id: &str, english: &'a str) -> &'a str {
+        self.title(lang, id).unwrap_or(english)
+    }
+
+    /// What figure `metric` is called in `lang`, else in English, else its name.
+    pub fn metric_name<'a>(&'a self, lang: Lang, metric: &'a str) -> &'a str {
+        self.metric(lang, metric)
+            .or_else(|| self.metric(Lang::En, metric))
+            .unwrap_or(metric)
+    }
+
     /// The rule ids with texts in `lang`.
     pub fn rule_ids(&self, lang: Lang) -> impl Iterator<Item = &str> {
         self.rules

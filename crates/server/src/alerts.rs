@@ -15,6 +15,7 @@ use super::i18n::Catalog;
 use super::views::{self, AlertPage, NotesFragment, PageCtx, QueuePage, QueueQuery, TxRow};
 use super::{AppError, Shared};
 use clearwatch_export::flowgraph::flow_graph;
+use clearwatch_export::report::ReportTexts;
 use clearwatch_model::StoredAlert;
 use clearwatch_model::calendar::{WorkingCalendar, china_date, china_today};
 use clearwatch_model::case::{Deadline, Status, UserRole};
@@ -596,12 +597,38 @@ async fn export_bundle(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    if st.store.alert(&id).await?.is_none() {
+    let Some(stored) = st.store.alert(&id).await? else {
         return Err(AppError::NotFound);
-    }
-    let bytes =
-        clearwatch_export::export_bundle_bytes(&st.store, &id, &user.user.name, &st.export_key)
-            .await?;
+    };
+    // The report in the user's language: rule titles and figure names from the pack's
+    // texts, the summary as the alert page shows it.
+    let ctx = PageCtx::new(&user);
+    let lang = ctx.t.language;
+    let pack = super::rules::effective_pack(&st).await.ok();
+    let summary = pack
+        .as_ref()
+        .and_then(|p| p.set.rules.iter().find(|r| r.id == stored.alert.rule_id))
+        .and_then(|r| r.summary_in(&stored.alert, Zone::Named(ctx.tz), lang));
+    let texts = |case: &clearwatch_export::CaseExport| {
+        let mut t = ReportTexts::for_case(
+            case,
+            |id, english| ctx.rule_title(id, english),
+            |m| ctx.metric_label(m),
+        );
+        if let Some(s) = summary {
+            t.summaries.insert(stored.alert.id.clone(), s);
+        }
+        t
+    };
+    let bytes = clearwatch_export::export_bundle_bytes(
+        &st.store,
+        &id,
+        &user.user.name,
+        &st.export_key,
+        lang,
+        texts,
+    )
+    .await?;
     let name = format!(
         "clearwatch-{}.zip",
         id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")

@@ -9,8 +9,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::extract::CurrentUser;
 use super::i18n::Catalog;
+use clearwatch_model::StoredAlert;
 use clearwatch_model::case::{AuditCheck, AuditEntry, UserRole};
-use clearwatch_model::{Lang, StoredAlert};
 use clearwatch_model::{Transaction, format_amount, format_ts};
 use clearwatch_rules::texts::Texts;
 use clearwatch_store::cases::{Approval, Note, StoredRuleVersion};
@@ -45,19 +45,14 @@ impl PageCtx {
     /// The title of rule `id` in the page's language (`english`, its own, otherwise).
     pub fn rule_title(&self, id: &str, english: &str) -> String {
         self.texts
-            .title(self.t.language, id)
-            .unwrap_or(english)
+            .title_or(self.t.language, id, english)
             .to_string()
     }
 
     /// What figure `metric` is called in the page's language (in English, else its name,
     /// when it has no name there).
     pub fn metric_label(&self, metric: &str) -> String {
-        self.texts
-            .metric(self.t.language, metric)
-            .or_else(|| self.texts.metric(Lang::En, metric))
-            .unwrap_or(metric)
-            .to_string()
+        self.texts.metric_name(self.t.language, metric).to_string()
     }
 
     pub fn is_admin(&self) -> bool {

@@ -829,11 +829,14 @@ pub fn html(case: &CaseExport, meta: &Meta) -> String {
                 }
                 other => other.to_string(),
             };
-            let label = known(|t| &t.metrics, name).unwrap_or_else(|| name.clone());
+            // The name as the rule text writes it stays beside the figure's name in words.
+            let label = match known(|t| &t.metrics, name) {
+                Some(l) if l != *name => format!("{l} ({name})"),
+                _ => name.clone(),
+            };
             let _ = write!(
                 h,
-                "<tr><td title=\"{}\">{}</td><td>{}</td></tr>",
-                esc(name),
+                "<tr><td>{}</td><td>{}</td></tr>",
                 esc(&label),
                 esc(&shown)
             );
@@ -1166,7 +1169,10 @@ mod tests {
         ] {
             assert!(h.contains(want), "{want}");
         }
-        assert!(h.contains("指标payees"), "figure names");
+        assert!(
+            h.contains("指标payees (payees)"),
+            "figure names, with the rule's"
+        );
         assert!(q.contains("没有案件处理记录。") && q.contains("未配置报告机构"));
         assert!(
             h.contains(&esc(&case.transactions[0].0.tx_id)),

@@ -236,6 +236,62 @@ tests:
     assert!(text.contains("an absent value became evidence"), "{text}");
 }
 
+/// An exclusion that reads the holder spares a subject only while the holder is known:
+/// the case declares it under `spared_by`, the rerun without holders must then alert on
+/// it, and a declaration that spares nobody fails the run.
+#[test]
+fn spared_by_declares_what_an_exclusion_needs_and_fails_when_stale() {
+    let rule = |spared: &str| {
+        format!(
+            r#"
+id: T-4
+title: many payers unless the holder is a registered merchant's
+status: test
+severity: low
+requires: [accounts, merchants]
+detect:
+  kind: star
+  subject: '!hub.holds_merchant'
+  in: 'tx.type == "transfer"'
+  window: {{ length: 1d }}
+  aggregates:
+    payers: {{ fn: count_distinct, over: in, field: counterparty }}
+  condition: 'payers >= 2'
+summary: "{{subject}} was paid by {{payers}} payers"
+tests:
+  - name: the owner of a registered merchant is spared
+    accounts: |
+      account_id,holder_id,holder_name,kind,role,licensed,institution,region
+      OWN,P9,Wang Fang,personal,,,,GD
+    merchants: |
+      merchant_id,legal_name,holder_id,settlement_account,acquirer,mcc,settlement_cycle_days
+      M1,Wang Fang Noodles,P9,PF,ACQ,5814,1
+    transactions: |
+      tx_id,ts,from,to,amount,currency,type,merchant_id
+      t1,2026-01-01T01:00:00Z,A,OWN,1.00,CNY,transfer,
+      t2,2026-01-01T02:00:00Z,B,OWN,1.00,CNY,transfer,
+    expect: {{ alerts: 0, spared_by: {{ holders: [{spared}] }} }}
+"#
+        )
+    };
+    let db = Db::new();
+    let dir = db.dir.path().join("pack");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("T-4-owner.yaml"), rule("OWN")).unwrap();
+    db.cmd()
+        .args(["rules", "test"])
+        .arg(&dir)
+        .assert()
+        .success();
+    let text = failing_rules_test("T-4-owner.yaml", &rule("OWN, A"));
+    assert!(
+        text.contains("without holders in the registries, the rule does not alert on A"),
+        "{text}"
+    );
+    let text = failing_rules_test("T-4-owner.yaml", &rule(""));
+    assert!(text.contains("the rule alerts on OWN"), "{text}");
+}
+
 /// `scan --format json` over `transactions` with the demo registries, from the
 /// repository root.
 fn demo_scan(db: &Db, transactions: &Path, rules: &[&str]) -> assert_cmd::Command {

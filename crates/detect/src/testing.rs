@@ -10,7 +10,7 @@ use clearwatch_ingest::Profile;
 use clearwatch_ingest::source::Rejection;
 use clearwatch_rules::Rule;
 use clearwatch_rules::compile::compile_rule;
-use clearwatch_rules::config::TestConfig;
+use clearwatch_rules::config::{Absent, TestConfig};
 use clearwatch_rules::load::{RuleSet, RuleSource};
 
 /// The outcome of one test case.
@@ -159,8 +159,9 @@ type Blank = (&'static str, &'static [&'static str]);
 /// Ways a registry or a transaction file can be incomplete, each of which must not make
 /// the rule alert on a subject it did not alert on with the complete data: an absent
 /// value is never evidence.
-const ABSENT: &[(&str, &[Blank])] = &[
+const ABSENT: &[(Absent, &str, &[Blank])] = &[
     (
+        Absent::MerchantIds,
         "without merchant ids and the merchant registry",
         &[
             ("transactions.csv", &["merchant_id"]),
@@ -168,10 +169,12 @@ const ABSENT: &[(&str, &[Blank])] = &[
         ],
     ),
     (
+        Absent::Channels,
         "without channels and regions",
         &[("transactions.csv", &["channel", "region"])],
     ),
     (
+        Absent::Holders,
         "without holders in the registries",
         &[
             ("accounts.csv", &["holder_id", "holder_name"]),
@@ -272,14 +275,23 @@ fn run_case(set: &RuleSet, src: &RuleSource, t: &TestConfig) -> Result<(), Strin
             problems.push(format!("{acct} is in no alert's evidence"));
         }
     }
-    for (what, blank) in ABSENT {
+    for (absent, what, blank) in ABSENT {
         // Rows the complete data loads may be refused without a field; the rest still run.
         let (partial, _) = scan_case(&rule, &without(&data, blank)?)?;
+        let spared = e.spared_by.get(absent).map_or(&[][..], Vec::as_slice);
         for a in &partial.alerts {
-            if !subjects.contains(&a.subject.id.as_str()) {
+            if !subjects.contains(&a.subject.id.as_str()) && !spared.contains(&a.subject.id) {
                 problems.push(format!(
                     "{what}, the rule alerts on {}, which the complete data does not: an absent value became evidence",
                     a.subject.id
+                ));
+            }
+        }
+        // A declared exclusion must be what spares the subject.
+        for s in spared {
+            if !partial.alerts.iter().any(|a| &a.subject.id == s) {
+                problems.push(format!(
+                    "{what}, the rule does not alert on {s}: nothing there spares it, so drop it from `spared_by`"
                 ));
             }
         }

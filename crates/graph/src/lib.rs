@@ -358,6 +358,7 @@ impl GraphBuilder {
             distinct_peers: std::sync::OnceLock::new(),
             typical_amounts: std::sync::OnceLock::new(),
             own_merchant_account: std::sync::OnceLock::new(),
+            holds_merchant: std::sync::OnceLock::new(),
         }
     }
 }
@@ -445,6 +446,9 @@ pub struct TemporalGraph {
     /// Per account, whether it is the registered settlement account of a merchant of its
     /// own holder, computed on first use.
     own_merchant_account: std::sync::OnceLock<Vec<bool>>,
+    /// Per account, whether its holder holds a merchant of the registry, computed on first
+    /// use.
+    holds_merchant: std::sync::OnceLock<Vec<bool>>,
 }
 
 impl TemporalGraph {
@@ -482,6 +486,25 @@ impl TemporalGraph {
                 .iter()
                 .zip(&other_holder)
                 .map(|(&r, &o)| r && !o)
+                .collect::<Vec<bool>>()
+        });
+        all[a as usize]
+    }
+
+    /// Whether the holder of `a` is known and holds a merchant of the registry: a sole
+    /// trader or a company the acquirer has vetted, whichever of its accounts it collects
+    /// into. An unknown holder holds nothing (an absent value is never evidence).
+    pub fn holds_merchant(&self, a: AccountId) -> bool {
+        let all = self.holds_merchant.get_or_init(|| {
+            let holders: std::collections::HashSet<&str> = self
+                .merchants
+                .iter()
+                .filter_map(|m| m.holder_id.as_deref())
+                .filter(|h| !h.is_empty())
+                .collect();
+            self.attrs
+                .iter()
+                .map(|at| at.holder.as_deref().is_some_and(|h| holders.contains(h)))
                 .collect::<Vec<bool>>()
         });
         all[a as usize]

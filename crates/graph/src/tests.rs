@@ -197,3 +197,35 @@ fn subgraph_holds_the_evidence_edges() {
     assert_eq!(sub.node_count(), 3);
     assert_eq!(sub.edge_count(), 2);
 }
+
+#[test]
+fn holds_merchant_needs_a_known_holder_of_a_registered_merchant() {
+    let account = |id: &str, holder: Option<&str>| Account {
+        holder_id: holder.map(str::to_string),
+        ..Account::unregistered(id)
+    };
+    let merchant = Merchant {
+        merchant_id: "M1".into(),
+        legal_name: None,
+        holder_id: Some("P9".into()),
+        settlement_account: Some("PF".into()),
+        acquirer: None,
+        mcc: None,
+        settlement_cycle_days: None,
+    };
+    let accounts = [
+        account("OWN", Some("P9")),
+        account("OTHER", Some("P8")),
+        account("UNKNOWN", None),
+        account("BLANK", Some("")),
+    ];
+    let g = GraphBuilder::with_records(&accounts, &[merchant]).build();
+    let holds = |id: &str| g.holds_merchant(g.find_account(id).unwrap());
+    assert!(
+        holds("OWN"),
+        "the merchant's holder, whatever account it settles into"
+    );
+    assert!(!holds("OTHER"));
+    assert!(!holds("UNKNOWN"), "an unknown holder holds nothing");
+    assert!(!holds("BLANK"));
+}

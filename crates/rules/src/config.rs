@@ -196,6 +196,23 @@ pub struct ExpectConfig {
     /// These accounts must appear in some alert's evidence.
     #[serde(default)]
     pub evidence_accounts: Vec<String>,
+    /// Subjects that an exclusion reading one kind of data spares: without that data they
+    /// alert, and must (`rules test` reruns each case without it).
+    #[serde(default)]
+    pub spared_by: BTreeMap<Absent, Vec<String>>,
+}
+
+/// A kind of data that may be missing from real input, for the absent-data reruns of
+/// `rules test`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Absent {
+    /// Merchant ids on transactions and the merchant registry.
+    MerchantIds,
+    /// Channels and regions on transactions.
+    Channels,
+    /// Holders (and merchant legal names) in the registries.
+    Holders,
 }
 
 /// `rules/_shared/*.yaml`: lists and macros every rule may use by name.

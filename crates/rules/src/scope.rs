@@ -150,6 +150,11 @@ pub const ACCOUNT_FIELDS: &[(&str, Ty, &str)] = &[
         Ty::Float,
         "median amount it sent over the whole loaded period, in major units (0 if none)",
     ),
+    (
+        "holds_merchant",
+        Ty::Bool,
+        "its holder is known and holds a merchant of the registry, whatever account that merchant settles into",
+    ),
 ];
 
 /// `merchant.*`: the merchant of record of the transaction, from the registry.
@@ -322,6 +327,7 @@ impl<'g> Scope<'g> {
             14 => Val::Bool(self.g.own_merchant_account(a)),
             15 => Val::Float(self.g.typical_amounts(a)[0]),
             16 => Val::Float(self.g.typical_amounts(a)[1]),
+            17 => Val::Bool(self.g.holds_merchant(a)),
             _ => Val::Null,
         }
     }

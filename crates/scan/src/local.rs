@@ -81,8 +81,14 @@ impl LocalScanner {
             .iter()
             .filter_map(|a| self.accounts.get(*a).cloned())
             .collect();
-        // And the merchants settled into those accounts: whether an account is its own
-        // holder's merchant account (`own_merchant_account`) reads them.
+        // And the merchants settled into those accounts or held by their holders: whether
+        // an account is its own holder's merchant account (`own_merchant_account`) and
+        // whether its holder holds a merchant (`holds_merchant`) read them.
+        let holders: BTreeSet<&str> = records
+            .iter()
+            .filter_map(|a| a.holder_id.as_deref())
+            .filter(|h| !h.is_empty())
+            .collect();
         let mut merchant_records: Vec<Merchant> = self
             .merchants
             .values()
@@ -91,6 +97,7 @@ impl LocalScanner {
                     || m.settlement_account
                         .as_deref()
                         .is_some_and(|a| named.contains(a))
+                    || m.holder_id.as_deref().is_some_and(|h| holders.contains(h))
             })
             .cloned()
             .collect();

@@ -443,6 +443,21 @@ try {
     }
     await zh.close();
   });
+  await step('a supervisor drafts a new rule and backtests it without a file', async () => {
+    const sup = await newPage();
+    await login(sup, 'sue');
+    await sup.goto(`${base}/rules`);
+    await Promise.all([sup.waitForURL(`${base}/rules/new`), sup.click('#new-rule')]);
+    const draft = (await sup.inputValue('#rule-text')).replace('default: 10,', 'default: 3,');
+    check(draft.includes('id: NEW-01') && draft.includes('default: 3,'), 'no skeleton in the editor');
+    await sup.fill('#rule-text', draft);
+    await Promise.all([sup.waitForURL(`${base}/rules/new/backtest`), sup.click('#backtest')]);
+    check(await sup.locator('#lint-box .ok').count() === 1, 'the draft did not lint clean');
+    check(await sup.locator('#backtest tr[data-change="appears"]').count() > 0, 'the draft found nothing on the demo');
+    check(await sup.locator('#publish').count() === 0, 'a draft offers publishing');
+    await sup.screenshot({ path: path.join(shots, 'rule-new.png'), fullPage: true });
+    await sup.close();
+  });
   await step('a supervisor keeps an allow list; an analyst sees it, in both languages', async () => {
     const sup = await newPage();
     await login(sup, 'sue');

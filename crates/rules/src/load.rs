@@ -48,6 +48,27 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
     serde_saphyr::from_str_with_options(text, options)
 }
 
+/// The rule id a text declares, when it parses that far and is a valid id: it names the
+/// file a draft is compiled as, so that lint reports what adding the file would.
+pub fn declared_id(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Declared {
+        id: String,
+    }
+    if text.len() > MAX_RULE_FILE_BYTES {
+        return None;
+    }
+    parse_yaml::<Declared>(text)
+        .ok()
+        .map(|d| d.id)
+        .filter(|id| {
+            !id.is_empty()
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
 /// A diagnostic when `text` is larger than a rule file may be.
 pub(crate) fn too_large(path: &Path, text: &str) -> Option<Diagnostic> {
     (text.len() > MAX_RULE_FILE_BYTES).then(|| {

@@ -194,6 +194,13 @@ impl Pack {
 
     /// Compiles `text` as the file of rule `id` in this pack (same `_shared`, so its
     /// version is the one a scan computes for this text).
+    /// A draft of a rule, compiled as a file of the pack named after the id its text
+    /// declares (`NEW-01-draft.yaml`), so lint reports what adding the file would.
+    pub fn compile_draft(&self, text: &str) -> Result<Rule, Vec<Diagnostic>> {
+        let id = load::declared_id(text).unwrap_or_else(|| "draft".to_string());
+        load::compile_text(&self.set, &PathBuf::from(format!("{id}-draft.yaml")), text)
+    }
+
     pub fn compile_edit(&self, id: &str, text: &str) -> Result<Rule, Vec<Diagnostic>> {
         let path = self
             .rule(id)

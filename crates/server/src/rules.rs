@@ -1,7 +1,9 @@
 //! The rules pages: the pack with hit counts and precision from dispositions, each rule's
 //! YAML and stored versions, and the rule author's tools on an edited text: lint (errors at
 //! line:column), backtest against the stored data (which alerts would appear or disappear;
-//! nothing is written), and publish as a new stored version.
+//! nothing is written), and publish as a new stored version. A draft of a new rule (not in
+//! the pack yet) is linted and backtested the same way at `/rules/new`; it joins the pack
+//! when its file is added to the rules folder.
 
 use std::collections::HashMap;
 
@@ -24,6 +26,9 @@ use clearwatch_store::AlertStore;
 pub fn router() -> Router<Shared> {
     Router::new()
         .route("/rules", get(list))
+        .route("/rules/new", get(new_rule))
+        .route("/rules/new/lint", post(new_lint))
+        .route("/rules/new/backtest", post(new_backtest))
         .route("/rules/{id}", get(show))
         .route("/rules/{id}/lint", post(lint))
         .route("/rules/{id}/backtest", post(backtest))
@@ -75,8 +80,17 @@ async fn list(State(st): State<Shared>, user: CurrentUser) -> Result<Response, A
     let page = RulesPage {
         ctx: PageCtx::new(&user),
         rows,
+        can_draft: may_check(user.user.role),
     };
     Ok(Html(page.render()?).into_response())
+}
+
+/// Whether `role` may lint and backtest rule texts (the routes' `RULE_TOOLS`).
+fn may_check(role: UserRole) -> bool {
+    matches!(
+        role,
+        UserRole::RuleAuthor | UserRole::Supervisor | UserRole::Admin
+    )
 }
 
 #[derive(serde::Deserialize)]
@@ -128,14 +142,12 @@ async fn page(
         published: b.published,
         text: text.unwrap_or(b.text),
         versions: st.store.rule_versions(id).await?,
-        can_check: matches!(
-            role,
-            UserRole::RuleAuthor | UserRole::Supervisor | UserRole::Admin
-        ),
+        can_check: may_check(role),
         can_publish: role == UserRole::RuleAuthor,
         lint: None,
         backtest: None,
         flash: None,
+        draft: false,
     })
 }
 
@@ -188,12 +200,45 @@ async fn checked(
 ) -> Result<(Vec<Diagnostic>, Option<Rule>), AppError> {
     let (_, pack) = base(st, id).await?;
     let id = id.to_string();
-    tokio::task::spawn_blocking(move || match pack.compile_edit(&id, &text) {
+    compile_in(pack, move |p| p.compile_edit(&id, &text)).await
+}
+
+/// Compiles a text in `pack` off the async runtime: its errors, or the rule.
+async fn compile_in(
+    pack: Pack,
+    compile: impl FnOnce(&Pack) -> Result<Rule, Vec<Diagnostic>> + Send + 'static,
+) -> Result<(Vec<Diagnostic>, Option<Rule>), AppError> {
+    tokio::task::spawn_blocking(move || match compile(&pack) {
         Ok(rule) => (Vec::new(), Some(rule)),
         Err(d) => (d, None),
     })
     .await
     .map_err(|e| AppError::Internal(e.to_string()))
+}
+
+/// The lint box: the errors, then the compiled rule's warnings.
+fn lint_box(diags: &[Diagnostic], rule: Option<&Rule>) -> Vec<LintLine> {
+    let mut lines = lint_lines(diags);
+    if let Some(rule) = rule {
+        lines.extend(lint_lines(&rule.warnings));
+    }
+    lines
+}
+
+/// The backtest of a rule that compiled without errors, as the page shows it.
+async fn backtest_clean(
+    st: &Shared,
+    diags: &[Diagnostic],
+    rule: Option<Rule>,
+) -> Result<Option<BacktestView>, AppError> {
+    match (diags.is_empty(), rule) {
+        (true, Some(rule)) => {
+            let b =
+                scan::backtest(&st.store, rule, st.shutdown.child(), st.backtest_budget).await?;
+            Ok(Some(backtest_view(&b)))
+        }
+        _ => Ok(None),
+    }
 }
 
 async fn lint(
@@ -204,11 +249,103 @@ async fn lint(
 ) -> Result<Response, AppError> {
     let (diags, rule) = checked(&st, &id, f.text.clone()).await?;
     let mut p = page(&st, &user, &id, Some(f.text)).await?;
-    let mut lines = lint_lines(&diags);
-    if let Some(rule) = &rule {
-        lines.extend(lint_lines(&rule.warnings));
+    p.lint = Some(lint_box(&diags, rule.as_ref()));
+    Ok(Html(p.render()?).into_response())
+}
+
+/// What `/rules/new` starts from when no rule is named: the smallest rule that lints, to
+/// be edited.
+pub const DRAFT_SKELETON: &str = r#"id: NEW-01
+title: "A new rule"
+status: experimental
+severity: low
+description: >
+  What the rule detects and why it matters.
+author: ""
+date: 2026-01-01
+parameters:
+  window: { type: duration, default: 7d, description: "Length of the sliding window." }
+  min_payees: { type: int, default: 10, min: 2, description: "Distinct payees in the window." }
+detect:
+  kind: star
+  subject: '!is_institution'
+  out: 'tx.type == "transfer"'
+  window: { length: window, step: 1d }
+  aggregates:
+    payees: { fn: count_distinct, over: out, field: counterparty }
+  condition: 'payees >= params.min_payees'
+summary: "{subject} paid {payees:distinct payee|distinct payees} between {from} and {until}."
+"#;
+
+#[derive(serde::Deserialize)]
+struct NewQuery {
+    /// A rule of the pack whose text the draft starts from.
+    #[serde(default)]
+    from: Option<String>,
+}
+
+/// The draft page of a new rule, with `text` in the editor.
+fn draft_page(user: &CurrentUser, text: String) -> RulePage {
+    RulePage {
+        ctx: PageCtx::new(user),
+        id: "new".to_string(),
+        title: user.catalog.get("rules.new").to_string(),
+        status: String::new(),
+        severity: String::new(),
+        version: String::new(),
+        published: false,
+        text,
+        versions: Vec::new(),
+        can_check: true,
+        can_publish: false,
+        lint: None,
+        backtest: None,
+        flash: None,
+        draft: true,
     }
-    p.lint = Some(lines);
+}
+
+async fn new_rule(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    Query(q): Query<NewQuery>,
+) -> Result<Response, AppError> {
+    let text = match q.from.filter(|f| !f.is_empty()) {
+        Some(id) => base(&st, &id).await?.0.text,
+        None => DRAFT_SKELETON.to_string(),
+    };
+    Ok(Html(draft_page(&user, text).render()?).into_response())
+}
+
+/// Compiles a draft in the pack: the rule id is the one its text declares.
+async fn checked_draft(
+    st: &Shared,
+    text: String,
+) -> Result<(Vec<Diagnostic>, Option<Rule>), AppError> {
+    let pack = effective_pack(st).await?;
+    compile_in(pack, move |p| p.compile_draft(&text)).await
+}
+
+async fn new_lint(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    axum::Form(f): axum::Form<RuleForm>,
+) -> Result<Response, AppError> {
+    let (diags, rule) = checked_draft(&st, f.text.clone()).await?;
+    let mut p = draft_page(&user, f.text);
+    p.lint = Some(lint_box(&diags, rule.as_ref()));
+    Ok(Html(p.render()?).into_response())
+}
+
+async fn new_backtest(
+    State(st): State<Shared>,
+    user: CurrentUser,
+    axum::Form(f): axum::Form<RuleForm>,
+) -> Result<Response, AppError> {
+    let (diags, rule) = checked_draft(&st, f.text.clone()).await?;
+    let mut p = draft_page(&user, f.text);
+    p.lint = Some(lint_lines(&diags));
+    p.backtest = backtest_clean(&st, &diags, rule).await?;
     Ok(Html(p.render()?).into_response())
 }
 
@@ -257,16 +394,13 @@ async fn backtest(
     let (diags, rule) = checked(&st, &id, f.text.clone()).await?;
     let mut p = page(&st, &user, &id, Some(f.text)).await?;
     p.lint = Some(lint_lines(&diags));
-    if let (true, Some(rule)) = (diags.is_empty(), rule) {
-        if rule.id != id {
-            return Err(AppError::BadRequest(format!(
-                "the text defines rule {}, not {id}",
-                rule.id
-            )));
-        }
-        let b = scan::backtest(&st.store, rule, st.shutdown.child(), st.backtest_budget).await?;
-        p.backtest = Some(backtest_view(&b));
+    if let Some(rule) = rule.as_ref().filter(|r| r.id != id) {
+        return Err(AppError::BadRequest(format!(
+            "the text defines rule {}, not {id}",
+            rule.id
+        )));
     }
+    p.backtest = backtest_clean(&st, &diags, rule).await?;
     Ok(Html(p.render()?).into_response())
 }
 

@@ -366,6 +366,8 @@ pub struct RuleRow {
 pub struct RulesPage {
     pub ctx: PageCtx,
     pub rows: Vec<RuleRow>,
+    /// Whether the user may draft and backtest a new rule.
+    pub can_draft: bool,
 }
 
 /// A diagnostic shown in the lint box.
@@ -424,6 +426,8 @@ pub struct RulePage {
     pub lint: Option<Vec<LintLine>>,
     pub backtest: Option<BacktestView>,
     pub flash: Option<String>,
+    /// A draft of a new rule (`/rules/new`): no versions, nothing to publish.
+    pub draft: bool,
 }
 
 #[derive(Template)]

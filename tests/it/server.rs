@@ -1407,9 +1407,30 @@ async fn a_new_rule_is_drafted_and_backtested_without_its_file() {
     assert!(page.contains("min_payes"), "{page}");
     assert!(!page.contains("class=\"ok\""), "{page}");
 
-    // A copy of TC-04 under a new id: every pool it finds is a subject that appears.
+    // A draft may not take an id of the pack, nor the reserved `new`; a copy of a rule
+    // starts under an id of its own.
     let (_, _, page) = send(&f.app, get("/rules/new?from=TC-04")).await;
-    assert!(page.contains("id: TC-04"), "{page}");
+    assert!(page.contains("id: TC-04-copy"), "{page}");
+    let (_, _, page) = send(
+        &f.app,
+        post(
+            "/rules/new/lint",
+            &clearwatch_server::rules::DRAFT_SKELETON.replace("id: NEW-01", "id: TC-04"),
+        ),
+    )
+    .await;
+    assert!(page.contains("duplicate rule id `TC-04`"), "{page}");
+    let (_, _, page) = send(
+        &f.app,
+        post(
+            "/rules/new/lint",
+            &clearwatch_server::rules::DRAFT_SKELETON.replace("id: NEW-01", "id: new"),
+        ),
+    )
+    .await;
+    assert!(page.contains("is reserved"), "{page}");
+
+    // A copy of TC-04 under a new id: every pool it finds is a subject that appears.
     let file = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("rules/two-clear/TC-04-fund-pool.yaml"),

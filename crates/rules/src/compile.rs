@@ -845,6 +845,14 @@ pub fn compile_rule(
             None,
         );
     }
+    // `/rules/new` is the dashboard's page for drafts.
+    if cfg.id.value.eq_ignore_ascii_case("new") {
+        cx.error(
+            &cfg.id,
+            "the rule id `new` is reserved (the dashboard's page for new rules)",
+            None,
+        );
+    }
     let file_name = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
     if id_ok && !file_name.starts_with(&format!("{}-", cfg.id.value)) {
         cx.error(

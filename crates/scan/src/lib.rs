@@ -192,15 +192,31 @@ impl Pack {
             .collect()
     }
 
-    /// Compiles `text` as the file of rule `id` in this pack (same `_shared`, so its
-    /// version is the one a scan computes for this text).
-    /// A draft of a rule, compiled as a file of the pack named after the id its text
-    /// declares (`NEW-01-draft.yaml`), so lint reports what adding the file would.
+    /// A draft of a new rule, compiled as a file of the pack named after the id its text
+    /// declares (`NEW-01-draft.yaml`), so lint reports what adding the file would: an id
+    /// the pack already has is a duplicate.
     pub fn compile_draft(&self, text: &str) -> Result<Rule, Vec<Diagnostic>> {
         let id = load::declared_id(text).unwrap_or_else(|| "draft".to_string());
-        load::compile_text(&self.set, &PathBuf::from(format!("{id}-draft.yaml")), text)
+        let path = PathBuf::from(format!("{id}-draft.yaml"));
+        if let Some(existing) = self.rule(&id) {
+            let line = text
+                .lines()
+                .position(|l| l.starts_with("id:"))
+                .map_or(0, |i| i + 1);
+            return Err(vec![
+                Diagnostic::new(&path, line, 1, format!("duplicate rule id `{id}`")).with_help(
+                    Some(format!(
+                        "{} defines it: give the draft an id of its own, or edit {id} on its page",
+                        existing.path.display()
+                    )),
+                ),
+            ]);
+        }
+        load::compile_text(&self.set, &path, text)
     }
 
+    /// Compiles `text` as the file of rule `id` in this pack (same `_shared`, so its
+    /// version is the one a scan computes for this text).
     pub fn compile_edit(&self, id: &str, text: &str) -> Result<Rule, Vec<Diagnostic>> {
         let path = self
             .rule(id)

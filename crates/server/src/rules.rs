@@ -311,10 +311,29 @@ async fn new_rule(
     Query(q): Query<NewQuery>,
 ) -> Result<Response, AppError> {
     let text = match q.from.filter(|f| !f.is_empty()) {
-        Some(id) => base(&st, &id).await?.0.text,
+        Some(id) => copy_of(&base(&st, &id).await?.0.text, &id),
         None => DRAFT_SKELETON.to_string(),
     };
     Ok(Html(draft_page(&user, text).render()?).into_response())
+}
+
+/// A rule's text as the start of a new rule: its `id:` line names `ID-copy`, an id the
+/// pack does not have yet.
+fn copy_of(text: &str, id: &str) -> String {
+    let line = format!("id: {id}");
+    let mut renamed = false;
+    text.lines()
+        .map(|l| {
+            if !renamed && l.trim_end() == line {
+                renamed = true;
+                format!("id: {id}-copy")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }
 
 /// Compiles a draft in the pack: the rule id is the one its text declares.

@@ -1239,12 +1239,7 @@ async fn published_rules_are_marked_on_the_rules_pages() {
     )
     .await;
     assert!(page.contains("data-published=\"false\""), "{page}");
-    let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("rules/two-clear/TC-04-fund-pool.yaml"),
-    )
-    .unwrap()
-    .replace("severity: high", "severity: critical");
+    let text = tc04_file().replace("severity: high", "severity: critical");
     let form = serde_urlencoded::to_string([("text", text.as_str())]).unwrap();
     let (status, _, page) = send(
         &f.app,
@@ -1283,6 +1278,15 @@ async fn published_rules_are_marked_on_the_rules_pages() {
     assert_eq!(tc04["version"], published[0].version.as_str());
 }
 
+/// The shipped TC-04 rule file, the text the rules pages' tests edit.
+fn tc04_file() -> String {
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("rules/two-clear/TC-04-fund-pool.yaml"),
+    )
+    .unwrap()
+}
+
 /// The rules page's backtest runs the edited text over the stored transactions and lists
 /// the alerts that would appear and disappear against the stored ones; nothing is stored.
 #[tokio::test]
@@ -1290,11 +1294,7 @@ async fn backtest_compares_an_edited_rule_with_the_stored_alerts() {
     let f = fixture().await;
     ingest_demo(f._db.cmd());
     let (cookie, csrf) = login_as(&f.st, "rule_author").await;
-    let file = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("rules/two-clear/TC-04-fund-pool.yaml"),
-    )
-    .unwrap();
+    let file = tc04_file();
     let backtest = |text: String| {
         let form = serde_urlencoded::to_string([("text", text.as_str())]).unwrap();
         request(
@@ -1431,11 +1431,7 @@ async fn a_new_rule_is_drafted_and_backtested_without_its_file() {
     assert!(page.contains("is reserved"), "{page}");
 
     // A copy of TC-04 under a new id: every pool it finds is a subject that appears.
-    let file = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("rules/two-clear/TC-04-fund-pool.yaml"),
-    )
-    .unwrap();
+    let file = tc04_file();
     let draft = file.replacen("id: TC-04", "id: TC-99", 1);
     let stored_before =
         f.st.store
@@ -1565,11 +1561,7 @@ async fn alert_page_shows_evidence_far_outside_the_window() {
 #[tokio::test]
 async fn a_backtest_is_stopped_by_its_budget_and_by_shutdown() {
     let f = fixture().await;
-    let file = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("rules/two-clear/TC-04-fund-pool.yaml"),
-    )
-    .unwrap();
+    let file = tc04_file();
     let form = serde_urlencoded::to_string([("text", file.as_str())]).unwrap();
     let (cookie, csrf) = login_as(&f.st, "rule_author").await;
     let post = || {

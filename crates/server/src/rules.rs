@@ -133,21 +133,17 @@ async fn page(
     let (b, _) = base(st, id).await?;
     let role = user.user.role;
     Ok(RulePage {
-        ctx: PageCtx::new(user),
         id: id.to_string(),
         title: b.title,
         status: b.status,
         severity: b.severity,
         version: b.version,
         published: b.published,
-        text: text.unwrap_or(b.text),
         versions: st.store.rule_versions(id).await?,
         can_check: may_check(role),
         can_publish: role == UserRole::RuleAuthor,
-        lint: None,
-        backtest: None,
-        flash: None,
         draft: false,
+        ..draft_page(user, text.unwrap_or(b.text))
     })
 }
 
@@ -284,7 +280,7 @@ struct NewQuery {
     from: Option<String>,
 }
 
-/// The draft page of a new rule, with `text` in the editor.
+/// The editor with `text` as a draft of a new rule; a rule's own page starts from it.
 fn draft_page(user: &CurrentUser, text: String) -> RulePage {
     RulePage {
         ctx: PageCtx::new(user),

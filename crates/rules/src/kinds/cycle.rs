@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Detector, Exec, Finding, KindSpec, Stamps, aggregate_masks};
+use super::{Adjacency, Detector, Exec, Finding, KindSpec, Link, Stamps, aggregate_masks};
 use crate::aggregate::{self, Aggregate, EdgeSet, Mask, Unit};
 use crate::compile::{Cx, Shift};
 use crate::config::{Aggregates, Text, WindowConfig};
@@ -204,64 +204,6 @@ fn metric_names(aggregates: &[Aggregate]) -> Vec<(String, Unit)> {
         .collect()
 }
 
-/// Each account's searchable outgoing edges (masked, not self-loops, inside the account's
-/// component), in the graph's (time, id) order, with their times and destinations
-/// alongside: the search reads one contiguous run per account instead of reaching into
-/// the graph's columns at random (which, at ten million edges, is a cache miss each).
-struct Adjacency {
-    start: Vec<u32>,
-    arcs: Vec<Arc>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Arc {
-    ts: i64,
-    edge: EdgeId,
-    dst: AccountId,
-}
-
-impl Adjacency {
-    /// Outgoing arcs (`dst` the receiver), or with `incoming` the incoming ones (`dst` the
-    /// sender), each account's in time order.
-    fn new(g: &TemporalGraph, mask: &Mask, comp: &[u32], incoming: bool) -> Adjacency {
-        let mut start = Vec::with_capacity(g.account_count() + 1);
-        let mut arcs = Vec::new();
-        start.push(0);
-        for a in 0..g.account_count() as AccountId {
-            if comp[a as usize] != u32::MAX {
-                let mut push = |e: EdgeId, other: AccountId| {
-                    if mask.get(e as usize) && comp[other as usize] == comp[a as usize] {
-                        arcs.push(Arc {
-                            ts: g.ts[e as usize],
-                            edge: e,
-                            dst: other,
-                        });
-                    }
-                };
-                if incoming {
-                    for &e in g.in_edges(a) {
-                        push(e, g.src[e as usize]);
-                    }
-                } else {
-                    for e in g.out_edges(a) {
-                        push(e, g.dst[e as usize]);
-                    }
-                }
-            }
-            start.push(arcs.len() as u32);
-        }
-        Adjacency { start, arcs }
-    }
-
-    /// The searchable edges of `a` with `from <= ts < until`.
-    fn window(&self, a: AccountId, from: i64, until: i64) -> &[Arc] {
-        let arcs = &self.arcs[self.start[a as usize] as usize..self.start[a as usize + 1] as usize];
-        let l = arcs.partition_point(|x| x.ts < from);
-        let h = arcs.partition_point(|x| x.ts < until).max(l);
-        &arcs[l..h]
-    }
-}
-
 /// For one start: the accounts that reach the origin in at most 1, 2, … hops over arcs
 /// inside the start's window (a breadth-first search backwards from the origin). A path
 /// end that cannot reach the origin in the hops left is not expanded: this prunes only
@@ -449,7 +391,7 @@ impl Cycle {
         // Every account on the path is in the origin's component, so the adjacency's
         // edges are exactly those the mask and component tests below used to let through,
         // in the same order.
-        for &Arc {
+        for &Link {
             ts,
             edge: e,
             dst: d,
@@ -539,8 +481,12 @@ impl Detector for Cycle {
         let eligible = starts.filter(|_| restricts);
         // Strongly connected components of the filtered account graph.
         let comp = g.component_ids(|e| mask.get(e as usize));
-        let adj = Adjacency::new(g, &mask, &comp, false);
-        let incoming = Adjacency::new(g, &mask, &comp, true);
+        // Searchable arcs: masked, inside one component (which holds no self-loop).
+        let keep = |e: EdgeId, a: AccountId, other: AccountId| {
+            mask.get(e as usize) && comp[a as usize] != u32::MAX && comp[other as usize] == comp[a as usize]
+        };
+        let adj = Adjacency::new(g, false, keep);
+        let incoming = Adjacency::new(g, true, keep);
         let masks = aggregate_masks(&self.aggregates, &self.filters, exec, &|scope, e, _| {
             scope.edge = e;
             scope.accounts[0] = g.src[e as usize];
@@ -667,11 +613,8 @@ mod tests {
     use super::*;
     use crate::compile::{Shared, compile_rule};
     use crate::config::RuleConfig;
+    use crate::kinds::test_graphs::graph;
     use crate::kinds::{Caps, Stop};
-    use clearwatch_graph::{EdgeInput, GraphBuilder};
-    use clearwatch_model::{Currency, TxType};
-
-    const HOUR: i64 = 3_600_000;
 
     fn detector(ordered: bool, max_length: usize, hours: i64) -> Box<dyn Detector> {
         detector_from(ordered, max_length, hours, "")
@@ -687,26 +630,6 @@ mod tests {
         compile_rule(&cfg, Path::new("K-1-cycle.yaml"), &text, &Shared::default(), &BTreeMap::new())
             .expect("compiles")
             .detector
-    }
-
-    /// Edges as (from, to, hour) over accounts 0..n.
-    fn graph(edges: &[(u8, u8, i64)]) -> TemporalGraph {
-        let mut b = GraphBuilder::new();
-        for (i, &(s, d, h)) in edges.iter().enumerate() {
-            b.add_edge(EdgeInput {
-                tx_id: &format!("t{i:03}"),
-                ts: h * HOUR,
-                from: &format!("a{s}"),
-                to: &format!("a{d}"),
-                amount: 100,
-                currency: Currency::from_code("CNY").expect("known"),
-                tx_type: TxType::Transfer,
-                merchant_id: None,
-                channel: None,
-                region: None,
-            });
-        }
-        b.build()
     }
 
     fn run(d: &dyn Detector, g: &TemporalGraph) -> (Vec<Finding>, (usize, usize)) {

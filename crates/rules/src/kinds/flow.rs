@@ -1,9 +1,11 @@
 //! `flow`: time-ordered paths of 2..=5 hops through intermediaries.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Stamps, Detector, Exec, Finding, KindSpec, Windows, aggregate_masks_of};
+use super::{Adjacency, Detector, Exec, Finding, KindSpec, Stamps, Windows, aggregate_masks_of};
 use crate::aggregate::{self, Aggregate, EdgeSet, Flows, Mask, Unit};
 use crate::compile::{Cx, Shift};
 use crate::config::{Aggregates, Text, WindowConfig};
@@ -39,8 +41,10 @@ scatter-gather and layering are longer paths.
   window it rejects.
 - `condition` (CEL): binds the metrics and `node` (the subject).
 
-A subject keeps at most 20,000 paths; when it finds more, `scan` says for how many
-subjects (`note: rule … stopped N of M searches at its work cap`).
+Paths are searched subject by subject (backwards from the subject to the origin, then
+forwards to the end), on both cores. A subject keeps at most 20,000 paths, the first in
+the order of their transactions; when it finds more, `scan` says for how many subjects
+(`note: rule … stopped N of M searches at its work cap`).
 
 ### Example
 ```yaml
@@ -221,22 +225,140 @@ fn metric_names(aggregates: &[Aggregate]) -> Vec<(String, Unit)> {
         .collect()
 }
 
-/// Time-ordered simple paths, `hops` edges each, stored flat.
+/// The time-ordered simple paths of one subject, `hops` edges each, stored flat, with
+/// each edge's time and each path's origin and end beside them: the windows then read
+/// the paths in order instead of reaching into the graph's columns at random.
 struct Paths {
     hops: usize,
     flat: Vec<EdgeId>,
-    /// Paths beyond [`MAX_PATHS_PER_SUBJECT`] were found and dropped.
+    times: Vec<i64>,
+    /// Per path, its first and last account.
+    ends: Vec<(AccountId, AccountId)>,
+    /// Paths found so far, kept or not.
+    found: usize,
+    /// More than [`MAX_PATHS_PER_SUBJECT`] were found: the kept ones are the first in the
+    /// order of their edge ids, hop by hop.
     capped: bool,
 }
 
 impl Paths {
-    fn len(&self) -> usize {
-        self.flat.len() / self.hops
+    fn new(hops: usize) -> Paths {
+        Paths {
+            hops,
+            flat: Vec::new(),
+            times: Vec::new(),
+            ends: Vec::new(),
+            found: 0,
+            capped: false,
+        }
     }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
     fn get(&self, i: usize) -> &[EdgeId] {
         &self.flat[i * self.hops..(i + 1) * self.hops]
     }
+
+    /// The time of path `i`'s first hop.
+    fn first_time(&self, i: usize) -> i64 {
+        self.times[i * self.hops]
+    }
+
+    fn clear(&mut self) {
+        self.flat.clear();
+        self.times.clear();
+        self.ends.clear();
+        self.found = 0;
+        self.capped = false;
+    }
+
+    fn push(&mut self, walk: &Walk) {
+        let hops = self.hops;
+        self.found += 1;
+        self.flat.extend_from_slice(&walk.edges[..hops]);
+        self.times.extend_from_slice(&walk.times[..hops]);
+        self.ends.push((walk.nodes[0], walk.nodes[hops]));
+        // The buffer holds at most twice the cap: then the first half in edge-id order is kept.
+        if self.len() == 2 * MAX_PATHS_PER_SUBJECT {
+            self.keep_first(MAX_PATHS_PER_SUBJECT);
+        }
+    }
+
+    /// Keeps the `n` paths that come first in edge-id order.
+    fn keep_first(&mut self, n: usize) {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.sort_unstable_by(|&a, &b| self.get(a).cmp(self.get(b)));
+        order.truncate(n);
+        self.reorder(&order);
+    }
+
+    fn reorder(&mut self, order: &[usize]) {
+        let hops = self.hops;
+        let mut flat = Vec::with_capacity(order.len() * hops);
+        let mut times = Vec::with_capacity(order.len() * hops);
+        for &i in order {
+            flat.extend_from_slice(self.get(i));
+            times.extend_from_slice(&self.times[i * hops..(i + 1) * hops]);
+        }
+        self.ends = order.iter().map(|&i| self.ends[i]).collect();
+        self.flat = flat;
+        self.times = times;
+    }
+
+    /// Applies the cap and sorts by first-hop time, then by the edges.
+    fn finish(&mut self) {
+        if self.found > MAX_PATHS_PER_SUBJECT {
+            self.capped = true;
+            if self.len() > MAX_PATHS_PER_SUBJECT {
+                self.keep_first(MAX_PATHS_PER_SUBJECT);
+            }
+        }
+        if self.len() > 1 {
+            let mut order: Vec<usize> = (0..self.len()).collect();
+            order.sort_unstable_by(|&a, &b| {
+                self.first_time(a)
+                    .cmp(&self.first_time(b))
+                    .then_with(|| self.get(a).cmp(self.get(b)))
+            });
+            self.reorder(&order);
+        }
+    }
 }
+
+/// A path being built, by position: `nodes[i]` is step `i`, `edges[i]` the hop into step
+/// `i + 1`.
+struct Walk {
+    edges: [EdgeId; 5],
+    times: [i64; 5],
+    nodes: [AccountId; 6],
+}
+
+/// What the path search of one run reads.
+struct Search<'g> {
+    g: &'g TemporalGraph,
+    /// Per hop, the edges that may take that place on a path.
+    hop_masks: Vec<Mask>,
+    /// Per hop before the one into the subject, those edges by their receiver, with their
+    /// times: the search walks them backwards from the subject, each within a time range.
+    into: Vec<Adjacency>,
+}
+
+/// What one worker reuses from subject to subject.
+struct Scratch {
+    paths: Paths,
+    walk: Walk,
+    sets: [Vec<EdgeId>; 5],
+    bits: [Vec<u64>; 5],
+    stamps: Stamps,
+    /// The subject's path edges as (time, edge, place in the paths), to be sorted.
+    keyed: Vec<(i64, EdgeId, u32)>,
+    cache: Vec<Option<Metric>>,
+}
+
+/// Subjects handed to a worker at a time, in increasing account order.
+const CHUNK: usize = 512;
 
 impl Flow {
     fn hops(&self) -> usize {
@@ -282,81 +404,86 @@ impl Flow {
             .collect()
     }
 
-    /// Enumerates paths, grouped by the subject node (indexed by account id), each group
-    /// sorted by first-hop time.
-    fn paths(&self, g: &TemporalGraph, hop_masks: &[Mask]) -> Vec<Paths> {
-        let hops = self.hops();
-        let mut groups: Vec<Paths> = (0..g.account_count())
-            .map(|_| Paths {
-                hops,
-                flat: Vec::new(),
-                capped: false,
-            })
-            .collect();
-        let mut stack: Vec<EdgeId> = Vec::with_capacity(hops);
-        let mut nodes: Vec<AccountId> = Vec::with_capacity(hops + 1);
-        for e0 in 0..g.edge_count() as EdgeId {
-            if !hop_masks[0].get(e0 as usize) {
-                continue;
-            }
-            stack.clear();
-            nodes.clear();
-            stack.push(e0);
-            nodes.push(g.src[e0 as usize]);
-            nodes.push(g.dst[e0 as usize]);
-            if nodes[0] == nodes[1] {
-                continue;
-            }
-            self.extend(g, hop_masks, &mut stack, &mut nodes, &mut groups);
-        }
-        for p in groups.iter_mut().filter(|p| p.len() > 1) {
-            // By first-hop time, then by the edges; the time is read once per path.
-            let mut order: Vec<(i64, usize)> = (0..p.len())
-                .map(|i| (g.ts[p.get(i)[0] as usize], i))
-                .collect();
-            order.sort_unstable_by(|&(ta, a), &(tb, b)| {
-                ta.cmp(&tb).then_with(|| p.get(a).cmp(p.get(b)))
-            });
-            let mut flat = Vec::with_capacity(p.flat.len());
-            for &(_, i) in &order {
-                flat.extend_from_slice(p.get(i));
-            }
-            p.flat = flat;
-        }
-        groups
+    /// The paths through `subject` at step `subject_at`, sorted by first-hop time. They
+    /// are enumerated from the subject, backwards to the origin and then forwards to the
+    /// end, so a subject's paths are found together and only one subject's are held.
+    fn subject_paths(&self, search: &Search<'_>, subject: AccountId, walk: &mut Walk, out: &mut Paths) {
+        out.clear();
+        walk.nodes[self.subject_at] = subject;
+        self.backward(search, self.subject_at, walk, out);
+        out.finish();
     }
 
-    fn extend(
-        &self,
-        g: &TemporalGraph,
-        hop_masks: &[Mask],
-        stack: &mut Vec<EdgeId>,
-        nodes: &mut Vec<AccountId>,
-        groups: &mut [Paths],
-    ) {
-        let hops = self.hops();
-        if stack.len() == hops {
-            let p = &mut groups[nodes[self.subject_at] as usize];
-            if p.len() < MAX_PATHS_PER_SUBJECT {
-                p.flat.extend_from_slice(stack);
-            } else {
-                p.capped = true;
+    /// Steps `i..=subject_at` are placed; places the ones before `i`.
+    fn backward(&self, search: &Search<'_>, i: usize, walk: &mut Walk, out: &mut Paths) {
+        if i == 0 {
+            self.forward(search.g, &search.hop_masks, self.subject_at, walk, out);
+            return;
+        }
+        let v = walk.nodes[i];
+        if i == self.subject_at {
+            // The hop into the subject: the hop after it is not chosen yet, so any time
+            // will do; each edge is read here once in the whole run, as the hop into its
+            // receiver.
+            for &e in search.g.in_edges(v) {
+                let u = search.g.src[e as usize];
+                if !search.hop_masks[i - 1].get(e as usize) || u == v {
+                    continue;
+                }
+                walk.edges[i - 1] = e;
+                walk.times[i - 1] = search.g.ts[e as usize];
+                walk.nodes[i - 1] = u;
+                self.backward(search, i - 1, walk, out);
             }
             return;
         }
-        let last = *stack.last().expect("non-empty path");
-        let (v, t) = (g.dst[last as usize], g.ts[last as usize]);
-        let until = t.saturating_add(self.max_gap).saturating_add(1);
-        for e in g.out_window(v, t, until) {
-            let d = g.dst[e as usize];
-            if !hop_masks[stack.len()].get(e as usize) || nodes.contains(&d) {
+        let t = walk.times[i];
+        let links = search.into[i - 1].window(v, t.saturating_sub(self.max_gap), t.saturating_add(1));
+        for link in links {
+            // The forward test: the next hop comes no earlier, and within `max_gap`.
+            if t >= link.ts.saturating_add(self.max_gap).saturating_add(1) {
                 continue;
             }
-            stack.push(e);
-            nodes.push(d);
-            self.extend(g, hop_masks, stack, nodes, groups);
-            stack.pop();
-            nodes.pop();
+            if walk.nodes[i..=self.subject_at].contains(&link.dst) {
+                continue;
+            }
+            walk.edges[i - 1] = link.edge;
+            walk.times[i - 1] = link.ts;
+            walk.nodes[i - 1] = link.dst;
+            self.backward(search, i - 1, walk, out);
+        }
+    }
+
+    /// Steps `0..=j` are placed; places the ones after `j`.
+    fn forward(
+        &self,
+        g: &TemporalGraph,
+        hop_masks: &[Mask],
+        j: usize,
+        walk: &mut Walk,
+        out: &mut Paths,
+    ) {
+        let hops = self.hops();
+        if j == hops {
+            out.push(walk);
+            return;
+        }
+        let v = walk.nodes[j];
+        let from = if j == 0 {
+            g.out_edges(v)
+        } else {
+            let t = walk.times[j - 1];
+            g.out_window(v, t, t.saturating_add(self.max_gap).saturating_add(1))
+        };
+        for e in from {
+            let d = g.dst[e as usize];
+            if !hop_masks[j].get(e as usize) || walk.nodes[..=j].contains(&d) {
+                continue;
+            }
+            walk.edges[j] = e;
+            walk.times[j] = g.ts[e as usize];
+            walk.nodes[j + 1] = d;
+            self.forward(g, hop_masks, j + 1, walk, out);
         }
     }
 }
@@ -407,12 +534,10 @@ impl Detector for Flow {
         );
         let hops = self.hops();
         let s_at = self.subject_at;
-        let mut findings = Vec::new();
-        // Per-window buffers, reused from window to window.
-        let mut sets: [Vec<EdgeId>; 5] = Default::default();
-        // Distinct sources and sinks are counted by stamping accounts, not by sorting: a
-        // sink's window can hold many thousand paths, and each path is in several windows.
-        let mut stamps = Stamps::new(g.account_count());
+        let into = (0..s_at.saturating_sub(1))
+            .map(|h| Adjacency::new(g, true, |e, _, _| hop_masks[h].get(e as usize)))
+            .collect();
+        let search = Search { g, hop_masks, into };
         // The path positions each set takes its edges from.
         let positions: [Vec<usize>; 5] = [
             if s_at > 0 { vec![s_at - 1] } else { vec![] },
@@ -421,153 +546,404 @@ impl Detector for Flow {
             vec![hops - 1],
             (0..hops).collect(),
         ];
-        let mut bits: [Vec<u64>; 5] = Default::default();
-        let mut rank_of: Vec<u32> = vec![0; g.edge_count()];
-        let mut cache = Vec::new();
-        let all_paths = self.paths(g, &hop_masks);
-        exec.caps.record(
-            all_paths.iter().filter(|p| p.capped).count(),
-            all_paths.iter().filter(|p| !p.flat.is_empty()).count(),
+        // Workers take chunks of subjects in increasing order; each subject's paths are
+        // enumerated and judged by one worker, so the result does not depend on the split.
+        let next = AtomicUsize::new(0);
+        let chunks = || {
+            let lo = next.fetch_add(CHUNK, Ordering::Relaxed).min(g.account_count());
+            let hi = (lo + CHUNK).min(g.account_count());
+            (lo < hi).then_some(lo as AccountId..hi as AccountId)
+        };
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        type Part = (Vec<(AccountId, Vec<Finding>)>, usize, usize);
+        let parts: Vec<Part> = std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    sc.spawn(|| {
+                        let mut scratch = Scratch {
+                            paths: Paths::new(hops),
+                            walk: Walk {
+                                edges: [0; 5],
+                                times: [0; 5],
+                                nodes: [0; 6],
+                            },
+                            sets: Default::default(),
+                            bits: Default::default(),
+                            // Distinct sources and sinks are counted by stamping accounts,
+                            // not by sorting: a sink's window can hold many thousand paths,
+                            // and each path is in several windows.
+                            stamps: Stamps::new(g.account_count()),
+                            keyed: Vec::new(),
+                            cache: Vec::new(),
+                        };
+                        let (mut found, mut searched, mut capped) = (Vec::new(), 0, 0);
+                        while let Some(chunk) = chunks() {
+                            let mut findings = Vec::new();
+                            for subject in chunk.clone() {
+                                if exec.stopped() {
+                                    break;
+                                }
+                                if exec
+                                    .subjects
+                                    .is_some_and(|s| !s.contains(g.account_name(subject)))
+                                {
+                                    continue;
+                                }
+                                let (paths, walk) = (&mut scratch.paths, &mut scratch.walk);
+                                self.subject_paths(&search, subject, walk, paths);
+                                if paths.len() == 0 {
+                                    continue;
+                                }
+                                searched += 1;
+                                capped += usize::from(paths.capped);
+                                self.judge(exec, subject, &masks, &positions, &mut scratch, &mut findings);
+                            }
+                            found.push((chunk.start, findings));
+                        }
+                        (found, searched, capped)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a flow worker does not panic"))
+                .collect()
+        });
+        if exec.stopped() {
+            return Vec::new();
+        }
+        let (mut searched, mut capped) = (0, 0);
+        let mut chunks: Vec<(AccountId, Vec<Finding>)> = Vec::new();
+        for (found, s, c) in parts {
+            searched += s;
+            capped += c;
+            chunks.extend(found);
+        }
+        exec.caps.record(capped, searched);
+        chunks.sort_unstable_by_key(|(start, _)| *start);
+        chunks.into_iter().flat_map(|(_, f)| f).collect()
+    }
+}
+
+impl Flow {
+    /// Judges every window of one subject's paths (in `scratch.paths`), adding a finding
+    /// per window whose condition holds.
+    fn judge(
+        &self,
+        exec: &Exec<'_>,
+        subject: AccountId,
+        masks: &[Mask],
+        positions: &[Vec<usize>; 5],
+        scratch: &mut Scratch,
+        findings: &mut Vec<Finding>,
+    ) {
+        let g = exec.g;
+        let hops = self.hops();
+        let Scratch {
+            paths,
+            sets,
+            bits,
+            stamps,
+            keyed,
+            cache,
+            ..
+        } = scratch;
+        let paths = &*paths;
+        let n = paths.len();
+        if n == 0 {
+            return;
+        }
+        // Every distinct edge of the subject's paths, in (time, id) order, and the rank of
+        // each path edge in it: a window's sets are then marked in bitmaps over the ranks
+        // and read back in order, sorted and without repeats, with no sort per window.
+        keyed.clear();
+        keyed.extend(
+            (paths.times.iter().zip(&paths.flat))
+                .enumerate()
+                .map(|(k, (&t, &e))| (t, e, k as u32)),
         );
-        for (subject, paths) in all_paths.iter().enumerate() {
-            let subject = subject as AccountId;
-            let n = paths.len();
-            if n == 0 {
+        keyed.sort_unstable();
+        let mut universe: Vec<EdgeId> = Vec::new();
+        let mut rank: Vec<u32> = vec![0; paths.flat.len()];
+        for &(_, e, k) in keyed.iter() {
+            if universe.last() != Some(&e) {
+                universe.push(e);
+            }
+            rank[k as usize] = (universe.len() - 1) as u32;
+        }
+        let words = universe.len().div_ceil(64);
+        for b in bits.iter_mut() {
+            b.clear();
+            b.resize(words, 0);
+        }
+        // Paths are sorted by first-hop time: each window's paths are a contiguous
+        // run found by binary search.
+        let firsts: Vec<i64> = (0..n).map(|i| paths.first_time(i)).collect();
+        for k in self.windows.covering(firsts[0], firsts[n - 1], exec.zone) {
+            if exec.stopped() {
+                return;
+            }
+            let (from, until) = self.windows.bounds(k, exec.zone);
+            let lo = firsts.partition_point(|&t| t < from);
+            let hi = lo + firsts[lo..].partition_point(|&t| t < until);
+            if lo == hi {
                 continue;
             }
-            // Every distinct edge of the subject's paths, in (time, id) order, and the
-            // rank of each path edge in it: a window's sets are then marked in bitmaps
-            // over the ranks and read back in order, sorted and without repeats, with no
-            // sort per window.
-            let mut universe = paths.flat.clone();
-            sort_set(g, &mut universe);
-            // Ranks by edge id in a table over all edges, written for this subject's
-            // edges before they are read (no clearing between subjects).
-            for (r, &e) in universe.iter().enumerate() {
-                rank_of[e as usize] = r as u32;
-            }
-            let rank: Vec<u32> = paths.flat.iter().map(|&e| rank_of[e as usize]).collect();
-            let words = universe.len().div_ceil(64);
-            for b in bits.iter_mut() {
-                b.clear();
-                b.resize(words, 0);
-            }
-            let first_ts = |i: usize| g.ts[paths.get(i)[0] as usize];
-            // Paths are sorted by first-hop time: each window's paths are a contiguous
-            // run found by binary search.
-            let firsts: Vec<i64> = (0..n).map(first_ts).collect();
-            for k in self.windows.covering(firsts[0], firsts[n - 1], exec.zone) {
-                if exec.stopped() {
-                    return findings;
+            // `paths`, `sources`, `sinks`, counted when the condition first reads them.
+            let mut builtin = |b: usize| match b {
+                0 => Metric::Int((hi - lo) as i64),
+                _ => {
+                    stamps.next_round();
+                    let ends = paths.ends[lo..hi].iter();
+                    let distinct = ends
+                        .filter(|&&(origin, end)| stamps.first_visit(if b == 1 { origin } else { end }))
+                        .count();
+                    Metric::Int(distinct as i64)
                 }
-                let (from, until) = self.windows.bounds(k, exec.zone);
-                let lo = firsts.partition_point(|&t| t < from);
-                let hi = lo + firsts[lo..].partition_point(|&t| t < until);
-                if lo == hi {
-                    continue;
+            };
+            // The sets are gathered when the condition first reads an aggregate.
+            let mut built = false;
+            let mut gather = |sets: &mut [Vec<EdgeId>; 5]| {
+                if std::mem::replace(&mut built, true) {
+                    return;
                 }
-                // `paths`, `sources`, `sinks`, counted when the condition first reads them.
-                let mut builtin = |b: usize| match b {
-                    0 => Metric::Int((hi - lo) as i64),
-                    _ => {
-                        stamps.next_round();
-                        let distinct = (lo..hi)
-                            .filter(|&i| {
-                                let p = paths.get(i);
-                                stamps.first_visit(if b == 1 {
-                                    g.src[p[0] as usize]
-                                } else {
-                                    g.dst[p[hops - 1] as usize]
-                                })
-                            })
-                            .count();
-                        Metric::Int(distinct as i64)
-                    }
-                };
-                // The sets are gathered when the condition first reads an aggregate.
-                let mut built = false;
-                let mut gather = |sets: &mut [Vec<EdgeId>; 5]| {
-                    if std::mem::replace(&mut built, true) {
-                        return;
-                    }
-                    let mut span = (usize::MAX, 0);
-                    for i in lo..hi {
-                        let r = &rank[i * hops..(i + 1) * hops];
-                        for (j, pos) in positions.iter().enumerate() {
-                            for &q in pos {
-                                let x = r[q] as usize;
-                                bits[j][x / 64] |= 1 << (x % 64);
-                                span = (span.0.min(x / 64), span.1.max(x / 64 + 1));
-                            }
+                let mut span = (usize::MAX, 0);
+                for i in lo..hi {
+                    let r = &rank[i * hops..(i + 1) * hops];
+                    for (j, pos) in positions.iter().enumerate() {
+                        for &q in pos {
+                            let x = r[q] as usize;
+                            bits[j][x / 64] |= 1 << (x % 64);
+                            span = (span.0.min(x / 64), span.1.max(x / 64 + 1));
                         }
                     }
-                    for (set, b) in sets.iter_mut().zip(bits.iter_mut()) {
-                        set.clear();
-                        for w in span.0..span.1 {
-                            let mut word = std::mem::take(&mut b[w]);
-                            while word != 0 {
-                                set.push(universe[w * 64 + word.trailing_zeros() as usize]);
-                                word &= word - 1;
-                            }
+                }
+                for (set, b) in sets.iter_mut().zip(bits.iter_mut()) {
+                    set.clear();
+                    for w in span.0..span.1 {
+                        let mut word = std::mem::take(&mut b[w]);
+                        while word != 0 {
+                            set.push(universe[w * 64 + word.trailing_zeros() as usize]);
+                            word &= word - 1;
                         }
                     }
+                }
+            };
+            let n_aggs = self.aggregates.len();
+            let mut metric = |i: usize| {
+                if i >= n_aggs {
+                    return builtin(i - n_aggs);
+                }
+                gather(sets);
+                let views = set_views(sets);
+                let flows = Flows {
+                    ins: &sets[0],
+                    outs: &sets[1],
+                    from: i64::MIN,
+                    contacts: None,
                 };
-                let n_aggs = self.aggregates.len();
-                let mut metric = |i: usize| {
-                    if i >= n_aggs {
-                        return builtin(i - n_aggs);
-                    }
-                    gather(&mut sets);
-                    let views = set_views(&sets);
-                    let flows = Flows {
-                        ins: &sets[0],
-                        outs: &sets[1],
-                        from: i64::MIN,
-                        contacts: None,
-                    };
-                    aggregate::compute(
-                        &self.aggregates[i],
-                        g,
-                        &views,
-                        &masks,
-                        Some(flows),
-                        exec.exponent,
-                    )
-                };
-                let mut sc = Scope::new(g, exec.zone);
-                sc.accounts[0] = subject;
-                let lazy = LazyMetrics::new(&sc, &mut cache, n_aggs + BUILTINS.len(), &mut metric);
-                if !self.condition.test(&lazy) {
+                aggregate::compute(
+                    &self.aggregates[i],
+                    g,
+                    &views,
+                    masks,
+                    Some(flows),
+                    exec.exponent,
+                )
+            };
+            let mut sc = Scope::new(g, exec.zone);
+            sc.accounts[0] = subject;
+            let lazy = LazyMetrics::new(&sc, cache, n_aggs + BUILTINS.len(), &mut metric);
+            if !self.condition.test(&lazy) {
+                continue;
+            }
+            let metrics = lazy.into_metrics();
+            gather(sets);
+            let mut edges: Vec<EdgeId> = Vec::new();
+            for (i, set) in sets.iter().enumerate() {
+                if self.evidence_sets[i] {
+                    edges.extend_from_slice(set);
+                }
+            }
+            let edges = sorted_set(g, edges);
+            let mut accounts: Vec<AccountId> = edges
+                .iter()
+                .flat_map(|&e| [g.src[e as usize], g.dst[e as usize]])
+                .collect();
+            accounts.push(subject);
+            findings.push(Finding {
+                subject: Subject {
+                    kind: SubjectKind::Account,
+                    id: g.account_name(subject).to_string(),
+                },
+                from,
+                until,
+                window_index: k,
+                metrics,
+                edges,
+                accounts,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::compile::{Shared, compile_rule};
+    use crate::config::RuleConfig;
+    use crate::kinds::test_graphs::graph;
+    use crate::kinds::{Caps, Stop};
+
+    /// A flow rule whose every hop takes transfers at an hour of the day divisible by
+    /// `modulus`, reporting every subject with a path (one window holds all the data).
+    fn detector(hops: usize, subject_at: usize, gap_hours: i64, modulus: i64) -> Box<dyn Detector> {
+        let steps: String = (0..hops)
+            .map(|_| format!("    - edge: 'tx.hour % {modulus} == 0'\n"))
+            .collect();
+        let text = format!(
+            "id: K-1\ntitle: t\nstatus: test\nseverity: low\ndetect:\n  kind: flow\n  path:\n    \
+             - node: 'true'\n{steps}  subject_at: {subject_at}\n  max_gap: {gap_hours}h\n  \
+             window: {{ length: 30d, step: 30d }}\n  condition: 'paths >= 1'\nsummary: s\n"
+        );
+        let cfg: RuleConfig = serde_saphyr::from_str(&text).expect("parses");
+        compile_rule(&cfg, Path::new("K-1-flow.yaml"), &text, &Shared::default(), &BTreeMap::new())
+            .expect("compiles")
+            .detector
+    }
+
+    /// Per subject: (paths, distinct origins, distinct ends), by enumerating every
+    /// sequence of `hops` edges: chained, over distinct accounts, each hop no earlier than
+    /// the one before and at most `gap` hours after it, each matching.
+    fn brute_force(
+        edges: &[(u8, u8, i64)],
+        hops: usize,
+        subject_at: usize,
+        gap: i64,
+        matches: &dyn Fn(&(u8, u8, i64)) -> bool,
+    ) -> BTreeMap<u8, (i64, i64, i64)> {
+        fn extend(
+            edges: &[(u8, u8, i64)],
+            hops: usize,
+            gap: i64,
+            matches: &dyn Fn(&(u8, u8, i64)) -> bool,
+            path: &mut Vec<usize>,
+            out: &mut Vec<Vec<usize>>,
+        ) {
+            if path.len() == hops {
+                out.push(path.clone());
+                return;
+            }
+            for (i, e) in edges.iter().enumerate() {
+                if !matches(e) {
                     continue;
                 }
-                let metrics = lazy.into_metrics();
-                gather(&mut sets);
-                let mut edges: Vec<EdgeId> = Vec::new();
-                for (i, set) in sets.iter().enumerate() {
-                    if self.evidence_sets[i] {
-                        edges.extend_from_slice(set);
+                let fits = match path.last() {
+                    None => true,
+                    Some(&p) => {
+                        let prev = edges[p];
+                        prev.1 == e.0 && prev.2 <= e.2 && e.2 <= prev.2 + gap
                     }
+                };
+                let mut nodes: Vec<u8> = path.iter().map(|&p| edges[p].0).collect();
+                nodes.push(e.0);
+                if fits && !nodes.contains(&e.1) {
+                    path.push(i);
+                    extend(edges, hops, gap, matches, path, out);
+                    path.pop();
                 }
-                let edges = sorted_set(g, edges);
-                let mut accounts: Vec<AccountId> = edges
-                    .iter()
-                    .flat_map(|&e| [g.src[e as usize], g.dst[e as usize]])
-                    .collect();
-                accounts.push(subject);
-                findings.push(Finding {
-                    subject: Subject {
-                        kind: SubjectKind::Account,
-                        id: g.account_name(subject).to_string(),
-                    },
-                    from,
-                    until,
-                    window_index: k,
-                    metrics,
-                    edges,
-                    accounts,
-                });
             }
         }
-        findings
+        let mut paths = Vec::new();
+        extend(edges, hops, gap, matches, &mut Vec::new(), &mut paths);
+        let mut by_subject: BTreeMap<u8, (i64, BTreeSet<u8>, BTreeSet<u8>)> = BTreeMap::new();
+        for p in paths {
+            let nodes: Vec<u8> = p
+                .iter()
+                .map(|&i| edges[i].0)
+                .chain([edges[p[hops - 1]].1])
+                .collect();
+            let entry = by_subject.entry(nodes[subject_at]).or_default();
+            entry.0 += 1;
+            entry.1.insert(nodes[0]);
+            entry.2.insert(nodes[hops]);
+        }
+        by_subject
+            .into_iter()
+            .map(|(s, (n, o, e))| (s, (n, o.len() as i64, e.len() as i64)))
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// The search from each subject, backwards to the origin and forwards to the end,
+        /// finds exactly the paths an enumeration of edge sequences finds.
+        #[test]
+        fn flow_paths_equal_brute_force(
+            edges in prop::collection::vec((0u8..6, 0u8..6, 0i64..48), 1..18),
+            hops in 2usize..5,
+            subject_at in 0usize..5,
+            gap in 0i64..30,
+            modulus in 1i64..3,
+        ) {
+            let subject_at = subject_at.min(hops);
+            let g = graph(&edges);
+            let d = detector(hops, subject_at, gap.max(1), modulus);
+            let (stop, caps) = (Stop::default(), Caps::default());
+            let findings = d.run(&Exec::new(&g, 0, &stop, &caps));
+            prop_assert_eq!(caps.counts().0, 0);
+            let got: BTreeMap<u8, (i64, i64, i64)> = findings
+                .iter()
+                .map(|f| {
+                    let count = |m: &Metric| match m {
+                        Metric::Int(i) => *i,
+                        other => panic!("a count, not {other:?}"),
+                    };
+                    let s: u8 = f.subject.id[1..].parse().expect("a<digit>");
+                    (s, (count(&f.metrics[0]), count(&f.metrics[1]), count(&f.metrics[2])))
+                })
+                .collect();
+            prop_assert_eq!(got.len(), findings.len(), "one finding per subject");
+            let matches = |e: &(u8, u8, i64)| (e.2 % 24) % modulus == 0;
+            prop_assert_eq!(got, brute_force(&edges, hops, subject_at, gap.max(1), &matches));
+        }
+    }
+
+    /// A subject with more paths than the cap keeps the first in edge-id order, however
+    /// they arrive, and says it was capped.
+    #[test]
+    fn a_capped_subject_keeps_its_first_paths_in_edge_order() {
+        let mut paths = Paths::new(2);
+        let mut walk = Walk {
+            edges: [0; 5],
+            times: [0; 5],
+            nodes: [0; 6],
+        };
+        let total = 2 * MAX_PATHS_PER_SUBJECT + 1_234;
+        // A fixed shuffle: a multiplier coprime with the count visits each index once.
+        for k in 0..total {
+            let i = (k * 7_919) % total;
+            walk.edges[0] = (i / 100) as EdgeId;
+            walk.edges[1] = (i % 100) as EdgeId;
+            walk.times[..2].copy_from_slice(&[(total - i) as i64, (total - i) as i64]);
+            paths.push(&walk);
+        }
+        paths.finish();
+        assert!(paths.capped);
+        assert_eq!(paths.found, total);
+        assert_eq!(paths.len(), MAX_PATHS_PER_SUBJECT);
+        let mut kept: Vec<Vec<EdgeId>> = (0..paths.len()).map(|i| paths.get(i).to_vec()).collect();
+        // Sorted by first-hop time, which falls as the index grows.
+        assert!((1..paths.len()).all(|i| paths.first_time(i - 1) <= paths.first_time(i)));
+        kept.sort();
+        let first: Vec<Vec<EdgeId>> = (0..MAX_PATHS_PER_SUBJECT)
+            .map(|i| vec![(i / 100) as EdgeId, (i % 100) as EdgeId])
+            .collect();
+        assert_eq!(kept, first);
     }
 }

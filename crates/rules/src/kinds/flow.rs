@@ -340,9 +340,43 @@ struct Search<'g> {
     g: &'g TemporalGraph,
     /// Per hop, the edges that may take that place on a path.
     hop_masks: Vec<Mask>,
+    /// The edges of the hop into the subject, by receiver.
+    into_subject: Receivers,
     /// Per hop before the one into the subject, those edges by their receiver, with their
     /// times: the search walks them backwards from the subject, each within a time range.
     into: Vec<Adjacency>,
+}
+
+/// The edges of a mask grouped by receiver, as ids (4 bytes each): the subjects of a flow
+/// rule are every account, and most receive no edge of its hop.
+struct Receivers {
+    start: Vec<u32>,
+    edges: Vec<EdgeId>,
+}
+
+impl Receivers {
+    fn new(g: &TemporalGraph, mask: &Mask) -> Receivers {
+        let kept = || (0..g.edge_count()).filter(|&e| mask.get(e));
+        let mut start = vec![0u32; g.account_count() + 1];
+        for e in kept() {
+            start[g.dst[e] as usize + 1] += 1;
+        }
+        for a in 0..g.account_count() {
+            start[a + 1] += start[a];
+        }
+        let mut next = start.clone();
+        let mut edges = vec![0; start[g.account_count()] as usize];
+        for e in kept() {
+            let slot = &mut next[g.dst[e] as usize];
+            edges[*slot as usize] = e as EdgeId;
+            *slot += 1;
+        }
+        Receivers { start, edges }
+    }
+
+    fn of(&self, a: AccountId) -> &[EdgeId] {
+        &self.edges[self.start[a as usize] as usize..self.start[a as usize + 1] as usize]
+    }
 }
 
 /// What one worker reuses from subject to subject.
@@ -425,9 +459,9 @@ impl Flow {
             // The hop into the subject: the hop after it is not chosen yet, so any time
             // will do; each edge is read here once in the whole run, as the hop into its
             // receiver.
-            for &e in search.g.in_edges(v) {
+            for &e in search.into_subject.of(v) {
                 let u = search.g.src[e as usize];
-                if !search.hop_masks[i - 1].get(e as usize) || u == v {
+                if u == v {
                     continue;
                 }
                 walk.edges[i - 1] = e;
@@ -537,7 +571,20 @@ impl Detector for Flow {
         let into = (0..s_at.saturating_sub(1))
             .map(|h| Adjacency::new(g, true, |e, _, _| hop_masks[h].get(e as usize)))
             .collect();
-        let search = Search { g, hop_masks, into };
+        let into_subject = if s_at > 0 {
+            Receivers::new(g, &hop_masks[s_at - 1])
+        } else {
+            Receivers {
+                start: vec![0; g.account_count() + 1],
+                edges: Vec::new(),
+            }
+        };
+        let search = Search {
+            g,
+            hop_masks,
+            into_subject,
+            into,
+        };
         // The path positions each set takes its edges from.
         let positions: [Vec<usize>; 5] = [
             if s_at > 0 { vec![s_at - 1] } else { vec![] },

@@ -385,6 +385,73 @@ impl Stamps {
     }
 }
 
+/// Each account's kept edges in one direction, in the graph's (time, id) order, with their
+/// times and other ends alongside: a multi-hop search (cycle, flow) reads one contiguous
+/// run per account instead of reaching into the graph's columns at random (which, at ten
+/// million edges, is a cache miss each).
+pub(crate) struct Adjacency {
+    start: Vec<u32>,
+    arcs: Vec<Link>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Link {
+    pub(crate) ts: i64,
+    pub(crate) edge: EdgeId,
+    /// The other end: the receiver of an outgoing arc, the sender of an incoming one.
+    pub(crate) dst: AccountId,
+}
+
+impl Adjacency {
+    /// Outgoing arcs, or with `incoming` the incoming ones, each account's in time order:
+    /// the edges `e` of account `a` with other end `other` for which `keep(e, a, other)`.
+    pub(crate) fn new(
+        g: &TemporalGraph,
+        incoming: bool,
+        keep: impl Fn(EdgeId, AccountId, AccountId) -> bool,
+    ) -> Adjacency {
+        let mut start = Vec::with_capacity(g.account_count() + 1);
+        let mut arcs = Vec::new();
+        start.push(0);
+        for a in 0..g.account_count() as AccountId {
+            let mut push = |e: EdgeId, other: AccountId| {
+                if keep(e, a, other) {
+                    arcs.push(Link {
+                        ts: g.ts[e as usize],
+                        edge: e,
+                        dst: other,
+                    });
+                }
+            };
+            if incoming {
+                for &e in g.in_edges(a) {
+                    push(e, g.src[e as usize]);
+                }
+            } else {
+                for e in g.out_edges(a) {
+                    push(e, g.dst[e as usize]);
+                }
+            }
+            start.push(arcs.len() as u32);
+        }
+        arcs.shrink_to_fit();
+        Adjacency { start, arcs }
+    }
+
+    /// Every kept arc of `a`.
+    pub(crate) fn all(&self, a: AccountId) -> &[Link] {
+        &self.arcs[self.start[a as usize] as usize..self.start[a as usize + 1] as usize]
+    }
+
+    /// The kept arcs of `a` with `from <= ts < until`.
+    pub(crate) fn window(&self, a: AccountId, from: i64, until: i64) -> &[Link] {
+        let arcs = self.all(a);
+        let l = arcs.partition_point(|x| x.ts < from);
+        let h = arcs.partition_point(|x| x.ts < until).max(l);
+        &arcs[l..h]
+    }
+}
+
 /// Graphs for the multi-hop kinds' property tests.
 #[cfg(test)]
 pub(crate) mod test_graphs {
@@ -479,72 +546,5 @@ mod tests {
                 );
             }
         }
-    }
-}
-
-/// Each account's kept edges in one direction, in the graph's (time, id) order, with their
-/// times and other ends alongside: a multi-hop search (cycle, flow) reads one contiguous
-/// run per account instead of reaching into the graph's columns at random (which, at ten
-/// million edges, is a cache miss each).
-pub(crate) struct Adjacency {
-    start: Vec<u32>,
-    arcs: Vec<Link>,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Link {
-    pub(crate) ts: i64,
-    pub(crate) edge: EdgeId,
-    /// The other end: the receiver of an outgoing arc, the sender of an incoming one.
-    pub(crate) dst: AccountId,
-}
-
-impl Adjacency {
-    /// Outgoing arcs, or with `incoming` the incoming ones, each account's in time order:
-    /// the edges `e` of account `a` with other end `other` for which `keep(e, a, other)`.
-    pub(crate) fn new(
-        g: &TemporalGraph,
-        incoming: bool,
-        keep: impl Fn(EdgeId, AccountId, AccountId) -> bool,
-    ) -> Adjacency {
-        let mut start = Vec::with_capacity(g.account_count() + 1);
-        let mut arcs = Vec::new();
-        start.push(0);
-        for a in 0..g.account_count() as AccountId {
-            let mut push = |e: EdgeId, other: AccountId| {
-                if keep(e, a, other) {
-                    arcs.push(Link {
-                        ts: g.ts[e as usize],
-                        edge: e,
-                        dst: other,
-                    });
-                }
-            };
-            if incoming {
-                for &e in g.in_edges(a) {
-                    push(e, g.src[e as usize]);
-                }
-            } else {
-                for e in g.out_edges(a) {
-                    push(e, g.dst[e as usize]);
-                }
-            }
-            start.push(arcs.len() as u32);
-        }
-        arcs.shrink_to_fit();
-        Adjacency { start, arcs }
-    }
-
-    /// Every kept arc of `a`.
-    pub(crate) fn all(&self, a: AccountId) -> &[Link] {
-        &self.arcs[self.start[a as usize] as usize..self.start[a as usize + 1] as usize]
-    }
-
-    /// The kept arcs of `a` with `from <= ts < until`.
-    pub(crate) fn window(&self, a: AccountId, from: i64, until: i64) -> &[Link] {
-        let arcs = self.all(a);
-        let l = arcs.partition_point(|x| x.ts < from);
-        let h = arcs.partition_point(|x| x.ts < until).max(l);
-        &arcs[l..h]
     }
 }

@@ -438,14 +438,9 @@ impl Adjacency {
         Adjacency { start, arcs }
     }
 
-    /// Every kept arc of `a`.
-    pub(crate) fn all(&self, a: AccountId) -> &[Link] {
-        &self.arcs[self.start[a as usize] as usize..self.start[a as usize + 1] as usize]
-    }
-
     /// The kept arcs of `a` with `from <= ts < until`.
     pub(crate) fn window(&self, a: AccountId, from: i64, until: i64) -> &[Link] {
-        let arcs = self.all(a);
+        let arcs = &self.arcs[self.start[a as usize] as usize..self.start[a as usize + 1] as usize];
         let l = arcs.partition_point(|x| x.ts < from);
         let h = arcs.partition_point(|x| x.ts < until).max(l);
         &arcs[l..h]

@@ -450,3 +450,55 @@ fn payroll_variant_fan_ins_are_found_and_scatter_gather_spares_lookalikes() {
     assert_eq!(ml04["on_decoys_only"], 0, "{ml04}");
     assert!(ml04["precision"].as_f64().unwrap() >= 0.8, "{ml04}");
 }
+
+/// Guards the second 2026-12-07 recalibration on a set none of its thresholds was chosen
+/// on: ML-09 finds the fan-outs whose payees are ordinary consumers, ML-03 (relay members)
+/// and ML-10 (outsized hops) find every cycle, and TC-11 reads settlements typed as
+/// transfers; none of the three laundering rules alerts off a pattern.
+#[test]
+fn realistic_fan_outs_cycles_and_transfer_settlements_are_found() {
+    let report = eval_variant(
+        &["--variant", "realistic", "--seed", "99"],
+        &[
+            "--rules",
+            "rules/laundering/ML-03-cycle.yaml",
+            "--rules",
+            "rules/laundering/ML-09-split-dispersal.yaml",
+            "--rules",
+            "rules/laundering/ML-10-outsized-round-trip.yaml",
+            "--rules",
+            "rules/two-clear/TC-11-reconciliation-mismatch.yaml",
+        ],
+    );
+    assert_eq!(recall(&report, "fan_out"), (2, 2));
+    assert_eq!(recall(&report, "cycle"), (3, 3));
+    assert_eq!(recall(&report, "TC-11"), (1, 1));
+    for rule in report["rules"].as_array().unwrap() {
+        assert!(rule["alerts"].as_u64().unwrap() >= 1, "{rule}");
+        assert_eq!(rule["precision"], 1.0, "{rule}");
+    }
+}
+
+/// Guards ML-10's `min_hops`, chosen on PaySim: its customers' three-hop loops of large
+/// transfers are ordinary there.
+#[test]
+fn paysim_large_transfer_loops_are_not_outsized_round_trips() {
+    let dir = external("paysim-2k");
+    let db = Db::new();
+    let report = eval_json(
+        &db,
+        &[
+            "--truth",
+            dir.to_str().unwrap(),
+            "--truth-profile",
+            "paysim",
+            "--profile",
+            "paysim",
+            "--input",
+            dir.join("rawLog.csv").to_str().unwrap(),
+            "--rules",
+            "rules/laundering/ML-10-outsized-round-trip.yaml",
+        ],
+    );
+    assert_eq!(report["alerts"], 0, "{}", report["rules"]);
+}

@@ -1530,6 +1530,10 @@ async fn alert_page_shows_evidence_far_outside_the_window() {
         page.contains("Far Away Trading"),
         "registered names label the graph"
     );
+    assert!(
+        !page.contains("id=\"episode\""),
+        "no episode longer than the window"
+    );
     // Every case has a deadline: ten working days of mainland China's calendar from
     // detection, on the alert page and in the queue.
     let stored = st.store.alert(&a.id).await.unwrap().unwrap();
@@ -3417,4 +3421,40 @@ async fn the_stream_page_shows_each_partitions_lag_to_admins() {
         "{page}"
     );
     assert_eq!(page.matches("data-partition=").count(), 3);
+}
+
+/// An alert that reports an episode of several firing windows shows the episode's span
+/// beside its best window (its evidence is every window's, gathered by the scan).
+#[tokio::test]
+async fn alert_page_shows_the_span_of_its_episode() {
+    use clearwatch_store::ScanStore;
+    use clearwatch_store::scans::ScanSave;
+    let db = TestDb::sqlite().await;
+    let a = alert();
+    let episode = Window {
+        from: a.window.from,
+        until: a.window.until + 2 * 86_400_000,
+    };
+    db.store
+        .save_scan(ScanSave {
+            alerts: std::slice::from_ref(&a),
+            episodes: &std::collections::HashMap::from([(a.id.clone(), episode)]),
+            rules: &[],
+        })
+        .await
+        .unwrap();
+    assert_eq!(db.store.alert_episode(&a.id).await.unwrap(), Some(episode));
+    assert_eq!(db.store.alert_episode("nope").await.unwrap(), None);
+    let st = AppState::new(db.reopen().await.unwrap(), PackSource::resolve(&[]));
+    let (app, cookie) = analyst_session(&st).await;
+    let url = format!("/alerts/{}", a.id);
+    let (status, _, page) = send(&app, request("GET", &url, Some(&cookie), None, "")).await;
+    assert_eq!(status, StatusCode::OK);
+    let until = clearwatch_model::format_ts(episode.until);
+    let at = page.find("id=\"episode\"").expect("the episode row");
+    assert!(
+        page[at..].contains(&format!("<time datetime=\"{until}\">")),
+        "{}",
+        &page[at..]
+    );
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clearwatch_model::{Alert, Evidence, Millis, Subject, Window};
 
-use clearwatch_graph::TemporalGraph;
+use clearwatch_graph::{AccountId, EdgeId, TemporalGraph};
 use clearwatch_rules::Rule;
 use clearwatch_rules::aggregate::Unit;
 pub use clearwatch_rules::kinds::Stop;
@@ -266,7 +266,8 @@ fn score(rule: &Rule, g: &TemporalGraph, metrics: &[Metric]) -> u32 {
 }
 
 /// Consecutive firing windows of one subject are one episode, reported once: its
-/// highest-scoring window, the earliest on ties, with the span of the whole episode.
+/// highest-scoring window, the earliest on ties, with the span of the whole episode and
+/// the evidence of every window in it (a burst over three nights shows all three).
 fn episodes(rule: &Rule, g: &TemporalGraph, findings: Vec<Finding>) -> Vec<(Finding, Window)> {
     let mut by_subject: BTreeMap<Subject, Vec<Finding>> = BTreeMap::new();
     for f in findings {
@@ -275,36 +276,82 @@ fn episodes(rule: &Rule, g: &TemporalGraph, findings: Vec<Finding>) -> Vec<(Find
     let mut out = Vec::new();
     for (_, mut fs) in by_subject {
         fs.sort_by_key(|f| (f.window_index, f.from));
-        let mut best: Option<(u32, Finding, Window)> = None;
+        let mut open: Option<Episode> = None;
         let mut prev: Option<i64> = None;
         for f in fs {
             let s = score(rule, g, &f.metrics);
             let continues = prev.is_some_and(|p| f.window_index == p + 1);
             prev = Some(f.window_index);
-            match &mut best {
-                Some((bs, b, span)) if continues => {
-                    span.until = span.until.max(f.until);
-                    if s > *bs {
-                        (*bs, *b) = (s, f);
-                    }
-                }
+            match &mut open {
+                Some(e) if continues => e.add(s, f),
                 _ => {
-                    if let Some((_, b, span)) = best.take() {
-                        out.push((b, span));
-                    }
-                    let span = Window {
-                        from: f.from,
-                        until: f.until,
-                    };
-                    best = Some((s, f, span));
+                    out.extend(open.take().map(Episode::close));
+                    open = Some(Episode::new(s, f));
                 }
             }
         }
-        if let Some((_, b, span)) = best {
-            out.push((b, span));
-        }
+        out.extend(open.map(Episode::close));
     }
     out
+}
+
+/// An episode being gathered: its best window so far, its span, and the evidence of
+/// every window.
+struct Episode {
+    score: u32,
+    best: Finding,
+    span: Window,
+    edges: Vec<EdgeId>,
+    accounts: Vec<AccountId>,
+}
+
+impl Episode {
+    fn new(score: u32, f: Finding) -> Self {
+        let span = Window {
+            from: f.from,
+            until: f.until,
+        };
+        Episode {
+            score,
+            edges: f.edges.clone(),
+            accounts: f.accounts.clone(),
+            best: f,
+            span,
+        }
+    }
+
+    fn add(&mut self, score: u32, f: Finding) {
+        self.span.until = self.span.until.max(f.until);
+        gather(&mut self.edges, &f.edges);
+        gather(&mut self.accounts, &f.accounts);
+        if score > self.score {
+            self.score = score;
+            self.best = f;
+        }
+    }
+
+    fn close(mut self) -> (Finding, Window) {
+        compact(&mut self.edges);
+        compact(&mut self.accounts);
+        self.best.edges = self.edges;
+        self.best.accounts = self.accounts;
+        (self.best, self.span)
+    }
+}
+
+/// Adds a window's evidence; overlapping windows repeat most of it, so the list is
+/// compacted whenever it doubles, which keeps it within twice the episode's evidence.
+fn gather<T: Ord + Copy>(into: &mut Vec<T>, more: &[T]) {
+    let before = into.len();
+    into.extend_from_slice(more);
+    if into.len() >= 2 * before.max(512) {
+        compact(into);
+    }
+}
+
+fn compact<T: Ord>(v: &mut Vec<T>) {
+    v.sort_unstable();
+    v.dedup();
 }
 
 fn metric_json(m: Metric, unit: Unit) -> serde_json::Value {

@@ -25,8 +25,8 @@ use clearwatch_model::suppression::{
 use clearwatch_model::{Currency, Severity, Transaction, Zone, format_ts, parse_rfc3339};
 use clearwatch_store::cases::CaseUpdate;
 use clearwatch_store::{
-    AlertFilter, AlertSort, AlertStore, AuditStore, CaseStore, Suppressed, SuppressionQuery,
-    SuppressionStore, UserStore,
+    AlertFilter, AlertSort, AlertStore, AuditStore, CaseStore, ScanStore, Suppressed,
+    SuppressionQuery, SuppressionStore, UserStore,
 };
 
 /// Alerts per queue page.
@@ -487,6 +487,7 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
             .iter()
             .any(|s| s.state == SuppressionState::Active);
     let deadline = case_deadline(st, &a).await?;
+    let episode = st.store.alert_episode(id).await?;
     let summary = current
         .and_then(|r| r.summary_in(&a.alert, Zone::Named(ctx.tz), ctx.t.language))
         .unwrap_or_else(|| a.alert.summary.clone());
@@ -503,6 +504,9 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
             format_ts(a.alert.window.from),
             format_ts(a.alert.window.until),
         ),
+        episode: episode
+            .filter(|e| *e != a.alert.window)
+            .map(|e| (format_ts(e.from), format_ts(e.until))),
         graph_json,
         node_count: graph.nodes.len(),
         links_left_out: graph.links_left_out,

@@ -285,6 +285,9 @@ pub struct AlertPage {
     /// that raised it is not loaded).
     pub summary: String,
     pub window: (String, String),
+    /// The span of the episode the alert reports, where it is longer than the window: the
+    /// evidence is every firing window's.
+    pub episode: Option<(String, String)>,
     /// JSON for the graph, placed in a `data-` attribute (escaped as any attribute).
     pub graph_json: String,
     pub node_count: usize,

@@ -40,7 +40,9 @@ use clearwatch_model::cases::CaseHit;
 use clearwatch_model::lists::{ListEntry, ListKind, ListValues, NewListEntry, WatchList};
 use clearwatch_model::suppression::{NewSuppression, Suppression};
 use clearwatch_model::triage::AlertHit;
-use clearwatch_model::{Account, Alert, Merchant, Millis, StoredAlert, Subject, Transaction};
+use clearwatch_model::{
+    Account, Alert, Merchant, Millis, StoredAlert, Subject, Transaction, Window,
+};
 
 pub use cases::{
     Approval, CaseError, CaseUpdate, NewSession, Note, RuleHits, SessionInfo, StoredRuleVersion,
@@ -354,6 +356,9 @@ store_area! {
             first: Millis,
             last: Millis,
         ) -> Result<Vec<String>, StoreError>;
+        /// The span of the episode a stored alert reports (its first firing window's start
+        /// to its last one's end), or `None` where no scan recorded one.
+        async fn alert_episode(&self, id: &str) -> Result<Option<Window>, StoreError>;
         /// Stores a scan's alerts, episode spans and marks in one transaction, removing
         /// the superseded alerts nobody worked on.
         async fn save_scan(&self, save: scans::ScanSave<'_>) -> Result<scans::ScanSaved, StoreError>;

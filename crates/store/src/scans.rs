@@ -293,6 +293,18 @@ impl<DB: Backend> ScanStore for SqlStore<DB> {
             .collect()
     }
 
+    async fn alert_episode(&self, id: &str) -> Result<Option<Window>, StoreError> {
+        let mut c = self.pool.acquire().await?;
+        let q = query("SELECT episode_from, episode_until FROM alert_episodes WHERE alert_id = $1");
+        let Some(r) = DB::fetch_optional(&mut c, DB::bind(q, id)).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Window {
+            from: get::<DB, i64>(&r, 0)?,
+            until: get::<DB, i64>(&r, 1)?,
+        }))
+    }
+
     async fn save_scan(&self, save: ScanSave<'_>) -> Result<ScanSaved, StoreError> {
         let now = rows::now_text();
         let mut out = ScanSaved::default();

@@ -9,7 +9,7 @@ use clearwatch_model::case::Status;
 use clearwatch_rules::Rule;
 use clearwatch_rules::load::load_shipped;
 use clearwatch_scan::{self as scan, Mode, Plan};
-use clearwatch_store::{AlertFilter, AlertStore, CaseStore, CaseUpdate};
+use clearwatch_store::{AlertFilter, AlertStore, CaseStore, CaseUpdate, ScanStore};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -282,7 +282,9 @@ async fn superseded_alerts_that_were_worked_on_are_kept() {
     let (db, second) = first_part_scanned(&data, 0.5).await;
     scan_in(&db, &rules, Mode::Incremental).await;
     let before = stored(&db).await;
+    let mut spans = Vec::new();
     for id in before.keys() {
+        spans.push(db.store.alert_episode(id).await.unwrap());
         db.store
             .update_case(&CaseUpdate {
                 alert_id: id.clone(),
@@ -303,6 +305,11 @@ async fn superseded_alerts_that_were_worked_on_are_kept() {
         done.saved.kept > 0,
         "some episode changed with the new data"
     );
+    // A kept alert keeps the evidence it was worked on, so it keeps its episode's span.
+    for (id, span) in before.keys().zip(spans) {
+        assert!(span.is_some());
+        assert_eq!(db.store.alert_episode(id).await.unwrap(), span, "{id}");
+    }
 }
 
 /// Late data re-opens the later windows of a rule that reads history: a payer who turns

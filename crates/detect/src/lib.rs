@@ -301,8 +301,8 @@ struct Episode {
     score: u32,
     best: Finding,
     span: Window,
-    edges: Vec<EdgeId>,
-    accounts: Vec<AccountId>,
+    edges: EpisodeIds<EdgeId>,
+    accounts: EpisodeIds<AccountId>,
 }
 
 impl Episode {
@@ -313,8 +313,8 @@ impl Episode {
         };
         Episode {
             score,
-            edges: f.edges.clone(),
-            accounts: f.accounts.clone(),
+            edges: EpisodeIds::of(&f.edges),
+            accounts: EpisodeIds::of(&f.accounts),
             best: f,
             span,
         }
@@ -322,8 +322,8 @@ impl Episode {
 
     fn add(&mut self, score: u32, f: Finding) {
         self.span.until = self.span.until.max(f.until);
-        gather(&mut self.edges, &f.edges);
-        gather(&mut self.accounts, &f.accounts);
+        self.edges.add(&f.edges);
+        self.accounts.add(&f.accounts);
         if score > self.score {
             self.score = score;
             self.best = f;
@@ -331,27 +331,45 @@ impl Episode {
     }
 
     fn close(mut self) -> (Finding, Window) {
-        compact(&mut self.edges);
-        compact(&mut self.accounts);
-        self.best.edges = self.edges;
-        self.best.accounts = self.accounts;
+        self.best.edges = self.edges.done();
+        self.best.accounts = self.accounts.done();
         (self.best, self.span)
     }
 }
 
-/// Adds a window's evidence; overlapping windows repeat most of it, so the list is
-/// compacted whenever it doubles, which keeps it within twice the episode's evidence.
-fn gather<T: Ord + Copy>(into: &mut Vec<T>, more: &[T]) {
-    let before = into.len();
-    into.extend_from_slice(more);
-    if into.len() >= 2 * before.max(512) {
-        compact(into);
-    }
+/// The ids of an episode's windows. Overlapping windows repeat most of them, so the list
+/// is deduplicated whenever it doubles since the last time: it stays within twice the
+/// episode's distinct ids (or 1,024).
+struct EpisodeIds<T> {
+    ids: Vec<T>,
+    distinct: usize,
 }
 
-fn compact<T: Ord>(v: &mut Vec<T>) {
-    v.sort_unstable();
-    v.dedup();
+impl<T: Ord + Copy> EpisodeIds<T> {
+    fn of(ids: &[T]) -> Self {
+        EpisodeIds {
+            ids: ids.to_vec(),
+            distinct: 0,
+        }
+    }
+
+    fn add(&mut self, more: &[T]) {
+        self.ids.extend_from_slice(more);
+        if self.ids.len() >= 2 * self.distinct.max(512) {
+            self.compact();
+        }
+    }
+
+    fn compact(&mut self) {
+        self.ids.sort_unstable();
+        self.ids.dedup();
+        self.distinct = self.ids.len();
+    }
+
+    fn done(mut self) -> Vec<T> {
+        self.compact();
+        self.ids
+    }
 }
 
 fn metric_json(m: Metric, unit: Unit) -> serde_json::Value {

@@ -331,6 +331,8 @@ impl<DB: Backend> ScanStore for SqlStore<DB> {
             new.entry(a.id.as_str()).or_insert(a);
         }
         let mut remove: Vec<String> = Vec::new();
+        // Alerts an analyst worked on keep their stored evidence, so they keep their span.
+        let mut worked: HashSet<String> = HashSet::new();
         for r in save.rules {
             let in_scope = |subject: &str| match &r.supersede {
                 Supersede::Nothing => false,
@@ -368,6 +370,9 @@ impl<DB: Backend> ScanStore for SqlStore<DB> {
                 match (stale, s.untouched) {
                     (true, true) => remove.push(s.id),
                     (true, false) if !new.contains_key(s.id.as_str()) => out.kept += 1,
+                    (_, false) => {
+                        worked.insert(s.id);
+                    }
                     _ => {}
                 }
             }
@@ -388,7 +393,7 @@ impl<DB: Backend> ScanStore for SqlStore<DB> {
         let spans: Vec<(&str, Window)> = save
             .alerts
             .iter()
-            .filter(|a| seen.insert(a.id.as_str()))
+            .filter(|a| !worked.contains(&a.id) && seen.insert(a.id.as_str()))
             .map(|a| {
                 let w = save.episodes.get(&a.id).copied().unwrap_or(a.window);
                 (a.id.as_str(), w)

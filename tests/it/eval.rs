@@ -49,6 +49,25 @@ fn eval_variant(generate_args: &[&str], eval_args: &[&str]) -> serde_json::Value
     eval_json(&db, &args)
 }
 
+/// Scores an external labelled set (`../shared/datasets/external/NAME`) read with
+/// `profile`, its truth with the same profile.
+fn eval_external(name: &str, profile: &str, input: &str, extra: &[&str]) -> serde_json::Value {
+    let dir = external(name);
+    let input = dir.join(input);
+    let mut args = vec![
+        "--truth",
+        dir.to_str().unwrap(),
+        "--truth-profile",
+        profile,
+        "--profile",
+        profile,
+        "--input",
+        input.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    eval_json(&Db::new(), &args)
+}
+
 fn recall(report: &serde_json::Value, typology: &str) -> (u64, u64) {
     let t = report["typologies"]
         .as_array()
@@ -185,21 +204,7 @@ fn same_seed_same_bytes_and_truth_agrees_with_the_data() {
 
 #[test]
 fn amlsim_eval_reports_recall_per_typology_with_decoys_apart() {
-    let dir = external("amlsim-mix12k");
-    let db = Db::new();
-    let report = eval_json(
-        &db,
-        &[
-            "--truth",
-            dir.to_str().unwrap(),
-            "--truth-profile",
-            "amlsim",
-            "--profile",
-            "amlsim",
-            "--input",
-            dir.join("transactions.csv").to_str().unwrap(),
-        ],
-    );
+    let report = eval_external("amlsim-mix12k", "amlsim", "transactions.csv", &[]);
     let types: Vec<&serde_json::Value> = report["typologies"].as_array().unwrap().iter().collect();
     let decoys: u64 = types.iter().map(|t| t["decoys"].as_u64().unwrap()).sum();
     let schemes: u64 = types.iter().map(|t| t["schemes"].as_u64().unwrap()).sum();
@@ -483,22 +488,11 @@ fn realistic_fan_outs_cycles_and_transfer_settlements_are_found() {
 /// transfers are ordinary there.
 #[test]
 fn paysim_large_transfer_loops_are_not_outsized_round_trips() {
-    let dir = external("paysim-2k");
-    let db = Db::new();
-    let report = eval_json(
-        &db,
-        &[
-            "--truth",
-            dir.to_str().unwrap(),
-            "--truth-profile",
-            "paysim",
-            "--profile",
-            "paysim",
-            "--input",
-            dir.join("rawLog.csv").to_str().unwrap(),
-            "--rules",
-            "rules/laundering/ML-10-outsized-round-trip.yaml",
-        ],
+    let report = eval_external(
+        "paysim-2k",
+        "paysim",
+        "rawLog.csv",
+        &["--rules", "rules/laundering/ML-10-outsized-round-trip.yaml"],
     );
     assert_eq!(report["alerts"], 0, "{}", report["rules"]);
 }

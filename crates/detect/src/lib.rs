@@ -306,24 +306,25 @@ struct Episode {
 }
 
 impl Episode {
-    fn new(score: u32, f: Finding) -> Self {
+    fn new(score: u32, mut f: Finding) -> Self {
         let span = Window {
             from: f.from,
             until: f.until,
         };
+        // The best finding's own ids are replaced by the episode's when it closes.
         Episode {
             score,
-            edges: EpisodeIds::of(&f.edges),
-            accounts: EpisodeIds::of(&f.accounts),
+            edges: EpisodeIds::of(std::mem::take(&mut f.edges)),
+            accounts: EpisodeIds::of(std::mem::take(&mut f.accounts)),
             best: f,
             span,
         }
     }
 
-    fn add(&mut self, score: u32, f: Finding) {
+    fn add(&mut self, score: u32, mut f: Finding) {
         self.span.until = self.span.until.max(f.until);
-        self.edges.add(&f.edges);
-        self.accounts.add(&f.accounts);
+        self.edges.add(&std::mem::take(&mut f.edges));
+        self.accounts.add(&std::mem::take(&mut f.accounts));
         if score > self.score {
             self.score = score;
             self.best = f;
@@ -346,11 +347,8 @@ struct EpisodeIds<T> {
 }
 
 impl<T: Ord + Copy> EpisodeIds<T> {
-    fn of(ids: &[T]) -> Self {
-        EpisodeIds {
-            ids: ids.to_vec(),
-            distinct: 0,
-        }
+    fn of(ids: Vec<T>) -> Self {
+        EpisodeIds { ids, distinct: 0 }
     }
 
     fn add(&mut self, more: &[T]) {

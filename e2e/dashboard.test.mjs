@@ -188,8 +188,27 @@ try {
     check(await ana.locator('#transactions tbody tr').count() > 0, 'no transactions');
     const due = await ana.getAttribute('#deadline', 'data-due');
     check(/^\d{4}-\d{2}-\d{2}$/.test(due || ''), `no review deadline on the case: ${due}`);
+    // The case header: the subject's name, risk, exposure and rules; its alerts beside.
+    check((await ana.textContent('#case-subject')).trim().length > 0, 'no subject name in the header');
+    check(/^\d+$/.test((await ana.textContent('#case-score')).trim()), 'no entity risk in the header');
+    check(/\d/.test(await ana.textContent('#case-exposure')), 'no exposure in the header');
+    check(await ana.locator('#case-rules .rule-chip').count() >= 1, 'no rules in the header');
+    check(await ana.locator('#case-alerts tr[aria-current="true"]').count() === 1, 'the alert is not marked among its case\'s alerts');
+    const mainBox = await ana.locator('.detail-main').boundingBox();
+    const sideBox = await ana.locator('.detail-side').boundingBox();
+    check(sideBox.x >= mainBox.x + mainBox.width, 'the case panel is not beside the detail');
+    check(await ana.locator('#case-form').isVisible(), 'the case form is not in the side panel');
     await ana.screenshot({ path: path.join(shots, 'alert-detail.png'), fullPage: true });
+    await ana.screenshot({ path: path.join(shots, 'alert-header.png') });
     await ana.locator('#graph').screenshot({ path: path.join(shots, 'alert-graph.png') });
+    // A section link scrolls its section under the links, which stay in view.
+    await ana.click('.section-nav a[href="#flow"]');
+    await ana.waitForFunction(() => location.hash === '#flow');
+    const nav = await ana.locator('.section-nav').boundingBox();
+    const flow = await ana.locator('#flow').boundingBox();
+    check(nav.y >= 0 && nav.y < 5, `the section links scrolled away: ${nav.y}`);
+    check(flow.y >= nav.y + nav.height - 1 && flow.y < 120, `the fund flow is not under the links: ${flow.y}`);
+    await ana.evaluate(() => window.scrollTo(0, 0));
   });
   await step('the graph draws one edge per pair, money left to right, labels apart', async () => {
     const g = await ana.evaluate(() => {

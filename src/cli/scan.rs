@@ -224,6 +224,9 @@ fn note_skipped(s: &Scanned) {
 
 /// Says on stderr which rules run a version published from the dashboard.
 fn note_published(pack: &Pack) {
+    for w in pack.unknown_list_warnings() {
+        eprintln!("warning: {w}");
+    }
     for f in &pack.from_store {
         let r = &f.replaced;
         let by = f.published_by.as_deref().unwrap_or("unknown");

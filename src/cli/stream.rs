@@ -171,6 +171,9 @@ pub async fn run(db: &super::Db, args: StreamArgs) -> anyhow::Result<ExitCode> {
             };
             let store = db.open().await?;
             let pack = Pack::load(PackSource::resolve(&rules), &store, Published::Use).await?;
+            for w in pack.unknown_list_warnings() {
+                eprintln!("warning: {w}");
+            }
             let pack = pack.runnable()?;
             let rules = pack.active();
             let js = stream::connect(&at.nats).await?;

@@ -695,6 +695,19 @@ async fn an_allow_list_entry_takes_its_account_out_of_the_next_scan() {
         subjects.dedup();
         subjects
     };
+    // A list the store does not have yet is warned about: a misspelt name would make the
+    // allow list apply to nobody.
+    let warns = || {
+        let out = db
+            .cmd()
+            .args(["scan", "--full", "--format", "json", "--rules", rule])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr)
+            .contains("read list `group_treasury`, which the store does not have")
+    };
+    assert!(warns(), "no warning about the missing list");
     let before = scan();
     assert!(before.len() >= 2, "{before:?}");
     let store = clearwatch_store::open(&db.url()).await.unwrap();
@@ -717,6 +730,7 @@ async fn an_allow_list_entry_takes_its_account_out_of_the_next_scan() {
         .await
         .unwrap();
     drop(store);
+    assert!(!warns(), "the list exists now");
     let after = scan();
     assert!(!after.contains(&before[0]), "{after:?}");
     assert_eq!(after, before[1..].to_vec());

@@ -3435,9 +3435,14 @@ async fn alert_page_shows_the_span_of_its_episode() {
     let mut single = alert();
     single.subject.id = "H3".into();
     single.id = Alert::make_id("TC-04", "v1", &single.subject, single.window);
+    // Another rule's alert on the same subject: the page's header lists both.
+    let mut other = alert();
+    other.rule_id = "ML-01".into();
+    other.score = 40;
+    other.id = Alert::make_id("ML-01", "v1", &other.subject, other.window);
     db.store
         .save_scan(ScanSave {
-            alerts: &[a.clone(), single.clone()],
+            alerts: &[a.clone(), single.clone(), other.clone()],
             episodes: &std::collections::HashMap::from([
                 (a.id.clone(), episode),
                 (single.id.clone(), single.window),
@@ -3460,8 +3465,106 @@ async fn alert_page_shows_the_span_of_its_episode() {
         "{}",
         &page[at..]
     );
+    // The header: the subject's case, each of its alerts with the span it reports.
+    assert!(page.contains("id=\"case-head\""), "{page}");
+    let row = |id: &str| {
+        let at = page
+            .find(&format!("data-alert=\"{id}\""))
+            .unwrap_or_else(|| panic!("no row for {id}"));
+        let end = page[at..].find("</tr>").unwrap();
+        page[at..at + end].to_string()
+    };
+    assert!(row(&a.id).contains(&format!("<time datetime=\"{until}\"")));
+    assert!(page.contains(&format!("aria-current=\"true\" data-alert=\"{}\"", a.id)));
+    assert!(row(&other.id).contains(&format!("href=\"/alerts/{}\"", other.id)));
+    assert!(
+        row(&other.id).contains(&format!(
+            "<time datetime=\"{}\"",
+            clearwatch_model::format_ts(other.window.until)
+        )),
+        "an alert without a stored episode shows its window"
+    );
+    assert!(!page.contains(&format!("data-alert=\"{}\"", single.id)));
+    assert!(
+        page.contains("<span class=\"rule-chip\" title=\"ML-01\">ML-01</span>"),
+        "{page}"
+    );
+    // The API gives the episode beside the window.
+    let get = |uri: &str, cookie: &str| request("GET", uri, Some(cookie), None, "");
+    let (status, _, body) = send(&app, get(&format!("/api/v1/alerts/{}", a.id), &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["episode"]["until"], until.as_str(), "{v}");
+    assert_eq!(
+        v["window"]["until"],
+        clearwatch_model::format_ts(a.window.until).as_str()
+    );
     let url = format!("/alerts/{}", single.id);
     let (status, _, page) = send(&app, request("GET", &url, Some(&cookie), None, "")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!page.contains("id=\"episode\""));
+}
+
+/// `/api/v1/lists` gives every list with its entries in force, and `/api/v1/lists/{name}`
+/// one list's entries with their state; a list that does not exist is a 404.
+#[tokio::test]
+async fn lists_api_gives_lists_and_their_entries() {
+    use clearwatch_model::lists::{EntryKind, ListKind, NewListEntry};
+    use clearwatch_store::ListStore;
+    let db = TestDb::sqlite().await;
+    let st = AppState::new(db.reopen().await.unwrap(), PackSource::resolve(&[]));
+    let (app, cookie) = analyst_session(&st).await;
+    let get = |uri: &str, cookie: &str| request("GET", uri, Some(cookie), None, "");
+    st.store
+        .create_list("watched", ListKind::Watch, "new agents", "analyst")
+        .await
+        .unwrap_err();
+    st.store
+        .add_user("sue", UserRole::Supervisor, "x", "test")
+        .await
+        .unwrap();
+    st.store
+        .create_list("watched", ListKind::Watch, "new agents", "sue")
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let entry = |value: &str| NewListEntry {
+        kind: EntryKind::Account,
+        value: value.into(),
+        reason: "opened last week".into(),
+        expires_at: now + 86_400_000,
+    };
+    st.store
+        .add_list_entry("watched", &entry("A1"), "analyst")
+        .await
+        .unwrap();
+    let gone = st
+        .store
+        .add_list_entry("watched", &entry("A2"), "analyst")
+        .await
+        .unwrap();
+    st.store
+        .remove_list_entry("watched", gone.id, "sue")
+        .await
+        .unwrap();
+    let (status, _, body) = send(&app, get("/api/v1/lists", &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v[0]["name"], "watched", "{v}");
+    assert_eq!(v[0]["kind"], "watch");
+    assert_eq!(v[0]["active"], 1);
+    let (status, _, body) = send(&app, get("/api/v1/lists/watched", &cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["name"], "watched", "{v}");
+    let states: Vec<(&str, &str)> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["value"].as_str().unwrap(), e["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("A2", "removed"), ("A1", "active")], "{v}");
+    assert_eq!(v["entries"][0]["removed_by"], "sue");
+    let (status, _, _) = send(&app, get("/api/v1/lists/nope", &cookie)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

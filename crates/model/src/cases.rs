@@ -50,6 +50,8 @@ pub struct CaseAlert {
     pub rule_id: String,
     pub score: u32,
     pub status: Status,
+    /// The alert's best window.
+    pub window: Window,
 }
 
 /// A subject's alerts, folded.
@@ -168,6 +170,7 @@ pub fn fold_cases(
                     rule_id: h.rule_id.clone(),
                     score: h.score,
                     status: h.status,
+                    window: h.window,
                 })
                 .collect();
             alerts.sort_by(|a, b| b.score.cmp(&a.score).then_with(|| a.id.cmp(&b.id)));

@@ -5,9 +5,9 @@
 //! evaluate filters once per edge of graphs with millions of edges, and rule authors
 //! need type errors at lint time rather than at run time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use clearwatch_model::lists::{EntryKind, ListValues, valid_list_name};
 
@@ -133,19 +133,38 @@ pub type VarId = u16;
 /// The watch and allow lists that `in_list` reads, filled from the store once a pack is
 /// loaded for a scan (empty until then, and for scans of files).
 #[derive(Debug, Default)]
-pub struct ListTable(OnceLock<ListValues>);
+pub struct ListTable {
+    values: OnceLock<ListValues>,
+    /// The list names the pack's expressions read, noted as they compile.
+    named: Mutex<BTreeSet<String>>,
+}
 
 impl ListTable {
     /// Sets the entries in force; a table is set once, for the scan it serves.
     pub fn set(&self, values: ListValues) {
-        let _ = self.0.set(values);
+        let _ = self.values.set(values);
+    }
+
+    /// The list names that compiled `in_list` calls read, sorted: a name no list has makes
+    /// `in_list` false for every value, which a caller should warn about.
+    pub fn named(&self) -> Vec<String> {
+        self.named
+            .lock()
+            .map(|n| n.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn note(&self, name: &str) {
+        if let Ok(mut n) = self.named.lock() {
+            n.insert(name.to_string());
+        }
     }
 
     fn contains(&self, list: &str, kind: EntryKind, value: &str) -> bool {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        self.0
+        self.values
             .get()
             .is_some_and(|v| v.contains(list, kind, value, now))
     }
@@ -1094,6 +1113,7 @@ impl Compiler<'_> {
                     return None;
                 }
                 let table = self.schema.lists.clone();
+                table.note(&list);
                 let holder = args
                     .last()
                     .and_then(|a| path_of(&a.expr))
@@ -1367,6 +1387,11 @@ mod tests {
         );
         let other = compile(r#"in_list("other", tx.type)"#, &s, Ty::Bool).unwrap();
         assert!(!other.test(&env()));
+        assert_eq!(
+            table.named(),
+            ["other", "vip"],
+            "the names read are noted, for a warning about a list that does not exist"
+        );
         for (bad, want) in [
             (r#"in_list(tx.type, "vip")"#, "as a literal"),
             (r#"in_list("Not-a-name", tx.type)"#, "cannot name a list"),

@@ -93,6 +93,9 @@ pub struct Pack {
     /// Published versions that no longer compile: the pack refuses to run while any is
     /// left (see the crate documentation).
     pub broken: Vec<Diagnostic>,
+    /// Lists that `in_list` calls name and the store does not have (a misspelt name makes
+    /// `in_list` false for every value): set by [`Pack::load`], sorted.
+    pub unknown_lists: Vec<String>,
 }
 
 impl Pack {
@@ -107,6 +110,7 @@ impl Pack {
             source,
             from_store: Vec::new(),
             broken: Vec::new(),
+            unknown_lists: Vec::new(),
         })
     }
 
@@ -127,7 +131,30 @@ impl Pack {
         }
         // The watch and allow lists as they stand now: `in_list` reads them for this scan.
         pack.set.shared.lists.set(store.list_values().await?);
+        let known: BTreeSet<String> = store.lists().await?.into_iter().map(|l| l.name).collect();
+        pack.unknown_lists = pack
+            .set
+            .shared
+            .lists
+            .named()
+            .into_iter()
+            .filter(|n| !known.contains(n))
+            .collect();
         Ok(pack)
+    }
+
+    /// One warning per list that the rules name and the store does not have.
+    pub fn unknown_list_warnings(&self) -> Vec<String> {
+        self.unknown_lists
+            .iter()
+            .map(|n| {
+                format!(
+                    "the rules read list `{n}`, which the store does not have: \
+                     in_list(\"{n}\", …) is false for every value until a list of that name \
+                     is created (dashboard: Lists)"
+                )
+            })
+            .collect()
     }
 
     fn apply(&mut self, stored: &[StoredRuleVersion]) {

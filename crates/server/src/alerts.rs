@@ -24,6 +24,7 @@ use clearwatch_model::suppression::{
 };
 use clearwatch_model::{Currency, Severity, Transaction, Zone, format_ts, parse_rfc3339};
 use clearwatch_store::cases::CaseUpdate;
+use clearwatch_store::queue::subject_case;
 use clearwatch_store::{
     AlertFilter, AlertSort, AlertStore, AuditStore, CaseStore, ScanStore, Suppressed,
     SuppressionQuery, SuppressionStore, UserStore,
@@ -31,6 +32,10 @@ use clearwatch_store::{
 
 /// Alerts per queue page.
 pub const PAGE_SIZE: u64 = 50;
+
+/// The most alerts of the subject's case the alert page's header lists (highest score
+/// first); the rest are one click away in the alert queue.
+const CASE_HEADER_ALERTS: usize = 20;
 
 pub fn router() -> Router<Shared> {
     Router::new()
@@ -488,6 +493,23 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
             .any(|s| s.state == SuppressionState::Active);
     let deadline = case_deadline(st, &a).await?;
     let episode = st.store.alert_episode(id).await?;
+    let case = subject_case(&st.store, &a.alert.subject, china_today(), st.review_days).await?;
+    let mut case_alerts = Vec::new();
+    for c in case
+        .iter()
+        .flat_map(|c| c.case.alerts.iter())
+        .take(CASE_HEADER_ALERTS)
+    {
+        let span = st.store.alert_episode(&c.id).await?.unwrap_or(c.window);
+        case_alerts.push(views::CaseAlertRow {
+            id: c.id.clone(),
+            rule_id: c.rule_id.clone(),
+            score: c.score,
+            status: c.status,
+            span: (format_ts(span.from), format_ts(span.until)),
+            current: c.id == a.alert.id,
+        });
+    }
     let summary = current
         .and_then(|r| r.summary_in(&a.alert, Zone::Named(ctx.tz), ctx.t.language))
         .unwrap_or_else(|| a.alert.summary.clone());
@@ -535,6 +557,8 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
         ),
         suppressions,
         hidden,
+        case,
+        case_alerts,
         a,
     })
 }

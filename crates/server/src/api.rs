@@ -17,6 +17,7 @@ use clearwatch_store::AlertStore;
 use clearwatch_store::AuditStore;
 use clearwatch_store::CaseStore;
 use clearwatch_store::IngestStore;
+use clearwatch_store::ScanStore;
 use clearwatch_store::cases::{Approval, CaseUpdate, Note, RuleHits};
 
 #[derive(OpenApi)]
@@ -33,6 +34,8 @@ use clearwatch_store::cases::{Approval, CaseUpdate, Note, RuleHits};
         get_account,
         super::cases::api,
         super::suppressions::api,
+        super::lists::api_lists,
+        super::lists::api_list,
         list_rules,
         audit_log,
         super::users::api_list,
@@ -49,6 +52,9 @@ use clearwatch_store::cases::{Approval, CaseUpdate, Note, RuleHits};
         super::cases::CaseList,
         super::cases::CaseSummary,
         super::suppressions::SuppressionView,
+        super::lists::ListView,
+        super::lists::EntryView,
+        super::lists::ListDetail,
         clearwatch_store::queue::Amount,
         RuleView,
         Note,
@@ -145,9 +151,16 @@ async fn get_alert(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let a = st.store.alert(&id).await?.ok_or(AppError::NotFound)?;
-    Ok(Json(
-        serde_json::to_value(a).map_err(|e| AppError::Internal(e.to_string()))?,
-    ))
+    let mut v = serde_json::to_value(a).map_err(|e| AppError::Internal(e.to_string()))?;
+    // The span of the episode the alert reports (its firing windows in a row), which its
+    // evidence covers; the window is its best one's.
+    if let (Some(episode), Some(o)) = (st.store.alert_episode(&id).await?, v.as_object_mut()) {
+        o.insert(
+            "episode".into(),
+            serde_json::to_value(episode).map_err(|e| AppError::Internal(e.to_string()))?,
+        );
+    }
+    Ok(Json(v))
 }
 
 /// A case: the alert's workflow state with notes, requests and history.

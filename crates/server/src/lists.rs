@@ -1,19 +1,21 @@
 //! The lists area: watch lists and allow lists (`/lists`), one list with its entries
 //! (`/lists/{name}`), and the forms that create a list, add an entry and remove one. Who
 //! may do what is the store's rule ([`clearwatch_store::lists`]): the pages only offer
-//! the forms a user may use.
+//! the forms a user may use. `/api/v1/lists` and `/api/v1/lists/{name}` give the same
+//! as JSON.
 
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
-use serde::Deserialize;
+use axum::{Form, Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::alerts::see_other;
 use super::extract::CurrentUser;
 use super::views::{self, PageCtx};
-use super::{AppError, Shared};
+use super::{ApiError, AppError, Shared};
 use clearwatch_model::case::UserRole;
 use clearwatch_model::lists::{EntryKind, ListEntry, ListKind, NewListEntry, WatchList};
 use clearwatch_store::ListStore;
@@ -27,6 +29,97 @@ pub fn router() -> Router<Shared> {
         .route("/lists/{name}", get(page))
         .route("/lists/{name}/entries", post(add))
         .route("/lists/{name}/entries/{id}/remove", post(remove))
+        .route("/api/v1/lists", get(api_lists))
+        .route("/api/v1/lists/{name}", get(api_list))
+}
+
+/// A list as the API gives it.
+#[derive(Serialize, ToSchema)]
+pub struct ListView {
+    pub name: String,
+    /// `watch` or `allow`.
+    pub kind: String,
+    pub description: String,
+    pub created_by: String,
+    pub created_at: String,
+    /// Entries in force now.
+    pub active: u64,
+}
+
+impl From<&WatchList> for ListView {
+    fn from(l: &WatchList) -> Self {
+        ListView {
+            name: l.name.clone(),
+            kind: l.kind.as_str().to_string(),
+            description: l.description.clone(),
+            created_by: l.created_by.clone(),
+            created_at: l.created_at.clone(),
+            active: l.active,
+        }
+    }
+}
+
+/// An entry of a list as the API gives it.
+#[derive(Serialize, ToSchema)]
+pub struct EntryView {
+    pub id: i64,
+    /// `account` or `holder`.
+    pub kind: String,
+    pub value: String,
+    pub reason: String,
+    /// RFC 3339 UTC.
+    pub expires_at: String,
+    /// `active`, `expired` or `removed`, as of the request.
+    pub state: String,
+    pub added_by: String,
+    pub added_at: String,
+    pub removed_by: Option<String>,
+    pub removed_at: Option<String>,
+}
+
+/// A list with its entries, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct ListDetail {
+    #[serde(flatten)]
+    pub list: ListView,
+    pub entries: Vec<EntryView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/lists", operation_id = "list_lists", tag = "lists",
+    responses((status = 200, body = Vec<ListView>)))]
+pub async fn api_lists(State(st): State<Shared>) -> Result<Json<Vec<ListView>>, ApiError> {
+    Ok(Json(
+        st.store.lists().await?.iter().map(ListView::from).collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/lists/{name}", params(("name" = String, Path)),
+    operation_id = "get_list", tag = "lists",
+    responses((status = 200, body = ListDetail), (status = 404, body = super::ErrorBody)))]
+pub async fn api_list(
+    State(st): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<ListDetail>, ApiError> {
+    let (list, entries) = st.store.list(&name).await?.ok_or(AppError::NotFound)?;
+    let now = super::auth::now_ms();
+    Ok(Json(ListDetail {
+        list: ListView::from(&list),
+        entries: entries
+            .iter()
+            .map(|e| EntryView {
+                id: e.id,
+                kind: e.kind.as_str().to_string(),
+                value: e.value.clone(),
+                reason: e.reason.clone(),
+                expires_at: clearwatch_model::format_ts(e.expires_at),
+                state: e.state(now).as_str().to_string(),
+                added_by: e.added_by.clone(),
+                added_at: e.added_at.clone(),
+                removed_by: e.removed_by.clone(),
+                removed_at: e.removed_at.clone(),
+            })
+            .collect(),
+    }))
 }
 
 #[derive(Template)]

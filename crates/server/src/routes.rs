@@ -95,6 +95,8 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/api/v1/cases", Access::Roles(ALL)),
     r("GET", "/api/v1/cases/{id}", Access::Roles(ALL)),
     r("GET", "/api/v1/suppressions", Access::Roles(ALL)),
+    r("GET", "/api/v1/lists", Access::Roles(ALL)),
+    r("GET", "/api/v1/lists/{name}", Access::Roles(ALL)),
     r("POST", "/api/v1/cases/{id}", Access::Roles(CASE_WORK)),
     r("GET", "/api/v1/accounts/{id}", Access::Roles(ALL)),
     r("GET", "/api/v1/rules", Access::Roles(ALL)),

@@ -81,6 +81,7 @@ async fn list(State(st): State<Shared>, user: CurrentUser) -> Result<Response, A
         ctx: PageCtx::new(&user),
         rows,
         can_draft: may_check(user.user.role),
+        unknown_lists: pack.unknown_lists.clone(),
     };
     Ok(Html(page.render()?).into_response())
 }

@@ -72,6 +72,15 @@ impl PageCtx {
         }
     }
 
+    /// An RFC 3339 time in the user's time zone to the minute, without the zone: for
+    /// narrow columns whose page names the zone elsewhere.
+    pub fn at_minute(&self, rfc3339: &str) -> String {
+        match clearwatch_model::parse_rfc3339(rfc3339) {
+            Some(ms) => local_format(ms, self.tz, "%Y-%m-%d %H:%M"),
+            None => rfc3339.to_string(),
+        }
+    }
+
     pub fn can_audit(&self) -> bool {
         matches!(
             self.role,
@@ -311,6 +320,22 @@ pub struct AlertPage {
     pub can_request_dismissal: bool,
     pub users: Vec<String>,
     pub flash: Option<String>,
+    /// Every alert on the subject, folded as one case, for the page's header.
+    pub case: Option<clearwatch_store::queue::CaseRow>,
+    /// That case's alerts, each with the span it reports.
+    pub case_alerts: Vec<CaseAlertRow>,
+}
+
+/// One alert of the subject's case, as the alert page's header lists it.
+pub struct CaseAlertRow {
+    pub id: String,
+    pub rule_id: String,
+    pub score: u32,
+    pub status: clearwatch_model::case::Status,
+    /// The episode's span where stored, else the alert's window (RFC 3339).
+    pub span: (String, String),
+    /// Whether it is the alert the page shows.
+    pub current: bool,
 }
 
 /// The notes list of an alert, swapped in by htmx after a note is added.
@@ -371,6 +396,8 @@ pub struct RulesPage {
     pub rows: Vec<RuleRow>,
     /// Whether the user may draft and backtest a new rule.
     pub can_draft: bool,
+    /// Lists the rules read that the store does not have.
+    pub unknown_lists: Vec<String>,
 }
 
 /// A diagnostic shown in the lint box.

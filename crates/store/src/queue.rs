@@ -8,9 +8,9 @@ use serde::Serialize;
 use clearwatch_model::calendar::WorkingCalendar;
 use clearwatch_model::case::Sla;
 use clearwatch_model::cases::{Case, CaseSort, fold_cases};
-use clearwatch_model::{Currency, Role, SubjectKind, format_amount};
+use clearwatch_model::{Currency, Role, Subject, SubjectKind, format_amount};
 
-use crate::{AlertFilter, AlertStore, AnyStore, IngestStore, StoreError};
+use crate::{AlertFilter, AlertStore, AnyStore, IngestStore, StoreError, Suppressed};
 
 /// The most alerts one case list folds (about 150 bytes each): beyond it the list covers
 /// the highest-scored alerts only and says so. Reading and folding costs about 10 µs per
@@ -101,6 +101,50 @@ pub async fn case_page(
     }
     let total = cases.len();
     let page: Vec<Case> = cases.into_iter().skip(q.offset).take(q.limit).collect();
+    let rows = rows_of(store, page, &q.filter).await?;
+    Ok(CasePage {
+        cases: rows,
+        total,
+        alerts_read,
+        truncated,
+    })
+}
+
+/// Every alert on `subject`, of any status and suppressed or not, as one case with its
+/// holder, role and amounts: the case the alert page heads with. `None` when the subject
+/// has no alert.
+pub async fn subject_case(
+    store: &AnyStore,
+    subject: &Subject,
+    today: chrono::NaiveDate,
+    review_days: u32,
+) -> Result<Option<CaseRow>, StoreError> {
+    let filter = AlertFilter {
+        // The store matches a substring; the exact subject is kept below.
+        subject: Some(subject.id.clone()),
+        suppressed: Suppressed::Include,
+        limit: CASE_ALERT_LIMIT,
+        ..AlertFilter::default()
+    };
+    let mut hits = store.case_hits(&filter).await?;
+    hits.retain(|h| h.subject == *subject);
+    let cases = fold_cases(
+        &hits,
+        today,
+        WorkingCalendar::china(),
+        review_days,
+        CaseSort::Risk,
+    );
+    Ok(rows_of(store, cases, &filter).await?.into_iter().next())
+}
+
+/// `page`'s cases completed with their holder, role and the amounts of their evidence
+/// under `filter`.
+async fn rows_of(
+    store: &AnyStore,
+    page: Vec<Case>,
+    filter: &AlertFilter,
+) -> Result<Vec<CaseRow>, StoreError> {
     let account_ids: Vec<String> = page
         .iter()
         .filter(|c| c.subject.kind == SubjectKind::Account)
@@ -128,7 +172,7 @@ pub async fn case_page(
             ),
         };
         let amounts = store
-            .case_amounts(&case.subject, &q.filter)
+            .case_amounts(&case.subject, filter)
             .await?
             .into_iter()
             .map(|(code, minor)| Amount {
@@ -146,10 +190,5 @@ pub async fn case_page(
             amounts,
         });
     }
-    Ok(CasePage {
-        cases: rows,
-        total,
-        alerts_read,
-        truncated,
-    })
+    Ok(rows)
 }

@@ -2169,6 +2169,27 @@ async fn error_pages_follow_the_readers_language() {
         body.contains(r#""code":"forbidden""#),
         "the API keeps its body: {body}"
     );
+    // Refusals of the workflow are worded from the catalogue, their details filled in.
+    let (cookie, csrf) = login_as(&f.st, "analyst").await;
+    let post = |uri: String, form: &str, lang: &str| {
+        let mut req = request("POST", &uri, Some(&cookie), Some(&csrf), form);
+        req.headers_mut()
+            .insert(header::ACCEPT_LANGUAGE, lang.parse().unwrap());
+        req
+    };
+    let notes = format!("/alerts/{}/notes", f.alert_id);
+    let (status, _, page) = send(&f.app, post(notes.clone(), "body=+", "zh-CN")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("备注不能为空"), "{page}");
+    let (_, _, page) = send(&f.app, post(notes, "body=+", "en")).await;
+    assert!(page.contains("a note cannot be empty"), "{page}");
+    let case = format!("/alerts/{}/case", f.alert_id);
+    let (status, _, page) = send(&f.app, post(case, "version=99&assignee=-", "zh-CN")).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        page.contains(&format!("预警 {} 已被他人修改", f.alert_id)),
+        "{page}"
+    );
 }
 
 /// Lists are managed from the dashboard: a supervisor creates them, an analyst adds to a

@@ -70,29 +70,60 @@ pub struct NewListEntry {
 
 impl NewListEntry {
     /// Why the entry cannot be added at `now`, if it cannot.
-    pub fn check(&self, now: Millis) -> Result<(), String> {
+    pub fn check(&self, now: Millis) -> Result<(), EntryProblem> {
         let value = self.value.trim().chars().count();
         if value == 0 || value > MAX_VALUE_CHARS {
-            return Err(format!(
-                "the account or holder id must have 1 to {MAX_VALUE_CHARS} characters"
-            ));
+            return Err(EntryProblem::ValueLength);
         }
         let reason = self.reason.trim().chars().count();
         if reason == 0 {
-            return Err("an entry needs a reason".into());
+            return Err(EntryProblem::NoReason);
         }
         if reason > MAX_REASON_CHARS {
-            return Err(format!(
-                "a reason has at most {MAX_REASON_CHARS} characters"
-            ));
+            return Err(EntryProblem::LongReason);
         }
         if self.expires_at <= now {
-            return Err("the expiry must be in the future".into());
+            return Err(EntryProblem::Past);
         }
         if self.expires_at - now > MAX_ENTRY_MS {
-            return Err("an entry may last at most five years".into());
+            return Err(EntryProblem::TooLong);
         }
         Ok(())
+    }
+}
+
+/// Why a list or an entry cannot be made. Each has a message key for the dashboard
+/// (`list.problem.*`); the English text is its `Display`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EntryProblem {
+    #[error("the account or holder id must have 1 to {MAX_VALUE_CHARS} characters")]
+    ValueLength,
+    #[error("an entry needs a reason")]
+    NoReason,
+    #[error("a reason has at most {MAX_REASON_CHARS} characters")]
+    LongReason,
+    #[error("the expiry must be in the future")]
+    Past,
+    #[error("an entry may last at most five years")]
+    TooLong,
+    #[error("a list name has 1 to 64 lower-case letters, digits and _")]
+    ListName,
+    #[error("a description has at most {MAX_DESCRIPTION_CHARS} characters")]
+    LongDescription,
+}
+
+impl EntryProblem {
+    /// Its message key.
+    pub fn key(self) -> &'static str {
+        match self {
+            EntryProblem::ValueLength => "list.problem.value_length",
+            EntryProblem::NoReason => "list.problem.no_reason",
+            EntryProblem::LongReason => "list.problem.long_reason",
+            EntryProblem::Past => "list.problem.past",
+            EntryProblem::TooLong => "list.problem.too_long",
+            EntryProblem::ListName => "list.problem.list_name",
+            EntryProblem::LongDescription => "list.problem.long_description",
+        }
     }
 }
 

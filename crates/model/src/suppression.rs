@@ -56,14 +56,34 @@ pub struct NewSuppression {
 
 impl NewSuppression {
     /// Why the expiry cannot be used at `now`, if it cannot.
-    pub fn check(&self, now: Millis) -> Result<(), String> {
+    pub fn check(&self, now: Millis) -> Result<(), ExpiryProblem> {
         if self.expires_at <= now {
-            return Err("a suppression must expire in the future".into());
+            return Err(ExpiryProblem::Past);
         }
         if self.expires_at - now > MAX_SUPPRESSION_MS {
-            return Err("a suppression may last at most 366 days".into());
+            return Err(ExpiryProblem::TooLong);
         }
         Ok(())
+    }
+}
+
+/// Why a suppression's expiry cannot be used. Each has a message key for the dashboard
+/// (`suppress.problem.*`); the English text is its `Display`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ExpiryProblem {
+    #[error("a suppression must expire in the future")]
+    Past,
+    #[error("a suppression may last at most 366 days")]
+    TooLong,
+}
+
+impl ExpiryProblem {
+    /// Its message key.
+    pub fn key(self) -> &'static str {
+        match self {
+            ExpiryProblem::Past => "suppress.problem.past",
+            ExpiryProblem::TooLong => "suppress.problem.too_long",
+        }
     }
 }
 

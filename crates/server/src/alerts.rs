@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use super::extract::CurrentUser;
-use super::i18n::Catalog;
+use super::i18n::{Catalog, Worded};
 use super::views::{self, AlertPage, NotesFragment, PageCtx, QueuePage, QueueQuery, TxRow};
 use super::{AppError, Shared};
 use clearwatch_export::flowgraph::flow_graph;
@@ -715,9 +715,10 @@ pub async fn check_assignee(st: &Shared, a: &Option<Option<String>>) -> Result<(
     if ok {
         Ok(())
     } else {
-        Err(AppError::BadRequest(format!(
-            "cases can be assigned only to an active analyst or supervisor, not {name:?}"
-        )))
+        Err(AppError::Worded(
+            axum::http::StatusCode::BAD_REQUEST,
+            Worded::new("case.problem.assignee").arg("user", name),
+        ))
     }
 }
 

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use super::extract::CurrentUser;
-use super::i18n::Catalog;
+use super::i18n::{Catalog, Worded};
 use super::password::{self, MAX_PASSWORD};
 use super::routes::{self, Access};
 use super::{AppError, Shared, views};
@@ -357,7 +357,10 @@ pub async fn guard(State(st): State<Shared>, mut req: Request, next: Next) -> Re
     req.extensions_mut().insert(ClientAddr(client));
     if !is_safe(req.method()) && cross_origin(&req) {
         return deny(
-            AppError::Refused("cross-origin request refused: use the dashboard's own pages".into()),
+            AppError::Worded(
+                StatusCode::FORBIDDEN,
+                Worded::new("auth.problem.cross_origin"),
+            ),
             api,
         );
     }
@@ -420,7 +423,7 @@ pub async fn guard(State(st): State<Shared>, mut req: Request, next: Next) -> Re
         };
         if !ok {
             return deny(
-                AppError::Refused("missing or wrong CSRF token: reload the page".into()),
+                AppError::Worded(StatusCode::FORBIDDEN, Worded::new("auth.problem.csrf")),
                 api,
             );
         }

@@ -45,6 +45,62 @@ pub fn chinese() -> &'static Catalog {
     })
 }
 
+/// A message worded from the catalogue in the reader's language: each part is a key whose
+/// `{name}` placeholders are filled from its arguments, the parts joined by ": ".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Worded(Vec<(&'static str, Vec<(&'static str, Arg)>)>);
+
+/// A placeholder's value: a text shown as it is, or the key of a term (a status's label).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    Text(String),
+    Term(String),
+}
+
+impl Worded {
+    pub fn new(key: &'static str) -> Worded {
+        Worded(vec![(key, Vec::new())])
+    }
+
+    /// Fills `{name}` of the last part with `value`.
+    pub fn arg(mut self, name: &'static str, value: impl ToString) -> Worded {
+        if let Some((_, args)) = self.0.last_mut() {
+            args.push((name, Arg::Text(value.to_string())));
+        }
+        self
+    }
+
+    /// Fills `{name}` of the last part with the term of key `key`.
+    pub fn term(mut self, name: &'static str, key: String) -> Worded {
+        if let Some((_, args)) = self.0.last_mut() {
+            args.push((name, Arg::Term(key)));
+        }
+        self
+    }
+
+    /// This message, then `more` after a colon.
+    pub fn then(mut self, more: Worded) -> Worded {
+        self.0.extend(more.0);
+        self
+    }
+
+    pub fn render(&self, t: &Catalog) -> String {
+        self.0
+            .iter()
+            .map(|(key, args)| {
+                args.iter().fold(t.get(key).to_string(), |m, (name, a)| {
+                    let value = match a {
+                        Arg::Text(v) => v.as_str(),
+                        Arg::Term(k) => t.get(k),
+                    };
+                    m.replace(&format!("{{{name}}}"), value)
+                })
+            })
+            .collect::<Vec<_>>()
+            .join(": ")
+    }
+}
+
 impl Catalog {
     /// The message for `key`, else the English one, else the key itself.
     pub fn get<'a>(&'a self, key: &'a str) -> &'a str {

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 
 use super::auth::{FORM_LIMIT, normalise_name, now_ms, random_token};
 use super::extract::CurrentUser;
-use super::i18n::{Catalog, english};
+use super::i18n::{Catalog, Worded, english};
 use super::password;
 use super::views::{self, PageCtx};
 use super::{ApiError, AppError, Shared};
@@ -101,8 +101,9 @@ async fn apply(st: &Shared, actor: &str, name: &str, change: UserChange) -> Resu
     if name == actor
         && (change.role.is_some_and(|r| r != UserRole::Admin) || change.disabled == Some(true))
     {
-        return Err(AppError::BadRequest(
-            "you cannot change your own role or disable yourself: ask another administrator".into(),
+        return Err(AppError::Worded(
+            StatusCode::BAD_REQUEST,
+            Worded::new("users.problem.self_change"),
         ));
     }
     if st.store.user(name).await?.is_none() {
@@ -197,8 +198,9 @@ async fn reset_password(
     Path(name): Path<String>,
 ) -> Result<Response, AppError> {
     if name == user.user.name {
-        return Err(AppError::BadRequest(
-            "change your own password on the password page".into(),
+        return Err(AppError::Worded(
+            StatusCode::BAD_REQUEST,
+            Worded::new("users.problem.own_password"),
         ));
     }
     if st.store.user(&name).await?.is_none() {
@@ -308,9 +310,9 @@ async fn save_profile(
             let until = views::parse_input_time(text, views::time_zone(&user.user.time_zone))
                 .map_err(|e| AppError::BadRequest(format!("unavailable until {e}")))?;
             if until <= now {
-                return Err(AppError::BadRequest(
-                    "unavailable until must be in the future (leave it empty when available)"
-                        .into(),
+                return Err(AppError::Worded(
+                    StatusCode::BAD_REQUEST,
+                    Worded::new("users.problem.away_past"),
                 ));
             }
             Some(Some(until))

@@ -43,11 +43,11 @@ pub enum CaseError {
     #[error("only a dismissal can ask for a suppression")]
     SuppressionNeedsDismissal,
     #[error("{0}")]
-    BadSuppression(String),
+    BadSuppression(clearwatch_model::suppression::ExpiryProblem),
     #[error("suppression {0} is {1}, not active")]
     NotActive(i64, &'static str),
     #[error("{0}")]
-    BadListEntry(String),
+    BadListEntry(clearwatch_model::lists::EntryProblem),
     #[error("list {0} already exists")]
     ListExists(String),
     #[error("list entry {0} was already removed")]

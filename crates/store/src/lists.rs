@@ -6,8 +6,8 @@
 
 use clearwatch_model::case::UserRole;
 use clearwatch_model::lists::{
-    EntryKind, ListEntry, ListKind, ListValues, MAX_DESCRIPTION_CHARS, NewListEntry, WatchList,
-    valid_list_name,
+    EntryKind, EntryProblem, ListEntry, ListKind, ListValues, MAX_DESCRIPTION_CHARS, NewListEntry,
+    WatchList, valid_list_name,
 };
 
 use crate::audit;
@@ -132,16 +132,10 @@ impl<DB: Backend> ListStore for SqlStore<DB> {
         actor: &str,
     ) -> Result<WatchList, StoreError> {
         if !valid_list_name(name) {
-            return Err(CaseError::BadListEntry(format!(
-                "a list name has 1 to 64 lower-case letters, digits and _ (found {name:?})"
-            ))
-            .into());
+            return Err(CaseError::BadListEntry(EntryProblem::ListName).into());
         }
         if description.trim().chars().count() > MAX_DESCRIPTION_CHARS {
-            return Err(CaseError::BadListEntry(format!(
-                "a description has at most {MAX_DESCRIPTION_CHARS} characters"
-            ))
-            .into());
+            return Err(CaseError::BadListEntry(EntryProblem::LongDescription).into());
         }
         let mut tx = sql::begin(&self.pool).await?;
         require_role::<DB>(

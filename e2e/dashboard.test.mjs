@@ -462,6 +462,26 @@ try {
     }
     await zh.close();
   });
+  await step('a case detected before National Day is due after it, on the working Saturday count', async () => {
+    // A00000001's alert, as if detected on Wednesday 30 September 2026: 1 to 7 October are
+    // holidays and Saturday 10 October is worked, so ten working days end on 20 October
+    // (weekends only would give 14 October).
+    const backdate = spawnSync('python3', ['-c', [
+      'import sqlite3, sys',
+      'c = sqlite3.connect(sys.argv[1])',
+      'n = c.execute("UPDATE alerts SET created_at = \'2026-09-30T02:00:00Z\' WHERE subject_id = \'A00000001\'").rowcount',
+      'c.commit()',
+      'print(n)',
+    ].join('\n'), path.join(work, 'e2e.db')], { encoding: 'utf8' });
+    check(backdate.status === 0 && Number(backdate.stdout) >= 1, `backdating failed: ${backdate.stderr}`);
+    await ana.goto(`${base}/cases?subject=A00000001&status=any`);
+    const due = (await ana.locator('#cases tr[data-subject="A00000001"] td.due .sla').textContent()).trim();
+    check(due === '2026-10-20', `the deadline does not skip National Day: ${due}`);
+    await ana.locator('#cases tr[data-subject="A00000001"] a.case-top').click();
+    await ana.waitForSelector('#deadline');
+    check((await ana.getAttribute('#deadline', 'data-due')) === '2026-10-20', 'the alert page gives another deadline');
+    check((await ana.getAttribute('#deadline', 'data-sla')) === 'overdue', 'a deadline in October is not overdue in December');
+  });
   await step('a supervisor drafts a new rule and backtests it without a file', async () => {
     const sup = await newPage();
     await login(sup, 'sue');

@@ -1136,3 +1136,63 @@ fn local_day_windows_need_whole_days_a_known_zone_and_a_calendar_kind() {
         );
     }
 }
+
+/// `inferred_role` names what an account's behaviour shows only where the registry gives
+/// no role: an unregistered account paid by twenty shoppers reads as a merchant, a
+/// registered individual paid the same way keeps its role and infers nothing.
+#[test]
+fn inferred_role_speaks_only_where_the_registry_is_silent() {
+    let db = Db::new();
+    let dir = db.dir.path().join("inferred");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("T-6-inferred.yaml"),
+        "id: T-6\ntitle: inferred merchant\nstatus: test\nseverity: low\ndetect:\n  kind: star\n  subject: 'hub.inferred_role == \"merchant\" && hub.role == \"unknown\"'\n  in: 'tx.type == \"payment\"'\n  window: { length: 1d }\n  aggregates:\n    payers: { fn: count_distinct, over: in, field: counterparty }\n  condition: 'payers >= 1'\nsummary: \"{subject} paid by {payers} payers\"\n",
+    )
+    .unwrap();
+    let mut tx = String::from("tx_id,ts,from,to,amount,currency,type\n");
+    for i in 0..20 {
+        for shop in ["SHOP", "REG"] {
+            tx.push_str(&format!(
+                "{shop}{i},2026-01-01T01:{i:02}:00Z,P{i},{shop},1.00,CNY,payment\n"
+            ));
+        }
+    }
+    let tx = db.write("tx.csv", &tx);
+    let accounts = db.write(
+        "accounts.csv",
+        "account_id,holder_id,holder_name,kind,role,licensed,institution,region\nREG,H1,Li Wei,personal,individual,false,,GD\n",
+    );
+    let scan = |tx: &Path| {
+        let out = db
+            .cmd()
+            .args(["scan", "--format", "json", "--rules"])
+            .arg(&dir)
+            .arg("--input")
+            .arg(tx)
+            .arg("--accounts")
+            .arg(&accounts)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let alerts: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        alerts
+            .iter()
+            .map(|a| a["subject"]["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(scan(&tx), ["SHOP"]);
+    // Nineteen shoppers are not enough.
+    let text = std::fs::read_to_string(&tx).unwrap();
+    let fewer: String = text
+        .lines()
+        .filter(|l| !l.starts_with("SHOP19,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let fewer = db.write("fewer.csv", &fewer);
+    assert!(scan(&fewer).is_empty());
+}

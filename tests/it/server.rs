@@ -3453,9 +3453,13 @@ async fn alert_page_shows_the_span_of_its_episode() {
         until: a.window.until + 2 * 86_400_000,
     };
     // One alert of a single window: its episode is its window and is not repeated.
+    // H10 contains H1, and a merchant may share an account's id: neither is H1's.
     let mut single = alert();
-    single.subject.id = "H3".into();
+    single.subject.id = "H10".into();
     single.id = Alert::make_id("TC-04", "v1", &single.subject, single.window);
+    let mut merchant = alert();
+    merchant.subject.kind = SubjectKind::Merchant;
+    merchant.id = Alert::make_id("TC-04", "v1", &merchant.subject, merchant.window);
     // Another rule's alert on the same subject: the page's header lists both.
     let mut other = alert();
     other.rule_id = "ML-01".into();
@@ -3463,7 +3467,7 @@ async fn alert_page_shows_the_span_of_its_episode() {
     other.id = Alert::make_id("ML-01", "v1", &other.subject, other.window);
     db.store
         .save_scan(ScanSave {
-            alerts: &[a.clone(), single.clone(), other.clone()],
+            alerts: &[a.clone(), single.clone(), other.clone(), merchant.clone()],
             episodes: &std::collections::HashMap::from([
                 (a.id.clone(), episode),
                 (single.id.clone(), single.window),
@@ -3506,6 +3510,11 @@ async fn alert_page_shows_the_span_of_its_episode() {
         "an alert without a stored episode shows its window"
     );
     assert!(!page.contains(&format!("data-alert=\"{}\"", single.id)));
+    assert!(!page.contains(&format!("data-alert=\"{}\"", merchant.id)));
+    assert!(
+        page.contains("<dd class=\"big\">2</dd>"),
+        "two alerts on H1: {page}"
+    );
     assert!(
         page.contains("<span class=\"rule-chip\" title=\"ML-01\">ML-01</span>"),
         "{page}"
@@ -3524,6 +3533,9 @@ async fn alert_page_shows_the_span_of_its_episode() {
     let (status, _, page) = send(&app, request("GET", &url, Some(&cookie), None, "")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!page.contains("id=\"episode\""));
+    let (_, _, body) = send(&app, get(&format!("/api/v1/alerts/{}", other.id), &cookie)).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["episode"], v["window"], "an episode of one window: {v}");
 }
 
 /// `/api/v1/lists` gives every list with its entries in force, and `/api/v1/lists/{name}`
@@ -3585,7 +3597,106 @@ async fn lists_api_gives_lists_and_their_entries() {
         .map(|e| (e["value"].as_str().unwrap(), e["state"].as_str().unwrap()))
         .collect();
     assert_eq!(states, [("A2", "removed"), ("A1", "active")], "{v}");
+    assert_eq!(v["truncated"], false);
     assert_eq!(v["entries"][0]["removed_by"], "sue");
     let (status, _, _) = send(&app, get("/api/v1/lists/nope", &cookie)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// The Rules page warns about a list that a rule reads and the store does not have (a
+/// misspelt allow list would apply to nobody), until a list of that name exists.
+#[tokio::test]
+async fn rules_page_warns_about_a_list_that_does_not_exist() {
+    use clearwatch_model::lists::ListKind;
+    use clearwatch_store::ListStore;
+    let db = TestDb::sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped =
+        std::fs::read_to_string(root.join("rules/two-clear/TC-04-fund-pool.yaml")).unwrap();
+    let listed = shipped.replace(
+        "subject: '!is_institution'",
+        "subject: '!is_institution && !in_list(\"group_tresury\", hub.id)'",
+    );
+    assert_ne!(listed, shipped);
+    let file = dir.path().join("TC-04-fund-pool.yaml");
+    std::fs::write(&file, listed).unwrap();
+    let pack = vec![file];
+    let st = AppState::new(db.reopen().await.unwrap(), PackSource::resolve(&pack));
+    let (app, cookie) = analyst_session(&st).await;
+    let warned = || async {
+        let (status, _, page) = send(&app, request("GET", "/rules", Some(&cookie), None, "")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        page.contains("data-unknown-list=\"group_tresury\"")
+    };
+    assert!(warned().await);
+    st.store
+        .add_user("sue", UserRole::Supervisor, "x", "test")
+        .await
+        .unwrap();
+    st.store
+        .create_list("group_tresury", ListKind::Allow, "", "sue")
+        .await
+        .unwrap();
+    assert!(!warned().await);
+}
+
+/// An account the registry gives no role gets the role its transactions show from the next
+/// store scan (the demo's pool, settled by the acquirer, reads as a merchant); the account
+/// page, the alert page's header and its graph mark that role as inferred, and a role of
+/// the registry is never overruled.
+#[tokio::test]
+async fn accounts_without_a_registry_role_show_their_inferred_role() {
+    let db = TestDb::sqlite().await;
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo");
+    let registry = std::fs::read_to_string(demo.join("accounts.csv")).unwrap();
+    let silent: String = registry
+        .lines()
+        .map(|l| {
+            if l.starts_with("A00000236,") {
+                l.replace(",agent,", ",,")
+            } else {
+                l.to_string()
+            }
+        })
+        .map(|l| l + "\n")
+        .collect();
+    assert_ne!(silent, registry);
+    let accounts = db.write("accounts.csv", &silent);
+    db.cmd()
+        .args(["ingest", "--transactions"])
+        .arg(demo.join("transactions.csv"))
+        .arg("--accounts")
+        .arg(&accounts)
+        .arg("--merchants")
+        .arg(demo.join("merchants.csv"))
+        .assert()
+        .success();
+    db.cmd().arg("scan").assert().success();
+    let st = AppState::new(db.reopen().await.unwrap(), PackSource::resolve(&[]));
+    let (app, cookie) = analyst_session(&st).await;
+    let get = |uri: String| request("GET", &uri, Some(&cookie), None, "");
+    let (status, _, page) = send(&app, get("/accounts/A00000236".into())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("data-inferred=\"merchant\""), "{page}");
+    let (_, _, page) = send(&app, get("/accounts/A00000470".into())).await;
+    assert!(
+        !page.contains("data-inferred"),
+        "the registry's acquirer: {page}"
+    );
+    let pool = st
+        .store
+        .alerts(&AlertFilter {
+            subject_is: Some(Subject {
+                kind: SubjectKind::Account,
+                id: "A00000236".into(),
+            }),
+            ..AlertFilter::default()
+        })
+        .await
+        .unwrap();
+    let alert = pool.first().expect("the pool still alerts");
+    let (_, _, page) = send(&app, get(format!("/alerts/{}", alert.alert.id))).await;
+    assert!(page.contains("id=\"subject-inferred-role\""), "{page}");
+    assert!(page.contains("&#34;inferred&#34;:true"), "{page}");
 }

@@ -224,6 +224,7 @@ store_suite!(
     suppressions_hide_untaken_alerts_until_they_expire_or_are_lifted,
     list_entries_count_until_they_expire_or_are_removed,
     alert_with_100k_evidence_round_trips,
+    inferred_roles_are_replaced_whole,
     rule_versions_keep_their_text,
     newer_schema_is_refused,
     migrate_prints_the_schema_version,
@@ -1497,6 +1498,31 @@ async fn alert_filters_and_order(db: &TestDb) {
     })
     .await;
     assert_eq!(hub, [(80, "HUB-7".to_string()), (10, "HUB-70".to_string())]);
+    let exact = list(AlertFilter {
+        subject_is: Some(Subject {
+            kind: SubjectKind::Account,
+            id: "HUB-7".into(),
+        }),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        exact,
+        [(80, "HUB-7".to_string())],
+        "HUB-70 is another subject"
+    );
+    let merchant = list(AlertFilter {
+        subject_is: Some(Subject {
+            kind: SubjectKind::Merchant,
+            id: "HUB-7".into(),
+        }),
+        ..Default::default()
+    })
+    .await;
+    assert!(
+        merchant.is_empty(),
+        "an account is not a merchant of the same id"
+    );
     // A `%` or `_` in the text is literal, not a pattern.
     let literal = list(AlertFilter {
         subject: Some("HUB_7".into()),
@@ -1897,4 +1923,36 @@ async fn cli_alerts_list_and_show(db: &TestDb) {
         .assert()
         .code(2)
         .stderr(contains("critical"));
+}
+
+/// A scan's inferred roles replace the last scan's whole: an account no longer inferred is
+/// gone, and only asked-for accounts that have one are read back.
+async fn inferred_roles_are_replaced_whole(db: &TestDb) {
+    use clearwatch_model::Role;
+    use clearwatch_store::ScanStore;
+    let roles: Vec<(String, Role)> = (0..1200)
+        .map(|i| {
+            let role = if i % 2 == 0 {
+                Role::Merchant
+            } else {
+                Role::Acquirer
+            };
+            (format!("A{i}"), role)
+        })
+        .collect();
+    db.store.save_inferred_roles(&roles).await.unwrap();
+    let ids: Vec<String> = ["A0", "A1", "A1199", "NONE"].map(String::from).to_vec();
+    let got = db.store.inferred_roles(&ids).await.unwrap();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got["A0"], Role::Merchant);
+    assert_eq!(got["A1199"], Role::Acquirer);
+    db.store
+        .save_inferred_roles(&[("A1".into(), Role::Merchant)])
+        .await
+        .unwrap();
+    let got = db.store.inferred_roles(&ids).await.unwrap();
+    assert_eq!(
+        got.into_iter().collect::<Vec<_>>(),
+        [("A1".to_string(), Role::Merchant)]
+    );
 }

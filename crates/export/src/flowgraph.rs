@@ -60,6 +60,8 @@ pub struct FlowNode {
     pub role: Role,
     pub colour: &'static str,
     pub licensed: bool,
+    /// Its role is inferred from behaviour: the registry gives it none.
+    pub inferred: bool,
     pub subject: bool,
     /// Rank in the direction of money: negative pays into the subject, positive is paid
     /// from it, 0 is the subject.
@@ -200,6 +202,34 @@ pub fn links(transactions: &[Transaction]) -> (Vec<FlowLink>, usize) {
     (links, total.saturating_sub(MAX_LINKS))
 }
 
+impl FlowGraph {
+    /// Gives each node the registry has no role for the role `roles` infers for it
+    /// ([`clearwatch_model::roles`]), marked as inferred.
+    pub fn mark_inferred(&mut self, roles: &std::collections::HashMap<String, Role>) {
+        for n in &mut self.nodes {
+            if n.role != Role::Unknown {
+                continue;
+            }
+            if let Some(&role) = roles.get(&n.id) {
+                n.role = role;
+                n.inferred = true;
+                if !n.subject {
+                    n.colour = role_colour(role);
+                }
+            }
+        }
+    }
+
+    /// The ids of the nodes the registry gives no role.
+    pub fn without_role(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.role == Role::Unknown)
+            .map(|n| n.id.clone())
+            .collect()
+    }
+}
+
 /// The graph of `transactions` among `accounts` (unknown accounts are drawn as
 /// unregistered), laid out around `subjects`.
 pub fn flow_graph(
@@ -247,6 +277,7 @@ pub fn flow_graph(
                     role_colour(role)
                 },
                 licensed: acc.is_some_and(|a| a.licensed),
+                inferred: false,
                 subject,
                 rank: *rank,
                 x: f64::from(rank - min_rank) * RANK_GAP,

@@ -21,6 +21,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 pub use arena::StrArena;
 
+use clearwatch_model::roles::{RoleEvidence, infer_role};
 use clearwatch_model::{
     Account, AccountKind, Currency, Merchant, Millis, Role, Transaction, TxType,
 };
@@ -348,6 +349,7 @@ impl GraphBuilder {
             typical_amounts: std::sync::OnceLock::new(),
             own_merchant_account: std::sync::OnceLock::new(),
             holds_merchant: std::sync::OnceLock::new(),
+            inferred_roles: std::sync::OnceLock::new(),
         }
     }
 }
@@ -457,6 +459,19 @@ pub struct TemporalGraph {
     /// Per account, whether its holder holds a merchant of the registry, computed on first
     /// use.
     holds_merchant: std::sync::OnceLock<Vec<bool>>,
+    /// Per account, the role its behaviour shows where the registry gives none, computed
+    /// on first use.
+    inferred_roles: std::sync::OnceLock<Vec<Role>>,
+}
+
+/// How many distinct accounts `ends` names, sorted and deduplicated in `buf` (reused
+/// across accounts).
+fn count_distinct(buf: &mut Vec<AccountId>, ends: &mut dyn Iterator<Item = AccountId>) -> u32 {
+    buf.clear();
+    buf.extend(ends);
+    buf.sort_unstable();
+    buf.dedup();
+    buf.len() as u32
 }
 
 impl TemporalGraph {
@@ -518,19 +533,70 @@ impl TemporalGraph {
         all[a as usize]
     }
 
+    /// The role `a`'s behaviour shows where the registry gives it none
+    /// ([`clearwatch_model::roles`]); [`Role::Unknown`] where the registry gives a role or
+    /// the behaviour shows none.
+    pub fn inferred_role(&self, a: AccountId) -> Role {
+        let all = self.inferred_roles.get_or_init(|| {
+            let mut buf = Vec::new();
+            (0..self.account_count() as AccountId)
+                .map(|a| {
+                    let registered = self.attrs[a as usize].role;
+                    if registered != Role::Unknown {
+                        return Role::Unknown;
+                    }
+                    infer_role(registered, &self.role_evidence_with(a, &mut buf))
+                        .unwrap_or(Role::Unknown)
+                })
+                .collect::<Vec<Role>>()
+        });
+        all[a as usize]
+    }
+
+    /// What `a` did over the whole loaded period, as the role inference reads it.
+    pub fn role_evidence(&self, a: AccountId) -> RoleEvidence {
+        self.role_evidence_with(a, &mut Vec::new())
+    }
+
+    fn role_evidence_with(&self, a: AccountId, buf: &mut Vec<AccountId>) -> RoleEvidence {
+        let mut distinct = |ends: &mut dyn Iterator<Item = AccountId>| count_distinct(buf, ends);
+        let ins = self.in_edges(a);
+        let typed = |e: EdgeId, t: TxType| self.tx_type[e as usize] == t;
+        let payment_payers = distinct(
+            &mut ins
+                .iter()
+                .filter(|&&e| typed(e, TxType::Payment))
+                .map(|&e| self.src[e as usize]),
+        );
+        let settlement_payees = distinct(
+            &mut self
+                .out_edges(a)
+                .filter(|&e| typed(e, TxType::Settlement))
+                .map(|e| self.dst[e as usize]),
+        );
+        RoleEvidence {
+            payment_payers,
+            settlement_payees,
+            settlements_sent: self
+                .out_edges(a)
+                .filter(|&e| typed(e, TxType::Settlement))
+                .count() as u32,
+            sent: self.out_edges(a).len() as u32,
+            settled_by_acquirer: ins.iter().any(|&e| {
+                let payer = &self.attrs[self.src[e as usize] as usize];
+                typed(e, TxType::Settlement) && (payer.role == Role::Acquirer || payer.licensed)
+            }),
+        }
+    }
+
     /// Distinct accounts that paid `a`, and distinct accounts `a` paid, over the whole
     /// loaded period (every type and currency): how an account behaves, for registries
     /// that say nothing (many payers: a merchant or collector; many payees: a disburser).
     pub fn distinct_peers(&self, a: AccountId) -> [u32; 2] {
         let all = self.distinct_peers.get_or_init(|| {
             let mut buf = Vec::new();
-            let mut distinct = |ends: &mut dyn Iterator<Item = AccountId>| {
-                buf.clear();
-                buf.extend(ends);
-                buf.sort_unstable();
-                buf.dedup();
-                buf.len() as u32
-            };
+            let mut distinct =
+                |ends: &mut dyn Iterator<Item = AccountId>| count_distinct(&mut buf, ends);
             (0..self.account_count() as AccountId)
                 .map(|a| {
                     let payers =

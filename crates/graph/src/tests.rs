@@ -229,3 +229,117 @@ fn holds_merchant_needs_a_known_holder_of_a_registered_merchant() {
     assert!(!holds("UNKNOWN"), "an unknown holder holds nothing");
     assert!(!holds("BLANK"));
 }
+
+/// The evidence the role inference reads agrees with a count over the edge list, and an
+/// acquirer of the registry settles its merchants into an inferred role while registered
+/// roles stay as they are.
+#[test]
+fn role_evidence_agrees_with_a_scan_and_infers_only_where_the_registry_is_silent() {
+    let types = [TxType::Payment, TxType::Settlement, TxType::Transfer];
+    let names: Vec<String> = (0..30).map(|i| format!("a{i}")).collect();
+    let mut edges = Vec::new();
+    let mut x: u64 = 11;
+    for i in 0..3000 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let s = (x >> 20) as usize % names.len();
+        // a0..a2 and a29 send only settlements; a3, a4 and a28 never do; payments go to
+        // a0..a4.
+        let t = match s {
+            0..3 | 29 => 1,
+            3 | 4 | 28 => 2 * ((x >> 40) as usize % 2),
+            _ => (x >> 40) as usize % 3,
+        };
+        let d = if t == 0 {
+            (x >> 10) as usize % 5
+        } else {
+            (x >> 10) as usize % names.len()
+        };
+        edges.push((format!("t{i}"), i as Millis, s, d, types[t]));
+    }
+    let acquirer = Account {
+        role: Role::Acquirer,
+        ..Account::unregistered("a29")
+    };
+    let mut b = GraphBuilder::with_records(&[acquirer], &[]);
+    for (id, ts, s, d, t) in &edges {
+        b.add_edge(EdgeInput {
+            tx_id: id,
+            ts: *ts,
+            from: &names[*s],
+            to: &names[*d],
+            amount: 100,
+            currency: cny(),
+            tx_type: *t,
+            merchant_id: None,
+            channel: None,
+            region: None,
+        });
+    }
+    let g = b.build();
+    let mut inferred = std::collections::BTreeMap::new();
+    for (i, name) in names.iter().enumerate() {
+        let a = g.find_account(name).unwrap();
+        let distinct = |it: &mut dyn Iterator<Item = usize>| {
+            it.collect::<std::collections::BTreeSet<_>>().len() as u32
+        };
+        let want = RoleEvidence {
+            payment_payers: distinct(
+                &mut edges
+                    .iter()
+                    .filter(|e| e.3 == i && e.4 == TxType::Payment)
+                    .map(|e| e.2),
+            ),
+            settlement_payees: distinct(
+                &mut edges
+                    .iter()
+                    .filter(|e| e.2 == i && e.4 == TxType::Settlement)
+                    .map(|e| e.3),
+            ),
+            settlements_sent: edges
+                .iter()
+                .filter(|e| e.2 == i && e.4 == TxType::Settlement)
+                .count() as u32,
+            sent: edges.iter().filter(|e| e.2 == i).count() as u32,
+            settled_by_acquirer: edges
+                .iter()
+                .any(|e| e.3 == i && e.2 == 29 && e.4 == TxType::Settlement),
+        };
+        assert_eq!(g.role_evidence(a), want, "{name}");
+        inferred.insert(name.as_str(), g.inferred_role(a));
+    }
+    // a0..a4 collect payments from many payers; a0..a2 settle others: acquirers. a3 and
+    // a4 collect and settle nobody: shops. a29 is an acquirer of the registry, so nothing
+    // is inferred for it; those it settles are merchants unless they settle others (a28
+    // never does).
+    for n in ["a0", "a1", "a2"] {
+        assert_eq!(inferred[n], Role::Acquirer, "{n}");
+    }
+    for n in ["a3", "a4"] {
+        assert_eq!(inferred[n], Role::Merchant, "{n}");
+    }
+    assert_eq!(inferred["a29"], Role::Unknown);
+    assert_eq!(inferred["a28"], Role::Merchant);
+    let settled_by_a29: Vec<&str> = names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            edges
+                .iter()
+                .any(|e| e.2 == 29 && e.3 == *i && e.4 == TxType::Settlement)
+        })
+        .map(|(_, n)| n.as_str())
+        .filter(|n| !["a0", "a1", "a2", "a29"].contains(n))
+        .collect();
+    assert!(!settled_by_a29.is_empty());
+    for n in settled_by_a29 {
+        let a = g.find_account(n).unwrap();
+        let want = if g.role_evidence(a).settlements_sent == 0 {
+            Role::Merchant
+        } else {
+            Role::Unknown
+        };
+        assert_eq!(inferred[n], want, "{n}");
+    }
+}

@@ -2,7 +2,7 @@
 //! [`time`]), the loaded records ([`records`]), alerts ([`alert`]) and the case workflow
 //! with the audit log ([`case`]; its keyed chain, signed head and verification in
 //! [`audit`]), remembered dismissals ([`suppression`]), entity-level risk ([`triage`]),
-//! watch and allow lists ([`lists`]), one description of each loaded table ([`table`])
+//! watch and allow lists ([`lists`]), roles inferred from behaviour ([`roles`]), one description of each loaded table ([`table`])
 //! and the languages ([`lang`]).
 //! Nothing here does I/O.
 
@@ -15,6 +15,7 @@ pub mod lang;
 pub mod lists;
 pub mod money;
 pub mod records;
+pub mod roles;
 pub mod suppression;
 pub mod table;
 pub mod time;

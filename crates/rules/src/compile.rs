@@ -134,6 +134,8 @@ pub struct Rule {
     /// The zone of its local times and local-day windows: its own `time_zone`, else its
     /// folder's (`_shared`), else UTC.
     pub time_zone: Zone,
+    /// The watch and allow lists its expressions read (`in_list`), sorted.
+    pub lists: Vec<String>,
 }
 
 impl Rule {
@@ -817,6 +819,8 @@ pub fn compile_rule(
     shared: &Shared,
     overrides: &BTreeMap<String, serde_json::Value>,
 ) -> Result<Rule, Vec<Diagnostic>> {
+    // The lists this rule's expressions name are those noted while it compiles.
+    shared.lists.take_noted();
     let mut cx = Cx {
         path,
         source,
@@ -1002,6 +1006,7 @@ pub fn compile_rule(
             // A whole-period figure of a counterparty reads the counterparty's transactions.
             local: cx.local && !cx.whole_period,
             time_zone,
+            lists: shared.lists.take_noted(),
         }),
         _ => Err(cx.diags),
     }

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use clearwatch_model::lists::{EntryKind, ListValues, valid_list_name};
 
@@ -135,7 +135,7 @@ pub type VarId = u16;
 #[derive(Debug, Default)]
 pub struct ListTable {
     values: OnceLock<ListValues>,
-    /// The list names the pack's expressions read, noted as they compile.
+    /// The list names `in_list` calls read, noted as they compile.
     named: Mutex<BTreeSet<String>>,
 }
 
@@ -145,19 +145,19 @@ impl ListTable {
         let _ = self.values.set(values);
     }
 
-    /// The list names that compiled `in_list` calls read, sorted: a name no list has makes
-    /// `in_list` false for every value, which a caller should warn about.
-    pub fn named(&self) -> Vec<String> {
-        self.named
-            .lock()
-            .map(|n| n.iter().cloned().collect())
-            .unwrap_or_default()
+    /// The list names that `in_list` calls compiled since the last call read, sorted; the
+    /// noted names are cleared. A rule's compilation takes them for that rule
+    /// ([`crate::Rule::lists`]), one rule at a time.
+    pub fn take_noted(&self) -> Vec<String> {
+        let mut named = self.named.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::take(&mut *named).into_iter().collect()
     }
 
     fn note(&self, name: &str) {
-        if let Ok(mut n) = self.named.lock() {
-            n.insert(name.to_string());
-        }
+        self.named
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_string());
     }
 
     fn contains(&self, list: &str, kind: EntryKind, value: &str) -> bool {
@@ -1388,10 +1388,11 @@ mod tests {
         let other = compile(r#"in_list("other", tx.type)"#, &s, Ty::Bool).unwrap();
         assert!(!other.test(&env()));
         assert_eq!(
-            table.named(),
+            table.take_noted(),
             ["other", "vip"],
             "the names read are noted, for a warning about a list that does not exist"
         );
+        assert!(table.take_noted().is_empty(), "taking clears them");
         for (bad, want) in [
             (r#"in_list(tx.type, "vip")"#, "as a literal"),
             (r#"in_list("Not-a-name", tx.type)"#, "cannot name a list"),

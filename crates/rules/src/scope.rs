@@ -155,6 +155,11 @@ pub const ACCOUNT_FIELDS: &[(&str, Ty, &str)] = &[
         Ty::Bool,
         "its holder is known and holds a merchant of the registry, whatever account that merchant settles into",
     ),
+    (
+        "inferred_role",
+        Ty::Str,
+        "the role its behaviour over the loaded period shows where the registry's `role` is unknown: acquirer (collects payments from 20+ payers and settles 5+ accounts) or merchant (paid by 20+ payers, or settled by an acquirer, and settling nobody); unknown otherwise (docs/rules.md, Inferred roles)",
+    ),
 ];
 
 /// `merchant.*`: the merchant of record of the transaction, from the registry.
@@ -199,6 +204,7 @@ const KINDS: &[&str] = &["personal", "corporate", ""];
 const TX_TYPE_FIELD: u16 = 2;
 const ROLE_FIELD: u16 = 1;
 const KIND_FIELD: u16 = 2;
+const INFERRED_ROLE_FIELD: u16 = 18;
 
 pub fn add_tx(schema: &mut Schema) {
     for (i, (name, ty, _)) in TX_FIELDS.iter().enumerate() {
@@ -217,7 +223,7 @@ pub fn add_account(schema: &mut Schema, binding: &str, slot: usize) {
         let id = var(1 + slot as u16, i as u16);
         let name = format!("{binding}.{name}");
         match i as u16 {
-            ROLE_FIELD => schema.var_enum(&name, id, ROLES),
+            ROLE_FIELD | INFERRED_ROLE_FIELD => schema.var_enum(&name, id, ROLES),
             KIND_FIELD => schema.var_enum(&name, id, KINDS),
             _ => schema.var(&name, id, *ty),
         };
@@ -328,6 +334,7 @@ impl<'g> Scope<'g> {
             15 => Val::Float(self.g.typical_amounts(a)[0]),
             16 => Val::Float(self.g.typical_amounts(a)[1]),
             17 => Val::Bool(self.g.holds_merchant(a)),
+            INFERRED_ROLE_FIELD => Val::Str(self.g.inferred_role(a).as_str()),
             _ => Val::Null,
         }
     }
@@ -390,16 +397,16 @@ impl Env for Scope<'_> {
         let (source, field) = (v >> 8, v & 0xff);
         match (source, field) {
             (TX, TX_TYPE_FIELD) if self.edge != NONE => self.g.tx_type[self.edge as usize] as i64,
-            (1..=8, ROLE_FIELD | KIND_FIELD) => {
+            (1..=8, ROLE_FIELD | KIND_FIELD | INFERRED_ROLE_FIELD) => {
                 let a = self.accounts[source as usize - 1];
                 if a == NONE {
                     return -1;
                 }
                 let attrs = self.g.attrs(a);
-                if field == ROLE_FIELD {
-                    attrs.role as i64
-                } else {
-                    attrs.kind.map_or(2, |k| k as i64)
+                match field {
+                    ROLE_FIELD => attrs.role as i64,
+                    KIND_FIELD => attrs.kind.map_or(2, |k| k as i64),
+                    _ => self.g.inferred_role(a) as i64,
                 }
             }
             _ => -1,
@@ -505,6 +512,10 @@ mod tests {
         assert_eq!(TX_FIELDS[TX_TYPE_FIELD as usize].0, "type");
         assert_eq!(ACCOUNT_FIELDS[ROLE_FIELD as usize].0, "role");
         assert_eq!(ACCOUNT_FIELDS[KIND_FIELD as usize].0, "kind");
+        assert_eq!(
+            ACCOUNT_FIELDS[INFERRED_ROLE_FIELD as usize].0,
+            "inferred_role"
+        );
     }
     #[test]
     fn lazy_metrics_compute_only_what_the_condition_reads() {

@@ -93,8 +93,9 @@ pub struct Pack {
     /// Published versions that no longer compile: the pack refuses to run while any is
     /// left (see the crate documentation).
     pub broken: Vec<Diagnostic>,
-    /// Lists that `in_list` calls name and the store does not have (a misspelt name makes
-    /// `in_list` false for every value): set by [`Pack::load`], sorted.
+    /// Lists that the rules the pack runs (published versions in place of their files,
+    /// deprecated rules aside) read with `in_list` and the store does not have (a misspelt
+    /// name makes `in_list` false for every value): set by [`Pack::load`], sorted.
     pub unknown_lists: Vec<String>,
 }
 
@@ -132,13 +133,17 @@ impl Pack {
         // The watch and allow lists as they stand now: `in_list` reads them for this scan.
         pack.set.shared.lists.set(store.list_values().await?);
         let known: BTreeSet<String> = store.lists().await?.into_iter().map(|l| l.name).collect();
-        pack.unknown_lists = pack
+        let read: BTreeSet<&String> = pack
             .set
-            .shared
-            .lists
-            .named()
+            .rules
+            .iter()
+            .filter(|r| r.status != RuleStatus::Deprecated)
+            .flat_map(|r| r.lists.iter())
+            .collect();
+        pack.unknown_lists = read
             .into_iter()
-            .filter(|n| !known.contains(n))
+            .filter(|n| !known.contains(*n))
+            .cloned()
             .collect();
         Ok(pack)
     }
@@ -564,6 +569,10 @@ pub async fn scan_store_marked(
             rules: &saves,
         })
         .await?;
+    if !jobs.is_empty() {
+        // The graph holds the whole store: its accounts' inferred roles replace the last.
+        store.save_inferred_roles(&inferred_roles(&graph)).await?;
+    }
     let rules_run = report.timings.len();
     Ok(StoreScan {
         scanned: Scanned {
@@ -577,6 +586,18 @@ pub async fn scan_store_marked(
         plans,
         saved,
     })
+}
+
+/// The accounts of `graph` whose behaviour shows a role the registry does not give
+/// ([`clearwatch_model::roles`]), with that role.
+pub fn inferred_roles(graph: &TemporalGraph) -> Vec<(String, clearwatch_model::Role)> {
+    (0..graph.account_count() as clearwatch_graph::AccountId)
+        .filter_map(|a| {
+            let role = graph.inferred_role(a);
+            (role != clearwatch_model::Role::Unknown)
+                .then(|| (graph.account_name(a).to_string(), role))
+        })
+        .collect()
 }
 
 impl Scanned {

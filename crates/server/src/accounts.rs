@@ -18,6 +18,7 @@ use clearwatch_model::{Currency, format_amount};
 use clearwatch_store::AlertFilter;
 use clearwatch_store::AlertStore;
 use clearwatch_store::IngestStore;
+use clearwatch_store::ScanStore;
 
 /// Most transactions read for one account view.
 pub const ACCOUNT_TX_LIMIT: u64 = 2000;
@@ -98,7 +99,8 @@ async fn flows(
     ids.sort();
     ids.dedup();
     let accounts = st.store.accounts_of(&ids).await?;
-    let graph = clearwatch_export::flowgraph::flow_graph(&txs, &accounts, &[q.id.as_str()]);
+    let mut graph = clearwatch_export::flowgraph::flow_graph(&txs, &accounts, &[q.id.as_str()]);
+    graph.mark_inferred(&st.store.inferred_roles(&graph.without_role()).await?);
     Ok(axum::Json(graph).into_response())
 }
 
@@ -137,14 +139,14 @@ async fn account(
     let alerts = st
         .store
         .alerts(&AlertFilter {
-            subject: Some(id.clone()),
+            subject_is: Some(clearwatch_model::Subject {
+                kind: clearwatch_model::SubjectKind::Account,
+                id: id.clone(),
+            }),
             limit: 100,
             ..AlertFilter::default()
         })
-        .await?
-        .into_iter()
-        .filter(|a| a.alert.subject.id == id)
-        .collect::<Vec<_>>();
+        .await?;
     if acc.is_none() && txs.is_empty() && alerts.is_empty() {
         return Err(AppError::NotFound);
     }
@@ -187,7 +189,17 @@ async fn account(
         .collect();
     let ctx = PageCtx::new(&user);
     let activity_svg = activity(&txs, &id, ctx.tz);
+    let inferred_role = st
+        .store
+        .inferred_roles(std::slice::from_ref(&id))
+        .await?
+        .remove(&id)
+        .filter(|_| {
+            acc.as_ref()
+                .is_none_or(|a| a.role == clearwatch_model::Role::Unknown)
+        });
     let page = AccountPage {
+        inferred_role: inferred_role.map(|r| r.as_str().to_string()),
         ctx,
         activity_svg,
         registered: acc.is_some(),

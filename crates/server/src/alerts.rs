@@ -120,6 +120,7 @@ pub fn filter_of(q: &QueueQuery) -> Result<AlertFilter, AppError> {
         min_severity,
         rule_id: opt(&q.rule),
         subject: opt(&q.subject),
+        subject_is: None,
         assignee: match q.assignee.trim() {
             "" => None,
             "-" => Some(String::new()),
@@ -413,7 +414,10 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
     let evidence = clearwatch_export::evidence(&st.store, &[&a]).await?;
     let txs: Vec<Transaction> = evidence.transactions.into_iter().map(|(t, _)| t).collect();
     let subject = a.alert.subject.id.clone();
-    let graph = flow_graph(&txs, &evidence.accounts, &[subject.as_str()]);
+    let mut graph = flow_graph(&txs, &evidence.accounts, &[subject.as_str()]);
+    let inferred = st.store.inferred_roles(&graph.without_role()).await?;
+    graph.mark_inferred(&inferred);
+    let inferred_role = inferred.get(&subject).copied();
     let graph_json =
         serde_json::to_string(&graph).map_err(|e| AppError::Internal(e.to_string()))?;
     // The rule as loaded now, for thresholds and the opening balance; a rule folder that
@@ -493,23 +497,45 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
             .any(|s| s.state == SuppressionState::Active);
     let deadline = case_deadline(st, &a).await?;
     let episode = st.store.alert_episode(id).await?;
-    let case = subject_case(&st.store, &a.alert.subject, china_today(), st.review_days).await?;
-    let mut case_alerts = Vec::new();
-    for c in case
+    // The header: the subject's case as the queue shows it, or, when none of its alerts
+    // is open, all of them. The side list: every alert on the subject, this one always.
+    let subject = &a.alert.subject;
+    let every = subject_case(&st.store, subject, false, china_today(), st.review_days).await?;
+    let case = match subject_case(&st.store, subject, true, china_today(), st.review_days).await? {
+        Some(open) => Some(open),
+        None => every.clone(),
+    };
+    let mut listed: Vec<&clearwatch_model::cases::CaseAlert> = every
         .iter()
         .flat_map(|c| c.case.alerts.iter())
         .take(CASE_HEADER_ALERTS)
+        .collect();
+    if !listed.iter().any(|c| c.id == a.alert.id)
+        && let Some(this) = every
+            .iter()
+            .flat_map(|c| c.case.alerts.iter())
+            .find(|c| c.id == a.alert.id)
     {
-        let span = st.store.alert_episode(&c.id).await?.unwrap_or(c.window);
-        case_alerts.push(views::CaseAlertRow {
-            id: c.id.clone(),
-            rule_id: c.rule_id.clone(),
-            score: c.score,
-            status: c.status,
-            span: (format_ts(span.from), format_ts(span.until)),
-            current: c.id == a.alert.id,
-        });
+        listed.pop();
+        listed.push(this);
     }
+    let ids: Vec<String> = listed.iter().map(|c| c.id.clone()).collect();
+    let spans = st.store.alert_episodes(&ids).await?;
+    let case_alerts = listed
+        .iter()
+        .map(|c| {
+            let span = spans.get(&c.id).copied().unwrap_or(c.window);
+            views::CaseAlertRow {
+                id: c.id.clone(),
+                rule_id: c.rule_id.clone(),
+                score: c.score,
+                status: c.status,
+                span: (format_ts(span.from), format_ts(span.until)),
+                current: c.id == a.alert.id,
+            }
+        })
+        .collect();
+    let subject_alerts = every.as_ref().map_or(0, |c| c.case.alerts.len());
     let summary = current
         .and_then(|r| r.summary_in(&a.alert, Zone::Named(ctx.tz), ctx.t.language))
         .unwrap_or_else(|| a.alert.summary.clone());
@@ -559,6 +585,8 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
         hidden,
         case,
         case_alerts,
+        subject_alerts,
+        inferred_role,
         a,
     })
 }

@@ -153,8 +153,9 @@ async fn get_alert(
     let a = st.store.alert(&id).await?.ok_or(AppError::NotFound)?;
     let mut v = serde_json::to_value(a).map_err(|e| AppError::Internal(e.to_string()))?;
     // The span of the episode the alert reports (its firing windows in a row), which its
-    // evidence covers; the window is its best one's.
-    if let (Some(episode), Some(o)) = (st.store.alert_episode(&id).await?, v.as_object_mut()) {
+    // evidence covers; the window is its best one's. `null` where no scan stored one.
+    let episode = st.store.alert_episode(&id).await?;
+    if let Some(o) = v.as_object_mut() {
         o.insert(
             "episode".into(),
             serde_json::to_value(episode).map_err(|e| AppError::Internal(e.to_string()))?,

@@ -84,20 +84,50 @@ impl Worded {
         self
     }
 
+    /// The message in `t`'s language: placeholders filled in one pass (a value is never
+    /// read as a placeholder), parts joined by a colon of that language.
     pub fn render(&self, t: &Catalog) -> String {
+        let colon = if t.language == Lang::ZhCn {
+            "："
+        } else {
+            ": "
+        };
         self.0
             .iter()
             .map(|(key, args)| {
-                args.iter().fold(t.get(key).to_string(), |m, (name, a)| {
-                    let value = match a {
-                        Arg::Text(v) => v.as_str(),
-                        Arg::Term(k) => t.get(k),
-                    };
-                    m.replace(&format!("{{{name}}}"), value)
-                })
+                let template = t.get(key);
+                let mut out = String::with_capacity(template.len());
+                let mut rest = template;
+                while let Some(open) = rest.find('{') {
+                    out.push_str(&rest[..open]);
+                    let after = &rest[open + 1..];
+                    let filled = after.find('}').and_then(|close| {
+                        let name = &after[..close];
+                        let value =
+                            args.iter()
+                                .find(|(n, _)| *n == name)
+                                .map(|(_, a)| match a {
+                                    Arg::Text(v) => v.as_str(),
+                                    Arg::Term(k) => t.get(k),
+                                })?;
+                        Some((value, close))
+                    });
+                    match filled {
+                        Some((value, close)) => {
+                            out.push_str(value);
+                            rest = &after[close + 1..];
+                        }
+                        None => {
+                            out.push('{');
+                            rest = after;
+                        }
+                    }
+                }
+                out.push_str(rest);
+                out
             })
             .collect::<Vec<_>>()
-            .join(": ")
+            .join(colon)
     }
 }
 
@@ -223,5 +253,37 @@ mod tests {
         assert_eq!(Catalog::for_request(&h).lang, "zh-CN");
         h.insert(header::ACCEPT_LANGUAGE, "fr, en;q=0.5".parse().unwrap());
         assert_eq!(Catalog::for_request(&h).lang, "en");
+    }
+
+    /// A worded message fills each placeholder once, leaves a value that looks like a
+    /// placeholder as it is, and joins its parts with the language's colon.
+    #[test]
+    fn worded_messages_fill_placeholders_once() {
+        let w = Worded::new("case.problem.bulk")
+            .arg("alert", "{found}")
+            .then(
+                Worded::new("case.problem.conflict")
+                    .arg("alert", "a1")
+                    .arg("found", 3)
+                    .arg("expected", 2),
+            );
+        assert_eq!(
+            w.render(english()),
+            "nothing was changed: alert {found}: alert a1 was changed by someone else (version 3, you had 2): reload and try again"
+        );
+        let zh = w.render(chinese());
+        assert!(
+            zh.starts_with("未做任何修改：预警 {found}：预警 a1"),
+            "{zh}"
+        );
+        let status =
+            Worded::new("case.problem.needs_approval").term("to", "status.escalated".into());
+        assert_eq!(
+            status.render(chinese()),
+            format!(
+                "将案件转为“{}”需要主管审批：请提交申请",
+                chinese().get("status.escalated")
+            )
+        );
     }
 }

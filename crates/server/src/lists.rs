@@ -82,7 +82,10 @@ pub struct EntryView {
 pub struct ListDetail {
     #[serde(flatten)]
     pub list: ListView,
+    /// The newest entries, at most 1,000.
     pub entries: Vec<EntryView>,
+    /// Whether the list has more entries than those given.
+    pub truncated: bool,
 }
 
 #[utoipa::path(get, path = "/api/v1/lists", operation_id = "list_lists", tag = "lists",
@@ -103,6 +106,7 @@ pub async fn api_list(
     let (list, entries) = st.store.list(&name).await?.ok_or(AppError::NotFound)?;
     let now = super::auth::now_ms();
     Ok(Json(ListDetail {
+        truncated: entries.len() >= clearwatch_store::lists::ENTRY_LIMIT as usize,
         list: ListView::from(&list),
         entries: entries
             .iter()

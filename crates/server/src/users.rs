@@ -64,7 +64,15 @@ pub struct ProfilePage {
 
 /// A new user's name, normalised ([`normalise_name`]).
 pub fn check_name(name: &str) -> Result<String, AppError> {
-    normalise_name(name).map_err(|e| AppError::BadRequest(e.to_string()))
+    normalise_name(name).map_err(|e| {
+        let w = match e {
+            super::auth::NameProblem::Length => {
+                Worded::new("users.problem.name_length").arg("max", super::auth::MAX_NAME)
+            }
+            super::auth::NameProblem::Invisible => Worded::new("users.problem.name_invisible"),
+        };
+        AppError::Worded(StatusCode::BAD_REQUEST, w)
+    })
 }
 
 fn parse_role(s: &str) -> Result<UserRole, AppError> {

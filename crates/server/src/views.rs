@@ -320,10 +320,26 @@ pub struct AlertPage {
     pub can_request_dismissal: bool,
     pub users: Vec<String>,
     pub flash: Option<String>,
-    /// Every alert on the subject, folded as one case, for the page's header.
+    /// The subject's case for the page's header: as the case queue shows it (its open
+    /// alerts, suppressed ones left out), or all of its alerts when none is open.
     pub case: Option<clearwatch_store::queue::CaseRow>,
-    /// That case's alerts, each with the span it reports.
+    /// Alerts on the subject of any status, the highest-scored and this one, each with
+    /// the span it reports.
     pub case_alerts: Vec<CaseAlertRow>,
+    /// How many alerts the subject has, of any status.
+    pub subject_alerts: usize,
+    /// The role the subject's behaviour shows, where the registry gives none.
+    pub inferred_role: Option<clearwatch_model::Role>,
+}
+
+impl AlertPage {
+    /// The subject's holder name, where the registry gives a non-empty one.
+    pub fn holder_name(&self) -> Option<&str> {
+        self.case
+            .as_ref()
+            .and_then(|c| c.holder_name.as_deref())
+            .filter(|n| !n.trim().is_empty())
+    }
 }
 
 /// One alert of the subject's case, as the alert page's header lists it.
@@ -360,6 +376,8 @@ pub struct AccountPage {
     pub ctx: PageCtx,
     pub id: String,
     pub registered: bool,
+    /// The role its behaviour shows, where the registry gives none.
+    pub inferred_role: Option<String>,
     pub role: String,
     pub kind: String,
     pub holder: String,

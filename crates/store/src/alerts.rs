@@ -55,6 +55,12 @@ fn push_filter<'a, DB: Dialect>(
     pattern: &'a Option<String>,
 ) {
     push_key_columns(b, f);
+    if let Some(s) = &f.subject_is {
+        b.push(" AND subject_kind = ")
+            .push_value(Value::Text(s.kind.as_str()))
+            .push(" AND subject_id = ")
+            .push_value(Value::Text(&s.id));
+    }
     if let Some(p) = pattern {
         b.push(&format!(
             " AND subject_id IN (SELECT subject_id FROM alert_subjects WHERE subject_id {} ",
@@ -115,7 +121,7 @@ pub(crate) fn push_suppressed(b: &mut Builder<'_>, view: Suppressed, now: i64) {
 /// Whether `f` filters only on the columns `alert_counts` is keyed by (suppressions
 /// aside: [`SqlStore::counts_by_status`] subtracts the covered alerts).
 fn counted_by_key(f: &AlertFilter) -> bool {
-    f.subject.is_none() && f.from.is_none() && f.until.is_none()
+    f.subject.is_none() && f.subject_is.is_none() && f.from.is_none() && f.until.is_none()
 }
 
 impl<DB: Backend> SqlStore<DB> {

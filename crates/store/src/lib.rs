@@ -29,6 +29,7 @@ mod rows;
 mod users;
 mod workflow;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc::Receiver;
@@ -41,7 +42,7 @@ use clearwatch_model::lists::{ListEntry, ListKind, ListValues, NewListEntry, Wat
 use clearwatch_model::suppression::{NewSuppression, Suppression};
 use clearwatch_model::triage::AlertHit;
 use clearwatch_model::{
-    Account, Alert, Merchant, Millis, StoredAlert, Subject, Transaction, Window,
+    Account, Alert, Merchant, Millis, Role, StoredAlert, Subject, Transaction, Window,
 };
 
 pub use cases::{
@@ -359,6 +360,13 @@ store_area! {
         /// The span of the episode a stored alert reports (its first firing window's start
         /// to its last one's end), or `None` where no scan recorded one.
         async fn alert_episode(&self, id: &str) -> Result<Option<Window>, StoreError>;
+        /// The episode spans stored for those of `ids` that have one.
+        async fn alert_episodes(&self, ids: &[String]) -> Result<HashMap<String, Window>, StoreError>;
+        /// Replaces the roles inferred from behaviour with `roles` (what a scan of the
+        /// whole store found), in one transaction.
+        async fn save_inferred_roles(&self, roles: &[(String, Role)]) -> Result<(), StoreError>;
+        /// The inferred roles of those of `ids` that have one.
+        async fn inferred_roles(&self, ids: &[String]) -> Result<HashMap<String, Role>, StoreError>;
         /// Stores a scan's alerts, episode spans and marks in one transaction, removing
         /// the superseded alerts nobody worked on.
         async fn save_scan(&self, save: scans::ScanSave<'_>) -> Result<scans::ScanSaved, StoreError>;

@@ -110,24 +110,28 @@ pub async fn case_page(
     })
 }
 
-/// Every alert on `subject`, of any status and suppressed or not, as one case with its
-/// holder, role and amounts: the case the alert page heads with. `None` when the subject
-/// has no alert.
+/// The alerts on exactly `subject` folded as one case, with its holder, role and amounts:
+/// with `open`, as the case queue shows it by default (open alerts, those a suppression
+/// hides left out); without, every alert of any status. `None` when no alert is left.
 pub async fn subject_case(
     store: &AnyStore,
     subject: &Subject,
+    open: bool,
     today: chrono::NaiveDate,
     review_days: u32,
 ) -> Result<Option<CaseRow>, StoreError> {
     let filter = AlertFilter {
-        // The store matches a substring; the exact subject is kept below.
-        subject: Some(subject.id.clone()),
-        suppressed: Suppressed::Include,
+        subject_is: Some(subject.clone()),
+        open_only: open,
+        suppressed: if open {
+            Suppressed::Hide
+        } else {
+            Suppressed::Include
+        },
         limit: CASE_ALERT_LIMIT,
         ..AlertFilter::default()
     };
-    let mut hits = store.case_hits(&filter).await?;
-    hits.retain(|h| h.subject == *subject);
+    let hits = store.case_hits(&filter).await?;
     let cases = fold_cases(
         &hits,
         today,

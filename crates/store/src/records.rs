@@ -98,6 +98,8 @@ pub struct AlertFilter {
     pub rule_id: Option<String>,
     /// A substring of the subject id.
     pub subject: Option<String>,
+    /// Exactly this subject (kind and id).
+    pub subject_is: Option<clearwatch_model::Subject>,
     /// The assignee; `Some("")` means unassigned.
     pub assignee: Option<String>,
     /// Alerts whose window starts at or after this time.
@@ -235,6 +237,7 @@ impl Default for AlertFilter {
             min_severity: None,
             rule_id: None,
             subject: None,
+            subject_is: None,
             assignee: None,
             from: None,
             until: None,

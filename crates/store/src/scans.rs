@@ -14,7 +14,7 @@ use crate::records::{RuleVersion, SaveReport};
 use crate::rows;
 use crate::sql::{self, Builder, Value, get, query};
 use crate::{ScanStore, SqlStore, StoreError};
-use clearwatch_model::{Alert, Millis, Window};
+use clearwatch_model::{Alert, Millis, Role, Window};
 
 /// The indexes of transactions by account, `(name, DDL)`. Not a migration: they cost loads
 /// about 4× on SQLite (300 k rows: 10.0 s against 2.5 s), so only what reads by account
@@ -291,6 +291,59 @@ impl<DB: Backend> ScanStore for SqlStore<DB> {
             .iter()
             .map(|r| get::<DB, String>(r, 0))
             .collect()
+    }
+
+    async fn save_inferred_roles(&self, roles: &[(String, Role)]) -> Result<(), StoreError> {
+        let mut tx = sql::begin(&self.pool).await?;
+        DB::execute(&mut tx, query("DELETE FROM inferred_roles")).await?;
+        for part in roles.chunks(500) {
+            let mut b = Builder::new("INSERT INTO inferred_roles (account_id, role) VALUES ");
+            for (i, (id, role)) in part.iter().enumerate() {
+                if i > 0 {
+                    b.push(", ");
+                }
+                b.push_list([Value::Text(id), Value::Text(role.as_str())]);
+            }
+            DB::execute(&mut tx, b.build()).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn alert_episodes(&self, ids: &[String]) -> Result<HashMap<String, Window>, StoreError> {
+        let mut found = HashMap::new();
+        let mut c = self.pool.acquire().await?;
+        for part in ids.chunks(500) {
+            let mut b = Builder::new(
+                "SELECT alert_id, episode_from, episode_until FROM alert_episodes WHERE alert_id IN ",
+            );
+            b.push_list(part.iter().map(|id| Value::Text(id)));
+            for r in DB::fetch_all(&mut c, b.build()).await? {
+                let id: String = get::<DB, _>(&r, 0)?;
+                let from: i64 = get::<DB, _>(&r, 1)?;
+                let until: i64 = get::<DB, _>(&r, 2)?;
+                found.insert(id, Window { from, until });
+            }
+        }
+        Ok(found)
+    }
+
+    async fn inferred_roles(&self, ids: &[String]) -> Result<HashMap<String, Role>, StoreError> {
+        let mut found = HashMap::new();
+        let mut c = self.pool.acquire().await?;
+        for part in ids.chunks(500) {
+            let mut b =
+                Builder::new("SELECT account_id, role FROM inferred_roles WHERE account_id IN ");
+            b.push_list(part.iter().map(|id| Value::Text(id)));
+            for r in DB::fetch_all(&mut c, b.build()).await? {
+                let id: String = get::<DB, _>(&r, 0)?;
+                let role: String = get::<DB, _>(&r, 1)?;
+                if let Ok(role) = role.parse::<Role>() {
+                    found.insert(id, role);
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn alert_episode(&self, id: &str) -> Result<Option<Window>, StoreError> {

@@ -584,7 +584,9 @@ impl TemporalGraph {
             sent: self.out_edges(a).len() as u32,
             settled_by_acquirer: ins.iter().any(|&e| {
                 let payer = &self.attrs[self.src[e as usize] as usize];
-                typed(e, TxType::Settlement) && (payer.role == Role::Acquirer || payer.licensed)
+                let settlement_money = typed(e, TxType::Settlement)
+                    || (typed(e, TxType::Transfer) && self.merchant[e as usize] != NO_MERCHANT);
+                settlement_money && (payer.role == Role::Acquirer || payer.licensed)
             }),
         }
     }

@@ -343,3 +343,33 @@ fn role_evidence_agrees_with_a_scan_and_infers_only_where_the_registry_is_silent
         assert_eq!(inferred[n], want, "{n}");
     }
 }
+
+/// Settlements typed as plain transfers still settle a merchant: a transfer from a
+/// registered acquirer that carries a merchant id counts, one without does not.
+#[test]
+fn a_transfer_with_a_merchant_id_from_an_acquirer_settles_a_merchant() {
+    let acquirer = Account {
+        role: Role::Acquirer,
+        ..Account::unregistered("ACQ")
+    };
+    let mut b = GraphBuilder::with_records(&[acquirer], &[]);
+    for (id, to, merchant) in [("t1", "SHOP", Some("M1")), ("t2", "PERSON", None)] {
+        b.add_edge(EdgeInput {
+            tx_id: id,
+            ts: 1,
+            from: "ACQ",
+            to,
+            amount: 100,
+            currency: cny(),
+            tx_type: TxType::Transfer,
+            merchant_id: merchant,
+            channel: None,
+            region: None,
+        });
+    }
+    let g = b.build();
+    let role = |id: &str| g.inferred_role(g.find_account(id).unwrap());
+    assert_eq!(role("SHOP"), Role::Merchant);
+    assert_eq!(role("PERSON"), Role::Unknown);
+    assert_eq!(role("ACQ"), Role::Unknown, "the registry's role stands");
+}

@@ -9,8 +9,9 @@
 //!   sends: it collects shoppers' payments and settles merchants.
 //! - **merchant**: sends no `settlement`, and either is paid by `payment` transactions from
 //!   at least [`MIN_PAYMENT_PAYERS`] distinct accounts (a shop its customers pay), or is
-//!   paid a `settlement` by a registered acquirer or a licensed institution (an acquirer
-//!   settles it as a merchant).
+//!   paid settlement money by a registered acquirer or a licensed institution (an acquirer
+//!   settles it as a merchant): a `settlement`, or a `transfer` that carries a merchant id
+//!   (settlements typed as plain transfers, as TC-11 reads them).
 //! - otherwise nothing is inferred.
 //!
 //! A pool that an acquirer settles is a merchant to that acquirer, and is inferred as one:
@@ -36,7 +37,8 @@ pub struct RoleEvidence {
     pub settlements_sent: u32,
     /// All its transactions sent.
     pub sent: u32,
-    /// Whether a registered acquirer or a licensed institution paid it a `settlement`.
+    /// Whether a registered acquirer or a licensed institution paid it settlement money: a
+    /// `settlement`, or a `transfer` carrying a merchant id.
     pub settled_by_acquirer: bool,
 }
 

@@ -158,7 +158,7 @@ pub const ACCOUNT_FIELDS: &[(&str, Ty, &str)] = &[
     (
         "inferred_role",
         Ty::Str,
-        "the role its behaviour over the loaded period shows where the registry's `role` is unknown: acquirer (collects payments from 20+ payers and settles 5+ accounts) or merchant (paid by 20+ payers, or settled by an acquirer, and settling nobody); unknown otherwise (docs/rules.md, Inferred roles)",
+        "the role its behaviour over the loaded period shows where the registry's `role` is unknown: acquirer (collects payments from 20+ payers and settles 5+ accounts) or merchant (paid by 20+ payers, or paid settlement money by an acquirer, and settling nobody); unknown otherwise (docs/rules.md, Inferred roles)",
     ),
 ];
 

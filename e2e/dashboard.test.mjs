@@ -85,10 +85,11 @@ async function newPage(locale = 'en-US') {
 }
 // English words (four letters or more) left on a page shown in another language: text
 // outside data (ids, account links, holder names, memos, code, user names).
-const USER_NAMES = ['ana', 'sue', 'root', 'rita', 'clearwatch'];
+// User names and proper names, which are not translated.
+const USER_NAMES = ['ana', 'sue', 'root', 'rita', 'clearwatch', 'NATS'];
 async function englishLeft(page) {
   return page.evaluate((names) => {
-    const data = 'code, pre, script, style, .memo, .note-body, .holder, .subject-id, a[href^="/accounts/"], [data-raw]';
+    const data = 'code, pre, script, style, textarea, .memo, .note-body, .holder, .subject-id, a[href^="/accounts/"], [data-raw]';
     const words = [];
     const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
     for (let n = walk.nextNode(); n; n = walk.nextNode()) {
@@ -525,6 +526,45 @@ try {
       await zh.screenshot({ path: path.join(shots, shot), fullPage: true });
     }
     await zh.close();
+  });
+  await step('every other page in both languages, with no English on the Chinese ones', async () => {
+    const pages = [
+      ['sue', '/audit', 'audit'],
+      ['sue', '/rules/TC-04', 'rule'],
+      ['sue', '/rules/new', 'rule-new-page'],
+      ['root', '/admin/users', 'users-page'],
+      ['root', '/admin/stream', 'stream'],
+      ['ana', '/profile', 'profile'],
+      ['ana', '/password', 'password'],
+      ['ana', '/suppressions', 'suppressions-page'],
+    ];
+    for (const locale of ['en-US', 'zh-CN']) {
+      const suffix = locale === 'zh-CN' ? '-zh' : '';
+      const signedIn = {};
+      for (const [user, url, name] of pages) {
+        if (!signedIn[user]) {
+          signedIn[user] = await newPage(locale);
+          await login(signedIn[user], user);
+        }
+        const p = signedIn[user];
+        const r = await p.goto(`${base}${url}`);
+        check(r.ok(), `${url} answered ${r.status()}`);
+        if (locale === 'zh-CN') {
+          const english = await englishLeft(p);
+          check(english.length === 0, `English on the Chinese ${url}: ${english.join(', ')}`);
+        }
+        await p.screenshot({ path: path.join(shots, `${name}${suffix}.png`), fullPage: true });
+      }
+      for (const p of Object.values(signedIn)) { await p.close(); }
+      const out = await newPage(locale);
+      await out.goto(`${base}/login`);
+      if (locale === 'zh-CN') {
+        const english = await englishLeft(out);
+        check(english.length === 0, `English on the Chinese sign-in page: ${english.join(', ')}`);
+      }
+      await out.screenshot({ path: path.join(shots, `login${suffix}.png`), fullPage: true });
+      await out.close();
+    }
   });
   await step('the exported evidence report opens with no network request and no console error', async () => {
     await ana.goto(alertUrl);

@@ -49,7 +49,7 @@
           'text-valign': 'bottom', 'text-margin-y': 4, 'width': 18, 'height': 18, 'color': '#222',
           'text-background-color': '#fff', 'text-background-opacity': 0.8, 'text-background-padding': 1 } },
         { selector: 'node[licensed = 1]', style: { 'border-width': 4, 'border-color': '#003b46', 'shape': 'round-rectangle' } },
-        { selector: 'node[inferred = 1]', style: { 'border-width': 2, 'border-style': 'dashed', 'border-color': '#38404d' } },
+        { selector: 'node[inferred = 1][licensed = 0]', style: { 'border-width': 2, 'border-style': 'dashed', 'border-color': '#38404d' } },
         { selector: 'node[subject = 1]', style: { 'width': 30, 'height': 30, 'font-weight': 'bold' } },
         { selector: 'node:selected', style: { 'overlay-color': '#1f5fbf', 'overlay-opacity': 0.25 } },
         { selector: 'edge', style: { 'width': 2, 'line-color': 'data(colour)', 'target-arrow-color': 'data(colour)',

@@ -3697,6 +3697,9 @@ async fn accounts_without_a_registry_role_show_their_inferred_role() {
         .unwrap();
     let alert = pool.first().expect("the pool still alerts");
     let (_, _, page) = send(&app, get(format!("/alerts/{}", alert.alert.id))).await;
-    assert!(page.contains("id=\"subject-inferred-role\""), "{page}");
+    assert!(
+        page.contains("<span id=\"subject-inferred-role\">merchant (inferred)</span>"),
+        "{page}"
+    );
     assert!(page.contains("&#34;inferred&#34;:true"), "{page}");
 }

@@ -49,7 +49,8 @@ pub fn infer_role(registered: Role, e: &RoleEvidence) -> Option<Role> {
         return None;
     }
     let collects = e.payment_payers >= MIN_PAYMENT_PAYERS;
-    if collects && e.settlement_payees >= MIN_SETTLED_PAYEES && e.settlements_sent * 2 >= e.sent {
+    let mostly_settles = u64::from(e.settlements_sent) * 2 >= u64::from(e.sent);
+    if collects && e.settlement_payees >= MIN_SETTLED_PAYEES && mostly_settles {
         return Some(Role::Acquirer);
     }
     if e.settlements_sent == 0 && (collects || e.settled_by_acquirer) {

@@ -50,6 +50,7 @@ pub fn is_whole_period(id: VarId) -> bool {
                     | "payees"
                     | "in_median"
                     | "out_median"
+                    | "inferred_role"
             )
         })
 }
@@ -158,7 +159,7 @@ pub const ACCOUNT_FIELDS: &[(&str, Ty, &str)] = &[
     (
         "inferred_role",
         Ty::Str,
-        "the role its behaviour over the loaded period shows where the registry's `role` is unknown: acquirer (collects payments from 20+ payers and settles 5+ accounts) or merchant (paid by 20+ payers, or paid settlement money by an acquirer, and settling nobody); unknown otherwise (docs/rules.md, Inferred roles)",
+        "the role its behaviour over the loaded period shows where the registry's `role` is unknown: acquirer (collects payments from 20+ payers and settles 5+ accounts, settlements being at least half of what it sends) or merchant (paid by 20+ payers, or paid settlement money by an acquirer, and settling nobody); unknown otherwise (docs/rules.md, Inferred roles)",
     ),
 ];
 
@@ -516,6 +517,10 @@ mod tests {
             ACCOUNT_FIELDS[INFERRED_ROLE_FIELD as usize].0,
             "inferred_role"
         );
+        // Data added anywhere can change an inferred role: an incremental scan re-reads
+        // every window of a rule that reads one.
+        assert!(is_whole_period(var(1, INFERRED_ROLE_FIELD)));
+        assert!(!is_whole_period(var(1, ROLE_FIELD)));
     }
     #[test]
     fn lazy_metrics_compute_only_what_the_condition_reads() {

@@ -19,12 +19,13 @@ use clearwatch_export::report::ReportTexts;
 use clearwatch_model::StoredAlert;
 use clearwatch_model::calendar::{WorkingCalendar, china_date, china_today};
 use clearwatch_model::case::{Deadline, Status, UserRole};
+use clearwatch_model::cases::fold_cases;
 use clearwatch_model::suppression::{
     NewSuppression, Suppression, SuppressionScope, SuppressionState,
 };
 use clearwatch_model::{Currency, Severity, Transaction, Zone, format_ts, parse_rfc3339};
 use clearwatch_store::cases::CaseUpdate;
-use clearwatch_store::queue::subject_case;
+use clearwatch_store::queue::{CASE_ALERT_LIMIT, subject_case};
 use clearwatch_store::{
     AlertFilter, AlertSort, AlertStore, AuditStore, CaseStore, ScanStore, Suppressed,
     SuppressionQuery, SuppressionStore, UserStore,
@@ -417,7 +418,9 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
     let mut graph = flow_graph(&txs, &evidence.accounts, &[subject.as_str()]);
     let inferred = st.store.inferred_roles(&graph.without_role()).await?;
     graph.mark_inferred(&inferred);
-    let inferred_role = inferred.get(&subject).copied();
+    let inferred_role = (a.alert.subject.kind == clearwatch_model::SubjectKind::Account)
+        .then(|| inferred.get(&subject).copied())
+        .flatten();
     let graph_json =
         serde_json::to_string(&graph).map_err(|e| AppError::Internal(e.to_string()))?;
     // The rule as loaded now, for thresholds and the opening balance; a rule folder that
@@ -500,21 +503,32 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
     // The header: the subject's case as the queue shows it, or, when none of its alerts
     // is open, all of them. The side list: every alert on the subject, this one always.
     let subject = &a.alert.subject;
-    let every = subject_case(&st.store, subject, false, china_today(), st.review_days).await?;
     let case = match subject_case(&st.store, subject, true, china_today(), st.review_days).await? {
         Some(open) => Some(open),
-        None => every.clone(),
+        None => subject_case(&st.store, subject, false, china_today(), st.review_days).await?,
     };
-    let mut listed: Vec<&clearwatch_model::cases::CaseAlert> = every
-        .iter()
-        .flat_map(|c| c.case.alerts.iter())
-        .take(CASE_HEADER_ALERTS)
-        .collect();
+    let hits = st
+        .store
+        .case_hits(&AlertFilter {
+            subject_is: Some(subject.clone()),
+            limit: CASE_ALERT_LIMIT,
+            ..AlertFilter::default()
+        })
+        .await?;
+    let every: Vec<clearwatch_model::cases::CaseAlert> = fold_cases(
+        &hits,
+        china_today(),
+        WorkingCalendar::china(),
+        st.review_days,
+        Default::default(),
+    )
+    .into_iter()
+    .flat_map(|c| c.alerts)
+    .collect();
+    let mut listed: Vec<&clearwatch_model::cases::CaseAlert> =
+        every.iter().take(CASE_HEADER_ALERTS).collect();
     if !listed.iter().any(|c| c.id == a.alert.id)
-        && let Some(this) = every
-            .iter()
-            .flat_map(|c| c.case.alerts.iter())
-            .find(|c| c.id == a.alert.id)
+        && let Some(this) = every.iter().find(|c| c.id == a.alert.id)
     {
         listed.pop();
         listed.push(this);
@@ -535,7 +549,7 @@ async fn build_detail(st: &Shared, user: &CurrentUser, id: &str) -> Result<Alert
             }
         })
         .collect();
-    let subject_alerts = every.as_ref().map_or(0, |c| c.case.alerts.len());
+    let subject_alerts = every.len();
     let summary = current
         .and_then(|r| r.summary_in(&a.alert, Zone::Named(ctx.tz), ctx.t.language))
         .unwrap_or_else(|| a.alert.summary.clone());

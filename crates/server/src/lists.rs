@@ -84,7 +84,7 @@ pub struct ListDetail {
     pub list: ListView,
     /// The newest entries, at most 1,000.
     pub entries: Vec<EntryView>,
-    /// Whether the list has more entries than those given.
+    /// Whether the newest 1,000 were given: the list may have more.
     pub truncated: bool,
 }
 

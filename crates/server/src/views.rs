@@ -118,15 +118,21 @@ impl PageCtx {
         self.t.get(&format!("severity.{severity}")).to_string()
     }
 
+    /// The catalogue's word for `value` in `vocabulary`, if it has one.
+    pub fn known_term(&self, vocabulary: &str, value: &str) -> Option<String> {
+        let key = format!("{vocabulary}.{value}");
+        match self.t.get(&key) {
+            m if m == key => None,
+            m => Some(m.to_string()),
+        }
+    }
+
     /// The name of a value of one of the vocabularies (`txtype`, `account_kind`,
     /// `subject_kind`, `role`) in the page's language; a value outside the catalogue (data
     /// that predates a vocabulary) is shown as it is.
     pub fn term(&self, vocabulary: &str, value: &str) -> String {
-        let key = format!("{vocabulary}.{value}");
-        match self.t.get(&key) {
-            m if m == key => value.to_string(),
-            m => m.to_string(),
-        }
+        self.known_term(vocabulary, value)
+            .unwrap_or_else(|| value.to_string())
     }
 
     /// What an audited action did (`case.assign`: "assigned"); a user change of several

@@ -295,6 +295,11 @@ impl<DB: Backend> ScanStore for SqlStore<DB> {
 
     async fn save_inferred_roles(&self, roles: &[(String, Role)]) -> Result<(), StoreError> {
         let mut tx = sql::begin(&self.pool).await?;
+        // Two scans saving at once would each delete, then insert the same ids: the audit
+        // log's lock serialises them (SQLite has one writer anyway).
+        if let Some(lock) = DB::AUDIT_LOCK {
+            DB::execute(&mut tx, query(lock)).await?;
+        }
         DB::execute(&mut tx, query("DELETE FROM inferred_roles")).await?;
         for part in roles.chunks(500) {
             let mut b = Builder::new("INSERT INTO inferred_roles (account_id, role) VALUES ");

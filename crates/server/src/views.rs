@@ -522,9 +522,13 @@ pub fn audit_changes(e: &clearwatch_model::case::AuditEntry) -> Option<Vec<Field
     if before.is_none() && after.is_none() {
         return None;
     }
-    let text = |v: &Value| match v {
+    // A time kept in UTC milliseconds (`expires_at`, `unavailable_until`) reads as a time.
+    let text = |field: &str, v: &Value| match v {
         Value::String(s) => s.clone(),
         Value::Null => "—".to_string(),
+        Value::Number(n) if field.ends_with("_at") || field.ends_with("_until") => n
+            .as_i64()
+            .map_or_else(|| n.to_string(), clearwatch_model::format_ts),
         other => other.to_string(),
     };
     let mut fields: Vec<&String> = before
@@ -543,8 +547,8 @@ pub fn audit_changes(e: &clearwatch_model::case::AuditEntry) -> Option<Vec<Field
                 // A field both sides hold unchanged says nothing.
                 (b != a || before.is_none() || after.is_none()).then(|| FieldChange {
                     field: f.clone(),
-                    before: b.map(text),
-                    after: a.map(text),
+                    before: b.map(|v| text(f, v)),
+                    after: a.map(|v| text(f, v)),
                 })
             })
             .collect(),
@@ -830,6 +834,36 @@ pub fn activity_svg(
 
 #[cfg(test)]
 mod tests {
+
+    /// A time kept in milliseconds reads as a time; other numbers and texts stay as they are.
+    #[test]
+    fn audit_changes_show_times_kept_in_milliseconds_as_times() {
+        let e = clearwatch_model::case::AuditEntry {
+            seq: 1,
+            at: "2026-12-07T00:00:00Z".into(),
+            actor: "sue".into(),
+            action: "list.add".into(),
+            entity: "list:vip".into(),
+            before: None,
+            after: Some(r#"{"expires_at": 1796675631000, "version": 3, "reason": "x"}"#.into()),
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        let changes = audit_changes(&e).unwrap();
+        let after: Vec<(&str, &str)> = changes
+            .iter()
+            .map(|c| (c.field.as_str(), c.after.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            after,
+            [
+                ("expires_at", "2026-12-07T20:33:51Z"),
+                ("reason", "x"),
+                ("version", "3")
+            ]
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -34,8 +34,8 @@ use clearwatch_store::{
 /// Alerts per queue page.
 pub const PAGE_SIZE: u64 = 50;
 
-/// The most alerts of the subject's case the alert page's header lists (highest score
-/// first); the rest are one click away in the alert queue.
+/// The most alerts on the subject the alert page's side panel lists (highest score first,
+/// and always the alert shown); the account page lists the rest.
 const CASE_HEADER_ALERTS: usize = 20;
 
 pub fn router() -> Router<Shared> {

@@ -1164,23 +1164,20 @@ fn inferred_role_speaks_only_where_the_registry_is_silent() {
         "account_id,holder_id,holder_name,kind,role,licensed,institution,region\nREG,H1,Li Wei,personal,individual,false,,GD\n",
     );
     let scan = |tx: &Path| {
-        let out = db
-            .cmd()
-            .args(["scan", "--format", "json", "--rules"])
-            .arg(&dir)
-            .arg("--input")
-            .arg(tx)
-            .arg("--accounts")
-            .arg(&accounts)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let alerts: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let alerts = db.json(&[
+            "scan",
+            "--format",
+            "json",
+            "--rules",
+            dir.to_str().unwrap(),
+            "--input",
+            tx.to_str().unwrap(),
+            "--accounts",
+            accounts.to_str().unwrap(),
+        ]);
         alerts
+            .as_array()
+            .unwrap()
             .iter()
             .map(|a| a["subject"]["id"].as_str().unwrap().to_string())
             .collect::<Vec<_>>()

@@ -51,6 +51,12 @@ def main() -> None:
             if m["timed_out"]:
                 m["median"]["tx_per_s"] = None
             rows_out.append((size, name + (" TIMED OUT" if m["timed_out"] else ""), m["median"]))
+        scan_input = s["measurements"].get("scan --input (stable pack)", {}).get("median")
+        for key, name in (("db_ratio_sqlite", "scan --db (stable pack)"),
+                          ("db_ratio_postgres", "scan --db PostgreSQL (stable pack)")):
+            db = s["measurements"].get(name, {}).get("median")
+            if scan_input and db and scan_input["wall_s"] > 0:
+                s[key] = round(db["wall_s"] / scan_input["wall_s"], 2)
         cw = s["measurements"].get("clearwatch: 4 rules", {}).get("median")
         dk = s["measurements"].get("DuckDB: 4 rules", {}).get("median")
         if cw and dk:
@@ -76,10 +82,10 @@ def main() -> None:
         json.dump(result, f, indent=2)
         f.write("\n")
     print()
-    print(f"{'size':>5}  {'measurement':<28} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>12} {'tx/s':>12} {'RSS B/tx':>9}")
+    print(f"{'size':>5}  {'measurement':<36} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>12} {'tx/s':>12} {'RSS B/tx':>9}")
     for size, name, m in rows_out:
         tps = f"{m['tx_per_s']:,}" if m["tx_per_s"] else "-"
-        print(f"{size:>5}  {name:<28} {m['wall_s']:>8.2f} {m['cpu_s']:>8.2f} {m['peak_rss_mib']:>12.1f} {tps:>12} {m['rss_bytes_per_tx'] or '-':>9}")
+        print(f"{size:>5}  {name:<36} {m['wall_s']:>8.2f} {m['cpu_s']:>8.2f} {m['peak_rss_mib']:>12.1f} {tps:>12} {m['rss_bytes_per_tx'] or '-':>9}")
     # Steps and rules of the stable pack's scan (seconds from `scan --timings`, the rule
     # times CPU seconds of their worker), medians, and how each grows from the smallest
     # size to the largest: a ratio well above the ratio of the sizes is a superlinear step.
@@ -104,7 +110,18 @@ def main() -> None:
         agree = {1: "agree", 0: "DIFFER"}.get(s.get("agree"), "not compared")
         print(f"{size:>5}  {s.get('rows', 0):,} transactions; stable pack alerts {s.get('stable_alerts', '-')}; "
               f"DuckDB / clearwatch wall time (same 4 rules): {s.get('duckdb_ratio', '-')}x "
-              f"(CPU {s.get('duckdb_ratio_cpu', '-')}x); alerts {agree}")
+              f"(CPU {s.get('duckdb_ratio_cpu', '-')}x); alerts {agree}; scan --db / scan --input wall: "
+              f"SQLite {s.get('db_ratio_sqlite', '-')}x, PostgreSQL {s.get('db_ratio_postgres', '-')}x")
+    # Each measurement's growth from the smallest size to the largest, beside the sizes'.
+    if len(names) > 1:
+        first, last = sizes[names[0]], sizes[names[-1]]
+        print(f"\n{'measurement':<36}{'wall ' + names[-1] + ' / ' + names[0]:>16}{'CPU':>8}{'RSS':>8}")
+        for name, m in last["measurements"].items():
+            a = first["measurements"].get(name, {}).get("median")
+            b = m.get("median")
+            if a and b and a["wall_s"] > 0 and a["cpu_s"] > 0:
+                print(f"{name:<36}{b['wall_s'] / a['wall_s']:>16.1f}{b['cpu_s'] / a['cpu_s']:>8.1f}"
+                      f"{b['peak_rss_mib'] / a['peak_rss_mib']:>8.1f}")
 
 
 if __name__ == "__main__":

@@ -1655,7 +1655,7 @@ async fn newer_schema_is_refused(db: &TestDb) {
 async fn migrate_prints_the_schema_version(db: &TestDb) {
     let backend = db.store.backend();
     let known = db.store.known_schema_version();
-    assert_eq!(known, 12);
+    assert_eq!(known, 13);
     for _ in 0..2 {
         db.cmd()
             .arg("migrate")

@@ -352,6 +352,15 @@ impl Program {
         self.eval(env).truthy()
     }
 
+    /// The codes of vocabulary variable `v` under which the expression can hold, a bit
+    /// per code, read from the `v == "…"` and `v in […]` tests that every way of being
+    /// true passes (both sides of `&&`, each side of `||`); `None` when the expression
+    /// implies nothing about `v`. Under any other code it tests false, so a detector may
+    /// skip such an edge without binding or evaluating anything.
+    pub fn required_codes(&self, v: VarId) -> Option<u64> {
+        required_codes(&self.root, v)
+    }
+
     /// The inequalities (`!=`, not under a negation) that hold when a text variable for
     /// which `optional` is true is absent (`""`), with no `var != ""` guard beside them in
     /// the same conjunction: a missing value would pass for a difference. Each finding is
@@ -1146,6 +1155,22 @@ impl Env for NoVars {
     }
 }
 
+fn required_codes(n: &Node, v: VarId) -> Option<u64> {
+    match n {
+        Node::EnumEq(x, code) if *x == v => {
+            Some(if (0..64).contains(code) { 1 << code } else { 0 })
+        }
+        Node::EnumIn(x, mask) if *x == v => Some(*mask),
+        // `&&` and `||` test truthiness: a false side makes `&&` false, two make `||` false.
+        Node::And(a, b) => match (required_codes(a, v), required_codes(b, v)) {
+            (Some(x), Some(y)) => Some(x & y),
+            (x, None) | (None, x) => x,
+        },
+        Node::Or(a, b) => Some(required_codes(a, v)? | required_codes(b, v)?),
+        _ => None,
+    }
+}
+
 fn reads_var(n: &Node, pred: &dyn Fn(VarId) -> bool) -> bool {
     match n {
         Node::Const(_) => false,
@@ -1601,6 +1626,56 @@ mod tests {
         );
         let errs = compile("tx.type in ['payment', 'wire']", &s, Ty::Bool).unwrap_err();
         assert!(errs[0].message.contains("wire"), "{errs:?}");
+    }
+
+    #[test]
+    fn required_codes_hold_on_every_value_of_the_other_variables() {
+        struct Vars(i64, bool, bool);
+        impl Env for Vars {
+            fn get(&self, v: VarId) -> Val<'_> {
+                match v {
+                    1 => Val::Bool(self.1),
+                    2 => Val::Bool(self.2),
+                    _ => Val::Null,
+                }
+            }
+            fn code(&self, _: VarId) -> i64 {
+                self.0
+            }
+        }
+        let mut s = Schema::new();
+        s.var_enum("tx.type", 0, &["payment", "settlement", "transfer"]);
+        s.var("x", 1, Ty::Bool);
+        s.var("y", 2, Ty::Bool);
+        for (text, want) in [
+            ("tx.type == 'transfer' && x", Some(0b100)),
+            ("x && tx.type in ['payment', 'transfer']", Some(0b101)),
+            (
+                "tx.type == 'settlement' || (tx.type == 'payment' && y)",
+                Some(0b011),
+            ),
+            ("tx.type == 'settlement' || x", None),
+            ("!(tx.type == 'settlement')", None),
+            ("tx.type != 'settlement' && x", None),
+            ("tx.type == 'payment' && tx.type == 'transfer'", Some(0)),
+            (
+                "(x || tx.type == 'payment') && tx.type in ['payment', 'settlement']",
+                Some(0b011),
+            ),
+            ("x ? tx.type == 'payment' : y", None),
+        ] {
+            let p = compile(text, &s, Ty::Bool).unwrap();
+            assert_eq!(p.required_codes(0), want, "{text}");
+            assert_eq!(p.required_codes(1), None, "{text}: x is no vocabulary");
+            // Outside the codes, no value of x and y makes it true.
+            for code in 0..3 {
+                let admitted = want.is_none_or(|m| m >> code & 1 == 1);
+                let holds = [(false, false), (false, true), (true, false), (true, true)]
+                    .into_iter()
+                    .any(|(x, y)| p.test(&Vars(code, x, y)));
+                assert!(admitted || !holds, "{text} holds on code {code}");
+            }
+        }
     }
 
     #[test]

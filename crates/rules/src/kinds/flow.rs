@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::{Adjacency, Detector, Exec, Finding, KindSpec, Stamps, Windows, aggregate_masks_of};
+use super::{Adjacency, Detector, Exec, Finding, KindSpec, Stamps, TypeGate, Windows, aggregate_masks_of};
 use crate::aggregate::{self, Aggregate, EdgeSet, Flows, Mask, Unit};
 use crate::compile::{Cx, Shift};
 use crate::config::{Aggregates, Text, WindowConfig};
@@ -418,7 +418,11 @@ impl Flow {
             .map(|h| {
                 let mut m = Mask::new(g.edge_count());
                 let mut s = Scope::new(g, exec.zone);
+                let gate = TypeGate::of(self.edges[h].as_ref());
                 for e in 0..g.edge_count() as EdgeId {
+                    if !gate.admits(g, e) {
+                        continue;
+                    }
                     let (src, dst) = (g.src[e as usize], g.dst[e as usize]);
                     if !exec.in_currency(e)
                         || !node_ok[h][src as usize]

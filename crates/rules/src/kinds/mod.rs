@@ -308,6 +308,31 @@ pub fn time_slice<'a>(
     &edges[lo..hi]
 }
 
+/// The transaction types an edge filter can accept, from the `tx.type` tests it cannot
+/// hold without ([`Program::required_codes`]). Mask loops test it first and skip the other
+/// edges before binding anything: at ten million edges, evaluating a filter on an edge of
+/// another type still read its two accounts' attributes at random.
+///
+/// [`Program::required_codes`]: super::expr::Program::required_codes
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TypeGate(u64);
+
+impl TypeGate {
+    /// The gate of `filter`; every type passes where there is none.
+    pub(crate) fn of(filter: Option<&super::expr::Program>) -> TypeGate {
+        TypeGate(
+            filter
+                .and_then(|p| p.required_codes(super::scope::TX_TYPE))
+                .unwrap_or(u64::MAX),
+        )
+    }
+
+    /// Whether edge `e`'s type can pass the filter.
+    pub(crate) fn admits(self, g: &TemporalGraph, e: EdgeId) -> bool {
+        self.0 >> (g.tx_type[e as usize] as u32) & 1 == 1
+    }
+}
+
 /// Per-edge masks of aggregate `where` filters, computed once per run.
 pub fn aggregate_masks(
     aggregates: &[Aggregate],
@@ -338,8 +363,9 @@ pub fn aggregate_masks_of(
                 .map_or(0, |a| a.set);
             let mut m = Mask::new(g.edge_count());
             let mut scope = super::scope::Scope::new(g, exec.zone);
+            let gate = TypeGate::of(Some(p));
             for e in 0..g.edge_count() as EdgeId {
-                if !relevant(e) {
+                if !gate.admits(g, e) || !relevant(e) {
                     continue;
                 }
                 bind(&mut scope, e, set);

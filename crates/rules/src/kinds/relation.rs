@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks, time_slice};
+use super::{Detector, Exec, Finding, KindSpec, TypeGate, Windows, aggregate_masks, time_slice};
 use crate::aggregate::{self, Aggregate, EdgeSet, Unit};
 use crate::compile::{Cx, Shift};
 use crate::config::{Aggregates, Text, WindowConfig};
@@ -169,8 +169,9 @@ impl Detector for Relation {
         let mut sc = Scope::new(g, exec.zone);
         // Group key: merchant number, or account id.
         let mut groups: BTreeMap<u64, Vec<EdgeId>> = BTreeMap::new();
+        let gate = TypeGate::of(self.edge.as_ref());
         for e in 0..g.edge_count() as EdgeId {
-            if !exec.in_currency(e) {
+            if !gate.admits(g, e) || !exec.in_currency(e) {
                 continue;
             }
             let (s, d) = (g.src[e as usize], g.dst[e as usize]);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use statrs::distribution::{DiscreteCDF, Poisson};
 
-use super::{Detector, Exec, Finding, KindSpec, Windows, aggregate_masks, time_slice};
+use super::{Detector, Exec, Finding, KindSpec, TypeGate, Windows, aggregate_masks, time_slice};
 use crate::aggregate::{self, Aggregate, EdgeSet, Mask, Unit};
 use crate::compile::{Cx, Shift};
 use crate::config::{Aggregates, Text, WindowConfig};
@@ -278,8 +278,9 @@ impl Series {
         let g = exec.g;
         let mut m = Mask::new(g.edge_count());
         let mut sc = Scope::new(g, exec.zone);
+        let gate = TypeGate::of(self.edge.as_ref());
         for e in 0..g.edge_count() as EdgeId {
-            if !exec.in_currency(e) {
+            if !gate.admits(g, e) || !exec.in_currency(e) {
                 continue;
             }
             sc.edge = e;

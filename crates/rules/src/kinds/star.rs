@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{Detector, Exec, Finding, KindSpec, Reach, Windows, aggregate_masks_of};
+use super::{Detector, Exec, Finding, KindSpec, Reach, TypeGate, Windows, aggregate_masks_of};
 use crate::aggregate::{self, Aggregate, Contacts, EdgeSet, Flows, Mask, Sliding, Unit};
 use crate::compile::{Cx, Shift};
 use crate::config::{Aggregates, Text, WindowConfig};
@@ -155,20 +155,25 @@ impl Detector for Star {
         let mut in_mask = Mask::new(n_edges);
         let mut out_mask = Mask::new(n_edges);
         let mut scope = Scope::new(g, exec.zone);
+        let (in_gate, out_gate) = (
+            TypeGate::of(self.in_filter.as_ref()),
+            TypeGate::of(self.out_filter.as_ref()),
+        );
         for e in 0..n_edges as EdgeId {
-            if !exec.in_currency(e) {
+            let (may_in, may_out) = (in_gate.admits(g, e), out_gate.admits(g, e));
+            if !(may_in || may_out) || !exec.in_currency(e) {
                 continue;
             }
             let (s, d) = (g.src[e as usize], g.dst[e as usize]);
             scope.edge = e;
-            if hub_ok[d as usize] {
+            if may_in && hub_ok[d as usize] {
                 scope.accounts[0] = d;
                 scope.accounts[1] = s;
                 if self.in_filter.as_ref().is_none_or(|p| p.test(&scope)) {
                     in_mask.set(e as usize);
                 }
             }
-            if hub_ok[s as usize] {
+            if may_out && hub_ok[s as usize] {
                 scope.accounts[0] = s;
                 scope.accounts[1] = d;
                 if self.out_filter.as_ref().is_none_or(|p| p.test(&scope)) {

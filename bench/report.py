@@ -119,7 +119,7 @@ def main() -> None:
         for name, m in last["measurements"].items():
             a = first["measurements"].get(name, {}).get("median")
             b = m.get("median")
-            if a and b and a["wall_s"] > 0 and a["cpu_s"] > 0:
+            if a and b and a["wall_s"] > 0 and a["cpu_s"] > 0 and a["peak_rss_mib"] > 0:
                 print(f"{name:<36}{b['wall_s'] / a['wall_s']:>16.1f}{b['cpu_s'] / a['cpu_s']:>8.1f}"
                       f"{b['peak_rss_mib'] / a['peak_rss_mib']:>8.1f}")
 

@@ -212,6 +212,14 @@ async fn put_chunk<DB: Backend, T: Loadable>(
     kind: TableKind,
     rows: Vec<LoadRow<T>>,
 ) -> Result<(), StoreError> {
+    // Rows belong to the batch `Begin` made; a stream without it is refused (no foreign
+    // key checks a transaction's batch on PostgreSQL).
+    if file.report.batch_id == 0 {
+        return Err(StoreError::Corrupt(format!(
+            "load stream sends {} rows before naming their file",
+            kind.as_str()
+        )));
+    }
     let (good, bad) = without_nul_rows(rows, &file.report.source);
     if !bad.is_empty() {
         DB::put_quarantine(c, file, &bad).await?;

@@ -1,8 +1,9 @@
 //! The PostgreSQL backend: the shared deployment for teams. What it keeps for itself:
 //! connecting, its migrations, and bulk writes. A load streams each file with
 //! `COPY ... FROM STDIN` (text format) into a temporary staging table and moves it with one
-//! `INSERT ... SELECT ... ON CONFLICT DO NOTHING` at the file's end, all inside the one
-//! load transaction, so that counts and quarantine come out exactly as on SQLite.
+//! `INSERT ... SELECT` at the file's end (de-duplicated with `DISTINCT ON ... ON CONFLICT DO
+//! NOTHING` only when an id repeats), all inside the one load transaction, so that counts
+//! and quarantine come out exactly as on SQLite.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;

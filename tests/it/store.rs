@@ -213,6 +213,7 @@ store_suite!(
     reads_every_transaction_across_chunks_and_ranges,
     account_reads_take_each_transaction_once_and_streamed_batches_are_told_apart,
     aborted_load_leaves_nothing,
+    rows_before_their_file_is_named_are_refused,
     stats_and_reads,
     amounts_at_the_maximum_sum_in_stats_without_overflow,
     nul_bytes_are_quarantined,
@@ -546,8 +547,6 @@ async fn aborted_load_leaves_nothing(db: &TestDb) {
     assert!(matches!(loaded, Err(StoreError::Aborted)), "{loaded:?}");
     // A stream that ends mid-file, after rows and rejections were sent.
     let (tx, rx) = tokio::sync::mpsc::channel(8);
-    let t = transfer("late", 0, "a", "b", 1);
-    let hash = t.content_hash();
     tx.send(LoadMsg::Begin {
         kind: TableKind::Transactions,
         source: "stream".into(),
@@ -555,13 +554,7 @@ async fn aborted_load_leaves_nothing(db: &TestDb) {
     })
     .await
     .unwrap();
-    tx.send(LoadMsg::Transactions(vec![LoadRow {
-        record: t,
-        line: 2,
-        hash,
-    }]))
-    .await
-    .unwrap();
+    tx.send(one_transfer_row("late")).await.unwrap();
     drop(tx);
     assert!(matches!(db.store.load(rx).await, Err(StoreError::Aborted)));
     assert_eq!(db.store.stats(5).await.unwrap(), before);
@@ -572,6 +565,31 @@ async fn aborted_load_leaves_nothing(db: &TestDb) {
         .load_ok(vec![(TableKind::Accounts, fixture("accounts.csv"))])
         .await;
     assert_eq!(r[0].batch_id, 2);
+}
+
+/// A load message of one transfer `id`, at line 2.
+fn one_transfer_row(id: &str) -> LoadMsg {
+    let record = transfer(id, 0, "a", "b", 1);
+    let hash = record.content_hash();
+    LoadMsg::Transactions(vec![LoadRow {
+        record,
+        line: 2,
+        hash,
+    }])
+}
+
+/// Rows belong to the batch `Begin` makes: a stream that sends them first is refused and
+/// stores nothing (no foreign key would catch their batch id 0 on PostgreSQL).
+async fn rows_before_their_file_is_named_are_refused(db: &TestDb) {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tx.send(one_transfer_row("early")).await.unwrap();
+    drop(tx);
+    let err = db.store.load(rx).await.unwrap_err();
+    assert!(
+        err.to_string().contains("before naming their file"),
+        "{err}"
+    );
+    assert!(db.store.transactions(None, None).await.unwrap().is_empty());
 }
 
 /// Twelve amounts at the maximum of a three-decimal currency (10^18 minor units) sum past

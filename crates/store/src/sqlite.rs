@@ -44,7 +44,11 @@ pub async fn open(
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true);
+        .foreign_keys(true)
+        // Up to 64 MiB of pages per connection (SQLite's default is 2 MiB; at most four
+        // connections): storing 16,715 alerts with 2.4 M evidence rows after a 10 M scan
+        // re-read and spilled index pages, and the scan took 75 s instead of 63.
+        .pragma("cache_size", "-65536");
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     let pool = SqlitePoolOptions::new()
         .max_connections(if in_memory { 1 } else { 4 })

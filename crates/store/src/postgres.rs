@@ -218,6 +218,7 @@ async fn merge_stage<T: Table>(
         }
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
             Postgres::execute(c, query("ROLLBACK TO SAVEPOINT cw_merge")).await?;
+            Postgres::execute(c, query("RELEASE SAVEPOINT cw_merge")).await?;
         }
         Err(e) => return Err(e.into()),
     }
